@@ -1,0 +1,238 @@
+//! The events table, sorted by account and time, without exact duplicates.
+//!
+//! After reading, events are ordered by (actor, ts), ties broken by the
+//! record's full content compared as text, so the order depends only on the
+//! data and never on file order, block boundaries or thread count. Records
+//! identical in every field are kept once. Each account's events are then
+//! one contiguous range, which is what the scorer partitions on.
+
+use rayon::prelude::*;
+
+use super::schema::ev;
+use super::table::{Column, Table};
+use crate::intern::{Interner, Sym};
+use crate::time::Millis;
+
+/// One account's events: `start..end` in the sorted table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AccountSpan {
+    /// The account.
+    pub actor: Sym,
+    /// First event index.
+    pub start: u32,
+    /// One past the last event index.
+    pub end: u32,
+}
+
+impl AccountSpan {
+    /// The span's event indices.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// All events, columnar, sorted by (actor, ts).
+#[derive(Clone, Debug)]
+pub struct Events {
+    ts: Vec<Millis>,
+    actor: Vec<Sym>,
+    action: Vec<Sym>,
+    /// Every column, including extras; `ts`, `actor` and `action` are also
+    /// held densely above for the hot path.
+    pub table: Table,
+    /// Accounts in table order, one span each.
+    pub accounts: Vec<AccountSpan>,
+}
+
+impl Events {
+    /// Sorts and deduplicates a freshly read events table. Returns the
+    /// events and how many exact duplicates were dropped.
+    pub fn from_table(mut table: Table, strings: &Interner) -> (Events, u64) {
+        let n = table.rows;
+        let dense_sym = |c: &Column, n: usize| -> Vec<Sym> {
+            (0..n).map(|i| c.sym(i).expect("a required field is present in every row")).collect()
+        };
+        let ts: Vec<Millis> = (0..n).map(|i| table.columns[ev::TS].time(i).expect("ts is required")).collect();
+        let actor = dense_sym(&table.columns[ev::ACTOR], n);
+
+        // Sort on a packed key (actor, ts, row); rows equal in (actor, ts)
+        // are then ordered by content, as text.
+        let mut keys: Vec<u128> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let t = (ts[i] as u64) ^ (1 << 63);
+                (u128::from(actor[i].index() as u32) << 96) | (u128::from(t) << 32) | i as u128
+            })
+            .collect();
+        keys.par_sort_unstable();
+        let mut order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
+        drop(keys);
+        let same_key = |a: u32, b: u32| actor[a as usize] == actor[b as usize] && ts[a as usize] == ts[b as usize];
+        let columns = &table.columns;
+        let mut i = 0;
+        while i < order.len() {
+            let mut j = i + 1;
+            while j < order.len() && same_key(order[i], order[j]) {
+                j += 1;
+            }
+            if j - i > 1 {
+                order[i..j].sort_by(|&a, &b| {
+                    columns
+                        .iter()
+                        .map(|c| c.cmp_rows(a as usize, b as usize, strings))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                });
+            }
+            i = j;
+        }
+        let before = order.len();
+        order.dedup_by(|b, a| {
+            same_key(*a, *b) && columns.iter().all(|c| c.same(*a as usize, *b as usize))
+        });
+        let duplicates = (before - order.len()) as u64;
+
+        let ts: Vec<Millis> = order.iter().map(|&i| ts[i as usize]).collect();
+        let actor: Vec<Sym> = order.iter().map(|&i| actor[i as usize]).collect();
+        table.gather(&order);
+        let action = dense_sym(&table.columns[ev::ACTION], order.len());
+        for c in [ev::TS, ev::ACTOR, ev::ACTION] {
+            table.columns[c] = match table.columns[c] {
+                Column::Time(_) => Column::Time(Vec::new()),
+                _ => Column::Sym(Vec::new()),
+            };
+        }
+        let accounts = spans(&actor);
+        (Events { ts, actor, action, table, accounts }, duplicates)
+    }
+
+    /// Number of events.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// Event time.
+    #[inline]
+    pub fn ts(&self, i: usize) -> Millis {
+        self.ts[i]
+    }
+
+    /// The acting account.
+    #[inline]
+    pub fn actor(&self, i: usize) -> Sym {
+        self.actor[i]
+    }
+
+    /// The action.
+    #[inline]
+    pub fn action(&self, i: usize) -> Sym {
+        self.action[i]
+    }
+
+    /// The target item or account, if any.
+    #[inline]
+    pub fn target(&self, i: usize) -> Option<Sym> {
+        self.table.columns[ev::TARGET].sym(i)
+    }
+
+    /// The symbol in column `col` at event `i` (any symbol column, including
+    /// `actor` and `action`).
+    #[inline]
+    pub fn sym(&self, col: usize, i: usize) -> Option<Sym> {
+        match col {
+            ev::ACTOR => Some(self.actor[i]),
+            ev::ACTION => Some(self.action[i]),
+            _ => self.table.columns.get(col).and_then(|c| c.sym(i)),
+        }
+    }
+
+    /// The number in column `col` (`lat`, `lon`) at event `i`.
+    #[inline]
+    pub fn num(&self, col: usize, i: usize) -> Option<f64> {
+        self.table.columns.get(col).and_then(|c| c.num(i))
+    }
+
+    /// All event times (sorted within each account).
+    pub fn all_ts(&self) -> &[Millis] {
+        &self.ts
+    }
+
+    /// All actions.
+    pub fn all_actions(&self) -> &[Sym] {
+        &self.action
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.ts.capacity() * 8 + self.actor.capacity() * 4 + self.action.capacity() * 4 + self.table.heap_bytes()
+    }
+}
+
+fn spans(actor: &[Sym]) -> Vec<AccountSpan> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=actor.len() {
+        if i == actor.len() || actor[i] != actor[start] {
+            out.push(AccountSpan { actor: actor[start], start: start as u32, end: i as u32 });
+            start = i;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::jsonl;
+    use crate::data::schema::TableKind;
+    use crate::data::table::TableBuilder;
+
+    fn events(lines: &[&str]) -> (Events, u64, Interner) {
+        let mut b = TableBuilder::new(TableKind::Events);
+        let mut bad = Vec::new();
+        jsonl::parse_block(lines.join("\n").as_bytes(), 1, &mut b, &mut bad);
+        assert!(bad.is_empty(), "{bad:?}");
+        let mut strings = Interner::new();
+        let mut t = Table::new(TableKind::Events);
+        t.append(b, &mut strings);
+        let (e, d) = Events::from_table(t, &strings);
+        (e, d, strings)
+    }
+
+    #[test]
+    fn sorts_per_account_and_drops_exact_duplicates() {
+        let (e, dups, strings) = events(&[
+            r#"{"ts":30,"actor":"b","action":"like","target":"x"}"#,
+            r#"{"ts":20,"actor":"a","action":"like","target":"y"}"#,
+            r#"{"ts":10,"actor":"b","action":"like","target":"z"}"#,
+            r#"{"ts":20,"actor":"a","action":"like","target":"y"}"#,
+            r#"{"ts":20,"actor":"a","action":"like","target":"x"}"#,
+            r#"{"ts":20,"actor":"a","action":"like","target":"y","extra":"1"}"#,
+        ]);
+        assert_eq!(dups, 1);
+        assert_eq!(e.len(), 5);
+        let rows: Vec<(String, i64, String)> = (0..e.len())
+            .map(|i| {
+                (strings.resolve(e.actor(i)).to_string(), e.ts(i), strings.resolve(e.target(i).unwrap()).to_string())
+            })
+            .collect();
+        assert_eq!(rows[0], ("b".into(), 10, "z".into()));
+        assert_eq!(rows[1], ("b".into(), 30, "x".into()));
+        // Equal (actor, ts): ordered by content, so `x` before `y`, and the
+        // record with an extra field after the one without.
+        assert_eq!(rows[2], ("a".into(), 20, "x".into()));
+        assert_eq!(rows[3], ("a".into(), 20, "y".into()));
+        assert_eq!(rows[4], ("a".into(), 20, "y".into()));
+        let extra = e.table.column_index("extra").unwrap();
+        assert_eq!(e.sym(extra, 3), None);
+        assert!(e.sym(extra, 4).is_some());
+        assert_eq!(e.accounts.len(), 2);
+        assert_eq!(e.accounts[1].range(), 2..5);
+    }
+}

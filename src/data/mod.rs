@@ -1,0 +1,125 @@
+//! Datasets: the data contract's tables, read into columnar memory.
+//!
+//! [`Dataset::open`] finds each table of a dataset directory (one file or a
+//! directory of part files; JSONL, CSV or Parquet; plain, gzip or zstd),
+//! reads it in parallel into interned columns, sorts and deduplicates the
+//! events, and indexes the other tables. Bad records are skipped and counted
+//! in the [`ReadReport`] (or stop the read when strict). This module knows
+//! nothing of rules.
+
+pub mod csv_format;
+pub mod error;
+pub mod events;
+pub mod jsonl;
+pub mod parquet;
+pub mod read;
+pub mod schema;
+pub mod source;
+pub mod table;
+pub mod tables;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use error::{DataError, ReadReport, RecordError, TableReport};
+pub use events::{AccountSpan, Events};
+pub use read::{ReadOptions, ReadProgress};
+pub use schema::TableKind;
+pub use tables::{Accounts, Follows, Impressions, Items, Label, Labels};
+
+use crate::intern::Interner;
+
+/// The columns to read of each table, for formats that can skip the rest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Projection {
+    /// Column names per table; a table not listed is read whole.
+    pub tables: BTreeMap<TableKind, BTreeSet<String>>,
+}
+
+impl Projection {
+    /// Whether column `name` of `table` is to be read.
+    pub fn wants(&self, table: TableKind, name: &str) -> bool {
+        self.tables.get(&table).is_none_or(|cols| cols.contains(name))
+    }
+}
+
+/// A dataset in memory.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Where it was read from.
+    pub dir: PathBuf,
+    /// Every string of every table.
+    pub strings: Interner,
+    /// Activity events, sorted by account and time.
+    pub events: Events,
+    /// Content items (empty when the table is absent).
+    pub items: Items,
+    /// The initial follow graph, when the table is present.
+    pub follows: Option<Follows>,
+    /// Account metadata (empty when absent).
+    pub accounts: Accounts,
+    /// Logged impressions, when the table is present.
+    pub impressions: Option<Impressions>,
+    /// Ground truth, when the table is present.
+    pub labels: Option<Labels>,
+    /// What reading found: counts, skipped records, duplicates.
+    pub report: ReadReport,
+}
+
+impl Dataset {
+    /// Reads the dataset in directory `dir`.
+    pub fn open(dir: &Path, opts: &ReadOptions) -> Result<Dataset, DataError> {
+        Dataset::open_with_progress(dir, opts, &ReadProgress::default())
+    }
+
+    /// Reads the dataset in `dir`, counting progress into `progress`.
+    pub fn open_with_progress(dir: &Path, opts: &ReadOptions, progress: &ReadProgress) -> Result<Dataset, DataError> {
+        if !dir.is_dir() {
+            return Err(DataError::io(
+                dir,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such dataset directory"),
+            ));
+        }
+        let mut strings = Interner::new();
+        let mut report = ReadReport::default();
+        let mut tables = BTreeMap::new();
+        for kind in TableKind::ALL {
+            let Some(files) = source::locate(dir, kind)? else {
+                if kind == TableKind::Events {
+                    return Err(DataError::MissingEvents { dir: dir.to_path_buf() });
+                }
+                continue;
+            };
+            let (table, table_report) = read::read_table(kind, &files, &mut strings, opts, progress)?;
+            report.tables.push((kind, table_report));
+            tables.insert(kind, table);
+        }
+        fn report_of(report: &mut ReadReport, kind: TableKind) -> &mut TableReport {
+            &mut report.tables.iter_mut().find(|(k, _)| *k == kind).expect("table was read").1
+        }
+        let (events, dups) = Events::from_table(tables.remove(&TableKind::Events).expect("events is required"), &strings);
+        let r = report_of(&mut report, TableKind::Events);
+        r.duplicates = dups;
+        r.records -= dups;
+        let items = match tables.remove(&TableKind::Items) {
+            Some(t) => {
+                let (items, dups) = Items::new(t, &strings);
+                report_of(&mut report, TableKind::Items).duplicates = dups;
+                items
+            }
+            None => Items::empty(),
+        };
+        let accounts = match tables.remove(&TableKind::Accounts) {
+            Some(t) => {
+                let (accounts, dups) = Accounts::new(t, &strings);
+                report_of(&mut report, TableKind::Accounts).duplicates = dups;
+                accounts
+            }
+            None => Accounts::empty(),
+        };
+        let follows = tables.remove(&TableKind::Follows).map(|t| Follows::new(&t));
+        let impressions = tables.remove(&TableKind::Impressions).map(|t| Impressions::new(&t));
+        let labels = tables.remove(&TableKind::Labels).map(|t| Labels::new(t, &strings));
+        Ok(Dataset { dir: dir.to_path_buf(), strings, events, items, follows, accounts, impressions, labels, report })
+    }
+}

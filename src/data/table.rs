@@ -1,0 +1,635 @@
+//! Columnar storage for one table, and the per-block builder that fills it.
+//!
+//! A table is a set of typed columns, one per known field of its schema and
+//! one per unknown field met in the data ("extras", kept as strings so rules
+//! can address them by name). Columns are filled lazily: a column whose
+//! values are all absent holds no memory, and a column that is only set from
+//! row 1,000 on holds nothing for the rows before.
+//!
+//! Readers parse blocks of records in parallel, each into its own
+//! [`TableBuilder`] with a private interner; [`Table::append`] then merges
+//! blocks in file order into the shared interner. The builder never fails on
+//! a bad record: it drops the record and says why, for the read report.
+
+use std::borrow::Cow;
+
+use super::schema::{FieldDef, Kind, TableKind};
+use crate::intern::{Interner, Sym};
+use crate::time::{parse_timestamp, Millis};
+
+/// Sentinel for an absent timestamp in a [`Column::Time`].
+pub const NO_TIME: Millis = Millis::MIN;
+
+/// One column of a table.
+#[derive(Clone, Debug)]
+pub enum Column {
+    /// Timestamps; [`NO_TIME`] where absent.
+    Time(Vec<Millis>),
+    /// Interned strings.
+    Sym(Vec<Option<Sym>>),
+    /// Lists of interned strings, as offsets into one value vector.
+    List {
+        /// `offsets[i]..offsets[i + 1]` are row `i`'s values.
+        offsets: Vec<u32>,
+        /// All rows' values, concatenated.
+        values: Vec<Sym>,
+    },
+    /// Numbers; NaN where absent.
+    Num(Vec<f64>),
+    /// Free text.
+    Text(Vec<Option<Box<str>>>),
+}
+
+impl Column {
+    fn new(kind: Kind) -> Column {
+        match kind {
+            Kind::Time => Column::Time(Vec::new()),
+            Kind::Sym => Column::Sym(Vec::new()),
+            Kind::List => Column::List { offsets: Vec::new(), values: Vec::new() },
+            Kind::Num => Column::Num(Vec::new()),
+            Kind::Text => Column::Text(Vec::new()),
+        }
+    }
+
+    /// The timestamp at `row`, if this is a time column and it is set.
+    #[inline]
+    pub fn time(&self, row: usize) -> Option<Millis> {
+        match self {
+            Column::Time(v) => v.get(row).copied().filter(|&t| t != NO_TIME),
+            _ => None,
+        }
+    }
+
+    /// The symbol at `row`, if this is a symbol column and it is set.
+    #[inline]
+    pub fn sym(&self, row: usize) -> Option<Sym> {
+        match self {
+            Column::Sym(v) => v.get(row).copied().flatten(),
+            _ => None,
+        }
+    }
+
+    /// The list at `row` (empty when absent or not a list column).
+    #[inline]
+    pub fn list(&self, row: usize) -> &[Sym] {
+        match self {
+            Column::List { offsets, values } if row + 1 < offsets.len() => {
+                &values[offsets[row] as usize..offsets[row + 1] as usize]
+            }
+            _ => &[],
+        }
+    }
+
+    /// The number at `row`, if this is a number column and it is set.
+    #[inline]
+    pub fn num(&self, row: usize) -> Option<f64> {
+        match self {
+            Column::Num(v) => v.get(row).copied().filter(|x| !x.is_nan()),
+            _ => None,
+        }
+    }
+
+    /// The text at `row`, if this is a text column and it is set.
+    #[inline]
+    pub fn text(&self, row: usize) -> Option<&str> {
+        match self {
+            Column::Text(v) => v.get(row).and_then(|t| t.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// Sets `row` (which must be the next row or later) from a parsed value.
+    fn push(&mut self, row: usize, value: Parsed) {
+        match (self, value) {
+            (Column::Time(v), Parsed::Time(t)) => {
+                v.resize(row, NO_TIME);
+                v.push(t);
+            }
+            (Column::Sym(v), Parsed::Sym(s)) => {
+                v.resize(row, None);
+                v.push(Some(s));
+            }
+            (Column::Num(v), Parsed::Num(x)) => {
+                v.resize(row, f64::NAN);
+                v.push(x);
+            }
+            (Column::Text(v), Parsed::Text(t)) => {
+                v.resize(row, None);
+                v.push(Some(t));
+            }
+            (Column::List { offsets, values }, Parsed::List(items)) => {
+                let end = values.len() as u32;
+                if offsets.is_empty() {
+                    offsets.push(0);
+                }
+                offsets.resize(row + 1, end);
+                values.extend(items);
+                offsets.push(values.len() as u32);
+            }
+            _ => unreachable!("a value is always parsed to its column's kind"),
+        }
+    }
+
+    /// Appends `other`'s first `rows` rows after this column's `base` rows,
+    /// mapping symbols through `map`.
+    fn append(&mut self, base: usize, other: Column, map: &[Sym]) {
+        let remap = |s: Sym| map[s.index()];
+        match (self, other) {
+            (Column::Time(v), Column::Time(o)) => {
+                if !o.is_empty() {
+                    v.resize(base, NO_TIME);
+                    v.extend(o);
+                }
+            }
+            (Column::Sym(v), Column::Sym(o)) => {
+                if !o.is_empty() {
+                    v.resize(base, None);
+                    v.extend(o.into_iter().map(|s| s.map(remap)));
+                }
+            }
+            (Column::Num(v), Column::Num(o)) => {
+                if !o.is_empty() {
+                    v.resize(base, f64::NAN);
+                    v.extend(o);
+                }
+            }
+            (Column::Text(v), Column::Text(o)) => {
+                if !o.is_empty() {
+                    v.resize(base, None);
+                    v.extend(o);
+                }
+            }
+            (Column::List { offsets, values }, Column::List { offsets: oo, values: ov }) => {
+                if oo.is_empty() {
+                    return;
+                }
+                let end = values.len() as u32;
+                if offsets.is_empty() {
+                    offsets.push(0);
+                }
+                offsets.resize(base + 1, end);
+                offsets.extend(oo[1..].iter().map(|&o| o + end));
+                values.extend(ov.into_iter().map(remap));
+            }
+            _ => unreachable!("columns of one name have one kind"),
+        }
+    }
+
+    /// Reorders the column to `order` (row `i` of the result is row
+    /// `order[i]` of `self`), for `rows` rows in all.
+    pub fn gather(&self, order: &[u32]) -> Column {
+        fn g<T: Clone>(v: &[T], order: &[u32], absent: T) -> Vec<T> {
+            if v.is_empty() {
+                return Vec::new();
+            }
+            order.iter().map(|&i| v.get(i as usize).cloned().unwrap_or_else(|| absent.clone())).collect()
+        }
+        match self {
+            Column::Time(v) => Column::Time(g(v, order, NO_TIME)),
+            Column::Sym(v) => Column::Sym(g(v, order, None)),
+            Column::Num(v) => Column::Num(g(v, order, f64::NAN)),
+            Column::Text(v) => Column::Text(g(v, order, None)),
+            Column::List { offsets, .. } if offsets.is_empty() => self.clone(),
+            Column::List { .. } => {
+                let mut offsets = Vec::with_capacity(order.len() + 1);
+                let mut values = Vec::new();
+                offsets.push(0);
+                for &i in order {
+                    values.extend_from_slice(self.list(i as usize));
+                    offsets.push(values.len() as u32);
+                }
+                Column::List { offsets, values }
+            }
+        }
+    }
+
+    /// Whether two rows hold the same value in this column.
+    #[inline]
+    pub fn same(&self, a: usize, b: usize) -> bool {
+        match self {
+            Column::Time(_) => self.time(a) == self.time(b),
+            Column::Sym(_) => self.sym(a) == self.sym(b),
+            Column::Num(_) => self.num(a).map(f64::to_bits) == self.num(b).map(f64::to_bits),
+            Column::Text(_) => self.text(a) == self.text(b),
+            Column::List { .. } => self.list(a) == self.list(b),
+        }
+    }
+
+    /// Orders two rows by this column's value as text (absent first), so
+    /// that ties sort the same whatever the symbol numbering.
+    pub fn cmp_rows(&self, a: usize, b: usize, strings: &Interner) -> std::cmp::Ordering {
+        match self {
+            Column::Time(_) => self.time(a).cmp(&self.time(b)),
+            Column::Sym(_) => {
+                self.sym(a).map(|s| strings.resolve(s)).cmp(&self.sym(b).map(|s| strings.resolve(s)))
+            }
+            Column::Num(_) => self.num(a).unwrap_or(f64::NAN).total_cmp(&self.num(b).unwrap_or(f64::NAN)),
+            Column::Text(_) => self.text(a).cmp(&self.text(b)),
+            Column::List { .. } => {
+                let la = self.list(a).iter().map(|&s| strings.resolve(s));
+                la.cmp(self.list(b).iter().map(|&s| strings.resolve(s)))
+            }
+        }
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Column::Time(v) => v.capacity() * 8,
+            Column::Sym(v) => v.capacity() * 4,
+            Column::Num(v) => v.capacity() * 8,
+            Column::Text(v) => v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.capacity() * 16,
+            Column::List { offsets, values } => offsets.capacity() * 4 + values.capacity() * 4,
+        }
+    }
+}
+
+/// A value as a reader found it, before it is typed by its column.
+#[derive(Debug)]
+pub enum RawField<'a> {
+    /// A string (JSON string, or any CSV cell).
+    Str(Cow<'a, str>),
+    /// A JSON number, as its source text.
+    Num(&'a str),
+    /// A JSON boolean.
+    Bool(bool),
+    /// A JSON array of scalars, as strings.
+    List(Vec<Cow<'a, str>>),
+    /// Any other JSON value (an object), as its source text.
+    Json(&'a str),
+    /// JSON `null`: the field is absent.
+    Null,
+}
+
+/// A value typed for its column.
+#[derive(Debug)]
+enum Parsed {
+    Time(Millis),
+    Sym(Sym),
+    List(Vec<Sym>),
+    Num(f64),
+    Text(Box<str>),
+}
+
+/// A table: a schema's columns plus extras, and its row count.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Which table this is.
+    pub kind: TableKind,
+    /// Columns: the schema's fields in order, then extras.
+    pub columns: Vec<Column>,
+    /// Column names, parallel to `columns`.
+    pub names: Vec<String>,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+impl Table {
+    /// An empty table of `kind`.
+    pub fn new(kind: TableKind) -> Table {
+        let fields = kind.fields();
+        Table {
+            kind,
+            columns: fields.iter().map(|f| Column::new(f.kind)).collect(),
+            names: fields.iter().map(|f| f.name.to_string()).collect(),
+            rows: 0,
+        }
+    }
+
+    /// The column named `name`, if the table has one.
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Names of the extra (unknown) fields met, in first-seen order.
+    pub fn extra_names(&self) -> &[String] {
+        &self.names[self.kind.fields().len()..]
+    }
+
+    /// Appends a parsed block, interning its strings into `strings`.
+    pub fn append(&mut self, block: TableBuilder, strings: &mut Interner) {
+        let map = strings.absorb(&block.strings);
+        let base = self.rows;
+        for (name, column) in block.names.into_iter().zip(block.columns) {
+            let at = match self.column_index(&name) {
+                Some(i) => i,
+                None => {
+                    self.names.push(name);
+                    self.columns.push(Column::Sym(Vec::new()));
+                    self.columns.len() - 1
+                }
+            };
+            self.columns[at].append(base, column, &map);
+        }
+        self.rows += block.rows;
+    }
+
+    /// Reorders every column to `order` and sets the row count to its length.
+    pub fn gather(&mut self, order: &[u32]) {
+        use rayon::prelude::*;
+        self.columns = self.columns.par_iter().map(|c| c.gather(order)).collect();
+        self.rows = order.len();
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.columns.iter().map(Column::heap_bytes).sum()
+    }
+}
+
+/// Fills one block's worth of a table from records, with a private interner.
+pub struct TableBuilder {
+    kind: TableKind,
+    fields: &'static [FieldDef],
+    strings: Interner,
+    columns: Vec<Column>,
+    names: Vec<String>,
+    rows: usize,
+    /// The row being built: (column, value).
+    pending: Vec<(usize, Parsed)>,
+    /// First problem with the row being built.
+    problem: Option<String>,
+    /// Column index of the k-th key of the previous record: records of one
+    /// file repeat their key order, so this usually avoids a lookup.
+    key_guess: Vec<usize>,
+    key_at: usize,
+}
+
+impl TableBuilder {
+    /// An empty builder for `kind`.
+    pub fn new(kind: TableKind) -> TableBuilder {
+        let fields = kind.fields();
+        TableBuilder {
+            kind,
+            fields,
+            strings: Interner::new(),
+            columns: fields.iter().map(|f| Column::new(f.kind)).collect(),
+            names: fields.iter().map(|f| f.name.to_string()).collect(),
+            rows: 0,
+            pending: Vec::with_capacity(16),
+            problem: None,
+            key_guess: Vec::new(),
+            key_at: 0,
+        }
+    }
+
+    /// Rows built so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Starts a new record, forgetting any unfinished one.
+    pub fn begin(&mut self) {
+        self.pending.clear();
+        self.problem = None;
+        self.key_at = 0;
+    }
+
+    fn column_of(&mut self, key: &str) -> usize {
+        if let Some(&g) = self.key_guess.get(self.key_at)
+            && self.names[g] == key
+        {
+            self.key_at += 1;
+            return g;
+        }
+        let col = match self.names.iter().position(|n| n == key) {
+            Some(i) => i,
+            None => {
+                self.names.push(key.to_string());
+                self.columns.push(Column::Sym(Vec::new()));
+                self.names.len() - 1
+            }
+        };
+        if self.key_at < self.key_guess.len() {
+            self.key_guess[self.key_at] = col;
+        } else {
+            self.key_guess.push(col);
+        }
+        self.key_at += 1;
+        col
+    }
+
+    fn kind_of(&self, col: usize) -> Kind {
+        self.fields.get(col).map_or(Kind::Sym, |f| f.kind)
+    }
+
+    /// Adds one field of the current record.
+    pub fn field(&mut self, key: &str, value: RawField<'_>) {
+        if matches!(value, RawField::Null) {
+            return;
+        }
+        if let RawField::Str(s) = &value
+            && s.is_empty()
+        {
+            return;
+        }
+        let col = self.column_of(key);
+        match self.parse(col, value) {
+            Ok(Some(v)) => self.pending.push((col, v)),
+            Ok(None) => {}
+            Err(why) => {
+                if self.problem.is_none() {
+                    self.problem = Some(format!("field `{key}`: {why}"));
+                }
+            }
+        }
+    }
+
+    fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
+        Ok(Some(match self.kind_of(col) {
+            Kind::Time => match value {
+                RawField::Str(s) => Parsed::Time(
+                    parse_timestamp(&s)
+                        .ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds"))?,
+                ),
+                RawField::Num(n) => Parsed::Time(
+                    n.parse::<i64>().map_err(|_| format!("`{n}` is not an integer of epoch milliseconds"))?,
+                ),
+                other => return Err(format!("expected a timestamp, found {}", describe(&other))),
+            },
+            Kind::Sym => match value {
+                RawField::Str(s) => Parsed::Sym(self.strings.intern(&s)),
+                RawField::Num(n) | RawField::Json(n) => Parsed::Sym(self.strings.intern(n)),
+                RawField::Bool(b) => Parsed::Sym(self.strings.intern(if b { "true" } else { "false" })),
+                RawField::List(items) => Parsed::Sym(self.strings.intern(&items.join("|"))),
+                RawField::Null => return Ok(None),
+            },
+            Kind::List => match value {
+                RawField::List(items) => Parsed::List(
+                    items.iter().filter(|s| !s.is_empty()).map(|s| self.strings.intern(s)).collect(),
+                ),
+                RawField::Str(s) => {
+                    Parsed::List(s.split('|').filter(|p| !p.is_empty()).map(|p| self.strings.intern(p)).collect())
+                }
+                RawField::Num(n) => Parsed::List(vec![self.strings.intern(n)]),
+                other => return Err(format!("expected a list of strings, found {}", describe(&other))),
+            },
+            Kind::Num => match value {
+                RawField::Num(n) => Parsed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?),
+                RawField::Str(s) => {
+                    let x: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+                    if x.is_nan() {
+                        return Ok(None);
+                    }
+                    Parsed::Num(x)
+                }
+                other => return Err(format!("expected a number, found {}", describe(&other))),
+            },
+            Kind::Text => match value {
+                RawField::Str(s) => Parsed::Text(s.into()),
+                RawField::Num(n) | RawField::Json(n) => Parsed::Text(n.into()),
+                other => return Err(format!("expected text, found {}", describe(&other))),
+            },
+        }))
+    }
+
+    /// Records that the current record is bad for a reason found outside the
+    /// builder (broken syntax); `end` will then drop it.
+    pub fn reject(&mut self, why: String) {
+        if self.problem.is_none() {
+            self.problem = Some(why);
+        }
+    }
+
+    /// Finishes the current record: adds it as a row, or drops it and says why.
+    pub fn end(&mut self) -> Result<(), String> {
+        if let Some(why) = self.problem.take() {
+            self.pending.clear();
+            return Err(why);
+        }
+        for f in self.fields.iter().enumerate().filter(|(_, f)| f.required) {
+            if !self.pending.iter().any(|(c, _)| *c == f.0) {
+                self.pending.clear();
+                return Err(format!("missing required field `{}`", f.1.name));
+            }
+        }
+        if let Err(why) = self.check_values() {
+            self.pending.clear();
+            return Err(why);
+        }
+        // A key repeated within a record: the last value wins.
+        let row = self.rows;
+        let mut pending = std::mem::take(&mut self.pending);
+        if pending.len() > 1 {
+            // Stable sort, then reverse: within a column the last value given
+            // comes first, and dedup keeps it.
+            pending.sort_by_key(|(c, _)| *c);
+            pending.reverse();
+            pending.dedup_by_key(|(c, _)| *c);
+        }
+        for (col, v) in pending.drain(..) {
+            self.columns[col].push(row, v);
+        }
+        self.pending = pending;
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+impl TableBuilder {
+    /// Checks of values beyond their type that the contract states.
+    fn check_values(&self) -> Result<(), String> {
+        if self.kind == TableKind::Labels {
+            let label = super::schema::LABELS.iter().position(|f| f.name == "label").expect("labels has `label`");
+            for (col, value) in self.pending.iter().rev() {
+                if *col == label
+                    && let Parsed::Sym(s) = value
+                {
+                    let text = self.strings.resolve(*s);
+                    return match text {
+                        "compromised" | "benign" => Ok(()),
+                        other => Err(format!("`label` is `{other}`; it must be `compromised` or `benign`")),
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe(v: &RawField<'_>) -> &'static str {
+    match v {
+        RawField::Str(_) => "a string",
+        RawField::Num(_) => "a number",
+        RawField::Bool(_) => "a boolean",
+        RawField::List(_) => "a list",
+        RawField::Json(_) => "an object",
+        RawField::Null => "null",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> RawField<'_> {
+        RawField::Str(Cow::Borrowed(v))
+    }
+
+    #[test]
+    fn builds_rows_and_rejects_bad_ones() {
+        let mut b = TableBuilder::new(TableKind::Events);
+        b.begin();
+        b.field("ts", RawField::Num("1000"));
+        b.field("actor", s("a"));
+        b.field("action", s("like"));
+        b.field("mood", s("happy"));
+        assert_eq!(b.end(), Ok(()));
+        b.begin();
+        b.field("actor", s("a"));
+        b.field("action", s("like"));
+        assert_eq!(b.end().unwrap_err(), "missing required field `ts`");
+        b.begin();
+        b.field("ts", s("yesterday"));
+        b.field("actor", s("a"));
+        b.field("action", s("like"));
+        assert!(b.end().unwrap_err().contains("field `ts`"));
+        b.begin();
+        b.field("ts", s("1970-01-01T00:00:02Z"));
+        b.field("actor", RawField::Num("42"));
+        b.field("action", s("like"));
+        b.field("action", s("unlike"));
+        assert_eq!(b.end(), Ok(()));
+
+        let mut strings = Interner::new();
+        let mut t = Table::new(TableKind::Events);
+        t.append(b, &mut strings);
+        assert_eq!(t.rows, 2);
+        assert_eq!(t.columns[0].time(1), Some(2000));
+        assert_eq!(strings.resolve(t.columns[1].sym(1).unwrap()), "42");
+        assert_eq!(strings.resolve(t.columns[2].sym(1).unwrap()), "unlike");
+        let mood = t.column_index("mood").unwrap();
+        assert_eq!(strings.resolve(t.columns[mood].sym(0).unwrap()), "happy");
+        assert_eq!(t.columns[mood].sym(1), None);
+        assert_eq!(t.extra_names(), ["mood"]);
+    }
+
+    #[test]
+    fn lists_fill_lazily_and_merge() {
+        let mut strings = Interner::new();
+        let mut t = Table::new(TableKind::Items);
+        for block in 0..2 {
+            let mut b = TableBuilder::new(TableKind::Items);
+            for row in 0..3 {
+                b.begin();
+                b.field("id", s(&format!("i{block}{row}")));
+                b.field("author", s("x"));
+                if row == 1 {
+                    b.field("labels", s("adult|politics"));
+                }
+                b.end().unwrap();
+            }
+            t.append(b, &mut strings);
+        }
+        let labels = &t.columns[super::super::schema::it::LABELS];
+        let names = |r| labels.list(r).iter().map(|&s| strings.resolve(s)).collect::<Vec<_>>();
+        assert_eq!(names(0), Vec::<&str>::new());
+        assert_eq!(names(1), ["adult", "politics"]);
+        assert_eq!(names(3), Vec::<&str>::new());
+        assert_eq!(names(4), ["adult", "politics"]);
+        assert_eq!(names(5), Vec::<&str>::new());
+        let g = labels.gather(&[4, 0]);
+        assert_eq!(g.list(0).len(), 2);
+        assert_eq!(g.list(1).len(), 0);
+    }
+}

@@ -1,0 +1,13 @@
+//! changeling: account-compromise heuristics over bulk activity logs.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! rules/*.toml --load--> RuleFile --validate--> Rule --compile--> Plan
+//! dataset/     --read--> Dataset (columnar, sorted per account)
+//! Plan + Dataset --bind--> Scorer --(rayon, per-worker Scratch)--> incidents --> alerts.jsonl
+//! ```
+
+pub mod data;
+pub mod intern;
+pub mod time;
