@@ -9,5 +9,10 @@
 //! ```
 
 pub mod data;
+pub mod rules;
+pub mod signals;
+pub mod plan;
+pub mod score;
+pub mod alerts;
 pub mod intern;
 pub mod time;

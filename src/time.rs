@@ -173,8 +173,10 @@ pub fn format_rfc3339(ms: Millis) -> String {
 }
 
 /// Parses a duration: one or more `<integer><unit>` terms, units `ms`, `s`,
-/// `m`, `h`, `d`, `w` (e.g. `"90s"`, `"1h30m"`, `"180d"`). A bare `0` is
-/// also accepted. The error says what was wrong, for a diagnostic.
+/// `m`, `h`, `d`, `w` or their words (`min`, `minutes`, `hours`, `days`,
+/// ...), spaces allowed between terms (e.g. `"90s"`, `"1h30m"`,
+/// `"10 minutes"`, `"180d"`). A bare `0` is also accepted. The error says
+/// what was wrong, for a diagnostic.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let t = s.trim();
     if t == "0" {
@@ -187,6 +189,9 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let mut total: i64 = 0;
     let mut at = 0;
     while at < b.len() {
+        while at < b.len() && b[at] == b' ' {
+            at += 1;
+        }
         let start = at;
         while at < b.len() && b[at].is_ascii_digit() {
             at += 1;
@@ -195,17 +200,20 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
             return Err(format!("expected a number at `{}`", &t[start..]));
         }
         let n: i64 = t[start..at].parse().map_err(|_| "number too large".to_string())?;
+        while at < b.len() && b[at] == b' ' {
+            at += 1;
+        }
         let ustart = at;
         while at < b.len() && b[at].is_ascii_alphabetic() {
             at += 1;
         }
-        let unit = match &t[ustart..at] {
-            "ms" => 1,
-            "s" => SECOND,
-            "m" | "min" => MINUTE,
-            "h" => HOUR,
-            "d" => DAY,
-            "w" => 7 * DAY,
+        let unit = match t[ustart..at].to_ascii_lowercase().as_str() {
+            "ms" | "millis" | "milliseconds" => 1,
+            "s" | "sec" | "secs" | "second" | "seconds" => SECOND,
+            "m" | "min" | "mins" | "minute" | "minutes" => MINUTE,
+            "h" | "hr" | "hrs" | "hour" | "hours" => HOUR,
+            "d" | "day" | "days" => DAY,
+            "w" | "week" | "weeks" => 7 * DAY,
             "" => return Err(format!("`{n}` has no unit (use ms, s, m, h, d or w)")),
             other => return Err(format!("unknown unit `{other}` (use ms, s, m, h, d or w)")),
         };
@@ -284,7 +292,7 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
-        assert_eq!(parse_rfc3339("2020-02-29T00:00:00Z").is_some(), true);
+        assert!(parse_rfc3339("2020-02-29T00:00:00Z").is_some());
     }
 
     #[test]
@@ -314,6 +322,8 @@ mod tests {
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
         assert!(parse_duration("10y").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("h").is_err());
+        assert_eq!(parse_duration("10 minutes"), Ok(10 * MINUTE));
+        assert_eq!(parse_duration("1 h 30 m"), Ok(90 * MINUTE));
         assert_eq!(compact_duration(90 * MINUTE), "1h30m");
         assert_eq!(parse_duration(&compact_duration(3 * DAY + 5 * SECOND)), Ok(3 * DAY + 5 * SECOND));
         assert_eq!(human_duration(64 * MINUTE), "1 h 04 min");

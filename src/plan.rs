@@ -1,0 +1,195 @@
+//! The compiled plan: what the scorer will do, independent of any data.
+//!
+//! Stage two of the pipeline. [`Plan::compile`] takes a validated
+//! [`RuleSet`] and decides everything that does not need the data: the
+//! order rules run in (by id), which per-account states signals share (one
+//! baseline per distinct set of baseline parameters, one follow-graph walk),
+//! and which columns of which tables are read. The plan is read-only and
+//! `Send + Sync`; `changeling explain-plan` prints it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::data::schema::TableKind;
+use crate::data::Projection;
+use crate::rules::filter::{Filter, FieldRef};
+use crate::rules::{Config, Effect, RuleSet, Severity, When};
+use crate::signals::SignalDef;
+
+/// One signal of a planned rule.
+#[derive(Clone, Debug)]
+pub struct PlannedSignal {
+    /// The signal and its parameters.
+    pub def: SignalDef,
+    /// The shared state slot it reads.
+    pub slot: usize,
+}
+
+/// A rule as the scorer runs it.
+#[derive(Clone, Debug)]
+pub struct PlannedRule {
+    /// Rule id.
+    pub id: String,
+    /// Rule version.
+    pub version: u64,
+    /// Title.
+    pub title: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Selected actions (empty: all).
+    pub actions: Vec<String>,
+    /// Filters (macros expanded).
+    pub filters: Vec<Filter>,
+    /// Signals.
+    pub signals: Vec<PlannedSignal>,
+    /// How signals combine.
+    pub when: When,
+    /// Weight of one hit.
+    pub weight: f64,
+    /// Which way hits count.
+    pub effect: Effect,
+}
+
+/// A per-account state shared by the signals with one state key.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    /// The state key.
+    pub key: String,
+    /// (rule, signal) index of the first user; its binding drives the state.
+    pub owner: (usize, usize),
+    /// Every (rule id, signal kind) using it.
+    pub users: Vec<(String, &'static str)>,
+}
+
+/// The compiled plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// Incident grouping and tiers.
+    pub config: Config,
+    /// Rules, by id.
+    pub rules: Vec<PlannedRule>,
+    /// Shared per-account states.
+    pub slots: Vec<Slot>,
+    /// Columns read, per table.
+    pub reads: BTreeMap<TableKind, BTreeSet<String>>,
+}
+
+impl Plan {
+    /// Compiles a validated rule set.
+    pub fn compile(set: &RuleSet) -> Plan {
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut rules = Vec::new();
+        let mut reads: BTreeMap<TableKind, BTreeSet<String>> = BTreeMap::new();
+        let mut read = |t: TableKind, c: &str| {
+            reads.entry(t).or_default().insert(c.to_string());
+        };
+        // Always read: what alerts are made of, and ground truth.
+        for c in ["ts", "actor", "action", "target", "target_author"] {
+            read(TableKind::Events, c);
+        }
+        for c in ["id", "author", "labels"] {
+            read(TableKind::Items, c);
+        }
+        for c in crate::data::schema::LABELS {
+            read(TableKind::Labels, c.name);
+        }
+        read(TableKind::Labels, "style");
+        for (ri, rule) in set.rules.iter().enumerate() {
+            let mut signals = Vec::new();
+            for (si, s) in rule.signals.iter().enumerate() {
+                let key = s.def.state_key();
+                let slot = match slots.iter().position(|sl| sl.key == key) {
+                    Some(i) => i,
+                    None => {
+                        slots.push(Slot { key, owner: (ri, si), users: Vec::new() });
+                        slots.len() - 1
+                    }
+                };
+                slots[slot].users.push((rule.id.value.clone(), s.def.kind()));
+                for (t, c) in s.def.reads() {
+                    read(t, c);
+                }
+                signals.push(PlannedSignal { def: s.def.clone(), slot });
+            }
+            let mut fields: Vec<FieldRef> = Vec::new();
+            rule.filters.iter().for_each(|f| f.fields(&mut fields));
+            for f in fields {
+                read(f.scope.table(), &f.name);
+                match f.scope {
+                    crate::rules::filter::Scope::Item => read(TableKind::Items, "id"),
+                    crate::rules::filter::Scope::Account | crate::rules::filter::Scope::Author => {
+                        read(TableKind::Accounts, "id")
+                    }
+                    crate::rules::filter::Scope::Event => {}
+                }
+            }
+            rules.push(PlannedRule {
+                id: rule.id.value.clone(),
+                version: rule.version,
+                title: rule.title.clone(),
+                severity: rule.severity,
+                actions: rule.actions.iter().map(|a| a.value.clone()).collect(),
+                filters: rule.filters.clone(),
+                signals,
+                when: rule.when,
+                weight: rule.weight,
+                effect: rule.effect,
+            });
+        }
+        Plan { config: set.config.clone(), rules, slots, reads }
+    }
+
+    /// The columns to read, for readers that can skip the rest.
+    pub fn projection(&self) -> Projection {
+        Projection { tables: self.reads.clone() }
+    }
+
+    /// The plan in words: rules, their selection, signals with every
+    /// parameter (defaults filled in), shared states, columns read, tiers.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let c = &self.config;
+        let _ = writeln!(out, "plan: {} rules, {} shared states", self.rules.len(), self.slots.len());
+        let _ = writeln!(out, "incidents: hits closer than {} join one incident", crate::time::compact_duration(c.incident_gap));
+        let _ = writeln!(out, "score: 1 - prod(1 - weight*strength) over hits for, times prod(1 - weight*strength) over hits against");
+        let tiers: Vec<String> = c.tiers.iter().map(|t| format!("{} >= {}", t.name, t.min_score)).collect();
+        let _ = writeln!(out, "tiers: {} (below the last: not written)", tiers.join(", "));
+        for r in &self.rules {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "rule {} v{} [{}]", r.id, r.version, r.severity.name());
+            let _ = writeln!(out, "  title: {}", r.title);
+            let actions = if r.actions.is_empty() { "any".to_string() } else { r.actions.join(", ") };
+            let _ = writeln!(out, "  on: {actions}");
+            for f in &r.filters {
+                let _ = writeln!(out, "  where: {}", f.describe());
+            }
+            let when = match r.when {
+                When::All => "all signals that speak must fire; strength = product",
+                When::Any => "any signal may fire; strength = noisy-OR",
+            };
+            let _ = writeln!(out, "  hit: weight {} {} ({when})", r.weight, r.effect.name());
+            if r.signals.is_empty() {
+                let _ = writeln!(out, "  (no signals: every selected event hits with strength 1)");
+            }
+            for s in &r.signals {
+                let _ = writeln!(out, "  signal {} (state #{})", s.def.kind(), s.slot);
+                for (k, v) in s.def.describe() {
+                    let _ = writeln!(out, "    {k} = {v}");
+                }
+            }
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "shared per-account states:");
+        for (i, s) in self.slots.iter().enumerate() {
+            let users: Vec<String> = s.users.iter().map(|(r, k)| format!("{r}:{k}")).collect();
+            let _ = writeln!(out, "  #{i} used by {}", users.join(", "));
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "columns read:");
+        for (t, cols) in &self.reads {
+            let cols: Vec<&str> = cols.iter().map(String::as_str).collect();
+            let _ = writeln!(out, "  {t}: {}", cols.join(", "));
+        }
+        out
+    }
+}

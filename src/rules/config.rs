@@ -1,0 +1,152 @@
+//! The engine configuration, `rules/changeling.toml`: how hits group into
+//! incidents, the score tiers, and the lists and macros rules share.
+//!
+//! ```toml
+//! [incident]
+//! gap = "6h"            # hits on one account closer than this join one incident
+//!
+//! [[tier]]              # highest first; an incident takes the first tier it reaches
+//! name = "high"
+//! min_score = 0.8
+//! [[tier]]
+//! name = "medium"
+//! min_score = 0.5
+//! [[tier]]
+//! name = "low"          # incidents scoring below the last tier are not written
+//! min_score = 0.2
+//!
+//! [lists]
+//! navigation_surfaces = ["search", "profile", "notifications"]
+//!
+//! [macros]
+//! human_clients = [{ field = "client", not_in = ["api", "bot"] }]
+//! ```
+//!
+//! Every key is optional; the defaults are the values above (without the
+//! list and macro). The file is read before the rules, since rules refer to
+//! its lists and macros.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use toml::de::DeValue;
+
+use super::diag::{Code, Source};
+use super::filter::{self, Filter};
+use super::reader::{str_list_value, Ctx, TableReader};
+use crate::time::{Millis, HOUR};
+
+/// A score tier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tier {
+    /// Its name, as written in alerts.
+    pub name: String,
+    /// The lowest score that reaches it.
+    pub min_score: f64,
+}
+
+/// The engine configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub source: Option<Arc<Source>>,
+    /// Hits closer in time than this join one incident.
+    pub incident_gap: Millis,
+    /// Tiers, highest `min_score` first.
+    pub tiers: Vec<Tier>,
+    /// Shared string lists, referenced as `"@name"`.
+    pub lists: BTreeMap<String, Vec<String>>,
+    /// Shared filters, referenced as `{ use = "name" }`, unexpanded.
+    pub macros: BTreeMap<String, Vec<Filter>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            source: None,
+            incident_gap: 6 * HOUR,
+            tiers: vec![
+                Tier { name: "high".into(), min_score: 0.8 },
+                Tier { name: "medium".into(), min_score: 0.5 },
+                Tier { name: "low".into(), min_score: 0.2 },
+            ],
+            lists: BTreeMap::new(),
+            macros: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The tier a score reaches, by index into `tiers`, if any.
+    pub fn tier_of(&self, score: f64) -> Option<usize> {
+        self.tiers.iter().position(|t| score >= t.min_score)
+    }
+
+    /// Reads the config from a parsed document, reporting into `ctx`.
+    pub fn read(root: &toml::de::DeTable<'_>, span: std::ops::Range<usize>, source: &Arc<Source>, diags: &mut super::diag::Diagnostics) -> Config {
+        let mut config = Config { source: Some(source.clone()), ..Config::default() };
+        let no_lists = BTreeMap::new();
+        let mut ctx = Ctx { source, diags, lists: &no_lists };
+        let mut r = TableReader::new(root, span, "changeling.toml");
+
+        if let Some(mut inc) = r.table(&mut ctx, "incident", "[incident]") {
+            config.incident_gap = inc.duration_or(&mut ctx, "gap", config.incident_gap);
+            inc.finish(&mut ctx);
+        }
+
+        let tiers = r.tables(&mut ctx, "tier", "[[tier]]");
+        if !tiers.is_empty() {
+            let mut read = Vec::new();
+            for mut t in tiers {
+                let name = t.req_str(&mut ctx, "name");
+                let min = t.num(&mut ctx, "min_score");
+                if min.is_none() && t.get("min_score").is_none() {
+                    ctx.report(Code::MissingKey, t.span.clone(), "[[tier]] is missing required key `min_score` (a number from 0 to 1)");
+                }
+                let span = t.span.clone();
+                t.finish(&mut ctx);
+                if let (Some(name), Some(min)) = (name, min) {
+                    if !(0.0..=1.0).contains(&min.value) {
+                        ctx.report(Code::BadValue, min.span, format!("`min_score` is {}, but must be between 0 and 1", min.value));
+                        continue;
+                    }
+                    read.push((Tier { name: name.value, min_score: min.value }, span));
+                }
+            }
+            for w in read.windows(2) {
+                if w[1].0.min_score >= w[0].0.min_score {
+                    ctx.report(Code::BadTiers, w[1].1.clone(), format!("tier `{}` (min_score {}) must have a lower min_score than tier `{}` above it ({})", w[1].0.name, w[1].0.min_score, w[0].0.name, w[0].0.min_score))
+                        .help
+                        .push("help: list tiers from the highest score to the lowest".into());
+                }
+                if w[1].0.name == w[0].0.name {
+                    ctx.report(Code::BadTiers, w[1].1.clone(), format!("tier `{}` is declared twice", w[1].0.name));
+                }
+            }
+            config.tiers = read.into_iter().map(|(t, _)| t).collect();
+        }
+
+        if let Some(lists) = r.table(&mut ctx, "lists", "[lists]") {
+            for (key, value) in lists.entries() {
+                if let Some(list) = str_list_value(&mut ctx, key.get_ref(), value) {
+                    config.lists.insert(key.get_ref().to_string(), list.value.into_iter().map(|s| s.value).collect());
+                }
+            }
+        }
+
+        if let Some(macros) = r.table(&mut ctx, "macros", "[macros]") {
+            for (key, value) in macros.entries() {
+                let DeValue::Array(items) = value.get_ref() else {
+                    ctx.report(Code::WrongType, value.span(), format!("macro `{}` must be an array of filters", key.get_ref()));
+                    continue;
+                };
+                // Lists are known by now: macros may use them.
+                let mut mctx = Ctx { source, diags: &mut *ctx.diags, lists: &config.lists };
+                let body: Vec<Filter> = items.iter().filter_map(|i| filter::parse_filter(&mut mctx, i, 1)).collect();
+                config.macros.insert(key.get_ref().to_string(), body);
+            }
+        }
+        r.finish(&mut ctx);
+        config
+    }
+}

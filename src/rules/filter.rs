@@ -1,0 +1,383 @@
+//! Event filters: which events a rule looks at, beyond their action.
+//!
+//! A filter tests one field with one operator:
+//!
+//! ```toml
+//! where = [
+//!   { field = "surface", not_in = "@navigation_surfaces" },
+//!   { field = "item.labels", in = ["adult", "politics/cn-critical"] },
+//!   { field = "client", matches = "^(web|android|ios)$" },
+//!   { field = "risk_score", ge = 0.7 },               # an unknown field of the data
+//!   { any = [ { field = "country", ne = "CN" }, { field = "asn", exists = false } ] },
+//!   { use = "human_clients" },                        # a macro from changeling.toml
+//! ]
+//! ```
+//!
+//! Fields are the event's (`surface`, `client`, any unknown field by name),
+//! the target item's (`item.labels`, `item.lang`, `item.<extra>`), the acting
+//! account's (`account.labels`, ...) or the target author's (`author.labels`).
+//! On a list field (`labels`), `eq`/`in`/`matches` ask whether any element
+//! matches, `ne`/`not_in` whether none does. An absent field fails every test
+//! except `ne`, `not_in` and `exists = false`.
+//!
+//! Validation resolves `@list` references, compiles regexes and expands
+//! macros (at most [`MAX_DEPTH`] deep, cycles reported); what remains is
+//! data-independent. Binding to a dataset happens in the plan.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use regex::Regex;
+use toml::de::DeValue;
+use toml::Spanned;
+
+use super::diag::{did_you_mean, unknown_name_help, Code};
+use super::reader::{as_number, str_list_value, type_name, Ctx, Sp, TableReader};
+use crate::data::schema::{self, TableKind};
+
+/// How deep `any`/`all` groups and macros may nest.
+pub const MAX_DEPTH: usize = 16;
+
+/// Which record a field is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// The event itself.
+    Event,
+    /// The target item (from `items`).
+    Item,
+    /// The acting account (from `accounts`).
+    Account,
+    /// The target item's author (from `accounts`).
+    Author,
+}
+
+impl Scope {
+    /// The prefix rules write (`item.`), empty for events.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scope::Event => "",
+            Scope::Item => "item.",
+            Scope::Account => "account.",
+            Scope::Author => "author.",
+        }
+    }
+
+    /// The table the scope reads.
+    pub fn table(self) -> TableKind {
+        match self {
+            Scope::Event => TableKind::Events,
+            Scope::Item => TableKind::Items,
+            Scope::Account | Scope::Author => TableKind::Accounts,
+        }
+    }
+}
+
+/// A field a filter reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldRef {
+    /// Which record.
+    pub scope: Scope,
+    /// The field name within that record (known or extra).
+    pub name: String,
+}
+
+impl std::fmt::Display for FieldRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.scope.prefix(), self.name)
+    }
+}
+
+/// A test on one field.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// Equal to.
+    Eq(String),
+    /// Not equal to (true when absent).
+    Ne(String),
+    /// One of.
+    In(Vec<String>),
+    /// None of (true when absent).
+    NotIn(Vec<String>),
+    /// Matches a regex (unanchored; use `^...$`).
+    Matches(Regex),
+    /// Greater than.
+    Gt(f64),
+    /// Greater than or equal.
+    Ge(f64),
+    /// Less than.
+    Lt(f64),
+    /// Less than or equal.
+    Le(f64),
+    /// Present (`true`) or absent (`false`).
+    Exists(bool),
+}
+
+impl Op {
+    /// The operator's key, as written in TOML.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Op::Eq(_) => "eq",
+            Op::Ne(_) => "ne",
+            Op::In(_) => "in",
+            Op::NotIn(_) => "not_in",
+            Op::Matches(_) => "matches",
+            Op::Gt(_) => "gt",
+            Op::Ge(_) => "ge",
+            Op::Lt(_) => "lt",
+            Op::Le(_) => "le",
+            Op::Exists(_) => "exists",
+        }
+    }
+}
+
+/// Operator keys, in the order the docs list them.
+pub const OPS: &[&str] = &["eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "exists"];
+
+/// A validated filter.
+#[derive(Clone, Debug)]
+pub enum Filter {
+    /// One field, one test.
+    Test {
+        /// The field.
+        field: FieldRef,
+        /// The test.
+        op: Op,
+        /// Where it was written.
+        span: Range<usize>,
+    },
+    /// Passes when any member passes.
+    Any(Vec<Filter>),
+    /// Passes when all members pass.
+    All(Vec<Filter>),
+    /// A macro reference, before expansion.
+    Use(Sp<String>),
+}
+
+impl Filter {
+    /// Every field the filter reads.
+    pub fn fields(&self, out: &mut Vec<FieldRef>) {
+        match self {
+            Filter::Test { field, .. } => out.push(field.clone()),
+            Filter::Any(fs) | Filter::All(fs) => fs.iter().for_each(|f| f.fields(out)),
+            Filter::Use(_) => {}
+        }
+    }
+
+    /// The filter written back in the rule language, for `explain-plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            Filter::Test { field, op, .. } => {
+                let value = match op {
+                    Op::Eq(v) | Op::Ne(v) => format!("{v:?}"),
+                    Op::In(v) | Op::NotIn(v) => format!("{v:?}"),
+                    Op::Matches(r) => format!("{:?}", r.as_str()),
+                    Op::Gt(x) | Op::Ge(x) | Op::Lt(x) | Op::Le(x) => x.to_string(),
+                    Op::Exists(b) => b.to_string(),
+                };
+                format!("{field} {} {value}", op.key())
+            }
+            Filter::Any(fs) => format!("any({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
+            Filter::All(fs) => format!("all({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
+            Filter::Use(name) => format!("use {}", name.value),
+        }
+    }
+}
+
+/// Splits `item.labels` into scope and name, warning on a name that looks
+/// like a misspelt known field.
+pub fn parse_field(ctx: &mut Ctx<'_>, name: &Sp<String>) -> FieldRef {
+    let (scope, rest) = if let Some(r) = name.value.strip_prefix("item.") {
+        (Scope::Item, r)
+    } else if let Some(r) = name.value.strip_prefix("account.") {
+        (Scope::Account, r)
+    } else if let Some(r) = name.value.strip_prefix("author.") {
+        (Scope::Author, r)
+    } else {
+        (Scope::Event, name.value.as_str())
+    };
+    let known: Vec<&str> = scope.table().fields().iter().map(|f| f.name).collect();
+    if !known.contains(&rest) {
+        let mut suggestion = did_you_mean(rest, known.iter().copied()).map(|s| format!("{}{s}", scope.prefix()));
+        if suggestion.is_none() && scope == Scope::Event && rest.contains('.') {
+            let (prefix, tail) = rest.split_once('.').expect("contains a dot");
+            if let Some(p) = did_you_mean(prefix, ["item", "account", "author"]) {
+                suggestion = Some(format!("{p}.{tail}"));
+            }
+        }
+        if let Some(s) = suggestion {
+            ctx.report(
+                Code::FieldLooksMisspelled,
+                name.span.clone(),
+                format!("`{}` is not a field of the contract; it will be read as an extra field of the data", name.value),
+            )
+            .help
+            .push(format!("help: did you mean `{s}`?"));
+        }
+    }
+    FieldRef { scope, name: rest.to_string() }
+}
+
+/// Reads a `where` array.
+pub fn parse_filters(ctx: &mut Ctx<'_>, reader: &mut TableReader<'_, '_>, key: &'static str) -> Vec<Filter> {
+    let Some((items, _)) = reader.array(ctx, key) else { return Vec::new() };
+    items.iter().filter_map(|item| parse_filter(ctx, item, 0)).collect()
+}
+
+/// Reads one filter table: a test, an `any`/`all` group, or a `use`.
+pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usize) -> Option<Filter> {
+    let DeValue::Table(table) = value.get_ref() else {
+        ctx.report(Code::WrongType, value.span(), format!("a filter must be a table like {{ field = \"surface\", eq = \"home\" }}, found {}", type_name(value.get_ref())));
+        return None;
+    };
+    if depth > MAX_DEPTH {
+        ctx.report(Code::MacroDepth, value.span(), format!("filters nest more than {MAX_DEPTH} deep"));
+        return None;
+    }
+    let mut r = TableReader::new(table, value.span(), "filter");
+    let has = |k: &str| table.get(k).is_some();
+    if has("any") || has("all") {
+        let key = if has("any") { "any" } else { "all" };
+        let (items, _) = r.array(ctx, key)?;
+        let members: Vec<Filter> = items.iter().filter_map(|i| parse_filter(ctx, i, depth + 1)).collect();
+        r.finish(ctx);
+        return Some(if key == "any" { Filter::Any(members) } else { Filter::All(members) });
+    }
+    if has("use") {
+        let name = r.str(ctx, "use")?;
+        r.finish(ctx);
+        return Some(Filter::Use(name));
+    }
+    let Some(field) = r.req_str(ctx, "field") else {
+        r.allow("any");
+        r.allow("all");
+        r.allow("use");
+        for op in OPS {
+            r.allow(op);
+        }
+        r.finish(ctx);
+        return None;
+    };
+    let field_ref = parse_field(ctx, &field);
+    let present: Vec<&'static str> = OPS.iter().copied().filter(|k| has(k)).collect();
+    for op in OPS {
+        r.allow(op);
+    }
+    r.allow("any");
+    r.allow("all");
+    r.allow("use");
+    let unknown: Vec<String> = table.iter().map(|(k, _)| k.get_ref().to_string()).filter(|k| k != "field" && !OPS.contains(&k.as_str())).collect();
+    let op = match present.as_slice() {
+        [one] => parse_op(ctx, one, table.get(*one).expect("present"))?,
+        [] => {
+            // An unknown key is most likely a misspelt operator: say so once.
+            let d = ctx.report(Code::BadFilter, value.span(), format!("filter on `{}` has no operator", field.value));
+            d.help = match unknown.first() {
+                Some(k) => unknown_name_help(k, OPS),
+                None => unknown_name_help("", OPS),
+            };
+            return None;
+        }
+        many => {
+            let d = ctx.report(Code::BadFilter, value.span(), format!("filter on `{}` has {} operators ({}); use one per filter", field.value, many.len(), many.join(", ")));
+            d.help.push("help: put several tests in separate filters (all must pass) or in { any = [...] }".into());
+            return None;
+        }
+    };
+    r.finish(ctx);
+    Some(Filter::Test { field: field_ref, op, span: value.span() })
+}
+
+fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op> {
+    let scalar = |ctx: &mut Ctx<'_>| -> Option<String> {
+        match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            DeValue::Integer(i) => Some(i.as_str().to_string()),
+            DeValue::Boolean(b) => Some(b.to_string()),
+            other => {
+                ctx.report(Code::WrongType, v.span(), format!("`{key}` must be a string, found {}", type_name(other)));
+                None
+            }
+        }
+    };
+    let number = |ctx: &mut Ctx<'_>| -> Option<f64> {
+        match as_number(v.get_ref()) {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                ctx.report(Code::WrongType, v.span(), format!("`{key}` must be a number, found {}", type_name(v.get_ref())));
+                None
+            }
+        }
+    };
+    let list = |ctx: &mut Ctx<'_>| -> Option<Vec<String>> {
+        str_list_value(ctx, key, v).map(|l| l.value.into_iter().map(|s| s.value).collect())
+    };
+    Some(match key {
+        "eq" => Op::Eq(scalar(ctx)?),
+        "ne" => Op::Ne(scalar(ctx)?),
+        "in" => Op::In(list(ctx)?),
+        "not_in" => Op::NotIn(list(ctx)?),
+        "matches" => {
+            let pattern = scalar(ctx)?;
+            match Regex::new(&pattern) {
+                Ok(re) => Op::Matches(re),
+                Err(e) => {
+                    let msg = e.to_string();
+                    let last = msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid regex").to_string();
+                    ctx.report(Code::BadRegex, v.span(), format!("`matches` is not a valid regex: {}", last.trim_start_matches("error: ")));
+                    return None;
+                }
+            }
+        }
+        "gt" => Op::Gt(number(ctx)?),
+        "ge" => Op::Ge(number(ctx)?),
+        "lt" => Op::Lt(number(ctx)?),
+        "le" => Op::Le(number(ctx)?),
+        "exists" => match v.get_ref() {
+            DeValue::Boolean(b) => Op::Exists(*b),
+            other => {
+                ctx.report(Code::WrongType, v.span(), format!("`exists` must be true or false, found {}", type_name(other)));
+                return None;
+            }
+        },
+        _ => unreachable!("only keys of OPS are passed"),
+    })
+}
+
+/// Replaces every `use` by the macro's filters, reporting unknown macros
+/// and cycles. `macros` holds each macro's unexpanded filters.
+pub fn expand(ctx: &mut Ctx<'_>, filters: Vec<Filter>, macros: &BTreeMap<String, Vec<Filter>>, stack: &mut Vec<String>) -> Vec<Filter> {
+    let mut out = Vec::new();
+    for f in filters {
+        match f {
+            Filter::Use(name) => {
+                let Some(body) = macros.get(&name.value) else {
+                    let names: Vec<&str> = macros.keys().map(String::as_str).collect();
+                    let help = unknown_name_help(&name.value, &names);
+                    ctx.report(Code::UnknownMacro, name.span.clone(), format!("no macro named `{}` is declared in [macros]", name.value)).help = help;
+                    continue;
+                };
+                if stack.contains(&name.value) || stack.len() >= MAX_DEPTH {
+                    ctx.report(Code::MacroDepth, name.span.clone(), format!("macro `{}` refers to itself (through {})", name.value, stack.join(" -> ")));
+                    continue;
+                }
+                stack.push(name.value.clone());
+                out.push(Filter::All(expand(ctx, body.clone(), macros, stack)));
+                stack.pop();
+            }
+            Filter::Any(fs) => out.push(Filter::Any(expand(ctx, fs, macros, stack))),
+            Filter::All(fs) => out.push(Filter::All(expand(ctx, fs, macros, stack))),
+            test @ Filter::Test { .. } => out.push(test),
+        }
+    }
+    out
+}
+
+/// The names a scope's known fields have, for docs and suggestions.
+pub fn known_fields(scope: Scope) -> Vec<String> {
+    scope.table().fields().iter().map(|f| format!("{}{}", scope.prefix(), f.name)).collect()
+}
+
+/// Whether a known field of `scope` is a list field.
+pub fn is_list_field(scope: Scope, name: &str) -> bool {
+    scope.table().fields().iter().any(|f| f.name == name && f.kind == schema::Kind::List)
+}

@@ -1,0 +1,186 @@
+//! Rules: loading and validating `rules/` into a [`RuleSet`].
+//!
+//! Stage one of the pipeline. A rules directory holds `changeling.toml` (the
+//! [`Config`]: incident grouping, tiers, shared lists and macros) and any
+//! number of rule files (`*.toml`, in subdirectories too, read in path
+//! order). Loading reads every file, reports *every* problem of every file
+//! as a [`Diagnostic`](diag::Diagnostic) at `file:line:col`, and yields a
+//! rule set only when there is no error. It never looks at data.
+
+pub mod config;
+pub mod diag;
+pub mod filter;
+pub mod reader;
+pub mod rule;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use config::{Config, Tier};
+pub use diag::{Code, Diagnostic, Diagnostics, Source};
+pub use rule::{Effect, Rule, Severity, When};
+
+use reader::Ctx;
+
+/// The config file's name inside a rules directory.
+pub const CONFIG_FILE: &str = "changeling.toml";
+
+/// A validated set of rules with their configuration.
+#[derive(Clone, Debug)]
+pub struct RuleSet {
+    /// Incident grouping, tiers, lists, macros.
+    pub config: Config,
+    /// Rules, ordered by id.
+    pub rules: Vec<Rule>,
+}
+
+/// Loads rules from a directory (its `changeling.toml` and every other
+/// `*.toml` below it) or from one rule file (with the `changeling.toml` of
+/// the nearest enclosing directory that has one).
+///
+/// Returns the rule set, when there are no errors, and every diagnostic.
+pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let (config_path, rule_paths) = match discover(path) {
+        Ok(found) => found,
+        Err(e) => {
+            let src = Source::new(diag::display_path(path), "");
+            diags.push(Code::Unreadable, &src, 0..0, format!("cannot read rules: {e}"));
+            return (None, diags);
+        }
+    };
+    let config = match config_path {
+        Some(p) => match read_source(&p, &mut diags) {
+            Some(src) => load_config(&src, &mut diags),
+            None => Config::default(),
+        },
+        None => Config::default(),
+    };
+    let sources: Vec<Arc<Source>> = rule_paths.iter().filter_map(|p| read_source(p, &mut diags)).collect();
+    let mut rules = Vec::new();
+    for src in &sources {
+        if let Some(rule) = load_rule(src, &config, &mut diags) {
+            rules.push(rule);
+        }
+    }
+    check_unique_ids(&rules, &mut diags);
+    rules.sort_by(|a, b| a.id.value.cmp(&b.id.value));
+    if diags.has_errors() {
+        return (None, diags);
+    }
+    (Some(RuleSet { config, rules }), diags)
+}
+
+/// Loads rules from TOML text held in memory (tests and rule test cases):
+/// one config text (may be empty) and named rule texts.
+pub fn load_texts(config: &str, rules: &[(&str, &str)]) -> (Option<RuleSet>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let config = load_config(&Source::new(CONFIG_FILE, config), &mut diags);
+    let mut out = Vec::new();
+    for (name, text) in rules {
+        if let Some(r) = load_rule(&Source::new(*name, *text), &config, &mut diags) {
+            out.push(r);
+        }
+    }
+    check_unique_ids(&out, &mut diags);
+    out.sort_by(|a, b| a.id.value.cmp(&b.id.value));
+    if diags.has_errors() {
+        return (None, diags);
+    }
+    (Some(RuleSet { config, rules: out }), diags)
+}
+
+fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
+    if path.is_file() {
+        let mut dir = path.parent();
+        while let Some(d) = dir {
+            let c = d.join(CONFIG_FILE);
+            if c.is_file() {
+                return Ok((Some(c), vec![path.to_path_buf()]));
+            }
+            dir = d.parent();
+        }
+        return Ok((None, vec![path.to_path_buf()]));
+    }
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other("not a file or directory"));
+    }
+    let mut files = Vec::new();
+    walk(path, &mut files)?;
+    files.sort();
+    let config = path.join(CONFIG_FILE);
+    let has_config = config.is_file();
+    files.retain(|f| f != &config);
+    Ok((has_config.then_some(config), files))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let p = entry.path();
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if hidden {
+            continue;
+        }
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<Source>> {
+    let shown = diag::display_path(path);
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(Source::new(shown, text)),
+        Err(e) => {
+            diags.push(Code::Unreadable, &Source::new(shown, ""), 0..0, format!("cannot read file: {e}"));
+            None
+        }
+    }
+}
+
+/// Parses TOML, reporting syntax errors; returns the root table when the
+/// parser could recover enough to read on.
+fn parse<'s>(src: &'s Arc<Source>, diags: &mut Diagnostics) -> Option<toml::Spanned<toml::de::DeTable<'s>>> {
+    let (root, errors) = toml::de::DeTable::parse_recoverable(&src.text);
+    for e in &errors {
+        let span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        diags.push(Code::Syntax, src, span, format!("invalid TOML: {msg}"));
+    }
+    // After a syntax error the tree may be partial: keep reading it so the
+    // user sees the other errors too, but its conclusions are not used.
+    Some(root)
+}
+
+fn load_config(src: &Arc<Source>, diags: &mut Diagnostics) -> Config {
+    match parse(src, diags) {
+        Some(root) => Config::read(root.get_ref(), root.span(), src, diags),
+        None => Config::default(),
+    }
+}
+
+fn load_rule(src: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Option<Rule> {
+    let root = parse(src, diags)?;
+    let mut ctx = Ctx { source: src, diags, lists: &config.lists };
+    Rule::read(root.get_ref(), root.span(), &mut ctx, &config.macros)
+}
+
+fn check_unique_ids(rules: &[Rule], diags: &mut Diagnostics) {
+    let mut seen: std::collections::HashMap<&str, &Rule> = std::collections::HashMap::new();
+    for r in rules {
+        if let Some(first) = seen.get(r.id.value.as_str()) {
+            let at = first.source.location(first.id.span.start);
+            diags
+                .push(Code::DuplicateId, &r.source, r.id.span.clone(), format!("rule id `{}` is already used", r.id.value))
+                .help
+                .push(format!("note: first defined at {at}"));
+        } else {
+            seen.insert(&r.id.value, r);
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! The scorer: a plan bound to a dataset, run over every account.
+//!
+//! Stage three of the pipeline. [`Scorer::new`] binds the plan (action names
+//! to symbols, filters to columns, signals to shared indexes); it is then
+//! read-only and shared by reference. Each worker owns a [`Scratch`] (the
+//! signals' per-account states, a hit buffer) that it resets per account,
+//! so the hot loop takes no lock and allocates little.
+//!
+//! For each account, events are walked in time order. Each event is first
+//! judged by the rules that select it, against state built from earlier
+//! events only; then every state observes it. Hits are grouped into
+//! incidents per account. [`Scorer::run`] does this in parallel over
+//! accounts with rayon; [`Scorer::run_sequential`] is the one-thread
+//! reference. Both return incidents ordered by account id, then start, so
+//! output is byte-identical whatever the thread count.
+
+pub mod filter;
+pub mod incident;
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::data::{AccountSpan, Dataset};
+use crate::intern::Sym;
+use crate::plan::Plan;
+use crate::rules::{Effect, When};
+use crate::signals::{BindCache, Bound, Ev, Outcome, State};
+use crate::time::Millis;
+pub use filter::BoundFilter;
+pub use incident::Incident;
+
+/// One rule firing on one event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hit {
+    /// Index of the rule in the plan.
+    pub rule: u32,
+    /// Index of the event in the dataset.
+    pub event: u32,
+    /// Event time.
+    pub ts: Millis,
+    /// Strength in (0, 1].
+    pub strength: f64,
+    /// Which way it counts.
+    pub effect: Effect,
+    /// The evidence, in words.
+    pub why: String,
+    /// Kinds of the signals that fired.
+    pub signals: Vec<&'static str>,
+}
+
+/// An account's incidents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountIncidents {
+    /// The account.
+    pub actor: Sym,
+    /// Its incidents, by start.
+    pub incidents: Vec<Incident>,
+}
+
+struct BoundRule {
+    filters: Vec<BoundFilter>,
+    signals: Vec<(Bound, usize)>,
+    when: When,
+    effect: Effect,
+}
+
+/// A plan bound to a dataset, ready to score.
+pub struct Scorer<'a> {
+    plan: &'a Plan,
+    data: &'a Dataset,
+    rules: Vec<BoundRule>,
+    /// Rules selecting each action, and rules selecting every action.
+    by_action: HashMap<Sym, Vec<u32>>,
+    any_action: Vec<u32>,
+    /// For each state slot: (rule, signal) whose binding drives it.
+    slot_owner: Vec<(usize, usize)>,
+    weights: Vec<f64>,
+    notes: Vec<String>,
+}
+
+/// Per-worker scratch space, reused from account to account.
+pub struct Scratch {
+    states: Vec<State>,
+    hits: Vec<Hit>,
+    candidates: Vec<u32>,
+}
+
+impl<'a> Scorer<'a> {
+    /// Binds `plan` to `data`. Builds the shared indexes signals need.
+    pub fn new(plan: &'a Plan, data: &'a Dataset) -> Scorer<'a> {
+        let mut cache = BindCache::default();
+        let mut rules = Vec::new();
+        let mut by_action: HashMap<Sym, Vec<u32>> = HashMap::new();
+        let mut any_action = Vec::new();
+        let mut notes = Vec::new();
+        for (ri, r) in plan.rules.iter().enumerate() {
+            let signals: Vec<(Bound, usize)> = r.signals.iter().map(|s| (s.def.bind(data, &mut cache), s.slot)).collect();
+            for (b, _) in &signals {
+                if let Some(n) = b.note()
+                    && !notes.contains(&n)
+                {
+                    notes.push(n);
+                }
+            }
+            rules.push(BoundRule {
+                filters: r.filters.iter().map(|f| BoundFilter::bind(f, data)).collect(),
+                signals,
+                when: r.when,
+                effect: r.effect,
+            });
+            if r.actions.is_empty() {
+                any_action.push(ri as u32);
+            } else {
+                for a in &r.actions {
+                    if let Some(s) = data.strings.get(a) {
+                        let v = by_action.entry(s).or_default();
+                        if !v.contains(&(ri as u32)) {
+                            v.push(ri as u32);
+                        }
+                    }
+                }
+            }
+        }
+        Scorer {
+            plan,
+            data,
+            rules,
+            by_action,
+            any_action,
+            slot_owner: plan.slots.iter().map(|s| s.owner).collect(),
+            weights: plan.rules.iter().map(|r| r.weight).collect(),
+            notes,
+        }
+    }
+
+    /// Things the user should know about this binding, each said once (for
+    /// example, a signal that abstains on this dataset).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The plan being run.
+    pub fn plan(&self) -> &Plan {
+        self.plan
+    }
+
+    /// The dataset being scored.
+    pub fn data(&self) -> &Dataset {
+        self.data
+    }
+
+    fn owner_bound(&self, slot: usize) -> &Bound {
+        let (r, s) = self.slot_owner[slot];
+        &self.rules[r].signals[s].0
+    }
+
+    /// A fresh scratch space for one worker.
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            states: (0..self.slot_owner.len()).map(|s| self.owner_bound(s).new_state()).collect(),
+            hits: Vec::new(),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Scores one account.
+    pub fn score_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Incident> {
+        let data = self.data;
+        for (slot, state) in scratch.states.iter_mut().enumerate() {
+            self.owner_bound(slot).reset(state, span.actor, data);
+        }
+        scratch.hits.clear();
+        for i in span.range() {
+            let e = Ev::at(data, i);
+            scratch.candidates.clear();
+            if let Some(rs) = self.by_action.get(&e.action) {
+                scratch.candidates.extend_from_slice(rs);
+            }
+            scratch.candidates.extend_from_slice(&self.any_action);
+            for k in 0..scratch.candidates.len() {
+                let ri = scratch.candidates[k];
+                if let Some(hit) = self.judge(ri, &e, &mut scratch.states) {
+                    scratch.hits.push(hit);
+                }
+            }
+            for (slot, state) in scratch.states.iter_mut().enumerate() {
+                self.owner_bound(slot).observe(state, &e);
+            }
+        }
+        if scratch.hits.is_empty() {
+            return Vec::new();
+        }
+        incident::group(std::mem::take(&mut scratch.hits), &self.weights, &self.plan.config)
+    }
+
+    /// Runs one rule on one event.
+    fn judge(&self, ri: u32, e: &Ev<'_>, states: &mut [State]) -> Option<Hit> {
+        let rule = &self.rules[ri as usize];
+        if !rule.filters.iter().all(|f| f.test(self.data, e.i)) {
+            return None;
+        }
+        let mut fired: Vec<(&'static str, f64, String)> = Vec::new();
+        let mut spoke = 0;
+        for (si, (bound, slot)) in rule.signals.iter().enumerate() {
+            match bound.eval(&mut states[*slot], e) {
+                Outcome::Fire { strength, why } => {
+                    spoke += 1;
+                    fired.push((self.plan.rules[ri as usize].signals[si].def.kind(), strength, why));
+                }
+                Outcome::Quiet => {
+                    spoke += 1;
+                    if rule.when == When::All {
+                        return None;
+                    }
+                }
+                Outcome::Abstain => {}
+            }
+        }
+        let strength = if rule.signals.is_empty() {
+            1.0
+        } else if fired.is_empty() || spoke == 0 {
+            return None;
+        } else {
+            match rule.when {
+                When::All => fired.iter().map(|f| f.1).product(),
+                When::Any => 1.0 - fired.iter().map(|f| 1.0 - f.1).product::<f64>(),
+            }
+        };
+        let mut why = describe_event(e);
+        if fired.is_empty() {
+            why.push_str(": matched the rule's selection");
+        } else {
+            why.push_str(": ");
+            why.push_str(&fired.iter().map(|f| f.2.as_str()).collect::<Vec<_>>().join("; "));
+        }
+        Some(Hit {
+            rule: ri,
+            event: e.i as u32,
+            ts: e.ts,
+            strength: incident::round4(strength),
+            effect: rule.effect,
+            why,
+            signals: fired.iter().map(|f| f.0).collect(),
+        })
+    }
+
+    /// Scores every account on the current rayon pool. Accounts come back
+    /// ordered by id (as text); only accounts with incidents are listed.
+    pub fn run(&self) -> Vec<AccountIncidents> {
+        let mut out: Vec<AccountIncidents> = self
+            .data
+            .events
+            .accounts
+            .par_iter()
+            .map_init(
+                || self.scratch(),
+                |scratch, span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, scratch) },
+            )
+            .filter(|a| !a.incidents.is_empty())
+            .collect();
+        self.sort(&mut out);
+        out
+    }
+
+    /// The one-thread reference: same result as [`Scorer::run`].
+    pub fn run_sequential(&self) -> Vec<AccountIncidents> {
+        let mut scratch = self.scratch();
+        let mut out: Vec<AccountIncidents> = self
+            .data
+            .events
+            .accounts
+            .iter()
+            .map(|span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, &mut scratch) })
+            .filter(|a| !a.incidents.is_empty())
+            .collect();
+        self.sort(&mut out);
+        out
+    }
+
+    fn sort(&self, out: &mut [AccountIncidents]) {
+        let s = &self.data.strings;
+        out.sort_by(|a, b| s.resolve(a.actor).cmp(s.resolve(b.actor)));
+    }
+}
+
+/// Past tense of common actions, for `why`.
+fn verb(action: &str) -> String {
+    match action {
+        "like" => "liked".into(),
+        "unlike" => "unliked".into(),
+        "repost" => "reposted".into(),
+        "unrepost" => "unreposted".into(),
+        "reply" => "replied to".into(),
+        "post" => "posted".into(),
+        "follow" => "followed".into(),
+        "unfollow" => "unfollowed".into(),
+        "login" => "logged in".into(),
+        "logout" => "logged out".into(),
+        other => format!("{other}"),
+    }
+}
+
+/// "liked t-905 by acct-77 (labels: adult)".
+fn describe_event(e: &Ev<'_>) -> String {
+    let mut s = verb(e.text(e.action));
+    if let Some(t) = e.target() {
+        s.push(' ');
+        s.push_str(e.text(t));
+        if let Some(r) = e.item_row() {
+            if let Some(a) = e.author() {
+                s.push_str(" by ");
+                s.push_str(e.text(a));
+            }
+            let labels = e.data.items.labels(r);
+            if !labels.is_empty() {
+                let names: Vec<&str> = labels.iter().map(|&l| e.text(l)).collect();
+                s.push_str(&format!(" (labels: {})", names.join(", ")));
+            }
+        } else if let Some(a) = e.author() {
+            s.push_str(" by ");
+            s.push_str(e.text(a));
+        }
+    }
+    s
+}

@@ -1,0 +1,328 @@
+//! `feed_exposure`: could the target have reached the account at all?
+//!
+//! **What it detects.** An action on an item that nothing the platform
+//! knows of could have shown to the account: its author was not followed
+//! at that moment, no followee had reposted it, no impression of it was
+//! logged, and the account did not get there by its own navigation (a
+//! search, a profile visit). It fires when there is *no* path, and says
+//! which paths it checked.
+//!
+//! **Why it suggests compromise.** An account's owner mostly acts on what
+//! its feed shows it. Whoever takes an account over arrives with their own
+//! targets (links to like, accounts to boost) that the owner's feed never
+//! carried. In the story behind changeling, an account following 14 state
+//! media and government accounts liked posts by strangers that no followee
+//! had shared.
+//!
+//! **Paths** (all checked by default, `paths` to choose):
+//! - `own`: the account is the item's author.
+//! - `follow`: the author was followed at that moment: the `follows` table
+//!   (with `since` when given) updated by the account's own follow and
+//!   unfollow events up to this one.
+//! - `repost`: a followee reposted the item within `repost_window` before.
+//! - `impression`: an impression of the item for the account was logged
+//!   before (up to `impression_slack` after, for clock skew between logs).
+//! - `navigation`: the action's `surface` is one of `navigation_surfaces`.
+//!
+//! **Evidence available.** With neither a `follows` table nor an
+//! `impressions` table the dataset says nothing about exposure: the signal
+//! then abstains on every event, and the scorer says so once. With only one
+//! of the two, a missing path weighs less: strength 0.8 instead of 1.0.
+//! When the author is unknown (no `target_author`, item not in `items`) the
+//! follow path cannot be checked: it abstains unless impressions are logged.
+//!
+//! **Parameters** (defaults):
+//! - `paths = ["own", "follow", "repost", "impression", "navigation"]`
+//! - `navigation_surfaces = ["search", "profile", "notifications"]`
+//! - `repost_actions = ["repost"]`, `repost_window = "7d"`
+//! - `follow_action = "follow"`, `unfollow_action = "unfollow"`
+//! - `impression_slack = "1m"`
+//!
+//! ```toml
+//! [[signal]]
+//! kind = "feed_exposure"
+//! navigation_surfaces = "@navigation_surfaces"
+//! ```
+//!
+//! **Known false positives.** Recommendation feeds ("for you") show items
+//! from strangers: without impression logs those look unexposed. Links
+//! opened from outside the product (`direct`) are not navigation by default,
+//! since an attacker arrives the same way; add `direct` to
+//! `navigation_surfaces` where owners often do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{actions_param, BindCache, Ev, Outcome};
+use crate::data::schema::TableKind;
+use crate::data::Dataset;
+use crate::intern::Sym;
+use crate::rules::diag::{unknown_name_help, Code};
+use crate::rules::reader::{Ctx, TableReader};
+use crate::time::{compact_duration, Millis, DAY, MINUTE};
+
+/// The exposure paths, by name.
+pub const PATHS: [&str; 5] = ["own", "follow", "repost", "impression", "navigation"];
+
+/// Validated parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Which of [`PATHS`] count as exposure.
+    pub paths: Vec<String>,
+    /// Surfaces reached by the account's own navigation.
+    pub navigation_surfaces: Vec<String>,
+    /// Actions that put an item into followers' feeds.
+    pub repost_actions: Vec<String>,
+    /// How long a followee's repost keeps the item in the feed.
+    pub repost_window: Millis,
+    /// The action that adds a followee.
+    pub follow_action: String,
+    /// The action that removes one.
+    pub unfollow_action: String,
+    /// How late an impression may be logged and still count.
+    pub impression_slack: Millis,
+}
+
+impl Params {
+    /// Reads the parameters of a `[[signal]]` table.
+    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
+        let mut paths = Vec::new();
+        match r.str_list(ctx, "paths") {
+            Some(list) => {
+                for p in list.value {
+                    if PATHS.contains(&p.value.as_str()) {
+                        paths.push(p.value);
+                    } else {
+                        let help = unknown_name_help(&p.value, &PATHS);
+                        ctx.report(Code::BadValue, p.span, format!("unknown exposure path `{}`", p.value)).help = help;
+                    }
+                }
+            }
+            None => paths = PATHS.iter().map(|p| p.to_string()).collect(),
+        }
+        Params {
+            paths,
+            navigation_surfaces: actions_param(r, ctx, "navigation_surfaces", &["search", "profile", "notifications"]),
+            repost_actions: actions_param(r, ctx, "repost_actions", &["repost"]),
+            repost_window: r.duration_or(ctx, "repost_window", 7 * DAY),
+            follow_action: r.str(ctx, "follow_action").map_or_else(|| "follow".into(), |s| s.value),
+            unfollow_action: r.str(ctx, "unfollow_action").map_or_else(|| "unfollow".into(), |s| s.value),
+            impression_slack: r.duration_or(ctx, "impression_slack", MINUTE),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("paths", format!("{:?}", self.paths)),
+            ("navigation_surfaces", format!("{:?}", self.navigation_surfaces)),
+            ("repost_actions", format!("{:?}", self.repost_actions)),
+            ("repost_window", compact_duration(self.repost_window)),
+            ("follow_action", self.follow_action.clone()),
+            ("unfollow_action", self.unfollow_action.clone()),
+            ("impression_slack", compact_duration(self.impression_slack)),
+        ]
+    }
+
+    pub(crate) fn state_key(&self) -> String {
+        format!("{}/{}", self.follow_action, self.unfollow_action)
+    }
+
+    pub(crate) fn reads(&self) -> Vec<(TableKind, &'static str)> {
+        vec![
+            (TableKind::Events, "action"),
+            (TableKind::Events, "target"),
+            (TableKind::Events, "target_author"),
+            (TableKind::Events, "surface"),
+            (TableKind::Items, "id"),
+            (TableKind::Items, "author"),
+            (TableKind::Follows, "follower"),
+            (TableKind::Follows, "followee"),
+            (TableKind::Follows, "since"),
+            (TableKind::Impressions, "actor"),
+            (TableKind::Impressions, "item"),
+            (TableKind::Impressions, "ts"),
+        ]
+    }
+}
+
+/// Who reposted each item, when: shared by every `feed_exposure` with the
+/// same repost actions.
+#[derive(Debug, Default)]
+pub struct RepostIndex {
+    by_item: HashMap<Sym, Vec<(Millis, Sym)>>,
+}
+
+impl RepostIndex {
+    fn build(data: &Dataset, actions: &[Sym]) -> RepostIndex {
+        let e = &data.events;
+        let mut by_item: HashMap<Sym, Vec<(Millis, Sym)>> = HashMap::new();
+        for i in 0..e.len() {
+            if actions.contains(&e.action(i))
+                && let Some(t) = e.target(i)
+            {
+                by_item.entry(t).or_default().push((e.ts(i), e.actor(i)));
+            }
+        }
+        for v in by_item.values_mut() {
+            v.sort_unstable();
+        }
+        RepostIndex { by_item }
+    }
+
+    /// Reposts of `item` in `from..=to`.
+    fn between(&self, item: Sym, from: Millis, to: Millis) -> &[(Millis, Sym)] {
+        let Some(v) = self.by_item.get(&item) else { return &[] };
+        let a = v.partition_point(|&(t, _)| t < from);
+        let b = v.partition_point(|&(t, _)| t <= to);
+        &v[a..b.max(a)]
+    }
+}
+
+/// Bound to a dataset.
+#[derive(Debug)]
+pub struct Bound {
+    params: Params,
+    own: bool,
+    follow: bool,
+    repost: bool,
+    impression: bool,
+    navigation: Vec<Sym>,
+    follow_action: Option<Sym>,
+    unfollow_action: Option<Sym>,
+    reposts: Arc<RepostIndex>,
+    graph_known: bool,
+    impressions_known: bool,
+}
+
+/// Per-account state: whom the account follows, since when.
+#[derive(Debug, Default)]
+pub struct State {
+    followees: HashMap<Sym, Millis>,
+}
+
+impl Bound {
+    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
+        let has = |name: &str| p.paths.iter().any(|x| x == name);
+        let repost_syms = super::resolve_all(data, &p.repost_actions);
+        let reposts = cache
+            .reposts
+            .entry(repost_syms.clone())
+            .or_insert_with(|| Arc::new(RepostIndex::build(data, &repost_syms)))
+            .clone();
+        Bound {
+            params: p.clone(),
+            own: has("own"),
+            follow: has("follow"),
+            repost: has("repost"),
+            impression: has("impression"),
+            navigation: if has("navigation") { super::resolve_all(data, &p.navigation_surfaces) } else { Vec::new() },
+            follow_action: data.strings.get(&p.follow_action),
+            unfollow_action: data.strings.get(&p.unfollow_action),
+            reposts,
+            graph_known: data.follows.is_some(),
+            impressions_known: data.impressions.is_some(),
+        }
+    }
+
+    pub(crate) fn note(&self) -> Option<String> {
+        (!self.graph_known && !self.impressions_known).then(|| {
+            "feed_exposure abstains on this dataset: it has neither a follows table nor an impressions table, \
+             so nothing tells whether an item could have reached an account"
+                .to_string()
+        })
+    }
+
+    pub(crate) fn reset(&self, s: &mut State, actor: Sym, data: &Dataset) {
+        s.followees.clear();
+        if let Some(f) = &data.follows {
+            s.followees.extend(f.followees(actor).iter().copied());
+        }
+    }
+
+    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+        if Some(e.action) == self.follow_action {
+            if let Some(t) = e.target() {
+                s.followees.entry(t).or_insert(e.ts);
+            }
+        } else if Some(e.action) == self.unfollow_action
+            && let Some(t) = e.target()
+        {
+            s.followees.remove(&t);
+        }
+    }
+
+    fn followed(&self, s: &State, who: Sym, at: Millis) -> bool {
+        s.followees.get(&who).is_some_and(|&since| since <= at)
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        if !self.graph_known && !self.impressions_known {
+            return Outcome::Abstain;
+        }
+        let Some(target) = e.target() else { return Outcome::Quiet };
+        let author = e.author();
+        if self.own && author == Some(e.actor) {
+            return Outcome::Quiet;
+        }
+        if self.navigation.iter().any(|&n| Some(n) == e.surface()) {
+            return Outcome::Quiet;
+        }
+        if self.follow
+            && let Some(a) = author
+            && self.followed(s, a, e.ts)
+        {
+            return Outcome::Quiet;
+        }
+        if self.repost
+            && self
+                .reposts
+                .between(target, e.ts - self.params.repost_window, e.ts)
+                .iter()
+                .any(|&(_, who)| who != e.actor && self.followed(s, who, e.ts))
+        {
+            return Outcome::Quiet;
+        }
+        if self.impression
+            && let Some(imp) = &e.data.impressions
+            && imp.first_shown(e.actor, target).is_some_and(|t| t <= e.ts + self.params.impression_slack)
+        {
+            return Outcome::Quiet;
+        }
+        if author.is_none() && !self.impressions_known {
+            return Outcome::Abstain;
+        }
+        let mut why = Vec::new();
+        let mut strength = 1.0;
+        if self.follow {
+            match author {
+                Some(a) if self.graph_known => why.push(format!("author {} not followed", e.text(a))),
+                Some(a) => {
+                    why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)));
+                    strength = 0.8;
+                }
+                None => {
+                    why.push("author unknown".to_string());
+                    strength = 0.8;
+                }
+            }
+        }
+        if self.repost {
+            why.push(format!("no followee reposted it in the {} before", compact_duration(self.params.repost_window)));
+        }
+        if self.impression {
+            if self.impressions_known {
+                why.push("no impression".into());
+            } else {
+                why.push("no impressions logged in this dataset".into());
+                strength = 0.8_f64.min(strength);
+            }
+        }
+        if !self.navigation.is_empty() || !self.params.navigation_surfaces.is_empty() {
+            match e.surface() {
+                Some(sf) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
+                None => why.push("no surface recorded".into()),
+            }
+        }
+        Outcome::Fire { strength, why: why.join(", ") }
+    }
+}

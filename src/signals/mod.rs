@@ -1,0 +1,304 @@
+//! Signal kinds: the registry.
+//!
+//! A signal is one piece of evidence about one event of one account: "this
+//! like is far from the account's history", "nothing could have shown it
+//! this item", "this unlike came an hour after the like". Each kind lives in
+//! its own file with its documentation, parameters, binding and evaluator;
+//! this file is the only other place a new kind touches.
+//!
+//! Life of a signal:
+//! 1. **parse** (rule loading): parameters read and range-checked, with
+//!    diagnostics. Result: [`SignalDef`], data-independent.
+//! 2. **bind** (before scoring): resolved against a dataset (action names
+//!    to symbols, shared indexes such as "who reposted what" built once).
+//!    Result: [`Bound`], read-only and shared by all workers.
+//! 3. **per account**: a [`State`] (per worker, reset per account) is fed
+//!    every event of the account in time order ([`Bound::observe`]) and asked
+//!    about the events the rule selects ([`Bound::eval`]) *before* it
+//!    observes them, so a signal never sees an event's future.
+//!
+//! Evaluation cannot fail: every check that can fail happens at parse or
+//! bind time.
+
+pub mod feed_exposure;
+pub mod off_pattern;
+pub mod unlike_latency;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::data::schema::{ev, TableKind};
+use crate::data::Dataset;
+use crate::intern::Sym;
+use crate::rules::reader::{Ctx, Sp, TableReader};
+use crate::time::Millis;
+
+/// Every signal kind, by the name rules use.
+pub const KINDS: &[&str] = &["feed_exposure", "off_pattern", "unlike_latency"];
+
+/// A signal as declared in a rule, parameters validated.
+#[derive(Clone, Debug)]
+pub enum SignalDef {
+    /// See [`off_pattern`].
+    OffPattern(off_pattern::Params),
+    /// See [`feed_exposure`].
+    FeedExposure(feed_exposure::Params),
+    /// See [`unlike_latency`].
+    UnlikeLatency(unlike_latency::Params),
+}
+
+/// Parses a `[[signal]]` table of kind `kind`; `None` for an unknown kind
+/// (the caller reports it).
+pub fn parse(kind: &str, r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<SignalDef> {
+    Some(match kind {
+        "off_pattern" => SignalDef::OffPattern(off_pattern::Params::parse(r, ctx)),
+        "feed_exposure" => SignalDef::FeedExposure(feed_exposure::Params::parse(r, ctx)),
+        "unlike_latency" => SignalDef::UnlikeLatency(unlike_latency::Params::parse(r, ctx)),
+        _ => return None,
+    })
+}
+
+impl SignalDef {
+    /// The kind's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SignalDef::OffPattern(_) => "off_pattern",
+            SignalDef::FeedExposure(_) => "feed_exposure",
+            SignalDef::UnlikeLatency(_) => "unlike_latency",
+        }
+    }
+
+    /// Parameters with their values, for `explain-plan`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        match self {
+            SignalDef::OffPattern(p) => p.describe(),
+            SignalDef::FeedExposure(p) => p.describe(),
+            SignalDef::UnlikeLatency(p) => p.describe(),
+        }
+    }
+
+    /// Identifies the per-account state this signal keeps: signals with the
+    /// same key share one state (one baseline, one follow graph walk).
+    pub fn state_key(&self) -> String {
+        match self {
+            SignalDef::OffPattern(p) => format!("off_pattern{}", p.state_key()),
+            SignalDef::FeedExposure(p) => format!("feed_exposure{}", p.state_key()),
+            SignalDef::UnlikeLatency(p) => format!("unlike_latency{}", p.state_key()),
+        }
+    }
+
+    /// The (table, column) pairs the signal reads.
+    pub fn reads(&self) -> Vec<(TableKind, &'static str)> {
+        match self {
+            SignalDef::OffPattern(p) => p.reads(),
+            SignalDef::FeedExposure(p) => p.reads(),
+            SignalDef::UnlikeLatency(_) => unlike_latency::reads(),
+        }
+    }
+
+    /// Binds the signal to a dataset, sharing indexes through `cache`.
+    pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
+        match self {
+            SignalDef::OffPattern(p) => Bound::OffPattern(off_pattern::Bound::new(p, data, cache)),
+            SignalDef::FeedExposure(p) => Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache)),
+            SignalDef::UnlikeLatency(p) => Bound::UnlikeLatency(unlike_latency::Bound::new(p, data)),
+        }
+    }
+}
+
+/// Indexes built once per dataset and shared by the signals that need them.
+#[derive(Default)]
+pub struct BindCache {
+    /// Who reposted each item, by repost-action set.
+    pub reposts: HashMap<Vec<Sym>, Arc<feed_exposure::RepostIndex>>,
+    /// Population distributions, by (feature, history actions).
+    pub priors: HashMap<(off_pattern::Feature, Vec<Sym>), Arc<off_pattern::Prior>>,
+}
+
+/// A signal bound to a dataset.
+#[derive(Debug)]
+pub enum Bound {
+    /// See [`off_pattern`].
+    OffPattern(off_pattern::Bound),
+    /// See [`feed_exposure`].
+    FeedExposure(feed_exposure::Bound),
+    /// See [`unlike_latency`].
+    UnlikeLatency(unlike_latency::Bound),
+}
+
+/// Per-account state of one signal (or of several that share a state key).
+#[derive(Debug)]
+pub enum State {
+    /// See [`off_pattern`].
+    OffPattern(off_pattern::State),
+    /// See [`feed_exposure`].
+    FeedExposure(feed_exposure::State),
+    /// See [`unlike_latency`].
+    UnlikeLatency(unlike_latency::State),
+}
+
+/// What a signal says about an event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Evidence, with a strength in (0, 1] and the reason in plain words.
+    Fire {
+        /// How strong, in (0, 1].
+        strength: f64,
+        /// Which evidence, with the numbers.
+        why: String,
+    },
+    /// Looked, and found nothing.
+    Quiet,
+    /// Cannot tell (too little history, no data to judge by).
+    Abstain,
+}
+
+impl Bound {
+    /// A fresh per-account state.
+    pub fn new_state(&self) -> State {
+        match self {
+            Bound::OffPattern(b) => State::OffPattern(b.new_state()),
+            Bound::FeedExposure(_) => State::FeedExposure(feed_exposure::State::default()),
+            Bound::UnlikeLatency(_) => State::UnlikeLatency(unlike_latency::State::default()),
+        }
+    }
+
+    /// Resets `state` for a new account.
+    pub fn reset(&self, state: &mut State, actor: Sym, data: &Dataset) {
+        match (self, state) {
+            (Bound::OffPattern(_), State::OffPattern(s)) => s.reset(),
+            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.reset(s, actor, data),
+            (Bound::UnlikeLatency(_), State::UnlikeLatency(s)) => s.reset(),
+            _ => unreachable!("a state is always used with the bound that made it"),
+        }
+    }
+
+    /// Feeds one event of the account to `state` (after it was evaluated).
+    pub fn observe(&self, state: &mut State, e: &Ev<'_>) {
+        match (self, state) {
+            (Bound::OffPattern(b), State::OffPattern(s)) => b.observe(s, e),
+            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.observe(s, e),
+            (Bound::UnlikeLatency(b), State::UnlikeLatency(s)) => b.observe(s, e),
+            _ => unreachable!("a state is always used with the bound that made it"),
+        }
+    }
+
+    /// Judges one event, given the account's state before it.
+    pub fn eval(&self, state: &mut State, e: &Ev<'_>) -> Outcome {
+        match (self, state) {
+            (Bound::OffPattern(b), State::OffPattern(s)) => b.eval(s, e),
+            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.eval(s, e),
+            (Bound::UnlikeLatency(b), State::UnlikeLatency(s)) => b.eval(s, e),
+            _ => unreachable!("a state is always used with the bound that made it"),
+        }
+    }
+
+    /// A note for the user about this binding (for example, that the signal
+    /// abstains on this dataset), said once per run.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Bound::FeedExposure(b) => b.note(),
+            _ => None,
+        }
+    }
+}
+
+/// One event as signals see it.
+#[derive(Clone, Copy)]
+pub struct Ev<'a> {
+    /// The dataset.
+    pub data: &'a Dataset,
+    /// The event's index in `data.events`.
+    pub i: usize,
+    /// When.
+    pub ts: Millis,
+    /// Who.
+    pub actor: Sym,
+    /// What.
+    pub action: Sym,
+}
+
+impl<'a> Ev<'a> {
+    /// The event at index `i`.
+    #[inline]
+    pub fn at(data: &'a Dataset, i: usize) -> Ev<'a> {
+        let e = &data.events;
+        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i) }
+    }
+
+    /// The target item or account.
+    #[inline]
+    pub fn target(&self) -> Option<Sym> {
+        self.data.events.target(self.i)
+    }
+
+    /// The target's row in `items`, if it is a known item.
+    #[inline]
+    pub fn item_row(&self) -> Option<usize> {
+        self.target().and_then(|t| self.data.items.row(t))
+    }
+
+    /// The target's author: the event's `target_author`, else the item's.
+    #[inline]
+    pub fn author(&self) -> Option<Sym> {
+        self.data
+            .events
+            .sym(ev::TARGET_AUTHOR, self.i)
+            .or_else(|| self.item_row().and_then(|r| self.data.items.author(r)))
+    }
+
+    /// The event's `surface`.
+    #[inline]
+    pub fn surface(&self) -> Option<Sym> {
+        self.data.events.sym(ev::SURFACE, self.i)
+    }
+
+    /// A symbol's text.
+    #[inline]
+    pub fn text(&self, s: Sym) -> &'a str {
+        self.data.strings.resolve(s)
+    }
+}
+
+/// Resolves action names to the dataset's symbols (names the data never
+/// uses are dropped: no event can have them).
+pub fn resolve_all(data: &Dataset, names: &[String]) -> Vec<Sym> {
+    let mut v: Vec<Sym> = names.iter().filter_map(|n| data.strings.get(n)).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Reads a list of action names, or `default` when absent.
+pub fn actions_param(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>, key: &'static str, default: &[&str]) -> Vec<String> {
+    match r.str_list(ctx, key) {
+        Some(Sp { value, .. }) => value.into_iter().map(|s| s.value).collect(),
+        None => default.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// Formats a probability for a `why`: 4 significant digits, no exponent
+/// above 1e-6.
+pub fn fmt_prob(p: f64) -> String {
+    if p == 0.0 {
+        return "0".into();
+    }
+    if p < 1e-6 {
+        return format!("{p:.1e}");
+    }
+    let digits = (-p.log10()).floor() as i32 + 2;
+    format!("{p:.*}", digits.max(2) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_prob;
+
+    #[test]
+    fn probabilities_read_well() {
+        assert_eq!(fmt_prob(0.00041234), "0.00041");
+        assert_eq!(fmt_prob(0.5), "0.50");
+        assert_eq!(fmt_prob(0.0312), "0.031");
+        assert_eq!(fmt_prob(0.0), "0");
+    }
+}
