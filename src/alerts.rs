@@ -41,7 +41,12 @@ struct HitOut<'a> {
 }
 
 /// Writes every incident as one JSON line; returns how many were written.
-pub fn write_jsonl(out: &mut impl Write, accounts: &[AccountIncidents], plan: &Plan, data: &Dataset) -> io::Result<u64> {
+pub fn write_jsonl(
+    out: &mut impl Write,
+    accounts: &[AccountIncidents],
+    plan: &Plan,
+    data: &Dataset,
+) -> io::Result<u64> {
     let s = &data.strings;
     let mut n = 0;
     let mut line = Vec::with_capacity(1024);

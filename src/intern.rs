@@ -44,7 +44,9 @@ pub struct Interner {
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.strings.len()).finish()
+        f.debug_struct("Interner")
+            .field("len", &self.strings.len())
+            .finish()
     }
 }
 
@@ -65,7 +67,8 @@ impl Interner {
         self.strings.push(s.into());
         let strings = &self.strings;
         let hasher = &self.hasher;
-        self.table.insert_unique(hash, i as u32, |&j| hasher.hash_one(&*strings[j as usize]));
+        self.table
+            .insert_unique(hash, i as u32, |&j| hasher.hash_one(&*strings[j as usize]));
         Sym::from_index(i)
     }
 

@@ -8,11 +8,11 @@
 //! Plan + Dataset --bind--> Scorer --(rayon, per-worker Scratch)--> incidents --> alerts.jsonl
 //! ```
 
-pub mod data;
-pub mod rules;
-pub mod signals;
-pub mod plan;
-pub mod score;
 pub mod alerts;
+pub mod data;
 pub mod intern;
+pub mod plan;
+pub mod rules;
+pub mod score;
+pub mod signals;
 pub mod time;

@@ -10,7 +10,11 @@ pub fn check(rules: &Path) -> anyhow::Result<ExitCode> {
     match set {
         Some(set) => {
             let n = set.rules.len();
-            eprintln!("{}: {n} rule{} OK", rules.display(), if n == 1 { "" } else { "s" });
+            eprintln!(
+                "{}: {n} rule{} OK",
+                rules.display(),
+                if n == 1 { "" } else { "s" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => Ok(ExitCode::from(2)),
@@ -19,8 +23,12 @@ pub fn check(rules: &Path) -> anyhow::Result<ExitCode> {
 
 /// Prints the compiled plan to stdout.
 pub fn explain_plan(rules: &Path) -> anyhow::Result<ExitCode> {
-    let Some(plan) = super::load_plan(rules, false) else { return Ok(ExitCode::from(2)) };
+    let Some(plan) = super::load_plan(rules, false) else {
+        return Ok(ExitCode::from(2));
+    };
     use std::io::Write;
-    std::io::stdout().lock().write_all(plan.explain().as_bytes())?;
+    std::io::stdout()
+        .lock()
+        .write_all(plan.explain().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

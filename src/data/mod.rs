@@ -39,7 +39,9 @@ pub struct Projection {
 impl Projection {
     /// Whether column `name` of `table` is to be read.
     pub fn wants(&self, table: TableKind, name: &str) -> bool {
-        self.tables.get(&table).is_none_or(|cols| cols.contains(name))
+        self.tables
+            .get(&table)
+            .is_none_or(|cols| cols.contains(name))
     }
 }
 
@@ -73,7 +75,11 @@ impl Dataset {
     }
 
     /// Reads the dataset in `dir`, counting progress into `progress`.
-    pub fn open_with_progress(dir: &Path, opts: &ReadOptions, progress: &ReadProgress) -> Result<Dataset, DataError> {
+    pub fn open_with_progress(
+        dir: &Path,
+        opts: &ReadOptions,
+        progress: &ReadProgress,
+    ) -> Result<Dataset, DataError> {
         if !dir.is_dir() {
             return Err(DataError::io(
                 dir,
@@ -86,18 +92,31 @@ impl Dataset {
         for kind in TableKind::ALL {
             let Some(files) = source::locate(dir, kind)? else {
                 if kind == TableKind::Events {
-                    return Err(DataError::MissingEvents { dir: dir.to_path_buf() });
+                    return Err(DataError::MissingEvents {
+                        dir: dir.to_path_buf(),
+                    });
                 }
                 continue;
             };
-            let (table, table_report) = read::read_table(kind, &files, &mut strings, opts, progress)?;
+            let (table, table_report) =
+                read::read_table(kind, &files, &mut strings, opts, progress)?;
             report.tables.push((kind, table_report));
             tables.insert(kind, table);
         }
         fn report_of(report: &mut ReadReport, kind: TableKind) -> &mut TableReport {
-            &mut report.tables.iter_mut().find(|(k, _)| *k == kind).expect("table was read").1
+            &mut report
+                .tables
+                .iter_mut()
+                .find(|(k, _)| *k == kind)
+                .expect("table was read")
+                .1
         }
-        let (events, dups) = Events::from_table(tables.remove(&TableKind::Events).expect("events is required"), &strings);
+        let (events, dups) = Events::from_table(
+            tables
+                .remove(&TableKind::Events)
+                .expect("events is required"),
+            &strings,
+        );
         let r = report_of(&mut report, TableKind::Events);
         r.duplicates = dups;
         r.records -= dups;
@@ -118,8 +137,22 @@ impl Dataset {
             None => Accounts::empty(),
         };
         let follows = tables.remove(&TableKind::Follows).map(|t| Follows::new(&t));
-        let impressions = tables.remove(&TableKind::Impressions).map(|t| Impressions::new(&t));
-        let labels = tables.remove(&TableKind::Labels).map(|t| Labels::new(t, &strings));
-        Ok(Dataset { dir: dir.to_path_buf(), strings, events, items, follows, accounts, impressions, labels, report })
+        let impressions = tables
+            .remove(&TableKind::Impressions)
+            .map(|t| Impressions::new(&t));
+        let labels = tables
+            .remove(&TableKind::Labels)
+            .map(|t| Labels::new(t, &strings));
+        Ok(Dataset {
+            dir: dir.to_path_buf(),
+            strings,
+            events,
+            items,
+            follows,
+            accounts,
+            impressions,
+            labels,
+            report,
+        })
     }
 }

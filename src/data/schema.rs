@@ -31,7 +31,11 @@ pub struct FieldDef {
 }
 
 const fn f(name: &'static str, kind: Kind, required: bool) -> FieldDef {
-    FieldDef { name, kind, required }
+    FieldDef {
+        name,
+        kind,
+        required,
+    }
 }
 
 /// A table of the contract.

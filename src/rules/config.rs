@@ -33,8 +33,8 @@ use toml::de::DeValue;
 
 use super::diag::{Code, Source};
 use super::filter::{self, Filter};
-use super::reader::{str_list_value, Ctx, TableReader};
-use crate::time::{Millis, HOUR};
+use super::reader::{Ctx, TableReader, str_list_value};
+use crate::time::{HOUR, Millis};
 
 /// A score tier.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,9 +66,18 @@ impl Default for Config {
             source: None,
             incident_gap: 6 * HOUR,
             tiers: vec![
-                Tier { name: "high".into(), min_score: 0.8 },
-                Tier { name: "medium".into(), min_score: 0.5 },
-                Tier { name: "low".into(), min_score: 0.2 },
+                Tier {
+                    name: "high".into(),
+                    min_score: 0.8,
+                },
+                Tier {
+                    name: "medium".into(),
+                    min_score: 0.5,
+                },
+                Tier {
+                    name: "low".into(),
+                    min_score: 0.2,
+                },
             ],
             lists: BTreeMap::new(),
             macros: BTreeMap::new(),
@@ -83,10 +92,22 @@ impl Config {
     }
 
     /// Reads the config from a parsed document, reporting into `ctx`.
-    pub fn read(root: &toml::de::DeTable<'_>, span: std::ops::Range<usize>, source: &Arc<Source>, diags: &mut super::diag::Diagnostics) -> Config {
-        let mut config = Config { source: Some(source.clone()), ..Config::default() };
+    pub fn read(
+        root: &toml::de::DeTable<'_>,
+        span: std::ops::Range<usize>,
+        source: &Arc<Source>,
+        diags: &mut super::diag::Diagnostics,
+    ) -> Config {
+        let mut config = Config {
+            source: Some(source.clone()),
+            ..Config::default()
+        };
         let no_lists = BTreeMap::new();
-        let mut ctx = Ctx { source, diags, lists: &no_lists };
+        let mut ctx = Ctx {
+            source,
+            diags,
+            lists: &no_lists,
+        };
         let mut r = TableReader::new(root, span, "changeling.toml");
 
         if let Some(mut inc) = r.table(&mut ctx, "incident", "[incident]") {
@@ -101,16 +122,30 @@ impl Config {
                 let name = t.req_str(&mut ctx, "name");
                 let min = t.num(&mut ctx, "min_score");
                 if min.is_none() && t.get("min_score").is_none() {
-                    ctx.report(Code::MissingKey, t.span.clone(), "[[tier]] is missing required key `min_score` (a number from 0 to 1)");
+                    ctx.report(
+                        Code::MissingKey,
+                        t.span.clone(),
+                        "[[tier]] is missing required key `min_score` (a number from 0 to 1)",
+                    );
                 }
                 let span = t.span.clone();
                 t.finish(&mut ctx);
                 if let (Some(name), Some(min)) = (name, min) {
                     if !(0.0..=1.0).contains(&min.value) {
-                        ctx.report(Code::BadValue, min.span, format!("`min_score` is {}, but must be between 0 and 1", min.value));
+                        ctx.report(
+                            Code::BadValue,
+                            min.span,
+                            format!("`min_score` is {}, but must be between 0 and 1", min.value),
+                        );
                         continue;
                     }
-                    read.push((Tier { name: name.value, min_score: min.value }, span));
+                    read.push((
+                        Tier {
+                            name: name.value,
+                            min_score: min.value,
+                        },
+                        span,
+                    ));
                 }
             }
             for w in read.windows(2) {
@@ -120,7 +155,11 @@ impl Config {
                         .push("help: list tiers from the highest score to the lowest".into());
                 }
                 if w[1].0.name == w[0].0.name {
-                    ctx.report(Code::BadTiers, w[1].1.clone(), format!("tier `{}` is declared twice", w[1].0.name));
+                    ctx.report(
+                        Code::BadTiers,
+                        w[1].1.clone(),
+                        format!("tier `{}` is declared twice", w[1].0.name),
+                    );
                 }
             }
             config.tiers = read.into_iter().map(|(t, _)| t).collect();
@@ -129,7 +168,10 @@ impl Config {
         if let Some(lists) = r.table(&mut ctx, "lists", "[lists]") {
             for (key, value) in lists.entries() {
                 if let Some(list) = str_list_value(&mut ctx, key.get_ref(), value) {
-                    config.lists.insert(key.get_ref().to_string(), list.value.into_iter().map(|s| s.value).collect());
+                    config.lists.insert(
+                        key.get_ref().to_string(),
+                        list.value.into_iter().map(|s| s.value).collect(),
+                    );
                 }
             }
         }
@@ -137,12 +179,23 @@ impl Config {
         if let Some(macros) = r.table(&mut ctx, "macros", "[macros]") {
             for (key, value) in macros.entries() {
                 let DeValue::Array(items) = value.get_ref() else {
-                    ctx.report(Code::WrongType, value.span(), format!("macro `{}` must be an array of filters", key.get_ref()));
+                    ctx.report(
+                        Code::WrongType,
+                        value.span(),
+                        format!("macro `{}` must be an array of filters", key.get_ref()),
+                    );
                     continue;
                 };
                 // Lists are known by now: macros may use them.
-                let mut mctx = Ctx { source, diags: &mut *ctx.diags, lists: &config.lists };
-                let body: Vec<Filter> = items.iter().filter_map(|i| filter::parse_filter(&mut mctx, i, 1)).collect();
+                let mut mctx = Ctx {
+                    source,
+                    diags: &mut *ctx.diags,
+                    lists: &config.lists,
+                };
+                let body: Vec<Filter> = items
+                    .iter()
+                    .filter_map(|i| filter::parse_filter(&mut mctx, i, 1))
+                    .collect();
                 config.macros.insert(key.get_ref().to_string(), body);
             }
         }

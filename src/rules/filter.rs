@@ -28,11 +28,11 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use regex::Regex;
-use toml::de::DeValue;
 use toml::Spanned;
+use toml::de::DeValue;
 
-use super::diag::{did_you_mean, unknown_name_help, Code};
-use super::reader::{as_number, str_list_value, type_name, Ctx, Sp, TableReader};
+use super::diag::{Code, did_you_mean, unknown_name_help};
+use super::reader::{Ctx, Sp, TableReader, as_number, str_list_value, type_name};
 use crate::data::schema::{self, TableKind};
 
 /// How deep `any`/`all` groups and macros may nest.
@@ -131,7 +131,9 @@ impl Op {
 }
 
 /// Operator keys, in the order the docs list them.
-pub const OPS: &[&str] = &["eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "exists"];
+pub const OPS: &[&str] = &[
+    "eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "exists",
+];
 
 /// A validated filter.
 #[derive(Clone, Debug)]
@@ -176,8 +178,20 @@ impl Filter {
                 };
                 format!("{field} {} {value}", op.key())
             }
-            Filter::Any(fs) => format!("any({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
-            Filter::All(fs) => format!("all({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
+            Filter::Any(fs) => format!(
+                "any({})",
+                fs.iter()
+                    .map(Filter::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Filter::All(fs) => format!(
+                "all({})",
+                fs.iter()
+                    .map(Filter::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Filter::Use(name) => format!("use {}", name.value),
         }
     }
@@ -197,7 +211,8 @@ pub fn parse_field(ctx: &mut Ctx<'_>, name: &Sp<String>) -> FieldRef {
     };
     let known: Vec<&str> = scope.table().fields().iter().map(|f| f.name).collect();
     if !known.contains(&rest) {
-        let mut suggestion = did_you_mean(rest, known.iter().copied()).map(|s| format!("{}{s}", scope.prefix()));
+        let mut suggestion =
+            did_you_mean(rest, known.iter().copied()).map(|s| format!("{}{s}", scope.prefix()));
         if suggestion.is_none() && scope == Scope::Event && rest.contains('.') {
             let (prefix, tail) = rest.split_once('.').expect("contains a dot");
             if let Some(p) = did_you_mean(prefix, ["item", "account", "author"]) {
@@ -214,23 +229,50 @@ pub fn parse_field(ctx: &mut Ctx<'_>, name: &Sp<String>) -> FieldRef {
             .push(format!("help: did you mean `{s}`?"));
         }
     }
-    FieldRef { scope, name: rest.to_string() }
+    FieldRef {
+        scope,
+        name: rest.to_string(),
+    }
 }
 
 /// Reads a `where` array.
-pub fn parse_filters(ctx: &mut Ctx<'_>, reader: &mut TableReader<'_, '_>, key: &'static str) -> Vec<Filter> {
-    let Some((items, _)) = reader.array(ctx, key) else { return Vec::new() };
-    items.iter().filter_map(|item| parse_filter(ctx, item, 0)).collect()
+pub fn parse_filters(
+    ctx: &mut Ctx<'_>,
+    reader: &mut TableReader<'_, '_>,
+    key: &'static str,
+) -> Vec<Filter> {
+    let Some((items, _)) = reader.array(ctx, key) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| parse_filter(ctx, item, 0))
+        .collect()
 }
 
 /// Reads one filter table: a test, an `any`/`all` group, or a `use`.
-pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usize) -> Option<Filter> {
+pub fn parse_filter(
+    ctx: &mut Ctx<'_>,
+    value: &Spanned<DeValue<'_>>,
+    depth: usize,
+) -> Option<Filter> {
     let DeValue::Table(table) = value.get_ref() else {
-        ctx.report(Code::WrongType, value.span(), format!("a filter must be a table like {{ field = \"surface\", eq = \"home\" }}, found {}", type_name(value.get_ref())));
+        ctx.report(
+            Code::WrongType,
+            value.span(),
+            format!(
+                "a filter must be a table like {{ field = \"surface\", eq = \"home\" }}, found {}",
+                type_name(value.get_ref())
+            ),
+        );
         return None;
     };
     if depth > MAX_DEPTH {
-        ctx.report(Code::MacroDepth, value.span(), format!("filters nest more than {MAX_DEPTH} deep"));
+        ctx.report(
+            Code::MacroDepth,
+            value.span(),
+            format!("filters nest more than {MAX_DEPTH} deep"),
+        );
         return None;
     }
     let mut r = TableReader::new(table, value.span(), "filter");
@@ -238,9 +280,16 @@ pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usiz
     if has("any") || has("all") {
         let key = if has("any") { "any" } else { "all" };
         let (items, _) = r.array(ctx, key)?;
-        let members: Vec<Filter> = items.iter().filter_map(|i| parse_filter(ctx, i, depth + 1)).collect();
+        let members: Vec<Filter> = items
+            .iter()
+            .filter_map(|i| parse_filter(ctx, i, depth + 1))
+            .collect();
         r.finish(ctx);
-        return Some(if key == "any" { Filter::Any(members) } else { Filter::All(members) });
+        return Some(if key == "any" {
+            Filter::Any(members)
+        } else {
+            Filter::All(members)
+        });
     }
     if has("use") {
         let name = r.str(ctx, "use")?;
@@ -265,12 +314,20 @@ pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usiz
     r.allow("any");
     r.allow("all");
     r.allow("use");
-    let unknown: Vec<String> = table.iter().map(|(k, _)| k.get_ref().to_string()).filter(|k| k != "field" && !OPS.contains(&k.as_str())).collect();
+    let unknown: Vec<String> = table
+        .iter()
+        .map(|(k, _)| k.get_ref().to_string())
+        .filter(|k| k != "field" && !OPS.contains(&k.as_str()))
+        .collect();
     let op = match present.as_slice() {
         [one] => parse_op(ctx, one, table.get(*one).expect("present"))?,
         [] => {
             // An unknown key is most likely a misspelt operator: say so once.
-            let d = ctx.report(Code::BadFilter, value.span(), format!("filter on `{}` has no operator", field.value));
+            let d = ctx.report(
+                Code::BadFilter,
+                value.span(),
+                format!("filter on `{}` has no operator", field.value),
+            );
             d.help = match unknown.first() {
                 Some(k) => unknown_name_help(k, OPS),
                 None => unknown_name_help("", OPS),
@@ -278,13 +335,29 @@ pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usiz
             return None;
         }
         many => {
-            let d = ctx.report(Code::BadFilter, value.span(), format!("filter on `{}` has {} operators ({}); use one per filter", field.value, many.len(), many.join(", ")));
-            d.help.push("help: put several tests in separate filters (all must pass) or in { any = [...] }".into());
+            let d = ctx.report(
+                Code::BadFilter,
+                value.span(),
+                format!(
+                    "filter on `{}` has {} operators ({}); use one per filter",
+                    field.value,
+                    many.len(),
+                    many.join(", ")
+                ),
+            );
+            d.help.push(
+                "help: put several tests in separate filters (all must pass) or in { any = [...] }"
+                    .into(),
+            );
             return None;
         }
     };
     r.finish(ctx);
-    Some(Filter::Test { field: field_ref, op, span: value.span() })
+    Some(Filter::Test {
+        field: field_ref,
+        op,
+        span: value.span(),
+    })
 }
 
 fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op> {
@@ -294,7 +367,11 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
             DeValue::Integer(i) => Some(i.as_str().to_string()),
             DeValue::Boolean(b) => Some(b.to_string()),
             other => {
-                ctx.report(Code::WrongType, v.span(), format!("`{key}` must be a string, found {}", type_name(other)));
+                ctx.report(
+                    Code::WrongType,
+                    v.span(),
+                    format!("`{key}` must be a string, found {}", type_name(other)),
+                );
                 None
             }
         }
@@ -303,7 +380,11 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
         match as_number(v.get_ref()) {
             Some(x) if x.is_finite() => Some(x),
             _ => {
-                ctx.report(Code::WrongType, v.span(), format!("`{key}` must be a number, found {}", type_name(v.get_ref())));
+                ctx.report(
+                    Code::WrongType,
+                    v.span(),
+                    format!("`{key}` must be a number, found {}", type_name(v.get_ref())),
+                );
                 None
             }
         }
@@ -322,8 +403,20 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
                 Ok(re) => Op::Matches(re),
                 Err(e) => {
                     let msg = e.to_string();
-                    let last = msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid regex").to_string();
-                    ctx.report(Code::BadRegex, v.span(), format!("`matches` is not a valid regex: {}", last.trim_start_matches("error: ")));
+                    let last = msg
+                        .lines()
+                        .rev()
+                        .find(|l| l.starts_with("error:"))
+                        .unwrap_or("invalid regex")
+                        .to_string();
+                    ctx.report(
+                        Code::BadRegex,
+                        v.span(),
+                        format!(
+                            "`matches` is not a valid regex: {}",
+                            last.trim_start_matches("error: ")
+                        ),
+                    );
                     return None;
                 }
             }
@@ -335,7 +428,11 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
         "exists" => match v.get_ref() {
             DeValue::Boolean(b) => Op::Exists(*b),
             other => {
-                ctx.report(Code::WrongType, v.span(), format!("`exists` must be true or false, found {}", type_name(other)));
+                ctx.report(
+                    Code::WrongType,
+                    v.span(),
+                    format!("`exists` must be true or false, found {}", type_name(other)),
+                );
                 return None;
             }
         },
@@ -345,7 +442,12 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
 
 /// Replaces every `use` by the macro's filters, reporting unknown macros
 /// and cycles. `macros` holds each macro's unexpanded filters.
-pub fn expand(ctx: &mut Ctx<'_>, filters: Vec<Filter>, macros: &BTreeMap<String, Vec<Filter>>, stack: &mut Vec<String>) -> Vec<Filter> {
+pub fn expand(
+    ctx: &mut Ctx<'_>,
+    filters: Vec<Filter>,
+    macros: &BTreeMap<String, Vec<Filter>>,
+    stack: &mut Vec<String>,
+) -> Vec<Filter> {
     let mut out = Vec::new();
     for f in filters {
         match f {
@@ -353,11 +455,24 @@ pub fn expand(ctx: &mut Ctx<'_>, filters: Vec<Filter>, macros: &BTreeMap<String,
                 let Some(body) = macros.get(&name.value) else {
                     let names: Vec<&str> = macros.keys().map(String::as_str).collect();
                     let help = unknown_name_help(&name.value, &names);
-                    ctx.report(Code::UnknownMacro, name.span.clone(), format!("no macro named `{}` is declared in [macros]", name.value)).help = help;
+                    ctx.report(
+                        Code::UnknownMacro,
+                        name.span.clone(),
+                        format!("no macro named `{}` is declared in [macros]", name.value),
+                    )
+                    .help = help;
                     continue;
                 };
                 if stack.contains(&name.value) || stack.len() >= MAX_DEPTH {
-                    ctx.report(Code::MacroDepth, name.span.clone(), format!("macro `{}` refers to itself (through {})", name.value, stack.join(" -> ")));
+                    ctx.report(
+                        Code::MacroDepth,
+                        name.span.clone(),
+                        format!(
+                            "macro `{}` refers to itself (through {})",
+                            name.value,
+                            stack.join(" -> ")
+                        ),
+                    );
                     continue;
                 }
                 stack.push(name.value.clone());
@@ -374,10 +489,19 @@ pub fn expand(ctx: &mut Ctx<'_>, filters: Vec<Filter>, macros: &BTreeMap<String,
 
 /// The names a scope's known fields have, for docs and suggestions.
 pub fn known_fields(scope: Scope) -> Vec<String> {
-    scope.table().fields().iter().map(|f| format!("{}{}", scope.prefix(), f.name)).collect()
+    scope
+        .table()
+        .fields()
+        .iter()
+        .map(|f| format!("{}{}", scope.prefix(), f.name))
+        .collect()
 }
 
 /// Whether a known field of `scope` is a list field.
 pub fn is_list_field(scope: Scope, name: &str) -> bool {
-    scope.table().fields().iter().any(|f| f.name == name && f.kind == schema::Kind::List)
+    scope
+        .table()
+        .fields()
+        .iter()
+        .any(|f| f.name == name && f.kind == schema::Kind::List)
 }

@@ -35,7 +35,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::diag::{did_you_mean, unknown_name_help, Code, Source};
+use super::diag::{Code, Source, did_you_mean, unknown_name_help};
 use super::filter::{self, Filter};
 use super::reader::{Ctx, Sp, TableReader};
 use crate::signals::{self, SignalDef};
@@ -134,34 +134,72 @@ pub struct Rule {
 
 /// Actions of the contract's common vocabulary, for typo warnings.
 const COMMON_ACTIONS: &[&str] = &[
-    "like", "unlike", "repost", "unrepost", "reply", "post", "follow", "unfollow", "login", "logout",
-    "password_change", "email_change", "profile_change",
+    "like",
+    "unlike",
+    "repost",
+    "unrepost",
+    "reply",
+    "post",
+    "follow",
+    "unfollow",
+    "login",
+    "logout",
+    "password_change",
+    "email_change",
+    "profile_change",
 ];
 
 fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/.".contains(c))
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/.".contains(c))
 }
 
 impl Rule {
     /// Validates one rule file's root table. Returns `None` when the rule
     /// has errors (all of them reported into `ctx`).
-    pub fn read(root: &toml::de::DeTable<'_>, span: Range<usize>, ctx: &mut Ctx<'_>, macros: &std::collections::BTreeMap<String, Vec<Filter>>) -> Option<Rule> {
+    pub fn read(
+        root: &toml::de::DeTable<'_>,
+        span: Range<usize>,
+        ctx: &mut Ctx<'_>,
+        macros: &std::collections::BTreeMap<String, Vec<Filter>>,
+    ) -> Option<Rule> {
         let errors_before = ctx.diags.errors();
         let mut r = TableReader::new(root, span.clone(), "rule");
         let id = r.req_str(ctx, "id");
         if let Some(id) = &id
             && !valid_id(&id.value)
         {
-            ctx.report(Code::BadValue, id.span.clone(), format!("rule id `{}` may only use a-z, 0-9 and - _ / .", id.value));
+            ctx.report(
+                Code::BadValue,
+                id.span.clone(),
+                format!("rule id `{}` may only use a-z, 0-9 and - _ / .", id.value),
+            );
         }
         let title = r.req_str(ctx, "title");
-        let description = r.str(ctx, "description").map(|s| s.value).unwrap_or_default();
+        let description = r
+            .str(ctx, "description")
+            .map(|s| s.value)
+            .unwrap_or_default();
         let severity = r.choice(ctx, "severity", &Severity::NAMES, "medium");
-        let severity = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
-            [Severity::NAMES.iter().position(|n| *n == severity).expect("a choice of NAMES")];
-        let tags = r.str_list(ctx, "tags").map(|l| l.value.into_iter().map(|s| s.value).collect()).unwrap_or_default();
+        let severity = [
+            Severity::Info,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ][Severity::NAMES
+            .iter()
+            .position(|n| *n == severity)
+            .expect("a choice of NAMES")];
+        let tags = r
+            .str_list(ctx, "tags")
+            .map(|l| l.value.into_iter().map(|s| s.value).collect())
+            .unwrap_or_default();
         let version = r.count(ctx, "version", u64::from(u32::MAX), 1);
 
         let mut actions = Vec::new();
@@ -196,20 +234,36 @@ impl Rule {
             match signals::parse(&kind.value, &mut st, ctx) {
                 Some(def) => {
                     st.finish(ctx);
-                    signals.push(SignalUse { def, span: t.span.clone() });
+                    signals.push(SignalUse {
+                        def,
+                        span: t.span.clone(),
+                    });
                 }
                 None => {
                     let help = unknown_name_help(&kind.value, signals::KINDS);
-                    ctx.report(Code::UnknownSignal, kind.span.clone(), format!("unknown signal kind `{}`", kind.value)).help = help;
+                    ctx.report(
+                        Code::UnknownSignal,
+                        kind.span.clone(),
+                        format!("unknown signal kind `{}`", kind.value),
+                    )
+                    .help = help;
                 }
             }
         }
 
         let (mut when, mut weight, mut effect) = (When::All, 0.5, Effect::For);
         if let Some(mut hit) = r.table(ctx, "hit", "[hit]") {
-            when = if hit.choice(ctx, "when", &["all", "any"], "all") == "any" { When::Any } else { When::All };
+            when = if hit.choice(ctx, "when", &["all", "any"], "all") == "any" {
+                When::Any
+            } else {
+                When::All
+            };
             weight = hit.num_in(ctx, "weight", 0.0, 1.0, 0.5);
-            effect = if hit.choice(ctx, "effect", &["for", "against"], "for") == "against" { Effect::Against } else { Effect::For };
+            effect = if hit.choice(ctx, "effect", &["for", "against"], "for") == "against" {
+                Effect::Against
+            } else {
+                Effect::For
+            };
             hit.finish(ctx);
         }
         r.finish(ctx);

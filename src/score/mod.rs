@@ -95,7 +95,11 @@ impl<'a> Scorer<'a> {
         let mut any_action = Vec::new();
         let mut notes = Vec::new();
         for (ri, r) in plan.rules.iter().enumerate() {
-            let signals: Vec<(Bound, usize)> = r.signals.iter().map(|s| (s.def.bind(data, &mut cache), s.slot)).collect();
+            let signals: Vec<(Bound, usize)> = r
+                .signals
+                .iter()
+                .map(|s| (s.def.bind(data, &mut cache), s.slot))
+                .collect();
             for (b, _) in &signals {
                 if let Some(n) = b.note()
                     && !notes.contains(&n)
@@ -104,7 +108,11 @@ impl<'a> Scorer<'a> {
                 }
             }
             rules.push(BoundRule {
-                filters: r.filters.iter().map(|f| BoundFilter::bind(f, data)).collect(),
+                filters: r
+                    .filters
+                    .iter()
+                    .map(|f| BoundFilter::bind(f, data))
+                    .collect(),
                 signals,
                 when: r.when,
                 effect: r.effect,
@@ -158,7 +166,9 @@ impl<'a> Scorer<'a> {
     /// A fresh scratch space for one worker.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            states: (0..self.slot_owner.len()).map(|s| self.owner_bound(s).new_state()).collect(),
+            states: (0..self.slot_owner.len())
+                .map(|s| self.owner_bound(s).new_state())
+                .collect(),
             hits: Vec::new(),
             candidates: Vec::new(),
         }
@@ -191,7 +201,11 @@ impl<'a> Scorer<'a> {
         if scratch.hits.is_empty() {
             return Vec::new();
         }
-        incident::group(std::mem::take(&mut scratch.hits), &self.weights, &self.plan.config)
+        incident::group(
+            std::mem::take(&mut scratch.hits),
+            &self.weights,
+            &self.plan.config,
+        )
     }
 
     /// Runs one rule on one event.
@@ -206,7 +220,11 @@ impl<'a> Scorer<'a> {
             match bound.eval(&mut states[*slot], e) {
                 Outcome::Fire { strength, why } => {
                     spoke += 1;
-                    fired.push((self.plan.rules[ri as usize].signals[si].def.kind(), strength, why));
+                    fired.push((
+                        self.plan.rules[ri as usize].signals[si].def.kind(),
+                        strength,
+                        why,
+                    ));
                 }
                 Outcome::Quiet => {
                     spoke += 1;
@@ -232,7 +250,13 @@ impl<'a> Scorer<'a> {
             why.push_str(": matched the rule's selection");
         } else {
             why.push_str(": ");
-            why.push_str(&fired.iter().map(|f| f.2.as_str()).collect::<Vec<_>>().join("; "));
+            why.push_str(
+                &fired
+                    .iter()
+                    .map(|f| f.2.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
         }
         Some(Hit {
             rule: ri,
@@ -255,7 +279,10 @@ impl<'a> Scorer<'a> {
             .par_iter()
             .map_init(
                 || self.scratch(),
-                |scratch, span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, scratch) },
+                |scratch, span| AccountIncidents {
+                    actor: span.actor,
+                    incidents: self.score_account(span, scratch),
+                },
             )
             .filter(|a| !a.incidents.is_empty())
             .collect();
@@ -271,7 +298,10 @@ impl<'a> Scorer<'a> {
             .events
             .accounts
             .iter()
-            .map(|span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, &mut scratch) })
+            .map(|span| AccountIncidents {
+                actor: span.actor,
+                incidents: self.score_account(span, &mut scratch),
+            })
             .filter(|a| !a.incidents.is_empty())
             .collect();
         self.sort(&mut out);

@@ -53,13 +53,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{actions_param, BindCache, Ev, Outcome};
-use crate::data::schema::TableKind;
+use super::{BindCache, Ev, Outcome, actions_param};
 use crate::data::Dataset;
+use crate::data::schema::TableKind;
 use crate::intern::Sym;
-use crate::rules::diag::{unknown_name_help, Code};
+use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
-use crate::time::{compact_duration, Millis, DAY, MINUTE};
+use crate::time::{DAY, MINUTE, Millis, compact_duration};
 
 /// The exposure paths, by name.
 pub const PATHS: [&str; 5] = ["own", "follow", "repost", "impression", "navigation"];
@@ -94,7 +94,12 @@ impl Params {
                         paths.push(p.value);
                     } else {
                         let help = unknown_name_help(&p.value, &PATHS);
-                        ctx.report(Code::BadValue, p.span, format!("unknown exposure path `{}`", p.value)).help = help;
+                        ctx.report(
+                            Code::BadValue,
+                            p.span,
+                            format!("unknown exposure path `{}`", p.value),
+                        )
+                        .help = help;
                     }
                 }
             }
@@ -102,11 +107,20 @@ impl Params {
         }
         Params {
             paths,
-            navigation_surfaces: actions_param(r, ctx, "navigation_surfaces", &["search", "profile", "notifications"]),
+            navigation_surfaces: actions_param(
+                r,
+                ctx,
+                "navigation_surfaces",
+                &["search", "profile", "notifications"],
+            ),
             repost_actions: actions_param(r, ctx, "repost_actions", &["repost"]),
             repost_window: r.duration_or(ctx, "repost_window", 7 * DAY),
-            follow_action: r.str(ctx, "follow_action").map_or_else(|| "follow".into(), |s| s.value),
-            unfollow_action: r.str(ctx, "unfollow_action").map_or_else(|| "unfollow".into(), |s| s.value),
+            follow_action: r
+                .str(ctx, "follow_action")
+                .map_or_else(|| "follow".into(), |s| s.value),
+            unfollow_action: r
+                .str(ctx, "unfollow_action")
+                .map_or_else(|| "unfollow".into(), |s| s.value),
             impression_slack: r.duration_or(ctx, "impression_slack", MINUTE),
         }
     }
@@ -114,7 +128,10 @@ impl Params {
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
             ("paths", format!("{:?}", self.paths)),
-            ("navigation_surfaces", format!("{:?}", self.navigation_surfaces)),
+            (
+                "navigation_surfaces",
+                format!("{:?}", self.navigation_surfaces),
+            ),
             ("repost_actions", format!("{:?}", self.repost_actions)),
             ("repost_window", compact_duration(self.repost_window)),
             ("follow_action", self.follow_action.clone()),
@@ -171,7 +188,9 @@ impl RepostIndex {
 
     /// Reposts of `item` in `from..=to`.
     fn between(&self, item: Sym, from: Millis, to: Millis) -> &[(Millis, Sym)] {
-        let Some(v) = self.by_item.get(&item) else { return &[] };
+        let Some(v) = self.by_item.get(&item) else {
+            return &[];
+        };
         let a = v.partition_point(|&(t, _)| t < from);
         let b = v.partition_point(|&(t, _)| t <= to);
         &v[a..b.max(a)]
@@ -215,7 +234,11 @@ impl Bound {
             follow: has("follow"),
             repost: has("repost"),
             impression: has("impression"),
-            navigation: if has("navigation") { super::resolve_all(data, &p.navigation_surfaces) } else { Vec::new() },
+            navigation: if has("navigation") {
+                super::resolve_all(data, &p.navigation_surfaces)
+            } else {
+                Vec::new()
+            },
             follow_action: data.strings.get(&p.follow_action),
             unfollow_action: data.strings.get(&p.unfollow_action),
             reposts,
@@ -259,7 +282,9 @@ impl Bound {
         if !self.graph_known && !self.impressions_known {
             return Outcome::Abstain;
         }
-        let Some(target) = e.target() else { return Outcome::Quiet };
+        let Some(target) = e.target() else {
+            return Outcome::Quiet;
+        };
         let author = e.author();
         if self.own && author == Some(e.actor) {
             return Outcome::Quiet;
@@ -284,7 +309,9 @@ impl Bound {
         }
         if self.impression
             && let Some(imp) = &e.data.impressions
-            && imp.first_shown(e.actor, target).is_some_and(|t| t <= e.ts + self.params.impression_slack)
+            && imp
+                .first_shown(e.actor, target)
+                .is_some_and(|t| t <= e.ts + self.params.impression_slack)
         {
             return Outcome::Quiet;
         }
@@ -295,9 +322,14 @@ impl Bound {
         let mut strength = 1.0;
         if self.follow {
             match author {
-                Some(a) if self.graph_known => why.push(format!("author {} not followed", e.text(a))),
+                Some(a) if self.graph_known => {
+                    why.push(format!("author {} not followed", e.text(a)))
+                }
                 Some(a) => {
-                    why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)));
+                    why.push(format!(
+                        "author {} not followed by any follow event (no follows table)",
+                        e.text(a)
+                    ));
                     strength = 0.8;
                 }
                 None => {
@@ -307,7 +339,10 @@ impl Bound {
             }
         }
         if self.repost {
-            why.push(format!("no followee reposted it in the {} before", compact_duration(self.params.repost_window)));
+            why.push(format!(
+                "no followee reposted it in the {} before",
+                compact_duration(self.params.repost_window)
+            ));
         }
         if self.impression {
             if self.impressions_known {
@@ -323,6 +358,9 @@ impl Bound {
                 None => why.push("no surface recorded".into()),
             }
         }
-        Outcome::Fire { strength, why: why.join(", ") }
+        Outcome::Fire {
+            strength,
+            why: why.join(", "),
+        }
     }
 }

@@ -27,8 +27,8 @@ pub mod unlike_latency;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::data::schema::{ev, TableKind};
 use crate::data::Dataset;
+use crate::data::schema::{TableKind, ev};
 use crate::intern::Sym;
 use crate::rules::reader::{Ctx, Sp, TableReader};
 use crate::time::Millis;
@@ -100,8 +100,12 @@ impl SignalDef {
     pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
         match self {
             SignalDef::OffPattern(p) => Bound::OffPattern(off_pattern::Bound::new(p, data, cache)),
-            SignalDef::FeedExposure(p) => Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache)),
-            SignalDef::UnlikeLatency(p) => Bound::UnlikeLatency(unlike_latency::Bound::new(p, data)),
+            SignalDef::FeedExposure(p) => {
+                Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache))
+            }
+            SignalDef::UnlikeLatency(p) => {
+                Bound::UnlikeLatency(unlike_latency::Bound::new(p, data))
+            }
         }
     }
 }
@@ -223,7 +227,13 @@ impl<'a> Ev<'a> {
     #[inline]
     pub fn at(data: &'a Dataset, i: usize) -> Ev<'a> {
         let e = &data.events;
-        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i) }
+        Ev {
+            data,
+            i,
+            ts: e.ts(i),
+            actor: e.actor(i),
+            action: e.action(i),
+        }
     }
 
     /// The target item or account.
@@ -270,7 +280,12 @@ pub fn resolve_all(data: &Dataset, names: &[String]) -> Vec<Sym> {
 }
 
 /// Reads a list of action names, or `default` when absent.
-pub fn actions_param(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>, key: &'static str, default: &[&str]) -> Vec<String> {
+pub fn actions_param(
+    r: &mut TableReader<'_, '_>,
+    ctx: &mut Ctx<'_>,
+    key: &'static str,
+    default: &[&str],
+) -> Vec<String> {
     match r.str_list(ctx, key) {
         Some(Sp { value, .. }) => value.into_iter().map(|s| s.value).collect(),
         None => default.iter().map(|s| s.to_string()).collect(),

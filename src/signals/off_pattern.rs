@@ -57,13 +57,13 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use statrs::distribution::{Binomial, DiscreteCDF};
 
-use super::{actions_param, fmt_prob, resolve_all, BindCache, Ev, Outcome};
-use crate::data::schema::TableKind;
+use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
 use crate::data::Dataset;
+use crate::data::schema::TableKind;
 use crate::intern::Sym;
-use crate::rules::diag::{unknown_name_help, Code};
+use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
-use crate::time::{compact_duration, Millis, DAY};
+use crate::time::{DAY, Millis, compact_duration};
 
 /// A property of the target that a baseline is kept of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -127,15 +127,26 @@ impl Params {
             Some(list) => {
                 for f in list.value {
                     match Feature::NAMES.iter().position(|n| *n == f.value) {
-                        Some(i) => features.push([Feature::Labels, Feature::Author, Feature::Lang][i]),
+                        Some(i) => {
+                            features.push([Feature::Labels, Feature::Author, Feature::Lang][i])
+                        }
                         None => {
                             let help = unknown_name_help(&f.value, &Feature::NAMES);
-                            ctx.report(Code::BadValue, f.span, format!("unknown off_pattern feature `{}`", f.value)).help = help;
+                            ctx.report(
+                                Code::BadValue,
+                                f.span,
+                                format!("unknown off_pattern feature `{}`", f.value),
+                            )
+                            .help = help;
                         }
                     }
                 }
                 if features.is_empty() {
-                    ctx.report(Code::BadValue, list.span, "`features` must name at least one feature");
+                    ctx.report(
+                        Code::BadValue,
+                        list.span,
+                        "`features` must name at least one feature",
+                    );
                 }
             }
             None => features.push(Feature::Labels),
@@ -154,7 +165,13 @@ impl Params {
 
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("features", format!("{:?}", self.features.iter().map(|f| f.name()).collect::<Vec<_>>())),
+            (
+                "features",
+                format!(
+                    "{:?}",
+                    self.features.iter().map(|f| f.name()).collect::<Vec<_>>()
+                ),
+            ),
             ("history", format!("{:?}", self.history)),
             ("window", compact_duration(self.window)),
             ("min_history", self.min_history.to_string()),
@@ -171,7 +188,9 @@ impl Params {
         let mut v = vec![(TableKind::Events, "action"), (TableKind::Events, "target")];
         for f in &self.features {
             match f {
-                Feature::Labels => v.extend([(TableKind::Items, "id"), (TableKind::Items, "labels")]),
+                Feature::Labels => {
+                    v.extend([(TableKind::Items, "id"), (TableKind::Items, "labels")])
+                }
                 Feature::Lang => v.extend([(TableKind::Items, "id"), (TableKind::Items, "lang")]),
                 Feature::Author => v.extend([
                     (TableKind::Events, "target_author"),
@@ -229,7 +248,10 @@ impl Prior {
         // Laplace smoothing, so that a value never seen still has a share.
         let denom = total as f64 + counts.len() as f64 + 1.0;
         Prior {
-            share: counts.into_iter().map(|(k, c)| (k, (c as f64 + 1.0) / denom)).collect(),
+            share: counts
+                .into_iter()
+                .map(|(k, c)| (k, (c as f64 + 1.0) / denom))
+                .collect(),
             unseen: 1.0 / denom,
         }
     }
@@ -295,11 +317,23 @@ impl Bound {
                 (f, prior)
             })
             .collect();
-        Bound { params: p.clone(), history, priors }
+        Bound {
+            params: p.clone(),
+            history,
+            priors,
+        }
     }
 
     pub(crate) fn new_state(&self) -> State {
-        State { counts: self.params.features.iter().map(|_| (HashMap::new(), 0)).collect(), ..State::default() }
+        State {
+            counts: self
+                .params
+                .features
+                .iter()
+                .map(|_| (HashMap::new(), 0))
+                .collect(),
+            ..State::default()
+        }
     }
 
     fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
@@ -363,7 +397,11 @@ impl Bound {
                 .iter()
                 .map(|&v| {
                     let c = counts.get(&v).copied().unwrap_or(0);
-                    (v, c, (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing))
+                    (
+                        v,
+                        c,
+                        (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing),
+                    )
                 })
                 .max_by(|a, b| a.2.total_cmp(&b.2).then(b.0.cmp(&a.0)))
                 .expect("values is not empty");
@@ -377,7 +415,14 @@ impl Bound {
                 Feature::Labels if values.len() > 1 => {
                     let mut names: Vec<&str> = values.iter().map(|&v| e.text(v)).collect();
                     names.sort_unstable();
-                    format!("labels {} have probability at most", names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "labels {} have probability at most",
+                        names
+                            .iter()
+                            .map(|n| format!("'{n}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
                 Feature::Labels => format!("label '{}' has probability", e.text(best)),
                 Feature::Author => format!("author {} has probability", e.text(best)),
@@ -391,11 +436,18 @@ impl Bound {
         }
         s.values = values;
         if why.is_empty() {
-            return if abstained { Outcome::Abstain } else { Outcome::Quiet };
+            return if abstained {
+                Outcome::Abstain
+            } else {
+                Outcome::Quiet
+            };
         }
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire { strength, why: why.join("; ") }
+        Outcome::Fire {
+            strength,
+            why: why.join("; "),
+        }
     }
 }

@@ -1,0 +1,150 @@
+//! The `changeling` binary, end to end: determinism across thread counts,
+//! diagnostics, bad data, exit codes. Golden outputs are insta snapshots.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn changeling(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_changeling"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn output_is_byte_identical_for_any_thread_count() {
+    for data in ["tests/fixtures/story", "datasets/demo"] {
+        let one = changeling(&["score", "--data", data, "--threads", "1", "--quiet"]);
+        assert!(one.status.success(), "{}", stderr(&one));
+        assert!(!one.stdout.is_empty(), "{data}: no alerts at all");
+        for n in ["2", "3", "8"] {
+            let many = changeling(&["score", "--data", data, "--threads", n, "--quiet"]);
+            assert!(many.status.success());
+            assert!(
+                one.stdout == many.stdout,
+                "{data}: --threads 1 and --threads {n} differ"
+            );
+        }
+    }
+}
+
+#[test]
+fn alerts_follow_the_contract() {
+    let o = changeling(&["score", "--data", "tests/fixtures/story", "--quiet"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut last: Option<(String, String)> = None;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let key = (
+            v["actor"].as_str().unwrap().to_string(),
+            v["start"].as_str().unwrap().to_string(),
+        );
+        if let Some(prev) = &last {
+            assert!(prev <= &key, "alerts not sorted by actor, start");
+        }
+        last = Some(key);
+        let score = v["score"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&score));
+        assert!(["high", "medium", "low"].contains(&v["tier"].as_str().unwrap()));
+        for h in v["hits"].as_array().unwrap() {
+            for k in ["rule", "ts", "action", "strength", "why"] {
+                assert!(!h[k].is_null(), "hit without {k}: {h}");
+            }
+            assert!(h["ts"].as_str().unwrap().ends_with('Z'));
+        }
+    }
+}
+
+#[test]
+fn check_points_at_a_typo_and_suggests_the_name() {
+    let o = changeling(&["check", "tests/fixtures/rules-typo"]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = stderr(&o);
+    insta::assert_snapshot!("check_typo", text);
+    assert!(text.contains("typo.toml:10:8"), "{text}");
+    assert!(text.contains("did you mean `off_pattern`?"), "{text}");
+}
+
+#[test]
+fn shipped_rules_check_clean() {
+    let o = changeling(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
+fn explain_plan_shows_signals_states_and_columns() {
+    let o = changeling(&["explain-plan"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("explain_plan", String::from_utf8(o.stdout).unwrap());
+}
+
+#[test]
+fn bad_records_are_skipped_counted_and_located() {
+    let o = changeling(&["score", "--data", "tests/fixtures/bad-data"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stderr(&o);
+    assert!(text.contains("(3 skipped"), "{text}");
+    let events = Path::new("tests/fixtures/bad-data/events.jsonl")
+        .display()
+        .to_string();
+    assert!(
+        text.contains(&format!("{events}: line 3: broken JSON")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{events}: line 4: missing required field `actor`")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{events}: line 5: field `ts`")),
+        "{text}"
+    );
+
+    let strict = changeling(&["score", "--data", "tests/fixtures/bad-data", "--strict"]);
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(stderr(&strict).contains("line 3"), "{}", stderr(&strict));
+}
+
+#[test]
+fn missing_dataset_is_an_error_not_a_panic() {
+    let o = changeling(&["score", "--data", "tests/fixtures/no-such-dir"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no-such-dir"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"));
+}
+
+#[test]
+fn fail_on_sets_exit_code_1() {
+    let o = changeling(&[
+        "score",
+        "--data",
+        "tests/fixtures/story",
+        "--quiet",
+        "--fail-on",
+        "high",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = changeling(&[
+        "score",
+        "--data",
+        "tests/fixtures/bad-data",
+        "--quiet",
+        "--fail-on",
+        "high",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = changeling(&[
+        "score",
+        "--data",
+        "tests/fixtures/story",
+        "--quiet",
+        "--fail-on",
+        "hihg",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
