@@ -44,9 +44,7 @@ pub struct Interner {
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner")
-            .field("len", &self.strings.len())
-            .finish()
+        f.debug_struct("Interner").field("len", &self.strings.len()).finish()
     }
 }
 
@@ -67,17 +65,14 @@ impl Interner {
         self.strings.push(s.into());
         let strings = &self.strings;
         let hasher = &self.hasher;
-        self.table
-            .insert_unique(hash, i as u32, |&j| hasher.hash_one(&*strings[j as usize]));
+        self.table.insert_unique(hash, i as u32, |&j| hasher.hash_one(&*strings[j as usize]));
         Sym::from_index(i)
     }
 
     /// The symbol of `s` if it was interned, without adding it.
     pub fn get(&self, s: &str) -> Option<Sym> {
         let hash = self.hasher.hash_one(s);
-        self.table
-            .find(hash, |&i| &*self.strings[i as usize] == s)
-            .map(|&i| Sym::from_index(i as usize))
+        self.table.find(hash, |&i| &*self.strings[i as usize] == s).map(|&i| Sym::from_index(i as usize))
     }
 
     /// The string of a symbol of this interner.

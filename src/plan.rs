@@ -101,24 +101,15 @@ impl Plan {
                 let slot = match slots.iter().position(|sl| sl.key == key) {
                     Some(i) => i,
                     None => {
-                        slots.push(Slot {
-                            key,
-                            owner: (ri, si),
-                            users: Vec::new(),
-                        });
+                        slots.push(Slot { key, owner: (ri, si), users: Vec::new() });
                         slots.len() - 1
                     }
                 };
-                slots[slot]
-                    .users
-                    .push((rule.id.value.clone(), s.def.kind()));
+                slots[slot].users.push((rule.id.value.clone(), s.def.kind()));
                 for (t, c) in s.def.reads() {
                     read(t, c);
                 }
-                signals.push(PlannedSignal {
-                    def: s.def.clone(),
-                    slot,
-                });
+                signals.push(PlannedSignal { def: s.def.clone(), slot });
             }
             let mut fields: Vec<FieldRef> = Vec::new();
             rule.filters.iter().for_each(|f| f.fields(&mut fields));
@@ -145,19 +136,12 @@ impl Plan {
                 effect: rule.effect,
             });
         }
-        Plan {
-            config: set.config.clone(),
-            rules,
-            slots,
-            reads,
-        }
+        Plan { config: set.config.clone(), rules, slots, reads }
     }
 
     /// The columns to read, for readers that can skip the rest.
     pub fn projection(&self) -> Projection {
-        Projection {
-            tables: self.reads.clone(),
-        }
+        Projection { tables: self.reads.clone() }
     }
 
     /// The plan in words: rules, their selection, signals with every
@@ -165,12 +149,7 @@ impl Plan {
     pub fn explain(&self) -> String {
         let mut out = String::new();
         let c = &self.config;
-        let _ = writeln!(
-            out,
-            "plan: {} rules, {} shared states",
-            self.rules.len(),
-            self.slots.len()
-        );
+        let _ = writeln!(out, "plan: {} rules, {} shared states", self.rules.len(), self.slots.len());
         let _ = writeln!(
             out,
             "incidents: hits closer than {} join one incident",
@@ -180,25 +159,13 @@ impl Plan {
             out,
             "score: 1 - prod(1 - weight*strength) over hits for, times prod(1 - weight*strength) over hits against"
         );
-        let tiers: Vec<String> = c
-            .tiers
-            .iter()
-            .map(|t| format!("{} >= {}", t.name, t.min_score))
-            .collect();
-        let _ = writeln!(
-            out,
-            "tiers: {} (below the last: not written)",
-            tiers.join(", ")
-        );
+        let tiers: Vec<String> = c.tiers.iter().map(|t| format!("{} >= {}", t.name, t.min_score)).collect();
+        let _ = writeln!(out, "tiers: {} (below the last: not written)", tiers.join(", "));
         for r in &self.rules {
             let _ = writeln!(out);
             let _ = writeln!(out, "rule {} v{} [{}]", r.id, r.version, r.severity.name());
             let _ = writeln!(out, "  title: {}", r.title);
-            let actions = if r.actions.is_empty() {
-                "any".to_string()
-            } else {
-                r.actions.join(", ")
-            };
+            let actions = if r.actions.is_empty() { "any".to_string() } else { r.actions.join(", ") };
             let _ = writeln!(out, "  on: {actions}");
             for f in &r.filters {
                 let _ = writeln!(out, "  where: {}", f.describe());
@@ -207,17 +174,9 @@ impl Plan {
                 When::All => "all signals that speak must fire; strength = product",
                 When::Any => "any signal may fire; strength = noisy-OR",
             };
-            let _ = writeln!(
-                out,
-                "  hit: weight {} {} ({when})",
-                r.weight,
-                r.effect.name()
-            );
+            let _ = writeln!(out, "  hit: weight {} {} ({when})", r.weight, r.effect.name());
             if r.signals.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "  (no signals: every selected event hits with strength 1)"
-                );
+                let _ = writeln!(out, "  (no signals: every selected event hits with strength 1)");
             }
             for s in &r.signals {
                 let _ = writeln!(out, "  signal {} (state #{})", s.def.kind(), s.slot);

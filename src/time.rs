@@ -158,13 +158,7 @@ pub fn write_rfc3339(out: &mut String, ms: Millis) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    );
+    let _ = write!(out, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60);
     if frac != 0 {
         let _ = write!(out, ".{frac:03}");
     }
@@ -205,9 +199,7 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
         if start == at {
             return Err(format!("expected a number at `{}`", &t[start..]));
         }
-        let n: i64 = t[start..at]
-            .parse()
-            .map_err(|_| "number too large".to_string())?;
+        let n: i64 = t[start..at].parse().map_err(|_| "number too large".to_string())?;
         while at < b.len() && b[at] == b' ' {
             at += 1;
         }
@@ -225,10 +217,8 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
             "" => return Err(format!("`{n}` has no unit (use ms, s, m, h, d or w)")),
             other => return Err(format!("unknown unit `{other}` (use ms, s, m, h, d or w)")),
         };
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration too large".to_string())?;
+        total =
+            n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| "duration too large".to_string())?;
     }
     Ok(total)
 }
@@ -245,26 +235,14 @@ pub fn human_duration(ms: Millis) -> String {
     }
     if s < 3600 {
         let (m, r) = (s / 60, s % 60);
-        return if r == 0 {
-            format!("{m} min")
-        } else {
-            format!("{m} min {r:02} s")
-        };
+        return if r == 0 { format!("{m} min") } else { format!("{m} min {r:02} s") };
     }
     if s < 86_400 {
         let (h, m) = (s / 3600, s % 3600 / 60);
-        return if m == 0 {
-            format!("{h} h")
-        } else {
-            format!("{h} h {m:02} min")
-        };
+        return if m == 0 { format!("{h} h") } else { format!("{h} h {m:02} min") };
     }
     let (d, h) = (s / 86_400, s % 86_400 / 3600);
-    if h == 0 {
-        format!("{d} d")
-    } else {
-        format!("{d} d {h} h")
-    }
+    if h == 0 { format!("{d} d") } else { format!("{d} d {h} h") }
 }
 
 /// A duration as the shortest exact string `parse_duration` reads back
@@ -275,13 +253,7 @@ pub fn compact_duration(ms: Millis) -> String {
     }
     let mut out = String::new();
     let mut rest = ms;
-    for (unit, name) in [
-        (DAY, "d"),
-        (HOUR, "h"),
-        (MINUTE, "m"),
-        (SECOND, "s"),
-        (1, "ms"),
-    ] {
+    for (unit, name) in [(DAY, "d"), (HOUR, "h"), (MINUTE, "m"), (SECOND, "s"), (1, "ms")] {
         if rest >= unit {
             out.push_str(&format!("{}{name}", rest / unit));
             rest %= unit;
@@ -297,22 +269,10 @@ mod tests {
     #[test]
     fn parses_utc_and_offsets() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            parse_rfc3339("2020-09-09T14:03:00Z"),
-            Some(1_599_660_180_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2020-09-09T16:03:00+02:00"),
-            Some(1_599_660_180_000)
-        );
-        assert_eq!(
-            parse_rfc3339("2020-09-09T09:03:00.5-05:00"),
-            Some(1_599_660_180_500)
-        );
-        assert_eq!(
-            parse_rfc3339("2020-09-09 14:03:00.123456z"),
-            Some(1_599_660_180_123)
-        );
+        assert_eq!(parse_rfc3339("2020-09-09T14:03:00Z"), Some(1_599_660_180_000));
+        assert_eq!(parse_rfc3339("2020-09-09T16:03:00+02:00"), Some(1_599_660_180_000));
+        assert_eq!(parse_rfc3339("2020-09-09T09:03:00.5-05:00"), Some(1_599_660_180_500));
+        assert_eq!(parse_rfc3339("2020-09-09 14:03:00.123456z"), Some(1_599_660_180_123));
     }
 
     #[test]
@@ -339,28 +299,16 @@ mod tests {
         assert_eq!(parse_timestamp(" 0 "), Some(0));
         assert_eq!(parse_timestamp("-1000"), Some(-1000));
         assert_eq!(parse_timestamp("12ab"), None);
-        assert_eq!(
-            parse_timestamp("2020-09-09T14:03:00Z"),
-            Some(1_599_660_180_000)
-        );
+        assert_eq!(parse_timestamp("2020-09-09T14:03:00Z"), Some(1_599_660_180_000));
     }
 
     #[test]
     fn formats_round_trip() {
-        for ms in [
-            0,
-            1_599_660_180_000,
-            1_599_660_180_123,
-            -86_400_000,
-            951_782_400_000,
-        ] {
+        for ms in [0, 1_599_660_180_000, 1_599_660_180_123, -86_400_000, 951_782_400_000] {
             assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms));
         }
         assert_eq!(format_rfc3339(1_599_660_180_000), "2020-09-09T14:03:00Z");
-        assert_eq!(
-            format_rfc3339(1_599_660_180_007),
-            "2020-09-09T14:03:00.007Z"
-        );
+        assert_eq!(format_rfc3339(1_599_660_180_007), "2020-09-09T14:03:00.007Z");
     }
 
     #[test]
@@ -375,10 +323,7 @@ mod tests {
         assert_eq!(parse_duration("10 minutes"), Ok(10 * MINUTE));
         assert_eq!(parse_duration("1 h 30 m"), Ok(90 * MINUTE));
         assert_eq!(compact_duration(90 * MINUTE), "1h30m");
-        assert_eq!(
-            parse_duration(&compact_duration(3 * DAY + 5 * SECOND)),
-            Ok(3 * DAY + 5 * SECOND)
-        );
+        assert_eq!(parse_duration(&compact_duration(3 * DAY + 5 * SECOND)), Ok(3 * DAY + 5 * SECOND));
         assert_eq!(human_duration(64 * MINUTE), "1 h 04 min");
         assert_eq!(human_duration(4 * SECOND), "4 s");
     }

@@ -5,10 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn changeling(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_changeling"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_changeling")).args(args).output().expect("the binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -24,10 +21,7 @@ fn output_is_byte_identical_for_any_thread_count() {
         for n in ["2", "3", "8"] {
             let many = changeling(&["score", "--data", data, "--threads", n, "--quiet"]);
             assert!(many.status.success());
-            assert!(
-                one.stdout == many.stdout,
-                "{data}: --threads 1 and --threads {n} differ"
-            );
+            assert!(one.stdout == many.stdout, "{data}: --threads 1 and --threads {n} differ");
         }
     }
 }
@@ -39,10 +33,7 @@ fn alerts_follow_the_contract() {
     let mut last: Option<(String, String)> = None;
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let key = (
-            v["actor"].as_str().unwrap().to_string(),
-            v["start"].as_str().unwrap().to_string(),
-        );
+        let key = (v["actor"].as_str().unwrap().to_string(), v["start"].as_str().unwrap().to_string());
         if let Some(prev) = &last {
             assert!(prev <= &key, "alerts not sorted by actor, start");
         }
@@ -89,21 +80,10 @@ fn bad_records_are_skipped_counted_and_located() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stderr(&o);
     assert!(text.contains("(3 skipped"), "{text}");
-    let events = Path::new("tests/fixtures/bad-data/events.jsonl")
-        .display()
-        .to_string();
-    assert!(
-        text.contains(&format!("{events}: line 3: broken JSON")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{events}: line 4: missing required field `actor`")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("{events}: line 5: field `ts`")),
-        "{text}"
-    );
+    let events = Path::new("tests/fixtures/bad-data/events.jsonl").display().to_string();
+    assert!(text.contains(&format!("{events}: line 3: broken JSON")), "{text}");
+    assert!(text.contains(&format!("{events}: line 4: missing required field `actor`")), "{text}");
+    assert!(text.contains(&format!("{events}: line 5: field `ts`")), "{text}");
 
     let strict = changeling(&["score", "--data", "tests/fixtures/bad-data", "--strict"]);
     assert_eq!(strict.status.code(), Some(2));
@@ -120,31 +100,10 @@ fn missing_dataset_is_an_error_not_a_panic() {
 
 #[test]
 fn fail_on_sets_exit_code_1() {
-    let o = changeling(&[
-        "score",
-        "--data",
-        "tests/fixtures/story",
-        "--quiet",
-        "--fail-on",
-        "high",
-    ]);
+    let o = changeling(&["score", "--data", "tests/fixtures/story", "--quiet", "--fail-on", "high"]);
     assert_eq!(o.status.code(), Some(1));
-    let o = changeling(&[
-        "score",
-        "--data",
-        "tests/fixtures/bad-data",
-        "--quiet",
-        "--fail-on",
-        "high",
-    ]);
+    let o = changeling(&["score", "--data", "tests/fixtures/bad-data", "--quiet", "--fail-on", "high"]);
     assert_eq!(o.status.code(), Some(0));
-    let o = changeling(&[
-        "score",
-        "--data",
-        "tests/fixtures/story",
-        "--quiet",
-        "--fail-on",
-        "hihg",
-    ]);
+    let o = changeling(&["score", "--data", "tests/fixtures/story", "--quiet", "--fail-on", "hihg"]);
     assert_eq!(o.status.code(), Some(2));
 }

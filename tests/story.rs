@@ -12,17 +12,11 @@ fn run() -> (Plan, Dataset) {
     let (set, diags) = changeling::rules::load(Path::new("rules"));
     let set = set.unwrap_or_else(|| panic!("shipped rules do not load:\n{}", diags.render()));
     let plan = Plan::compile(&set);
-    let data = Dataset::open(Path::new("tests/fixtures/story"), &ReadOptions::default())
-        .expect("story dataset reads");
+    let data = Dataset::open(Path::new("tests/fixtures/story"), &ReadOptions::default()).expect("story dataset reads");
     (plan, data)
 }
 
-fn best_tier<'a>(
-    plan: &'a Plan,
-    data: &Dataset,
-    out: &[AccountIncidents],
-    actor: &str,
-) -> Option<&'a str> {
+fn best_tier<'a>(plan: &'a Plan, data: &Dataset, out: &[AccountIncidents], actor: &str) -> Option<&'a str> {
     out.iter()
         .find(|a| data.strings.resolve(a.actor) == actor)
         .and_then(|a| a.incidents.iter().map(|i| i.tier).min())
@@ -34,37 +28,16 @@ fn the_diplomat_is_high_with_all_three_signals() {
     let (plan, data) = run();
     let out = Scorer::new(&plan, &data).run();
     assert_eq!(best_tier(&plan, &data, &out, "liu"), Some("high"));
-    let liu = out
-        .iter()
-        .find(|a| data.strings.resolve(a.actor) == "liu")
-        .unwrap();
-    let incident = liu
-        .incidents
-        .iter()
-        .find(|i| plan.config.tiers[i.tier].name == "high")
-        .unwrap();
-    let mut kinds: Vec<&str> = incident
-        .hits
-        .iter()
-        .flat_map(|h| h.signals.iter().copied())
-        .collect();
+    let liu = out.iter().find(|a| data.strings.resolve(a.actor) == "liu").unwrap();
+    let incident = liu.incidents.iter().find(|i| plan.config.tiers[i.tier].name == "high").unwrap();
+    let mut kinds: Vec<&str> = incident.hits.iter().flat_map(|h| h.signals.iter().copied()).collect();
     kinds.sort_unstable();
     kinds.dedup();
     assert_eq!(kinds, ["feed_exposure", "off_pattern", "unlike_latency"]);
     // The four likes and their four removals, each explained.
     assert_eq!(incident.hits.len(), 8, "{:#?}", incident.hits);
-    assert!(
-        incident
-            .hits
-            .iter()
-            .any(|h| h.why.contains("label 'adult' has probability"))
-    );
-    assert!(
-        incident
-            .hits
-            .iter()
-            .all(|h| h.why.contains("not followed") || h.why.contains("after the like"))
-    );
+    assert!(incident.hits.iter().any(|h| h.why.contains("label 'adult' has probability")));
+    assert!(incident.hits.iter().all(|h| h.why.contains("not followed") || h.why.contains("after the like")));
 }
 
 #[test]
@@ -85,15 +58,8 @@ fn the_controls_are_not_high() {
 #[test]
 fn shuffled_repeated_log_is_sorted_and_deduplicated() {
     let (_, data) = run();
-    let r = data
-        .report
-        .table(changeling::data::TableKind::Events)
-        .unwrap();
-    assert!(
-        r.duplicates >= 50,
-        "the fixture repeats 50 records; {} dropped",
-        r.duplicates
-    );
+    let r = data.report.table(changeling::data::TableKind::Events).unwrap();
+    assert!(r.duplicates >= 50, "the fixture repeats 50 records; {} dropped", r.duplicates);
     assert_eq!(r.skipped, 0);
     for span in &data.events.accounts {
         let ts: Vec<i64> = span.range().map(|i| data.events.ts(i)).collect();

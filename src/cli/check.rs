@@ -10,11 +10,7 @@ pub fn check(rules: &Path) -> anyhow::Result<ExitCode> {
     match set {
         Some(set) => {
             let n = set.rules.len();
-            eprintln!(
-                "{}: {n} rule{} OK",
-                rules.display(),
-                if n == 1 { "" } else { "s" }
-            );
+            eprintln!("{}: {n} rule{} OK", rules.display(), if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
         None => Ok(ExitCode::from(2)),
@@ -27,8 +23,6 @@ pub fn explain_plan(rules: &Path) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     use std::io::Write;
-    std::io::stdout()
-        .lock()
-        .write_all(plan.explain().as_bytes())?;
+    std::io::stdout().lock().write_all(plan.explain().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -52,10 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Whether an error is a closed stdout (`changeling score | head`), which
 /// is not an error.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 /// Loads and compiles rules, printing diagnostics to stderr. `None` when

@@ -53,11 +53,7 @@ fn thousands(n: u64) -> String {
 
 fn rate(n: u64, secs: f64) -> String {
     let r = n as f64 / secs.max(1e-9);
-    if r >= 1e6 {
-        format!("{:.1} M events/s", r / 1e6)
-    } else {
-        format!("{:.0} k events/s", r / 1e3)
-    }
+    if r >= 1e6 { format!("{:.1} M events/s", r / 1e6) } else { format!("{:.0} k events/s", r / 1e3) }
 }
 
 /// Runs the command.
@@ -77,20 +73,10 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     let fail_tier = match &args.fail_on {
-        Some(name) => Some(
-            plan.config
-                .tiers
-                .iter()
-                .position(|t| &t.name == name)
-                .with_context(|| {
-                    let names: Vec<&str> =
-                        plan.config.tiers.iter().map(|t| t.name.as_str()).collect();
-                    format!(
-                        "--fail-on {name}: no such tier (tiers: {})",
-                        names.join(", ")
-                    )
-                })?,
-        ),
+        Some(name) => Some(plan.config.tiers.iter().position(|t| &t.name == name).with_context(|| {
+            let names: Vec<&str> = plan.config.tiers.iter().map(|t| t.name.as_str()).collect();
+            format!("--fail-on {name}: no such tier (tiers: {})", names.join(", "))
+        })?),
         None => None,
     };
     let opts = ReadOptions {
@@ -99,8 +85,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         projection: Some(plan.projection()),
         ..ReadOptions::default()
     };
-    let data = Dataset::open(&args.data, &opts)
-        .with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let data = Dataset::open(&args.data, &opts).with_context(|| format!("reading dataset {}", args.data.display()))?;
     let t_read = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -113,8 +98,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut w = BufWriter::new(f);
             let n = changeling::alerts::write_jsonl(&mut w, &accounts, &plan, &data)?;
-            w.flush()
-                .with_context(|| format!("writing {}", path.display()))?;
+            w.flush().with_context(|| format!("writing {}", path.display()))?;
             n
         }
         None => {
@@ -137,13 +121,8 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
                 per_tier[i.tier] += 1;
             }
         }
-        let tiers: Vec<String> = plan
-            .config
-            .tiers
-            .iter()
-            .zip(&per_tier)
-            .map(|(t, n)| format!("{} {}", t.name, thousands(*n)))
-            .collect();
+        let tiers: Vec<String> =
+            plan.config.tiers.iter().zip(&per_tier).map(|(t, n)| format!("{} {}", t.name, thousands(*n))).collect();
         let mut e = std::io::stderr().lock();
         writeln!(
             e,
@@ -166,26 +145,12 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             thousands(data.events.accounts.len() as u64),
             thousands(accounts.len() as u64)
         )?;
-        writeln!(
-            e,
-            "  incidents  {} written: {}",
-            thousands(written),
-            tiers.join(", ")
-        )?;
-        writeln!(
-            e,
-            "  scored     in {t_score:.2} s ({})",
-            rate(events, t_score)
-        )?;
+        writeln!(e, "  incidents  {} written: {}", thousands(written), tiers.join(", "))?;
+        writeln!(e, "  scored     in {t_score:.2} s ({})", rate(events, t_score))?;
         writeln!(e, "  total      {:.2} s", t0.elapsed().as_secs_f64())?;
         for (kind, t) in &r.tables {
             if t.skipped > 0 {
-                writeln!(
-                    e,
-                    "  skipped {} {kind} records; first {}:",
-                    thousands(t.skipped),
-                    t.samples.len()
-                )?;
+                writeln!(e, "  skipped {} {kind} records; first {}:", thousands(t.skipped), t.samples.len())?;
                 for s in &t.samples {
                     writeln!(e, "    {s}")?;
                 }
@@ -199,9 +164,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(t) = fail_tier
-        && accounts
-            .iter()
-            .any(|a| a.incidents.iter().any(|i| i.tier <= t))
+        && accounts.iter().any(|a| a.incidents.iter().any(|i| i.tier <= t))
     {
         return Ok(ExitCode::from(1));
     }

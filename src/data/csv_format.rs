@@ -9,20 +9,14 @@ use super::table::{RawField, TableBuilder};
 /// Reads the header of a CSV file from its first block. Returns the column
 /// names and the byte length and line count of the header.
 pub fn parse_header(block: &[u8]) -> Result<(Vec<String>, usize, u64), String> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(block);
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(block);
     let mut record = ::csv::StringRecord::new();
     match reader.read_record(&mut record) {
         Ok(true) => {}
         Ok(false) => return Err("empty file: no header row".into()),
         Err(e) => return Err(format!("unreadable header row: {e}")),
     }
-    let names: Vec<String> = record
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
-        .collect();
+    let names: Vec<String> = record.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_string()).collect();
     if names.iter().all(String::is_empty) {
         return Err("empty header row".into());
     }
@@ -39,10 +33,7 @@ pub fn parse_block(
     builder: &mut TableBuilder,
     bad: &mut Vec<(u64, String)>,
 ) {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(block);
+    let mut reader = ::csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(block);
     let mut record = ::csv::ByteRecord::new();
     loop {
         let line = first_line + reader.position().line() - 1;
@@ -59,11 +50,7 @@ pub fn parse_block(
         }
         builder.begin();
         if record.len() != header.len() {
-            builder.reject(format!(
-                "{} cells, but the header has {} columns",
-                record.len(),
-                header.len()
-            ));
+            builder.reject(format!("{} cells, but the header has {} columns", record.len(), header.len()));
         } else {
             for (name, cell) in header.iter().zip(record.iter()) {
                 match std::str::from_utf8(cell) {
@@ -101,10 +88,7 @@ mod tests {
         t.append(b, &mut strings);
         assert_eq!(t.rows, 2);
         let note = t.column_index("note").unwrap();
-        assert_eq!(
-            strings.resolve(t.columns[note].sym(0).unwrap()),
-            "two\nlines"
-        );
+        assert_eq!(strings.resolve(t.columns[note].sym(0).unwrap()), "two\nlines");
         assert_eq!(t.columns[note].sym(1), None);
     }
 }

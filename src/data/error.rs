@@ -63,20 +63,13 @@ pub enum DataError {
 }
 
 fn list(paths: &[PathBuf]) -> String {
-    paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 impl DataError {
     /// An I/O error at `path`.
     pub fn io(path: &Path, source: std::io::Error) -> DataError {
-        DataError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        DataError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -95,14 +88,7 @@ pub struct RecordError {
 
 impl fmt::Display for RecordError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} {}: {}",
-            self.file.display(),
-            self.unit,
-            self.record,
-            self.message
-        )
+        write!(f, "{}: {} {}: {}", self.file.display(), self.unit, self.record, self.message)
     }
 }
 

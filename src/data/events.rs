@@ -50,13 +50,9 @@ impl Events {
     pub fn from_table(mut table: Table, strings: &Interner) -> (Events, u64) {
         let n = table.rows;
         let dense_sym = |c: &Column, n: usize| -> Vec<Sym> {
-            (0..n)
-                .map(|i| c.sym(i).expect("a required field is present in every row"))
-                .collect()
+            (0..n).map(|i| c.sym(i).expect("a required field is present in every row")).collect()
         };
-        let ts: Vec<Millis> = (0..n)
-            .map(|i| table.columns[ev::TS].time(i).expect("ts is required"))
-            .collect();
+        let ts: Vec<Millis> = (0..n).map(|i| table.columns[ev::TS].time(i).expect("ts is required")).collect();
         let actor = dense_sym(&table.columns[ev::ACTOR], n);
 
         // Sort on a packed key (actor, ts, row); rows equal in (actor, ts)
@@ -71,9 +67,7 @@ impl Events {
         keys.par_sort_unstable();
         let mut order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
         drop(keys);
-        let same_key = |a: u32, b: u32| {
-            actor[a as usize] == actor[b as usize] && ts[a as usize] == ts[b as usize]
-        };
+        let same_key = |a: u32, b: u32| actor[a as usize] == actor[b as usize] && ts[a as usize] == ts[b as usize];
         let columns = &table.columns;
         let mut i = 0;
         while i < order.len() {
@@ -93,9 +87,7 @@ impl Events {
             i = j;
         }
         let before = order.len();
-        order.dedup_by(|b, a| {
-            same_key(*a, *b) && columns.iter().all(|c| c.same(*a as usize, *b as usize))
-        });
+        order.dedup_by(|b, a| same_key(*a, *b) && columns.iter().all(|c| c.same(*a as usize, *b as usize)));
         let duplicates = (before - order.len()) as u64;
 
         let ts: Vec<Millis> = order.iter().map(|&i| ts[i as usize]).collect();
@@ -109,16 +101,7 @@ impl Events {
             };
         }
         let accounts = spans(&actor);
-        (
-            Events {
-                ts,
-                actor,
-                action,
-                table,
-                accounts,
-            },
-            duplicates,
-        )
+        (Events { ts, actor, action, table, accounts }, duplicates)
     }
 
     /// Number of events.
@@ -185,10 +168,7 @@ impl Events {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.ts.capacity() * 8
-            + self.actor.capacity() * 4
-            + self.action.capacity() * 4
-            + self.table.heap_bytes()
+        self.ts.capacity() * 8 + self.actor.capacity() * 4 + self.action.capacity() * 4 + self.table.heap_bytes()
     }
 }
 
@@ -197,11 +177,7 @@ fn spans(actor: &[Sym]) -> Vec<AccountSpan> {
     let mut start = 0;
     for i in 1..=actor.len() {
         if i == actor.len() || actor[i] != actor[start] {
-            out.push(AccountSpan {
-                actor: actor[start],
-                start: start as u32,
-                end: i as u32,
-            });
+            out.push(AccountSpan { actor: actor[start], start: start as u32, end: i as u32 });
             start = i;
         }
     }
@@ -241,11 +217,7 @@ mod tests {
         assert_eq!(e.len(), 5);
         let rows: Vec<(String, i64, String)> = (0..e.len())
             .map(|i| {
-                (
-                    strings.resolve(e.actor(i)).to_string(),
-                    e.ts(i),
-                    strings.resolve(e.target(i).unwrap()).to_string(),
-                )
+                (strings.resolve(e.actor(i)).to_string(), e.ts(i), strings.resolve(e.target(i).unwrap()).to_string())
             })
             .collect();
         assert_eq!(rows[0], ("b".into(), 10, "z".into()));

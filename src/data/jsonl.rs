@@ -16,12 +16,7 @@ use super::table::{RawField, TableBuilder};
 
 /// Parses every line of `block` into `builder`. A bad line is dropped and
 /// reported through `bad` as (line number, reason); blank lines are ignored.
-pub fn parse_block(
-    block: &[u8],
-    first_line: u64,
-    builder: &mut TableBuilder,
-    bad: &mut Vec<(u64, String)>,
-) {
+pub fn parse_block(block: &[u8], first_line: u64, builder: &mut TableBuilder, bad: &mut Vec<(u64, String)>) {
     let mut line_no = first_line;
     let mut start = 0;
     while start < block.len() {
@@ -171,11 +166,7 @@ mod tests {
         parse_block(text.as_bytes(), 10, &mut b, &mut bad);
         let lines: Vec<u64> = bad.iter().map(|(l, _)| *l).collect();
         assert_eq!(lines, [12, 13, 14, 15], "{bad:?}");
-        assert!(
-            bad[0].1.starts_with("broken JSON at column"),
-            "{}",
-            bad[0].1
-        );
+        assert!(bad[0].1.starts_with("broken JSON at column"), "{}", bad[0].1);
         assert_eq!(bad[1].1, "missing required field `actor`");
         let mut strings = Interner::new();
         let mut t = Table::new(TableKind::Events);

@@ -39,9 +39,7 @@ pub struct Projection {
 impl Projection {
     /// Whether column `name` of `table` is to be read.
     pub fn wants(&self, table: TableKind, name: &str) -> bool {
-        self.tables
-            .get(&table)
-            .is_none_or(|cols| cols.contains(name))
+        self.tables.get(&table).is_none_or(|cols| cols.contains(name))
     }
 }
 
@@ -75,11 +73,7 @@ impl Dataset {
     }
 
     /// Reads the dataset in `dir`, counting progress into `progress`.
-    pub fn open_with_progress(
-        dir: &Path,
-        opts: &ReadOptions,
-        progress: &ReadProgress,
-    ) -> Result<Dataset, DataError> {
+    pub fn open_with_progress(dir: &Path, opts: &ReadOptions, progress: &ReadProgress) -> Result<Dataset, DataError> {
         if !dir.is_dir() {
             return Err(DataError::io(
                 dir,
@@ -92,31 +86,59 @@ impl Dataset {
         for kind in TableKind::ALL {
             let Some(files) = source::locate(dir, kind)? else {
                 if kind == TableKind::Events {
-                    return Err(DataError::MissingEvents {
-                        dir: dir.to_path_buf(),
-                    });
+                    return Err(DataError::MissingEvents { dir: dir.to_path_buf() });
                 }
                 continue;
             };
-            let (table, table_report) =
-                read::read_table(kind, &files, &mut strings, opts, progress)?;
+            let (table, table_report) = read::read_table(kind, &files, &mut strings, opts, progress)?;
             report.tables.push((kind, table_report));
             tables.insert(kind, table);
         }
-        fn report_of(report: &mut ReadReport, kind: TableKind) -> &mut TableReport {
-            &mut report
-                .tables
-                .iter_mut()
-                .find(|(k, _)| *k == kind)
-                .expect("table was read")
-                .1
+        Ok(Dataset::assemble(dir.to_path_buf(), tables, strings, report))
+    }
+
+    /// Builds a dataset from JSONL texts held in memory, one per table (for
+    /// tests and rule test cases). Bad lines are skipped and reported as in
+    /// a file named `<table>` (or fail, when `strict`).
+    pub fn from_jsonl(texts: &[(TableKind, &str)], strict: bool) -> Result<Dataset, DataError> {
+        let opts = ReadOptions { strict, ..ReadOptions::default() };
+        let mut strings = Interner::new();
+        let mut report = ReadReport::default();
+        let mut tables = BTreeMap::new();
+        if !texts.iter().any(|(k, _)| *k == TableKind::Events) {
+            return Err(DataError::MissingEvents { dir: PathBuf::from("<memory>") });
         }
-        let (events, dups) = Events::from_table(
-            tables
-                .remove(&TableKind::Events)
-                .expect("events is required"),
-            &strings,
-        );
+        for kind in TableKind::ALL {
+            let Some((_, text)) = texts.iter().find(|(k, _)| *k == kind) else { continue };
+            let mut builder = table::TableBuilder::new(kind);
+            let mut bad = Vec::new();
+            jsonl::parse_block(text.as_bytes(), 1, &mut builder, &mut bad);
+            let mut table_report = TableReport { files: 1, bytes: text.len() as u64, ..TableReport::default() };
+            let path = PathBuf::from(format!("<{kind}>"));
+            for (line, why) in bad {
+                read::note_bad(&mut table_report, &opts, &path, line, "line", why)?;
+            }
+            let mut t = table::Table::new(kind);
+            t.append(builder, &mut strings);
+            table_report.records = t.rows as u64;
+            report.tables.push((kind, table_report));
+            tables.insert(kind, t);
+        }
+        Ok(Dataset::assemble(PathBuf::from("<memory>"), tables, strings, report))
+    }
+
+    /// Sorts events, indexes the other tables, and fills duplicate counts.
+    fn assemble(
+        dir: PathBuf,
+        mut tables: BTreeMap<TableKind, table::Table>,
+        strings: Interner,
+        mut report: ReadReport,
+    ) -> Dataset {
+        fn report_of(report: &mut ReadReport, kind: TableKind) -> &mut TableReport {
+            &mut report.tables.iter_mut().find(|(k, _)| *k == kind).expect("table was read").1
+        }
+        let (events, dups) =
+            Events::from_table(tables.remove(&TableKind::Events).expect("events is required"), &strings);
         let r = report_of(&mut report, TableKind::Events);
         r.duplicates = dups;
         r.records -= dups;
@@ -137,22 +159,8 @@ impl Dataset {
             None => Accounts::empty(),
         };
         let follows = tables.remove(&TableKind::Follows).map(|t| Follows::new(&t));
-        let impressions = tables
-            .remove(&TableKind::Impressions)
-            .map(|t| Impressions::new(&t));
-        let labels = tables
-            .remove(&TableKind::Labels)
-            .map(|t| Labels::new(t, &strings));
-        Ok(Dataset {
-            dir: dir.to_path_buf(),
-            strings,
-            events,
-            items,
-            follows,
-            accounts,
-            impressions,
-            labels,
-            report,
-        })
+        let impressions = tables.remove(&TableKind::Impressions).map(|t| Impressions::new(&t));
+        let labels = tables.remove(&TableKind::Labels).map(|t| Labels::new(t, &strings));
+        Dataset { dir, strings, events, items, follows, accounts, impressions, labels, report }
     }
 }

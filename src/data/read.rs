@@ -37,12 +37,7 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions {
-            strict: false,
-            max_samples: 5,
-            block_bytes: 4 << 20,
-            projection: None,
-        }
+        ReadOptions { strict: false, max_samples: 5, block_bytes: 4 << 20, projection: None }
     }
 }
 
@@ -64,22 +59,11 @@ pub fn read_table(
     progress: &ReadProgress,
 ) -> Result<(Table, TableReport), DataError> {
     let mut table = Table::new(kind);
-    let mut report = TableReport {
-        files: files.len(),
-        ..TableReport::default()
-    };
+    let mut report = TableReport { files: files.len(), ..TableReport::default() };
     for file in files {
         match file.format {
             Format::Parquet => {
-                super::parquet::read_file(
-                    file,
-                    kind,
-                    &mut table,
-                    strings,
-                    opts,
-                    &mut report,
-                    progress,
-                )?;
+                super::parquet::read_file(file, kind, &mut table, strings, opts, &mut report, progress)?;
             }
             Format::Jsonl | Format::Csv => {
                 read_text_file(file, kind, &mut table, strings, opts, &mut report, progress)?;
@@ -99,12 +83,7 @@ pub(crate) fn note_bad(
     unit: &'static str,
     message: String,
 ) -> Result<(), DataError> {
-    let err = RecordError {
-        file: path.to_path_buf(),
-        record,
-        unit,
-        message,
-    };
+    let err = RecordError { file: path.to_path_buf(), record, unit, message };
     if opts.strict {
         return Err(DataError::Strict { record: err });
     }
@@ -132,19 +111,11 @@ fn read_text_file(
     loop {
         let mut pending = Vec::with_capacity(batch);
         while pending.len() < batch {
-            match blocks
-                .next_block()
-                .map_err(|e| DataError::io(&file.path, e))?
-            {
+            match blocks.next_block().map_err(|e| DataError::io(&file.path, e))? {
                 Some(mut block) => {
                     if csv && header.is_none() {
-                        let (names, len, lines) =
-                            csv_format::parse_header(&block.bytes).map_err(|message| {
-                                DataError::BadFile {
-                                    path: file.path.clone(),
-                                    message,
-                                }
-                            })?;
+                        let (names, len, lines) = csv_format::parse_header(&block.bytes)
+                            .map_err(|message| DataError::BadFile { path: file.path.clone(), message })?;
                         header = Some(names);
                         block.bytes.drain(..len);
                         block.first_line += lines;
@@ -154,9 +125,7 @@ fn read_text_file(
                 None => break,
             }
         }
-        progress
-            .bytes
-            .fetch_add(blocks.bytes_read - last_bytes, Ordering::Relaxed);
+        progress.bytes.fetch_add(blocks.bytes_read - last_bytes, Ordering::Relaxed);
         last_bytes = blocks.bytes_read;
         if pending.is_empty() {
             break;
@@ -168,19 +137,11 @@ fn read_text_file(
                 let mut builder = TableBuilder::new(kind);
                 let mut bad = Vec::new();
                 if csv {
-                    csv_format::parse_block(
-                        &block.bytes,
-                        block.first_line,
-                        header,
-                        &mut builder,
-                        &mut bad,
-                    );
+                    csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
                 } else {
                     jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
                 }
-                progress
-                    .records
-                    .fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
+                progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
                 (builder, bad)
             })
             .collect();

@@ -31,11 +31,7 @@ pub struct FieldDef {
 }
 
 const fn f(name: &'static str, kind: Kind, required: bool) -> FieldDef {
-    FieldDef {
-        name,
-        kind,
-        required,
-    }
+    FieldDef { name, kind, required }
 }
 
 /// A table of the contract.
@@ -129,11 +125,8 @@ pub const ITEMS: &[FieldDef] = &[
 ];
 
 /// Fields of `follows`: `follower`, `followee`, `since`.
-pub const FOLLOWS: &[FieldDef] = &[
-    f("follower", Kind::Sym, true),
-    f("followee", Kind::Sym, true),
-    f("since", Kind::Time, false),
-];
+pub const FOLLOWS: &[FieldDef] =
+    &[f("follower", Kind::Sym, true), f("followee", Kind::Sym, true), f("since", Kind::Time, false)];
 
 /// Fields of `accounts`: `id`, `created_at`, `handle`, `labels`.
 pub const ACCOUNTS: &[FieldDef] = &[

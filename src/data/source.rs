@@ -51,16 +51,12 @@ pub fn classify(name: &str) -> Option<(Format, Compression)> {
     let lower = name.to_ascii_lowercase();
     let (rest, compression) = if let Some(r) = lower.strip_suffix(".gz") {
         (r, Compression::Gzip)
-    } else if let Some(r) = lower
-        .strip_suffix(".zst")
-        .or_else(|| lower.strip_suffix(".zstd"))
-    {
+    } else if let Some(r) = lower.strip_suffix(".zst").or_else(|| lower.strip_suffix(".zstd")) {
         (r, Compression::Zstd)
     } else {
         (lower.as_str(), Compression::None)
     };
-    let format = if rest.ends_with(".jsonl") || rest.ends_with(".ndjson") || rest.ends_with(".json")
-    {
+    let format = if rest.ends_with(".jsonl") || rest.ends_with(".ndjson") || rest.ends_with(".json") {
         Format::Jsonl
     } else if rest.ends_with(".csv") {
         Format::Csv
@@ -106,22 +102,12 @@ pub fn locate(dir: &Path, table: TableKind) -> Result<Option<Vec<SourceFile>>, D
                 }
                 Ok(Some(files))
             } else {
-                let name = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
                 let (format, compression) = classify(name).expect("classified while listing");
-                Ok(Some(vec![SourceFile {
-                    path,
-                    format,
-                    compression,
-                }]))
+                Ok(Some(vec![SourceFile { path, format, compression }]))
             }
         }
-        _ => Err(DataError::AmbiguousTable {
-            table,
-            paths: found,
-        }),
+        _ => Err(DataError::AmbiguousTable { table, paths: found }),
     }
 }
 
@@ -135,11 +121,7 @@ fn parts(dir: &Path) -> Result<Vec<SourceFile>, DataError> {
             continue;
         }
         if let Some((format, compression)) = classify(name) {
-            files.push(SourceFile {
-                path: entry.path(),
-                format,
-                compression,
-            });
+            files.push(SourceFile { path: entry.path(), format, compression });
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -153,10 +135,9 @@ pub fn open(file: &SourceFile) -> Result<Box<dyn Read + Send>, DataError> {
     Ok(match file.compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
-                .map_err(|e| DataError::io(&file.path, e))?,
-        ),
+        Compression::Zstd => {
+            Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(|e| DataError::io(&file.path, e))?)
+        }
     })
 }
 
@@ -186,15 +167,7 @@ pub struct BlockReader<R> {
 impl<R: Read> BlockReader<R> {
     /// A reader of `inner`; `csv_quotes` makes cuts respect CSV quoting.
     pub fn new(inner: R, target: usize, csv_quotes: bool) -> Self {
-        BlockReader {
-            inner,
-            carry: Vec::new(),
-            target,
-            csv_quotes,
-            next_line: 1,
-            eof: false,
-            bytes_read: 0,
-        }
+        BlockReader { inner, carry: Vec::new(), target, csv_quotes, next_line: 1, eof: false, bytes_read: 0 }
     }
 
     /// The next block, or `None` at the end of the stream.
@@ -239,10 +212,7 @@ impl<R: Read> BlockReader<R> {
         }
         let first_line = self.next_line;
         self.next_line += memchr::memchr_iter(b'\n', &buf).count() as u64;
-        Ok(Some(Block {
-            bytes: buf,
-            first_line,
-        }))
+        Ok(Some(Block { bytes: buf, first_line }))
     }
 
     /// Index just past the last record terminator in `buf`, if any.
@@ -269,22 +239,10 @@ mod tests {
 
     #[test]
     fn classifies_names() {
-        assert_eq!(
-            classify("events.jsonl"),
-            Some((Format::Jsonl, Compression::None))
-        );
-        assert_eq!(
-            classify("part-0001.json.gz"),
-            Some((Format::Jsonl, Compression::Gzip))
-        );
-        assert_eq!(
-            classify("events.csv.zst"),
-            Some((Format::Csv, Compression::Zstd))
-        );
-        assert_eq!(
-            classify("x.snappy.parquet"),
-            Some((Format::Parquet, Compression::None))
-        );
+        assert_eq!(classify("events.jsonl"), Some((Format::Jsonl, Compression::None)));
+        assert_eq!(classify("part-0001.json.gz"), Some((Format::Jsonl, Compression::Gzip)));
+        assert_eq!(classify("events.csv.zst"), Some((Format::Csv, Compression::Zstd)));
+        assert_eq!(classify("x.snappy.parquet"), Some((Format::Parquet, Compression::None)));
         assert_eq!(classify("_SUCCESS"), None);
         assert_eq!(classify("events.txt"), None);
     }

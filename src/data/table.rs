@@ -45,10 +45,7 @@ impl Column {
         match kind {
             Kind::Time => Column::Time(Vec::new()),
             Kind::Sym => Column::Sym(Vec::new()),
-            Kind::List => Column::List {
-                offsets: Vec::new(),
-                values: Vec::new(),
-            },
+            Kind::List => Column::List { offsets: Vec::new(), values: Vec::new() },
             Kind::Num => Column::Num(Vec::new()),
             Kind::Text => Column::Text(Vec::new()),
         }
@@ -162,13 +159,7 @@ impl Column {
                     v.extend(o);
                 }
             }
-            (
-                Column::List { offsets, values },
-                Column::List {
-                    offsets: oo,
-                    values: ov,
-                },
-            ) => {
+            (Column::List { offsets, values }, Column::List { offsets: oo, values: ov }) => {
                 if oo.is_empty() {
                     return;
                 }
@@ -191,10 +182,7 @@ impl Column {
             if v.is_empty() {
                 return Vec::new();
             }
-            order
-                .iter()
-                .map(|&i| v.get(i as usize).cloned().unwrap_or_else(|| absent.clone()))
-                .collect()
+            order.iter().map(|&i| v.get(i as usize).cloned().unwrap_or_else(|| absent.clone())).collect()
         }
         match self {
             Column::Time(v) => Column::Time(g(v, order, NO_TIME)),
@@ -232,14 +220,8 @@ impl Column {
     pub fn cmp_rows(&self, a: usize, b: usize, strings: &Interner) -> std::cmp::Ordering {
         match self {
             Column::Time(_) => self.time(a).cmp(&self.time(b)),
-            Column::Sym(_) => self
-                .sym(a)
-                .map(|s| strings.resolve(s))
-                .cmp(&self.sym(b).map(|s| strings.resolve(s))),
-            Column::Num(_) => self
-                .num(a)
-                .unwrap_or(f64::NAN)
-                .total_cmp(&self.num(b).unwrap_or(f64::NAN)),
+            Column::Sym(_) => self.sym(a).map(|s| strings.resolve(s)).cmp(&self.sym(b).map(|s| strings.resolve(s))),
+            Column::Num(_) => self.num(a).unwrap_or(f64::NAN).total_cmp(&self.num(b).unwrap_or(f64::NAN)),
             Column::Text(_) => self.text(a).cmp(&self.text(b)),
             Column::List { .. } => {
                 let la = self.list(a).iter().map(|&s| strings.resolve(s));
@@ -254,9 +236,7 @@ impl Column {
             Column::Time(v) => v.capacity() * 8,
             Column::Sym(v) => v.capacity() * 4,
             Column::Num(v) => v.capacity() * 8,
-            Column::Text(v) => {
-                v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.capacity() * 16
-            }
+            Column::Text(v) => v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.capacity() * 16,
             Column::List { offsets, values } => offsets.capacity() * 4 + values.capacity() * 4,
         }
     }
@@ -456,55 +436,38 @@ impl TableBuilder {
     fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
         Ok(Some(match self.kind_of(col) {
             Kind::Time => match value {
-                RawField::Str(s) => Parsed::Time(parse_timestamp(&s).ok_or_else(|| {
-                    format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds")
-                })?),
+                RawField::Str(s) => Parsed::Time(
+                    parse_timestamp(&s)
+                        .ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds"))?,
+                ),
                 RawField::Num(n) => Parsed::Time(
-                    n.parse::<i64>()
-                        .map_err(|_| format!("`{n}` is not an integer of epoch milliseconds"))?,
+                    n.parse::<i64>().map_err(|_| format!("`{n}` is not an integer of epoch milliseconds"))?,
                 ),
                 other => return Err(format!("expected a timestamp, found {}", describe(&other))),
             },
             Kind::Sym => match value {
                 RawField::Str(s) => Parsed::Sym(self.strings.intern(&s)),
                 RawField::Num(n) | RawField::Json(n) => Parsed::Sym(self.strings.intern(n)),
-                RawField::Bool(b) => {
-                    Parsed::Sym(self.strings.intern(if b { "true" } else { "false" }))
-                }
+                RawField::Bool(b) => Parsed::Sym(self.strings.intern(if b { "true" } else { "false" })),
                 RawField::List(items) => Parsed::Sym(self.strings.intern(&items.join("|"))),
                 RawField::Null => return Ok(None),
             },
             Kind::List => match value {
-                RawField::List(items) => Parsed::List(
-                    items
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .map(|s| self.strings.intern(s))
-                        .collect(),
-                ),
-                RawField::Str(s) => Parsed::List(
-                    s.split('|')
-                        .filter(|p| !p.is_empty())
-                        .map(|p| self.strings.intern(p))
-                        .collect(),
-                ),
+                RawField::List(items) => {
+                    Parsed::List(items.iter().filter(|s| !s.is_empty()).map(|s| self.strings.intern(s)).collect())
+                }
+                RawField::Str(s) => {
+                    Parsed::List(s.split('|').filter(|p| !p.is_empty()).map(|p| self.strings.intern(p)).collect())
+                }
                 RawField::Num(n) => Parsed::List(vec![self.strings.intern(n)]),
                 other => {
-                    return Err(format!(
-                        "expected a list of strings, found {}",
-                        describe(&other)
-                    ));
+                    return Err(format!("expected a list of strings, found {}", describe(&other)));
                 }
             },
             Kind::Num => match value {
-                RawField::Num(n) => {
-                    Parsed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?)
-                }
+                RawField::Num(n) => Parsed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?),
                 RawField::Str(s) => {
-                    let x: f64 = s
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("`{s}` is not a number"))?;
+                    let x: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
                     if x.is_nan() {
                         return Ok(None);
                     }
@@ -567,10 +530,7 @@ impl TableBuilder {
     /// Checks of values beyond their type that the contract states.
     fn check_values(&self) -> Result<(), String> {
         if self.kind == TableKind::Labels {
-            let label = super::schema::LABELS
-                .iter()
-                .position(|f| f.name == "label")
-                .expect("labels has `label`");
+            let label = super::schema::LABELS.iter().position(|f| f.name == "label").expect("labels has `label`");
             for (col, value) in self.pending.iter().rev() {
                 if *col == label
                     && let Parsed::Sym(s) = value
@@ -578,9 +538,7 @@ impl TableBuilder {
                     let text = self.strings.resolve(*s);
                     return match text {
                         "compromised" | "benign" => Ok(()),
-                        other => Err(format!(
-                            "`label` is `{other}`; it must be `compromised` or `benign`"
-                        )),
+                        other => Err(format!("`label` is `{other}`; it must be `compromised` or `benign`")),
                     };
                 }
             }
@@ -664,13 +622,7 @@ mod tests {
             t.append(b, &mut strings);
         }
         let labels = &t.columns[super::super::schema::it::LABELS];
-        let names = |r| {
-            labels
-                .list(r)
-                .iter()
-                .map(|&s| strings.resolve(s))
-                .collect::<Vec<_>>()
-        };
+        let names = |r| labels.list(r).iter().map(|&s| strings.resolve(s)).collect::<Vec<_>>();
         assert_eq!(names(0), Vec::<&str>::new());
         assert_eq!(names(1), ["adult", "politics"]);
         assert_eq!(names(3), Vec::<&str>::new());

@@ -46,10 +46,7 @@ impl Items {
 
     /// An empty items table, for datasets without one.
     pub fn empty() -> Items {
-        Items {
-            table: Table::new(super::schema::TableKind::Items),
-            index: Vec::new(),
-        }
+        Items { table: Table::new(super::schema::TableKind::Items), index: Vec::new() }
     }
 
     /// The row of item `id`.
@@ -117,10 +114,7 @@ impl Follows {
                 start = i;
             }
         }
-        Follows {
-            edges: rows.into_iter().map(|(_, b, s)| (b, s)).collect(),
-            by_follower,
-        }
+        Follows { edges: rows.into_iter().map(|(_, b, s)| (b, s)).collect(), by_follower }
     }
 
     /// Whom `follower` followed when the log starts, with since when
@@ -154,13 +148,7 @@ impl Impressions {
     /// Indexes the impressions table.
     pub fn new(table: &Table) -> Impressions {
         let mut first: Vec<(Sym, Sym, Millis)> = (0..table.rows)
-            .filter_map(|r| {
-                Some((
-                    table.columns[0].sym(r)?,
-                    table.columns[1].sym(r)?,
-                    table.columns[2].time(r)?,
-                ))
-            })
+            .filter_map(|r| Some((table.columns[0].sym(r)?, table.columns[1].sym(r)?, table.columns[2].time(r)?)))
             .collect();
         first.sort_unstable();
         first.dedup_by_key(|(a, i, _)| (*a, *i));
@@ -169,9 +157,7 @@ impl Impressions {
 
     /// When `item` was first shown to `actor`, if ever.
     pub fn first_shown(&self, actor: Sym, item: Sym) -> Option<Millis> {
-        let at = self
-            .first
-            .partition_point(|&(a, i, _)| (a, i) < (actor, item));
+        let at = self.first.partition_point(|&(a, i, _)| (a, i) < (actor, item));
         match self.first.get(at) {
             Some(&(a, i, t)) if a == actor && i == item => Some(t),
             _ => None,
@@ -206,10 +192,7 @@ impl Accounts {
 
     /// An empty accounts table.
     pub fn empty() -> Accounts {
-        Accounts {
-            table: Table::new(super::schema::TableKind::Accounts),
-            index: Vec::new(),
-        }
+        Accounts { table: Table::new(super::schema::TableKind::Accounts), index: Vec::new() }
     }
 
     /// The row of account `id`.
@@ -266,8 +249,6 @@ impl Labels {
     /// The value of an extra field (such as `style`) of a label.
     pub fn extra<'a>(&self, label: &Label, field: &str, strings: &'a Interner) -> Option<&'a str> {
         let col = self.table.column_index(field)?;
-        self.table.columns[col]
-            .sym(label.row)
-            .map(|s| strings.resolve(s))
+        self.table.columns[col].sym(label.row).map(|s| strings.resolve(s))
     }
 }

@@ -66,18 +66,9 @@ impl Default for Config {
             source: None,
             incident_gap: 6 * HOUR,
             tiers: vec![
-                Tier {
-                    name: "high".into(),
-                    min_score: 0.8,
-                },
-                Tier {
-                    name: "medium".into(),
-                    min_score: 0.5,
-                },
-                Tier {
-                    name: "low".into(),
-                    min_score: 0.2,
-                },
+                Tier { name: "high".into(), min_score: 0.8 },
+                Tier { name: "medium".into(), min_score: 0.5 },
+                Tier { name: "low".into(), min_score: 0.2 },
             ],
             lists: BTreeMap::new(),
             macros: BTreeMap::new(),
@@ -98,16 +89,9 @@ impl Config {
         source: &Arc<Source>,
         diags: &mut super::diag::Diagnostics,
     ) -> Config {
-        let mut config = Config {
-            source: Some(source.clone()),
-            ..Config::default()
-        };
+        let mut config = Config { source: Some(source.clone()), ..Config::default() };
         let no_lists = BTreeMap::new();
-        let mut ctx = Ctx {
-            source,
-            diags,
-            lists: &no_lists,
-        };
+        let mut ctx = Ctx { source, diags, lists: &no_lists };
         let mut r = TableReader::new(root, span, "changeling.toml");
 
         if let Some(mut inc) = r.table(&mut ctx, "incident", "[incident]") {
@@ -139,27 +123,24 @@ impl Config {
                         );
                         continue;
                     }
-                    read.push((
-                        Tier {
-                            name: name.value,
-                            min_score: min.value,
-                        },
-                        span,
-                    ));
+                    read.push((Tier { name: name.value, min_score: min.value }, span));
                 }
             }
             for w in read.windows(2) {
                 if w[1].0.min_score >= w[0].0.min_score {
-                    ctx.report(Code::BadTiers, w[1].1.clone(), format!("tier `{}` (min_score {}) must have a lower min_score than tier `{}` above it ({})", w[1].0.name, w[1].0.min_score, w[0].0.name, w[0].0.min_score))
-                        .help
-                        .push("help: list tiers from the highest score to the lowest".into());
-                }
-                if w[1].0.name == w[0].0.name {
                     ctx.report(
                         Code::BadTiers,
                         w[1].1.clone(),
-                        format!("tier `{}` is declared twice", w[1].0.name),
-                    );
+                        format!(
+                            "tier `{}` (min_score {}) must have a lower min_score than tier `{}` above it ({})",
+                            w[1].0.name, w[1].0.min_score, w[0].0.name, w[0].0.min_score
+                        ),
+                    )
+                    .help
+                    .push("help: list tiers from the highest score to the lowest".into());
+                }
+                if w[1].0.name == w[0].0.name {
+                    ctx.report(Code::BadTiers, w[1].1.clone(), format!("tier `{}` is declared twice", w[1].0.name));
                 }
             }
             config.tiers = read.into_iter().map(|(t, _)| t).collect();
@@ -168,10 +149,7 @@ impl Config {
         if let Some(lists) = r.table(&mut ctx, "lists", "[lists]") {
             for (key, value) in lists.entries() {
                 if let Some(list) = str_list_value(&mut ctx, key.get_ref(), value) {
-                    config.lists.insert(
-                        key.get_ref().to_string(),
-                        list.value.into_iter().map(|s| s.value).collect(),
-                    );
+                    config.lists.insert(key.get_ref().to_string(), list.value.into_iter().map(|s| s.value).collect());
                 }
             }
         }
@@ -187,15 +165,8 @@ impl Config {
                     continue;
                 };
                 // Lists are known by now: macros may use them.
-                let mut mctx = Ctx {
-                    source,
-                    diags: &mut *ctx.diags,
-                    lists: &config.lists,
-                };
-                let body: Vec<Filter> = items
-                    .iter()
-                    .filter_map(|i| filter::parse_filter(&mut mctx, i, 1))
-                    .collect();
+                let mut mctx = Ctx { source, diags: &mut *ctx.diags, lists: &config.lists };
+                let body: Vec<Filter> = items.iter().filter_map(|i| filter::parse_filter(&mut mctx, i, 1)).collect();
                 config.macros.insert(key.get_ref().to_string(), body);
             }
         }

@@ -113,10 +113,7 @@ pub struct Source {
 impl Source {
     /// A source from a path and text.
     pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Source> {
-        Arc::new(Source {
-            path: path.into(),
-            text: text.into(),
-        })
+        Arc::new(Source { path: path.into(), text: text.into() })
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -174,8 +171,8 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{line} | {text}");
         let line_len = text.chars().count();
-        let span_chars = self.source.text[self.span.start.min(self.source.text.len())
-            ..self.span.end.min(self.source.text.len())]
+        let span_chars = self.source.text
+            [self.span.start.min(self.source.text.len())..self.span.end.min(self.source.text.len())]
             .lines()
             .next()
             .map_or(1, |s| s.chars().count().max(1));
@@ -217,13 +214,7 @@ impl Diagnostics {
         span: Range<usize>,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.items.push(Diagnostic {
-            code,
-            message: message.into(),
-            source: source.clone(),
-            span,
-            help: Vec::new(),
-        });
+        self.items.push(Diagnostic { code, message: message.into(), source: source.clone(), span, help: Vec::new() });
         self.items.last_mut().expect("just pushed")
     }
 
@@ -245,9 +236,7 @@ impl Diagnostics {
     /// The diagnostics ordered by file, then position.
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut v: Vec<&Diagnostic> = self.items.iter().collect();
-        v.sort_by(|a, b| {
-            (&a.source.path, a.span.start, a.code).cmp(&(&b.source.path, b.span.start, b.code))
-        });
+        v.sort_by(|a, b| (&a.source.path, a.span.start, a.code).cmp(&(&b.source.path, b.span.start, b.code)));
         v
     }
 
@@ -286,9 +275,7 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 v = v.min(d[i - 2][j - 2] + 1);
             }
@@ -300,17 +287,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 
 /// The candidate closest to `name` by edit distance, if close enough to be
 /// a plausible typo (at most a third of the name's length, and at most 3).
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|c| (edit_distance(name, c), c))
-        .filter(|&(d, _)| d <= limit)
-        .min()
-        .map(|(_, c)| c)
+    candidates.into_iter().map(|c| (edit_distance(name, c), c)).filter(|&(d, _)| d <= limit).min().map(|(_, c)| c)
 }
 
 /// Help lines for an unknown name: a suggestion if one is close, and the
@@ -345,10 +324,7 @@ mod tests {
         assert_eq!(edit_distance("off_patern", "off_pattern"), 1);
         assert_eq!(edit_distance("lkie", "like"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(
-            did_you_mean("off_patern", ["feed_exposure", "off_pattern"]),
-            Some("off_pattern")
-        );
+        assert_eq!(did_you_mean("off_patern", ["feed_exposure", "off_pattern"]), Some("off_pattern"));
         assert_eq!(did_you_mean("xyz", ["feed_exposure", "off_pattern"]), None);
     }
 
@@ -356,24 +332,13 @@ mod tests {
     fn renders_caret_under_span() {
         let src = Source::new("r.toml", "id = \"x\"\nkind = \"off_patern\"\n");
         let mut d = Diagnostics::default();
-        d.push(
-            Code::UnknownSignal,
-            &src,
-            16..28,
-            "unknown signal kind `off_patern`",
-        )
-        .help
-        .push("help: did you mean `off_pattern`?".into());
+        d.push(Code::UnknownSignal, &src, 16..28, "unknown signal kind `off_patern`")
+            .help
+            .push("help: did you mean `off_pattern`?".into());
         let text = d.render();
-        assert!(
-            text.contains("error[E005]: unknown signal kind `off_patern`"),
-            "{text}"
-        );
+        assert!(text.contains("error[E005]: unknown signal kind `off_patern`"), "{text}");
         assert!(text.contains("--> r.toml:2:8"), "{text}");
-        assert!(
-            text.contains("2 | kind = \"off_patern\"\n  |        ^^^^^^^^^^^^\n"),
-            "{text}"
-        );
+        assert!(text.contains("2 | kind = \"off_patern\"\n  |        ^^^^^^^^^^^^\n"), "{text}");
         assert!(text.ends_with("1 error, 0 warnings\n"), "{text}");
     }
 }

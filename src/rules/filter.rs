@@ -131,9 +131,7 @@ impl Op {
 }
 
 /// Operator keys, in the order the docs list them.
-pub const OPS: &[&str] = &[
-    "eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "exists",
-];
+pub const OPS: &[&str] = &["eq", "ne", "in", "not_in", "matches", "gt", "ge", "lt", "le", "exists"];
 
 /// A validated filter.
 #[derive(Clone, Debug)]
@@ -178,20 +176,8 @@ impl Filter {
                 };
                 format!("{field} {} {value}", op.key())
             }
-            Filter::Any(fs) => format!(
-                "any({})",
-                fs.iter()
-                    .map(Filter::describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            Filter::All(fs) => format!(
-                "all({})",
-                fs.iter()
-                    .map(Filter::describe)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Filter::Any(fs) => format!("any({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
+            Filter::All(fs) => format!("all({})", fs.iter().map(Filter::describe).collect::<Vec<_>>().join(", ")),
             Filter::Use(name) => format!("use {}", name.value),
         }
     }
@@ -211,8 +197,7 @@ pub fn parse_field(ctx: &mut Ctx<'_>, name: &Sp<String>) -> FieldRef {
     };
     let known: Vec<&str> = scope.table().fields().iter().map(|f| f.name).collect();
     if !known.contains(&rest) {
-        let mut suggestion =
-            did_you_mean(rest, known.iter().copied()).map(|s| format!("{}{s}", scope.prefix()));
+        let mut suggestion = did_you_mean(rest, known.iter().copied()).map(|s| format!("{}{s}", scope.prefix()));
         if suggestion.is_none() && scope == Scope::Event && rest.contains('.') {
             let (prefix, tail) = rest.split_once('.').expect("contains a dot");
             if let Some(p) = did_you_mean(prefix, ["item", "account", "author"]) {
@@ -223,39 +208,28 @@ pub fn parse_field(ctx: &mut Ctx<'_>, name: &Sp<String>) -> FieldRef {
             ctx.report(
                 Code::FieldLooksMisspelled,
                 name.span.clone(),
-                format!("`{}` is not a field of the contract; it will be read as an extra field of the data", name.value),
+                format!(
+                    "`{}` is not a field of the contract; it will be read as an extra field of the data",
+                    name.value
+                ),
             )
             .help
             .push(format!("help: did you mean `{s}`?"));
         }
     }
-    FieldRef {
-        scope,
-        name: rest.to_string(),
-    }
+    FieldRef { scope, name: rest.to_string() }
 }
 
 /// Reads a `where` array.
-pub fn parse_filters(
-    ctx: &mut Ctx<'_>,
-    reader: &mut TableReader<'_, '_>,
-    key: &'static str,
-) -> Vec<Filter> {
+pub fn parse_filters(ctx: &mut Ctx<'_>, reader: &mut TableReader<'_, '_>, key: &'static str) -> Vec<Filter> {
     let Some((items, _)) = reader.array(ctx, key) else {
         return Vec::new();
     };
-    items
-        .iter()
-        .filter_map(|item| parse_filter(ctx, item, 0))
-        .collect()
+    items.iter().filter_map(|item| parse_filter(ctx, item, 0)).collect()
 }
 
 /// Reads one filter table: a test, an `any`/`all` group, or a `use`.
-pub fn parse_filter(
-    ctx: &mut Ctx<'_>,
-    value: &Spanned<DeValue<'_>>,
-    depth: usize,
-) -> Option<Filter> {
+pub fn parse_filter(ctx: &mut Ctx<'_>, value: &Spanned<DeValue<'_>>, depth: usize) -> Option<Filter> {
     let DeValue::Table(table) = value.get_ref() else {
         ctx.report(
             Code::WrongType,
@@ -268,11 +242,7 @@ pub fn parse_filter(
         return None;
     };
     if depth > MAX_DEPTH {
-        ctx.report(
-            Code::MacroDepth,
-            value.span(),
-            format!("filters nest more than {MAX_DEPTH} deep"),
-        );
+        ctx.report(Code::MacroDepth, value.span(), format!("filters nest more than {MAX_DEPTH} deep"));
         return None;
     }
     let mut r = TableReader::new(table, value.span(), "filter");
@@ -280,16 +250,9 @@ pub fn parse_filter(
     if has("any") || has("all") {
         let key = if has("any") { "any" } else { "all" };
         let (items, _) = r.array(ctx, key)?;
-        let members: Vec<Filter> = items
-            .iter()
-            .filter_map(|i| parse_filter(ctx, i, depth + 1))
-            .collect();
+        let members: Vec<Filter> = items.iter().filter_map(|i| parse_filter(ctx, i, depth + 1)).collect();
         r.finish(ctx);
-        return Some(if key == "any" {
-            Filter::Any(members)
-        } else {
-            Filter::All(members)
-        });
+        return Some(if key == "any" { Filter::Any(members) } else { Filter::All(members) });
     }
     if has("use") {
         let name = r.str(ctx, "use")?;
@@ -323,11 +286,7 @@ pub fn parse_filter(
         [one] => parse_op(ctx, one, table.get(*one).expect("present"))?,
         [] => {
             // An unknown key is most likely a misspelt operator: say so once.
-            let d = ctx.report(
-                Code::BadFilter,
-                value.span(),
-                format!("filter on `{}` has no operator", field.value),
-            );
+            let d = ctx.report(Code::BadFilter, value.span(), format!("filter on `{}` has no operator", field.value));
             d.help = match unknown.first() {
                 Some(k) => unknown_name_help(k, OPS),
                 None => unknown_name_help("", OPS),
@@ -345,19 +304,12 @@ pub fn parse_filter(
                     many.join(", ")
                 ),
             );
-            d.help.push(
-                "help: put several tests in separate filters (all must pass) or in { any = [...] }"
-                    .into(),
-            );
+            d.help.push("help: put several tests in separate filters (all must pass) or in { any = [...] }".into());
             return None;
         }
     };
     r.finish(ctx);
-    Some(Filter::Test {
-        field: field_ref,
-        op,
-        span: value.span(),
-    })
+    Some(Filter::Test { field: field_ref, op, span: value.span() })
 }
 
 fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op> {
@@ -367,11 +319,7 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
             DeValue::Integer(i) => Some(i.as_str().to_string()),
             DeValue::Boolean(b) => Some(b.to_string()),
             other => {
-                ctx.report(
-                    Code::WrongType,
-                    v.span(),
-                    format!("`{key}` must be a string, found {}", type_name(other)),
-                );
+                ctx.report(Code::WrongType, v.span(), format!("`{key}` must be a string, found {}", type_name(other)));
                 None
             }
         }
@@ -403,19 +351,12 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
                 Ok(re) => Op::Matches(re),
                 Err(e) => {
                     let msg = e.to_string();
-                    let last = msg
-                        .lines()
-                        .rev()
-                        .find(|l| l.starts_with("error:"))
-                        .unwrap_or("invalid regex")
-                        .to_string();
+                    let last =
+                        msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid regex").to_string();
                     ctx.report(
                         Code::BadRegex,
                         v.span(),
-                        format!(
-                            "`matches` is not a valid regex: {}",
-                            last.trim_start_matches("error: ")
-                        ),
+                        format!("`matches` is not a valid regex: {}", last.trim_start_matches("error: ")),
                     );
                     return None;
                 }
@@ -467,11 +408,7 @@ pub fn expand(
                     ctx.report(
                         Code::MacroDepth,
                         name.span.clone(),
-                        format!(
-                            "macro `{}` refers to itself (through {})",
-                            name.value,
-                            stack.join(" -> ")
-                        ),
+                        format!("macro `{}` refers to itself (through {})", name.value, stack.join(" -> ")),
                     );
                     continue;
                 }
@@ -489,19 +426,10 @@ pub fn expand(
 
 /// The names a scope's known fields have, for docs and suggestions.
 pub fn known_fields(scope: Scope) -> Vec<String> {
-    scope
-        .table()
-        .fields()
-        .iter()
-        .map(|f| format!("{}{}", scope.prefix(), f.name))
-        .collect()
+    scope.table().fields().iter().map(|f| format!("{}{}", scope.prefix(), f.name)).collect()
 }
 
 /// Whether a known field of `scope` is a list field.
 pub fn is_list_field(scope: Scope, name: &str) -> bool {
-    scope
-        .table()
-        .fields()
-        .iter()
-        .any(|f| f.name == name && f.kind == schema::Kind::List)
+    scope.table().fields().iter().any(|f| f.name == name && f.kind == schema::Kind::List)
 }

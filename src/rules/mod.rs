@@ -45,12 +45,7 @@ pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
         Ok(found) => found,
         Err(e) => {
             let src = Source::new(diag::display_path(path), "");
-            diags.push(
-                Code::Unreadable,
-                &src,
-                0..0,
-                format!("cannot read rules: {e}"),
-            );
+            diags.push(Code::Unreadable, &src, 0..0, format!("cannot read rules: {e}"));
             return (None, diags);
         }
     };
@@ -61,10 +56,7 @@ pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
         },
         None => Config::default(),
     };
-    let sources: Vec<Arc<Source>> = rule_paths
-        .iter()
-        .filter_map(|p| read_source(p, &mut diags))
-        .collect();
+    let sources: Vec<Arc<Source>> = rule_paths.iter().filter_map(|p| read_source(p, &mut diags)).collect();
     let mut rules = Vec::new();
     for src in &sources {
         if let Some(rule) = load_rule(src, &config, &mut diags) {
@@ -145,12 +137,7 @@ fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<Source>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Some(Source::new(shown, text)),
         Err(e) => {
-            diags.push(
-                Code::Unreadable,
-                &Source::new(shown, ""),
-                0..0,
-                format!("cannot read file: {e}"),
-            );
+            diags.push(Code::Unreadable, &Source::new(shown, ""), 0..0, format!("cannot read file: {e}"));
             None
         }
     }
@@ -158,10 +145,7 @@ fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<Source>> {
 
 /// Parses TOML, reporting syntax errors; returns the root table when the
 /// parser could recover enough to read on.
-fn parse<'s>(
-    src: &'s Arc<Source>,
-    diags: &mut Diagnostics,
-) -> Option<toml::Spanned<toml::de::DeTable<'s>>> {
+fn parse<'s>(src: &'s Arc<Source>, diags: &mut Diagnostics) -> Option<toml::Spanned<toml::de::DeTable<'s>>> {
     let (root, errors) = toml::de::DeTable::parse_recoverable(&src.text);
     for e in &errors {
         let span = e.span().unwrap_or(0..0);
@@ -182,11 +166,7 @@ fn load_config(src: &Arc<Source>, diags: &mut Diagnostics) -> Config {
 
 fn load_rule(src: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Option<Rule> {
     let root = parse(src, diags)?;
-    let mut ctx = Ctx {
-        source: src,
-        diags,
-        lists: &config.lists,
-    };
+    let mut ctx = Ctx { source: src, diags, lists: &config.lists };
     Rule::read(root.get_ref(), root.span(), &mut ctx, &config.macros)
 }
 

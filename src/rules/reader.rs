@@ -72,9 +72,7 @@ pub fn type_name(v: &DeValue<'_>) -> &'static str {
 /// Reads a TOML integer or float as `f64`.
 pub fn as_number(v: &DeValue<'_>) -> Option<f64> {
     match v {
-        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix())
-            .ok()
-            .map(|n| n as f64),
+        DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok().map(|n| n as f64),
         DeValue::Float(f) => match f.as_str().replace('_', "").as_str() {
             "inf" | "+inf" => Some(f64::INFINITY),
             "-inf" => Some(f64::NEG_INFINITY),
@@ -98,12 +96,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// A reader of `table`, which `what` names in messages ("rule", "signal
     /// `off_pattern`").
     pub fn new(table: &'t DeTable<'i>, span: Range<usize>, what: impl Into<String>) -> Self {
-        TableReader {
-            table,
-            span,
-            what: what.into(),
-            known: Vec::new(),
-        }
+        TableReader { table, span, what: what.into(), known: Vec::new() }
     }
 
     /// The underlying table.
@@ -134,22 +127,11 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// Reports that `key` is required and missing.
     fn missing(&self, ctx: &mut Ctx<'_>, key: &str, expected: &str) {
         let span = self.span.start..self.span.start.max(self.span.start + 1);
-        ctx.report(
-            Code::MissingKey,
-            span,
-            format!("{} is missing required key `{key}` ({expected})", self.what),
-        );
+        ctx.report(Code::MissingKey, span, format!("{} is missing required key `{key}` ({expected})", self.what));
     }
 
     fn wrong_type(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>, expected: &str) {
-        ctx.report(
-            Code::WrongType,
-            v.span(),
-            format!(
-                "`{key}` must be {expected}, found {}",
-                type_name(v.get_ref())
-            ),
-        );
+        ctx.report(Code::WrongType, v.span(), format!("`{key}` must be {expected}, found {}", type_name(v.get_ref())));
     }
 
     /// An optional string.
@@ -192,11 +174,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
         match as_number(v.get_ref()) {
             Some(x) if x.is_finite() => Some(Sp::new(x, v.span())),
             Some(_) => {
-                ctx.report(
-                    Code::BadValue,
-                    v.span(),
-                    format!("`{key}` must be a finite number"),
-                );
+                ctx.report(Code::BadValue, v.span(), format!("`{key}` must be a finite number"));
                 None
             }
             None => {
@@ -208,14 +186,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
 
     /// A number in `lo..=hi`, or `default` when absent (or wrong, after
     /// reporting it).
-    pub fn num_in(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-        lo: f64,
-        hi: f64,
-        default: f64,
-    ) -> f64 {
+    pub fn num_in(&mut self, ctx: &mut Ctx<'_>, key: &'static str, lo: f64, hi: f64, default: f64) -> f64 {
         match self.num(ctx, key) {
             Some(x) if x.value >= lo && x.value <= hi => x.value,
             Some(x) => {
@@ -239,11 +210,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
             DeValue::Integer(_) => match as_number(v.get_ref()) {
                 Some(x) if x >= 0.0 && x <= hi as f64 => x as u64,
                 _ => {
-                    ctx.report(
-                        Code::BadValue,
-                        v.span(),
-                        format!("`{key}` must be an integer from 0 to {hi}"),
-                    );
+                    ctx.report(Code::BadValue, v.span(), format!("`{key}` must be an integer from 0 to {hi}"));
                     default
                 }
             },
@@ -260,13 +227,9 @@ impl<'t, 'i> TableReader<'t, 'i> {
         match parse_duration(&s.value) {
             Ok(ms) => Some(Sp::new(ms, s.span)),
             Err(why) => {
-                ctx.report(
-                    Code::BadDuration,
-                    s.span,
-                    format!("`{key}` = \"{}\" is not a duration: {why}", s.value),
-                )
-                .help
-                .push("help: write durations like \"90s\", \"10m\", \"1h30m\", \"180d\"".into());
+                ctx.report(Code::BadDuration, s.span, format!("`{key}` = \"{}\" is not a duration: {why}", s.value))
+                    .help
+                    .push("help: write durations like \"90s\", \"10m\", \"1h30m\", \"180d\"".into());
                 None
             }
         }
@@ -292,12 +255,8 @@ impl<'t, 'i> TableReader<'t, 'i> {
             Some(c) => c,
             None => {
                 let help = unknown_name_help(&s.value, choices);
-                ctx.report(
-                    Code::BadValue,
-                    s.span,
-                    format!("`{key}` = \"{}\" is not a valid choice", s.value),
-                )
-                .help = help;
+                ctx.report(Code::BadValue, s.span, format!("`{key}` = \"{}\" is not a valid choice", s.value)).help =
+                    help;
                 default
             }
         }
@@ -306,22 +265,13 @@ impl<'t, 'i> TableReader<'t, 'i> {
     /// A list of strings, given as an array or as `"@name"` of a declared
     /// list. Each element keeps its span (elements of a referenced list take
     /// the reference's span).
-    pub fn str_list(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-    ) -> Option<Sp<Vec<Sp<String>>>> {
+    pub fn str_list(&mut self, ctx: &mut Ctx<'_>, key: &'static str) -> Option<Sp<Vec<Sp<String>>>> {
         let v = self.get(key)?;
         str_list_value(ctx, key, v)
     }
 
     /// A table-valued key.
-    pub fn table(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-        what: &str,
-    ) -> Option<TableReader<'t, 'i>> {
+    pub fn table(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Option<TableReader<'t, 'i>> {
         let v = self.get(key)?;
         match v.get_ref() {
             DeValue::Table(t) => Some(TableReader::new(t, v.span(), what.to_string())),
@@ -333,12 +283,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     /// An array-of-tables key (`[[signal]]`), or an array of inline tables.
-    pub fn tables(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-        what: &str,
-    ) -> Vec<TableReader<'t, 'i>> {
+    pub fn tables(&mut self, ctx: &mut Ctx<'_>, key: &'static str, what: &str) -> Vec<TableReader<'t, 'i>> {
         let Some(v) = self.get(key) else {
             return Vec::new();
         };
@@ -357,11 +302,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     /// An array, raw.
-    pub fn array(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        key: &'static str,
-    ) -> Option<(&'t DeArray<'i>, Range<usize>)> {
+    pub fn array(&mut self, ctx: &mut Ctx<'_>, key: &'static str) -> Option<(&'t DeArray<'i>, Range<usize>)> {
         let v = self.get(key)?;
         match v.get_ref() {
             DeValue::Array(a) => Some((a, v.span())),
@@ -373,14 +314,7 @@ impl<'t, 'i> TableReader<'t, 'i> {
     }
 
     /// Every (key, value) pair, for free-form tables such as `[lists]`.
-    pub fn entries(
-        &self,
-    ) -> impl Iterator<
-        Item = (
-            &'t Spanned<std::borrow::Cow<'i, str>>,
-            &'t Spanned<DeValue<'i>>,
-        ),
-    > {
+    pub fn entries(&self) -> impl Iterator<Item = (&'t Spanned<std::borrow::Cow<'i, str>>, &'t Spanned<DeValue<'i>>)> {
         self.table.iter()
     }
 
@@ -392,22 +326,13 @@ impl<'t, 'i> TableReader<'t, 'i> {
                 continue;
             }
             let help = unknown_name_help(name, &self.known);
-            ctx.report(
-                Code::UnknownKey,
-                key.span(),
-                format!("unknown key `{name}` in {}", self.what),
-            )
-            .help = help;
+            ctx.report(Code::UnknownKey, key.span(), format!("unknown key `{name}` in {}", self.what)).help = help;
         }
     }
 }
 
 /// Reads a string list value (array, or `"@name"` reference).
-pub fn str_list_value(
-    ctx: &mut Ctx<'_>,
-    key: &str,
-    v: &Spanned<DeValue<'_>>,
-) -> Option<Sp<Vec<Sp<String>>>> {
+pub fn str_list_value(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Sp<Vec<Sp<String>>>> {
     match v.get_ref() {
         DeValue::Array(items) => {
             let mut out = Vec::new();
@@ -419,10 +344,7 @@ pub fn str_list_value(
                         ctx.report(
                             Code::WrongType,
                             item.span(),
-                            format!(
-                                "`{key}` must be a list of strings; this element is {}",
-                                type_name(other)
-                            ),
+                            format!("`{key}` must be a list of strings; this element is {}", type_name(other)),
                         );
                     }
                 }
@@ -432,19 +354,12 @@ pub fn str_list_value(
         DeValue::String(s) if s.starts_with('@') => {
             let name = &s[1..];
             match ctx.lists.get(name) {
-                Some(list) => Some(Sp::new(
-                    list.iter().map(|x| Sp::new(x.clone(), v.span())).collect(),
-                    v.span(),
-                )),
+                Some(list) => Some(Sp::new(list.iter().map(|x| Sp::new(x.clone(), v.span())).collect(), v.span())),
                 None => {
                     let names: Vec<&str> = ctx.lists.keys().map(String::as_str).collect();
                     let help = unknown_name_help(name, &names);
-                    ctx.report(
-                        Code::UnknownList,
-                        v.span(),
-                        format!("no list named `{name}` is declared in [lists]"),
-                    )
-                    .help = help;
+                    ctx.report(Code::UnknownList, v.span(), format!("no list named `{name}` is declared in [lists]"))
+                        .help = help;
                     None
                 }
             }
@@ -453,9 +368,7 @@ pub fn str_list_value(
             ctx.report(
                 Code::WrongType,
                 v.span(),
-                format!(
-                    "`{key}` must be a list of strings or \"@list-name\", found a single string"
-                ),
+                format!("`{key}` must be a list of strings or \"@list-name\", found a single string"),
             )
             .help
             .push("help: write a one-element list as [\"value\"]".into());
@@ -465,10 +378,7 @@ pub fn str_list_value(
             ctx.report(
                 Code::WrongType,
                 v.span(),
-                format!(
-                    "`{key}` must be a list of strings, found {}",
-                    type_name(other)
-                ),
+                format!("`{key}` must be a list of strings, found {}", type_name(other)),
             );
             None
         }

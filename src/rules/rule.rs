@@ -151,12 +151,8 @@ const COMMON_ACTIONS: &[&str] = &[
 
 fn valid_id(id: &str) -> bool {
     let mut chars = id.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/.".contains(c))
+    chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/.".contains(c))
 }
 
 impl Rule {
@@ -181,25 +177,11 @@ impl Rule {
             );
         }
         let title = r.req_str(ctx, "title");
-        let description = r
-            .str(ctx, "description")
-            .map(|s| s.value)
-            .unwrap_or_default();
+        let description = r.str(ctx, "description").map(|s| s.value).unwrap_or_default();
         let severity = r.choice(ctx, "severity", &Severity::NAMES, "medium");
-        let severity = [
-            Severity::Info,
-            Severity::Low,
-            Severity::Medium,
-            Severity::High,
-            Severity::Critical,
-        ][Severity::NAMES
-            .iter()
-            .position(|n| *n == severity)
-            .expect("a choice of NAMES")];
-        let tags = r
-            .str_list(ctx, "tags")
-            .map(|l| l.value.into_iter().map(|s| s.value).collect())
-            .unwrap_or_default();
+        let severity = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]
+            [Severity::NAMES.iter().position(|n| *n == severity).expect("a choice of NAMES")];
+        let tags = r.str_list(ctx, "tags").map(|l| l.value.into_iter().map(|s| s.value).collect()).unwrap_or_default();
         let version = r.count(ctx, "version", u64::from(u32::MAX), 1);
 
         let mut actions = Vec::new();
@@ -210,9 +192,16 @@ impl Rule {
                     if !COMMON_ACTIONS.contains(&a.value.as_str())
                         && let Some(s) = did_you_mean(&a.value, COMMON_ACTIONS.iter().copied())
                     {
-                        ctx.report(Code::UnusualAction, a.span.clone(), format!("action `{}` is not in the common vocabulary", a.value))
-                            .help
-                            .push(format!("help: did you mean `{s}`? (actions are an open vocabulary; ignore this if `{}` is right)", a.value));
+                        ctx.report(
+                            Code::UnusualAction,
+                            a.span.clone(),
+                            format!("action `{}` is not in the common vocabulary", a.value),
+                        )
+                        .help
+                        .push(format!(
+                            "help: did you mean `{s}`? (actions are an open vocabulary; ignore this if `{}` is right)",
+                            a.value
+                        ));
                     }
                 }
                 actions = list.value;
@@ -234,10 +223,7 @@ impl Rule {
             match signals::parse(&kind.value, &mut st, ctx) {
                 Some(def) => {
                     st.finish(ctx);
-                    signals.push(SignalUse {
-                        def,
-                        span: t.span.clone(),
-                    });
+                    signals.push(SignalUse { def, span: t.span.clone() });
                 }
                 None => {
                     let help = unknown_name_help(&kind.value, signals::KINDS);
@@ -253,11 +239,7 @@ impl Rule {
 
         let (mut when, mut weight, mut effect) = (When::All, 0.5, Effect::For);
         if let Some(mut hit) = r.table(ctx, "hit", "[hit]") {
-            when = if hit.choice(ctx, "when", &["all", "any"], "all") == "any" {
-                When::Any
-            } else {
-                When::All
-            };
+            when = if hit.choice(ctx, "when", &["all", "any"], "all") == "any" { When::Any } else { When::All };
             weight = hit.num_in(ctx, "weight", 0.0, 1.0, 0.5);
             effect = if hit.choice(ctx, "effect", &["for", "against"], "for") == "against" {
                 Effect::Against

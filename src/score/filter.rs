@@ -86,11 +86,7 @@ fn bind(f: &Filter, data: &Dataset) -> Node {
                 (Scope::Author, Some(c)) => Source::Author(c),
             };
             let sym = |s: &String| data.strings.get(s);
-            let syms = |v: &[String]| {
-                v.iter()
-                    .filter_map(|s| data.strings.get(s))
-                    .collect::<Vec<Sym>>()
-            };
+            let syms = |v: &[String]| v.iter().filter_map(|s| data.strings.get(s)).collect::<Vec<Sym>>();
             use std::cmp::Ordering::*;
             let test = match op {
                 Op::Eq(v) => Test::Eq(sym(v), v.clone()),
@@ -149,11 +145,9 @@ fn value(source: Source, data: &Dataset, i: usize) -> Value<'_> {
             None => Value::None,
         },
         Source::Author(c) => {
-            let author = e.sym(ev::TARGET_AUTHOR, i).or_else(|| {
-                e.target(i)
-                    .and_then(|t| data.items.row(t))
-                    .and_then(|r| data.items.author(r))
-            });
+            let author = e
+                .sym(ev::TARGET_AUTHOR, i)
+                .or_else(|| e.target(i).and_then(|t| data.items.row(t)).and_then(|r| data.items.author(r)));
             match author.and_then(|a| data.accounts.row(a)) {
                 Some(r) => column_value(&data.accounts.table.columns[c], r),
                 None => Value::None,

@@ -50,9 +50,7 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
             continue;
         }
         match last {
-            Some(t) if h.ts - t <= gap => {
-                groups.last_mut().expect("a group is open").push(h.clone())
-            }
+            Some(t) if h.ts - t <= gap => groups.last_mut().expect("a group is open").push(h.clone()),
             _ => groups.push(vec![h.clone()]),
         }
         last = Some(h.ts);
@@ -81,13 +79,7 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
         }
         let score = round4((1.0 - keep_for) * keep_against);
         if let Some(tier) = config.tier_of(score) {
-            out.push(Incident {
-                start: g[0].ts,
-                end: g[g.len() - 1].ts,
-                score,
-                tier,
-                hits: g,
-            });
+            out.push(Incident { start: g[0].ts, end: g[g.len() - 1].ts, score, tier, hits: g });
         }
     }
     out

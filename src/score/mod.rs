@@ -95,11 +95,8 @@ impl<'a> Scorer<'a> {
         let mut any_action = Vec::new();
         let mut notes = Vec::new();
         for (ri, r) in plan.rules.iter().enumerate() {
-            let signals: Vec<(Bound, usize)> = r
-                .signals
-                .iter()
-                .map(|s| (s.def.bind(data, &mut cache), s.slot))
-                .collect();
+            let signals: Vec<(Bound, usize)> =
+                r.signals.iter().map(|s| (s.def.bind(data, &mut cache), s.slot)).collect();
             for (b, _) in &signals {
                 if let Some(n) = b.note()
                     && !notes.contains(&n)
@@ -108,11 +105,7 @@ impl<'a> Scorer<'a> {
                 }
             }
             rules.push(BoundRule {
-                filters: r
-                    .filters
-                    .iter()
-                    .map(|f| BoundFilter::bind(f, data))
-                    .collect(),
+                filters: r.filters.iter().map(|f| BoundFilter::bind(f, data)).collect(),
                 signals,
                 when: r.when,
                 effect: r.effect,
@@ -166,16 +159,28 @@ impl<'a> Scorer<'a> {
     /// A fresh scratch space for one worker.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            states: (0..self.slot_owner.len())
-                .map(|s| self.owner_bound(s).new_state())
-                .collect(),
+            states: (0..self.slot_owner.len()).map(|s| self.owner_bound(s).new_state()).collect(),
             hits: Vec::new(),
             candidates: Vec::new(),
         }
     }
 
-    /// Scores one account.
+    /// Scores one account: its hits grouped into incidents.
     pub fn score_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Incident> {
+        self.collect_hits(span, scratch);
+        if scratch.hits.is_empty() {
+            return Vec::new();
+        }
+        incident::group(std::mem::take(&mut scratch.hits), &self.weights, &self.plan.config)
+    }
+
+    /// Every rule hit on one account, in event order, before grouping.
+    pub fn account_hits(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Hit> {
+        self.collect_hits(span, scratch);
+        std::mem::take(&mut scratch.hits)
+    }
+
+    fn collect_hits(&self, span: &AccountSpan, scratch: &mut Scratch) {
         let data = self.data;
         for (slot, state) in scratch.states.iter_mut().enumerate() {
             self.owner_bound(slot).reset(state, span.actor, data);
@@ -198,14 +203,6 @@ impl<'a> Scorer<'a> {
                 self.owner_bound(slot).observe(state, &e);
             }
         }
-        if scratch.hits.is_empty() {
-            return Vec::new();
-        }
-        incident::group(
-            std::mem::take(&mut scratch.hits),
-            &self.weights,
-            &self.plan.config,
-        )
     }
 
     /// Runs one rule on one event.
@@ -220,11 +217,7 @@ impl<'a> Scorer<'a> {
             match bound.eval(&mut states[*slot], e) {
                 Outcome::Fire { strength, why } => {
                     spoke += 1;
-                    fired.push((
-                        self.plan.rules[ri as usize].signals[si].def.kind(),
-                        strength,
-                        why,
-                    ));
+                    fired.push((self.plan.rules[ri as usize].signals[si].def.kind(), strength, why));
                 }
                 Outcome::Quiet => {
                     spoke += 1;
@@ -250,13 +243,7 @@ impl<'a> Scorer<'a> {
             why.push_str(": matched the rule's selection");
         } else {
             why.push_str(": ");
-            why.push_str(
-                &fired
-                    .iter()
-                    .map(|f| f.2.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
+            why.push_str(&fired.iter().map(|f| f.2.as_str()).collect::<Vec<_>>().join("; "));
         }
         Some(Hit {
             rule: ri,
@@ -279,10 +266,7 @@ impl<'a> Scorer<'a> {
             .par_iter()
             .map_init(
                 || self.scratch(),
-                |scratch, span| AccountIncidents {
-                    actor: span.actor,
-                    incidents: self.score_account(span, scratch),
-                },
+                |scratch, span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, scratch) },
             )
             .filter(|a| !a.incidents.is_empty())
             .collect();
@@ -298,10 +282,7 @@ impl<'a> Scorer<'a> {
             .events
             .accounts
             .iter()
-            .map(|span| AccountIncidents {
-                actor: span.actor,
-                incidents: self.score_account(span, &mut scratch),
-            })
+            .map(|span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, &mut scratch) })
             .filter(|a| !a.incidents.is_empty())
             .collect();
         self.sort(&mut out);

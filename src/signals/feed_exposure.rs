@@ -94,12 +94,7 @@ impl Params {
                         paths.push(p.value);
                     } else {
                         let help = unknown_name_help(&p.value, &PATHS);
-                        ctx.report(
-                            Code::BadValue,
-                            p.span,
-                            format!("unknown exposure path `{}`", p.value),
-                        )
-                        .help = help;
+                        ctx.report(Code::BadValue, p.span, format!("unknown exposure path `{}`", p.value)).help = help;
                     }
                 }
             }
@@ -107,20 +102,11 @@ impl Params {
         }
         Params {
             paths,
-            navigation_surfaces: actions_param(
-                r,
-                ctx,
-                "navigation_surfaces",
-                &["search", "profile", "notifications"],
-            ),
+            navigation_surfaces: actions_param(r, ctx, "navigation_surfaces", &["search", "profile", "notifications"]),
             repost_actions: actions_param(r, ctx, "repost_actions", &["repost"]),
             repost_window: r.duration_or(ctx, "repost_window", 7 * DAY),
-            follow_action: r
-                .str(ctx, "follow_action")
-                .map_or_else(|| "follow".into(), |s| s.value),
-            unfollow_action: r
-                .str(ctx, "unfollow_action")
-                .map_or_else(|| "unfollow".into(), |s| s.value),
+            follow_action: r.str(ctx, "follow_action").map_or_else(|| "follow".into(), |s| s.value),
+            unfollow_action: r.str(ctx, "unfollow_action").map_or_else(|| "unfollow".into(), |s| s.value),
             impression_slack: r.duration_or(ctx, "impression_slack", MINUTE),
         }
     }
@@ -128,10 +114,7 @@ impl Params {
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
             ("paths", format!("{:?}", self.paths)),
-            (
-                "navigation_surfaces",
-                format!("{:?}", self.navigation_surfaces),
-            ),
+            ("navigation_surfaces", format!("{:?}", self.navigation_surfaces)),
             ("repost_actions", format!("{:?}", self.repost_actions)),
             ("repost_window", compact_duration(self.repost_window)),
             ("follow_action", self.follow_action.clone()),
@@ -234,11 +217,7 @@ impl Bound {
             follow: has("follow"),
             repost: has("repost"),
             impression: has("impression"),
-            navigation: if has("navigation") {
-                super::resolve_all(data, &p.navigation_surfaces)
-            } else {
-                Vec::new()
-            },
+            navigation: if has("navigation") { super::resolve_all(data, &p.navigation_surfaces) } else { Vec::new() },
             follow_action: data.strings.get(&p.follow_action),
             unfollow_action: data.strings.get(&p.unfollow_action),
             reposts,
@@ -309,9 +288,7 @@ impl Bound {
         }
         if self.impression
             && let Some(imp) = &e.data.impressions
-            && imp
-                .first_shown(e.actor, target)
-                .is_some_and(|t| t <= e.ts + self.params.impression_slack)
+            && imp.first_shown(e.actor, target).is_some_and(|t| t <= e.ts + self.params.impression_slack)
         {
             return Outcome::Quiet;
         }
@@ -322,14 +299,9 @@ impl Bound {
         let mut strength = 1.0;
         if self.follow {
             match author {
-                Some(a) if self.graph_known => {
-                    why.push(format!("author {} not followed", e.text(a)))
-                }
+                Some(a) if self.graph_known => why.push(format!("author {} not followed", e.text(a))),
                 Some(a) => {
-                    why.push(format!(
-                        "author {} not followed by any follow event (no follows table)",
-                        e.text(a)
-                    ));
+                    why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)));
                     strength = 0.8;
                 }
                 None => {
@@ -339,10 +311,7 @@ impl Bound {
             }
         }
         if self.repost {
-            why.push(format!(
-                "no followee reposted it in the {} before",
-                compact_duration(self.params.repost_window)
-            ));
+            why.push(format!("no followee reposted it in the {} before", compact_duration(self.params.repost_window)));
         }
         if self.impression {
             if self.impressions_known {
@@ -358,9 +327,6 @@ impl Bound {
                 None => why.push("no surface recorded".into()),
             }
         }
-        Outcome::Fire {
-            strength,
-            why: why.join(", "),
-        }
+        Outcome::Fire { strength, why: why.join(", ") }
     }
 }

@@ -100,12 +100,8 @@ impl SignalDef {
     pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
         match self {
             SignalDef::OffPattern(p) => Bound::OffPattern(off_pattern::Bound::new(p, data, cache)),
-            SignalDef::FeedExposure(p) => {
-                Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache))
-            }
-            SignalDef::UnlikeLatency(p) => {
-                Bound::UnlikeLatency(unlike_latency::Bound::new(p, data))
-            }
+            SignalDef::FeedExposure(p) => Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache)),
+            SignalDef::UnlikeLatency(p) => Bound::UnlikeLatency(unlike_latency::Bound::new(p, data)),
         }
     }
 }
@@ -227,13 +223,7 @@ impl<'a> Ev<'a> {
     #[inline]
     pub fn at(data: &'a Dataset, i: usize) -> Ev<'a> {
         let e = &data.events;
-        Ev {
-            data,
-            i,
-            ts: e.ts(i),
-            actor: e.actor(i),
-            action: e.action(i),
-        }
+        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i) }
     }
 
     /// The target item or account.

@@ -127,26 +127,16 @@ impl Params {
             Some(list) => {
                 for f in list.value {
                     match Feature::NAMES.iter().position(|n| *n == f.value) {
-                        Some(i) => {
-                            features.push([Feature::Labels, Feature::Author, Feature::Lang][i])
-                        }
+                        Some(i) => features.push([Feature::Labels, Feature::Author, Feature::Lang][i]),
                         None => {
                             let help = unknown_name_help(&f.value, &Feature::NAMES);
-                            ctx.report(
-                                Code::BadValue,
-                                f.span,
-                                format!("unknown off_pattern feature `{}`", f.value),
-                            )
-                            .help = help;
+                            ctx.report(Code::BadValue, f.span, format!("unknown off_pattern feature `{}`", f.value))
+                                .help = help;
                         }
                     }
                 }
                 if features.is_empty() {
-                    ctx.report(
-                        Code::BadValue,
-                        list.span,
-                        "`features` must name at least one feature",
-                    );
+                    ctx.report(Code::BadValue, list.span, "`features` must name at least one feature");
                 }
             }
             None => features.push(Feature::Labels),
@@ -165,13 +155,7 @@ impl Params {
 
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
-            (
-                "features",
-                format!(
-                    "{:?}",
-                    self.features.iter().map(|f| f.name()).collect::<Vec<_>>()
-                ),
-            ),
+            ("features", format!("{:?}", self.features.iter().map(|f| f.name()).collect::<Vec<_>>())),
             ("history", format!("{:?}", self.history)),
             ("window", compact_duration(self.window)),
             ("min_history", self.min_history.to_string()),
@@ -188,9 +172,7 @@ impl Params {
         let mut v = vec![(TableKind::Events, "action"), (TableKind::Events, "target")];
         for f in &self.features {
             match f {
-                Feature::Labels => {
-                    v.extend([(TableKind::Items, "id"), (TableKind::Items, "labels")])
-                }
+                Feature::Labels => v.extend([(TableKind::Items, "id"), (TableKind::Items, "labels")]),
                 Feature::Lang => v.extend([(TableKind::Items, "id"), (TableKind::Items, "lang")]),
                 Feature::Author => v.extend([
                     (TableKind::Events, "target_author"),
@@ -247,13 +229,7 @@ impl Prior {
             );
         // Laplace smoothing, so that a value never seen still has a share.
         let denom = total as f64 + counts.len() as f64 + 1.0;
-        Prior {
-            share: counts
-                .into_iter()
-                .map(|(k, c)| (k, (c as f64 + 1.0) / denom))
-                .collect(),
-            unseen: 1.0 / denom,
-        }
+        Prior { share: counts.into_iter().map(|(k, c)| (k, (c as f64 + 1.0) / denom)).collect(), unseen: 1.0 / denom }
     }
 
     fn of(&self, v: Sym) -> f64 {
@@ -317,23 +293,11 @@ impl Bound {
                 (f, prior)
             })
             .collect();
-        Bound {
-            params: p.clone(),
-            history,
-            priors,
-        }
+        Bound { params: p.clone(), history, priors }
     }
 
     pub(crate) fn new_state(&self) -> State {
-        State {
-            counts: self
-                .params
-                .features
-                .iter()
-                .map(|_| (HashMap::new(), 0))
-                .collect(),
-            ..State::default()
-        }
+        State { counts: self.params.features.iter().map(|_| (HashMap::new(), 0)).collect(), ..State::default() }
     }
 
     fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
@@ -397,11 +361,7 @@ impl Bound {
                 .iter()
                 .map(|&v| {
                     let c = counts.get(&v).copied().unwrap_or(0);
-                    (
-                        v,
-                        c,
-                        (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing),
-                    )
+                    (v, c, (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing))
                 })
                 .max_by(|a, b| a.2.total_cmp(&b.2).then(b.0.cmp(&a.0)))
                 .expect("values is not empty");
@@ -417,11 +377,7 @@ impl Bound {
                     names.sort_unstable();
                     format!(
                         "labels {} have probability at most",
-                        names
-                            .iter()
-                            .map(|n| format!("'{n}'"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
                     )
                 }
                 Feature::Labels => format!("label '{}' has probability", e.text(best)),
@@ -436,18 +392,11 @@ impl Bound {
         }
         s.values = values;
         if why.is_empty() {
-            return if abstained {
-                Outcome::Abstain
-            } else {
-                Outcome::Quiet
-            };
+            return if abstained { Outcome::Abstain } else { Outcome::Quiet };
         }
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire {
-            strength,
-            why: why.join("; "),
-        }
+        Outcome::Fire { strength, why: why.join("; ") }
     }
 }

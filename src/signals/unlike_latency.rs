@@ -76,12 +76,8 @@ impl Params {
             chain: r.bool(ctx, "chain").is_none_or(|b| b.value),
             burst_gap: r.duration_or(ctx, "burst_gap", 15 * MINUTE),
             chain_gap: r.duration_or(ctx, "chain_gap", 6 * HOUR),
-            like_action: r
-                .str(ctx, "like_action")
-                .map_or_else(|| "like".into(), |s| s.value),
-            unlike_action: r
-                .str(ctx, "unlike_action")
-                .map_or_else(|| "unlike".into(), |s| s.value),
+            like_action: r.str(ctx, "like_action").map_or_else(|| "like".into(), |s| s.value),
+            unlike_action: r.str(ctx, "unlike_action").map_or_else(|| "unlike".into(), |s| s.value),
         };
         if p.min > p.max {
             let span = max.or(min).map_or(r.span.clone(), |d| d.span);
@@ -100,14 +96,7 @@ impl Params {
 
     pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
         vec![
-            (
-                "band",
-                format!(
-                    "{} ..= {}",
-                    compact_duration(self.min),
-                    compact_duration(self.max)
-                ),
-            ),
+            ("band", format!("{} ..= {}", compact_duration(self.min), compact_duration(self.max))),
             ("base_strength", self.base_strength.to_string()),
             ("chain", self.chain.to_string()),
             ("burst_gap", compact_duration(self.burst_gap)),
@@ -120,12 +109,7 @@ impl Params {
     pub(crate) fn state_key(&self) -> String {
         format!(
             "{}/{}/{}/{}/{}/{}",
-            self.like_action,
-            self.unlike_action,
-            self.burst_gap,
-            self.min,
-            self.max,
-            self.chain_gap
+            self.like_action, self.unlike_action, self.burst_gap, self.min, self.max, self.chain_gap
         )
     }
 }
@@ -179,11 +163,7 @@ fn ordinal(k: u32) -> String {
 
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset) -> Bound {
-        Bound {
-            params: p.clone(),
-            like: data.strings.get(&p.like_action),
-            unlike: data.strings.get(&p.unlike_action),
-        }
+        Bound { params: p.clone(), like: data.strings.get(&p.like_action), unlike: data.strings.get(&p.unlike_action) }
     }
 
     fn in_band(&self, latency: Millis) -> bool {
@@ -192,23 +172,15 @@ impl Bound {
 
     /// The chain length this removal would have, given the burst's state.
     fn chain_len(&self, b: &Burst, ts: Millis) -> u32 {
-        if self.params.chain && b.chain > 0 && ts - b.last_removal <= self.params.chain_gap {
-            b.chain + 1
-        } else {
-            1
-        }
+        if self.params.chain && b.chain > 0 && ts - b.last_removal <= self.params.chain_gap { b.chain + 1 } else { 1 }
     }
 
     pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
         let Some(target) = e.target() else { return };
         if Some(e.action) == self.like {
-            let new_burst =
-                s.last_like.is_none_or(|t| e.ts - t > self.params.burst_gap) || s.bursts.is_empty();
+            let new_burst = s.last_like.is_none_or(|t| e.ts - t > self.params.burst_gap) || s.bursts.is_empty();
             if new_burst {
-                s.bursts.push(Burst {
-                    start: e.ts,
-                    ..Burst::default()
-                });
+                s.bursts.push(Burst { start: e.ts, ..Burst::default() });
             }
             let id = s.bursts.len() as u32 - 1;
             s.bursts[id as usize].likes += 1;

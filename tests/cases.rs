@@ -1,0 +1,213 @@
+//! The case corpus: `tests/cases/**/*.toml`, each a rule, a tiny dataset
+//! and the exact hits it must produce. Every case runs through the
+//! one-thread reference and the parallel scorer, which must agree.
+//!
+//! Case format:
+//!
+//! ```toml
+//! # Must trigger: ...            (a comment saying what the case is for)
+//! config = """..."""             # optional changeling.toml text
+//! rule = """..."""               # one rule file's text
+//!
+//! [data]                         # JSONL text per table
+//! events = """..."""
+//! items = """..."""
+//!
+//! [[data.repeat]]                # generated rows: `{n}` is 0..count
+//! table = "events"               # default events
+//! count = 30
+//! template = '{"actor":"a","action":"like","target":"i{n}"}'
+//! start = "2020-01-01T00:00:00Z" # events: ts = start + n * every
+//! every = "1h"
+//!
+//! [[expect]]                     # exactly these hits, in time order
+//! rule = "t/x"
+//! ts = "2020-01-02T00:00:00Z"
+//! target = "i9"
+//! why = ["label 'adult'"]        # substrings of the hit's why
+//! strength = [0.5, 1.0]          # inclusive range (optional)
+//! effect = "for"                 # optional
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use changeling::data::{Dataset, TableKind};
+use changeling::plan::Plan;
+use changeling::score::{Hit, Scorer};
+use changeling::time::{format_rfc3339, parse_duration, parse_rfc3339};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    #[serde(default)]
+    config: String,
+    rule: String,
+    data: Data,
+    #[serde(default)]
+    expect: Vec<Expect>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(flatten)]
+    tables: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Repeat {
+    #[serde(default = "events")]
+    table: String,
+    count: u64,
+    template: String,
+    start: Option<String>,
+    every: Option<String>,
+}
+
+fn events() -> String {
+    "events".into()
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    rule: String,
+    ts: String,
+    target: Option<String>,
+    #[serde(default)]
+    why: Vec<String>,
+    strength: Option<[f64; 2]>,
+    effect: Option<String>,
+}
+
+fn table_kind(name: &str) -> TableKind {
+    TableKind::ALL.into_iter().find(|k| k.name() == name).unwrap_or_else(|| panic!("unknown table `{name}`"))
+}
+
+/// The case's tables as JSONL text.
+fn tables(data: &Data) -> BTreeMap<TableKind, String> {
+    let mut out: BTreeMap<TableKind, String> = BTreeMap::new();
+    for (name, value) in &data.tables {
+        if name == "repeat" {
+            let repeats: Vec<Repeat> = value.clone().try_into().expect("[[data.repeat]] tables");
+            for r in repeats {
+                let text = out.entry(table_kind(&r.table)).or_default();
+                let start = r.start.as_deref().map(|s| parse_rfc3339(s).expect("repeat.start is RFC 3339"));
+                let every = r.every.as_deref().map(|s| parse_duration(s).expect("repeat.every is a duration"));
+                for n in 0..r.count {
+                    let mut row: serde_json::Value =
+                        serde_json::from_str(&r.template.replace("{n}", &n.to_string())).expect("template is JSON");
+                    if let (Some(s), Some(e)) = (start, every) {
+                        row["ts"] = format_rfc3339(s + n as i64 * e).into();
+                    }
+                    text.push_str(&row.to_string());
+                    text.push('\n');
+                }
+            }
+        } else {
+            let text = value.as_str().unwrap_or_else(|| panic!("data.{name} must be JSONL text"));
+            out.entry(table_kind(name)).or_default().push_str(text);
+        }
+    }
+    out
+}
+
+fn run_case(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    if !text.starts_with('#') {
+        return Err("a case starts with a comment saying what it must trigger".into());
+    }
+    let case: Case = toml::from_str(&text).map_err(|e| format!("bad case file: {e}"))?;
+    let (set, diags) = changeling::rules::load_texts(&case.config, &[("rule.toml", &case.rule)]);
+    let set = set.ok_or_else(|| format!("rule does not load:\n{}", diags.render()))?;
+    let plan = Plan::compile(&set);
+    let texts = tables(&case.data);
+    let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
+    let scorer = Scorer::new(&plan, &data);
+
+    let mut scratch = scorer.scratch();
+    let mut hits: Vec<Hit> = Vec::new();
+    for span in &data.events.accounts {
+        hits.extend(scorer.account_hits(span, &mut scratch));
+    }
+    hits.sort_by_key(|h| (h.ts, h.event, h.rule));
+    // The parallel scorer must agree with the one-thread reference.
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+    let (seq, par) = pool.install(|| (scorer.run_sequential(), scorer.run()));
+    if seq != par {
+        return Err("sequential and parallel scorers disagree".into());
+    }
+
+    let show = |h: &Hit| {
+        format!(
+            "{} {} {} strength {} {}: {}",
+            plan.rules[h.rule as usize].id,
+            format_rfc3339(h.ts),
+            data.events.target(h.event as usize).map_or("-", |t| data.strings.resolve(t)),
+            h.strength,
+            h.effect.name(),
+            h.why
+        )
+    };
+    let all: String = hits.iter().map(|h| format!("\n    {}", show(h))).collect();
+    if hits.len() != case.expect.len() {
+        return Err(format!("expected {} hits, got {}:{all}", case.expect.len(), hits.len()));
+    }
+    for (h, e) in hits.iter().zip(&case.expect) {
+        let target = data.events.target(h.event as usize).map(|t| data.strings.resolve(t).to_string());
+        let mut problems = Vec::new();
+        if plan.rules[h.rule as usize].id != e.rule {
+            problems.push(format!("rule is not {}", e.rule));
+        }
+        if Some(h.ts) != parse_rfc3339(&e.ts) {
+            problems.push(format!("ts is not {}", e.ts));
+        }
+        if e.target.is_some() && target != e.target {
+            problems.push(format!("target is not {:?}", e.target));
+        }
+        for w in &e.why {
+            if !h.why.contains(w.as_str()) {
+                problems.push(format!("why lacks {w:?}"));
+            }
+        }
+        if let Some([lo, hi]) = e.strength
+            && !(lo..=hi).contains(&h.strength)
+        {
+            problems.push(format!("strength not in [{lo}, {hi}]"));
+        }
+        if let Some(effect) = &e.effect
+            && h.effect.name() != effect
+        {
+            problems.push(format!("effect is not {effect}"));
+        }
+        if !problems.is_empty() {
+            return Err(format!("hit {} : {}; all hits:{all}", show(h), problems.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            collect(&p, out);
+        } else if p.extension().is_some_and(|e| e == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn case_corpus() {
+    let mut files = Vec::new();
+    collect(Path::new("tests/cases"), &mut files);
+    files.sort();
+    assert!(files.len() >= 10, "the corpus has {} cases", files.len());
+    let failures: Vec<String> =
+        files.iter().filter_map(|f| run_case(f).err().map(|e| format!("{}: {e}", f.display()))).collect();
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), files.len(), failures.join("\n\n"));
+}
