@@ -1,0 +1,127 @@
+//! Properties over random logs: whatever the events, the parallel scorer
+//! equals the one-thread reference for any thread count, the order of
+//! records in the input does not change the output, and reading never
+//! panics on arbitrary bytes.
+
+use changeling::data::{Dataset, TableKind};
+use changeling::plan::Plan;
+use changeling::score::Scorer;
+use proptest::prelude::*;
+
+fn plan() -> Plan {
+    let (set, diags) = changeling::rules::load(std::path::Path::new("rules"));
+    Plan::compile(&set.unwrap_or_else(|| panic!("{}", diags.render())))
+}
+
+/// A random event line over a small vocabulary, so that likes, unlikes,
+/// follows and reposts of the same items and accounts collide often.
+fn event() -> impl Strategy<Value = String> {
+    (
+        0i64..20_000,
+        0u8..6,
+        prop::sample::select(vec!["like", "like", "like", "unlike", "unlike", "repost", "follow", "unfollow", "login"]),
+        0u8..12,
+        prop::sample::select(vec!["home", "search", "direct", "profile"]),
+    )
+        .prop_map(|(minute, actor, action, target, surface)| {
+            let target = if action.ends_with("follow") { format!("c{}", target % 4) } else { format!("i{target}") };
+            format!(
+                r#"{{"ts":{},"actor":"a{actor}","action":"{action}","target":"{target}","surface":"{surface}"}}"#,
+                1_600_000_000_000i64 + minute * 60_000
+            )
+        })
+}
+
+fn items() -> String {
+    (0..12)
+        .map(|i| {
+            let label = ["news", "news", "sport", "adult"][i % 4];
+            format!(r#"{{"id":"i{i}","author":"c{}","labels":["{label}"]}}"#, i % 5)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn alerts(plan: &Plan, events: &str, threads: Option<usize>) -> Vec<u8> {
+    let follows = r#"{"follower":"a0","followee":"c0"}
+{"follower":"a1","followee":"c1"}"#;
+    let items = items();
+    let data = Dataset::from_jsonl(
+        &[(TableKind::Events, events), (TableKind::Items, &items), (TableKind::Follows, follows)],
+        true,
+    )
+    .unwrap();
+    let scorer = Scorer::new(plan, &data);
+    let out = match threads {
+        None => scorer.run_sequential(),
+        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap().install(|| scorer.run()),
+    };
+    let mut bytes = Vec::new();
+    changeling::alerts::write_jsonl(&mut bytes, &out, plan, &data).unwrap();
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn parallel_equals_sequential(lines in prop::collection::vec(event(), 1..400), threads in 1usize..5) {
+        let plan = plan();
+        let events = lines.join("\n");
+        prop_assert_eq!(alerts(&plan, &events, None), alerts(&plan, &events, Some(threads)));
+    }
+
+    #[test]
+    fn input_order_does_not_matter(lines in prop::collection::vec(event(), 1..300), seed in any::<u64>()) {
+        let plan = plan();
+        let mut shuffled = lines.clone();
+        // A deterministic shuffle from the seed.
+        let mut s = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+            shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+        }
+        prop_assert_eq!(alerts(&plan, &lines.join("\n"), None), alerts(&plan, &shuffled.join("\n"), None));
+    }
+
+    #[test]
+    fn reading_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = Dataset::from_jsonl(&[(TableKind::Events, &text)], false);
+    }
+
+    #[test]
+    fn arbitrary_rule_text_never_panics(text in "[a-z_=\\[\\]\"{}, .0-9\n]{0,300}") {
+        let _ = changeling::rules::load_texts("", &[("r.toml", &text)]);
+    }
+}
+
+/// The properties above are only worth something if such logs produce
+/// alerts: check that a log of the same shape does.
+#[test]
+fn logs_of_this_shape_produce_alerts() {
+    let plan = plan();
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s % n
+    };
+    let actions = ["like", "like", "like", "unlike", "unlike", "repost", "follow", "unfollow", "login"];
+    let surfaces = ["home", "search", "direct", "profile"];
+    let lines: Vec<String> = (0..400)
+        .map(|_| {
+            let action = actions[next(9) as usize];
+            let target = if action.ends_with("follow") { format!("c{}", next(4)) } else { format!("i{}", next(12)) };
+            format!(
+                r#"{{"ts":{},"actor":"a{}","action":"{action}","target":"{target}","surface":"{}"}}"#,
+                1_600_000_000_000i64 + next(20_000) as i64 * 60_000,
+                next(6),
+                surfaces[next(4) as usize]
+            )
+        })
+        .collect();
+    let out = alerts(&plan, &lines.join("\n"), Some(2));
+    assert!(out.len() > 100, "no alerts: {}", String::from_utf8_lossy(&out));
+}
