@@ -107,7 +107,7 @@ impl Plan {
                 };
                 slots[slot].users.push((rule.id.value.clone(), s.def.kind()));
                 for (t, c) in s.def.reads() {
-                    read(t, c);
+                    read(t, &c);
                 }
                 signals.push(PlannedSignal { def: s.def.clone(), slot });
             }

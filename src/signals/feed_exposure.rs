@@ -127,8 +127,8 @@ impl Params {
         format!("{}/{}", self.follow_action, self.unfollow_action)
     }
 
-    pub(crate) fn reads(&self) -> Vec<(TableKind, &'static str)> {
-        vec![
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
+        [
             (TableKind::Events, "action"),
             (TableKind::Events, "target"),
             (TableKind::Events, "target_author"),
@@ -142,6 +142,9 @@ impl Params {
             (TableKind::Impressions, "item"),
             (TableKind::Impressions, "ts"),
         ]
+        .into_iter()
+        .map(|(t, c)| (t, c.to_string()))
+        .collect()
     }
 }
 
@@ -224,6 +227,10 @@ impl Bound {
             graph_known: data.follows.is_some(),
             impressions_known: data.impressions.is_some(),
         }
+    }
+
+    pub(crate) fn new_state(&self) -> State {
+        State::default()
     }
 
     pub(crate) fn note(&self) -> Option<String> {

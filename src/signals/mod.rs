@@ -21,7 +21,12 @@
 //! bind time.
 
 pub mod feed_exposure;
+pub mod impossible_travel;
+pub mod lockstep;
+pub mod new_context;
 pub mod off_pattern;
+pub mod rate_spike;
+pub mod sequence;
 pub mod unlike_latency;
 
 use std::collections::HashMap;
@@ -33,77 +38,129 @@ use crate::intern::Sym;
 use crate::rules::reader::{Ctx, Sp, TableReader};
 use crate::time::Millis;
 
-/// Every signal kind, by the name rules use.
-pub const KINDS: &[&str] = &["feed_exposure", "off_pattern", "unlike_latency"];
+/// Generates the registry: one enum variant per kind for the definition,
+/// the binding and the per-account state, the list of kind names, and the
+/// dispatch over them. Each module provides `Params::{parse, describe,
+/// state_key, reads}` and `Bound::{new, new_state, reset, observe, eval,
+/// note}`.
+macro_rules! registry {
+    ($( $variant:ident => $module:ident, $name:literal; )*) => {
+        /// Every signal kind, by the name rules use.
+        pub const KINDS: &[&str] = &[$( $name, )*];
 
-/// A signal as declared in a rule, parameters validated.
-#[derive(Clone, Debug)]
-pub enum SignalDef {
-    /// See [`off_pattern`].
-    OffPattern(off_pattern::Params),
-    /// See [`feed_exposure`].
-    FeedExposure(feed_exposure::Params),
-    /// See [`unlike_latency`].
-    UnlikeLatency(unlike_latency::Params),
+        /// A signal as declared in a rule, parameters validated.
+        #[derive(Clone, Debug)]
+        pub enum SignalDef {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant($module::Params),
+            )*
+        }
+
+        /// A signal bound to a dataset: read-only, shared by all workers.
+        #[derive(Debug)]
+        pub enum Bound {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant($module::Bound),
+            )*
+        }
+
+        /// Per-account state of one signal (or of several sharing a state key).
+        #[derive(Debug)]
+        pub enum State {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant($module::State),
+            )*
+        }
+
+        /// Parses a `[[signal]]` table of kind `kind`; `None` for an unknown
+        /// kind (the caller reports it).
+        pub fn parse(kind: &str, r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<SignalDef> {
+            Some(match kind {
+                $( $name => SignalDef::$variant($module::Params::parse(r, ctx)), )*
+                _ => return None,
+            })
+        }
+
+        impl SignalDef {
+            /// The kind's name.
+            pub fn kind(&self) -> &'static str {
+                match self { $( SignalDef::$variant(_) => $name, )* }
+            }
+
+            /// Parameters with their values, for `explain-plan`.
+            pub fn describe(&self) -> Vec<(&'static str, String)> {
+                match self { $( SignalDef::$variant(p) => p.describe(), )* }
+            }
+
+            /// Identifies the per-account state this signal keeps: signals
+            /// with the same key share one state (one baseline, one walk of
+            /// the follow graph).
+            pub fn state_key(&self) -> String {
+                match self { $( SignalDef::$variant(p) => format!("{}{}", $name, p.state_key()), )* }
+            }
+
+            /// The (table, column) pairs the signal reads.
+            pub fn reads(&self) -> Vec<(TableKind, String)> {
+                match self { $( SignalDef::$variant(p) => p.reads(), )* }
+            }
+
+            /// Binds the signal to a dataset, sharing indexes through `cache`.
+            pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
+                match self { $( SignalDef::$variant(p) => Bound::$variant($module::Bound::new(p, data, cache)), )* }
+            }
+        }
+
+        impl Bound {
+            /// A fresh per-account state.
+            pub fn new_state(&self) -> State {
+                match self { $( Bound::$variant(b) => State::$variant(b.new_state()), )* }
+            }
+
+            /// Resets `state` for a new account.
+            pub fn reset(&self, state: &mut State, actor: Sym, data: &Dataset) {
+                match (self, state) {
+                    $( (Bound::$variant(b), State::$variant(s)) => b.reset(s, actor, data), )*
+                    _ => unreachable!("a state is always used with the bound that made it"),
+                }
+            }
+
+            /// Feeds one event of the account to `state` (after it was evaluated).
+            pub fn observe(&self, state: &mut State, e: &Ev<'_>) {
+                match (self, state) {
+                    $( (Bound::$variant(b), State::$variant(s)) => b.observe(s, e), )*
+                    _ => unreachable!("a state is always used with the bound that made it"),
+                }
+            }
+
+            /// Judges one event, given the account's state before it.
+            pub fn eval(&self, state: &mut State, e: &Ev<'_>) -> Outcome {
+                match (self, state) {
+                    $( (Bound::$variant(b), State::$variant(s)) => b.eval(s, e), )*
+                    _ => unreachable!("a state is always used with the bound that made it"),
+                }
+            }
+
+            /// A note for the user about this binding (for example, that the
+            /// signal abstains on this dataset), said once per run.
+            pub fn note(&self) -> Option<String> {
+                match self { $( Bound::$variant(b) => b.note(), )* }
+            }
+        }
+    };
 }
 
-/// Parses a `[[signal]]` table of kind `kind`; `None` for an unknown kind
-/// (the caller reports it).
-pub fn parse(kind: &str, r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<SignalDef> {
-    Some(match kind {
-        "off_pattern" => SignalDef::OffPattern(off_pattern::Params::parse(r, ctx)),
-        "feed_exposure" => SignalDef::FeedExposure(feed_exposure::Params::parse(r, ctx)),
-        "unlike_latency" => SignalDef::UnlikeLatency(unlike_latency::Params::parse(r, ctx)),
-        _ => return None,
-    })
-}
-
-impl SignalDef {
-    /// The kind's name.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SignalDef::OffPattern(_) => "off_pattern",
-            SignalDef::FeedExposure(_) => "feed_exposure",
-            SignalDef::UnlikeLatency(_) => "unlike_latency",
-        }
-    }
-
-    /// Parameters with their values, for `explain-plan`.
-    pub fn describe(&self) -> Vec<(&'static str, String)> {
-        match self {
-            SignalDef::OffPattern(p) => p.describe(),
-            SignalDef::FeedExposure(p) => p.describe(),
-            SignalDef::UnlikeLatency(p) => p.describe(),
-        }
-    }
-
-    /// Identifies the per-account state this signal keeps: signals with the
-    /// same key share one state (one baseline, one follow graph walk).
-    pub fn state_key(&self) -> String {
-        match self {
-            SignalDef::OffPattern(p) => format!("off_pattern{}", p.state_key()),
-            SignalDef::FeedExposure(p) => format!("feed_exposure{}", p.state_key()),
-            SignalDef::UnlikeLatency(p) => format!("unlike_latency{}", p.state_key()),
-        }
-    }
-
-    /// The (table, column) pairs the signal reads.
-    pub fn reads(&self) -> Vec<(TableKind, &'static str)> {
-        match self {
-            SignalDef::OffPattern(p) => p.reads(),
-            SignalDef::FeedExposure(p) => p.reads(),
-            SignalDef::UnlikeLatency(_) => unlike_latency::reads(),
-        }
-    }
-
-    /// Binds the signal to a dataset, sharing indexes through `cache`.
-    pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
-        match self {
-            SignalDef::OffPattern(p) => Bound::OffPattern(off_pattern::Bound::new(p, data, cache)),
-            SignalDef::FeedExposure(p) => Bound::FeedExposure(feed_exposure::Bound::new(p, data, cache)),
-            SignalDef::UnlikeLatency(p) => Bound::UnlikeLatency(unlike_latency::Bound::new(p, data)),
-        }
-    }
+registry! {
+    FeedExposure => feed_exposure, "feed_exposure";
+    ImpossibleTravel => impossible_travel, "impossible_travel";
+    Lockstep => lockstep, "lockstep";
+    NewContext => new_context, "new_context";
+    OffPattern => off_pattern, "off_pattern";
+    RateSpike => rate_spike, "rate_spike";
+    Sequence => sequence, "sequence";
+    UnlikeLatency => unlike_latency, "unlike_latency";
 }
 
 /// Indexes built once per dataset and shared by the signals that need them.
@@ -111,30 +168,10 @@ impl SignalDef {
 pub struct BindCache {
     /// Who reposted each item, by repost-action set.
     pub reposts: HashMap<Vec<Sym>, Arc<feed_exposure::RepostIndex>>,
+    /// Who acted on each item, by action set.
+    pub actors: HashMap<Vec<Sym>, Arc<lockstep::ActorIndex>>,
     /// Population distributions, by (feature, history actions).
     pub priors: HashMap<(off_pattern::Feature, Vec<Sym>), Arc<off_pattern::Prior>>,
-}
-
-/// A signal bound to a dataset.
-#[derive(Debug)]
-pub enum Bound {
-    /// See [`off_pattern`].
-    OffPattern(off_pattern::Bound),
-    /// See [`feed_exposure`].
-    FeedExposure(feed_exposure::Bound),
-    /// See [`unlike_latency`].
-    UnlikeLatency(unlike_latency::Bound),
-}
-
-/// Per-account state of one signal (or of several that share a state key).
-#[derive(Debug)]
-pub enum State {
-    /// See [`off_pattern`].
-    OffPattern(off_pattern::State),
-    /// See [`feed_exposure`].
-    FeedExposure(feed_exposure::State),
-    /// See [`unlike_latency`].
-    UnlikeLatency(unlike_latency::State),
 }
 
 /// What a signal says about an event.
@@ -151,56 +188,6 @@ pub enum Outcome {
     Quiet,
     /// Cannot tell (too little history, no data to judge by).
     Abstain,
-}
-
-impl Bound {
-    /// A fresh per-account state.
-    pub fn new_state(&self) -> State {
-        match self {
-            Bound::OffPattern(b) => State::OffPattern(b.new_state()),
-            Bound::FeedExposure(_) => State::FeedExposure(feed_exposure::State::default()),
-            Bound::UnlikeLatency(_) => State::UnlikeLatency(unlike_latency::State::default()),
-        }
-    }
-
-    /// Resets `state` for a new account.
-    pub fn reset(&self, state: &mut State, actor: Sym, data: &Dataset) {
-        match (self, state) {
-            (Bound::OffPattern(_), State::OffPattern(s)) => s.reset(),
-            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.reset(s, actor, data),
-            (Bound::UnlikeLatency(_), State::UnlikeLatency(s)) => s.reset(),
-            _ => unreachable!("a state is always used with the bound that made it"),
-        }
-    }
-
-    /// Feeds one event of the account to `state` (after it was evaluated).
-    pub fn observe(&self, state: &mut State, e: &Ev<'_>) {
-        match (self, state) {
-            (Bound::OffPattern(b), State::OffPattern(s)) => b.observe(s, e),
-            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.observe(s, e),
-            (Bound::UnlikeLatency(b), State::UnlikeLatency(s)) => b.observe(s, e),
-            _ => unreachable!("a state is always used with the bound that made it"),
-        }
-    }
-
-    /// Judges one event, given the account's state before it.
-    pub fn eval(&self, state: &mut State, e: &Ev<'_>) -> Outcome {
-        match (self, state) {
-            (Bound::OffPattern(b), State::OffPattern(s)) => b.eval(s, e),
-            (Bound::FeedExposure(b), State::FeedExposure(s)) => b.eval(s, e),
-            (Bound::UnlikeLatency(b), State::UnlikeLatency(s)) => b.eval(s, e),
-            _ => unreachable!("a state is always used with the bound that made it"),
-        }
-    }
-
-    /// A note for the user about this binding (for example, that the signal
-    /// abstains on this dataset), said once per run.
-    pub fn note(&self) -> Option<String> {
-        match self {
-            Bound::FeedExposure(b) => b.note(),
-            _ => None,
-        }
-    }
 }
 
 /// One event as signals see it.

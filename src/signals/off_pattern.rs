@@ -168,7 +168,7 @@ impl Params {
         format!("{:?}{:?}{}", self.features, self.history, self.window)
     }
 
-    pub(crate) fn reads(&self) -> Vec<(TableKind, &'static str)> {
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
         let mut v = vec![(TableKind::Events, "action"), (TableKind::Events, "target")];
         for f in &self.features {
             match f {
@@ -181,7 +181,7 @@ impl Params {
                 ]),
             }
         }
-        v
+        v.into_iter().map(|(t, c)| (t, c.to_string())).collect()
     }
 }
 
@@ -268,16 +268,6 @@ pub struct State {
     values: Vec<Sym>,
 }
 
-impl State {
-    pub(crate) fn reset(&mut self) {
-        self.window.clear();
-        for (c, n) in &mut self.counts {
-            c.clear();
-            *n = 0;
-        }
-    }
-}
-
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
         let history = resolve_all(data, &p.history);
@@ -298,6 +288,18 @@ impl Bound {
 
     pub(crate) fn new_state(&self) -> State {
         State { counts: self.params.features.iter().map(|_| (HashMap::new(), 0)).collect(), ..State::default() }
+    }
+
+    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+        s.window.clear();
+        for (c, n) in &mut s.counts {
+            c.clear();
+            *n = 0;
+        }
+    }
+
+    pub(crate) fn note(&self) -> Option<String> {
+        None
     }
 
     fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {

@@ -35,7 +35,7 @@
 
 use std::collections::HashMap;
 
-use super::{Ev, Outcome};
+use super::{BindCache, Ev, Outcome};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
 use crate::intern::Sym;
@@ -112,10 +112,10 @@ impl Params {
             self.like_action, self.unlike_action, self.burst_gap, self.min, self.max, self.chain_gap
         )
     }
-}
 
-pub(crate) fn reads() -> Vec<(TableKind, &'static str)> {
-    vec![(TableKind::Events, "action"), (TableKind::Events, "target")]
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
+        vec![(TableKind::Events, "action".into()), (TableKind::Events, "target".into())]
+    }
 }
 
 /// Bound to a dataset.
@@ -142,14 +142,6 @@ pub struct State {
     last_like: Option<Millis>,
 }
 
-impl State {
-    pub(crate) fn reset(&mut self) {
-        self.open.clear();
-        self.bursts.clear();
-        self.last_like = None;
-    }
-}
-
 fn ordinal(k: u32) -> String {
     let suffix = match (k % 10, k % 100) {
         (1, 11) | (2, 12) | (3, 13) => "th",
@@ -162,7 +154,7 @@ fn ordinal(k: u32) -> String {
 }
 
 impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset) -> Bound {
+    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
         Bound { params: p.clone(), like: data.strings.get(&p.like_action), unlike: data.strings.get(&p.unlike_action) }
     }
 
@@ -173,6 +165,20 @@ impl Bound {
     /// The chain length this removal would have, given the burst's state.
     fn chain_len(&self, b: &Burst, ts: Millis) -> u32 {
         if self.params.chain && b.chain > 0 && ts - b.last_removal <= self.params.chain_gap { b.chain + 1 } else { 1 }
+    }
+
+    pub(crate) fn new_state(&self) -> State {
+        State::default()
+    }
+
+    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+        s.open.clear();
+        s.bursts.clear();
+        s.last_like = None;
+    }
+
+    pub(crate) fn note(&self) -> Option<String> {
+        None
     }
 
     pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {

@@ -1,0 +1,232 @@
+//! `lockstep`: many accounts acting on the same items within minutes of
+//! this account, item after item.
+//!
+//! **What it detects.** The event acts on an item (a like, a repost), and
+//! at least `min_accounts` other accounts acted on this item within
+//! `window` of it *and* on at least `min_items - 1` of the other items this
+//! account acted on in the `lookback` before, each within `window` of this
+//! account's action. This is the core of CopyCatch (Beutel et al., WWW
+//! 2013): lockstep behaviour on several items, not popularity of one.
+//!
+//! **Why it suggests compromise.** Campaigns run through hijacked accounts
+//! make them like the same posts within minutes of each other. A viral post
+//! is liked by many accounts within minutes too, but those accounts do not
+//! also share this account's previous likes minute by minute.
+//!
+//! **How.** An index of who acted on which item when (`actions`, built once
+//! over the whole input, shared) is searched around each of the account's
+//! recent items. It looks at other accounts' actions after the event as
+//! well as before: it is a batch signal. At most `max_scan` co-actors per
+//! item are examined, to bound the cost on very popular items. Strength:
+//! `1 - 0.5^(accounts / min_accounts)`.
+//!
+//! **Parameters** (defaults): `actions = ["like", "repost"]`,
+//! `window = "10m"`, `lookback = "1h"`, `min_accounts = 5`, `min_items = 2`,
+//! `max_scan = 2000`.
+//!
+//! ```toml
+//! [[signal]]
+//! kind = "lockstep"
+//! min_accounts = 5
+//! min_items = 2
+//! ```
+//!
+//! **Known false positives.** Friends who share a feed and like the same
+//! posts together (small groups: keep `min_accounts` above a friend group),
+//! live-event threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use super::{BindCache, Ev, Outcome};
+use crate::data::Dataset;
+use crate::data::schema::TableKind;
+use crate::intern::Sym;
+use crate::rules::reader::{Ctx, TableReader};
+use crate::time::{HOUR, MINUTE, Millis, compact_duration};
+
+/// Validated parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Actions that count as acting on an item.
+    pub actions: Vec<String>,
+    /// How close in time two accounts' actions on one item must be.
+    pub window: Millis,
+    /// How far back this account's earlier items are considered.
+    pub lookback: Millis,
+    /// Other accounts needed.
+    pub min_accounts: u64,
+    /// Items shared in lockstep needed (this one included).
+    pub min_items: u64,
+    /// Co-actors examined per item at most.
+    pub max_scan: u64,
+}
+
+impl Params {
+    /// Reads the parameters of a `[[signal]]` table.
+    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
+        Params {
+            actions: super::actions_param(r, ctx, "actions", &["like", "repost"]),
+            window: r.duration_or(ctx, "window", 10 * MINUTE),
+            lookback: r.duration_or(ctx, "lookback", HOUR),
+            min_accounts: r.count(ctx, "min_accounts", 1_000_000, 5).max(1),
+            min_items: r.count(ctx, "min_items", 1000, 2).max(1),
+            max_scan: r.count(ctx, "max_scan", 10_000_000, 2000).max(1),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("actions", format!("{:?}", self.actions)),
+            ("window", compact_duration(self.window)),
+            ("lookback", compact_duration(self.lookback)),
+            ("min_accounts", self.min_accounts.to_string()),
+            ("min_items", self.min_items.to_string()),
+            ("max_scan", self.max_scan.to_string()),
+        ]
+    }
+
+    pub(crate) fn state_key(&self) -> String {
+        format!("{:?}/{}", self.actions, self.lookback)
+    }
+
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
+        vec![(TableKind::Events, "action".into()), (TableKind::Events, "target".into())]
+    }
+}
+
+/// Who acted on each item, when; shared by every `lockstep` with the same
+/// actions.
+#[derive(Debug, Default)]
+pub struct ActorIndex {
+    by_item: HashMap<Sym, Vec<(Millis, Sym)>>,
+}
+
+impl ActorIndex {
+    fn build(data: &Dataset, actions: &[Sym]) -> ActorIndex {
+        let e = &data.events;
+        let mut by_item: HashMap<Sym, Vec<(Millis, Sym)>> = HashMap::new();
+        for i in 0..e.len() {
+            if actions.contains(&e.action(i))
+                && let Some(t) = e.target(i)
+            {
+                by_item.entry(t).or_default().push((e.ts(i), e.actor(i)));
+            }
+        }
+        for v in by_item.values_mut() {
+            v.sort_unstable();
+        }
+        ActorIndex { by_item }
+    }
+
+    fn around(&self, item: Sym, t: Millis, w: Millis) -> &[(Millis, Sym)] {
+        let Some(v) = self.by_item.get(&item) else { return &[] };
+        let a = v.partition_point(|&(x, _)| x < t - w);
+        let b = v.partition_point(|&(x, _)| x <= t + w);
+        &v[a..b.max(a)]
+    }
+}
+
+/// Bound to a dataset.
+#[derive(Debug)]
+pub struct Bound {
+    params: Params,
+    actions: Vec<Sym>,
+    index: Arc<ActorIndex>,
+}
+
+/// Per-account state: this account's recent items.
+#[derive(Debug, Default)]
+pub struct State {
+    recent: VecDeque<(Millis, Sym)>,
+    /// Co-actor -> (items in step, index of the last item counted).
+    counts: HashMap<Sym, (u32, u32)>,
+}
+
+impl Bound {
+    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
+        let actions = super::resolve_all(data, &p.actions);
+        let index =
+            cache.actors.entry(actions.clone()).or_insert_with(|| Arc::new(ActorIndex::build(data, &actions))).clone();
+        Bound { params: p.clone(), actions, index }
+    }
+
+    pub(crate) fn new_state(&self) -> State {
+        State::default()
+    }
+
+    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+        s.recent.clear();
+        s.counts.clear();
+    }
+
+    pub(crate) fn note(&self) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+        while s.recent.front().is_some_and(|&(t, _)| t < e.ts - self.params.lookback) {
+            s.recent.pop_front();
+        }
+        if self.actions.contains(&e.action)
+            && let Some(t) = e.target()
+        {
+            s.recent.push_back((e.ts, t));
+        }
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        let Some(item) = e.target() else { return Outcome::Quiet };
+        if !self.actions.contains(&e.action) {
+            return Outcome::Quiet;
+        }
+        let p = &self.params;
+        let cap = p.max_scan as usize;
+        // Co-actors on this item, and for each, on how many of this
+        // account's recent items they were in step.
+        s.counts.clear();
+        for &(_, who) in self.index.around(item, e.ts, p.window).iter().take(cap) {
+            if who != e.actor {
+                s.counts.insert(who, (1, 0));
+            }
+        }
+        if (s.counts.len() as u64) < p.min_accounts {
+            return Outcome::Quiet;
+        }
+        let mut shared_items = vec![item];
+        for &(t, other) in s.recent.iter().filter(|&&(t, _)| t >= e.ts - p.lookback) {
+            if other == item || shared_items.contains(&other) {
+                continue;
+            }
+            let mut any = false;
+            let k = shared_items.len() as u32;
+            for &(_, who) in self.index.around(other, t, p.window).iter().take(cap) {
+                if let Some(c) = s.counts.get_mut(&who)
+                    && c.1 != k
+                {
+                    *c = (c.0 + 1, k);
+                    any = true;
+                }
+            }
+            if any {
+                shared_items.push(other);
+            }
+        }
+        let need = p.min_items as u32;
+        let accounts = s.counts.values().filter(|c| c.0 >= need).count() as u64;
+        if accounts < p.min_accounts {
+            return Outcome::Quiet;
+        }
+        let strength = 1.0 - 0.5f64.powf(accounts as f64 / p.min_accounts as f64);
+        let mut names: Vec<&str> = shared_items.iter().map(|&i| e.text(i)).collect();
+        names.sort_unstable();
+        Outcome::Fire {
+            strength,
+            why: format!(
+                "{accounts} other accounts acted on at least {need} of the same items within {} of this account ({})",
+                compact_duration(p.window),
+                names.join(", ")
+            ),
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! `rate_spike`: the account does an action far more often than its own
+//! history makes plausible.
+//!
+//! **What it detects.** The number `k` of the account's `actions` in the
+//! last `window` (this event included) has a Poisson tail probability
+//! `P[X >= k]` below `max_tail`, where the expected count comes from the
+//! account's own rate over the `baseline` before the window, smoothed
+//! toward the population's rate.
+//!
+//! **Why it suggests compromise.** A hijacked account is put to work:
+//! hundreds of follows in minutes from an automation client, a burst of
+//! likes of scam posts. A fixed count ("more than 50 follows an hour")
+//! flags busy accounts every day and misses quiet accounts doing 20; a tail
+//! probability against the account's own rate does neither.
+//!
+//! **How.** Expected rate `r = (n_b + smoothing_days * p) / (T_b + smoothing_days)`,
+//! with `n_b` counted actions over the `T_b` days of baseline the account
+//! has (its history, at most `baseline`) and `p` the population's daily rate
+//! per account (over the whole input). `lambda = r * window`. It fires when
+//! `P[Poisson(lambda) >= k] <= max_tail` (statrs), with strength rising
+//! from 0.5 at the threshold to 1 at a thousandth of it. After firing it is
+//! quiet for `cooldown` (default: `window`), so one spree gives one hit per
+//! window, not one per follow.
+//!
+//! **Parameters** (defaults): `actions` (required), `window = "1h"`,
+//! `baseline = "30d"`, `max_tail = 1e-6`, `smoothing_days = 7.0`,
+//! `min_count = 5`, `cooldown` = `window`.
+//!
+//! ```toml
+//! [[signal]]
+//! kind = "rate_spike"
+//! actions = ["follow"]
+//! window = "30m"
+//! ```
+//!
+//! **Known false positives.** New accounts following many accounts while
+//! onboarding; live events (a football final) that make a fan like fifty
+//! posts in an hour. Pair with `new_context` (client) for automation.
+
+use std::collections::VecDeque;
+
+use rayon::prelude::*;
+use statrs::distribution::{DiscreteCDF, Poisson};
+
+use super::{BindCache, Ev, Outcome};
+use crate::data::Dataset;
+use crate::data::schema::TableKind;
+use crate::intern::Sym;
+use crate::rules::diag::Code;
+use crate::rules::reader::{Ctx, TableReader};
+use crate::time::{DAY, HOUR, Millis, compact_duration};
+
+/// Validated parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Actions counted.
+    pub actions: Vec<String>,
+    /// The window whose count is judged.
+    pub window: Millis,
+    /// How far back the account's own rate is measured.
+    pub baseline: Millis,
+    /// Tail probability at or below which it fires.
+    pub max_tail: f64,
+    /// Days of population rate mixed into the account's rate.
+    pub smoothing_days: f64,
+    /// Counts below this never fire.
+    pub min_count: u64,
+    /// Quiet time after a hit.
+    pub cooldown: Millis,
+}
+
+impl Params {
+    /// Reads the parameters of a `[[signal]]` table.
+    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
+        let actions = match r.str_list(ctx, "actions") {
+            Some(l) if !l.value.is_empty() => l.value.into_iter().map(|s| s.value).collect(),
+            Some(l) => {
+                ctx.report(Code::BadValue, l.span, "`actions` must name at least one action");
+                Vec::new()
+            }
+            None => {
+                let span = r.span.start..r.span.start + 1;
+                ctx.report(
+                    Code::MissingKey,
+                    span,
+                    "signal `rate_spike` is missing required key `actions` (the actions to count)",
+                );
+                Vec::new()
+            }
+        };
+        let window = r.duration_or(ctx, "window", HOUR).max(1);
+        Params {
+            actions,
+            window,
+            baseline: r.duration_or(ctx, "baseline", 30 * DAY),
+            max_tail: r.num_in(ctx, "max_tail", 1e-300, 0.5, 1e-6),
+            smoothing_days: r.num_in(ctx, "smoothing_days", 0.0, 3650.0, 7.0),
+            min_count: r.count(ctx, "min_count", 1_000_000, 5),
+            cooldown: r.duration_or(ctx, "cooldown", window),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("actions", format!("{:?}", self.actions)),
+            ("window", compact_duration(self.window)),
+            ("baseline", compact_duration(self.baseline)),
+            ("max_tail", format!("{:e}", self.max_tail)),
+            ("smoothing_days", self.smoothing_days.to_string()),
+            ("min_count", self.min_count.to_string()),
+            ("cooldown", compact_duration(self.cooldown)),
+        ]
+    }
+
+    pub(crate) fn state_key(&self) -> String {
+        format!("{:?}/{}/{}/{}", self.actions, self.window, self.baseline, self.cooldown)
+    }
+
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
+        vec![(TableKind::Events, "action".into())]
+    }
+}
+
+/// Bound to a dataset.
+#[derive(Debug)]
+pub struct Bound {
+    params: Params,
+    actions: Vec<Sym>,
+    /// Population rate: counted actions per account-day.
+    population_per_day: f64,
+}
+
+/// Per-account state: times of counted actions over the baseline.
+#[derive(Debug, Default)]
+pub struct State {
+    times: VecDeque<Millis>,
+    first_seen: Option<Millis>,
+    quiet_until: Millis,
+}
+
+impl Bound {
+    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
+        let actions = super::resolve_all(data, &p.actions);
+        let e = &data.events;
+        let (count, days) = e
+            .accounts
+            .par_iter()
+            .map(|span| {
+                let n = span.range().filter(|&i| actions.contains(&e.action(i))).count() as f64;
+                let days = ((e.ts(span.end as usize - 1) - e.ts(span.start as usize)) as f64 / DAY as f64).max(1.0);
+                (n, days)
+            })
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        Bound { params: p.clone(), actions, population_per_day: if days > 0.0 { count / days } else { 0.0 } }
+    }
+
+    pub(crate) fn new_state(&self) -> State {
+        State::default()
+    }
+
+    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+        s.times.clear();
+        s.first_seen = None;
+        s.quiet_until = Millis::MIN;
+    }
+
+    pub(crate) fn note(&self) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+        s.first_seen.get_or_insert(e.ts);
+        if self.actions.contains(&e.action) {
+            s.times.push_back(e.ts);
+        }
+        let horizon = e.ts.saturating_sub(self.params.baseline + self.params.window);
+        while s.times.front().is_some_and(|&t| t < horizon) {
+            s.times.pop_front();
+        }
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        if !self.actions.contains(&e.action) || e.ts < s.quiet_until {
+            return Outcome::Quiet;
+        }
+        let p = &self.params;
+        let window_start = e.ts - p.window;
+        let in_window = s.times.iter().rev().take_while(|&&t| t > window_start).count() as u64 + 1;
+        if in_window < p.min_count {
+            return Outcome::Quiet;
+        }
+        let in_baseline = s.times.len() as u64 + 1 - in_window;
+        let first = s.first_seen.unwrap_or(e.ts);
+        let baseline_days = ((window_start - first.max(window_start - p.baseline)).max(0) as f64) / DAY as f64;
+        let rate = (in_baseline as f64 + p.smoothing_days * self.population_per_day)
+            / (baseline_days + p.smoothing_days).max(1e-9);
+        let lambda = (rate * p.window as f64 / DAY as f64).max(1e-9);
+        let tail = Poisson::new(lambda).map_or(1.0, |d| d.sf(in_window - 1));
+        if tail > p.max_tail {
+            return Outcome::Quiet;
+        }
+        s.quiet_until = e.ts + p.cooldown;
+        let strength = (0.5 + 0.5 * (p.max_tail / tail.max(f64::MIN_POSITIVE)).log10() / 3.0).clamp(0.5, 1.0);
+        Outcome::Fire {
+            strength,
+            why: format!(
+                "{in_window} {} actions in {} where this account's history predicts {:.2} (P = {:.1e}; {in_baseline} in the {:.0} days before)",
+                p.actions.join("/"),
+                compact_duration(p.window),
+                lambda,
+                tail,
+                baseline_days
+            ),
+        }
+    }
+}
