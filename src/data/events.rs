@@ -184,6 +184,68 @@ fn spans(actor: &[Sym]) -> Vec<AccountSpan> {
     out
 }
 
+/// Rows of events, however they are held: the sorted [`Events`] of a whole
+/// dataset, or one raw block of a table being read (for aggregates computed
+/// while streaming).
+pub trait EventRows: Sync {
+    /// Number of rows.
+    fn rows(&self) -> usize;
+    /// Event time of row `i`.
+    fn ts_at(&self, i: usize) -> Millis;
+    /// Acting account of row `i`.
+    fn actor_at(&self, i: usize) -> Sym;
+    /// Action of row `i`.
+    fn action_at(&self, i: usize) -> Sym;
+    /// Target of row `i`.
+    fn target_at(&self, i: usize) -> Option<Sym>;
+    /// `target_author` of row `i`.
+    fn target_author_at(&self, i: usize) -> Option<Sym>;
+}
+
+impl EventRows for Events {
+    fn rows(&self) -> usize {
+        self.len()
+    }
+    fn ts_at(&self, i: usize) -> Millis {
+        self.ts[i]
+    }
+    fn actor_at(&self, i: usize) -> Sym {
+        self.actor[i]
+    }
+    fn action_at(&self, i: usize) -> Sym {
+        self.action[i]
+    }
+    fn target_at(&self, i: usize) -> Option<Sym> {
+        self.target(i)
+    }
+    fn target_author_at(&self, i: usize) -> Option<Sym> {
+        self.table.columns[ev::TARGET_AUTHOR].sym(i)
+    }
+}
+
+/// A raw events table (as read, before sorting): its required columns are
+/// set on every row.
+impl EventRows for Table {
+    fn rows(&self) -> usize {
+        self.rows
+    }
+    fn ts_at(&self, i: usize) -> Millis {
+        self.columns[ev::TS].time(i).expect("ts is required")
+    }
+    fn actor_at(&self, i: usize) -> Sym {
+        self.columns[ev::ACTOR].sym(i).expect("actor is required")
+    }
+    fn action_at(&self, i: usize) -> Sym {
+        self.columns[ev::ACTION].sym(i).expect("action is required")
+    }
+    fn target_at(&self, i: usize) -> Option<Sym> {
+        self.columns[ev::TARGET].sym(i)
+    }
+    fn target_author_at(&self, i: usize) -> Option<Sym> {
+        self.columns[ev::TARGET_AUTHOR].sym(i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

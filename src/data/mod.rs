@@ -20,9 +20,10 @@ pub mod tables;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use error::{DataError, ReadReport, RecordError, TableReport};
-pub use events::{AccountSpan, Events};
+pub use events::{AccountSpan, EventRows, Events};
 pub use read::{ReadOptions, ReadProgress};
 pub use schema::TableKind;
 pub use tables::{Accounts, Follows, Impressions, Items, Label, Labels};
@@ -49,19 +50,19 @@ pub struct Dataset {
     /// Where it was read from.
     pub dir: PathBuf,
     /// Every string of every table.
-    pub strings: Interner,
+    pub strings: Arc<Interner>,
     /// Activity events, sorted by account and time.
     pub events: Events,
     /// Content items (empty when the table is absent).
-    pub items: Items,
+    pub items: Arc<Items>,
     /// The initial follow graph, when the table is present.
-    pub follows: Option<Follows>,
+    pub follows: Option<Arc<Follows>>,
     /// Account metadata (empty when absent).
-    pub accounts: Accounts,
+    pub accounts: Arc<Accounts>,
     /// Logged impressions, when the table is present.
-    pub impressions: Option<Impressions>,
+    pub impressions: Option<Arc<Impressions>>,
     /// Ground truth, when the table is present.
-    pub labels: Option<Labels>,
+    pub labels: Option<Arc<Labels>>,
     /// What reading found: counts, skipped records, duplicates.
     pub report: ReadReport,
 }
@@ -83,7 +84,10 @@ impl Dataset {
         let mut strings = Interner::new();
         let mut report = ReadReport::default();
         let mut tables = BTreeMap::new();
-        for kind in TableKind::ALL {
+        // Events last: the other tables are small and needed to judge them.
+        let mut order = TableKind::ALL.to_vec();
+        order.rotate_left(1);
+        for kind in order {
             let Some(files) = source::locate(dir, kind)? else {
                 if kind == TableKind::Events {
                     return Err(DataError::MissingEvents { dir: dir.to_path_buf() });
@@ -108,7 +112,9 @@ impl Dataset {
         if !texts.iter().any(|(k, _)| *k == TableKind::Events) {
             return Err(DataError::MissingEvents { dir: PathBuf::from("<memory>") });
         }
-        for kind in TableKind::ALL {
+        let mut order = TableKind::ALL.to_vec();
+        order.rotate_left(1);
+        for kind in order {
             let Some((_, text)) = texts.iter().find(|(k, _)| *k == kind) else { continue };
             let mut builder = table::TableBuilder::new(kind);
             let mut bad = Vec::new();
@@ -161,6 +167,33 @@ impl Dataset {
         let follows = tables.remove(&TableKind::Follows).map(|t| Follows::new(&t));
         let impressions = tables.remove(&TableKind::Impressions).map(|t| Impressions::new(&t));
         let labels = tables.remove(&TableKind::Labels).map(|t| Labels::new(t, &strings));
-        Dataset { dir, strings, events, items, follows, accounts, impressions, labels, report }
+        Dataset {
+            dir,
+            strings: Arc::new(strings),
+            events,
+            items: Arc::new(items),
+            follows: follows.map(Arc::new),
+            accounts: Arc::new(accounts),
+            impressions: impressions.map(Arc::new),
+            labels: labels.map(Arc::new),
+            report,
+        }
+    }
+
+    /// The same dataset with other events (one partition of them): every
+    /// other table is shared, not copied. The events must have been
+    /// interned into this dataset's strings.
+    pub fn with_events(&self, events: Events) -> Dataset {
+        Dataset {
+            dir: self.dir.clone(),
+            strings: self.strings.clone(),
+            events,
+            items: self.items.clone(),
+            follows: self.follows.clone(),
+            accounts: self.accounts.clone(),
+            impressions: self.impressions.clone(),
+            labels: self.labels.clone(),
+            report: self.report.clone(),
+        }
     }
 }

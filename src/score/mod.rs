@@ -25,6 +25,7 @@ use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::plan::Plan;
 use crate::rules::{Effect, When};
+use crate::signals::aggregate::Aggregates;
 use crate::signals::{BindCache, Bound, Ev, Outcome, State};
 use crate::time::Millis;
 pub use filter::BoundFilter;
@@ -87,9 +88,17 @@ pub struct Scratch {
 }
 
 impl<'a> Scorer<'a> {
-    /// Binds `plan` to `data`. Builds the shared indexes signals need.
+    /// Binds `plan` to `data`, first computing the whole-input aggregates
+    /// its signals need from `data`'s events.
     pub fn new(plan: &'a Plan, data: &'a Dataset) -> Scorer<'a> {
-        let mut cache = BindCache::default();
+        let mut agg = Aggregates::for_plan(plan);
+        agg.add_all(&data.events, &data.strings, &data.items);
+        Scorer::with_aggregates(plan, data, agg.finish(&data.strings))
+    }
+
+    /// Binds `plan` to `data` with aggregates computed elsewhere (over more
+    /// events than `data` holds, when `data` is one partition).
+    pub fn with_aggregates(plan: &'a Plan, data: &'a Dataset, mut cache: BindCache) -> Scorer<'a> {
         let mut rules = Vec::new();
         let mut by_action: HashMap<Sym, Vec<u32>> = HashMap::new();
         let mut any_action = Vec::new();

@@ -53,6 +53,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome, actions_param};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
@@ -148,41 +149,6 @@ impl Params {
     }
 }
 
-/// Who reposted each item, when: shared by every `feed_exposure` with the
-/// same repost actions.
-#[derive(Debug, Default)]
-pub struct RepostIndex {
-    by_item: HashMap<Sym, Vec<(Millis, Sym)>>,
-}
-
-impl RepostIndex {
-    fn build(data: &Dataset, actions: &[Sym]) -> RepostIndex {
-        let e = &data.events;
-        let mut by_item: HashMap<Sym, Vec<(Millis, Sym)>> = HashMap::new();
-        for i in 0..e.len() {
-            if actions.contains(&e.action(i))
-                && let Some(t) = e.target(i)
-            {
-                by_item.entry(t).or_default().push((e.ts(i), e.actor(i)));
-            }
-        }
-        for v in by_item.values_mut() {
-            v.sort_unstable();
-        }
-        RepostIndex { by_item }
-    }
-
-    /// Reposts of `item` in `from..=to`.
-    fn between(&self, item: Sym, from: Millis, to: Millis) -> &[(Millis, Sym)] {
-        let Some(v) = self.by_item.get(&item) else {
-            return &[];
-        };
-        let a = v.partition_point(|&(t, _)| t < from);
-        let b = v.partition_point(|&(t, _)| t <= to);
-        &v[a..b.max(a)]
-    }
-}
-
 /// Bound to a dataset.
 #[derive(Debug)]
 pub struct Bound {
@@ -194,7 +160,7 @@ pub struct Bound {
     navigation: Vec<Sym>,
     follow_action: Option<Sym>,
     unfollow_action: Option<Sym>,
-    reposts: Arc<RepostIndex>,
+    reposts: Arc<ItemActors>,
     graph_known: bool,
     impressions_known: bool,
 }
@@ -208,12 +174,7 @@ pub struct State {
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
         let has = |name: &str| p.paths.iter().any(|x| x == name);
-        let repost_syms = super::resolve_all(data, &p.repost_actions);
-        let reposts = cache
-            .reposts
-            .entry(repost_syms.clone())
-            .or_insert_with(|| Arc::new(RepostIndex::build(data, &repost_syms)))
-            .clone();
+        let reposts = cache.item_actors.get(&super::aggregate::key(&p.repost_actions)).cloned().unwrap_or_default();
         Bound {
             params: p.clone(),
             own: has("own"),
@@ -288,8 +249,7 @@ impl Bound {
             && self
                 .reposts
                 .between(target, e.ts - self.params.repost_window, e.ts)
-                .iter()
-                .any(|&(_, who)| who != e.actor && self.followed(s, who, e.ts))
+                .any(|(_, who)| who != e.actor && self.followed(s, who, e.ts))
         {
             return Outcome::Quiet;
         }

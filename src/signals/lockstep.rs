@@ -38,6 +38,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
@@ -95,44 +96,12 @@ impl Params {
     }
 }
 
-/// Who acted on each item, when; shared by every `lockstep` with the same
-/// actions.
-#[derive(Debug, Default)]
-pub struct ActorIndex {
-    by_item: HashMap<Sym, Vec<(Millis, Sym)>>,
-}
-
-impl ActorIndex {
-    fn build(data: &Dataset, actions: &[Sym]) -> ActorIndex {
-        let e = &data.events;
-        let mut by_item: HashMap<Sym, Vec<(Millis, Sym)>> = HashMap::new();
-        for i in 0..e.len() {
-            if actions.contains(&e.action(i))
-                && let Some(t) = e.target(i)
-            {
-                by_item.entry(t).or_default().push((e.ts(i), e.actor(i)));
-            }
-        }
-        for v in by_item.values_mut() {
-            v.sort_unstable();
-        }
-        ActorIndex { by_item }
-    }
-
-    fn around(&self, item: Sym, t: Millis, w: Millis) -> &[(Millis, Sym)] {
-        let Some(v) = self.by_item.get(&item) else { return &[] };
-        let a = v.partition_point(|&(x, _)| x < t - w);
-        let b = v.partition_point(|&(x, _)| x <= t + w);
-        &v[a..b.max(a)]
-    }
-}
-
 /// Bound to a dataset.
 #[derive(Debug)]
 pub struct Bound {
     params: Params,
     actions: Vec<Sym>,
-    index: Arc<ActorIndex>,
+    index: Arc<ItemActors>,
 }
 
 /// Per-account state: this account's recent items.
@@ -146,8 +115,7 @@ pub struct State {
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
         let actions = super::resolve_all(data, &p.actions);
-        let index =
-            cache.actors.entry(actions.clone()).or_insert_with(|| Arc::new(ActorIndex::build(data, &actions))).clone();
+        let index = cache.item_actors.get(&super::aggregate::key(&p.actions)).cloned().unwrap_or_default();
         Bound { params: p.clone(), actions, index }
     }
 
@@ -185,7 +153,7 @@ impl Bound {
         // Co-actors on this item, and for each, on how many of this
         // account's recent items they were in step.
         s.counts.clear();
-        for &(_, who) in self.index.around(item, e.ts, p.window).iter().take(cap) {
+        for (_, who) in self.index.between(item, e.ts - p.window, e.ts + p.window).take(cap) {
             if who != e.actor {
                 s.counts.insert(who, (1, 0));
             }
@@ -200,7 +168,7 @@ impl Bound {
             }
             let mut any = false;
             let k = shared_items.len() as u32;
-            for &(_, who) in self.index.around(other, t, p.window).iter().take(cap) {
+            for (_, who) in self.index.between(other, t - p.window, t + p.window).take(cap) {
                 if let Some(c) = s.counts.get_mut(&who)
                     && c.1 != k
                 {

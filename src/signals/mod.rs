@@ -20,6 +20,7 @@
 //! Evaluation cannot fail: every check that can fail happens at parse or
 //! bind time.
 
+pub mod aggregate;
 pub mod feed_exposure;
 pub mod impossible_travel;
 pub mod lockstep;
@@ -163,15 +164,16 @@ registry! {
     UnlikeLatency => unlike_latency, "unlike_latency";
 }
 
-/// Indexes built once per dataset and shared by the signals that need them.
-#[derive(Default)]
+/// Whole-input aggregates, finished, for binding (see [`aggregate`]).
+/// Keys are sorted action names.
+#[derive(Debug, Default)]
 pub struct BindCache {
-    /// Who reposted each item, by repost-action set.
-    pub reposts: HashMap<Vec<Sym>, Arc<feed_exposure::RepostIndex>>,
-    /// Who acted on each item, by action set.
-    pub actors: HashMap<Vec<Sym>, Arc<lockstep::ActorIndex>>,
     /// Population distributions, by (feature, history actions).
-    pub priors: HashMap<(off_pattern::Feature, Vec<Sym>), Arc<off_pattern::Prior>>,
+    pub priors: HashMap<(off_pattern::Feature, Vec<String>), Arc<off_pattern::Prior>>,
+    /// Who did which actions on each item, when, by action set.
+    pub item_actors: HashMap<Vec<String>, Arc<aggregate::ItemActors>>,
+    /// Population rate of an action set, per account-day.
+    pub rates: HashMap<Vec<String>, f64>,
 }
 
 /// What a signal says about an event.

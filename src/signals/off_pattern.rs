@@ -54,12 +54,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use rayon::prelude::*;
 use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
-use crate::data::Dataset;
 use crate::data::schema::TableKind;
+use crate::data::{Dataset, EventRows, Items};
 use crate::intern::Sym;
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
@@ -89,15 +88,22 @@ impl Feature {
 
     /// The feature's values for an event's target, into `out`.
     fn values(self, e: &Ev<'_>, out: &mut Vec<Sym>) {
+        let author = e.data.events.sym(crate::data::schema::ev::TARGET_AUTHOR, e.i);
+        self.values_of(e.target(), author, &e.data.items, out);
+    }
+
+    /// The feature's values for a target with an optional explicit author.
+    fn values_of(self, target: Option<Sym>, author: Option<Sym>, items: &Items, out: &mut Vec<Sym>) {
         out.clear();
+        let row = target.and_then(|t| items.row(t));
         match self {
             Feature::Labels => {
-                if let Some(r) = e.item_row() {
-                    out.extend_from_slice(e.data.items.labels(r));
+                if let Some(r) = row {
+                    out.extend_from_slice(items.labels(r));
                 }
             }
-            Feature::Author => out.extend(e.author()),
-            Feature::Lang => out.extend(e.item_row().and_then(|r| e.data.items.lang(r))),
+            Feature::Author => out.extend(author.or_else(|| row.and_then(|r| items.author(r)))),
+            Feature::Lang => out.extend(row.and_then(|r| items.lang(r))),
         }
     }
 }
@@ -193,47 +199,56 @@ pub struct Prior {
 }
 
 impl Prior {
-    fn build(feature: Feature, history: &[Sym], data: &Dataset) -> Prior {
-        let events = &data.events;
-        let (counts, total) = data
-            .events
-            .accounts
-            .par_iter()
-            .fold(
-                || (HashMap::<Sym, u64>::new(), 0u64, Vec::new()),
-                |(mut counts, mut total, mut values), span| {
-                    for i in span.range() {
-                        if !history.contains(&events.action(i)) {
-                            continue;
-                        }
-                        feature.values(&Ev::at(data, i), &mut values);
-                        if !values.is_empty() {
-                            total += 1;
-                        }
-                        for &v in &values {
-                            *counts.entry(v).or_default() += 1;
-                        }
-                    }
-                    (counts, total, values)
-                },
-            )
-            .map(|(c, t, _)| (c, t))
-            .reduce(
-                || (HashMap::new(), 0),
-                |(mut a, ta), (b, tb)| {
-                    for (k, v) in b {
-                        *a.entry(k).or_default() += v;
-                    }
-                    (a, ta + tb)
-                },
-            );
-        // Laplace smoothing, so that a value never seen still has a share.
-        let denom = total as f64 + counts.len() as f64 + 1.0;
-        Prior { share: counts.into_iter().map(|(k, c)| (k, (c as f64 + 1.0) / denom)).collect(), unseen: 1.0 / denom }
-    }
-
     fn of(&self, v: Sym) -> f64 {
         self.share.get(&v).copied().unwrap_or(self.unseen)
+    }
+}
+
+/// Accumulates a [`Prior`] (see [`super::aggregate`]).
+#[derive(Clone, Debug, Default)]
+pub struct PriorAcc {
+    counts: HashMap<Sym, u64>,
+    total: u64,
+}
+
+impl PriorAcc {
+    pub(crate) fn add(
+        &mut self,
+        feature: Feature,
+        history: &[Sym],
+        rows: &dyn EventRows,
+        range: std::ops::Range<usize>,
+        items: &Items,
+    ) {
+        let mut values = Vec::new();
+        for i in range {
+            if !history.contains(&rows.action_at(i)) {
+                continue;
+            }
+            feature.values_of(rows.target_at(i), rows.target_author_at(i), items, &mut values);
+            if !values.is_empty() {
+                self.total += 1;
+            }
+            for &v in &values {
+                *self.counts.entry(v).or_default() += 1;
+            }
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: PriorAcc) {
+        self.total += other.total;
+        for (k, v) in other.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+    }
+
+    pub(crate) fn finish(self) -> Prior {
+        // Laplace smoothing, so that a value never seen still has a share.
+        let denom = self.total as f64 + self.counts.len() as f64 + 1.0;
+        Prior {
+            share: self.counts.into_iter().map(|(k, c)| (k, (c as f64 + 1.0) / denom)).collect(),
+            unseen: 1.0 / denom,
+        }
     }
 }
 
@@ -271,18 +286,9 @@ pub struct State {
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
         let history = resolve_all(data, &p.history);
-        let priors = p
-            .features
-            .iter()
-            .map(|&f| {
-                let prior = cache
-                    .priors
-                    .entry((f, history.clone()))
-                    .or_insert_with(|| Arc::new(Prior::build(f, &history, data)))
-                    .clone();
-                (f, prior)
-            })
-            .collect();
+        let key = super::aggregate::key(&p.history);
+        let priors =
+            p.features.iter().map(|&f| (f, cache.priors.get(&(f, key.clone())).cloned().unwrap_or_default())).collect();
         Bound { params: p.clone(), history, priors }
     }
 
@@ -365,7 +371,7 @@ impl Bound {
                     let c = counts.get(&v).copied().unwrap_or(0);
                     (v, c, (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing))
                 })
-                .max_by(|a, b| a.2.total_cmp(&b.2).then(b.0.cmp(&a.0)))
+                .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| e.text(b.0).cmp(e.text(a.0))))
                 .expect("values is not empty");
             if prob > p.max_probability {
                 s.values = values;

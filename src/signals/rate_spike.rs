@@ -39,12 +39,12 @@
 
 use std::collections::VecDeque;
 
-use rayon::prelude::*;
 use statrs::distribution::{DiscreteCDF, Poisson};
+use std::collections::HashMap;
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
 use crate::data::schema::TableKind;
+use crate::data::{Dataset, EventRows};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
@@ -121,6 +121,43 @@ impl Params {
     }
 }
 
+/// Accumulates the population's rate of the counted actions per
+/// account-day (see [`super::aggregate`]): an account's days are the span
+/// from its first to its last event, at least one.
+#[derive(Clone, Debug, Default)]
+pub struct RateAcc {
+    count: u64,
+    spans: HashMap<Sym, (Millis, Millis)>,
+}
+
+impl RateAcc {
+    pub(crate) fn add(&mut self, rows: &dyn EventRows, range: std::ops::Range<usize>, actions: &[Sym]) {
+        for i in range {
+            let (actor, ts) = (rows.actor_at(i), rows.ts_at(i));
+            let span = self.spans.entry(actor).or_insert((ts, ts));
+            span.0 = span.0.min(ts);
+            span.1 = span.1.max(ts);
+            if actions.contains(&rows.action_at(i)) {
+                self.count += 1;
+            }
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: RateAcc) {
+        self.count += other.count;
+        for (k, (a, b)) in other.spans {
+            let span = self.spans.entry(k).or_insert((a, b));
+            span.0 = span.0.min(a);
+            span.1 = span.1.max(b);
+        }
+    }
+
+    pub(crate) fn finish(self) -> f64 {
+        let days: f64 = self.spans.values().map(|&(a, b)| ((b - a) as f64 / DAY as f64).max(1.0)).sum();
+        if days > 0.0 { self.count as f64 / days } else { 0.0 }
+    }
+}
+
 /// Bound to a dataset.
 #[derive(Debug)]
 pub struct Bound {
@@ -139,19 +176,10 @@ pub struct State {
 }
 
 impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
+    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
         let actions = super::resolve_all(data, &p.actions);
-        let e = &data.events;
-        let (count, days) = e
-            .accounts
-            .par_iter()
-            .map(|span| {
-                let n = span.range().filter(|&i| actions.contains(&e.action(i))).count() as f64;
-                let days = ((e.ts(span.end as usize - 1) - e.ts(span.start as usize)) as f64 / DAY as f64).max(1.0);
-                (n, days)
-            })
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-        Bound { params: p.clone(), actions, population_per_day: if days > 0.0 { count / days } else { 0.0 } }
+        let population_per_day = cache.rates.get(&super::aggregate::key(&p.actions)).copied().unwrap_or(0.0);
+        Bound { params: p.clone(), actions, population_per_day }
     }
 
     pub(crate) fn new_state(&self) -> State {
