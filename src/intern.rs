@@ -69,6 +69,12 @@ impl Interner {
         Sym::from_index(i)
     }
 
+    /// The symbol with position `index` (as returned by [`Sym::index`]),
+    /// for reading back symbols this interner numbered.
+    pub fn sym_at(index: usize) -> Sym {
+        Sym::from_index(index)
+    }
+
     /// The symbol of `s` if it was interned, without adding it.
     pub fn get(&self, s: &str) -> Option<Sym> {
         let hash = self.hasher.hash_one(s);

@@ -132,8 +132,8 @@ impl Column {
 
     /// Appends `other`'s first `rows` rows after this column's `base` rows,
     /// mapping symbols through `map`.
-    fn append(&mut self, base: usize, other: Column, map: &[Sym]) {
-        let remap = |s: Sym| map[s.index()];
+    fn append(&mut self, base: usize, other: Column, map: Option<&[Sym]>) {
+        let remap = |s: Sym| map.map_or(s, |m| m[s.index()]);
         match (self, other) {
             (Column::Time(v), Column::Time(o)) => {
                 if !o.is_empty() {
@@ -317,9 +317,33 @@ impl Table {
                     self.columns.len() - 1
                 }
             };
-            self.columns[at].append(base, column, &map);
+            self.columns[at].append(base, column, Some(&map));
         }
         self.rows += block.rows;
+    }
+
+    /// Appends another table of the same kind whose symbols already belong
+    /// to the same interner (a spilled partition chunk, say).
+    pub fn append_table(&mut self, other: Table) {
+        let base = self.rows;
+        for (name, column) in other.names.into_iter().zip(other.columns) {
+            let at = match self.column_index(&name) {
+                Some(i) => i,
+                None => {
+                    self.names.push(name);
+                    self.columns.push(match &column {
+                        Column::Time(_) => Column::Time(Vec::new()),
+                        Column::Num(_) => Column::Num(Vec::new()),
+                        Column::Text(_) => Column::Text(Vec::new()),
+                        Column::List { .. } => Column::List { offsets: Vec::new(), values: Vec::new() },
+                        Column::Sym(_) => Column::Sym(Vec::new()),
+                    });
+                    self.columns.len() - 1
+                }
+            };
+            self.columns[at].append(base, column, None);
+        }
+        self.rows += other.rows;
     }
 
     /// Reorders every column to `order` and sets the row count to its length.

@@ -1,0 +1,377 @@
+//! Spill files: events partitioned by account onto disk, for inputs larger
+//! than the memory budget.
+//!
+//! A [`SpillDir`] is a private temporary directory, removed when dropped
+//! (normal exit, error, panic unwinding) and by the Ctrl-C handler the
+//! binary installs ([`remove_all_on_interrupt`]). A [`Partitioner`] takes
+//! blocks of events whose symbols belong to the shared interner, sends each
+//! row to partition `hash(actor text) % n`, and appends it to that
+//! partition's file as zstd-compressed columnar chunks. [`load`] reads a
+//! partition back into one events table. All of an account's events land in
+//! one partition, so partitions can be scored independently.
+//!
+//! The chunk format is private to one run (symbols are numbers of that
+//! run's interner): `[u32 compressed length][zstd frame]`, the frame holding
+//! `u32 rows, u32 columns`, then per column its name, a kind byte and the
+//! values (times as i64, symbols as u32 with 0 for absent, numbers as f64,
+//! text as length-prefixed bytes, lists as offsets and symbols).
+
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::data::schema::{ev, TableKind};
+use crate::data::table::{Column, Table};
+use crate::intern::{Interner, Sym};
+
+/// Directories to remove if the process is interrupted.
+static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes every live spill directory; for the binary's Ctrl-C handler,
+/// which then exits. The one global of the crate: an interrupt handler has
+/// no other way to find what to clean up.
+pub fn remove_all_on_interrupt() {
+    if let Ok(dirs) = LIVE_DIRS.lock() {
+        for d in dirs.iter() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// A private temporary directory, removed on drop.
+#[derive(Debug)]
+pub struct SpillDir {
+    path: PathBuf,
+}
+
+impl SpillDir {
+    /// Creates `changeling-spill-<pid>-<n>` under `parent`.
+    pub fn new(parent: &Path) -> io::Result<SpillDir> {
+        std::fs::create_dir_all(parent)?;
+        let pid = std::process::id();
+        for n in 0..1000u32 {
+            let path = parent.join(format!("changeling-spill-{pid}-{n}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => {
+                    if let Ok(mut dirs) = LIVE_DIRS.lock() {
+                        dirs.push(path.clone());
+                    }
+                    return Ok(SpillDir { path });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("could not create a spill directory"))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SpillDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+        if let Ok(mut dirs) = LIVE_DIRS.lock() {
+            dirs.retain(|d| d != &self.path);
+        }
+    }
+}
+
+/// One partition's file.
+#[derive(Debug, Clone)]
+pub struct PartitionFile {
+    /// Its path.
+    pub path: PathBuf,
+    /// Rows written to it.
+    pub rows: u64,
+    /// Bytes on disk.
+    pub bytes: u64,
+}
+
+/// Distributes events rows to partition files by account.
+pub struct Partitioner {
+    files: Vec<PartitionFile>,
+    buffers: Vec<Vec<u8>>,
+    flush_at: usize,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Partitioner {
+    /// `n` partitions in `dir`; each buffers about `flush_at` bytes before
+    /// compressing a chunk to disk.
+    pub fn new(dir: &SpillDir, n: usize, flush_at: usize) -> io::Result<Partitioner> {
+        let n = n.max(1);
+        let mut files = Vec::with_capacity(n);
+        for p in 0..n {
+            let path = dir.path().join(format!("part-{p:05}.bin"));
+            File::create(&path)?;
+            files.push(PartitionFile { path, rows: 0, bytes: 0 });
+        }
+        Ok(Partitioner { files, buffers: vec![Vec::new(); n], flush_at, hasher: foldhash::fast::FixedState::default() })
+    }
+
+    /// Number of partitions.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are no partitions (never: at least one is made).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// The partition of an account.
+    pub fn partition_of(&self, actor: &str) -> usize {
+        (self.hasher.hash_one(actor) % self.files.len() as u64) as usize
+    }
+
+    /// Adds every row of an events block (symbols of `strings`).
+    pub fn add(&mut self, block: &Table, strings: &Interner) -> io::Result<()> {
+        let n = self.files.len();
+        let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for r in 0..block.rows {
+            let actor = block.columns[ev::ACTOR].sym(r).expect("actor is required");
+            rows[self.partition_of(strings.resolve(actor))].push(r as u32);
+        }
+        for (p, order) in rows.into_iter().enumerate() {
+            if order.is_empty() {
+                continue;
+            }
+            let mut part = block.clone_structure();
+            part.rows = 0;
+            let gathered: Vec<Column> = block.columns.iter().map(|c| c.gather(&order)).collect();
+            part.columns = gathered;
+            part.rows = order.len();
+            encode(&part, &mut self.buffers[p]);
+            self.files[p].rows += order.len() as u64;
+            if self.buffers[p].len() >= self.flush_at {
+                self.flush(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, p: usize) -> io::Result<()> {
+        if self.buffers[p].is_empty() {
+            return Ok(());
+        }
+        let frame = zstd::bulk::compress(&self.buffers[p], 1)?;
+        let mut f = BufWriter::new(OpenOptions::new().append(true).open(&self.files[p].path)?);
+        f.write_all(&(frame.len() as u32).to_le_bytes())?;
+        f.write_all(&frame)?;
+        f.flush()?;
+        self.files[p].bytes += 4 + frame.len() as u64;
+        self.buffers[p].clear();
+        Ok(())
+    }
+
+    /// Flushes every buffer and returns the partitions.
+    pub fn finish(mut self) -> io::Result<Vec<PartitionFile>> {
+        for p in 0..self.files.len() {
+            self.flush(p)?;
+        }
+        Ok(self.files)
+    }
+}
+
+impl Table {
+    /// An empty table with this table's kind and column names.
+    fn clone_structure(&self) -> Table {
+        let mut t = Table::new(self.kind);
+        t.names = self.names.clone();
+        t.columns = self.columns.iter().map(|c| c.gather(&[])).collect();
+        t
+    }
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn encode(t: &Table, out: &mut Vec<u8>) {
+    let n = t.rows;
+    let mut block = Vec::new();
+    let mut cols = 0u32;
+    for (name, c) in t.names.iter().zip(&t.columns) {
+        let (kind, empty) = match c {
+            Column::Time(v) => (0u8, v.is_empty()),
+            Column::Sym(v) => (1, v.is_empty()),
+            Column::Num(v) => (2, v.is_empty()),
+            Column::Text(v) => (3, v.is_empty()),
+            Column::List { offsets, .. } => (4, offsets.is_empty()),
+        };
+        if empty {
+            continue;
+        }
+        cols += 1;
+        put_u32(&mut block, name.len() as u32);
+        block.extend_from_slice(name.as_bytes());
+        block.push(kind);
+        match c {
+            Column::Time(_) => (0..n).for_each(|r| {
+                block.extend_from_slice(&c.time(r).unwrap_or(crate::data::table::NO_TIME).to_le_bytes())
+            }),
+            Column::Sym(_) => (0..n).for_each(|r| put_u32(&mut block, c.sym(r).map_or(0, |s| s.index() as u32 + 1))),
+            Column::Num(_) => (0..n).for_each(|r| block.extend_from_slice(&c.num(r).unwrap_or(f64::NAN).to_le_bytes())),
+            Column::Text(_) => (0..n).for_each(|r| match c.text(r) {
+                Some(t) => {
+                    put_u32(&mut block, t.len() as u32);
+                    block.extend_from_slice(t.as_bytes());
+                }
+                None => put_u32(&mut block, u32::MAX),
+            }),
+            Column::List { .. } => {
+                let mut total = 0u32;
+                put_u32(&mut block, 0);
+                for r in 0..n {
+                    total += c.list(r).len() as u32;
+                    put_u32(&mut block, total);
+                }
+                for r in 0..n {
+                    c.list(r).iter().for_each(|s| put_u32(&mut block, s.index() as u32));
+                }
+            }
+        }
+    }
+    put_u32(out, n as u32);
+    put_u32(out, cols);
+    out.extend_from_slice(&block);
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> io::Result<&[u8]> {
+        let s = self.b.get(self.at..self.at + n).ok_or_else(|| io::Error::other("truncated spill chunk"))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u32(&mut self) -> io::Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    fn u64(&mut self) -> io::Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+}
+
+fn sym(index: u32) -> Sym {
+    Interner::sym_at(index as usize)
+}
+
+fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
+    let mut c = Cursor { b: bytes, at: 0 };
+    let mut out = Vec::new();
+    while c.at < bytes.len() {
+        let n = c.u32()? as usize;
+        let cols = c.u32()?;
+        let mut t = Table::new(kind);
+        t.names.clear();
+        t.columns.clear();
+        for _ in 0..cols {
+            let len = c.u32()? as usize;
+            let name = String::from_utf8(c.take(len)?.to_vec()).map_err(io::Error::other)?;
+            let kind = c.take(1)?[0];
+            let column = match kind {
+                0 => Column::Time((0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?),
+                1 => Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?),
+                2 => Column::Num((0..n).map(|_| c.u64().map(f64::from_bits)).collect::<io::Result<_>>()?),
+                3 => Column::Text(
+                    (0..n)
+                        .map(|_| {
+                            let len = c.u32()?;
+                            if len == u32::MAX {
+                                return Ok(None);
+                            }
+                            let s = std::str::from_utf8(c.take(len as usize)?).map_err(io::Error::other)?;
+                            Ok(Some(s.into()))
+                        })
+                        .collect::<io::Result<_>>()?,
+                ),
+                4 => {
+                    let offsets: Vec<u32> = (0..=n).map(|_| c.u32()).collect::<io::Result<_>>()?;
+                    let total = *offsets.last().expect("n + 1 offsets") as usize;
+                    let values = (0..total).map(|_| c.u32().map(sym)).collect::<io::Result<_>>()?;
+                    Column::List { offsets, values }
+                }
+                _ => return Err(io::Error::other("bad column kind in spill chunk")),
+            };
+            t.names.push(name);
+            t.columns.push(column);
+        }
+        t.rows = n;
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Reads one partition back into an events table.
+pub fn load(file: &PartitionFile) -> io::Result<Table> {
+    let mut r = BufReader::new(File::open(&file.path)?);
+    let mut table = Table::new(TableKind::Events);
+    let mut len = [0u8; 4];
+    loop {
+        match r.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e),
+        }
+        let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
+        r.read_exact(&mut frame)?;
+        let raw = zstd::stream::decode_all(&frame[..])?;
+        for chunk in decode(&raw, TableKind::Events)? {
+            table.append_table(chunk);
+        }
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::jsonl;
+    use crate::data::table::TableBuilder;
+
+    #[test]
+    fn partitions_round_trip_and_clean_up() {
+        let text = [
+            r#"{"ts":1,"actor":"a","action":"like","target":"x","lat":1.5,"tags":["p","q"]}"#,
+            r#"{"ts":2,"actor":"b","action":"like","target":"y"}"#,
+            r#"{"ts":3,"actor":"a","action":"unlike","target":"x","note":"n"}"#,
+        ]
+        .join("\n");
+        let mut b = TableBuilder::new(TableKind::Events);
+        let mut bad = Vec::new();
+        jsonl::parse_block(text.as_bytes(), 1, &mut b, &mut bad);
+        let mut strings = Interner::new();
+        let mut block = Table::new(TableKind::Events);
+        block.append(b, &mut strings);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SpillDir::new(tmp.path()).unwrap();
+        let path = dir.path().to_path_buf();
+        let mut p = Partitioner::new(&dir, 4, 1).unwrap();
+        p.add(&block, &strings).unwrap();
+        p.add(&block, &strings).unwrap();
+        let pa = p.partition_of("a");
+        let files = p.finish().unwrap();
+        assert_eq!(files.iter().map(|f| f.rows).sum::<u64>(), 6);
+        let t = load(&files[pa]).unwrap();
+        let a_rows: Vec<usize> = (0..t.rows).collect();
+        assert!(a_rows.len() >= 4);
+        let actor = |r| strings.resolve(t.columns[ev::ACTOR].sym(r).unwrap()).to_string();
+        let row = (0..t.rows).find(|&r| actor(r) == "a" && t.columns[ev::TS].time(r) == Some(1)).unwrap();
+        assert_eq!(t.columns[ev::LAT].num(row), Some(1.5));
+        let tags = t.column_index("tags").unwrap();
+        assert_eq!(strings.resolve(t.columns[tags].sym(row).unwrap()), "p|q");
+        drop(dir);
+        assert!(!path.exists(), "spill directory removed on drop");
+    }
+}
