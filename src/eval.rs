@@ -72,8 +72,9 @@ use crate::time::{DAY, Millis, compact_duration, parse_timestamp};
 /// An error that stops an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    /// The alerts file could not be read.
-    #[error("{}: {source}", path.display())]
+    /// The alerts file could not be read. (The system's message is the
+    /// error's source, so that `{:#}` does not print it twice.)
+    #[error("cannot read alerts {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
