@@ -10,6 +10,7 @@
 
 pub mod alerts;
 pub mod data;
+pub mod eval;
 pub mod intern;
 pub mod plan;
 pub mod rules;

@@ -2,6 +2,7 @@
 //! an exit code; errors go up as `anyhow` and are printed by `main`.
 
 mod check;
+mod eval;
 mod score;
 
 use std::path::PathBuf;
@@ -25,6 +26,8 @@ pub struct Cli {
 enum Command {
     /// Score every account of a dataset and write alerts (JSON Lines).
     Score(score::ScoreArgs),
+    /// Measure alerts against a dataset's ground-truth labels.
+    Eval(eval::EvalArgs),
     /// Validate rules: report every error at file:line:col.
     Check {
         /// Rules directory or one rule file.
@@ -44,6 +47,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Score(args) => score::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Check { rules } => check::check(&rules),
         Command::ExplainPlan { rules } => check::explain_plan(&rules),
     }
