@@ -134,11 +134,7 @@ pub enum EvalError {
 }
 
 fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
+    if names.is_empty() { "none".into() } else { names.join(", ") }
 }
 
 // ---------------------------------------------------------------------------
@@ -192,20 +188,11 @@ struct RawHit {
 /// line that is not an alert of the contract is an error naming the line,
 /// since alerts are changeling's own output. Parquet is not read.
 pub fn read_alerts(path: &Path) -> Result<AlertFile, EvalError> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     if ext.as_deref() == Some("parquet") {
-        return Err(EvalError::UnsupportedFormat {
-            path: path.to_path_buf(),
-            format: "Parquet",
-        });
+        return Err(EvalError::UnsupportedFormat { path: path.to_path_buf(), format: "Parquet" });
     }
-    let file = std::fs::File::open(path).map_err(|source| EvalError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = std::fs::File::open(path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?;
     parse_alerts(path, std::io::BufReader::new(file))
 }
 
@@ -214,17 +201,10 @@ pub fn parse_alerts(path: &Path, reader: impl BufRead) -> Result<AlertFile, Eval
     let mut alerts = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let n = i as u64 + 1;
-        let bad = |message: String| EvalError::BadAlert {
-            path: path.to_path_buf(),
-            line: n,
-            message,
-        };
+        let bad = |message: String| EvalError::BadAlert { path: path.to_path_buf(), line: n, message };
         let line = line.map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidData => bad("not UTF-8 text".into()),
-            _ => EvalError::Io {
-                path: path.to_path_buf(),
-                source: e,
-            },
+            _ => EvalError::Io { path: path.to_path_buf(), source: e },
         })?;
         if line.trim().is_empty() {
             continue;
@@ -236,16 +216,10 @@ pub fn parse_alerts(path: &Path, reader: impl BufRead) -> Result<AlertFile, Eval
         let start = time("start", &raw.start)?;
         let end = time("end", &raw.end)?;
         if end < start {
-            return Err(bad(format!(
-                "`end` ({}) is before `start` ({})",
-                raw.end, raw.start
-            )));
+            return Err(bad(format!("`end` ({}) is before `start` ({})", raw.end, raw.start)));
         }
         if !(0.0..=1.0).contains(&raw.score) {
-            return Err(bad(format!(
-                "`score` is {}, but must be between 0 and 1",
-                raw.score
-            )));
+            return Err(bad(format!("`score` is {}, but must be between 0 and 1", raw.score)));
         }
         if raw.tier.is_empty() {
             return Err(bad("`tier` is empty".into()));
@@ -260,19 +234,14 @@ pub fn parse_alerts(path: &Path, reader: impl BufRead) -> Result<AlertFile, Eval
             rules: raw.hits.into_iter().map(|h| h.rule).collect(),
         });
     }
-    Ok(AlertFile {
-        path: path.to_path_buf(),
-        alerts,
-    })
+    Ok(AlertFile { path: path.to_path_buf(), alerts })
 }
 
 /// serde_json's message without its "at line 1 column N" (the line is
 /// ours), keeping the column.
 fn json_message(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    let base = text
-        .rfind(" at line ")
-        .map_or(text.as_str(), |at| &text[..at]);
+    let base = text.rfind(" at line ").map_or(text.as_str(), |at| &text[..at]);
     format!("not an alert: {base} (column {})", e.column())
 }
 
@@ -336,13 +305,7 @@ pub struct Truth {
 
 impl Truth {
     /// Adds one label record.
-    pub fn add(
-        &mut self,
-        actor: &str,
-        compromised: bool,
-        window: Window,
-        style: Option<&str>,
-    ) -> &mut Self {
+    pub fn add(&mut self, actor: &str, compromised: bool, window: Window, style: Option<&str>) -> &mut Self {
         let t = self.accounts.entry(actor.to_string()).or_default();
         if compromised {
             if t.records > 0 && !t.compromised {
@@ -367,21 +330,11 @@ impl Truth {
     /// The truth of a dataset's `labels` table (with its `style` field,
     /// where present).
     pub fn from_dataset(data: &Dataset) -> Result<Truth, EvalError> {
-        let labels = data.labels.as_ref().ok_or_else(|| EvalError::NoLabels {
-            dir: data.dir.clone(),
-        })?;
+        let labels = data.labels.as_ref().ok_or_else(|| EvalError::NoLabels { dir: data.dir.clone() })?;
         let mut truth = Truth::default();
         for l in &labels.rows {
             let style = labels.extra(l, "style", &data.strings);
-            truth.add(
-                data.strings.resolve(l.actor),
-                l.compromised,
-                Window {
-                    start: l.start,
-                    end: l.end,
-                },
-                style,
-            );
+            truth.add(data.strings.resolve(l.actor), l.compromised, Window { start: l.start, end: l.end }, style);
         }
         Ok(truth)
     }
@@ -394,12 +347,7 @@ pub fn projection() -> Projection {
         .into_iter()
         .filter(|&k| k != TableKind::Labels)
         .map(|k| {
-            let cols = k
-                .fields()
-                .iter()
-                .filter(|f| f.required)
-                .map(|f| f.name.to_string())
-                .collect();
+            let cols = k.fields().iter().filter(|f| f.required).map(|f| f.name.to_string()).collect();
             (k, cols)
         })
         .collect();
@@ -626,10 +574,9 @@ pub fn evaluate(
     let tiers = &settings.tiers;
     let tier_index = |name: &str| tiers.iter().position(|t| t == name);
     let rules_tier = match &settings.rules_tier {
-        Some(name) => Some(tier_index(name).ok_or_else(|| EvalError::UnknownTier {
-            name: name.clone(),
-            tiers: tiers.clone(),
-        })?),
+        Some(name) => {
+            Some(tier_index(name).ok_or_else(|| EvalError::UnknownTier { name: name.clone(), tiers: tiers.clone() })?)
+        }
         None => (!tiers.is_empty()).then_some(0),
     };
     let mut notes = Vec::new();
@@ -648,9 +595,7 @@ pub fn evaluate(
         conflicting += u64::from(t.conflicting);
     }
     if conflicting > 0 {
-        notes.push(format!(
-            "{conflicting} account(s) labelled both compromised and benign are taken as compromised"
-        ));
+        notes.push(format!("{conflicting} account(s) labelled both compromised and benign are taken as compromised"));
     }
 
     let mut counted = 0;
@@ -668,10 +613,7 @@ pub fn evaluate(
         }
         let a = accts.entry(alert.actor.as_str()).or_default();
         let counts = match truth.accounts.get(&alert.actor) {
-            Some(t) if t.compromised => t
-                .windows
-                .iter()
-                .any(|w| w.overlaps(alert.start, alert.end, settings.slack)),
+            Some(t) if t.compromised => t.windows.iter().any(|w| w.overlaps(alert.start, alert.end, settings.slack)),
             _ => true,
         };
         if !counts {
@@ -695,27 +637,15 @@ pub fn evaluate(
     let compromised = accts.values().filter(|a| a.compromised).count() as u64;
     let total = accts.len() as u64;
     let benign = total - compromised;
-    let labelled_benign = accts
-        .values()
-        .filter(|a| a.labelled && !a.compromised)
-        .count() as u64;
-    let benign_days: u64 = accts
-        .values()
-        .filter(|a| !a.compromised)
-        .map(|a| a.days)
-        .sum();
+    let labelled_benign = accts.values().filter(|a| a.labelled && !a.compromised).count() as u64;
+    let benign_days: u64 = accts.values().filter(|a| !a.compromised).map(|a| a.days).sum();
     if compromised == 0 {
         notes.push("no account is labelled compromised: recall and AUCs are undefined".into());
     }
 
-    let by_tier = (0..tiers.len())
-        .map(|t| tier_result(&accts, tiers, t, compromised, benign_days))
-        .collect();
+    let by_tier = (0..tiers.len()).map(|t| tier_result(&accts, tiers, t, compromised, benign_days)).collect();
 
-    let mut scored: Vec<(f64, bool)> = accts
-        .values()
-        .map(|a| (a.best_score, a.compromised))
-        .collect();
+    let mut scored: Vec<(f64, bool)> = accts.values().map(|a| (a.best_score, a.compromised)).collect();
     let ranking = Ranking {
         positives: compromised,
         negatives: benign,
@@ -730,11 +660,7 @@ pub fn evaluate(
     let mut tp_rules: BTreeMap<&str, u64> = BTreeMap::new();
     let mut fp_rules: BTreeMap<&str, u64> = BTreeMap::new();
     for a in accts.values().filter(|a| flagged_at(a)) {
-        let table = if a.compromised {
-            &mut tp_rules
-        } else {
-            &mut fp_rules
-        };
+        let table = if a.compromised { &mut tp_rules } else { &mut fp_rules };
         for r in &a.rules {
             *table.entry(r).or_default() += 1;
         }
@@ -750,18 +676,8 @@ pub fn evaluate(
         slack_ms: settings.slack,
         tiers: tiers.clone(),
         tier_source: settings.tier_source,
-        accounts: AccountCounts {
-            total,
-            compromised,
-            benign,
-            labelled_benign,
-            benign_account_days: benign_days,
-        },
-        alerts: AlertCounts {
-            read: alerts.alerts.len() as u64,
-            counted,
-            outside_window,
-        },
+        accounts: AccountCounts { total, compromised, benign, labelled_benign, benign_account_days: benign_days },
+        alerts: AlertCounts { read: alerts.alerts.len() as u64, counted, outside_window },
         by_tier,
         ranking,
         rules,
@@ -790,11 +706,7 @@ fn tier_result(
             fp += u64::from(f);
         }
         if let Some(style) = a.style {
-            let styles = if a.compromised {
-                &mut bad_styles
-            } else {
-                &mut good_styles
-            };
+            let styles = if a.compromised { &mut bad_styles } else { &mut good_styles };
             let s = styles.entry(style).or_default();
             s.0 += 1;
             s.1 += u64::from(f);
@@ -810,8 +722,7 @@ fn tier_result(
         precision: ratio(tp, tp + fp),
         recall: ratio(tp, compromised),
         f1: ratio(2 * tp, 2 * tp + fp + fn_),
-        fp_per_million_account_days: (benign_days > 0)
-            .then(|| round6(fp as f64 * 1e6 / benign_days as f64)),
+        fp_per_million_account_days: (benign_days > 0).then(|| round6(fp as f64 * 1e6 / benign_days as f64)),
         compromised_styles: bad_styles
             .into_iter()
             .map(|(style, (n, hit))| StyleRecall {
@@ -834,13 +745,8 @@ fn tier_result(
 }
 
 fn rule_counts(map: BTreeMap<&str, u64>) -> Vec<RuleCount> {
-    let mut v: Vec<RuleCount> = map
-        .into_iter()
-        .map(|(rule, accounts)| RuleCount {
-            rule: rule.to_string(),
-            accounts,
-        })
-        .collect();
+    let mut v: Vec<RuleCount> =
+        map.into_iter().map(|(rule, accounts)| RuleCount { rule: rule.to_string(), accounts }).collect();
     // Stable: equal counts stay in rule order.
     v.sort_by_key(|c| std::cmp::Reverse(c.accounts));
     v
@@ -934,18 +840,8 @@ mod tests {
     }
 
     fn file(alerts: Vec<Alert>) -> AlertFile {
-        let alerts = alerts
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| Alert {
-                line: i as u64 + 1,
-                ..a
-            })
-            .collect();
-        AlertFile {
-            path: "alerts.jsonl".into(),
-            alerts,
-        }
+        let alerts = alerts.into_iter().enumerate().map(|(i, a)| Alert { line: i as u64 + 1, ..a }).collect();
+        AlertFile { path: "alerts.jsonl".into(), alerts }
     }
 
     fn days(accounts: &[(&str, u64)]) -> BTreeMap<String, u64> {
@@ -956,10 +852,7 @@ mod tests {
     const ONE: &str = "2020-09-09T13:00:00Z";
 
     fn window(start: &str, end: &str) -> Window {
-        Window {
-            start: Some(t(start)),
-            end: Some(t(end)),
-        }
+        Window { start: Some(t(start)), end: Some(t(end)) }
     }
 
     #[test]
@@ -1020,10 +913,7 @@ mod tests {
         assert!(!w.overlaps(s, e, 0));
         assert!(w.overlaps(s, e, HOUR));
         // Open ends.
-        let open = Window {
-            start: Some(t(NOON)),
-            end: None,
-        };
+        let open = Window { start: Some(t(NOON)), end: None };
         assert!(open.overlaps(t("2021-01-01T00:00:00Z"), t("2021-01-01T00:00:00Z"), 0));
         assert!(!open.overlaps(t("2020-01-01T00:00:00Z"), t("2020-01-01T00:00:00Z"), 0));
         assert!(Window::default().overlaps(Millis::MIN, Millis::MIN, HOUR));
@@ -1033,22 +923,18 @@ mod tests {
     /// one unlabelled.
     fn truth() -> Truth {
         let mut truth = Truth::default();
-        truth
-            .add("bad", true, window(NOON, ONE), Some("takeover"))
-            .add("good", false, Window::default(), Some("regret"));
+        truth.add("bad", true, window(NOON, ONE), Some("takeover")).add(
+            "good",
+            false,
+            Window::default(),
+            Some("regret"),
+        );
         truth
     }
 
     #[test]
     fn slack_decides_whether_a_late_alert_is_a_detection() {
-        let alerts = file(vec![alert(
-            "bad",
-            "2020-09-09T13:40:00Z",
-            "2020-09-09T13:50:00Z",
-            0.9,
-            "high",
-            &["r1"],
-        )]);
+        let alerts = file(vec![alert("bad", "2020-09-09T13:40:00Z", "2020-09-09T13:50:00Z", 0.9, "high", &["r1"])]);
         let d = days(&[("bad", 3), ("good", 5), ("quiet", 10)]);
         let with = evaluate(&truth(), &d, &alerts, &settings(HOUR)).unwrap();
         assert_eq!(with.by_tier[0].true_positives, 1);
@@ -1060,10 +946,7 @@ mod tests {
         assert_eq!(without.alerts.outside_window, 1);
         let high = &without.by_tier[0];
         // Not a detection ...
-        assert_eq!(
-            (high.true_positives, high.false_negatives, high.recall),
-            (0, 1, Some(0.0))
-        );
+        assert_eq!((high.true_positives, high.false_negatives, high.recall), (0, 1, Some(0.0)));
         // ... and not a false positive either: it is counted nowhere.
         assert_eq!((high.flagged, high.false_positives), (0, 0));
         assert_eq!(high.precision, None);
@@ -1078,14 +961,7 @@ mod tests {
     fn compromised_without_window_counts_any_alert() {
         let mut truth = Truth::default();
         truth.add("bad", true, Window::default(), None);
-        let alerts = file(vec![alert(
-            "bad",
-            "2019-01-01T00:00:00Z",
-            "2019-01-01T00:00:00Z",
-            0.3,
-            "low",
-            &[],
-        )]);
+        let alerts = file(vec![alert("bad", "2019-01-01T00:00:00Z", "2019-01-01T00:00:00Z", 0.3, "low", &[])]);
         let r = evaluate(&truth, &days(&[("bad", 1)]), &alerts, &settings(0)).unwrap();
         assert_eq!(r.by_tier[2].true_positives, 1);
         assert_eq!(r.by_tier[1].true_positives, 0);
@@ -1115,16 +991,7 @@ mod tests {
         let got: Vec<Row> = r
             .by_tier
             .iter()
-            .map(|t| {
-                (
-                    t.true_positives,
-                    t.false_positives,
-                    t.false_negatives,
-                    t.precision,
-                    t.recall,
-                    t.f1,
-                )
-            })
+            .map(|t| (t.true_positives, t.false_positives, t.false_negatives, t.precision, t.recall, t.f1))
             .collect();
         assert_eq!(
             got,
@@ -1143,25 +1010,14 @@ mod tests {
         assert_eq!(r.ranking.pr_auc, Some(1.0));
 
         // Rules at low: an account counts once per rule.
-        let c = |v: &[RuleCount]| -> Vec<(String, u64)> {
-            v.iter().map(|c| (c.rule.clone(), c.accounts)).collect()
-        };
+        let c = |v: &[RuleCount]| -> Vec<(String, u64)> { v.iter().map(|c| (c.rule.clone(), c.accounts)).collect() };
         assert_eq!(r.rules.tier.as_deref(), Some("low"));
-        assert_eq!(
-            c(&r.rules.true_positives),
-            [("r1".into(), 1), ("r2".into(), 1), ("r3".into(), 1)]
-        );
-        assert_eq!(
-            c(&r.rules.false_positives),
-            [("r2".into(), 1), ("r3".into(), 1)]
-        );
+        assert_eq!(c(&r.rules.true_positives), [("r1".into(), 1), ("r2".into(), 1), ("r3".into(), 1)]);
+        assert_eq!(c(&r.rules.false_positives), [("r2".into(), 1), ("r3".into(), 1)]);
 
         // At the default (highest) tier only the high alert's rules count.
         let r = evaluate(&truth(), &d, &alerts, &settings(HOUR)).unwrap();
-        assert_eq!(
-            c(&r.rules.true_positives),
-            [("r1".into(), 1), ("r2".into(), 1)]
-        );
+        assert_eq!(c(&r.rules.true_positives), [("r1".into(), 1), ("r2".into(), 1)]);
         assert!(r.rules.false_positives.is_empty());
     }
 
@@ -1173,12 +1029,7 @@ mod tests {
             alert("c", NOON, NOON, 0.9, "high", &["alpha"]),
         ]);
         let r = evaluate(&Truth::default(), &BTreeMap::new(), &alerts, &settings(0)).unwrap();
-        let got: Vec<(&str, u64)> = r
-            .rules
-            .false_positives
-            .iter()
-            .map(|c| (c.rule.as_str(), c.accounts))
-            .collect();
+        let got: Vec<(&str, u64)> = r.rules.false_positives.iter().map(|c| (c.rule.as_str(), c.accounts)).collect();
         assert_eq!(got, [("zeta", 2), ("alpha", 1), ("beta", 1)]);
         assert_eq!(r.accounts.total, 3);
         assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
@@ -1208,41 +1059,13 @@ mod tests {
                 .map(|s| (s.style.clone(), s.accounts, s.detected, s.recall))
                 .collect()
         };
-        assert_eq!(
-            recall(0),
-            [
-                ("sim-swap".into(), 1, 0, 0.0),
-                ("takeover".into(), 2, 1, 0.5)
-            ]
-        );
-        assert_eq!(
-            recall(1),
-            [
-                ("sim-swap".into(), 1, 1, 1.0),
-                ("takeover".into(), 2, 1, 0.5)
-            ]
-        );
+        assert_eq!(recall(0), [("sim-swap".into(), 1, 0, 0.0), ("takeover".into(), 2, 1, 0.5)]);
+        assert_eq!(recall(1), [("sim-swap".into(), 1, 1, 1.0), ("takeover".into(), 2, 1, 0.5)]);
         let fp = |t: usize| -> Vec<(String, u64, u64, f64)> {
-            r.by_tier[t]
-                .benign_styles
-                .iter()
-                .map(|s| (s.style.clone(), s.accounts, s.flagged, s.fp_rate))
-                .collect()
+            r.by_tier[t].benign_styles.iter().map(|s| (s.style.clone(), s.accounts, s.flagged, s.fp_rate)).collect()
         };
-        assert_eq!(
-            fp(1),
-            [
-                ("accidental-tap".into(), 2, 0, 0.0),
-                ("regret".into(), 1, 0, 0.0)
-            ]
-        );
-        assert_eq!(
-            fp(2),
-            [
-                ("accidental-tap".into(), 2, 1, 0.5),
-                ("regret".into(), 1, 0, 0.0)
-            ]
-        );
+        assert_eq!(fp(1), [("accidental-tap".into(), 2, 0, 0.0), ("regret".into(), 1, 0, 0.0)]);
+        assert_eq!(fp(2), [("accidental-tap".into(), 2, 1, 0.5), ("regret".into(), 1, 0, 0.0)]);
         // Overall at low: 2 of 4 compromised found, 1 FP.
         assert_eq!(r.by_tier[2].recall, Some(0.5));
         assert_eq!(r.by_tier[2].precision, Some(0.666667));
@@ -1251,9 +1074,7 @@ mod tests {
     #[test]
     fn conflicting_labels_are_compromised() {
         let mut truth = Truth::default();
-        truth
-            .add("a", false, Window::default(), Some("regret"))
-            .add("a", true, window(NOON, ONE), Some("takeover"));
+        truth.add("a", false, Window::default(), Some("regret")).add("a", true, window(NOON, ONE), Some("takeover"));
         let a = &truth.accounts["a"];
         assert!(a.compromised && a.conflicting);
         assert_eq!(a.style.as_deref(), Some("takeover"));
@@ -1302,20 +1123,11 @@ mod tests {
         assert_eq!(f.alerts[0].end, t("2020-09-09T16:10:00Z"));
         assert_eq!(f.alerts[1].line, 3);
 
-        let err = |text: &str| {
-            parse_alerts(Path::new("a.jsonl"), text.as_bytes())
-                .unwrap_err()
-                .to_string()
-        };
-        assert_eq!(
-            err("\n{\"actor\":\"x\"}\n"),
-            "a.jsonl:2: not an alert: missing field `start` (column 13)"
-        );
+        let err = |text: &str| parse_alerts(Path::new("a.jsonl"), text.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err("\n{\"actor\":\"x\"}\n"), "a.jsonl:2: not an alert: missing field `start` (column 13)");
         assert!(err("{oops\n").starts_with("a.jsonl:1: not an alert: key must be a string"));
         assert_eq!(
-            err(
-                r#"{"actor":"x","start":"yesterday","end":"2020-09-09T13:58:00Z","score":0.3,"tier":"low","hits":[]}"#
-            ),
+            err(r#"{"actor":"x","start":"yesterday","end":"2020-09-09T13:58:00Z","score":0.3,"tier":"low","hits":[]}"#),
             "a.jsonl:1: `start` is not a timestamp: \"yesterday\""
         );
         assert_eq!(

@@ -22,7 +22,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::data::schema::{ev, TableKind};
+use crate::data::schema::{TableKind, ev};
 use crate::data::table::{Column, Table};
 use crate::intern::{Interner, Sym};
 
@@ -213,9 +213,8 @@ fn encode(t: &Table, out: &mut Vec<u8>) {
         block.extend_from_slice(name.as_bytes());
         block.push(kind);
         match c {
-            Column::Time(_) => (0..n).for_each(|r| {
-                block.extend_from_slice(&c.time(r).unwrap_or(crate::data::table::NO_TIME).to_le_bytes())
-            }),
+            Column::Time(_) => (0..n)
+                .for_each(|r| block.extend_from_slice(&c.time(r).unwrap_or(crate::data::table::NO_TIME).to_le_bytes())),
             Column::Sym(_) => (0..n).for_each(|r| put_u32(&mut block, c.sym(r).map_or(0, |s| s.index() as u32 + 1))),
             Column::Num(_) => (0..n).for_each(|r| block.extend_from_slice(&c.num(r).unwrap_or(f64::NAN).to_le_bytes())),
             Column::Text(_) => (0..n).for_each(|r| match c.text(r) {
@@ -281,7 +280,9 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
             let kind = c.take(1)?[0];
             let column = match kind {
                 0 => Column::Time((0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?),
-                1 => Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?),
+                1 => {
+                    Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?)
+                }
                 2 => Column::Num((0..n).map(|_| c.u64().map(f64::from_bits)).collect::<io::Result<_>>()?),
                 3 => Column::Text(
                     (0..n)

@@ -7,22 +7,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn changeling(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_changeling"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
+    Command::new(env!("CARGO_BIN_EXE_changeling")).args(args).output().expect("the binary runs")
 }
 
 fn score_story(dir: &Path) -> String {
     let alerts = dir.join("alerts.jsonl").display().to_string();
-    let o = changeling(&[
-        "score",
-        "--data",
-        "tests/fixtures/story",
-        "--out",
-        &alerts,
-        "--quiet",
-    ]);
+    let o = changeling(&["score", "--data", "tests/fixtures/story", "--out", &alerts, "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     alerts
 }
@@ -31,14 +21,7 @@ fn score_story(dir: &Path) -> String {
 fn story_eval_finds_liu_at_high_without_false_positives() {
     let tmp = tempfile::tempdir().unwrap();
     let alerts = score_story(tmp.path());
-    let o = changeling(&[
-        "eval",
-        "--data",
-        "tests/fixtures/story",
-        "--alerts",
-        &alerts,
-        "--json",
-    ]);
+    let o = changeling(&["eval", "--data", "tests/fixtures/story", "--alerts", &alerts, "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
 
@@ -58,14 +41,8 @@ fn story_eval_finds_liu_at_high_without_false_positives() {
     assert_eq!(story["recall"], 1.0);
 
     let lookalikes = high["benign_styles"].as_array().unwrap();
-    let names: Vec<&str> = lookalikes
-        .iter()
-        .map(|s| s["style"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        ["accidental-tap", "new-interest", "regret", "search"]
-    );
+    let names: Vec<&str> = lookalikes.iter().map(|s| s["style"].as_str().unwrap()).collect();
+    assert_eq!(names, ["accidental-tap", "new-interest", "regret", "search"]);
     for s in lookalikes {
         assert_eq!(s["fp_rate"], 0.0, "{s}");
     }
@@ -80,13 +57,7 @@ fn text_and_json_are_deterministic() {
     let tmp = tempfile::tempdir().unwrap();
     let alerts = score_story(tmp.path());
     for extra in [&[][..], &["--json"][..]] {
-        let mut args = vec![
-            "eval",
-            "--data",
-            "tests/fixtures/story",
-            "--alerts",
-            &alerts,
-        ];
+        let mut args = vec!["eval", "--data", "tests/fixtures/story", "--alerts", &alerts];
         args.extend_from_slice(extra);
         let a = changeling(&args);
         let b = changeling(&args);
@@ -105,13 +76,7 @@ fn a_malformed_alert_line_is_an_error_naming_file_and_line() {
     )
     .unwrap();
     let alerts = alerts.display().to_string();
-    let o = changeling(&[
-        "eval",
-        "--data",
-        "tests/fixtures/story",
-        "--alerts",
-        &alerts,
-    ]);
+    let o = changeling(&["eval", "--data", "tests/fixtures/story", "--alerts", &alerts]);
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{alerts}:2: not an alert")), "{err}");

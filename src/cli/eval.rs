@@ -60,17 +60,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
 
     let mut notes = Vec::new();
     let (tiers, tier_source) = match changeling::rules::load(&args.rules) {
-        (Some(set), _) => (
-            set.config.tiers.into_iter().map(|t| t.name).collect(),
-            TierSource::Rules,
-        ),
+        (Some(set), _) => (set.config.tiers.into_iter().map(|t| t.name).collect(), TierSource::Rules),
         (None, diags) => {
             let tiers = eval::tiers_from_alerts(&alerts);
-            let first = diags
-                .sorted()
-                .into_iter()
-                .find(|d| d.is_error())
-                .map_or_else(String::new, |d| format!("; first: {d}"));
+            let first =
+                diags.sorted().into_iter().find(|d| d.is_error()).map_or_else(String::new, |d| format!("; first: {d}"));
             notes.push(format!(
                 "rules in {} do not load ({} error{}{first}); tiers taken from the alerts, ordered by their lowest score: {}",
                 args.rules.display(),
@@ -82,32 +76,17 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let opts = ReadOptions {
-        projection: Some(eval::projection()),
-        ..ReadOptions::default()
-    };
-    let data = Dataset::open(&args.data, &opts)
-        .with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+    let data = Dataset::open(&args.data, &opts).with_context(|| format!("reading dataset {}", args.data.display()))?;
     let truth = eval::Truth::from_dataset(&data)?;
     if let Some(r) = data.report.table(TableKind::Labels)
         && r.skipped > 0
     {
-        let first = r
-            .samples
-            .first()
-            .map_or_else(String::new, |s| format!("; first: {s}"));
-        notes.push(format!(
-            "{} bad labels records were skipped{first}",
-            r.skipped
-        ));
+        let first = r.samples.first().map_or_else(String::new, |s| format!("; first: {s}"));
+        notes.push(format!("{} bad labels records were skipped{first}", r.skipped));
     }
     let days = eval::account_days(&data);
-    let settings = Settings {
-        tiers,
-        tier_source,
-        slack: args.slack,
-        rules_tier: args.tier.clone(),
-    };
+    let settings = Settings { tiers, tier_source, slack: args.slack, rules_tier: args.tier.clone() };
     let mut report = eval::evaluate(&truth, &days, &alerts, &settings)?;
     notes.append(&mut report.notes);
     report.notes = notes;
@@ -138,15 +117,8 @@ fn num(x: Option<f64>) -> String {
 /// right-aligned, two spaces between, indented by two.
 fn table(out: &mut String, rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
     for row in rows {
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
@@ -166,12 +138,7 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
 fn render(args: &EvalArgs, r: &Report) -> String {
     let mut out = String::new();
     let a = &r.accounts;
-    let _ = writeln!(
-        out,
-        "changeling eval: {} against {}",
-        args.alerts.display(),
-        args.data.display()
-    );
+    let _ = writeln!(out, "changeling eval: {} against {}", args.alerts.display(), args.data.display());
     let _ = writeln!(
         out,
         "  accounts  {}: {} compromised, {} benign ({} labelled); {} benign account-days",
@@ -190,19 +157,9 @@ fn render(args: &EvalArgs, r: &Report) -> String {
 
     let _ = writeln!(out, "\naccounts flagged at each tier or higher");
     let mut rows = vec![
-        [
-            "tier",
-            "flagged",
-            "TP",
-            "FP",
-            "FN",
-            "precision",
-            "recall",
-            "F1",
-            "FP per M account-days",
-        ]
-        .map(String::from)
-        .to_vec(),
+        ["tier", "flagged", "TP", "FP", "FN", "precision", "recall", "F1", "FP per M account-days"]
+            .map(String::from)
+            .to_vec(),
     ];
     for t in &r.by_tier {
         rows.push(vec![
@@ -214,8 +171,7 @@ fn render(args: &EvalArgs, r: &Report) -> String {
             num(t.precision),
             num(t.recall),
             num(t.f1),
-            t.fp_per_million_account_days
-                .map_or_else(|| "-".into(), |x| format!("{x:.1}")),
+            t.fp_per_million_account_days.map_or_else(|| "-".into(), |x| format!("{x:.1}")),
         ]);
     }
     table(&mut out, &rows);
@@ -233,11 +189,7 @@ fn render(args: &EvalArgs, r: &Report) -> String {
         let mut rows = vec![header("style")];
         for (i, s) in first.compromised_styles.iter().enumerate() {
             let mut row = vec![s.style.clone(), s.accounts.to_string()];
-            row.extend(
-                r.by_tier
-                    .iter()
-                    .map(|t| format!("{:.3}", t.compromised_styles[i].recall)),
-            );
+            row.extend(r.by_tier.iter().map(|t| format!("{:.3}", t.compromised_styles[i].recall)));
             rows.push(row);
         }
         table(&mut out, &rows);
@@ -249,11 +201,7 @@ fn render(args: &EvalArgs, r: &Report) -> String {
         let mut rows = vec![header("style")];
         for (i, s) in first.benign_styles.iter().enumerate() {
             let mut row = vec![s.style.clone(), s.accounts.to_string()];
-            row.extend(
-                r.by_tier
-                    .iter()
-                    .map(|t| format!("{:.3}", t.benign_styles[i].fp_rate)),
-            );
+            row.extend(r.by_tier.iter().map(|t| format!("{:.3}", t.benign_styles[i].fp_rate)));
             rows.push(row);
         }
         table(&mut out, &rows);
@@ -267,10 +215,7 @@ fn render(args: &EvalArgs, r: &Report) -> String {
     );
     table(
         &mut out,
-        &[
-            vec!["ROC AUC".into(), num(k.roc_auc)],
-            vec!["PR AUC".into(), num(k.pr_auc), "(average precision)".into()],
-        ],
+        &[vec!["ROC AUC".into(), num(k.roc_auc)], vec!["PR AUC".into(), num(k.pr_auc), "(average precision)".into()]],
     );
 
     if let Some(tier) = &r.rules.tier {
@@ -287,11 +232,7 @@ fn render(args: &EvalArgs, r: &Report) -> String {
         if list.is_empty() {
             let _ = writeln!(out, "  (none)");
         } else {
-            let mut rows = vec![
-                ["rule", "TP accounts", "FP accounts"]
-                    .map(String::from)
-                    .to_vec(),
-            ];
+            let mut rows = vec![["rule", "TP accounts", "FP accounts"].map(String::from).to_vec()];
             for (rule, (tp, fp)) in list {
                 rows.push(vec![rule.to_string(), tp.to_string(), fp.to_string()]);
             }

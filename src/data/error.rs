@@ -14,12 +14,12 @@ use super::schema::TableKind;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A file or directory could not be read.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
+        /// What the system said (in the message, so not also a `source`).
+        error: std::io::Error,
     },
     /// The dataset has no `events` table.
     #[error(
@@ -69,7 +69,7 @@ fn list(paths: &[PathBuf]) -> String {
 impl DataError {
     /// An I/O error at `path`.
     pub fn io(path: &Path, source: std::io::Error) -> DataError {
-        DataError::Io { path: path.to_path_buf(), source }
+        DataError::Io { path: path.to_path_buf(), error: source }
     }
 }
 
