@@ -85,7 +85,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         projection: Some(plan.projection()),
         ..ReadOptions::default()
     };
-    let data = Dataset::open(&args.data, &opts).with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let data = Dataset::open(&args.data, &opts).context("reading dataset")?;
     let t_read = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
