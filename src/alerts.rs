@@ -12,7 +12,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use crate::data::Dataset;
+use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::AccountIncidents;
 use crate::time::format_rfc3339;
@@ -41,13 +41,7 @@ struct HitOut<'a> {
 }
 
 /// Writes every incident as one JSON line; returns how many were written.
-pub fn write_jsonl(
-    out: &mut impl Write,
-    accounts: &[AccountIncidents],
-    plan: &Plan,
-    data: &Dataset,
-) -> io::Result<u64> {
-    let s = &data.strings;
+pub fn write_jsonl(out: &mut impl Write, accounts: &[AccountIncidents], plan: &Plan, s: &Interner) -> io::Result<u64> {
     let mut n = 0;
     let mut line = Vec::with_capacity(1024);
     for a in accounts {
@@ -64,8 +58,8 @@ pub fn write_jsonl(
                     .map(|h| HitOut {
                         rule: &plan.rules[h.rule as usize].id,
                         ts: format_rfc3339(h.ts),
-                        action: s.resolve(data.events.action(h.event as usize)),
-                        target: data.events.target(h.event as usize).map(|t| s.resolve(t)),
+                        action: s.resolve(h.action),
+                        target: h.target.map(|t| s.resolve(t)),
                         strength: h.strength,
                         why: &h.why,
                         effect: h.effect.name(),

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod intern;
 pub mod plan;
 pub mod rules;
+pub mod run;
 pub mod score;
 pub mod signals;
 pub mod spill;

@@ -99,20 +99,33 @@ pub struct Partitioner {
     buffers: Vec<Vec<u8>>,
     flush_at: usize,
     hasher: foldhash::fast::FixedState,
+    salt: u64,
 }
 
 impl Partitioner {
     /// `n` partitions in `dir`; each buffers about `flush_at` bytes before
     /// compressing a chunk to disk.
     pub fn new(dir: &SpillDir, n: usize, flush_at: usize) -> io::Result<Partitioner> {
+        Partitioner::with_salt(dir, n, flush_at, 0)
+    }
+
+    /// Like [`Partitioner::new`], with a different assignment of accounts
+    /// to partitions for each `salt` (to split a partition further).
+    pub fn with_salt(dir: &SpillDir, n: usize, flush_at: usize, salt: u64) -> io::Result<Partitioner> {
         let n = n.max(1);
         let mut files = Vec::with_capacity(n);
         for p in 0..n {
-            let path = dir.path().join(format!("part-{p:05}.bin"));
+            let path = dir.path().join(format!("part-{salt}-{p:05}.bin"));
             File::create(&path)?;
             files.push(PartitionFile { path, rows: 0, bytes: 0 });
         }
-        Ok(Partitioner { files, buffers: vec![Vec::new(); n], flush_at, hasher: foldhash::fast::FixedState::default() })
+        Ok(Partitioner {
+            files,
+            buffers: vec![Vec::new(); n],
+            flush_at,
+            hasher: foldhash::fast::FixedState::default(),
+            salt,
+        })
     }
 
     /// Number of partitions.
@@ -127,7 +140,7 @@ impl Partitioner {
 
     /// The partition of an account.
     pub fn partition_of(&self, actor: &str) -> usize {
-        (self.hasher.hash_one(actor) % self.files.len() as u64) as usize
+        (self.hasher.hash_one((self.salt, actor)) % self.files.len() as u64) as usize
     }
 
     /// Adds every row of an events block (symbols of `strings`).
@@ -152,6 +165,27 @@ impl Partitioner {
             if self.buffers[p].len() >= self.flush_at {
                 self.flush(p)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Adds every row of `table` to partition `p`, whatever its accounts
+    /// (to write back one partition, sorted).
+    pub fn add_to(&mut self, p: usize, table: &Table) -> io::Result<()> {
+        // Chunks of at most 64 Ki rows keep encode buffers small.
+        let mut start = 0;
+        while start < table.rows {
+            let end = (start + (1 << 16)).min(table.rows);
+            let order: Vec<u32> = (start as u32..end as u32).collect();
+            let mut part = table.clone_structure();
+            part.columns = table.columns.iter().map(|c| c.gather(&order)).collect();
+            part.rows = order.len();
+            encode(&part, &mut self.buffers[p]);
+            self.files[p].rows += order.len() as u64;
+            if self.buffers[p].len() >= self.flush_at {
+                self.flush(p)?;
+            }
+            start = end;
         }
         Ok(())
     }
@@ -315,8 +349,17 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
 
 /// Reads one partition back into an events table.
 pub fn load(file: &PartitionFile) -> io::Result<Table> {
-    let mut r = BufReader::new(File::open(&file.path)?);
     let mut table = Table::new(TableKind::Events);
+    for_each_chunk(file, |chunk| {
+        table.append_table(chunk);
+        Ok(())
+    })?;
+    Ok(table)
+}
+
+/// Calls `f` with each chunk of a partition, in the order written.
+pub fn for_each_chunk(file: &PartitionFile, mut f: impl FnMut(Table) -> io::Result<()>) -> io::Result<()> {
+    let mut r = BufReader::new(File::open(&file.path)?);
     let mut len = [0u8; 4];
     loop {
         match r.read_exact(&mut len) {
@@ -328,10 +371,10 @@ pub fn load(file: &PartitionFile) -> io::Result<Table> {
         r.read_exact(&mut frame)?;
         let raw = zstd::stream::decode_all(&frame[..])?;
         for chunk in decode(&raw, TableKind::Events)? {
-            table.append_table(chunk);
+            f(chunk)?;
         }
     }
-    Ok(table)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ fn alerts(plan: &Plan, events: &str, threads: Option<usize>) -> Vec<u8> {
         Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap().install(|| scorer.run()),
     };
     let mut bytes = Vec::new();
-    changeling::alerts::write_jsonl(&mut bytes, &out, plan, &data).unwrap();
+    changeling::alerts::write_jsonl(&mut bytes, &out, plan, &data.strings).unwrap();
     bytes
 }
 

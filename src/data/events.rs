@@ -104,6 +104,26 @@ impl Events {
         (Events { ts, actor, action, table, accounts }, duplicates)
     }
 
+    /// Back into a plain table (for writing a sorted partition to disk).
+    pub fn into_table(self) -> Table {
+        let mut table = self.table;
+        table.columns[ev::TS] = Column::Time(self.ts);
+        table.columns[ev::ACTOR] = Column::Sym(self.actor.into_iter().map(Some).collect());
+        table.columns[ev::ACTION] = Column::Sym(self.action.into_iter().map(Some).collect());
+        table
+    }
+
+    /// No events.
+    pub fn empty() -> Events {
+        Events {
+            ts: Vec::new(),
+            actor: Vec::new(),
+            action: Vec::new(),
+            table: Table::new(super::schema::TableKind::Events),
+            accounts: Vec::new(),
+        }
+    }
+
     /// Number of events.
     #[inline]
     pub fn len(&self) -> usize {

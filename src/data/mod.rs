@@ -140,42 +140,30 @@ impl Dataset {
         strings: Interner,
         mut report: ReadReport,
     ) -> Dataset {
-        fn report_of(report: &mut ReadReport, kind: TableKind) -> &mut TableReport {
-            &mut report.tables.iter_mut().find(|(k, _)| *k == kind).expect("table was read").1
-        }
         let (events, dups) =
             Events::from_table(tables.remove(&TableKind::Events).expect("events is required"), &strings);
-        let r = report_of(&mut report, TableKind::Events);
-        r.duplicates = dups;
-        r.records -= dups;
-        let items = match tables.remove(&TableKind::Items) {
-            Some(t) => {
-                let (items, dups) = Items::new(t, &strings);
-                report_of(&mut report, TableKind::Items).duplicates = dups;
-                items
-            }
-            None => Items::empty(),
-        };
-        let accounts = match tables.remove(&TableKind::Accounts) {
-            Some(t) => {
-                let (accounts, dups) = Accounts::new(t, &strings);
-                report_of(&mut report, TableKind::Accounts).duplicates = dups;
-                accounts
-            }
-            None => Accounts::empty(),
-        };
-        let follows = tables.remove(&TableKind::Follows).map(|t| Follows::new(&t));
-        let impressions = tables.remove(&TableKind::Impressions).map(|t| Impressions::new(&t));
-        let labels = tables.remove(&TableKind::Labels).map(|t| Labels::new(t, &strings));
+        note_duplicates(&mut report, dups);
+        let side = Side::from_tables(tables, &strings, &mut report);
+        Dataset::from_parts(dir, Arc::new(strings), events, &side, report)
+    }
+
+    /// A dataset from its events and its other tables.
+    pub fn from_parts(
+        dir: PathBuf,
+        strings: Arc<Interner>,
+        events: Events,
+        side: &Side,
+        report: ReadReport,
+    ) -> Dataset {
         Dataset {
             dir,
-            strings: Arc::new(strings),
+            strings,
             events,
-            items: Arc::new(items),
-            follows: follows.map(Arc::new),
-            accounts: Arc::new(accounts),
-            impressions: impressions.map(Arc::new),
-            labels: labels.map(Arc::new),
+            items: side.items.clone(),
+            follows: side.follows.clone(),
+            accounts: side.accounts.clone(),
+            impressions: side.impressions.clone(),
+            labels: side.labels.clone(),
             report,
         }
     }
@@ -196,4 +184,89 @@ impl Dataset {
             report: self.report.clone(),
         }
     }
+}
+
+/// Counts exact duplicate events dropped into the events report.
+pub fn note_duplicates(report: &mut ReadReport, dups: u64) {
+    if let Some((_, r)) = report.tables.iter_mut().find(|(k, _)| *k == TableKind::Events) {
+        r.duplicates += dups;
+        r.records -= dups.min(r.records);
+    }
+}
+
+/// Every table of a dataset but its events, indexed: read first, since
+/// judging events needs them, and shared by every partition of the events.
+#[derive(Clone, Debug)]
+pub struct Side {
+    /// Content items (empty when the table is absent).
+    pub items: Arc<Items>,
+    /// The initial follow graph, when present.
+    pub follows: Option<Arc<Follows>>,
+    /// Account metadata (empty when absent).
+    pub accounts: Arc<Accounts>,
+    /// Logged impressions, when present.
+    pub impressions: Option<Arc<Impressions>>,
+    /// Ground truth, when present.
+    pub labels: Option<Arc<Labels>>,
+}
+
+impl Side {
+    /// Reads every table of `dir` but `events` into `strings`, adding their
+    /// reports to `report`.
+    pub fn read(
+        dir: &Path,
+        opts: &ReadOptions,
+        progress: &ReadProgress,
+        strings: &mut Interner,
+        report: &mut ReadReport,
+    ) -> Result<Side, DataError> {
+        let mut tables = BTreeMap::new();
+        for kind in TableKind::ALL.into_iter().filter(|k| *k != TableKind::Events) {
+            let Some(files) = source::locate(dir, kind)? else { continue };
+            let (table, table_report) = read::read_table(kind, &files, strings, opts, progress)?;
+            report.tables.push((kind, table_report));
+            tables.insert(kind, table);
+        }
+        Ok(Side::from_tables(tables, strings, report))
+    }
+
+    /// Indexes tables already read.
+    fn from_tables(mut tables: BTreeMap<TableKind, table::Table>, strings: &Interner, report: &mut ReadReport) -> Side {
+        let mut set_dups = |kind: TableKind, dups: u64| {
+            if let Some((_, r)) = report.tables.iter_mut().find(|(k, _)| *k == kind) {
+                r.duplicates = dups;
+            }
+        };
+        let items = match tables.remove(&TableKind::Items) {
+            Some(t) => {
+                let (items, dups) = Items::new(t, strings);
+                set_dups(TableKind::Items, dups);
+                items
+            }
+            None => Items::empty(),
+        };
+        let accounts = match tables.remove(&TableKind::Accounts) {
+            Some(t) => {
+                let (accounts, dups) = Accounts::new(t, strings);
+                set_dups(TableKind::Accounts, dups);
+                accounts
+            }
+            None => Accounts::empty(),
+        };
+        Side {
+            items: Arc::new(items),
+            follows: tables.remove(&TableKind::Follows).map(|t| Arc::new(Follows::new(&t))),
+            accounts: Arc::new(accounts),
+            impressions: tables.remove(&TableKind::Impressions).map(|t| Arc::new(Impressions::new(&t))),
+            labels: tables.remove(&TableKind::Labels).map(|t| Arc::new(Labels::new(t, strings))),
+        }
+    }
+}
+
+/// The files of the events table of `dir`.
+pub fn events_files(dir: &Path) -> Result<Vec<source::SourceFile>, DataError> {
+    if !dir.is_dir() {
+        return Err(DataError::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such dataset directory")));
+    }
+    source::locate(dir, TableKind::Events)?.ok_or_else(|| DataError::MissingEvents { dir: dir.to_path_buf() })
 }

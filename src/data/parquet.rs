@@ -2,17 +2,16 @@
 //! fails with a clear error instead of being skipped.
 
 use super::error::{DataError, TableReport};
-use super::read::{ReadOptions, ReadProgress};
+use super::read::{ReadOptions, ReadProgress, TableSink};
 use super::schema::TableKind;
 use super::source::SourceFile;
-use super::table::Table;
 use crate::intern::Interner;
 
 /// Reads one Parquet file into `table`.
 pub fn read_file(
     file: &SourceFile,
     _kind: TableKind,
-    _table: &mut Table,
+    _sink: &mut dyn TableSink,
     _strings: &mut Interner,
     _opts: &ReadOptions,
     _report: &mut TableReport,

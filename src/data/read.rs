@@ -48,6 +48,28 @@ pub struct ReadProgress {
     pub bytes: AtomicU64,
     /// Records parsed so far.
     pub records: AtomicU64,
+    /// Bytes read from disk so far (compressed, as the files are stored).
+    pub file_bytes: AtomicU64,
+}
+
+/// Where the parsed blocks of a table go, in file order: a [`Table`] in
+/// memory, or a partitioner that spills them to disk.
+pub trait TableSink {
+    /// Takes one parsed block; its strings are interned into `strings`.
+    fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError>;
+    /// Rows taken so far.
+    fn rows(&self) -> u64;
+}
+
+impl TableSink for Table {
+    fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError> {
+        self.append(block, strings);
+        Ok(())
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows as u64
+    }
 }
 
 /// Reads every file of one table into `strings` and a new [`Table`].
@@ -59,19 +81,33 @@ pub fn read_table(
     progress: &ReadProgress,
 ) -> Result<(Table, TableReport), DataError> {
     let mut table = Table::new(kind);
+    let report = read_into(kind, files, strings, opts, progress, &mut table)?;
+    Ok((table, report))
+}
+
+/// Reads every file of one table into `sink`, in file order.
+pub fn read_into(
+    kind: TableKind,
+    files: &[SourceFile],
+    strings: &mut Interner,
+    opts: &ReadOptions,
+    progress: &ReadProgress,
+    sink: &mut dyn TableSink,
+) -> Result<TableReport, DataError> {
     let mut report = TableReport { files: files.len(), ..TableReport::default() };
+    let before = sink.rows();
     for file in files {
         match file.format {
             Format::Parquet => {
-                super::parquet::read_file(file, kind, &mut table, strings, opts, &mut report, progress)?;
+                super::parquet::read_file(file, kind, sink, strings, opts, &mut report, progress)?;
             }
             Format::Jsonl | Format::Csv => {
-                read_text_file(file, kind, &mut table, strings, opts, &mut report, progress)?;
+                read_text_file(file, kind, sink, strings, opts, &mut report, progress)?;
             }
         }
     }
-    report.records = table.rows as u64;
-    Ok((table, report))
+    report.records = sink.rows() - before;
+    Ok(report)
 }
 
 /// Records one bad record in the report, or fails when strict.
@@ -97,14 +133,14 @@ pub(crate) fn note_bad(
 fn read_text_file(
     file: &SourceFile,
     kind: TableKind,
-    table: &mut Table,
+    sink: &mut dyn TableSink,
     strings: &mut Interner,
     opts: &ReadOptions,
     report: &mut TableReport,
     progress: &ReadProgress,
 ) -> Result<(), DataError> {
     let csv = file.format == Format::Csv;
-    let mut blocks = BlockReader::new(source::open(file)?, opts.block_bytes, csv);
+    let mut blocks = BlockReader::new(source::open(file, &progress.file_bytes)?, opts.block_bytes, csv);
     let mut header: Option<Vec<String>> = None;
     let batch = rayon::current_num_threads().max(1) * 2;
     let mut last_bytes = 0;
@@ -149,7 +185,7 @@ fn read_text_file(
             for (line, why) in bad {
                 note_bad(report, opts, &file.path, line, "line", why)?;
             }
-            table.append(builder, strings);
+            sink.push(builder, strings)?;
         }
     }
     report.bytes += blocks.bytes_read;

@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::DataError;
 use super::schema::TableKind;
@@ -128,10 +129,25 @@ fn parts(dir: &Path) -> Result<Vec<SourceFile>, DataError> {
     Ok(files)
 }
 
-/// Opens a JSONL or CSV file as a stream of its decompressed bytes.
-pub fn open(file: &SourceFile) -> Result<Box<dyn Read + Send>, DataError> {
+/// A reader that counts the bytes it passes into a shared counter.
+struct Counted<'a, R> {
+    inner: R,
+    counter: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Opens a JSONL or CSV file as a stream of its decompressed bytes,
+/// counting the bytes read from disk (before decompression) into `counter`.
+pub fn open<'a>(file: &SourceFile, counter: &'a AtomicU64) -> Result<Box<dyn Read + Send + 'a>, DataError> {
     let f = File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
-    let buffered = BufReader::with_capacity(1 << 20, f);
+    let buffered = BufReader::with_capacity(1 << 20, Counted { inner: f, counter });
     Ok(match file.compression {
         Compression::None => Box::new(buffered),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buffered)),

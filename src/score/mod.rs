@@ -18,6 +18,7 @@ pub mod filter;
 pub mod incident;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -40,6 +41,10 @@ pub struct Hit {
     pub event: u32,
     /// Event time.
     pub ts: Millis,
+    /// The event's action.
+    pub action: Sym,
+    /// The event's target, if any.
+    pub target: Option<Sym>,
     /// Strength in (0, 1].
     pub strength: f64,
     /// Which way it counts.
@@ -258,6 +263,8 @@ impl<'a> Scorer<'a> {
             rule: ri,
             event: e.i as u32,
             ts: e.ts,
+            action: e.action,
+            target: e.target(),
             strength: incident::round4(strength),
             effect: rule.effect,
             why,
@@ -268,6 +275,11 @@ impl<'a> Scorer<'a> {
     /// Scores every account on the current rayon pool. Accounts come back
     /// ordered by id (as text); only accounts with incidents are listed.
     pub fn run(&self) -> Vec<AccountIncidents> {
+        self.run_counting(&AtomicU64::new(0))
+    }
+
+    /// [`Scorer::run`], counting accounts scored into `done` as it goes.
+    pub fn run_counting(&self, done: &AtomicU64) -> Vec<AccountIncidents> {
         let mut out: Vec<AccountIncidents> = self
             .data
             .events
@@ -275,7 +287,10 @@ impl<'a> Scorer<'a> {
             .par_iter()
             .map_init(
                 || self.scratch(),
-                |scratch, span| AccountIncidents { actor: span.actor, incidents: self.score_account(span, scratch) },
+                |scratch, span| {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    AccountIncidents { actor: span.actor, incidents: self.score_account(span, scratch) }
+                },
             )
             .filter(|a| !a.incidents.is_empty())
             .collect();

@@ -166,7 +166,7 @@ registry! {
 
 /// Whole-input aggregates, finished, for binding (see [`aggregate`]).
 /// Keys are sorted action names.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct BindCache {
     /// Population distributions, by (feature, history actions).
     pub priors: HashMap<(off_pattern::Feature, Vec<String>), Arc<off_pattern::Prior>>,

@@ -1,0 +1,397 @@
+//! A whole scoring run over a dataset directory: read, score, return
+//! incidents. In memory when the events fit the memory budget; otherwise
+//! partitioned by account through spill files, with the same result.
+//!
+//! Reading starts in memory. If the events table grows past a share of the
+//! budget, the run switches to partitioned mode: what was read so far and
+//! everything after it is hash-partitioned by account into compressed spill
+//! files (see [`crate::spill`]), while the whole-input aggregates signals
+//! need (population distributions, who liked what when) are folded in as
+//! blocks pass. Partitions are then loaded, sorted, deduplicated and scored
+//! independently, several at a time; a partition that turns out too large
+//! for its share of the budget is split again. Since every account's events
+//! are in one partition and the aggregates are the same fold, the incidents
+//! are exactly those of the in-memory path.
+//!
+//! What stays in memory in either mode: the interned strings, the tables
+//! other than events (items, follows, accounts, impressions, labels), the
+//! aggregates, and the incidents. The budget governs the events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::data::read::{self, TableSink};
+use crate::data::table::{Table, TableBuilder};
+use crate::data::{self, DataError, Dataset, Events, ReadOptions, ReadProgress, ReadReport, Side, TableKind};
+use crate::intern::Interner;
+use crate::plan::Plan;
+use crate::score::{AccountIncidents, Scorer};
+use crate::signals::BindCache;
+use crate::signals::aggregate::Aggregates;
+use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// How to read the data.
+    pub read: ReadOptions,
+    /// Memory budget for events, in bytes.
+    pub memory: u64,
+    /// Where spill files go.
+    pub tmp: PathBuf,
+    /// Partition into this many parts whatever the size (for tests).
+    pub force_partitions: Option<usize>,
+}
+
+/// Counters a caller can watch while a run goes on.
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    /// Reading.
+    pub read: ReadProgress,
+    /// Partitions scored so far, and how many there are (0 in memory).
+    pub partitions_done: AtomicU64,
+    /// Number of partitions, once known.
+    pub partitions: AtomicU64,
+    /// Accounts scored so far.
+    pub accounts_done: AtomicU64,
+    /// Accounts to score, once known (in memory only).
+    pub accounts_total: AtomicU64,
+    /// Set when reading is over and scoring starts.
+    pub scoring: std::sync::atomic::AtomicBool,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Accounts with incidents, ordered by id.
+    pub accounts: Vec<AccountIncidents>,
+    /// Every string, for writing alerts.
+    pub strings: Arc<Interner>,
+    /// What reading found.
+    pub report: ReadReport,
+    /// Events scored (after dropping duplicates).
+    pub events: u64,
+    /// Accounts seen.
+    pub accounts_seen: u64,
+    /// Notes to show once (a signal abstaining on this dataset, say).
+    pub notes: Vec<String>,
+    /// Partitions used, when the run spilled.
+    pub partitions: Option<usize>,
+    /// Bytes of spill files written.
+    pub spilled_bytes: u64,
+    /// Seconds spent reading (and partitioning).
+    pub read_secs: f64,
+    /// Seconds spent scoring.
+    pub score_secs: f64,
+}
+
+/// An error that stops a run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The data could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A spill file could not be written or read.
+    #[error("spill files in {}: {error}", dir.display())]
+    Spill {
+        /// The spill directory.
+        dir: PathBuf,
+        /// What the system said.
+        error: std::io::Error,
+    },
+}
+
+/// The share of the budget the events table may reach before the run
+/// switches to partitions (sorting needs about twice the table again).
+const IN_MEMORY_SHARE: f64 = 0.3;
+
+/// Where the events go: a table while they fit, then partitions.
+struct EventsSink<'a> {
+    table: Table,
+    spill: Option<(SpillDir, Partitioner)>,
+    opts: &'a RunOptions,
+    rows: u64,
+    bytes_per_row: f64,
+}
+
+impl EventsSink<'_> {
+    fn per_worker_budget(&self) -> f64 {
+        self.opts.memory as f64 * 0.5 / rayon::current_num_threads().max(1) as f64
+    }
+
+    fn switch(&mut self, strings: &Interner) -> Result<(), DataError> {
+        let bytes = self.table.heap_bytes() as f64;
+        self.bytes_per_row = (bytes / self.table.rows.max(1) as f64).max(16.0);
+        let n = self.opts.force_partitions.unwrap_or_else(|| {
+            let want = (bytes * 4.0 * 3.0 / self.per_worker_budget()).ceil() as usize;
+            want.clamp(rayon::current_num_threads() * 4, 4096)
+        });
+        let dir = SpillDir::new(&self.opts.tmp).map_err(|e| DataError::io(&self.opts.tmp, e))?;
+        let mut partitioner = Partitioner::new(&dir, n, 1 << 20).map_err(|e| DataError::io(dir.path(), e))?;
+        let table = std::mem::replace(&mut self.table, Table::new(TableKind::Events));
+        partitioner.add(&table, strings).map_err(|e| DataError::io(dir.path(), e))?;
+        self.spill = Some((dir, partitioner));
+        Ok(())
+    }
+}
+
+impl TableSink for EventsSink<'_> {
+    fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError> {
+        self.rows += block.rows() as u64;
+        match &mut self.spill {
+            None => {
+                self.table.append(block, strings);
+                let limit = self.opts.memory as f64 * IN_MEMORY_SHARE;
+                if self.opts.force_partitions.is_some() || self.table.heap_bytes() as f64 > limit {
+                    self.switch(strings)?;
+                }
+            }
+            Some((dir, partitioner)) => {
+                let mut t = Table::new(TableKind::Events);
+                t.append(block, strings);
+                partitioner.add(&t, strings).map_err(|e| DataError::io(dir.path(), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Runs `plan` over the dataset in `dir`.
+pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -> Result<RunOutput, RunError> {
+    let t0 = Instant::now();
+    let files = data::events_files(dir)?;
+    let mut strings = Interner::new();
+    let mut report = ReadReport::default();
+    let side = Side::read(dir, &opts.read, &progress.read, &mut strings, &mut report)?;
+    let mut sink = EventsSink { table: Table::new(TableKind::Events), spill: None, opts, rows: 0, bytes_per_row: 64.0 };
+    let events_report =
+        read::read_into(TableKind::Events, &files, &mut strings, &opts.read, &progress.read, &mut sink)?;
+    report.tables.push((TableKind::Events, events_report));
+
+    let EventsSink { table, spill, bytes_per_row, .. } = sink;
+    let aggregates = Aggregates::for_plan(plan);
+    let Some((spill_dir, partitioner)) = spill else {
+        // In memory.
+        let (events, dups) = Events::from_table(table, &strings);
+        data::note_duplicates(&mut report, dups);
+        let data = Dataset::from_parts(dir.to_path_buf(), Arc::new(strings), events, &side, report);
+        let read_secs = t0.elapsed().as_secs_f64();
+        progress.scoring.store(true, Ordering::Relaxed);
+        let t1 = Instant::now();
+        let scorer = Scorer::new(plan, &data);
+        progress.accounts_total.store(data.events.accounts.len() as u64, Ordering::Relaxed);
+        let accounts = scorer.run_counting(&progress.accounts_done);
+        let notes = scorer.notes().to_vec();
+        return Ok(RunOutput {
+            accounts,
+            events: data.events.len() as u64,
+            accounts_seen: data.events.accounts.len() as u64,
+            strings: data.strings.clone(),
+            report: data.report.clone(),
+            notes,
+            partitions: None,
+            spilled_bytes: 0,
+            read_secs,
+            score_secs: t1.elapsed().as_secs_f64(),
+        });
+    };
+
+    // Partitioned. Pass A sorts and deduplicates each partition, folds the
+    // aggregates over its events and writes it back sorted; pass B scores.
+    let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
+    let files = partitioner.finish().map_err(spill_err)?;
+    progress.partitions.store(files.len() as u64, Ordering::Relaxed);
+    let strings = Arc::new(strings);
+    let budget = opts.memory as f64 * 0.5 / rayon::current_num_threads().max(1) as f64;
+    let ctx = PartitionCtx {
+        dir,
+        plan,
+        side: &side,
+        strings: &strings,
+        template: &aggregates,
+        spill: &spill_dir,
+        budget,
+        bytes_per_row,
+        names: AtomicU64::new(1),
+    };
+    let prepared: Vec<Prepared> =
+        files.par_iter().map(|f| ctx.prepare(f, 1)).collect::<Result<Vec<_>, std::io::Error>>().map_err(spill_err)?;
+    let mut aggregates = aggregates.empty_like();
+    let mut sorted = Vec::new();
+    let mut duplicates = 0;
+    for p in prepared {
+        aggregates.merge(p.aggregates);
+        sorted.extend(p.files);
+        duplicates += p.duplicates;
+    }
+    data::note_duplicates(&mut report, duplicates);
+    let cache = aggregates.finish(&strings);
+    let spilled_bytes = files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>();
+    let read_secs = t0.elapsed().as_secs_f64();
+
+    progress.scoring.store(true, Ordering::Relaxed);
+    let t1 = Instant::now();
+    let parts: Vec<PartResult> = sorted
+        .par_iter()
+        .map(|f| ctx.score(f, &cache, progress))
+        .collect::<Result<Vec<_>, std::io::Error>>()
+        .map_err(spill_err)?;
+    let mut out = PartResult::default();
+    for p in parts {
+        out.merge(p);
+    }
+    out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
+    let notes = {
+        let empty =
+            Dataset::from_parts(dir.to_path_buf(), strings.clone(), Events::empty(), &side, ReadReport::default());
+        Scorer::with_aggregates(plan, &empty, cache.clone()).notes().to_vec()
+    };
+    Ok(RunOutput {
+        accounts: out.accounts,
+        strings,
+        report,
+        events: out.events,
+        accounts_seen: out.accounts_seen,
+        notes,
+        partitions: Some(sorted.len()),
+        spilled_bytes,
+        read_secs,
+        score_secs: t1.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Default)]
+struct PartResult {
+    accounts: Vec<AccountIncidents>,
+    events: u64,
+    accounts_seen: u64,
+}
+
+impl PartResult {
+    fn merge(&mut self, o: PartResult) {
+        self.accounts.extend(o.accounts);
+        self.events += o.events;
+        self.accounts_seen += o.accounts_seen;
+    }
+}
+
+/// A partition after pass A: sorted files, its aggregates, duplicates dropped.
+struct Prepared {
+    files: Vec<PartitionFile>,
+    aggregates: Aggregates,
+    duplicates: u64,
+}
+
+struct PartitionCtx<'a> {
+    dir: &'a Path,
+    plan: &'a Plan,
+    side: &'a Side,
+    strings: &'a Arc<Interner>,
+    template: &'a Aggregates,
+    spill: &'a SpillDir,
+    budget: f64,
+    bytes_per_row: f64,
+    /// Distinct names for files written in pass A.
+    names: AtomicU64,
+}
+
+impl PartitionCtx<'_> {
+    /// Pass A for one partition: split it if it is too large for a worker's
+    /// share of the budget; sort and deduplicate; fold the aggregates; write
+    /// it back sorted.
+    fn prepare(&self, file: &PartitionFile, depth: u64) -> std::io::Result<Prepared> {
+        let need = file.rows as f64 * self.bytes_per_row * 3.0;
+        if need > self.budget && depth < 6 && file.rows > 1 {
+            let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
+            let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | depth;
+            let mut sub = Partitioner::with_salt(self.spill, n, 1 << 20, salt)?;
+            spill::for_each_chunk(file, |chunk| sub.add(&chunk, self.strings))?;
+            let subs = sub.finish()?;
+            std::fs::remove_file(&file.path)?;
+            let mut out = Prepared { files: Vec::new(), aggregates: self.template.empty_like(), duplicates: 0 };
+            for s in subs.iter().filter(|s| s.rows > 0) {
+                let p = self.prepare(s, depth + 1)?;
+                out.files.extend(p.files);
+                out.aggregates.merge(p.aggregates);
+                out.duplicates += p.duplicates;
+            }
+            return Ok(out);
+        }
+        let table = spill::load(file)?;
+        std::fs::remove_file(&file.path)?;
+        let (events, duplicates) = Events::from_table(table, self.strings);
+        let mut aggregates = self.template.empty_like();
+        aggregates.add_all(&events, self.strings, &self.side.items);
+        let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | 0xff;
+        let mut w = Partitioner::with_salt(self.spill, 1, 1 << 22, salt)?;
+        w.add_to(0, &events.into_table())?;
+        Ok(Prepared { files: w.finish()?, aggregates, duplicates })
+    }
+
+    /// Pass B for one sorted partition.
+    fn score(&self, file: &PartitionFile, cache: &BindCache, progress: &RunProgress) -> std::io::Result<PartResult> {
+        let table = spill::load(file)?;
+        std::fs::remove_file(&file.path)?;
+        let (events, _) = Events::from_table(table, self.strings);
+        let data =
+            Dataset::from_parts(self.dir.to_path_buf(), self.strings.clone(), events, self.side, ReadReport::default());
+        let scorer = Scorer::with_aggregates(self.plan, &data, cache.clone());
+        let accounts = scorer.run_sequential();
+        progress.accounts_done.fetch_add(data.events.accounts.len() as u64, Ordering::Relaxed);
+        progress.partitions_done.fetch_add(1, Ordering::Relaxed);
+        Ok(PartResult { accounts, events: data.events.len() as u64, accounts_seen: data.events.accounts.len() as u64 })
+    }
+}
+
+/// A memory budget from the machine: half of its physical memory, at
+/// least 512 MiB (Linux; elsewhere 4 GiB).
+pub fn default_memory() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    total.map_or(4 << 30, |t| (t / 2).max(512 << 20))
+}
+
+/// Parses a memory size: `2GiB`, `512MiB`, `1.5G`, `800M`, `4096` (bytes).
+pub fn parse_memory(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a size such as 2GiB or 512MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown unit `{other}` in `{s}` (use KiB, MiB, GiB)")),
+    };
+    Ok((n * mult as f64) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn memory_sizes() {
+        assert_eq!(parse_memory("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_memory("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_memory("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_memory("4096"), Ok(4096));
+        assert!(parse_memory("lots").is_err());
+        assert!(parse_memory("2 parsecs").is_err());
+    }
+}
