@@ -17,20 +17,29 @@ use super::table::{RawField, TableBuilder};
 /// Parses every line of `block` into `builder`. A bad line is dropped and
 /// reported through `bad` as (line number, reason); blank lines are ignored.
 pub fn parse_block(block: &[u8], first_line: u64, builder: &mut TableBuilder, bad: &mut Vec<(u64, String)>) {
+    // Valid UTF-8 (the usual case) is checked once for the whole block, so
+    // serde_json need not check each string again.
+    let text = std::str::from_utf8(block).ok();
     let mut line_no = first_line;
     let mut start = 0;
     while start < block.len() {
         let end = memchr::memchr(b'\n', &block[start..]).map_or(block.len(), |i| start + i);
-        let mut line = &block[start..end];
-        if line.last() == Some(&b'\r') {
-            line = &line[..line.len() - 1];
+        let (mut lo, mut hi) = (start, end);
+        if hi > lo && block[hi - 1] == b'\r' {
+            hi -= 1;
         }
-        if line_no == 1 && line.starts_with(b"\xEF\xBB\xBF") {
-            line = &line[3..];
+        if line_no == 1 && block[lo..hi].starts_with(b"\xEF\xBB\xBF") {
+            lo += 3;
         }
+        let line = &block[lo..hi];
         if !line.iter().all(u8::is_ascii_whitespace) {
             builder.begin();
-            if let Err(why) = parse_line(line, builder) {
+            let parsed = match text {
+                // Cut at the same ASCII bytes, the line is valid UTF-8 too.
+                Some(t) => parse_str_line(&t[lo..hi], builder),
+                None => parse_line(line, builder),
+            };
+            if let Err(why) = parsed {
                 builder.reject(why);
             }
             if let Err(why) = builder.end() {
@@ -44,6 +53,12 @@ pub fn parse_block(block: &[u8], first_line: u64, builder: &mut TableBuilder, ba
 
 fn parse_line(line: &[u8], builder: &mut TableBuilder) -> Result<(), String> {
     let mut de = serde_json::Deserializer::from_slice(line);
+    RecordSeed(builder).deserialize(&mut de).map_err(describe)?;
+    de.end().map_err(describe)
+}
+
+fn parse_str_line(line: &str, builder: &mut TableBuilder) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_str(line);
     RecordSeed(builder).deserialize(&mut de).map_err(describe)?;
     de.end().map_err(describe)
 }

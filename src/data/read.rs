@@ -17,7 +17,7 @@ use super::csv_format;
 use super::error::{DataError, RecordError, TableReport};
 use super::jsonl;
 use super::schema::TableKind;
-use super::source::{self, BlockReader, Format, SourceFile};
+use super::source::{self, Block, BlockReader, Format, SourceFile};
 use super::table::{Table, TableBuilder};
 use crate::intern::Interner;
 
@@ -54,7 +54,7 @@ pub struct ReadProgress {
 
 /// Where the parsed blocks of a table go, in file order: a [`Table`] in
 /// memory, or a partitioner that spills them to disk.
-pub trait TableSink {
+pub trait TableSink: Send {
     /// Takes one parsed block; its strings are interned into `strings`.
     fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError>;
     /// Rows taken so far.
@@ -130,6 +130,11 @@ pub(crate) fn note_bad(
     Ok(())
 }
 
+type Parsed = Vec<(TableBuilder, Vec<(u64, String)>)>;
+
+/// Reads one JSONL or CSV file as a pipeline: a reader thread cuts the
+/// (decompressed) stream into batches of blocks; each batch is parsed on the
+/// pool while the previous one is merged, in order, into the sink.
 fn read_text_file(
     file: &SourceFile,
     kind: TableKind,
@@ -140,54 +145,89 @@ fn read_text_file(
     progress: &ReadProgress,
 ) -> Result<(), DataError> {
     let csv = file.format == Format::Csv;
-    let mut blocks = BlockReader::new(source::open(file, &progress.file_bytes)?, opts.block_bytes, csv);
-    let mut header: Option<Vec<String>> = None;
+    let bytes_before = progress.bytes.load(Ordering::Relaxed);
+    let stream = source::open(file, &progress.file_bytes)?;
     let batch = rayon::current_num_threads().max(1) * 2;
-    let mut last_bytes = 0;
-    loop {
-        let mut pending = Vec::with_capacity(batch);
-        while pending.len() < batch {
-            match blocks.next_block().map_err(|e| DataError::io(&file.path, e))? {
-                Some(mut block) => {
-                    if csv && header.is_none() {
-                        let (names, len, lines) = csv_format::parse_header(&block.bytes)
-                            .map_err(|message| DataError::BadFile { path: file.path.clone(), message })?;
-                        header = Some(names);
-                        block.bytes.drain(..len);
-                        block.first_line += lines;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Block>, DataError>>(2);
+    let header = std::sync::OnceLock::<Vec<String>>::new();
+    std::thread::scope(|scope| {
+        let header = &header;
+        scope.spawn(move || {
+            let mut blocks = BlockReader::new(stream, opts.block_bytes, csv);
+            let mut last_bytes = 0;
+            loop {
+                let mut pending = Vec::with_capacity(batch);
+                while pending.len() < batch {
+                    match blocks.next_block() {
+                        Ok(Some(mut block)) => {
+                            if csv && header.get().is_none() {
+                                match csv_format::parse_header(&block.bytes) {
+                                    Ok((names, len, lines)) => {
+                                        let _ = header.set(names);
+                                        block.bytes.drain(..len);
+                                        block.first_line += lines;
+                                    }
+                                    Err(message) => {
+                                        let _ = tx.send(Err(DataError::BadFile { path: file.path.clone(), message }));
+                                        return;
+                                    }
+                                }
+                            }
+                            pending.push(block);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(DataError::io(&file.path, e)));
+                            return;
+                        }
                     }
-                    pending.push(block);
                 }
-                None => break,
-            }
-        }
-        progress.bytes.fetch_add(blocks.bytes_read - last_bytes, Ordering::Relaxed);
-        last_bytes = blocks.bytes_read;
-        if pending.is_empty() {
-            break;
-        }
-        let header = header.as_deref().unwrap_or(&[]);
-        let parsed: Vec<(TableBuilder, Vec<(u64, String)>)> = pending
-            .par_iter()
-            .map(|block| {
-                let mut builder = TableBuilder::new(kind);
-                let mut bad = Vec::new();
-                if csv {
-                    csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
-                } else {
-                    jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
+                progress.bytes.fetch_add(blocks.bytes_read - last_bytes, Ordering::Relaxed);
+                last_bytes = blocks.bytes_read;
+                if pending.is_empty() || tx.send(Ok(pending)).is_err() {
+                    return;
                 }
-                progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
-                (builder, bad)
-            })
-            .collect();
-        for (builder, bad) in parsed {
-            for (line, why) in bad {
-                note_bad(report, opts, &file.path, line, "line", why)?;
             }
-            sink.push(builder, strings)?;
+        });
+
+        let parse = |pending: Vec<Block>| -> Parsed {
+            let header = header.get().map_or(&[][..], Vec::as_slice);
+            pending
+                .par_iter()
+                .map(|block| {
+                    let mut builder = TableBuilder::new(kind);
+                    let mut bad = Vec::new();
+                    if csv {
+                        csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
+                    } else {
+                        jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
+                    }
+                    progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
+                    (builder, bad)
+                })
+                .collect()
+        };
+        let mut merge = |parsed: Parsed| -> Result<(), DataError> {
+            for (builder, bad) in parsed {
+                for (line, why) in bad {
+                    note_bad(report, opts, &file.path, line, "line", why)?;
+                }
+                sink.push(builder, strings)?;
+            }
+            Ok(())
+        };
+        let mut previous: Option<Parsed> = None;
+        for batch in rx.iter() {
+            let batch = batch?;
+            let (merged, parsed) = rayon::join(|| previous.take().map_or(Ok(()), &mut merge), || parse(batch));
+            merged?;
+            previous = Some(parsed);
         }
-    }
-    report.bytes += blocks.bytes_read;
+        if let Some(p) = previous {
+            merge(p)?;
+        }
+        Ok(())
+    })?;
+    report.bytes += progress.bytes.load(Ordering::Relaxed) - bytes_before;
     Ok(())
 }
