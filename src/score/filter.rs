@@ -180,7 +180,7 @@ fn run(test: &Test, v: Value<'_>, data: &Dataset) -> bool {
         },
         Test::Ne(sym, raw) => match &v {
             Value::None => true,
-            Value::Num(x) => raw.parse::<f64>().map_or(true, |y| *x != y),
+            Value::Num(x) => raw.parse::<f64>() != Ok(*x),
             Value::Text(t) => t != raw,
             _ => !sym.is_some_and(|s| any(&v, &|x| x == s)),
         },

@@ -70,7 +70,7 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
     }
     let mut out = Vec::new();
     for mut g in groups {
-        g.sort_by(|a, b| (a.ts, a.rule, a.event).cmp(&(b.ts, b.rule, b.event)));
+        g.sort_by_key(|a| (a.ts, a.rule, a.event));
         let (mut keep_for, mut keep_against) = (1.0, 1.0);
         for h in &g {
             let p = (weights[h.rule as usize] * h.strength).clamp(0.0, 1.0);

@@ -327,7 +327,7 @@ fn verb(action: &str) -> String {
         "unfollow" => "unfollowed".into(),
         "login" => "logged in".into(),
         "logout" => "logged out".into(),
-        other => format!("{other}"),
+        other => other.to_string(),
     }
 }
 
