@@ -673,15 +673,21 @@ fn part_files_and_row_groups_read_in_order_for_any_thread_count() {
     );
     std::fs::write(events.join("_SUCCESS"), b"").unwrap();
 
-    let read_with = |threads: usize| {
+    // Blocks of at least 10 rows: row groups are read in parallel, a few
+    // at a time, and merged in order.
+    let read_with = |threads: usize, block_rows: u64| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| read(dir.path(), TableKind::Events, &ReadOptions::default()))
+        let opts = ReadOptions {
+            block_rows,
+            ..ReadOptions::default()
+        };
+        pool.install(|| read(dir.path(), TableKind::Events, &opts))
             .unwrap()
     };
-    let (one, report) = read_with(1);
+    let (one, report) = read_with(1, 10);
     assert_eq!(report.files, 2);
     assert_eq!(one.len(), 349);
     assert_eq!(
@@ -693,8 +699,11 @@ fn part_files_and_row_groups_read_in_order_for_any_thread_count() {
     assert_eq!(one[99]["target"], "99");
     assert_eq!(one[100]["target"], "0");
     assert_eq!(one[100 + 202]["ts"], (203 * 1000).to_string());
-    let (four, _) = read_with(4);
-    assert_eq!(one, four);
+    for (threads, block_rows) in [(4, 10), (3, 1), (2, 1 << 20)] {
+        let (other, other_report) = read_with(threads, block_rows);
+        assert_eq!(one, other, "{threads} threads, blocks of {block_rows} rows");
+        assert_eq!(skipped(&other_report), skipped(&report));
+    }
 }
 
 #[test]
