@@ -1,27 +1,42 @@
 //! Alerts: incidents written as JSON Lines, exactly as the data contract's
-//! "Alerts" section says.
+//! "Alerts" section says, or as Parquet with the same content.
 //!
-//! One object per incident, accounts in id order, incidents by start:
+//! One alert per incident, accounts in id order, incidents by start:
 //! `actor`, `start`, `end`, `score`, `tier`, `hits` (each `rule`, `ts`,
 //! `action`, `target`, `strength`, `why`), plus two added hit fields:
 //! `effect` (`for` or `against`) and `signals` (the kinds that fired).
-//! Key order is fixed and numbers are rounded to four decimals, so equal
-//! input gives equal bytes.
+//! In JSON, key order is fixed and numbers are rounded to four decimals; in
+//! Parquet, times are TIMESTAMP(ms, UTC) and `hits` is a list of structs.
+//! Either way equal input gives equal bytes.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampMillisecondArray,
+};
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 
 use serde::Serialize;
 
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::AccountIncidents;
-use crate::time::format_rfc3339;
+use crate::time::{Millis, format_rfc3339};
 
 #[derive(Serialize)]
 struct AlertOut<'a> {
     actor: &'a str,
-    start: String,
-    end: String,
+    #[serde(serialize_with = "rfc3339")]
+    start: Millis,
+    #[serde(serialize_with = "rfc3339")]
+    end: Millis,
     score: f64,
     tier: &'a str,
     hits: Vec<HitOut<'a>>,
@@ -30,7 +45,8 @@ struct AlertOut<'a> {
 #[derive(Serialize)]
 struct HitOut<'a> {
     rule: &'a str,
-    ts: String,
+    #[serde(serialize_with = "rfc3339")]
+    ts: Millis,
     action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
@@ -40,39 +56,215 @@ struct HitOut<'a> {
     signals: &'a [&'static str],
 }
 
+fn rfc3339<S: serde::Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_rfc3339(*ms))
+}
+
+/// Every incident as an alert, in output order, with names resolved.
+fn alerts<'a>(accounts: &'a [AccountIncidents], plan: &'a Plan, s: &'a Interner) -> impl Iterator<Item = AlertOut<'a>> {
+    accounts.iter().flat_map(move |a| {
+        a.incidents.iter().map(move |inc| AlertOut {
+            actor: s.resolve(a.actor),
+            start: inc.start,
+            end: inc.end,
+            score: inc.score,
+            tier: &plan.config.tiers[inc.tier].name,
+            hits: inc
+                .hits
+                .iter()
+                .map(|h| HitOut {
+                    rule: &plan.rules[h.rule as usize].id,
+                    ts: h.ts,
+                    action: s.resolve(h.action),
+                    target: h.target.map(|t| s.resolve(t)),
+                    strength: h.strength,
+                    why: &h.why,
+                    effect: h.effect.name(),
+                    signals: &h.signals,
+                })
+                .collect(),
+        })
+    })
+}
+
 /// Writes every incident as one JSON line; returns how many were written.
-pub fn write_jsonl(out: &mut impl Write, accounts: &[AccountIncidents], plan: &Plan, s: &Interner) -> io::Result<u64> {
+pub fn write_jsonl(
+    out: &mut impl Write,
+    accounts: &[AccountIncidents],
+    plan: &Plan,
+    strings: &Interner,
+) -> io::Result<u64> {
     let mut n = 0;
     let mut line = Vec::with_capacity(1024);
-    for a in accounts {
-        for inc in &a.incidents {
-            let alert = AlertOut {
-                actor: s.resolve(a.actor),
-                start: format_rfc3339(inc.start),
-                end: format_rfc3339(inc.end),
-                score: inc.score,
-                tier: &plan.config.tiers[inc.tier].name,
-                hits: inc
-                    .hits
-                    .iter()
-                    .map(|h| HitOut {
-                        rule: &plan.rules[h.rule as usize].id,
-                        ts: format_rfc3339(h.ts),
-                        action: s.resolve(h.action),
-                        target: h.target.map(|t| s.resolve(t)),
-                        strength: h.strength,
-                        why: &h.why,
-                        effect: h.effect.name(),
-                        signals: &h.signals,
-                    })
-                    .collect(),
-            };
-            line.clear();
-            serde_json::to_writer(&mut line, &alert).map_err(io::Error::other)?;
-            line.push(b'\n');
-            out.write_all(&line)?;
-            n += 1;
+    for alert in alerts(accounts, plan, strings) {
+        line.clear();
+        serde_json::to_writer(&mut line, &alert).map_err(io::Error::other)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Incidents per record batch (and so at most per Parquet row group).
+const PARQUET_BATCH: usize = 64 * 1024;
+
+fn utc_millis() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+fn signal_item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Utf8, false))
+}
+
+fn hit_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("rule", DataType::Utf8, false),
+        Field::new("ts", utc_millis(), false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("target", DataType::Utf8, true),
+        Field::new("strength", DataType::Float64, false),
+        Field::new("why", DataType::Utf8, false),
+        Field::new("effect", DataType::Utf8, false),
+        Field::new("signals", DataType::List(signal_item()), false),
+    ])
+}
+
+fn hit_item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Struct(hit_fields()), false))
+}
+
+/// The Arrow schema of alerts written as Parquet.
+pub fn parquet_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("actor", DataType::Utf8, false),
+        Field::new("start", utc_millis(), false),
+        Field::new("end", utc_millis(), false),
+        Field::new("score", DataType::Float64, false),
+        Field::new("tier", DataType::Utf8, false),
+        Field::new("hits", DataType::List(hit_item()), false),
+    ]))
+}
+
+/// Alerts gathered column by column, for one record batch.
+#[derive(Default)]
+struct AlertColumns<'a> {
+    actor: Vec<&'a str>,
+    start: Vec<Millis>,
+    end: Vec<Millis>,
+    score: Vec<f64>,
+    tier: Vec<&'a str>,
+    hit_offsets: Vec<i32>,
+    rule: Vec<&'a str>,
+    ts: Vec<Millis>,
+    action: Vec<&'a str>,
+    target: Vec<Option<&'a str>>,
+    strength: Vec<f64>,
+    why: Vec<&'a str>,
+    effect: Vec<&'a str>,
+    signal_offsets: Vec<i32>,
+    signals: Vec<&'static str>,
+}
+
+impl<'a> AlertColumns<'a> {
+    fn push(&mut self, a: AlertOut<'a>) -> io::Result<()> {
+        if self.hit_offsets.is_empty() {
+            self.hit_offsets.push(0);
+            self.signal_offsets.push(0);
+        }
+        self.actor.push(a.actor);
+        self.start.push(a.start);
+        self.end.push(a.end);
+        self.score.push(a.score);
+        self.tier.push(a.tier);
+        for h in a.hits {
+            self.rule.push(h.rule);
+            self.ts.push(h.ts);
+            self.action.push(h.action);
+            self.target.push(h.target);
+            self.strength.push(h.strength);
+            self.why.push(h.why);
+            self.effect.push(h.effect);
+            self.signals.extend_from_slice(h.signals);
+            self.signal_offsets.push(offset(self.signals.len())?);
+        }
+        self.hit_offsets.push(offset(self.rule.len())?);
+        Ok(())
+    }
+
+    fn len(&self) -> usize {
+        self.actor.len()
+    }
+
+    /// The gathered alerts as a record batch; leaves `self` empty.
+    fn take(&mut self, schema: &SchemaRef) -> io::Result<RecordBatch> {
+        let c = std::mem::take(self);
+        let times = |v: Vec<Millis>| -> ArrayRef { Arc::new(TimestampMillisecondArray::from(v).with_timezone("UTC")) };
+        let strs = |v: Vec<&str>| -> ArrayRef { Arc::new(StringArray::from(v)) };
+        let offsets = |v: Vec<i32>| OffsetBuffer::new(if v.is_empty() { vec![0] } else { v }.into());
+        let signals = ListArray::try_new(signal_item(), offsets(c.signal_offsets), strs(c.signals), None)
+            .map_err(io::Error::other)?;
+        let hits = StructArray::try_new(
+            hit_fields(),
+            vec![
+                strs(c.rule),
+                times(c.ts),
+                strs(c.action),
+                Arc::new(StringArray::from(c.target)),
+                Arc::new(Float64Array::from(c.strength)),
+                strs(c.why),
+                strs(c.effect),
+                Arc::new(signals),
+            ],
+            None,
+        )
+        .map_err(io::Error::other)?;
+        let hits =
+            ListArray::try_new(hit_item(), offsets(c.hit_offsets), Arc::new(hits), None).map_err(io::Error::other)?;
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                strs(c.actor),
+                times(c.start),
+                times(c.end),
+                Arc::new(Float64Array::from(c.score)),
+                strs(c.tier),
+                Arc::new(hits),
+            ],
+        )
+        .map_err(io::Error::other)
+    }
+}
+
+fn offset(n: usize) -> io::Result<i32> {
+    i32::try_from(n).map_err(|_| io::Error::other("too many hits for one Parquet batch"))
+}
+
+/// Writes every incident as one row of a Parquet file at `path` (schema:
+/// [`parquet_schema`], zstd-compressed); returns how many were written.
+///
+/// The file's bytes depend only on the alerts: the writer is named without
+/// a build date and no time of writing is stored.
+pub fn write_parquet(path: &Path, accounts: &[AccountIncidents], plan: &Plan, strings: &Interner) -> io::Result<u64> {
+    let schema = parquet_schema();
+    let props = WriterProperties::builder()
+        .set_created_by(concat!("changeling ", env!("CARGO_PKG_VERSION")).to_string())
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let file = File::create(path)?;
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(io::Error::other)?;
+    let mut columns = AlertColumns::default();
+    let mut n = 0;
+    for alert in alerts(accounts, plan, strings) {
+        columns.push(alert)?;
+        n += 1;
+        if columns.len() == PARQUET_BATCH {
+            writer.write(&columns.take(&schema)?).map_err(io::Error::other)?;
         }
     }
+    if columns.len() > 0 || n == 0 {
+        writer.write(&columns.take(&schema)?).map_err(io::Error::other)?;
+    }
+    writer.close().map_err(io::Error::other)?;
     Ok(n)
 }

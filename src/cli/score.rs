@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +20,9 @@ pub struct ScoreArgs {
     /// Rules directory (changeling.toml and rule files) or one rule file.
     #[arg(long, default_value = "rules")]
     rules: PathBuf,
-    /// Write alerts here instead of stdout.
+    /// Write alerts here instead of stdout: JSON Lines, or Parquet when the
+    /// name ends in `.parquet` (one row per incident, hits as a list of
+    /// structs, zstd-compressed).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Worker threads (default: one per core).
@@ -64,6 +66,11 @@ fn thousands(n: u64) -> String {
 fn rate(n: u64, secs: f64) -> String {
     let r = n as f64 / secs.max(1e-9);
     if r >= 1e6 { format!("{:.1} M events/s", r / 1e6) } else { format!("{:.0} k events/s", r / 1e3) }
+}
+
+/// Whether alerts go to `path` as Parquet, by its extension.
+fn is_parquet(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
 }
 
 /// Runs the command.
@@ -172,6 +179,8 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let out = result?;
 
     let written = match &args.out {
+        Some(path) if is_parquet(path) => changeling::alerts::write_parquet(path, &out.accounts, &plan, &out.strings)
+            .with_context(|| format!("writing {}", path.display()))?,
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut w = BufWriter::new(f);

@@ -97,7 +97,8 @@ impl fmt::Display for RecordError {
 pub struct TableReport {
     /// Files read.
     pub files: usize,
-    /// Bytes read, after decompression.
+    /// Bytes read: after decompression for JSONL and CSV, the file's
+    /// (compressed) size for Parquet.
     pub bytes: u64,
     /// Records kept.
     pub records: u64,

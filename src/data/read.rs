@@ -30,6 +30,9 @@ pub struct ReadOptions {
     pub max_samples: usize,
     /// Target size of one parse block, in bytes.
     pub block_bytes: usize,
+    /// Parquet: rows decoded as one block at least (consecutive row groups
+    /// are grouped up to this), unless the file ends first.
+    pub block_rows: u64,
     /// Columns to read, by table; `None` reads every column. Only Parquet
     /// can skip unread columns cheaply; other formats parse them anyway.
     pub projection: Option<super::Projection>,
@@ -37,14 +40,15 @@ pub struct ReadOptions {
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { strict: false, max_samples: 5, block_bytes: 4 << 20, projection: None }
+        ReadOptions { strict: false, max_samples: 5, block_bytes: 4 << 20, block_rows: 512 * 1024, projection: None }
     }
 }
 
 /// Counters a caller can watch while a read runs (for progress bars).
 #[derive(Debug, Default)]
 pub struct ReadProgress {
-    /// Bytes read so far (decompressed).
+    /// Bytes read so far (decompressed for JSONL and CSV, compressed for
+    /// Parquet).
     pub bytes: AtomicU64,
     /// Records parsed so far.
     pub records: AtomicU64,

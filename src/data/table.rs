@@ -395,6 +395,41 @@ impl TableBuilder {
         }
     }
 
+    /// A block built column by column by a columnar reader (Parquet), for
+    /// [`Table::append`]. `columns` pairs a name with its values over
+    /// `rows` rows (shorter when the last rows are absent): a known field
+    /// must have its schema's kind, any other name is an extra and must be
+    /// [`Column::Sym`]. Symbols are of `strings`. Every row is taken as good:
+    /// the reader has already dropped bad ones.
+    pub(crate) fn from_columns(
+        kind: TableKind,
+        strings: Interner,
+        columns: Vec<(String, Column)>,
+        rows: usize,
+    ) -> TableBuilder {
+        let mut b = TableBuilder::new(kind);
+        b.strings = strings;
+        b.rows = rows;
+        for (name, column) in columns {
+            match b.names.iter().position(|n| *n == name) {
+                Some(i) => {
+                    debug_assert_eq!(
+                        std::mem::discriminant(&b.columns[i]),
+                        std::mem::discriminant(&column),
+                        "column `{name}` has its schema's kind"
+                    );
+                    b.columns[i] = column;
+                }
+                None => {
+                    debug_assert!(matches!(column, Column::Sym(_)), "extras are symbols");
+                    b.names.push(name);
+                    b.columns.push(column);
+                }
+            }
+        }
+        b
+    }
+
     /// Rows built so far.
     pub fn rows(&self) -> usize {
         self.rows
@@ -460,10 +495,7 @@ impl TableBuilder {
     fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
         Ok(Some(match self.kind_of(col) {
             Kind::Time => match value {
-                RawField::Str(s) => Parsed::Time(
-                    parse_timestamp(&s)
-                        .ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds"))?,
-                ),
+                RawField::Str(s) => Parsed::Time(parse_time_text(&s)?),
                 RawField::Num(n) => Parsed::Time(
                     n.parse::<i64>().map_err(|_| format!("`{n}` is not an integer of epoch milliseconds"))?,
                 ),
@@ -490,13 +522,10 @@ impl TableBuilder {
             },
             Kind::Num => match value {
                 RawField::Num(n) => Parsed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?),
-                RawField::Str(s) => {
-                    let x: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
-                    if x.is_nan() {
-                        return Ok(None);
-                    }
-                    Parsed::Num(x)
-                }
+                RawField::Str(s) => match parse_num_text(&s)? {
+                    Some(x) => Parsed::Num(x),
+                    None => return Ok(None),
+                },
                 other => return Err(format!("expected a number, found {}", describe(&other))),
             },
             Kind::Text => match value {
@@ -559,15 +588,31 @@ impl TableBuilder {
                 if *col == label
                     && let Parsed::Sym(s) = value
                 {
-                    let text = self.strings.resolve(*s);
-                    return match text {
-                        "compromised" | "benign" => Ok(()),
-                        other => Err(format!("`label` is `{other}`; it must be `compromised` or `benign`")),
-                    };
+                    return check_label(self.strings.resolve(*s));
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Parses a timestamp given as text (RFC 3339 or epoch milliseconds), with
+/// the reason it is bad if it is.
+pub(crate) fn parse_time_text(s: &str) -> Result<Millis, String> {
+    parse_timestamp(s).ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds"))
+}
+
+/// Parses a number given as text; NaN means absent (`None`).
+pub(crate) fn parse_num_text(s: &str) -> Result<Option<f64>, String> {
+    let x: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number"))?;
+    Ok((!x.is_nan()).then_some(x))
+}
+
+/// The contract's check of a `labels` record's `label` value.
+pub(crate) fn check_label(text: &str) -> Result<(), String> {
+    match text {
+        "compromised" | "benign" => Ok(()),
+        other => Err(format!("`label` is `{other}`; it must be `compromised` or `benign`")),
     }
 }
 
