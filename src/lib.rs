@@ -15,4 +15,5 @@ pub mod plan;
 pub mod rules;
 pub mod score;
 pub mod signals;
+pub mod synth;
 pub mod time;
