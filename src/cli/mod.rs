@@ -3,6 +3,7 @@
 
 mod check;
 mod score;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
         #[arg(default_value = "rules")]
         rules: PathBuf,
     },
+    /// Generate a synthetic dataset with planted compromise episodes.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs a parsed command line.
@@ -46,6 +49,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Score(args) => score::run(args),
         Command::Check { rules } => check::check(&rules),
         Command::ExplainPlan { rules } => check::explain_plan(&rules),
+        Command::Synth(args) => synth::run(args),
     }
 }
 
