@@ -157,7 +157,8 @@ impl EpisodePlan {
             ..EpisodePlan::default()
         };
         let style_of = |i: usize| Style::ALL[i % Style::ALL.len()];
-        // Newcomers first: other accounts' friends must not be them.
+        // Newcomers first (sorted, as the list is): other accounts must not
+        // have them as friends or followees before they exist.
         let newcomers: Vec<u32> = lookalike
             .iter()
             .enumerate()
@@ -261,7 +262,7 @@ impl EpisodePlan {
         let mut b = None;
         for _ in 0..20 {
             let c = ((u64::from(a) + 1 + rng.below(50)) % u64::from(n)) as u32;
-            if c != a && !world.is_creator(c) && !newcomers.contains(&c) {
+            if c != a && !world.is_creator(c) && newcomers.binary_search(&c).is_err() {
                 b = Some(c);
                 break;
             }
