@@ -281,16 +281,16 @@ impl EpisodePlan {
         let mut reposted = Vec::new();
         for k in 0..2 {
             let key = ItemKey { author: c, day, k };
-            let r = world.created_at(key) + rng.range(10, 90) * MINUTE;
+            let r = world.created_at(key) + rng.range(10 * 60, 90 * 60) * SECOND;
             latest = latest.max(r);
             reposted.push((key, r));
         }
-        let mut like_at = latest + rng.range(5, 40) * MINUTE;
+        let mut like_at = latest + rng.range(5 * 60, 40 * 60) * SECOND;
         for (key, r) in reposted {
             self.extras
                 .push((b, world.day_of(r), r / SECOND * SECOND, key));
             p.likes.push((key, like_at));
-            like_at += rng.range(1, 10) * MINUTE;
+            like_at += rng.range(60, 10 * 60) * SECOND;
         }
         self.min_posts.push((c, day, 2));
         p.forced_follow = Some(b);
@@ -347,7 +347,7 @@ impl EpisodePlan {
             .unwrap_or(world.day_start(day));
         let (network, country) = *rng.pick(HOSTING);
         self.campaigns.push(Campaign {
-            t0: created + rng.range(5, 30) * MINUTE,
+            t0: created + rng.range(5 * 60, 30 * 60) * SECOND,
             items,
             network,
             country,
@@ -649,7 +649,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 order.swap(i, i + 1);
             }
             let mut at = if story && !likes.is_empty() {
-                likes[order[0]].0 + rng.range(40, 90) * MINUTE
+                likes[order[0]].0 + rng.range(40 * 60, 90 * 60) * SECOND
             } else {
                 0
             };
@@ -657,11 +657,11 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 let (liked_at, item) = likes[i];
                 let t = if story {
                     if n > 0 {
-                        at += rng.range(2, 25) * MINUTE;
+                        at += rng.range(2 * 60, 25 * 60) * SECOND;
                     }
                     at.clamp(liked_at + 40 * MINUTE, liked_at + 3 * HOUR)
                 } else {
-                    liked_at + rng.range(10, 55) * MINUTE
+                    liked_at + rng.range(10 * 60, 55 * 60) * SECOND
                 };
                 let net = sim.owner_net(t);
                 sim.emit(
@@ -689,7 +689,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 Ev::new(t0, Action::Login).geo(geo).by(Mark::Attacker),
             );
             span(t0);
-            let mut t = t0 + rng.range(1, 6) * MINUTE;
+            let mut t = t0 + rng.range(60, 6 * 60) * SECOND;
             let pw = rng.chance(0.7);
             if pw {
                 sim.emit(
@@ -704,7 +704,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 sim.emit(out, net, Ev::new(t, Action::EmailChange).by(Mark::Attacker));
                 span(t);
             }
-            t += rng.range(5, 50) * MINUTE;
+            t += rng.range(5 * 60, 50 * 60) * SECOND;
             let mut scam_likes = Vec::new();
             for _ in 0..rng.range(5, 20) {
                 let Some(item) = stranger_item(sim, SCAM, t, &mut rng) else {
@@ -730,12 +730,12 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
             }
             // The owner gets back in, resets the password and removes some
             // of the likes.
-            let mut r = t + rng.range(2 * 60, 30 * 60) * MINUTE;
+            let mut r = t + rng.range(2 * 3600, 30 * 3600) * SECOND;
             if r < end {
                 let net = sim.owner_net(r);
                 sim.login(out, r, net, Mark::Cleanup);
                 span(r);
-                r += rng.range(1, 5) * MINUTE;
+                r += rng.range(60, 5 * 60) * SECOND;
                 sim.emit(
                     out,
                     net,
@@ -816,7 +816,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 t += rng.range(5, 40) * SECOND;
             }
             if rng.chance(0.4) {
-                let mut r = t + rng.range(60, 30 * 60) * MINUTE;
+                let mut r = t + rng.range(3600, 30 * 3600) * SECOND;
                 for item in liked {
                     if r >= end {
                         break;
@@ -888,7 +888,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
             }
             if !liked.is_empty() && rng.chance(0.5) {
                 let (lt, item) = liked[rng.index(liked.len())];
-                let r = lt + rng.range(2 * 60, 10 * 60) * MINUTE;
+                let r = lt + rng.range(2 * 3600, 10 * 3600) * SECOND;
                 if r < end {
                     let net = sim.owner_net(r);
                     sim.emit(
@@ -907,7 +907,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 let net = sim.net_at(t0, dev);
                 sim.login(out, t0, net, Mark::Normal);
             }
-            let t = t0 + rng.range(2, 30) * MINUTE;
+            let t = t0 + rng.range(2 * 60, 30 * 60) * SECOND;
             let dev = sim.devices[0];
             let net = sim.net_at(t, dev);
             sim.emit(out, net, Ev::new(t, Action::PasswordChange));
@@ -927,7 +927,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                     net,
                     Ev::new(t, Action::Like).item(item).on(Surface::Home),
                 );
-                let r = t + rng.range(10, 55) * MINUTE;
+                let r = t + rng.range(10 * 60, 55 * 60) * SECOND;
                 let net = sim.owner_net(r);
                 sim.emit(
                     out,
