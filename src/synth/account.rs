@@ -14,7 +14,7 @@
 //! feed is sampled (a followee, then one of its recent posts or reposts)
 //! rather than ranked.
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 
 use super::episodes::{self, Planted};
 use super::population::{Device, ItemKey, Profile, World, local_time};
@@ -294,6 +294,8 @@ pub struct Sim<'w> {
     day_weights: [f64; TOPICS.len()],
     max_weight: f64,
     scratch: Vec<(Millis, ItemKey)>,
+    feed_day: i32,
+    feed_cache: HashMap<u32, Vec<(Millis, ItemKey)>>,
     reposts: Vec<(Millis, ItemKey)>,
 }
 
@@ -327,6 +329,8 @@ impl<'w> Sim<'w> {
             day_weights: [0.0; TOPICS.len()],
             max_weight: 1.0,
             scratch: Vec::new(),
+            feed_day: i32::MIN,
+            feed_cache: HashMap::new(),
             reposts: Vec::new(),
             p,
         }
@@ -524,35 +528,40 @@ impl<'w> Sim<'w> {
     }
 
     /// Recent items (posts and reposts of the last three days) of followee
-    /// `f` at `t`, into `self.scratch`.
+    /// `f` at `t`, into `self.scratch`. What a followee offers on a day is
+    /// kept for the rest of that day, as busy accounts sample the same
+    /// followees again and again.
     fn feed_of(&mut self, f: u32, t: Millis) {
         self.scratch.clear();
         let w = self.world;
         let d = w.day_of(t);
-        let rates = w.rates(f);
-        let horizon = t - FEED_HORIZON;
-        for dd in [d - 3, d - 2, d - 1, d] {
-            for k in 0..w.posts_with(f, dd, &rates) {
-                let key = ItemKey {
-                    author: f,
-                    day: dd,
-                    k,
-                };
-                let c = w.created_at(key);
-                if c < t && c > horizon {
-                    self.scratch.push((c, key));
-                }
-            }
-            if rates.repost_rate > 0.0 || w.plan.has_extras(f) {
-                self.reposts.clear();
-                w.reposts(f, dd, &mut self.reposts);
-                for &(ts, key) in &self.reposts {
-                    if ts < t && ts > horizon && key.author != self.p.id {
-                        self.scratch.push((ts, key));
-                    }
-                }
-            }
+        if self.feed_day != d {
+            self.feed_day = d;
+            self.feed_cache.clear();
         }
+        let offer = self.feed_cache.entry(f).or_insert_with(|| {
+            let mut offer = Vec::new();
+            let mut reposts = Vec::new();
+            let rates = w.rates(f);
+            for dd in [d - 3, d - 2, d - 1, d] {
+                for k in 0..w.posts_with(f, dd, &rates) {
+                    let key = ItemKey {
+                        author: f,
+                        day: dd,
+                        k,
+                    };
+                    offer.push((w.created_at(key), key));
+                }
+                if rates.repost_rate > 0.0 || w.plan.has_extras(f) {
+                    w.reposts(f, dd, &mut reposts);
+                }
+            }
+            offer.extend(reposts.into_iter().filter(|r| r.1.author != self.p.id));
+            offer
+        });
+        let horizon = t - FEED_HORIZON;
+        self.scratch
+            .extend(offer.iter().filter(|&&(ts, _)| ts < t && ts > horizon));
     }
 
     /// An item from the home feed at `t`: a followee's recent post or repost,
