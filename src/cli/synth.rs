@@ -104,6 +104,7 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         duplicate_rate: args.duplicate_rate,
         broken_rate: args.broken_rate,
     };
+    cfg.validate()?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");

@@ -168,9 +168,13 @@ pub enum SynthError {
     /// The output directory holds table files this run would not replace,
     /// which a reader would mix with (or prefer to) the new ones.
     #[error(
-        "{}: already holds {}; remove them or choose another directory",
+        "{} already holds {}; remove them or choose another directory",
         dir.display(),
-        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+        files
+            .iter()
+            .map(|f| f.file_name().unwrap_or(f.as_os_str()).to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(", ")
     )]
     Conflict {
         /// The output directory.
