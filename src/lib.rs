@@ -18,4 +18,5 @@ pub mod run;
 pub mod score;
 pub mod signals;
 pub mod spill;
+pub mod synth;
 pub mod time;

@@ -4,6 +4,7 @@
 mod check;
 mod eval;
 mod score;
+mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,8 @@ enum Command {
         #[arg(default_value = "rules")]
         rules: PathBuf,
     },
+    /// Generate a synthetic dataset with planted compromise episodes.
+    Synth(synth::SynthArgs),
 }
 
 /// Runs a parsed command line.
@@ -50,6 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(args),
         Command::Check { rules } => check::check(&rules),
         Command::ExplainPlan { rules } => check::explain_plan(&rules),
+        Command::Synth(args) => synth::run(args),
     }
 }
 
