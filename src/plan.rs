@@ -21,6 +21,8 @@ use crate::signals::SignalDef;
 pub struct PlannedSignal {
     /// The signal and its parameters.
     pub def: SignalDef,
+    /// Whether the hit needs this signal to speak.
+    pub require: bool,
     /// The shared state slot it reads.
     pub slot: usize,
 }
@@ -109,7 +111,7 @@ impl Plan {
                 for (t, c) in s.def.reads() {
                     read(t, &c);
                 }
-                signals.push(PlannedSignal { def: s.def.clone(), slot });
+                signals.push(PlannedSignal { def: s.def.clone(), require: s.require, slot });
             }
             let mut fields: Vec<FieldRef> = Vec::new();
             rule.filters.iter().for_each(|f| f.fields(&mut fields));
@@ -179,7 +181,8 @@ impl Plan {
                 let _ = writeln!(out, "  (no signals: every selected event hits with strength 1)");
             }
             for s in &r.signals {
-                let _ = writeln!(out, "  signal {} (state #{})", s.def.kind(), s.slot);
+                let req = if s.require { ", required" } else { "" };
+                let _ = writeln!(out, "  signal {} (state #{}{req})", s.def.kind(), s.slot);
                 for (k, v) in s.def.describe() {
                     let _ = writeln!(out, "    {k} = {v}");
                 }

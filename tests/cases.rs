@@ -8,6 +8,7 @@
 //! # Must trigger: ...            (a comment saying what the case is for)
 //! config = """..."""             # optional changeling.toml text
 //! rule = """..."""               # one rule file's text
+//! extra_rules = ["""..."""]      # optional: rules it refers to
 //!
 //! [data]                         # JSONL text per table
 //! events = """..."""
@@ -44,6 +45,9 @@ struct Case {
     #[serde(default)]
     config: String,
     rule: String,
+    /// More rules, for rules that refer to other rules.
+    #[serde(default)]
+    extra_rules: Vec<String>,
     data: Data,
     #[serde(default)]
     expect: Vec<Expect>,
@@ -120,7 +124,10 @@ fn run_case(path: &Path) -> Result<(), String> {
         return Err("a case starts with a comment saying what it must trigger".into());
     }
     let case: Case = toml::from_str(&text).map_err(|e| format!("bad case file: {e}"))?;
-    let (set, diags) = changeling::rules::load_texts(&case.config, &[("rule.toml", &case.rule)]);
+    let names: Vec<String> = (0..case.extra_rules.len()).map(|i| format!("extra-{i}.toml")).collect();
+    let mut texts = vec![("rule.toml", case.rule.as_str())];
+    texts.extend(names.iter().map(String::as_str).zip(case.extra_rules.iter().map(String::as_str)));
+    let (set, diags) = changeling::rules::load_texts(&case.config, &texts);
     let set = set.ok_or_else(|| format!("rule does not load:\n{}", diags.render()))?;
     let plan = Plan::compile(&set);
     let texts = tables(&case.data);

@@ -57,6 +57,8 @@ pub enum Code {
     MacroDepth,
     /// E016: a rule whose parts contradict each other.
     Inconsistent,
+    /// E017: a reference to a rule id that no rule has.
+    UnknownRule,
     /// W101: a field name that is not in the contract, close to one that is.
     FieldLooksMisspelled,
     /// W102: a rule selects an action that nothing in the contract or the
@@ -84,6 +86,7 @@ impl Code {
             Code::Unreadable => "E014",
             Code::MacroDepth => "E015",
             Code::Inconsistent => "E016",
+            Code::UnknownRule => "E017",
             Code::FieldLooksMisspelled => "W101",
             Code::UnusualAction => "W102",
         }

@@ -64,6 +64,7 @@ pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
         }
     }
     check_unique_ids(&rules, &mut diags);
+    check_references(&rules, &mut diags);
     rules.sort_by(|a, b| a.id.value.cmp(&b.id.value));
     if diags.has_errors() {
         return (None, diags);
@@ -83,6 +84,7 @@ pub fn load_texts(config: &str, rules: &[(&str, &str)]) -> (Option<RuleSet>, Dia
         }
     }
     check_unique_ids(&out, &mut diags);
+    check_references(&out, &mut diags);
     out.sort_by(|a, b| a.id.value.cmp(&b.id.value));
     if diags.has_errors() {
         return (None, diags);
@@ -168,6 +170,30 @@ fn load_rule(src: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Opt
     let root = parse(src, diags)?;
     let mut ctx = Ctx { source: src, diags, lists: &config.lists };
     Rule::read(root.get_ref(), root.span(), &mut ctx, &config.macros)
+}
+
+/// Every rule id a signal refers to must exist.
+fn check_references(rules: &[Rule], diags: &mut Diagnostics) {
+    let ids: Vec<&str> = rules.iter().map(|r| r.id.value.as_str()).collect();
+    for r in rules {
+        for s in &r.signals {
+            if let crate::signals::SignalDef::AfterHit(p) = &s.def {
+                for id in &p.rules {
+                    if !ids.contains(&id.value.as_str()) {
+                        let help = diag::unknown_name_help(&id.value, &ids);
+                        diags
+                            .push(
+                                Code::UnknownRule,
+                                &r.source,
+                                id.span.clone(),
+                                format!("no rule has id `{}`", id.value),
+                            )
+                            .help = help;
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn check_unique_ids(rules: &[Rule], diags: &mut Diagnostics) {

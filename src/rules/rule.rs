@@ -27,8 +27,8 @@
 //! ```
 //!
 //! With `when = "all"` a signal that abstains (too little history, no data
-//! to judge by) neither blocks nor supports the hit; at least one signal
-//! must fire. The hit's strength is the product of the firing signals'
+//! to judge by) neither blocks nor supports the hit, unless its table says
+//! `require = true`; at least one signal must fire. The hit's strength is the product of the firing signals'
 //! strengths (`all`) or their noisy-OR (`any`). A rule with no signal hits
 //! every event it selects, with strength 1.
 
@@ -97,6 +97,9 @@ impl Effect {
 pub struct SignalUse {
     /// The signal with its parameters.
     pub def: SignalDef,
+    /// Whether the hit needs this signal to speak: when it abstains, the
+    /// rule does not hit (`require = true` in the signal's table).
+    pub require: bool,
     /// Where its table is.
     pub span: Range<usize>,
 }
@@ -220,10 +223,11 @@ impl Rule {
             let what = format!("signal `{}`", kind.value);
             let mut st = TableReader::new(tableof(&t), t.span.clone(), what);
             st.allow("kind");
+            let require = st.bool(ctx, "require").is_some_and(|b| b.value);
             match signals::parse(&kind.value, &mut st, ctx) {
                 Some(def) => {
                     st.finish(ctx);
-                    signals.push(SignalUse { def, span: t.span.clone() });
+                    signals.push(SignalUse { def, require, span: t.span.clone() });
                 }
                 None => {
                     let help = unknown_name_help(&kind.value, signals::KINDS);

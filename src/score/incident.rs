@@ -2,8 +2,9 @@
 //!
 //! Hits *for* compromise that follow each other within the configured gap
 //! form one incident. A hit *against* compromise (an accidental tap undone
-//! in seconds) joins the incident whose time span, widened by the gap,
-//! contains it; on its own it makes no incident.
+//! in seconds) joins the incident that holds a hit for on the same target
+//! (the like it undoes) and ends less than the gap before it; otherwise it
+//! is dropped. It never makes an incident on its own.
 //!
 //! The score combines evidence by noisy-OR: each hit is an independent
 //! chance `weight * strength` that the account is compromised, so
@@ -56,12 +57,15 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
         last = Some(h.ts);
     }
     for h in against {
-        // The group whose widened span holds the hit, the nearest if two do.
+        // The latest group, before the hit, with a hit for on the same
+        // target: an undone tap speaks against that like, not against
+        // whatever else the account did that day.
         let best = groups
             .iter()
             .enumerate()
-            .filter(|(_, g)| h.ts >= g[0].ts - gap && h.ts <= g[g.len() - 1].ts + gap)
-            .min_by_key(|(_, g)| (g[0].ts - h.ts).max(h.ts - g[g.len() - 1].ts).max(0));
+            .filter(|(_, g)| g[0].ts <= h.ts && h.ts <= g[g.len() - 1].ts + gap)
+            .filter(|(_, g)| h.target.is_some() && g.iter().any(|x| x.effect == Effect::For && x.target == h.target))
+            .max_by_key(|(_, g)| g[0].ts);
         if let Some((i, _)) = best {
             groups[i].push(h);
         }

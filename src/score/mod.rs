@@ -89,6 +89,8 @@ pub struct Scorer<'a> {
 pub struct Scratch {
     states: Vec<State>,
     hits: Vec<Hit>,
+    /// Hits of the event being judged, added to `hits` after it.
+    fresh: Vec<Hit>,
     candidates: Vec<u32>,
 }
 
@@ -104,6 +106,7 @@ impl<'a> Scorer<'a> {
     /// Binds `plan` to `data` with aggregates computed elsewhere (over more
     /// events than `data` holds, when `data` is one partition).
     pub fn with_aggregates(plan: &'a Plan, data: &'a Dataset, mut cache: BindCache) -> Scorer<'a> {
+        cache.rule_ids = plan.rules.iter().map(|r| r.id.clone()).collect();
         let mut rules = Vec::new();
         let mut by_action: HashMap<Sym, Vec<u32>> = HashMap::new();
         let mut any_action = Vec::new();
@@ -175,6 +178,7 @@ impl<'a> Scorer<'a> {
         Scratch {
             states: (0..self.slot_owner.len()).map(|s| self.owner_bound(s).new_state()).collect(),
             hits: Vec::new(),
+            fresh: Vec::new(),
             candidates: Vec::new(),
         }
     }
@@ -199,23 +203,24 @@ impl<'a> Scorer<'a> {
         for (slot, state) in scratch.states.iter_mut().enumerate() {
             self.owner_bound(slot).reset(state, span.actor, data);
         }
-        scratch.hits.clear();
+        let Scratch { states, hits, candidates, fresh } = scratch;
+        hits.clear();
         for i in span.range() {
-            let e = Ev::at(data, i);
-            scratch.candidates.clear();
+            let e = Ev { hits: &hits[..], ..Ev::at(data, i) };
+            candidates.clear();
             if let Some(rs) = self.by_action.get(&e.action) {
-                scratch.candidates.extend_from_slice(rs);
+                candidates.extend_from_slice(rs);
             }
-            scratch.candidates.extend_from_slice(&self.any_action);
-            for k in 0..scratch.candidates.len() {
-                let ri = scratch.candidates[k];
-                if let Some(hit) = self.judge(ri, &e, &mut scratch.states) {
-                    scratch.hits.push(hit);
+            candidates.extend_from_slice(&self.any_action);
+            for &ri in candidates.iter() {
+                if let Some(hit) = self.judge(ri, &e, states) {
+                    fresh.push(hit);
                 }
             }
-            for (slot, state) in scratch.states.iter_mut().enumerate() {
+            for (slot, state) in states.iter_mut().enumerate() {
                 self.owner_bound(slot).observe(state, &e);
             }
+            hits.append(fresh);
         }
     }
 
@@ -239,6 +244,7 @@ impl<'a> Scorer<'a> {
                         return None;
                     }
                 }
+                Outcome::Abstain if self.plan.rules[ri as usize].signals[si].require => return None,
                 Outcome::Abstain => {}
             }
         }

@@ -196,6 +196,7 @@ impl Aggregates {
             priors: self.priors.into_iter().map(|(k, a)| (k, Arc::new(a.finish()))).collect(),
             item_actors: self.item_actors.into_iter().map(|(k, a)| (k, Arc::new(a.finish(strings)))).collect(),
             rates: self.rates.into_iter().map(|(k, a)| (k, a.finish())).collect(),
+            rule_ids: Vec::new(),
         }
     }
 }

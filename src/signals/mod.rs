@@ -20,6 +20,7 @@
 //! Evaluation cannot fail: every check that can fail happens at parse or
 //! bind time.
 
+pub mod after_hit;
 pub mod aggregate;
 pub mod feed_exposure;
 pub mod impossible_travel;
@@ -154,6 +155,7 @@ macro_rules! registry {
 }
 
 registry! {
+    AfterHit => after_hit, "after_hit";
     FeedExposure => feed_exposure, "feed_exposure";
     ImpossibleTravel => impossible_travel, "impossible_travel";
     Lockstep => lockstep, "lockstep";
@@ -174,6 +176,8 @@ pub struct BindCache {
     pub item_actors: HashMap<Vec<String>, Arc<aggregate::ItemActors>>,
     /// Population rate of an action set, per account-day.
     pub rates: HashMap<Vec<String>, f64>,
+    /// Ids of the plan's rules, by index (for signals about other rules' hits).
+    pub rule_ids: Vec<String>,
 }
 
 /// What a signal says about an event.
@@ -205,6 +209,8 @@ pub struct Ev<'a> {
     pub actor: Sym,
     /// What.
     pub action: Sym,
+    /// The account's rule hits on earlier events (empty outside the scorer).
+    pub hits: &'a [crate::score::Hit],
 }
 
 impl<'a> Ev<'a> {
@@ -212,7 +218,7 @@ impl<'a> Ev<'a> {
     #[inline]
     pub fn at(data: &'a Dataset, i: usize) -> Ev<'a> {
         let e = &data.events;
-        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i) }
+        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i), hits: &[] }
     }
 
     /// The target item or account.

@@ -13,7 +13,7 @@
 //!
 //! **How.** Per field, the account's history counts each value's events.
 //! The signal abstains until the account has `min_history` events with the
-//! field present. It fires when *every* listed field's value is new (first
+//! field present before the value was first seen. It fires when *every* listed field's value is new (first
 //! seen less than `recent` ago), so `fields = ["device", "country"]` asks
 //! for a new device in a new country. The strength is one minus the
 //! Good–Turing estimate of how often this account shows a new value,
@@ -181,6 +181,9 @@ impl Bound {
                 Some(&(count, first)) => {
                     // First seen recently: judge against the history before it.
                     let before = h.events - count;
+                    if u64::from(before) < self.params.min_history {
+                        return Outcome::Abstain;
+                    }
                     let singles = h.singletons.saturating_sub(u32::from(count == 1));
                     strength = strength.min(1.0 - f64::from(singles + 1) / f64::from(before + 1));
                     why.push(format!(

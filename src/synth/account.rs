@@ -568,12 +568,18 @@ impl<'w> Sim<'w> {
 
     /// A recent item (up to 3 days old) by `c`, created before `t`.
     pub fn recent_item_by(&self, c: u32, t: Millis, rng: &mut Rng) -> Option<ItemKey> {
+        self.item_by_within(c, t, 3, rng)
+    }
+
+    /// A post of creator `c` from the last `days` days before `t`, not yet
+    /// liked by this account.
+    pub fn item_by_within(&self, c: u32, t: Millis, days: u64, rng: &mut Rng) -> Option<ItemKey> {
         if c == self.p.id {
             return None;
         }
         let d = self.world.day_of(t);
         for _ in 0..3 {
-            let dd = d - rng.below(3) as i32;
+            let dd = d - rng.below(days) as i32;
             let n = self.world.posts(c, dd);
             if n == 0 {
                 continue;

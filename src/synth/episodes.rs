@@ -181,7 +181,12 @@ impl EpisodePlan {
             while at < campaign_members.len() {
                 let g = plan.campaigns.len() as u64;
                 let mut rng = Rng::stream(seed, Stream::Campaign, g, u64::from(bad));
-                let size = (rng.range(15, 40) as usize).min(campaign_members.len() - at);
+                // A remainder too small to be a campaign joins this group.
+                let left = campaign_members.len() - at;
+                let mut size = (rng.range(15, 40) as usize).min(left);
+                if left - size < 15 {
+                    size = left;
+                }
                 let members = &campaign_members[at..at + size];
                 at += size;
                 let Some(c) = plan.plan_campaign(world, bad, &mut rng) else {
@@ -455,12 +460,15 @@ fn hosting(rng: &mut Rng, country: u8, abroad: bool) -> (Network, u8) {
 /// An item by a stranger on `topic`: author not followed, no followee
 /// reposted it in the last week, not already liked, created before `t`.
 fn stranger_item(sim: &mut Sim<'_>, topic: u8, t: Millis, rng: &mut Rng) -> Option<ItemKey> {
-    for _ in 0..40 {
+    for attempt in 0..40 {
         let c = sim.world.creator_of_topic(topic, rng)?;
         if c == sim.id() || sim.follows_now(c) {
             continue;
         }
-        let Some(key) = sim.recent_item_by(c, t, rng) else {
+        // Recent posts first; attackers link older ones when they must
+        // (few creators post scams, and an account likes a post once).
+        let days = if attempt < 20 { 3 } else { 14 };
+        let Some(key) = sim.item_by_within(c, t, days, rng) else {
             continue;
         };
         if !sim.exposed(key, t) {

@@ -1,0 +1,148 @@
+//! `after_hit`: the event follows up on an event another rule already hit.
+//!
+//! **What it detects.** An earlier event of the same account, at most
+//! `within` before, was hit by one of `rules` (a hit *for* compromise), and
+//! (with `same_target`, the default) it acted on the same target as this
+//! event. The strength is that hit's strength. This is how rules chain
+//! evidence: "an unlike, an hour after the like, *of a like that was itself
+//! unexposed and off pattern*".
+//!
+//! **Why it suggests compromise.** In the story behind changeling the
+//! strongest evidence is the pair: likes the feed could not have shown,
+//! removed one by one an hour later. Either half alone has innocent
+//! explanations (people discover things; people regret likes); the owner
+//! cleaning up after someone else explains both.
+//!
+//! **Parameters**: `rules` (required: rule ids), `within = "48h"`,
+//! `same_target = true`. Unknown rule ids are errors (E017), since a typo
+//! would silently disable the rule.
+//!
+//! ```toml
+//! [[signal]]
+//! kind = "after_hit"
+//! rules = ["likes/unexposed-off-pattern"]
+//! within = "48h"
+//! ```
+//!
+//! **Known false positives.** Whatever the referenced rules' are; this
+//! signal adds none of its own.
+
+use super::{BindCache, Ev, Outcome};
+use crate::data::Dataset;
+use crate::data::schema::TableKind;
+use crate::intern::Sym;
+use crate::rules::Effect;
+use crate::rules::diag::Code;
+use crate::rules::reader::{Ctx, Sp, TableReader};
+use crate::time::{HOUR, Millis, compact_duration, format_rfc3339};
+
+/// Validated parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Rule ids whose hits count, with where they are written.
+    pub rules: Vec<Sp<String>>,
+    /// How far back the earlier hit may be.
+    pub within: Millis,
+    /// Whether the earlier hit must be on the same target.
+    pub same_target: bool,
+}
+
+impl Params {
+    /// Reads the parameters of a `[[signal]]` table.
+    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
+        let rules = match r.str_list(ctx, "rules") {
+            Some(l) if !l.value.is_empty() => l.value,
+            Some(l) => {
+                ctx.report(Code::BadValue, l.span, "`rules` must name at least one rule id");
+                Vec::new()
+            }
+            None => {
+                let span = r.span.start..r.span.start + 1;
+                ctx.report(Code::MissingKey, span, "signal `after_hit` is missing required key `rules` (rule ids)");
+                Vec::new()
+            }
+        };
+        Params {
+            rules,
+            within: r.duration_or(ctx, "within", 48 * HOUR),
+            same_target: r.bool(ctx, "same_target").is_none_or(|b| b.value),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("rules", format!("{:?}", self.rules.iter().map(|r| &r.value).collect::<Vec<_>>())),
+            ("within", compact_duration(self.within)),
+            ("same_target", self.same_target.to_string()),
+        ]
+    }
+
+    pub(crate) fn state_key(&self) -> String {
+        String::new()
+    }
+
+    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
+        vec![(TableKind::Events, "target".into())]
+    }
+}
+
+/// Bound to a dataset (and to the plan's rule numbering).
+#[derive(Debug)]
+pub struct Bound {
+    params: Params,
+    rules: Vec<u32>,
+    ids: Vec<String>,
+}
+
+/// No per-account state: the scorer hands the account's earlier hits over.
+#[derive(Debug, Default)]
+pub struct State;
+
+impl Bound {
+    pub(crate) fn new(p: &Params, _data: &Dataset, cache: &mut BindCache) -> Bound {
+        let rules = cache
+            .rule_ids
+            .iter()
+            .enumerate()
+            .filter(|(_, id)| p.rules.iter().any(|r| &r.value == *id))
+            .map(|(i, _)| i as u32)
+            .collect();
+        Bound { params: p.clone(), rules, ids: cache.rule_ids.clone() }
+    }
+
+    pub(crate) fn new_state(&self) -> State {
+        State
+    }
+
+    pub(crate) fn reset(&self, _s: &mut State, _actor: Sym, _data: &Dataset) {}
+
+    pub(crate) fn note(&self) -> Option<String> {
+        None
+    }
+
+    pub(crate) fn observe(&self, _s: &mut State, _e: &Ev<'_>) {}
+
+    pub(crate) fn eval(&self, _s: &mut State, e: &Ev<'_>) -> Outcome {
+        let target = e.target();
+        if self.params.same_target && target.is_none() {
+            return Outcome::Quiet;
+        }
+        let found = e.hits.iter().rev().take_while(|h| h.ts >= e.ts - self.params.within).find(|h| {
+            h.effect == Effect::For && self.rules.contains(&h.rule) && (!self.params.same_target || h.target == target)
+        });
+        match found {
+            Some(h) => Outcome::Fire {
+                strength: h.strength,
+                why: format!(
+                    "the {} of {} at {} was hit by {} (strength {})",
+                    e.text(h.action),
+                    h.target.map_or("-", |t| e.text(t)),
+                    format_rfc3339(h.ts),
+                    self.ids[h.rule as usize],
+                    h.strength
+                ),
+            },
+            None => Outcome::Quiet,
+        }
+    }
+}

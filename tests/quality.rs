@@ -1,0 +1,59 @@
+//! Detection quality floor: on a generated population with planted
+//! compromises and benign look-alikes, the shipped rules must keep recall,
+//! false positives and ranking above a floor, so that a regression in rules
+//! or engine fails CI. (The full-size figures, 20,000 accounts over 60
+//! days, are in the README; this is the same measurement, smaller.)
+
+use std::process::Command;
+
+fn changeling(args: &[&str]) -> std::process::Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_changeling")).args(args).output().expect("the binary runs");
+    assert!(o.status.success(), "changeling {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+#[test]
+fn shipped_rules_meet_the_quality_floor() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let alerts = tmp.path().join("alerts.jsonl");
+    let (data, alerts) = (data.to_str().unwrap(), alerts.to_str().unwrap());
+    changeling(&[
+        "synth",
+        "--accounts",
+        "3000",
+        "--days",
+        "30",
+        "--seed",
+        "7",
+        "--out",
+        data,
+        "--compromise-rate",
+        "0.04",
+        "--lookalike-rate",
+        "0.02",
+        "--quiet",
+    ]);
+    changeling(&["score", "--data", data, "--out", alerts, "--quiet"]);
+    let out = changeling(&["eval", "--data", data, "--alerts", alerts, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+
+    let high = &report["by_tier"][0];
+    assert_eq!(high["tier"], "high");
+    let mut styles = 0;
+    for s in high["compromised_styles"].as_array().unwrap() {
+        let (style, recall) = (s["style"].as_str().unwrap(), s["recall"].as_f64().unwrap());
+        let floor = if style == "quiet" { 0.8 } else { 0.9 };
+        assert!(recall >= floor, "recall of `{style}` at high is {recall}, below {floor}: {report:#}");
+        styles += 1;
+    }
+    assert_eq!(styles, 5, "every episode style is planted");
+    let benign = report["accounts"]["benign"].as_f64().unwrap();
+    let fp = high["false_positives"].as_f64().unwrap();
+    assert!(fp / benign <= 0.003, "{fp} of {benign} benign accounts at high: {report:#}");
+    for s in high["benign_styles"].as_array().unwrap() {
+        assert!(s["fp_rate"].as_f64().unwrap() <= 0.1, "look-alike at high: {s}");
+    }
+    let auc = report["ranking"]["roc_auc"].as_f64().unwrap();
+    assert!(auc >= 0.99, "ROC AUC {auc}");
+}
