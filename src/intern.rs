@@ -35,16 +35,24 @@ impl Sym {
 }
 
 /// A set of strings, each stored once, numbered in insertion order.
+///
+/// Strings live end to end in one buffer (no allocation per string), each
+/// with its hash kept beside it: growing the table never rehashes a string,
+/// a lookup compares full hashes before bytes, and [`Interner::absorb`]
+/// reuses the other interner's hashes.
 #[derive(Clone, Default)]
 pub struct Interner {
     table: HashTable<u32>,
-    strings: Vec<Box<str>>,
+    buf: String,
+    /// (start in `buf`, length) of each string.
+    spans: Vec<(usize, u32)>,
+    hashes: Vec<u64>,
     hasher: foldhash::fast::FixedState,
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.strings.len()).finish()
+        f.debug_struct("Interner").field("len", &self.spans.len()).finish()
     }
 }
 
@@ -54,18 +62,48 @@ impl Interner {
         Interner::default()
     }
 
+    /// An empty interner with room for about `n` strings of `bytes` in all.
+    pub fn with_capacity(n: usize, bytes: usize) -> Interner {
+        Interner {
+            table: HashTable::with_capacity(n),
+            buf: String::with_capacity(bytes),
+            spans: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    #[inline]
+    fn text(&self, i: usize) -> &str {
+        let (start, len) = self.spans[i];
+        &self.buf[start..start + len as usize]
+    }
+
     /// The symbol of `s`, adding it if it is new.
+    #[inline]
     pub fn intern(&mut self, s: &str) -> Sym {
         let hash = self.hasher.hash_one(s);
-        let strings = &self.strings;
-        if let Some(&i) = self.table.find(hash, |&i| &*strings[i as usize] == s) {
+        self.intern_hashed(s, hash)
+    }
+
+    fn intern_hashed(&mut self, s: &str, hash: u64) -> Sym {
+        let (buf, spans, hashes) = (&self.buf, &self.spans, &self.hashes);
+        let found = self.table.find(hash, |&i| {
+            let i = i as usize;
+            hashes[i] == hash && {
+                let (start, len) = spans[i];
+                &buf[start..start + len as usize] == s
+            }
+        });
+        if let Some(&i) = found {
             return Sym::from_index(i as usize);
         }
-        let i = self.strings.len();
-        self.strings.push(s.into());
-        let strings = &self.strings;
-        let hasher = &self.hasher;
-        self.table.insert_unique(hash, i as u32, |&j| hasher.hash_one(&*strings[j as usize]));
+        let i = self.spans.len();
+        self.spans.push((self.buf.len(), s.len() as u32));
+        self.buf.push_str(s);
+        self.hashes.push(hash);
+        let hashes = &self.hashes;
+        self.table.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
         Sym::from_index(i)
     }
 
@@ -78,34 +116,36 @@ impl Interner {
     /// The symbol of `s` if it was interned, without adding it.
     pub fn get(&self, s: &str) -> Option<Sym> {
         let hash = self.hasher.hash_one(s);
-        self.table.find(hash, |&i| &*self.strings[i as usize] == s).map(|&i| Sym::from_index(i as usize))
+        self.table
+            .find(hash, |&i| self.hashes[i as usize] == hash && self.text(i as usize) == s)
+            .map(|&i| Sym::from_index(i as usize))
     }
 
     /// The string of a symbol of this interner.
     #[inline]
     pub fn resolve(&self, sym: Sym) -> &str {
-        &self.strings[sym.index()]
+        self.text(sym.index())
     }
 
     /// How many distinct strings are interned.
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.spans.len()
     }
 
     /// Whether nothing is interned.
     pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
+        self.spans.is_empty()
     }
 
     /// Interns every string of `other` into `self` and returns, for each
     /// symbol of `other` by index, the matching symbol of `self`.
     pub fn absorb(&mut self, other: &Interner) -> Vec<Sym> {
-        other.strings.iter().map(|s| self.intern(s)).collect()
+        (0..other.len()).map(|i| self.intern_hashed(other.text(i), other.hashes[i])).collect()
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.strings.iter().map(|s| s.len() + 16).sum::<usize>() + self.table.capacity() * 5
+        self.buf.capacity() + self.spans.capacity() * 16 + self.hashes.capacity() * 8 + self.table.capacity() * 5
     }
 }
 

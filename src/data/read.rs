@@ -9,6 +9,7 @@
 //! batch.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
@@ -194,12 +195,13 @@ fn read_text_file(
             }
         });
 
+        let keep = opts.projection.as_ref().and_then(|p| p.tables.get(&kind)).map(|set| Arc::new(set.clone()));
         let parse = |pending: Vec<Block>| -> Parsed {
             let header = header.get().map_or(&[][..], Vec::as_slice);
             pending
                 .par_iter()
                 .map(|block| {
-                    let mut builder = TableBuilder::new(kind);
+                    let mut builder = TableBuilder::with_projection(kind, keep.clone());
                     let mut bad = Vec::new();
                     if csv {
                         csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);

@@ -12,6 +12,8 @@
 //! a bad record: it drops the record and says why, for the read report.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::schema::{FieldDef, Kind, TableKind};
 use crate::intern::{Interner, Sym};
@@ -48,6 +50,17 @@ impl Column {
             Kind::List => Column::List { offsets: Vec::new(), values: Vec::new() },
             Kind::Num => Column::Num(Vec::new()),
             Kind::Text => Column::Text(Vec::new()),
+        }
+    }
+
+    /// An empty column of the same kind.
+    pub fn empty_like(&self) -> Column {
+        match self {
+            Column::Time(_) => Column::Time(Vec::new()),
+            Column::Num(_) => Column::Num(Vec::new()),
+            Column::Text(_) => Column::Text(Vec::new()),
+            Column::List { .. } => Column::List { offsets: Vec::new(), values: Vec::new() },
+            Column::Sym(_) => Column::Sym(Vec::new()),
         }
     }
 
@@ -313,7 +326,7 @@ impl Table {
                 Some(i) => i,
                 None => {
                     self.names.push(name);
-                    self.columns.push(Column::Sym(Vec::new()));
+                    self.columns.push(column.empty_like());
                     self.columns.len() - 1
                 }
             };
@@ -331,13 +344,7 @@ impl Table {
                 Some(i) => i,
                 None => {
                     self.names.push(name);
-                    self.columns.push(match &column {
-                        Column::Time(_) => Column::Time(Vec::new()),
-                        Column::Num(_) => Column::Num(Vec::new()),
-                        Column::Text(_) => Column::Text(Vec::new()),
-                        Column::List { .. } => Column::List { offsets: Vec::new(), values: Vec::new() },
-                        Column::Sym(_) => Column::Sym(Vec::new()),
-                    });
+                    self.columns.push(column.empty_like());
                     self.columns.len() - 1
                 }
             };
@@ -373,9 +380,25 @@ pub struct TableBuilder {
     problem: Option<String>,
     /// Column index of the k-th key of the previous record: records of one
     /// file repeat their key order, so this usually avoids a lookup.
+    /// Values from [`SKIPPED`] up name a skipped key.
     key_guess: Vec<usize>,
     key_at: usize,
+    /// Columns to keep (the plan's projection); `None` keeps all.
+    keep: Option<Arc<BTreeSet<String>>>,
+    /// Names of keys met and skipped.
+    skipped: Vec<String>,
+    /// Fingerprint of the skipped fields of the row being built.
+    unread: u64,
+    hasher: foldhash::fast::FixedState,
 }
+
+/// Offset of skipped keys in `key_guess`.
+const SKIPPED: usize = 1 << 31;
+
+/// The column that holds, per row, a fingerprint of the fields not read
+/// (outside the projection), so that "exact duplicate" still means
+/// identical in every field. Its name cannot come from ordinary data.
+pub const UNREAD: &str = "\u{1}unread";
 
 impl TableBuilder {
     /// An empty builder for `kind`.
@@ -384,7 +407,7 @@ impl TableBuilder {
         TableBuilder {
             kind,
             fields,
-            strings: Interner::new(),
+            strings: Interner::with_capacity(1 << 14, 1 << 18),
             columns: fields.iter().map(|f| Column::new(f.kind)).collect(),
             names: fields.iter().map(|f| f.name.to_string()).collect(),
             rows: 0,
@@ -392,7 +415,17 @@ impl TableBuilder {
             problem: None,
             key_guess: Vec::new(),
             key_at: 0,
+            keep: None,
+            skipped: Vec::new(),
+            unread: 0,
+            hasher: foldhash::fast::FixedState::default(),
         }
+    }
+
+    /// A builder that keeps only the fields in `keep` (and the required
+    /// ones); the others are not parsed, only fingerprinted.
+    pub fn with_projection(kind: TableKind, keep: Option<Arc<BTreeSet<String>>>) -> TableBuilder {
+        TableBuilder { keep, ..TableBuilder::new(kind) }
     }
 
     /// A block built column by column by a columnar reader (Parquet), for
@@ -440,22 +473,35 @@ impl TableBuilder {
         self.pending.clear();
         self.problem = None;
         self.key_at = 0;
+        self.unread = 0;
     }
 
+    /// The column of `key`, or `SKIPPED + k` when the projection skips it.
     fn column_of(&mut self, key: &str) -> usize {
-        if let Some(&g) = self.key_guess.get(self.key_at)
-            && self.names[g] == key
-        {
-            self.key_at += 1;
-            return g;
+        if let Some(&g) = self.key_guess.get(self.key_at) {
+            let name = if g >= SKIPPED { &self.skipped[g - SKIPPED] } else { &self.names[g] };
+            if name == key {
+                self.key_at += 1;
+                return g;
+            }
         }
         let col = match self.names.iter().position(|n| n == key) {
             Some(i) => i,
-            None => {
-                self.names.push(key.to_string());
-                self.columns.push(Column::Sym(Vec::new()));
-                self.names.len() - 1
-            }
+            None => match self.skipped.iter().position(|n| n == key) {
+                Some(k) => SKIPPED + k,
+                None => {
+                    let wanted = self.keep.as_ref().is_none_or(|k| k.contains(key))
+                        || self.fields.iter().any(|f| f.required && f.name == key);
+                    if wanted && key != UNREAD {
+                        self.names.push(key.to_string());
+                        self.columns.push(Column::Sym(Vec::new()));
+                        self.names.len() - 1
+                    } else {
+                        self.skipped.push(key.to_string());
+                        SKIPPED + self.skipped.len() - 1
+                    }
+                }
+            },
         };
         if self.key_at < self.key_guess.len() {
             self.key_guess[self.key_at] = col;
@@ -481,6 +527,10 @@ impl TableBuilder {
             return;
         }
         let col = self.column_of(key);
+        if col >= SKIPPED {
+            self.fingerprint(key, &value);
+            return;
+        }
         match self.parse(col, value) {
             Ok(Some(v)) => self.pending.push((col, v)),
             Ok(None) => {}
@@ -490,6 +540,19 @@ impl TableBuilder {
                 }
             }
         }
+    }
+
+    /// Folds a skipped field into the row's fingerprint (order-independent).
+    fn fingerprint(&mut self, key: &str, value: &RawField<'_>) {
+        use std::hash::BuildHasher;
+        let h = match value {
+            RawField::Str(s) => self.hasher.hash_one((key, &**s)),
+            RawField::Num(n) | RawField::Json(n) => self.hasher.hash_one((key, *n)),
+            RawField::Bool(b) => self.hasher.hash_one((key, if *b { "true" } else { "false" })),
+            RawField::List(items) => self.hasher.hash_one((key, items.join("|"))),
+            RawField::Null => return,
+        };
+        self.unread = self.unread.wrapping_add(h);
     }
 
     fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
@@ -574,6 +637,18 @@ impl TableBuilder {
             self.columns[col].push(row, v);
         }
         self.pending = pending;
+        if self.unread != 0 {
+            let col = match self.names.iter().position(|n| n == UNREAD) {
+                Some(c) => c,
+                None => {
+                    self.names.push(UNREAD.to_string());
+                    self.columns.push(Column::Time(Vec::new()));
+                    self.names.len() - 1
+                }
+            };
+            let h = (self.unread as i64).max(NO_TIME + 1);
+            self.columns[col].push(row, Parsed::Time(h));
+        }
         self.rows += 1;
         Ok(())
     }

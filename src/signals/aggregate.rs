@@ -26,6 +26,8 @@ use crate::time::Millis;
 #[derive(Debug, Default)]
 pub struct ItemActors {
     items: Vec<Sym>,
+    /// Position in `items` + 1 of each symbol, by symbol index (0: none).
+    slot: Vec<u32>,
     offsets: Vec<u32>,
     ts: Vec<Millis>,
     who: Vec<Sym>,
@@ -34,13 +36,15 @@ pub struct ItemActors {
 impl ItemActors {
     /// The (time, account) entries of `item` with time in `from..=to`.
     pub fn between(&self, item: Sym, from: Millis, to: Millis) -> impl Iterator<Item = (Millis, Sym)> + '_ {
-        let range = match self.items.binary_search(&item) {
-            Ok(k) => {
+        let k = self.slot.get(item.index()).copied().unwrap_or(0);
+        let range = match k.checked_sub(1) {
+            Some(k) => {
+                let k = k as usize;
                 let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
                 let ts = &self.ts[a..b];
                 a + ts.partition_point(|&t| t < from)..a + ts.partition_point(|&t| t <= to)
             }
-            Err(_) => 0..0,
+            None => 0..0,
         };
         range.map(move |i| (self.ts[i], self.who[i]))
     }
@@ -89,6 +93,11 @@ impl ItemActorsAcc {
             out.who.push(who);
         }
         out.offsets.push(self.rows.len() as u32);
+        let max = out.items.iter().map(|s| s.index()).max().map_or(0, |m| m + 1);
+        out.slot = vec![0; max];
+        for (k, s) in out.items.iter().enumerate() {
+            out.slot[s.index()] = k as u32 + 1;
+        }
         out
     }
 }

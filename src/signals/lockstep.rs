@@ -150,6 +150,13 @@ impl Bound {
         }
         let p = &self.params;
         let cap = p.max_scan as usize;
+        // Lockstep needs other recent items of this account: without enough
+        // of them, say nothing before touching the index.
+        let horizon = e.ts - p.lookback;
+        let others = s.recent.iter().filter(|&&(t, i)| t >= horizon && i != item).count() as u64;
+        if others + 1 < p.min_items {
+            return Outcome::Quiet;
+        }
         // Co-actors on this item, and for each, on how many of this
         // account's recent items they were in step.
         s.counts.clear();
