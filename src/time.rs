@@ -72,12 +72,14 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 /// Parses an RFC 3339 timestamp such as `2020-09-09T14:03:00Z` or
 /// `2020-09-09T16:03:00.250+02:00` into UTC milliseconds.
 ///
-/// Accepts `t`/`T`/space between date and time and `z`/`Z`; fractional
+/// Accepts `t`/`T`/space between date and time and `z`/`Z`, and, beyond
+/// RFC 3339, no offset at all (read as UTC, as Spark and DuckDB write
+/// timestamps without a time zone); fractional
 /// seconds beyond milliseconds are truncated. Returns `None` for anything
 /// else, including out-of-range fields (month 13, Feb 30, hour 24).
 pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;
     }
     if !matches!(b[10], b'T' | b't' | b' ') {
@@ -116,6 +118,13 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
         for _ in n..3 {
             millis *= 10;
         }
+    }
+    // No offset at all: read as UTC, as Spark and DuckDB write timestamps
+    // without a time zone (an extension of RFC 3339, which requires one).
+    if at == b.len() {
+        let days = days_from_civil(year, month, day);
+        let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+        return Some(secs * 1000 + millis);
     }
     let offset_minutes: i64 = match b.get(at)? {
         b'Z' | b'z' if at + 1 == b.len() => 0,
@@ -273,6 +282,9 @@ mod tests {
         assert_eq!(parse_rfc3339("2020-09-09T16:03:00+02:00"), Some(1_599_660_180_000));
         assert_eq!(parse_rfc3339("2020-09-09T09:03:00.5-05:00"), Some(1_599_660_180_500));
         assert_eq!(parse_rfc3339("2020-09-09 14:03:00.123456z"), Some(1_599_660_180_123));
+        // Without an offset (as Spark and DuckDB write them): UTC.
+        assert_eq!(parse_rfc3339("2020-09-09 14:03:00"), Some(1_599_660_180_000));
+        assert_eq!(parse_rfc3339("2020-09-09T14:03:00.5"), Some(1_599_660_180_500));
     }
 
     #[test]
@@ -283,7 +295,6 @@ mod tests {
             "2020-13-01T00:00:00Z",
             "2021-02-29T00:00:00Z",
             "2020-09-09T24:00:00Z",
-            "2020-09-09T14:03:00",
             "2020-09-09T14:03:00+0200",
             "2020-09-09T14:03:00.Z",
             "2020-09-09T14:03:00Zjunk",

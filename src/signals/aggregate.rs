@@ -25,10 +25,12 @@ use crate::time::Millis;
 /// sorted by symbol, each with its (time, account) entries sorted.
 #[derive(Debug, Default)]
 pub struct ItemActors {
-    items: Vec<Sym>,
-    /// Position in `items` + 1 of each symbol, by symbol index (0: none).
-    slot: Vec<u32>,
-    offsets: Vec<u32>,
+    /// Per item, (account, time) entries sorted by account then time, when
+    /// built (for "did any of these accounts act on the item" questions).
+    by_who: Vec<(Sym, Millis)>,
+    /// Entry range of each item, by symbol index: one memory access finds
+    /// it (lookups come in account order, so they jump around).
+    ranges: Vec<(u32, u32)>,
     ts: Vec<Millis>,
     who: Vec<Sym>,
 }
@@ -36,17 +38,46 @@ pub struct ItemActors {
 impl ItemActors {
     /// The (time, account) entries of `item` with time in `from..=to`.
     pub fn between(&self, item: Sym, from: Millis, to: Millis) -> impl Iterator<Item = (Millis, Sym)> + '_ {
-        let k = self.slot.get(item.index()).copied().unwrap_or(0);
-        let range = match k.checked_sub(1) {
-            Some(k) => {
-                let k = k as usize;
-                let (a, b) = (self.offsets[k] as usize, self.offsets[k + 1] as usize);
+        let range = match self.range(item) {
+            Some((a, b)) => {
                 let ts = &self.ts[a..b];
                 a + ts.partition_point(|&t| t < from)..a + ts.partition_point(|&t| t <= to)
             }
             None => 0..0,
         };
         range.map(move |i| (self.ts[i], self.who[i]))
+    }
+
+    #[inline]
+    fn range(&self, item: Sym) -> Option<(usize, usize)> {
+        match self.ranges.get(item.index()) {
+            Some(&(a, b)) if b > a => Some((a as usize, b as usize)),
+            _ => None,
+        }
+    }
+
+    /// How many entries of `item` have a time in `from..=to` (without
+    /// visiting them).
+    pub fn count_between(&self, item: Sym, from: Millis, to: Millis) -> usize {
+        match self.range(item) {
+            Some((a, b)) => {
+                let ts = &self.ts[a..b];
+                ts.partition_point(|&t| t <= to).saturating_sub(ts.partition_point(|&t| t < from))
+            }
+            None => 0,
+        }
+    }
+
+    /// Whether `who` acted on `item` at a time in `from..=to`. Needs the
+    /// index built with pairs; without them it scans the item's entries.
+    pub fn acted(&self, item: Sym, who: Sym, from: Millis, to: Millis) -> bool {
+        let Some((a, b)) = self.range(item) else { return false };
+        if self.by_who.is_empty() {
+            return self.between(item, from, to).any(|(_, w)| w == who);
+        }
+        let run = &self.by_who[a..b];
+        let start = run.partition_point(|&(w, t)| (w, t) < (who, from));
+        run.get(start).is_some_and(|&(w, t)| w == who && t <= to)
     }
 
     /// Number of entries.
@@ -64,6 +95,8 @@ impl ItemActors {
 #[derive(Clone, Debug, Default)]
 pub struct ItemActorsAcc {
     rows: Vec<(Sym, Millis, Sym)>,
+    /// Whether to build the per-account order too.
+    pairs: bool,
 }
 
 impl ItemActorsAcc {
@@ -84,19 +117,22 @@ impl ItemActorsAcc {
             a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| strings.resolve(a.2).cmp(strings.resolve(b.2)))
         });
         let mut out = ItemActors::default();
+        let max = self.rows.iter().map(|r| r.0.index()).max().map_or(0, |m| m + 1);
+        out.ranges = vec![(0, 0); max];
+        let mut start = 0;
         for (k, &(item, ts, who)) in self.rows.iter().enumerate() {
-            if out.items.last() != Some(&item) {
-                out.items.push(item);
-                out.offsets.push(k as u32);
+            if k > 0 && self.rows[k - 1].0 != item {
+                start = k;
             }
+            out.ranges[item.index()] = (start as u32, k as u32 + 1);
             out.ts.push(ts);
             out.who.push(who);
         }
-        out.offsets.push(self.rows.len() as u32);
-        let max = out.items.iter().map(|s| s.index()).max().map_or(0, |m| m + 1);
-        out.slot = vec![0; max];
-        for (k, s) in out.items.iter().enumerate() {
-            out.slot[s.index()] = k as u32 + 1;
+        if self.pairs {
+            out.by_who = self.rows.iter().map(|&(_, ts, who)| (who, ts)).collect();
+            for &(a, b) in out.ranges.iter().filter(|r| r.1 > r.0) {
+                out.by_who[a as usize..b as usize].sort_unstable();
+            }
         }
         out
     }
@@ -135,8 +171,20 @@ impl Aggregates {
                             slot(&mut a.priors, (f, sorted(&p.history)));
                         }
                     }
-                    SignalDef::FeedExposure(p) => slot(&mut a.item_actors, sorted(&p.repost_actions)),
-                    SignalDef::Lockstep(p) => slot(&mut a.item_actors, sorted(&p.actions)),
+                    SignalDef::FeedExposure(p) => {
+                        let key = sorted(&p.repost_actions);
+                        slot(&mut a.item_actors, key.clone());
+                        if let Some((_, acc)) = a.item_actors.iter_mut().find(|(k, _)| *k == key) {
+                            acc.pairs = true;
+                        }
+                    }
+                    SignalDef::Lockstep(p) => {
+                        let key = sorted(&p.actions);
+                        slot(&mut a.item_actors, key.clone());
+                        if let Some((_, acc)) = a.item_actors.iter_mut().find(|(k, _)| *k == key) {
+                            acc.pairs = true;
+                        }
+                    }
                     SignalDef::RateSpike(p) => slot(&mut a.rates, sorted(&p.actions)),
                     _ => {}
                 }
@@ -149,7 +197,11 @@ impl Aggregates {
     pub fn empty_like(&self) -> Aggregates {
         Aggregates {
             priors: self.priors.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
-            item_actors: self.item_actors.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
+            item_actors: self
+                .item_actors
+                .iter()
+                .map(|(k, a)| (k.clone(), ItemActorsAcc { rows: Vec::new(), pairs: a.pairs }))
+                .collect(),
             rates: self.rates.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
         }
     }

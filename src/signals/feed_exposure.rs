@@ -245,13 +245,20 @@ impl Bound {
         {
             return Outcome::Quiet;
         }
-        if self.repost
-            && self
-                .reposts
-                .between(target, e.ts - self.params.repost_window, e.ts)
-                .any(|(_, who)| who != e.actor && self.followed(s, who, e.ts))
-        {
-            return Outcome::Quiet;
+        if self.repost {
+            let from = e.ts - self.params.repost_window;
+            // Visit whichever is smaller: the item's reposters in the window,
+            // or the account's followees.
+            let reposted = if self.reposts.count_between(target, from, e.ts) <= 2 * s.followees.len() {
+                self.reposts.between(target, from, e.ts).any(|(_, who)| who != e.actor && self.followed(s, who, e.ts))
+            } else {
+                s.followees.iter().any(|(&who, &since)| {
+                    since <= e.ts && who != e.actor && self.reposts.acted(target, who, from, e.ts)
+                })
+            };
+            if reposted {
+                return Outcome::Quiet;
+            }
         }
         if self.impression
             && let Some(imp) = &e.data.impressions

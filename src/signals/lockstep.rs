@@ -157,30 +157,37 @@ impl Bound {
         if others + 1 < p.min_items {
             return Outcome::Quiet;
         }
-        // Co-actors on this item, and for each, on how many of this
-        // account's recent items they were in step.
-        s.counts.clear();
-        for (_, who) in self.index.between(item, e.ts - p.window, e.ts + p.window).take(cap) {
-            if who != e.actor {
-                s.counts.insert(who, (1, 0));
-            }
-        }
-        if (s.counts.len() as u64) < p.min_accounts {
+        // Enough co-actors on this item at all? (Counted, not visited.)
+        let (from, to) = (e.ts - p.window, e.ts + p.window);
+        if (self.index.count_between(item, from, to) as u64) < p.min_accounts + 1 {
             return Outcome::Quiet;
         }
+        // For each other recent item, its co-actors (within the window of
+        // this account's action on it) that were also in step on this item;
+        // per co-actor, on how many items (this one included).
+        s.counts.clear();
         let mut shared_items = vec![item];
-        for &(t, other) in s.recent.iter().filter(|&&(t, _)| t >= e.ts - p.lookback) {
-            if other == item || shared_items.contains(&other) {
+        let recent: Vec<(Millis, Sym)> = s.recent.iter().copied().filter(|&(t, i)| t >= horizon && i != item).collect();
+        for (t, other) in recent {
+            if shared_items.contains(&other) {
                 continue;
             }
             let mut any = false;
             let k = shared_items.len() as u32;
             for (_, who) in self.index.between(other, t - p.window, t + p.window).take(cap) {
-                if let Some(c) = s.counts.get_mut(&who)
-                    && c.1 != k
-                {
-                    *c = (c.0 + 1, k);
-                    any = true;
+                if who == e.actor {
+                    continue;
+                }
+                let in_step = match s.counts.get(&who) {
+                    Some(_) => true,
+                    None => self.index.acted(item, who, from, to),
+                };
+                if in_step {
+                    let c = s.counts.entry(who).or_insert((1, 0));
+                    if c.1 != k {
+                        *c = (c.0 + 1, k);
+                        any = true;
+                    }
                 }
             }
             if any {
