@@ -205,7 +205,7 @@ impl Bound {
     pub(crate) fn reset(&self, s: &mut State, actor: Sym, data: &Dataset) {
         s.followees.clear();
         if let Some(f) = &data.follows {
-            s.followees.extend(f.followees(actor).iter().copied());
+            s.followees.extend(f.followees(actor));
         }
     }
 
