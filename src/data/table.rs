@@ -320,26 +320,20 @@ impl Table {
     /// Appends a parsed block, interning its strings into `strings`.
     pub fn append(&mut self, block: TableBuilder, strings: &mut Interner) {
         let map = strings.absorb(&block.strings);
-        let base = self.rows;
-        for (name, column) in block.names.into_iter().zip(block.columns) {
-            let at = match self.column_index(&name) {
-                Some(i) => i,
-                None => {
-                    self.names.push(name);
-                    self.columns.push(column.empty_like());
-                    self.columns.len() - 1
-                }
-            };
-            self.columns[at].append(base, column, Some(&map));
-        }
-        self.rows += block.rows;
+        self.append_columns(block.names, block.columns, block.rows, Some(&map));
     }
 
     /// Appends another table of the same kind whose symbols already belong
     /// to the same interner (a spilled partition chunk, say).
     pub fn append_table(&mut self, other: Table) {
+        self.append_columns(other.names, other.columns, other.rows, None);
+    }
+
+    /// Appends `rows` rows given as named columns, matching columns by
+    /// name and mapping symbols through `map` when given.
+    fn append_columns(&mut self, names: Vec<String>, columns: Vec<Column>, rows: usize, map: Option<&[Sym]>) {
         let base = self.rows;
-        for (name, column) in other.names.into_iter().zip(other.columns) {
+        for (name, column) in names.into_iter().zip(columns) {
             let at = match self.column_index(&name) {
                 Some(i) => i,
                 None => {
@@ -348,9 +342,9 @@ impl Table {
                     self.columns.len() - 1
                 }
             };
-            self.columns[at].append(base, column, None);
+            self.columns[at].append(base, column, map);
         }
-        self.rows += other.rows;
+        self.rows += rows;
     }
 
     /// Reorders every column to `order` and sets the row count to its length.

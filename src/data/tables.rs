@@ -5,7 +5,6 @@
 //! Where an id appears twice (an item or account listed twice), the first
 //! record wins and the rest are counted as duplicates in the read report.
 
-
 use super::schema::it;
 use super::table::Table;
 use crate::intern::{Interner, Sym};

@@ -25,9 +25,9 @@ use crate::time::Millis;
 /// sorted by symbol, each with its (time, account) entries sorted.
 #[derive(Debug, Default)]
 pub struct ItemActors {
-    /// Per item, (account, time) entries sorted by account then time, when
-    /// built (for "did any of these accounts act on the item" questions).
-    by_who: Vec<(Sym, Millis)>,
+    /// Per item, (account, position in `ts`) entries sorted by account then
+    /// time, when built (for "did this account act on the item" questions).
+    by_who: Vec<(Sym, u32)>,
     /// Entry range of each item, by symbol index: one memory access finds
     /// it (lookups come in account order, so they jump around).
     ranges: Vec<(u32, u32)>,
@@ -76,8 +76,8 @@ impl ItemActors {
             return self.between(item, from, to).any(|(_, w)| w == who);
         }
         let run = &self.by_who[a..b];
-        let start = run.partition_point(|&(w, t)| (w, t) < (who, from));
-        run.get(start).is_some_and(|&(w, t)| w == who && t <= to)
+        let start = run.partition_point(|&(w, k)| (w, self.ts[k as usize]) < (who, from));
+        run.get(start).is_some_and(|&(w, k)| w == who && self.ts[k as usize] <= to)
     }
 
     /// Number of entries.
@@ -116,7 +116,11 @@ impl ItemActorsAcc {
         self.rows.par_sort_unstable_by(|a, b| {
             a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| strings.resolve(a.2).cmp(strings.resolve(b.2)))
         });
-        let mut out = ItemActors::default();
+        let mut out = ItemActors {
+            ts: Vec::with_capacity(self.rows.len()),
+            who: Vec::with_capacity(self.rows.len()),
+            ..ItemActors::default()
+        };
         let max = self.rows.iter().map(|r| r.0.index()).max().map_or(0, |m| m + 1);
         out.ranges = vec![(0, 0); max];
         let mut start = 0;
@@ -129,7 +133,9 @@ impl ItemActorsAcc {
             out.who.push(who);
         }
         if self.pairs {
-            out.by_who = self.rows.iter().map(|&(_, ts, who)| (who, ts)).collect();
+            // Within an item, entries are in time order, so sorting by
+            // (account, position) sorts by (account, time).
+            out.by_who = self.rows.iter().enumerate().map(|(k, &(_, _, who))| (who, k as u32)).collect();
             for &(a, b) in out.ranges.iter().filter(|r| r.1 > r.0) {
                 out.by_who[a as usize..b as usize].sort_unstable();
             }
