@@ -73,7 +73,7 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 /// `2020-09-09T16:03:00.250+02:00` into UTC milliseconds.
 ///
 /// Accepts `t`/`T`/space between date and time and `z`/`Z`, and, beyond
-/// RFC 3339, no offset at all (read as UTC, as Spark and DuckDB write
+/// RFC 3339, the offsets `+0200` and `+02`, and no offset at all (read as UTC, as Spark and DuckDB write
 /// timestamps without a time zone); fractional
 /// seconds beyond milliseconds are truncated. Returns `None` for anything
 /// else, including out-of-range fields (month 13, Feb 30, hour 24).
@@ -128,9 +128,16 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
     }
     let offset_minutes: i64 = match b.get(at)? {
         b'Z' | b'z' if at + 1 == b.len() => 0,
-        sign @ (b'+' | b'-') if at + 6 == b.len() && b[at + 3] == b':' => {
+        // `+02:00`, and beyond RFC 3339 the ISO 8601 forms `+0200` and
+        // `+02` that PostgreSQL and DuckDB write.
+        sign @ (b'+' | b'-') if matches!(b.len() - at, 3 | 5 | 6) => {
             let h = i64::from(digits(b, at + 1, 2)?);
-            let m = i64::from(digits(b, at + 4, 2)?);
+            let m = match b.len() - at {
+                3 => 0,
+                5 => i64::from(digits(b, at + 3, 2)?),
+                _ if b[at + 3] == b':' => i64::from(digits(b, at + 4, 2)?),
+                _ => return None,
+            };
             if h > 23 || m > 59 {
                 return None;
             }
@@ -284,6 +291,8 @@ mod tests {
         assert_eq!(parse_rfc3339("2020-09-09 14:03:00.123456z"), Some(1_599_660_180_123));
         // Without an offset (as Spark and DuckDB write them): UTC.
         assert_eq!(parse_rfc3339("2020-09-09 14:03:00"), Some(1_599_660_180_000));
+        assert_eq!(parse_rfc3339("2020-09-09 16:03:00+02"), Some(1_599_660_180_000));
+        assert_eq!(parse_rfc3339("2020-09-09 16:03:00+0200"), Some(1_599_660_180_000));
         assert_eq!(parse_rfc3339("2020-09-09T14:03:00.5"), Some(1_599_660_180_500));
     }
 
@@ -295,7 +304,7 @@ mod tests {
             "2020-13-01T00:00:00Z",
             "2021-02-29T00:00:00Z",
             "2020-09-09T24:00:00Z",
-            "2020-09-09T14:03:00+0200",
+            "2020-09-09T14:03:00+020",
             "2020-09-09T14:03:00.Z",
             "2020-09-09T14:03:00Zjunk",
         ] {
