@@ -105,9 +105,19 @@ pub enum RunError {
     },
 }
 
-/// The share of the budget the events table may reach before the run
-/// switches to partitions (sorting needs about twice the table again).
-const IN_MEMORY_SHARE: f64 = 0.3;
+/// The share of the budget the process may reach, with the events table
+/// read so far, before the run switches to partitions: sorting the table
+/// needs about as much again, and a growing vector briefly holds its old
+/// and new storage.
+const IN_MEMORY_SHARE: f64 = 0.45;
+
+/// Resident memory of this process, in bytes (Linux; 0 elsewhere).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
 
 /// Where the events go: a table while they fit, then partitions.
 struct EventsSink<'a> {
@@ -116,6 +126,8 @@ struct EventsSink<'a> {
     opts: &'a RunOptions,
     rows: u64,
     bytes_per_row: f64,
+    /// Resident memory before the events (strings and the other tables).
+    baseline: u64,
 }
 
 impl EventsSink<'_> {
@@ -124,7 +136,7 @@ impl EventsSink<'_> {
     }
 
     fn switch(&mut self, strings: &Interner) -> Result<(), DataError> {
-        let bytes = self.table.heap_bytes() as f64;
+        let bytes = self.table.used_bytes() as f64;
         self.bytes_per_row = (bytes / self.table.rows.max(1) as f64).max(16.0);
         let n = self.opts.force_partitions.unwrap_or_else(|| {
             let want = (bytes * 4.0 * 3.0 / self.per_worker_budget()).ceil() as usize;
@@ -133,7 +145,19 @@ impl EventsSink<'_> {
         let dir = SpillDir::new(&self.opts.tmp).map_err(|e| DataError::io(&self.opts.tmp, e))?;
         let mut partitioner = Partitioner::new(&dir, n, 1 << 20).map_err(|e| DataError::io(dir.path(), e))?;
         let table = std::mem::replace(&mut self.table, Table::new(TableKind::Events));
-        partitioner.add(&table, strings).map_err(|e| DataError::io(dir.path(), e))?;
+        // In slices, so that no partition's share of the table is copied at
+        // once.
+        let mut start = 0;
+        while start < table.rows {
+            let end = (start + (1 << 16)).min(table.rows);
+            let order: Vec<u32> = (start as u32..end as u32).collect();
+            let mut slice = Table::new(TableKind::Events);
+            slice.names = table.names.clone();
+            slice.columns = table.columns.iter().map(|c| c.gather(&order)).collect();
+            slice.rows = order.len();
+            partitioner.add(&slice, strings).map_err(|e| DataError::io(dir.path(), e))?;
+            start = end;
+        }
         self.spill = Some((dir, partitioner));
         Ok(())
     }
@@ -145,8 +169,11 @@ impl TableSink for EventsSink<'_> {
         match &mut self.spill {
             None => {
                 self.table.append(block, strings);
+                // The table's values, with room for its vectors' growth, on
+                // top of what was resident before the events.
                 let limit = self.opts.memory as f64 * IN_MEMORY_SHARE;
-                if self.opts.force_partitions.is_some() || self.table.heap_bytes() as f64 > limit {
+                let held = self.baseline as f64 + self.table.used_bytes() as f64 * 1.5;
+                if self.opts.force_partitions.is_some() || held > limit {
                     self.switch(strings)?;
                 }
             }
@@ -171,7 +198,14 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let mut strings = Interner::new();
     let mut report = ReadReport::default();
     let side = Side::read(dir, &opts.read, &progress.read, &mut strings, &mut report)?;
-    let mut sink = EventsSink { table: Table::new(TableKind::Events), spill: None, opts, rows: 0, bytes_per_row: 64.0 };
+    let mut sink = EventsSink {
+        table: Table::new(TableKind::Events),
+        spill: None,
+        opts,
+        rows: 0,
+        bytes_per_row: 64.0,
+        baseline: resident_bytes(),
+    };
     let events_report =
         read::read_into(TableKind::Events, &files, &mut strings, &opts.read, &progress.read, &mut sink)?;
     report.tables.push((TableKind::Events, events_report));

@@ -253,6 +253,17 @@ impl Column {
             Column::List { offsets, values } => offsets.capacity() * 4 + values.capacity() * 4,
         }
     }
+
+    /// Bytes of the values held (not counting spare capacity).
+    pub fn used_bytes(&self) -> usize {
+        match self {
+            Column::Time(v) => v.len() * 8,
+            Column::Sym(v) => v.len() * 4,
+            Column::Num(v) => v.len() * 8,
+            Column::Text(v) => v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.len() * 16,
+            Column::List { offsets, values } => offsets.len() * 4 + values.len() * 4,
+        }
+    }
 }
 
 /// A value as a reader found it, before it is typed by its column.
@@ -357,6 +368,11 @@ impl Table {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.columns.iter().map(Column::heap_bytes).sum()
+    }
+
+    /// Bytes of the values held (not counting spare capacity).
+    pub fn used_bytes(&self) -> usize {
+        self.columns.iter().map(Column::used_bytes).sum()
     }
 }
 
