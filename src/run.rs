@@ -119,6 +119,19 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// With `CHANGELING_TRACE_MEMORY` set, prints the resident memory and the
+/// interned strings at a phase boundary to stderr (for tuning `--memory`).
+fn trace(phase: &str, strings: &Interner) {
+    if std::env::var_os("CHANGELING_TRACE_MEMORY").is_some() {
+        eprintln!(
+            "memory: {phase}: resident {} MiB; {} strings in {} MiB",
+            resident_bytes() >> 20,
+            strings.len(),
+            strings.heap_bytes() >> 20
+        );
+    }
+}
+
 /// Where the events go: a table while they fit, then partitions.
 struct EventsSink<'a> {
     table: Table,
@@ -198,6 +211,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let mut strings = Interner::new();
     let mut report = ReadReport::default();
     let side = Side::read(dir, &opts.read, &progress.read, &mut strings, &mut report)?;
+    trace("side tables read", &strings);
     let mut sink = EventsSink {
         table: Table::new(TableKind::Events),
         spill: None,
@@ -209,6 +223,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let events_report =
         read::read_into(TableKind::Events, &files, &mut strings, &opts.read, &progress.read, &mut sink)?;
     report.tables.push((TableKind::Events, events_report));
+    trace("events read", &strings);
 
     let EventsSink { table, spill, bytes_per_row, .. } = sink;
     let aggregates = Aggregates::for_plan(plan);
@@ -267,7 +282,9 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         duplicates += p.duplicates;
     }
     data::note_duplicates(&mut report, duplicates);
+    trace("partitions sorted", &strings);
     let cache = aggregates.finish(&strings);
+    trace("aggregates finished", &strings);
     let spilled_bytes = files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>();
     let read_secs = t0.elapsed().as_secs_f64();
 
@@ -278,6 +295,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         .map(|f| ctx.score(f, &cache, progress))
         .collect::<Result<Vec<_>, std::io::Error>>()
         .map_err(spill_err)?;
+    trace("partitions scored", &strings);
     let mut out = PartResult::default();
     for p in parts {
         out.merge(p);

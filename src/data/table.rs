@@ -495,23 +495,27 @@ impl TableBuilder {
                 return g;
             }
         }
-        let col = match self.names.iter().position(|n| n == key) {
-            Some(i) => i,
-            None => match self.skipped.iter().position(|n| n == key) {
-                Some(k) => SKIPPED + k,
-                None => {
-                    let wanted = self.keep.as_ref().is_none_or(|k| k.contains(key))
-                        || self.fields.iter().any(|f| f.required && f.name == key);
-                    if wanted && key != UNREAD {
+        let col = match self.skipped.iter().position(|n| n == key) {
+            Some(k) => SKIPPED + k,
+            None => {
+                let wanted = self.keep.as_ref().is_none_or(|k| k.contains(key))
+                    || self.fields.iter().any(|f| f.required && f.name == key);
+                match self.names.iter().position(|n| n == key) {
+                    // A schema field (or an extra met before) the plan reads.
+                    Some(i) if wanted => i,
+                    None if wanted && key != UNREAD => {
                         self.names.push(key.to_string());
                         self.columns.push(Column::Sym(Vec::new()));
                         self.names.len() - 1
-                    } else {
+                    }
+                    // Outside the projection, schema field or not: only
+                    // fingerprinted.
+                    _ => {
                         self.skipped.push(key.to_string());
                         SKIPPED + self.skipped.len() - 1
                     }
                 }
-            },
+            }
         };
         if self.key_at < self.key_guess.len() {
             self.key_guess[self.key_at] = col;
@@ -756,6 +760,33 @@ mod tests {
         assert_eq!(strings.resolve(t.columns[mood].sym(0).unwrap()), "happy");
         assert_eq!(t.columns[mood].sym(1), None);
         assert_eq!(t.extra_names(), ["mood"]);
+    }
+
+    #[test]
+    fn projection_skips_schema_fields_but_fingerprints_them() {
+        let keep: BTreeSet<String> = ["ts", "actor", "action", "device"].iter().map(|s| s.to_string()).collect();
+        let mut b = TableBuilder::with_projection(TableKind::Events, Some(Arc::new(keep)));
+        for ip in ["10.0.0.1", "10.0.0.2"] {
+            b.begin();
+            b.field("ts", RawField::Num("1000"));
+            b.field("actor", s("a"));
+            b.field("action", s("login"));
+            b.field("device", s("d1"));
+            b.field("ip", s(ip));
+            b.field("mood", s("happy"));
+            b.end().unwrap();
+        }
+        let mut strings = Interner::new();
+        let mut t = Table::new(TableKind::Events);
+        t.append(b, &mut strings);
+        // `ip` is a schema field outside the projection: not interned, not
+        // stored; the rows still differ by their fingerprint.
+        assert_eq!(strings.get("10.0.0.1"), None);
+        assert_eq!(strings.get("happy"), None);
+        assert_eq!(t.columns[super::super::schema::ev::IP].sym(0), None);
+        assert_eq!(strings.resolve(t.columns[super::super::schema::ev::DEVICE].sym(1).unwrap()), "d1");
+        let unread = t.column_index(UNREAD).unwrap();
+        assert_ne!(t.columns[unread].time(0), t.columns[unread].time(1));
     }
 
     #[test]
