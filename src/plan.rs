@@ -141,9 +141,15 @@ impl Plan {
         Plan { config: set.config.clone(), rules, slots, reads }
     }
 
-    /// The columns to read, for readers that can skip the rest.
+    /// The columns to read, for readers that can skip the rest: of a table
+    /// the plan reads nothing from, only its required fields (which are
+    /// still checked).
     pub fn projection(&self) -> Projection {
-        Projection { tables: self.reads.clone() }
+        let mut tables = self.reads.clone();
+        for kind in crate::data::TableKind::ALL {
+            tables.entry(kind).or_default();
+        }
+        Projection { tables }
     }
 
     /// The plan in words: rules, their selection, signals with every

@@ -225,8 +225,8 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     report.tables.push((TableKind::Events, events_report));
     trace("events read", &strings);
 
-    let EventsSink { table, spill, bytes_per_row, .. } = sink;
-    let aggregates = Aggregates::for_plan(plan);
+    let EventsSink { table, spill, bytes_per_row, rows: sink_rows, .. } = sink;
+    let mut aggregates = Aggregates::for_plan(plan);
     let Some((spill_dir, partitioner)) = spill else {
         // In memory.
         let (events, dups) = Events::from_table(table, &strings);
@@ -260,6 +260,11 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     progress.partitions.store(files.len() as u64, Ordering::Relaxed);
     let strings = Arc::new(strings);
     let budget = opts.memory as f64 * 0.5 / rayon::current_num_threads().max(1) as f64;
+    // The item indexes (who liked what when) go to spill files too, in
+    // buckets by item, each small enough to build its part of the index at
+    // once (16 bytes a row).
+    let buckets = (sink_rows as f64 * 16.0 / (opts.memory as f64 * 0.1)).ceil() as usize;
+    aggregates.spill_to(&spill_dir, buckets.clamp(1, 1024)).map_err(spill_err)?;
     let ctx = PartitionCtx {
         dir,
         plan,
@@ -283,9 +288,16 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     }
     data::note_duplicates(&mut report, duplicates);
     trace("partitions sorted", &strings);
-    let cache = aggregates.finish(&strings);
+    let item_bytes = aggregates.spilled_bytes();
+    let cache = aggregates.finish(&strings).map_err(spill_err)?;
     trace("aggregates finished", &strings);
-    let spilled_bytes = files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>();
+    if std::env::var_os("CHANGELING_TRACE_MEMORY").is_some() {
+        for (k, index) in &cache.item_actors {
+            eprintln!("memory: index of {k:?}: {} entries", index.len());
+        }
+    }
+    let spilled_bytes =
+        files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>() + item_bytes;
     let read_secs = t0.elapsed().as_secs_f64();
 
     progress.scoring.store(true, Ordering::Relaxed);
@@ -382,6 +394,7 @@ impl PartitionCtx<'_> {
         let (events, duplicates) = Events::from_table(table, self.strings);
         let mut aggregates = self.template.empty_like();
         aggregates.add_all(&events, self.strings, &self.side.items);
+        aggregates.spill_rows()?;
         let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | 0xff;
         let mut w = Partitioner::with_salt(self.spill, 1, 1 << 22, salt)?;
         w.add_to(0, &events.into_table())?;

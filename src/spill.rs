@@ -25,6 +25,7 @@ use std::sync::Mutex;
 use crate::data::schema::{TableKind, ev};
 use crate::data::table::{Column, Table};
 use crate::intern::{Interner, Sym};
+use crate::time::Millis;
 
 /// Directories to remove if the process is interrupted.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
@@ -210,6 +211,116 @@ impl Partitioner {
             self.flush(p)?;
         }
         Ok(self.files)
+    }
+}
+
+/// A row of a whole-input item index: (item, time, account).
+pub type ItemRow = (Sym, Millis, Sym);
+
+/// Rows of a whole-input item index (who acted on which item when), spilled
+/// in buckets by item, so that the index can be built one bucket at a time
+/// (see [`crate::signals::aggregate`]). Any thread may append; each append
+/// writes one zstd frame per bucket it touches: `[u32 length][frame]`, the
+/// frame holding 16-byte rows (u32 item, i64 time, u32 account).
+pub struct ItemBuckets {
+    files: Vec<Mutex<(PathBuf, u64)>>,
+    /// The earliest time appended.
+    min_time: std::sync::atomic::AtomicI64,
+}
+
+impl std::fmt::Debug for ItemBuckets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemBuckets").field("buckets", &self.files.len()).finish()
+    }
+}
+
+impl ItemBuckets {
+    /// `n` empty buckets in `dir`, their files named after `name`.
+    pub fn new(dir: &SpillDir, name: &str, n: usize) -> io::Result<ItemBuckets> {
+        let files = (0..n.max(1))
+            .map(|b| {
+                let path = dir.path().join(format!("items-{name}-{b:04}.bin"));
+                File::create(&path)?;
+                Ok(Mutex::new((path, 0)))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(ItemBuckets { files, min_time: std::sync::atomic::AtomicI64::new(Millis::MAX) })
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether there are no buckets (never: at least one is made).
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.lock().map_or(0, |g| g.1)).sum()
+    }
+
+    /// The earliest time appended, if any row was.
+    pub fn min_time(&self) -> Option<Millis> {
+        Some(self.min_time.load(std::sync::atomic::Ordering::Relaxed)).filter(|&t| t != Millis::MAX)
+    }
+
+    fn bucket_of(&self, item: Sym) -> usize {
+        ((item.index() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize % self.files.len()
+    }
+
+    /// Appends `rows` to their buckets and empties it.
+    pub fn append(&self, rows: &mut Vec<ItemRow>) -> io::Result<()> {
+        let mut by_bucket: Vec<Vec<u8>> = vec![Vec::new(); self.files.len()];
+        if let Some(min) = rows.iter().map(|r| r.1).min() {
+            self.min_time.fetch_min(min, std::sync::atomic::Ordering::Relaxed);
+        }
+        for &(item, ts, who) in rows.iter() {
+            let out = &mut by_bucket[self.bucket_of(item)];
+            put_u32(out, item.index() as u32);
+            out.extend_from_slice(&ts.to_le_bytes());
+            put_u32(out, who.index() as u32);
+        }
+        rows.clear();
+        for (b, raw) in by_bucket.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let frame = zstd::bulk::compress(&raw, 1)?;
+            let mut file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
+            let mut f = BufWriter::new(OpenOptions::new().append(true).open(&file.0)?);
+            f.write_all(&(frame.len() as u32).to_le_bytes())?;
+            f.write_all(&frame)?;
+            f.flush()?;
+            file.1 += 4 + frame.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Reads bucket `b` back and removes its file.
+    pub fn take(&self, b: usize) -> io::Result<Vec<ItemRow>> {
+        let file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
+        let mut r = BufReader::new(File::open(&file.0)?);
+        let mut rows = Vec::new();
+        let mut len = [0u8; 4];
+        loop {
+            match r.read_exact(&mut len) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+                Err(e) => return Err(e),
+            }
+            let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
+            r.read_exact(&mut frame)?;
+            let raw = zstd::stream::decode_all(&frame[..])?;
+            let mut c = Cursor { b: &raw, at: 0 };
+            rows.reserve(raw.len() / 16);
+            while c.at < raw.len() {
+                let item = sym(c.u32()?);
+                let ts = c.u64()? as Millis;
+                rows.push((item, ts, sym(c.u32()?)));
+            }
+        }
+        std::fs::remove_file(&file.0)?;
+        Ok(rows)
     }
 }
 

@@ -100,7 +100,8 @@ impl<'a> Scorer<'a> {
     pub fn new(plan: &'a Plan, data: &'a Dataset) -> Scorer<'a> {
         let mut agg = Aggregates::for_plan(plan);
         agg.add_all(&data.events, &data.strings, &data.items);
-        Scorer::with_aggregates(plan, data, agg.finish(&data.strings))
+        let cache = agg.finish(&data.strings).expect("aggregates kept in memory read no files");
+        Scorer::with_aggregates(plan, data, cache)
     }
 
     /// Binds `plan` to `data` with aggregates computed elsewhere (over more

@@ -16,9 +16,12 @@
 //! **How.** An index of who acted on which item when (`actions`, built once
 //! over the whole input, shared) is searched around each of the account's
 //! recent items. It looks at other accounts' actions after the event as
-//! well as before: it is a batch signal. At most `max_scan` co-actors per
-//! item are examined, to bound the cost on very popular items. Strength:
-//! `1 - 0.5^(accounts / min_accounts)`.
+//! well as before: it is a batch signal. At most `max_scan` co-actors (other
+//! accounts) per item are examined, to bound the cost on very popular items.
+//! The index keeps times to the second (its windows are minutes) and leaves
+//! out entries with no other account on the item within `window`, which
+//! lockstep could never count (about half of all likes on synthetic logs).
+//! Strength: `1 - 0.5^(accounts / min_accounts)`.
 //!
 //! **Parameters** (defaults): `actions = ["like", "repost"]`,
 //! `window = "10m"`, `lookback = "1h"`, `min_accounts = 5`, `min_items = 2`,
@@ -174,10 +177,8 @@ impl Bound {
             }
             let mut any = false;
             let k = shared_items.len() as u32;
-            for (_, who) in self.index.between(other, t - p.window, t + p.window).take(cap) {
-                if who == e.actor {
-                    continue;
-                }
+            let co_actors = self.index.between(other, t - p.window, t + p.window).filter(|&(_, w)| w != e.actor);
+            for (_, who) in co_actors.take(cap) {
                 let in_step = match s.counts.get(&who) {
                     Some(_) => true,
                     None => self.index.acted(item, who, from, to),
