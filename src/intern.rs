@@ -37,22 +37,25 @@ impl Sym {
 /// A set of strings, each stored once, numbered in insertion order.
 ///
 /// Strings live end to end in one buffer (no allocation per string), each
-/// with its hash kept beside it: growing the table never rehashes a string,
-/// a lookup compares full hashes before bytes, and [`Interner::absorb`]
-/// reuses the other interner's hashes.
+/// with 32 bits of its hash kept beside it (12 bytes a string besides its
+/// text): growing the table never reads a string again, a lookup compares
+/// those bits before bytes, and [`Interner::absorb`] reuses the other
+/// interner's.
 #[derive(Clone, Default)]
 pub struct Interner {
     table: HashTable<u32>,
     buf: String,
     /// (start in `buf`, length) of each string.
-    spans: Vec<(usize, u32)>,
-    hashes: Vec<u64>,
+    /// End of each string in `buf` (its start is the previous end).
+    ends: Vec<u64>,
+    /// The high 32 bits of each string's hash.
+    hashes: Vec<u32>,
     hasher: foldhash::fast::FixedState,
 }
 
 impl std::fmt::Debug for Interner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interner").field("len", &self.spans.len()).finish()
+        f.debug_struct("Interner").field("len", &self.ends.len()).finish()
     }
 }
 
@@ -67,7 +70,7 @@ impl Interner {
         Interner {
             table: HashTable::with_capacity(n),
             buf: String::with_capacity(bytes),
-            spans: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
             hashes: Vec::with_capacity(n),
             hasher: foldhash::fast::FixedState::default(),
         }
@@ -75,35 +78,42 @@ impl Interner {
 
     #[inline]
     fn text(&self, i: usize) -> &str {
-        let (start, len) = self.spans[i];
-        &self.buf[start..start + len as usize]
+        text(&self.buf, &self.ends, i)
+    }
+
+    /// The table's hash of a string whose full hash is `full`: its high 32
+    /// bits (those kept), spread again over 64.
+    #[inline]
+    fn short(full: u64) -> u32 {
+        (full >> 32) as u32
+    }
+
+    #[inline]
+    fn spread(short: u32) -> u64 {
+        (short as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
     /// The symbol of `s`, adding it if it is new.
     #[inline]
     pub fn intern(&mut self, s: &str) -> Sym {
-        let hash = self.hasher.hash_one(s);
-        self.intern_hashed(s, hash)
+        let short = Interner::short(self.hasher.hash_one(s));
+        self.intern_hashed(s, short)
     }
 
-    fn intern_hashed(&mut self, s: &str, hash: u64) -> Sym {
-        let (buf, spans, hashes) = (&self.buf, &self.spans, &self.hashes);
-        let found = self.table.find(hash, |&i| {
-            let i = i as usize;
-            hashes[i] == hash && {
-                let (start, len) = spans[i];
-                &buf[start..start + len as usize] == s
-            }
-        });
+    fn intern_hashed(&mut self, s: &str, short: u32) -> Sym {
+        let (buf, ends, hashes) = (&self.buf, &self.ends, &self.hashes);
+        let found = self
+            .table
+            .find(Interner::spread(short), |&i| hashes[i as usize] == short && text(buf, ends, i as usize) == s);
         if let Some(&i) = found {
             return Sym::from_index(i as usize);
         }
-        let i = self.spans.len();
-        self.spans.push((self.buf.len(), s.len() as u32));
+        let i = self.ends.len();
         self.buf.push_str(s);
-        self.hashes.push(hash);
+        self.ends.push(self.buf.len() as u64);
+        self.hashes.push(short);
         let hashes = &self.hashes;
-        self.table.insert_unique(hash, i as u32, |&j| hashes[j as usize]);
+        self.table.insert_unique(Interner::spread(short), i as u32, |&j| Interner::spread(hashes[j as usize]));
         Sym::from_index(i)
     }
 
@@ -115,9 +125,9 @@ impl Interner {
 
     /// The symbol of `s` if it was interned, without adding it.
     pub fn get(&self, s: &str) -> Option<Sym> {
-        let hash = self.hasher.hash_one(s);
+        let short = Interner::short(self.hasher.hash_one(s));
         self.table
-            .find(hash, |&i| self.hashes[i as usize] == hash && self.text(i as usize) == s)
+            .find(Interner::spread(short), |&i| self.hashes[i as usize] == short && self.text(i as usize) == s)
             .map(|&i| Sym::from_index(i as usize))
     }
 
@@ -129,12 +139,12 @@ impl Interner {
 
     /// How many distinct strings are interned.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.ends.len()
     }
 
     /// Whether nothing is interned.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.ends.is_empty()
     }
 
     /// Interns every string of `other` into `self` and returns, for each
@@ -145,8 +155,14 @@ impl Interner {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.buf.capacity() + self.spans.capacity() * 16 + self.hashes.capacity() * 8 + self.table.capacity() * 5
+        self.buf.capacity() + self.ends.capacity() * 8 + self.hashes.capacity() * 4 + self.table.capacity() * 5
     }
+}
+
+#[inline]
+fn text<'a>(buf: &'a str, ends: &[u64], i: usize) -> &'a str {
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    &buf[start..ends[i] as usize]
 }
 
 #[cfg(test)]

@@ -5,17 +5,23 @@
 //! Reading starts in memory. If the events table grows past a share of the
 //! budget, the run switches to partitioned mode: what was read so far and
 //! everything after it is hash-partitioned by account into compressed spill
-//! files (see [`crate::spill`]), while the whole-input aggregates signals
-//! need (population distributions, who liked what when) are folded in as
-//! blocks pass. Partitions are then loaded, sorted, deduplicated and scored
-//! independently, several at a time; a partition that turns out too large
-//! for its share of the budget is split again. Since every account's events
+//! files (see [`crate::spill`]). Pass A loads each partition, sorts and
+//! deduplicates it, folds the whole-input aggregates signals need
+//! (population distributions, rates) over it, sends its rows of the item
+//! indexes (who liked or reposted what when) to spill files bucketed by
+//! item, and writes it back sorted. The item indexes are then built one
+//! bucket at a time, and pass B scores the partitions. A partition too
+//! large for a worker's share of what the budget leaves, beside what is
+//! resident, is split again (in either pass). Since every account's events
 //! are in one partition and the aggregates are the same fold, the incidents
 //! are exactly those of the in-memory path.
 //!
 //! What stays in memory in either mode: the interned strings, the tables
 //! other than events (items, follows, accounts, impressions, labels), the
-//! aggregates, and the incidents. The budget governs the events.
+//! finished aggregates and item indexes, and the incidents. They grow with
+//! accounts, items and follow edges rather than with events (the item
+//! indexes grow with likes that have another account's like near them);
+//! when they alone take most of the budget the run says so.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,12 +45,14 @@ use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
 pub struct RunOptions {
     /// How to read the data.
     pub read: ReadOptions,
-    /// Memory budget for events, in bytes.
+    /// Memory budget for the whole process, in bytes.
     pub memory: u64,
     /// Where spill files go.
     pub tmp: PathBuf,
     /// Partition into this many parts whatever the size (for tests).
     pub force_partitions: Option<usize>,
+    /// Split every partition again before scoring it (for tests).
+    pub force_split_before_scoring: bool,
 }
 
 /// Counters a caller can watch while a run goes on.
@@ -111,6 +119,16 @@ pub enum RunError {
 /// and new storage.
 const IN_MEMORY_SHARE: f64 = 0.45;
 
+/// The memory each worker may give a partition: a share of what the budget
+/// leaves beside what is resident already (strings, the other tables, the
+/// item indexes), and never less than 32 MiB (or the worker's share of
+/// the whole budget, if smaller).
+fn worker_budget(memory: u64, share: f64) -> f64 {
+    let free = memory.saturating_sub(resident_bytes()) as f64;
+    let threads = rayon::current_num_threads().max(1) as f64;
+    (free * share / threads).max((memory as f64 * share / threads).min(32.0 * 1024.0 * 1024.0))
+}
+
 /// Resident memory of this process, in bytes (Linux; 0 elsewhere).
 pub fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -144,15 +162,11 @@ struct EventsSink<'a> {
 }
 
 impl EventsSink<'_> {
-    fn per_worker_budget(&self) -> f64 {
-        self.opts.memory as f64 * 0.5 / rayon::current_num_threads().max(1) as f64
-    }
-
     fn switch(&mut self, strings: &Interner) -> Result<(), DataError> {
         let bytes = self.table.used_bytes() as f64;
         self.bytes_per_row = (bytes / self.table.rows.max(1) as f64).max(16.0);
         let n = self.opts.force_partitions.unwrap_or_else(|| {
-            let want = (bytes * 4.0 * 3.0 / self.per_worker_budget()).ceil() as usize;
+            let want = (bytes * 4.0 * 3.0 / worker_budget(self.opts.memory, 0.5)).ceil() as usize;
             want.clamp(rayon::current_num_threads() * 4, 4096)
         });
         let dir = SpillDir::new(&self.opts.tmp).map_err(|e| DataError::io(&self.opts.tmp, e))?;
@@ -259,7 +273,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let files = partitioner.finish().map_err(spill_err)?;
     progress.partitions.store(files.len() as u64, Ordering::Relaxed);
     let strings = Arc::new(strings);
-    let budget = opts.memory as f64 * 0.5 / rayon::current_num_threads().max(1) as f64;
+    let budget = worker_budget(opts.memory, 0.6);
     // The item indexes (who liked what when) go to spill files too, in
     // buckets by item, each small enough to build its part of the index at
     // once (16 bytes a row).
@@ -275,6 +289,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         budget,
         bytes_per_row,
         names: AtomicU64::new(1),
+        force_split: opts.force_split_before_scoring,
     };
     let prepared: Vec<Prepared> =
         files.par_iter().map(|f| ctx.prepare(f, 1)).collect::<Result<Vec<_>, std::io::Error>>().map_err(spill_err)?;
@@ -300,8 +315,13 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>() + item_bytes;
     let read_secs = t0.elapsed().as_secs_f64();
 
+    progress.partitions.store(sorted.len() as u64, Ordering::Relaxed);
     progress.scoring.store(true, Ordering::Relaxed);
     let t1 = Instant::now();
+    // Scoring holds the item indexes as well: partitions too large for
+    // what is left are split again.
+    let fixed = resident_bytes();
+    let ctx = PartitionCtx { budget: worker_budget(opts.memory, 0.6), ..ctx };
     let parts: Vec<PartResult> = sorted
         .par_iter()
         .map(|f| ctx.score(f, &cache, progress))
@@ -316,7 +336,16 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let notes = {
         let empty =
             Dataset::from_parts(dir.to_path_buf(), strings.clone(), Events::empty(), &side, ReadReport::default());
-        Scorer::with_aggregates(plan, &empty, cache.clone()).notes().to_vec()
+        let mut notes = Scorer::with_aggregates(plan, &empty, cache.clone()).notes().to_vec();
+        if fixed as f64 > opts.memory as f64 * 0.75 {
+            notes.push(format!(
+                "the strings, the tables other than events and the item indexes alone took {} MiB of the {} MiB \
+                 memory budget: the run may have gone over it (raise --memory)",
+                fixed >> 20,
+                opts.memory >> 20
+            ));
+        }
+        notes
     };
     Ok(RunOutput {
         accounts: out.accounts,
@@ -325,7 +354,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         events: out.events,
         accounts_seen: out.accounts_seen,
         notes,
-        partitions: Some(sorted.len()),
+        partitions: Some(out.parts),
         spilled_bytes,
         read_secs,
         score_secs: t1.elapsed().as_secs_f64(),
@@ -337,6 +366,8 @@ struct PartResult {
     accounts: Vec<AccountIncidents>,
     events: u64,
     accounts_seen: u64,
+    /// Partitions scored (more than one when a partition was split again).
+    parts: usize,
 }
 
 impl PartResult {
@@ -344,6 +375,7 @@ impl PartResult {
         self.accounts.extend(o.accounts);
         self.events += o.events;
         self.accounts_seen += o.accounts_seen;
+        self.parts += o.parts;
     }
 }
 
@@ -365,6 +397,8 @@ struct PartitionCtx<'a> {
     bytes_per_row: f64,
     /// Distinct names for files written in pass A.
     names: AtomicU64,
+    /// Split every partition before scoring it (for tests).
+    force_split: bool,
 }
 
 impl PartitionCtx<'_> {
@@ -372,16 +406,9 @@ impl PartitionCtx<'_> {
     /// share of the budget; sort and deduplicate; fold the aggregates; write
     /// it back sorted.
     fn prepare(&self, file: &PartitionFile, depth: u64) -> std::io::Result<Prepared> {
-        let need = file.rows as f64 * self.bytes_per_row * 3.0;
-        if need > self.budget && depth < 6 && file.rows > 1 {
-            let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
-            let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | depth;
-            let mut sub = Partitioner::with_salt(self.spill, n, 1 << 20, salt)?;
-            spill::for_each_chunk(file, |chunk| sub.add(&chunk, self.strings))?;
-            let subs = sub.finish()?;
-            std::fs::remove_file(&file.path)?;
+        if let Some(subs) = self.split(file, depth, false)? {
             let mut out = Prepared { files: Vec::new(), aggregates: self.template.empty_like(), duplicates: 0 };
-            for s in subs.iter().filter(|s| s.rows > 0) {
+            for s in &subs {
                 let p = self.prepare(s, depth + 1)?;
                 out.files.extend(p.files);
                 out.aggregates.merge(p.aggregates);
@@ -401,8 +428,45 @@ impl PartitionCtx<'_> {
         Ok(Prepared { files: w.finish()?, aggregates, duplicates })
     }
 
+    /// If `file` is too large for a worker's share of the budget, splits it
+    /// by account into smaller files (rows keep their order, so a sorted
+    /// file gives sorted parts) and removes it.
+    fn split(&self, file: &PartitionFile, depth: u64, force: bool) -> std::io::Result<Option<Vec<PartitionFile>>> {
+        let need = file.rows as f64 * self.bytes_per_row * 3.0;
+        if !force && (need <= self.budget || depth >= 6) || file.rows <= 1 {
+            return Ok(None);
+        }
+        let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
+        let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | depth;
+        let mut sub = Partitioner::with_salt(self.spill, n, 1 << 20, salt)?;
+        spill::for_each_chunk(file, |chunk| sub.add(&chunk, self.strings))?;
+        let subs = sub.finish()?;
+        std::fs::remove_file(&file.path)?;
+        Ok(Some(subs.into_iter().filter(|s| s.rows > 0).collect()))
+    }
+
     /// Pass B for one sorted partition.
     fn score(&self, file: &PartitionFile, cache: &BindCache, progress: &RunProgress) -> std::io::Result<PartResult> {
+        let out = self.score_at(file, cache, progress, 1)?;
+        progress.partitions_done.fetch_add(1, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    fn score_at(
+        &self,
+        file: &PartitionFile,
+        cache: &BindCache,
+        progress: &RunProgress,
+        depth: u64,
+    ) -> std::io::Result<PartResult> {
+        let force = depth == 1 && self.force_split;
+        if let Some(subs) = self.split(file, depth, force)? {
+            let mut out = PartResult::default();
+            for s in &subs {
+                out.merge(self.score_at(s, cache, progress, depth + 1)?);
+            }
+            return Ok(out);
+        }
         let table = spill::load(file)?;
         std::fs::remove_file(&file.path)?;
         let (events, _) = Events::from_table(table, self.strings);
@@ -411,8 +475,12 @@ impl PartitionCtx<'_> {
         let scorer = Scorer::with_aggregates(self.plan, &data, cache.clone());
         let accounts = scorer.run_sequential();
         progress.accounts_done.fetch_add(data.events.accounts.len() as u64, Ordering::Relaxed);
-        progress.partitions_done.fetch_add(1, Ordering::Relaxed);
-        Ok(PartResult { accounts, events: data.events.len() as u64, accounts_seen: data.events.accounts.len() as u64 })
+        Ok(PartResult {
+            accounts,
+            events: data.events.len() as u64,
+            accounts_seen: data.events.accounts.len() as u64,
+            parts: 1,
+        })
     }
 }
 

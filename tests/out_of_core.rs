@@ -68,3 +68,46 @@ fn spill_files_are_removed_on_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 20001"), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(entries(tmp.path()), 0, "spill files left behind after an error");
 }
+
+/// Alerts of a run through the library, with `tune` applied to the options.
+fn run_alerts(data: &str, tmp: &Path, tune: impl Fn(&mut changeling::run::RunOptions)) -> (Vec<u8>, Option<usize>) {
+    use changeling::run::{RunOptions, RunProgress, run};
+    let (set, diags) = changeling::rules::load(Path::new("rules"));
+    let plan = changeling::plan::Plan::compile(&set.unwrap_or_else(|| panic!("{}", diags.render())));
+    let mut opts = RunOptions {
+        read: changeling::data::ReadOptions { projection: Some(plan.projection()), ..Default::default() },
+        memory: 8 << 30,
+        tmp: tmp.to_path_buf(),
+        force_partitions: None,
+        force_split_before_scoring: false,
+    };
+    tune(&mut opts);
+    let out = run(Path::new(data), &plan, &opts, &RunProgress::default()).unwrap();
+    let mut bytes = Vec::new();
+    changeling::alerts::write_jsonl(&mut bytes, &out.accounts, &plan, &out.strings).unwrap();
+    (bytes, out.partitions)
+}
+
+/// A partition too large for its share of the budget is split again before
+/// sorting (pass A) and before scoring (pass B); the alerts do not change.
+#[test]
+fn partitions_split_again_give_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (in_memory, parts) = run_alerts("datasets/demo", tmp.path(), |_| {});
+    assert_eq!(parts, None);
+    // One partition, far over a 1 MiB budget: pass A must split it.
+    let (split_a, parts) = run_alerts("datasets/demo", tmp.path(), |o| {
+        o.memory = 1 << 20;
+        o.force_partitions = Some(1);
+    });
+    assert!(parts.unwrap() > 1, "the partition was split");
+    assert!(in_memory == split_a, "output differs after splitting in pass A");
+    // Four partitions, each split again before scoring.
+    let (split_b, parts) = run_alerts("datasets/demo", tmp.path(), |o| {
+        o.force_partitions = Some(4);
+        o.force_split_before_scoring = true;
+    });
+    assert!(parts.unwrap() > 4, "partitions were split before scoring");
+    assert!(in_memory == split_b, "output differs after splitting in pass B");
+    assert_eq!(entries(tmp.path()), 0, "spill files left behind");
+}

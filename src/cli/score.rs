@@ -162,6 +162,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         memory: args.memory.unwrap_or_else(run::default_memory),
         tmp: args.tmp.clone().unwrap_or_else(std::env::temp_dir),
         force_partitions: None,
+        force_split_before_scoring: false,
     };
     let progress = RunProgress::default();
     let done = AtomicBool::new(false);
