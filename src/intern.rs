@@ -15,6 +15,10 @@ use std::num::NonZeroU32;
 
 use hashbrown::HashTable;
 
+/// A hash map keyed by symbols, with a fast fixed hasher (symbols are small
+/// integers; SipHash's protection against chosen keys buys nothing here).
+pub type SymMap<V> = std::collections::HashMap<Sym, V, foldhash::fast::FixedState>;
+
 /// An interned string: an index into an [`Interner`]. `Option<Sym>` is also
 /// four bytes, which is how columns store absent values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -17,13 +17,12 @@
 pub mod filter;
 pub mod incident;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use crate::data::{AccountSpan, Dataset};
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::plan::Plan;
 use crate::rules::{Effect, When};
 use crate::signals::aggregate::Aggregates;
@@ -77,7 +76,7 @@ pub struct Scorer<'a> {
     data: &'a Dataset,
     rules: Vec<BoundRule>,
     /// Rules selecting each action, and rules selecting every action.
-    by_action: HashMap<Sym, Vec<u32>>,
+    by_action: SymMap<Vec<u32>>,
     any_action: Vec<u32>,
     /// For each state slot: (rule, signal) whose binding drives it.
     slot_owner: Vec<(usize, usize)>,
@@ -109,7 +108,7 @@ impl<'a> Scorer<'a> {
     pub fn with_aggregates(plan: &'a Plan, data: &'a Dataset, mut cache: BindCache) -> Scorer<'a> {
         cache.rule_ids = plan.rules.iter().map(|r| r.id.clone()).collect();
         let mut rules = Vec::new();
-        let mut by_action: HashMap<Sym, Vec<u32>> = HashMap::new();
+        let mut by_action: SymMap<Vec<u32>> = SymMap::default();
         let mut any_action = Vec::new();
         let mut notes = Vec::new();
         for (ri, r) in plan.rules.iter().enumerate() {

@@ -112,6 +112,12 @@ impl ItemActors {
         }
     }
 
+    /// How many entries `item` has in all.
+    #[inline]
+    pub fn entries(&self, item: Sym) -> usize {
+        self.range(item).map_or(0, |(a, b)| b - a)
+    }
+
     /// How many entries of `item` have a time in `from..=to` (without
     /// visiting them).
     pub fn count_between(&self, item: Sym, from: Millis, to: Millis) -> usize {

@@ -50,14 +50,13 @@
 //! since an attacker arrives the same way; add `direct` to
 //! `navigation_surfaces` where owners often do.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome, actions_param};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
@@ -168,7 +167,7 @@ pub struct Bound {
 /// Per-account state: whom the account follows, since when.
 #[derive(Debug, Default)]
 pub struct State {
-    followees: HashMap<Sym, Millis>,
+    followees: SymMap<Millis>,
 }
 
 impl Bound {

@@ -38,14 +38,14 @@
 //! posts together (small groups: keep `min_accounts` above a friend group),
 //! live-event threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};
 
@@ -112,8 +112,14 @@ pub struct Bound {
 pub struct State {
     recent: VecDeque<(Millis, Sym)>,
     /// Co-actor -> (items in step, index of the last item counted).
-    counts: HashMap<Sym, (u32, u32)>,
+    counts: SymMap<(u32, u32)>,
+    /// The other accounts on the event's item within the window, sorted.
+    on_item: Vec<Sym>,
 }
+
+/// Up to this many entries in the event's window, the accounts on the item
+/// are listed once per event; beyond, each co-actor is looked up.
+const LIST_AT_MOST: usize = 4096;
 
 impl Bound {
     pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
@@ -162,8 +168,19 @@ impl Bound {
         }
         // Enough co-actors on this item at all? (Counted, not visited.)
         let (from, to) = (e.ts - p.window, e.ts + p.window);
-        if (self.index.count_between(item, from, to) as u64) < p.min_accounts + 1 {
+        let enough = |n: usize| n as u64 > p.min_accounts;
+        if !enough(self.index.entries(item)) {
             return Outcome::Quiet;
+        }
+        let here = self.index.count_between(item, from, to);
+        if !enough(here) {
+            return Outcome::Quiet;
+        }
+        s.on_item.clear();
+        let listed = here <= LIST_AT_MOST;
+        if listed {
+            s.on_item.extend(self.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != e.actor));
+            s.on_item.sort_unstable();
         }
         // For each other recent item, its co-actors (within the window of
         // this account's action on it) that were also in step on this item;
@@ -179,10 +196,12 @@ impl Bound {
             let k = shared_items.len() as u32;
             let co_actors = self.index.between(other, t - p.window, t + p.window).filter(|&(_, w)| w != e.actor);
             for (_, who) in co_actors.take(cap) {
-                let in_step = match s.counts.get(&who) {
-                    Some(_) => true,
-                    None => self.index.acted(item, who, from, to),
-                };
+                let in_step = s.counts.contains_key(&who)
+                    || if listed {
+                        s.on_item.binary_search(&who).is_ok()
+                    } else {
+                        self.index.acted(item, who, from, to)
+                    };
                 if in_step {
                     let c = s.counts.entry(who).or_insert((1, 0));
                     if c.1 != k {

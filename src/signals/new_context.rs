@@ -36,12 +36,10 @@
 //! VPNs and mobile networks that change `asn`/`ip` constantly: prefer
 //! `device`, `client` and `country` over `ip`.
 
-use std::collections::HashMap;
-
 use super::{BindCache, Ev, Outcome};
 use crate::data::Dataset;
 use crate::data::schema::{Kind, TableKind};
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{Millis, compact_duration, format_rfc3339, human_duration};
@@ -119,7 +117,7 @@ pub struct Bound {
 #[derive(Debug, Default)]
 struct FieldHistory {
     /// Value -> (events, first seen).
-    seen: HashMap<Sym, (u32, Millis)>,
+    seen: SymMap<(u32, Millis)>,
     events: u32,
     singletons: u32,
 }

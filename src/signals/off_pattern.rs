@@ -51,7 +51,7 @@
 //! whole input, so it does look ahead at the population level (not at the
 //! account).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use statrs::distribution::{Binomial, DiscreteCDF};
@@ -59,7 +59,7 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
 use crate::data::schema::TableKind;
 use crate::data::{Dataset, EventRows, Items};
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, Millis, compact_duration};
@@ -194,7 +194,7 @@ impl Params {
 /// The population's distribution of one feature over history events.
 #[derive(Debug, Default)]
 pub struct Prior {
-    share: HashMap<Sym, f64>,
+    share: SymMap<f64>,
     unseen: f64,
 }
 
@@ -207,7 +207,7 @@ impl Prior {
 /// Accumulates a [`Prior`] (see [`super::aggregate`]).
 #[derive(Clone, Debug, Default)]
 pub struct PriorAcc {
-    counts: HashMap<Sym, u64>,
+    counts: SymMap<u64>,
     total: u64,
 }
 
@@ -279,7 +279,7 @@ pub struct State {
     window: VecDeque<(Millis, u32)>,
     /// Per feature (in `Params::features` order): value counts and the
     /// number of history events with the feature known.
-    counts: Vec<(HashMap<Sym, u32>, u32)>,
+    counts: Vec<(SymMap<u32>, u32)>,
     values: Vec<Sym>,
 }
 
@@ -293,7 +293,7 @@ impl Bound {
     }
 
     pub(crate) fn new_state(&self) -> State {
-        State { counts: self.params.features.iter().map(|_| (HashMap::new(), 0)).collect(), ..State::default() }
+        State { counts: self.params.features.iter().map(|_| (SymMap::default(), 0)).collect(), ..State::default() }
     }
 
     pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {

@@ -40,12 +40,11 @@
 use std::collections::VecDeque;
 
 use statrs::distribution::{DiscreteCDF, Poisson};
-use std::collections::HashMap;
 
 use super::{BindCache, Ev, Outcome};
 use crate::data::schema::TableKind;
 use crate::data::{Dataset, EventRows};
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, HOUR, Millis, compact_duration};
@@ -127,7 +126,7 @@ impl Params {
 #[derive(Clone, Debug, Default)]
 pub struct RateAcc {
     count: u64,
-    spans: HashMap<Sym, (Millis, Millis)>,
+    spans: SymMap<(Millis, Millis)>,
 }
 
 impl RateAcc {

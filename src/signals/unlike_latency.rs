@@ -33,12 +33,10 @@
 //! time, especially of political posts. A like made before the log starts
 //! cannot be paired: such unlikes give no evidence.
 
-use std::collections::HashMap;
-
 use super::{BindCache, Ev, Outcome};
 use crate::data::Dataset;
 use crate::data::schema::TableKind;
-use crate::intern::Sym;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339, human_duration};
@@ -137,7 +135,7 @@ struct Burst {
 /// Per-account state: likes not yet removed, and bursts of likes.
 #[derive(Debug, Default)]
 pub struct State {
-    open: HashMap<Sym, (Millis, u32)>,
+    open: SymMap<(Millis, u32)>,
     bursts: Vec<Burst>,
     last_like: Option<Millis>,
 }
