@@ -100,37 +100,54 @@ pub struct Follows {
 
 impl Follows {
     /// Builds the graph; a pair listed twice keeps its earliest `since`.
+    ///
+    /// A counting sort by follower (count each follower's edges, then drop
+    /// every row number into its follower's run), then each run sorted on
+    /// its own: two passes over the table and small sorts, where one sort
+    /// of all edges would compare rows scattered over the whole table.
     pub fn new(table: &Table) -> Follows {
-        use rayon::prelude::*;
         let (a, b, c) = (&table.columns[0], &table.columns[1], &table.columns[2]);
-        let key = |r: u32| {
-            let r = r as usize;
-            (
-                a.sym(r).expect("kept rows have a follower"),
-                b.sym(r).expect("and a followee"),
-                c.time(r).unwrap_or(Millis::MIN),
-            )
-        };
-        let mut order: Vec<u32> =
-            (0..table.rows as u32).filter(|&r| a.sym(r as usize).is_some() && b.sym(r as usize).is_some()).collect();
-        order.par_sort_unstable_by_key(|&r| key(r));
-        order.dedup_by_key(|r| {
-            let (f, g, _) = key(*r);
-            (f, g)
-        });
-        let max = order.iter().map(|&r| key(r).0.index()).max().map_or(0, |m| m + 1);
-        let mut runs = vec![(0u32, 0u32); max];
-        let mut followee = Vec::with_capacity(order.len());
-        let mut since = Vec::with_capacity(order.len());
-        for (k, &r) in order.iter().enumerate() {
-            let (f, g, t) = key(r);
-            let run = &mut runs[f.index()];
-            if run.1 == run.0 {
-                *run = (k as u32, k as u32);
+        let edge = |r: usize| Some((a.sym(r)?, b.sym(r)?, c.time(r).unwrap_or(Millis::MIN)));
+        let mut starts: Vec<u32> = Vec::new();
+        for r in 0..table.rows {
+            if let Some((f, _, _)) = edge(r) {
+                if starts.len() < f.index() + 2 {
+                    starts.resize(f.index() + 2, 0);
+                }
+                starts[f.index() + 1] += 1;
             }
-            run.1 = k as u32 + 1;
-            followee.push(g);
-            since.push(t);
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let total = starts.last().map_or(0, |&n| n as usize);
+        let mut slots = vec![0u32; total];
+        let mut fill = starts.clone();
+        for r in 0..table.rows {
+            if let Some((f, _, _)) = edge(r) {
+                slots[fill[f.index()] as usize] = r as u32;
+                fill[f.index()] += 1;
+            }
+        }
+        drop(fill);
+        let followers = starts.len().saturating_sub(1);
+        let mut runs = vec![(0u32, 0u32); followers];
+        let mut followee = Vec::with_capacity(total);
+        let mut since = Vec::with_capacity(total);
+        let mut run: Vec<(Sym, Millis)> = Vec::new();
+        for (f, out) in runs.iter_mut().enumerate() {
+            let rows = &slots[starts[f] as usize..starts[f + 1] as usize];
+            if rows.is_empty() {
+                continue;
+            }
+            run.clear();
+            run.extend(rows.iter().filter_map(|&r| edge(r as usize)).map(|(_, g, t)| (g, t)));
+            run.sort_unstable();
+            run.dedup_by_key(|e| e.0);
+            let begin = followee.len() as u32;
+            followee.extend(run.iter().map(|e| e.0));
+            since.extend(run.iter().map(|e| e.1));
+            *out = (begin, followee.len() as u32);
         }
         Follows { runs, followee, since }
     }
