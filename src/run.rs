@@ -68,6 +68,12 @@ pub struct RunProgress {
     pub accounts_done: AtomicU64,
     /// Accounts to score, once known (in memory only).
     pub accounts_total: AtomicU64,
+    /// Set when the events no longer fit and go to spill files.
+    pub spilling: std::sync::atomic::AtomicBool,
+    /// Set when reading is over and partitions are sorted (pass A).
+    pub sorting: std::sync::atomic::AtomicBool,
+    /// Partitions sorted so far.
+    pub partitions_sorted: AtomicU64,
     /// Set when reading is over and scoring starts.
     pub scoring: std::sync::atomic::AtomicBool,
 }
@@ -153,6 +159,7 @@ fn trace(phase: &str, strings: &Interner) {
 /// Where the events go: a table while they fit, then partitions.
 struct EventsSink<'a> {
     table: Table,
+    progress: &'a RunProgress,
     spill: Option<(SpillDir, Partitioner)>,
     opts: &'a RunOptions,
     rows: u64,
@@ -186,6 +193,7 @@ impl EventsSink<'_> {
             start = end;
         }
         self.spill = Some((dir, partitioner));
+        self.progress.spilling.store(true, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -228,6 +236,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     trace("side tables read", &strings);
     let mut sink = EventsSink {
         table: Table::new(TableKind::Events),
+        progress,
         spill: None,
         opts,
         rows: 0,
@@ -291,8 +300,16 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         names: AtomicU64::new(1),
         force_split: opts.force_split_before_scoring,
     };
-    let prepared: Vec<Prepared> =
-        files.par_iter().map(|f| ctx.prepare(f, 1)).collect::<Result<Vec<_>, std::io::Error>>().map_err(spill_err)?;
+    progress.sorting.store(true, Ordering::Relaxed);
+    let prepared: Vec<Prepared> = files
+        .par_iter()
+        .map(|f| {
+            let p = ctx.prepare(f, 1);
+            progress.partitions_sorted.fetch_add(1, Ordering::Relaxed);
+            p
+        })
+        .collect::<Result<Vec<_>, std::io::Error>>()
+        .map_err(spill_err)?;
     let mut aggregates = aggregates.empty_like();
     let mut sorted = Vec::new();
     let mut duplicates = 0;

@@ -195,12 +195,7 @@ impl Partitioner {
         if self.buffers[p].is_empty() {
             return Ok(());
         }
-        let frame = zstd::bulk::compress(&self.buffers[p], 1)?;
-        let mut f = BufWriter::new(OpenOptions::new().append(true).open(&self.files[p].path)?);
-        f.write_all(&(frame.len() as u32).to_le_bytes())?;
-        f.write_all(&frame)?;
-        f.flush()?;
-        self.files[p].bytes += 4 + frame.len() as u64;
+        self.files[p].bytes += append_frame(&self.files[p].path, &self.buffers[p])?;
         self.buffers[p].clear();
         Ok(())
     }
@@ -285,13 +280,8 @@ impl ItemBuckets {
         }
         rows.clear();
         for (b, raw) in by_bucket.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
-            let frame = zstd::bulk::compress(&raw, 1)?;
             let mut file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
-            let mut f = BufWriter::new(OpenOptions::new().append(true).open(&file.0)?);
-            f.write_all(&(frame.len() as u32).to_le_bytes())?;
-            f.write_all(&frame)?;
-            f.flush()?;
-            file.1 += 4 + frame.len() as u64;
+            file.1 += append_frame(&file.0, &raw)?;
         }
         Ok(())
     }
@@ -299,26 +289,17 @@ impl ItemBuckets {
     /// Reads bucket `b` back and removes its file.
     pub fn take(&self, b: usize) -> io::Result<Vec<ItemRow>> {
         let file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
-        let mut r = BufReader::new(File::open(&file.0)?);
         let mut rows = Vec::new();
-        let mut len = [0u8; 4];
-        loop {
-            match r.read_exact(&mut len) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
-                Err(e) => return Err(e),
-            }
-            let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
-            r.read_exact(&mut frame)?;
-            let raw = zstd::stream::decode_all(&frame[..])?;
-            let mut c = Cursor { b: &raw, at: 0 };
+        for_each_frame(&file.0, |raw| {
+            let mut c = Cursor { b: raw, at: 0 };
             rows.reserve(raw.len() / 16);
             while c.at < raw.len() {
                 let item = sym(c.u32()?);
                 let ts = c.u64()? as Millis;
                 rows.push((item, ts, sym(c.u32()?)));
             }
-        }
+            Ok(())
+        })?;
         std::fs::remove_file(&file.0)?;
         Ok(rows)
     }
@@ -470,22 +451,40 @@ pub fn load(file: &PartitionFile) -> io::Result<Table> {
 
 /// Calls `f` with each chunk of a partition, in the order written.
 pub fn for_each_chunk(file: &PartitionFile, mut f: impl FnMut(Table) -> io::Result<()>) -> io::Result<()> {
-    let mut r = BufReader::new(File::open(&file.path)?);
+    for_each_frame(&file.path, |raw| {
+        for chunk in decode(raw, TableKind::Events)? {
+            f(chunk)?;
+        }
+        Ok(())
+    })
+}
+
+/// Compresses `raw` into one frame at the end of the file at `path`:
+/// `[u32 length][zstd frame]`. Returns the bytes written.
+fn append_frame(path: &Path, raw: &[u8]) -> io::Result<u64> {
+    let frame = zstd::bulk::compress(raw, 1)?;
+    let mut f = BufWriter::new(OpenOptions::new().append(true).open(path)?);
+    f.write_all(&(frame.len() as u32).to_le_bytes())?;
+    f.write_all(&frame)?;
+    f.flush()?;
+    Ok(4 + frame.len() as u64)
+}
+
+/// Calls `f` with each frame of the file at `path`, decompressed, in the
+/// order written.
+fn for_each_frame(path: &Path, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let mut r = BufReader::new(File::open(path)?);
     let mut len = [0u8; 4];
     loop {
         match r.read_exact(&mut len) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
         }
         let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
         r.read_exact(&mut frame)?;
-        let raw = zstd::stream::decode_all(&frame[..])?;
-        for chunk in decode(&raw, TableKind::Events)? {
-            f(chunk)?;
-        }
+        f(&zstd::stream::decode_all(&frame[..])?)?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -97,12 +97,26 @@ fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
         ProgressStyle::with_template("{spinner} reading {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}")
             .expect("a valid template"),
     );
-    while !done.load(Ordering::Relaxed) && !progress.scoring.load(Ordering::Relaxed) {
+    let phase_over = |flag: &AtomicBool| done.load(Ordering::Relaxed) || flag.load(Ordering::Relaxed);
+    while !phase_over(&progress.sorting) && !phase_over(&progress.scoring) {
         bar.set_position(progress.read.file_bytes.load(Ordering::Relaxed));
-        bar.set_message(format!("{} records", thousands(progress.read.records.load(Ordering::Relaxed))));
+        let spilling = if progress.spilling.load(Ordering::Relaxed) { ", partitioning to disk" } else { "" };
+        bar.set_message(format!("{} records{spilling}", thousands(progress.read.records.load(Ordering::Relaxed))));
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();
+    if !phase_over(&progress.scoring) {
+        let bar = ProgressBar::new(progress.partitions.load(Ordering::Relaxed));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} sorting {pos}/{len} partitions ({per_sec}, eta {eta})")
+                .expect("a valid template"),
+        );
+        while !phase_over(&progress.scoring) {
+            bar.set_position(progress.partitions_sorted.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    }
     if done.load(Ordering::Relaxed) {
         return;
     }
