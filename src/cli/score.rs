@@ -108,11 +108,15 @@ fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
     if !phase_over(&progress.scoring) {
         let bar = ProgressBar::new(progress.partitions.load(Ordering::Relaxed));
         bar.set_style(
-            ProgressStyle::with_template("{spinner} sorting {pos}/{len} partitions ({per_sec}, eta {eta})")
+            ProgressStyle::with_template("{spinner} sorting {pos}/{len} partitions ({per_sec}, eta {eta}) {msg}")
                 .expect("a valid template"),
         );
         while !phase_over(&progress.scoring) {
-            bar.set_position(progress.partitions_sorted.load(Ordering::Relaxed));
+            let sorted = progress.partitions_sorted.load(Ordering::Relaxed);
+            bar.set_position(sorted);
+            if Some(sorted) == bar.length() {
+                bar.set_message("building the item indexes");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         bar.finish_and_clear();

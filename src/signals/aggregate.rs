@@ -199,8 +199,9 @@ impl ItemActors {
 /// another account within `window` of it.
 fn has_partner(run: &[ItemRow], k: usize, window: Millis) -> bool {
     let (_, t, who) = run[k];
-    let before = run[..k].iter().rev().take_while(|r| r.1 >= t - window).any(|r| r.2 != who);
-    before || run[k + 1..].iter().take_while(|r| r.1 <= t + window).any(|r| r.2 != who)
+    let (from, to) = (t.saturating_sub(window), t.saturating_add(window));
+    let before = run[..k].iter().rev().take_while(|r| r.1 >= from).any(|r| r.2 != who);
+    before || run[k + 1..].iter().take_while(|r| r.1 <= to).any(|r| r.2 != who)
 }
 
 /// Accumulates an [`ItemActors`].
