@@ -49,7 +49,6 @@ impl Sym {
 pub struct Interner {
     table: HashTable<u32>,
     buf: String,
-    /// (start in `buf`, length) of each string.
     /// End of each string in `buf` (its start is the previous end).
     ends: Vec<u64>,
     /// The high 32 bits of each string's hash.
