@@ -16,9 +16,14 @@
 //! are in one partition and the aggregates are the same fold, the incidents
 //! are exactly those of the in-memory path.
 //!
-//! What stays in memory in either mode: the interned strings, the tables
-//! other than events (items, follows, accounts, impressions, labels), the
-//! finished aggregates and item indexes, and the incidents. They grow with
+//! Impressions are read after the events: whole in memory, or, in a
+//! partitioned run, partitioned by account the same way as the events and
+//! split along with them, so that each partition is scored with its own
+//! accounts' impressions.
+//!
+//! What stays in memory in either mode: the interned strings, the items,
+//! follows, accounts and labels tables, the finished aggregates and item
+//! indexes, and the incidents. They grow with
 //! accounts, items and follow edges rather than with events (the item
 //! indexes grow with likes that have another account's like near them);
 //! when they alone take most of the budget the run says so.
@@ -32,7 +37,9 @@ use rayon::prelude::*;
 
 use crate::data::read::{self, TableSink};
 use crate::data::table::{Table, TableBuilder};
-use crate::data::{self, DataError, Dataset, Events, ReadOptions, ReadProgress, ReadReport, Side, TableKind};
+use crate::data::{
+    self, DataError, Dataset, Events, Impressions, ReadOptions, ReadProgress, ReadReport, Side, TableKind, source,
+};
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Scorer};
@@ -226,13 +233,46 @@ impl TableSink for EventsSink<'_> {
     }
 }
 
+/// Where impressions go in a partitioned run: to partitions by account,
+/// like the events.
+struct PartitionSink<'a> {
+    partitioner: Partitioner,
+    dir: &'a SpillDir,
+    kind: TableKind,
+    rows: u64,
+}
+
+impl TableSink for PartitionSink<'_> {
+    fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError> {
+        self.rows += block.rows() as u64;
+        let mut t = Table::new(self.kind);
+        t.append(block, strings);
+        self.partitioner.add(&t, strings).map_err(|e| DataError::io(self.dir.path(), e))
+    }
+
+    fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Reports in the order a reader expects: the other tables as listed in
+/// the contract, then events.
+fn order_reports(report: &mut ReadReport) {
+    report.tables.sort_by_key(|(k, _)| (*k == TableKind::Events, TableKind::ALL.iter().position(|x| x == k)));
+}
+
 /// Runs `plan` over the dataset in `dir`.
 pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -> Result<RunOutput, RunError> {
     let t0 = Instant::now();
     let files = data::events_files(dir)?;
     let mut strings = Interner::new();
     let mut report = ReadReport::default();
-    let side = Side::read(dir, &opts.read, &progress.read, &mut strings, &mut report)?;
+    // Impressions are read after the events: in a partitioned run they are
+    // partitioned by account with them (there can be more of them than
+    // events).
+    let impression_files = source::locate(dir, TableKind::Impressions)?;
+    let mut side =
+        Side::read_except(dir, &[TableKind::Impressions], &opts.read, &progress.read, &mut strings, &mut report)?;
     trace("side tables read", &strings);
     let mut sink = EventsSink {
         table: Table::new(TableKind::Events),
@@ -252,6 +292,12 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let mut aggregates = Aggregates::for_plan(plan);
     let Some((spill_dir, partitioner)) = spill else {
         // In memory.
+        if let Some(files) = &impression_files {
+            let (t, r) = read::read_table(TableKind::Impressions, files, &mut strings, &opts.read, &progress.read)?;
+            report.tables.push((TableKind::Impressions, r));
+            side.impressions = Some(Arc::new(Impressions::new(&t)));
+        }
+        order_reports(&mut report);
         let (events, dups) = Events::from_table(table, &strings);
         data::note_duplicates(&mut report, dups);
         let data = Dataset::from_parts(dir.to_path_buf(), Arc::new(strings), events, &side, report);
@@ -280,6 +326,24 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     // aggregates over its events and writes it back sorted; pass B scores.
     let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
     let files = partitioner.finish().map_err(spill_err)?;
+    // The impressions, by account into as many partitions, the same way.
+    let impression_parts = match &impression_files {
+        Some(f) => {
+            let partitioner = Partitioner::for_table(TableKind::Impressions, &spill_dir, files.len(), 1 << 20, 0)
+                .map_err(spill_err)?;
+            let mut sink = PartitionSink { partitioner, dir: &spill_dir, kind: TableKind::Impressions, rows: 0 };
+            let r = read::read_into(TableKind::Impressions, f, &mut strings, &opts.read, &progress.read, &mut sink)?;
+            report.tables.push((TableKind::Impressions, r));
+            Some(sink.partitioner.finish().map_err(spill_err)?)
+        }
+        None => None,
+    };
+    order_reports(&mut report);
+    let parts: Vec<Part> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| Part { events: f.clone(), impressions: impression_parts.as_ref().map(|p| p[i].clone()) })
+        .collect();
     progress.partitions.store(files.len() as u64, Ordering::Relaxed);
     let strings = Arc::new(strings);
     let budget = worker_budget(opts.memory, 0.6);
@@ -299,9 +363,10 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         bytes_per_row,
         names: AtomicU64::new(1),
         force_split: opts.force_split_before_scoring,
+        impressions: impression_files.is_some(),
     };
     progress.sorting.store(true, Ordering::Relaxed);
-    let prepared: Vec<Prepared> = files
+    let prepared: Vec<Prepared> = parts
         .par_iter()
         .map(|f| {
             let p = ctx.prepare(f, 1);
@@ -328,8 +393,9 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
             eprintln!("memory: index of {k:?}: {} entries", index.len());
         }
     }
-    let spilled_bytes =
-        files.iter().map(|f| f.bytes).sum::<u64>() + sorted.iter().map(|f| f.bytes).sum::<u64>() + item_bytes;
+    let spilled_bytes = files.iter().chain(impression_parts.iter().flatten()).map(|f| f.bytes).sum::<u64>()
+        + sorted.iter().map(|p| p.events.bytes).sum::<u64>()
+        + item_bytes;
     let read_secs = t0.elapsed().as_secs_f64();
 
     progress.partitions.store(sorted.len() as u64, Ordering::Relaxed);
@@ -351,6 +417,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     }
     out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
     let notes = {
+        let side = ctx.side_with(None).map_err(spill_err)?;
         let empty =
             Dataset::from_parts(dir.to_path_buf(), strings.clone(), Events::empty(), &side, ReadReport::default());
         let mut notes = Scorer::with_aggregates(plan, &empty, cache.clone()).notes().to_vec();
@@ -396,9 +463,17 @@ impl PartResult {
     }
 }
 
+/// One partition's files: its events and, when the dataset has an
+/// impressions table, its accounts' impressions.
+#[derive(Clone, Debug)]
+struct Part {
+    events: PartitionFile,
+    impressions: Option<PartitionFile>,
+}
+
 /// A partition after pass A: sorted files, its aggregates, duplicates dropped.
 struct Prepared {
-    files: Vec<PartitionFile>,
+    files: Vec<Part>,
     aggregates: Aggregates,
     duplicates: u64,
 }
@@ -416,14 +491,17 @@ struct PartitionCtx<'a> {
     names: AtomicU64,
     /// Split every partition before scoring it (for tests).
     force_split: bool,
+    /// Whether the dataset has an impressions table (partitioned in
+    /// [`Part::impressions`], not in `side`).
+    impressions: bool,
 }
 
 impl PartitionCtx<'_> {
     /// Pass A for one partition: split it if it is too large for a worker's
     /// share of the budget; sort and deduplicate; fold the aggregates; write
-    /// it back sorted.
-    fn prepare(&self, file: &PartitionFile, depth: u64) -> std::io::Result<Prepared> {
-        if let Some(subs) = self.split(file, depth, false)? {
+    /// it back sorted. Impressions pass through.
+    fn prepare(&self, part: &Part, depth: u64) -> std::io::Result<Prepared> {
+        if let Some(subs) = self.split(part, depth, false)? {
             let mut out = Prepared { files: Vec::new(), aggregates: self.template.empty_like(), duplicates: 0 };
             for s in &subs {
                 let p = self.prepare(s, depth + 1)?;
@@ -433,8 +511,8 @@ impl PartitionCtx<'_> {
             }
             return Ok(out);
         }
-        let table = spill::load(file)?;
-        std::fs::remove_file(&file.path)?;
+        let table = spill::load(&part.events)?;
+        std::fs::remove_file(&part.events.path)?;
         let (events, duplicates) = Events::from_table(table, self.strings);
         let mut aggregates = self.template.empty_like();
         aggregates.add_all(&events, self.strings, &self.side.items);
@@ -442,53 +520,97 @@ impl PartitionCtx<'_> {
         let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | 0xff;
         let mut w = Partitioner::with_salt(self.spill, 1, 1 << 22, salt)?;
         w.add_to(0, &events.into_table())?;
-        Ok(Prepared { files: w.finish()?, aggregates, duplicates })
+        let files =
+            w.finish()?.into_iter().map(|f| Part { events: f, impressions: part.impressions.clone() }).collect();
+        Ok(Prepared { files, aggregates, duplicates })
     }
 
-    /// If `file` is too large for a worker's share of the budget, splits it
-    /// by account into smaller files (rows keep their order, so a sorted
-    /// file gives sorted parts) and removes it.
-    fn split(&self, file: &PartitionFile, depth: u64, force: bool) -> std::io::Result<Option<Vec<PartitionFile>>> {
-        let need = file.rows as f64 * self.bytes_per_row * 3.0;
-        if !force && (need <= self.budget || depth >= 6) || file.rows <= 1 {
+    /// If `part` is too large for a worker's share of the budget, splits it
+    /// by account into smaller parts (rows keep their order, so a sorted
+    /// file gives sorted parts) and removes its files.
+    fn split(&self, part: &Part, depth: u64, force: bool) -> std::io::Result<Option<Vec<Part>>> {
+        let impressions = part.impressions.as_ref().map_or(0, |f| f.rows);
+        let need = (part.events.rows as f64 * self.bytes_per_row + impressions as f64 * 32.0) * 3.0;
+        if !force && (need <= self.budget || depth >= 6) || part.events.rows <= 1 {
             return Ok(None);
         }
         let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
         let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | depth;
-        let mut sub = Partitioner::with_salt(self.spill, n, 1 << 20, salt)?;
+        let events = self.split_file(&part.events, n, salt)?;
+        let mut impressions = match &part.impressions {
+            Some(f) => self.split_file(f, n, salt)?.into_iter().map(Some).collect(),
+            None => vec![None; n],
+        };
+        let mut parts = Vec::new();
+        for (events, impressions) in events.into_iter().zip(impressions.drain(..)) {
+            if events.rows > 0 {
+                parts.push(Part { events, impressions });
+            } else {
+                // No events: nothing to score, and so no use for impressions.
+                std::fs::remove_file(&events.path)?;
+                if let Some(f) = impressions {
+                    std::fs::remove_file(&f.path)?;
+                }
+            }
+        }
+        Ok(Some(parts))
+    }
+
+    /// Splits one file into `n` by account with `salt`, and removes it.
+    fn split_file(&self, file: &PartitionFile, n: usize, salt: u64) -> std::io::Result<Vec<PartitionFile>> {
+        let mut sub = Partitioner::for_table(file.kind, self.spill, n, 1 << 20, salt)?;
         spill::for_each_chunk(file, |chunk| sub.add(&chunk, self.strings))?;
         let subs = sub.finish()?;
         std::fs::remove_file(&file.path)?;
-        Ok(Some(subs.into_iter().filter(|s| s.rows > 0).collect()))
+        Ok(subs)
+    }
+
+    /// The tables other than events, with the impressions of one partition
+    /// (read and removed), or none.
+    fn side_with(&self, impressions: Option<&PartitionFile>) -> std::io::Result<Side> {
+        let mut side = self.side.clone();
+        if self.impressions {
+            let index = match impressions {
+                Some(f) => {
+                    let table = spill::load(f)?;
+                    std::fs::remove_file(&f.path)?;
+                    Impressions::new(&table)
+                }
+                None => Impressions::default(),
+            };
+            side.impressions = Some(Arc::new(index));
+        }
+        Ok(side)
     }
 
     /// Pass B for one sorted partition.
-    fn score(&self, file: &PartitionFile, cache: &BindCache, progress: &RunProgress) -> std::io::Result<PartResult> {
-        let out = self.score_at(file, cache, progress, 1)?;
+    fn score(&self, part: &Part, cache: &BindCache, progress: &RunProgress) -> std::io::Result<PartResult> {
+        let out = self.score_at(part, cache, progress, 1)?;
         progress.partitions_done.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
 
     fn score_at(
         &self,
-        file: &PartitionFile,
+        part: &Part,
         cache: &BindCache,
         progress: &RunProgress,
         depth: u64,
     ) -> std::io::Result<PartResult> {
         let force = depth == 1 && self.force_split;
-        if let Some(subs) = self.split(file, depth, force)? {
+        if let Some(subs) = self.split(part, depth, force)? {
             let mut out = PartResult::default();
             for s in &subs {
                 out.merge(self.score_at(s, cache, progress, depth + 1)?);
             }
             return Ok(out);
         }
-        let table = spill::load(file)?;
-        std::fs::remove_file(&file.path)?;
+        let table = spill::load(&part.events)?;
+        std::fs::remove_file(&part.events.path)?;
         let (events, _) = Events::from_table(table, self.strings);
+        let side = self.side_with(part.impressions.as_ref())?;
         let data =
-            Dataset::from_parts(self.dir.to_path_buf(), self.strings.clone(), events, self.side, ReadReport::default());
+            Dataset::from_parts(self.dir.to_path_buf(), self.strings.clone(), events, &side, ReadReport::default());
         let scorer = Scorer::with_aggregates(self.plan, &data, cache.clone());
         let accounts = scorer.run_sequential();
         progress.accounts_done.fetch_add(data.events.accounts.len() as u64, Ordering::Relaxed);

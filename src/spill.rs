@@ -22,7 +22,7 @@ use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::data::schema::{TableKind, ev};
+use crate::data::schema::TableKind;
 use crate::data::table::{Column, Table};
 use crate::intern::{Interner, Sym};
 use crate::time::Millis;
@@ -86,6 +86,8 @@ impl Drop for SpillDir {
 /// One partition's file.
 #[derive(Debug, Clone)]
 pub struct PartitionFile {
+    /// The table its rows belong to (events, or impressions).
+    pub kind: TableKind,
     /// Its path.
     pub path: PathBuf,
     /// Rows written to it.
@@ -94,8 +96,11 @@ pub struct PartitionFile {
     pub bytes: u64,
 }
 
-/// Distributes events rows to partition files by account.
+/// Distributes rows of a table keyed by account (events, impressions) to
+/// partition files by account.
 pub struct Partitioner {
+    /// The account column.
+    key: usize,
     files: Vec<PartitionFile>,
     buffers: Vec<Vec<u8>>,
     flush_at: usize,
@@ -104,8 +109,8 @@ pub struct Partitioner {
 }
 
 impl Partitioner {
-    /// `n` partitions in `dir`; each buffers about `flush_at` bytes before
-    /// compressing a chunk to disk.
+    /// `n` partitions of events in `dir`; each buffers about `flush_at`
+    /// bytes before compressing a chunk to disk.
     pub fn new(dir: &SpillDir, n: usize, flush_at: usize) -> io::Result<Partitioner> {
         Partitioner::with_salt(dir, n, flush_at, 0)
     }
@@ -113,14 +118,23 @@ impl Partitioner {
     /// Like [`Partitioner::new`], with a different assignment of accounts
     /// to partitions for each `salt` (to split a partition further).
     pub fn with_salt(dir: &SpillDir, n: usize, flush_at: usize, salt: u64) -> io::Result<Partitioner> {
+        Partitioner::for_table(TableKind::Events, dir, n, flush_at, salt)
+    }
+
+    /// Like [`Partitioner::with_salt`] for rows of `kind`, a table with an
+    /// `actor` column: the same `n` and `salt` send an account to the same
+    /// partition whatever the table.
+    pub fn for_table(kind: TableKind, dir: &SpillDir, n: usize, flush_at: usize, salt: u64) -> io::Result<Partitioner> {
+        let key = kind.fields().iter().position(|f| f.name == "actor").expect("a table keyed by actor");
         let n = n.max(1);
         let mut files = Vec::with_capacity(n);
         for p in 0..n {
-            let path = dir.path().join(format!("part-{salt}-{p:05}.bin"));
+            let path = dir.path().join(format!("{kind}-{salt}-{p:05}.bin"));
             File::create(&path)?;
-            files.push(PartitionFile { path, rows: 0, bytes: 0 });
+            files.push(PartitionFile { kind, path, rows: 0, bytes: 0 });
         }
         Ok(Partitioner {
+            key,
             files,
             buffers: vec![Vec::new(); n],
             flush_at,
@@ -149,7 +163,7 @@ impl Partitioner {
         let n = self.files.len();
         let mut rows: Vec<Vec<u32>> = vec![Vec::new(); n];
         for r in 0..block.rows {
-            let actor = block.columns[ev::ACTOR].sym(r).expect("actor is required");
+            let actor = block.columns[self.key].sym(r).expect("actor is required");
             rows[self.partition_of(strings.resolve(actor))].push(r as u32);
         }
         for (p, order) in rows.into_iter().enumerate() {
@@ -439,9 +453,9 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
     Ok(out)
 }
 
-/// Reads one partition back into an events table.
+/// Reads one partition back into a table.
 pub fn load(file: &PartitionFile) -> io::Result<Table> {
-    let mut table = Table::new(TableKind::Events);
+    let mut table = Table::new(file.kind);
     for_each_chunk(file, |chunk| {
         table.append_table(chunk);
         Ok(())
@@ -452,7 +466,7 @@ pub fn load(file: &PartitionFile) -> io::Result<Table> {
 /// Calls `f` with each chunk of a partition, in the order written.
 pub fn for_each_chunk(file: &PartitionFile, mut f: impl FnMut(Table) -> io::Result<()>) -> io::Result<()> {
     for_each_frame(&file.path, |raw| {
-        for chunk in decode(raw, TableKind::Events)? {
+        for chunk in decode(raw, file.kind)? {
             f(chunk)?;
         }
         Ok(())
@@ -491,6 +505,7 @@ fn for_each_frame(path: &Path, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io
 mod tests {
     use super::*;
     use crate::data::jsonl;
+    use crate::data::schema::ev;
     use crate::data::table::TableBuilder;
 
     #[test]

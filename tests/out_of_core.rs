@@ -111,3 +111,40 @@ fn partitions_split_again_give_the_same_bytes() {
     assert!(in_memory == split_b, "output differs after splitting in pass B");
     assert_eq!(entries(tmp.path()), 0, "spill files left behind");
 }
+
+/// Impressions are partitioned by account with the events in a spilled
+/// run: on the story with every like shown first, the partitioned output
+/// equals the in-memory one, and the impressions do change it.
+#[test]
+fn impressions_follow_their_accounts_into_partitions() {
+    let data = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir("tests/fixtures/story").unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "jsonl") {
+            std::fs::copy(&path, data.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    // Every like was shown to its account when it was made.
+    let events = std::fs::read_to_string("tests/fixtures/story/events.jsonl").unwrap();
+    let mut impressions = String::new();
+    for line in events.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        if e["action"] == "like" {
+            let line = serde_json::json!({"actor": e["actor"], "item": e["target"], "ts": e["ts"]});
+            impressions.push_str(&format!("{line}\n"));
+        }
+    }
+    std::fs::write(data.path().join("impressions.jsonl"), impressions).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let without = score(Path::new("tests/fixtures/story"), &[]);
+    let in_memory = score(data.path(), &[]);
+    assert!(in_memory.status.success());
+    assert!(in_memory.stdout != without.stdout, "impressions should change the alerts");
+    for threads in ["1", "2"] {
+        let args = ["--memory", "1MiB", "--tmp", tmp.path().to_str().unwrap(), "--threads", threads];
+        let spilled = score(data.path(), &args);
+        assert!(spilled.status.success(), "{}", String::from_utf8_lossy(&spilled.stderr));
+        assert!(in_memory.stdout == spilled.stdout, "spilled output differs with impressions (threads {threads})");
+    }
+    assert_eq!(entries(tmp.path()), 0, "spill files left behind");
+}

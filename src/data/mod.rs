@@ -220,8 +220,21 @@ impl Side {
         strings: &mut Interner,
         report: &mut ReadReport,
     ) -> Result<Side, DataError> {
+        Side::read_except(dir, &[], opts, progress, strings, report)
+    }
+
+    /// Like [`Side::read`], leaving out the tables in `skip` too (as if
+    /// absent; a caller that reads one of them itself fills it in).
+    pub fn read_except(
+        dir: &Path,
+        skip: &[TableKind],
+        opts: &ReadOptions,
+        progress: &ReadProgress,
+        strings: &mut Interner,
+        report: &mut ReadReport,
+    ) -> Result<Side, DataError> {
         let mut tables = BTreeMap::new();
-        for kind in TableKind::ALL.into_iter().filter(|k| *k != TableKind::Events) {
+        for kind in TableKind::ALL.into_iter().filter(|k| *k != TableKind::Events && !skip.contains(k)) {
             let Some(files) = source::locate(dir, kind)? else { continue };
             let (table, table_report) = read::read_table(kind, &files, strings, opts, progress)?;
             report.tables.push((kind, table_report));
