@@ -307,7 +307,16 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         let scorer = Scorer::new(plan, &data);
         progress.accounts_total.store(data.events.accounts.len() as u64, Ordering::Relaxed);
         let accounts = scorer.run_counting(&progress.accounts_done);
-        let notes = scorer.notes().to_vec();
+        let mut notes = scorer.notes().to_vec();
+        let resident = resident_bytes();
+        if resident > opts.memory {
+            notes.push(format!(
+                "this run held everything in memory and reached {} MiB, over the {} MiB memory budget \
+                 (the impressions or the tables other than events are larger than their share)",
+                resident >> 20,
+                opts.memory >> 20
+            ));
+        }
         return Ok(RunOutput {
             accounts,
             events: data.events.len() as u64,
