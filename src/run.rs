@@ -150,10 +150,15 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// Whether `CHANGELING_TRACE_MEMORY` is set.
+fn tracing_memory() -> bool {
+    std::env::var_os("CHANGELING_TRACE_MEMORY").is_some()
+}
+
 /// With `CHANGELING_TRACE_MEMORY` set, prints the resident memory and the
 /// interned strings at a phase boundary to stderr (for tuning `--memory`).
 fn trace(phase: &str, strings: &Interner) {
-    if std::env::var_os("CHANGELING_TRACE_MEMORY").is_some() {
+    if tracing_memory() {
         eprintln!(
             "memory: {phase}: resident {} MiB; {} strings in {} MiB",
             resident_bytes() >> 20,
@@ -219,11 +224,7 @@ impl TableSink for EventsSink<'_> {
                     self.switch(strings)?;
                 }
             }
-            Some((dir, partitioner)) => {
-                let mut t = Table::new(TableKind::Events);
-                t.append(block, strings);
-                partitioner.add(&t, strings).map_err(|e| DataError::io(dir.path(), e))?;
-            }
+            Some((dir, partitioner)) => partition_block(partitioner, dir, TableKind::Events, block, strings)?,
         }
         Ok(())
     }
@@ -233,21 +234,31 @@ impl TableSink for EventsSink<'_> {
     }
 }
 
+/// Sends one block as read to its partitions.
+fn partition_block(
+    partitioner: &mut Partitioner,
+    dir: &SpillDir,
+    kind: TableKind,
+    block: TableBuilder,
+    strings: &mut Interner,
+) -> Result<(), DataError> {
+    let mut t = Table::new(kind);
+    t.append(block, strings);
+    partitioner.add(&t, strings).map_err(|e| DataError::io(dir.path(), e))
+}
+
 /// Where impressions go in a partitioned run: to partitions by account,
 /// like the events.
 struct PartitionSink<'a> {
     partitioner: Partitioner,
     dir: &'a SpillDir,
-    kind: TableKind,
     rows: u64,
 }
 
 impl TableSink for PartitionSink<'_> {
     fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError> {
         self.rows += block.rows() as u64;
-        let mut t = Table::new(self.kind);
-        t.append(block, strings);
-        self.partitioner.add(&t, strings).map_err(|e| DataError::io(self.dir.path(), e))
+        partition_block(&mut self.partitioner, self.dir, TableKind::Impressions, block, strings)
     }
 
     fn rows(&self) -> u64 {
@@ -340,7 +351,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         Some(f) => {
             let partitioner = Partitioner::for_table(TableKind::Impressions, &spill_dir, files.len(), 1 << 20, 0)
                 .map_err(spill_err)?;
-            let mut sink = PartitionSink { partitioner, dir: &spill_dir, kind: TableKind::Impressions, rows: 0 };
+            let mut sink = PartitionSink { partitioner, dir: &spill_dir, rows: 0 };
             let r = read::read_into(TableKind::Impressions, f, &mut strings, &opts.read, &progress.read, &mut sink)?;
             report.tables.push((TableKind::Impressions, r));
             Some(sink.partitioner.finish().map_err(spill_err)?)
@@ -397,7 +408,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let item_bytes = aggregates.spilled_bytes();
     let cache = aggregates.finish(&strings).map_err(spill_err)?;
     trace("aggregates finished", &strings);
-    if std::env::var_os("CHANGELING_TRACE_MEMORY").is_some() {
+    if tracing_memory() {
         for (k, index) in &cache.item_actors {
             eprintln!("memory: index of {k:?}: {} entries", index.len());
         }
@@ -546,12 +557,12 @@ impl PartitionCtx<'_> {
         let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
         let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | depth;
         let events = self.split_file(&part.events, n, salt)?;
-        let mut impressions = match &part.impressions {
+        let impressions: Vec<Option<PartitionFile>> = match &part.impressions {
             Some(f) => self.split_file(f, n, salt)?.into_iter().map(Some).collect(),
             None => vec![None; n],
         };
         let mut parts = Vec::new();
-        for (events, impressions) in events.into_iter().zip(impressions.drain(..)) {
+        for (events, impressions) in events.into_iter().zip(impressions) {
             if events.rows > 0 {
                 parts.push(Part { events, impressions });
             } else {

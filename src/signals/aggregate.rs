@@ -53,13 +53,6 @@ impl Default for Times {
 }
 
 impl Times {
-    fn len(&self) -> usize {
-        match self {
-            Times::Millis(v) => v.len(),
-            Times::Seconds { secs, .. } => secs.len(),
-        }
-    }
-
     #[inline]
     fn at(&self, i: usize) -> Millis {
         match self {
@@ -167,18 +160,18 @@ impl ItemActors {
         });
         for run in rows.chunk_by(|a, b| a.0 == b.0) {
             let item = run[0].0.index();
-            let start = self.ts.len();
+            let start = self.who.len();
             for (k, &(_, ts, who)) in run.iter().enumerate() {
                 if paired_within.is_none_or(|w| has_partner(run, k, w)) {
                     self.ts.push(ts);
                     self.who.push(who);
                 }
             }
-            if self.ts.len() > start {
+            if self.who.len() > start {
                 if self.ranges.len() <= item {
                     self.ranges.resize(item + 1, (0, 0));
                 }
-                let end = u32::try_from(self.ts.len()).expect("fewer than 4 billion index entries");
+                let end = u32::try_from(self.who.len()).expect("fewer than 4 billion index entries");
                 self.ranges[item] = (start as u32, end);
             }
         }
@@ -231,11 +224,8 @@ impl ItemActorsAcc {
         }
     }
 
+    /// An empty accumulator with the same settings (and spill buckets).
     fn empty_like(&self) -> ItemActorsAcc {
-        ItemActorsAcc { rows: Vec::new(), ..self.clone_settings() }
-    }
-
-    fn clone_settings(&self) -> ItemActorsAcc {
         ItemActorsAcc {
             rows: Vec::new(),
             pairs: self.pairs,
@@ -302,17 +292,12 @@ pub struct Aggregates {
     rates: Vec<(Vec<String>, rate_spike::RateAcc)>,
 }
 
-fn slot<K: PartialEq, V: Default>(v: &mut Vec<(K, V)>, key: K) {
-    if !v.iter().any(|(k, _)| *k == key) {
-        v.push((key, V::default()));
-    }
-}
-
-fn item_slot(v: &mut Vec<(Vec<String>, ItemActorsAcc)>, key: Vec<String>) -> &mut ItemActorsAcc {
+/// The value of `key` in `v`, added empty if missing.
+fn slot<K: PartialEq, V: Default>(v: &mut Vec<(K, V)>, key: K) -> &mut V {
     let i = match v.iter().position(|(k, _)| *k == key) {
         Some(i) => i,
         None => {
-            v.push((key, ItemActorsAcc::default()));
+            v.push((key, V::default()));
             v.len() - 1
         }
     };
@@ -339,16 +324,18 @@ impl Aggregates {
                         }
                     }
                     SignalDef::FeedExposure(p) => {
-                        let acc = item_slot(&mut a.item_actors, sorted(&p.repost_actions));
+                        let acc = slot(&mut a.item_actors, sorted(&p.repost_actions));
                         acc.pairs = true;
                         acc.exposure = true;
                     }
                     SignalDef::Lockstep(p) => {
-                        let acc = item_slot(&mut a.item_actors, sorted(&p.actions));
+                        let acc = slot(&mut a.item_actors, sorted(&p.actions));
                         acc.pairs = true;
                         acc.lockstep_window = Some(acc.lockstep_window.map_or(p.window, |w| w.max(p.window)));
                     }
-                    SignalDef::RateSpike(p) => slot(&mut a.rates, sorted(&p.actions)),
+                    SignalDef::RateSpike(p) => {
+                        slot(&mut a.rates, sorted(&p.actions));
+                    }
                     _ => {}
                 }
             }
