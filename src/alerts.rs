@@ -3,8 +3,11 @@
 //!
 //! One alert per incident, accounts in id order, incidents by start:
 //! `actor`, `start`, `end`, `score`, `tier`, `hits` (each `rule`, `ts`,
-//! `action`, `target`, `strength`, `why`), plus two added hit fields:
-//! `effect` (`for` or `against`) and `signals` (the kinds that fired).
+//! `action`, `target`, `strength`, `why`), plus an added incident field,
+//! `families` (what each evidence family contributed to the score, after
+//! discount and cap: `{"cleanup": 0.55, "content": 0.7}`; in Parquet a list
+//! of `{family, evidence}`), and two added hit fields: `effect` (`for` or
+//! `against`) and `signals` (the kinds that fired).
 //! In JSON, key order is fixed and numbers are rounded to four decimals; in
 //! Parquet, times are TIMESTAMP(ms, UTC) and `hits` is a list of structs.
 //! Either way equal input gives equal bytes.
@@ -39,7 +42,20 @@ struct AlertOut<'a> {
     end: Millis,
     score: f64,
     tier: &'a str,
+    #[serde(serialize_with = "family_map")]
+    families: Vec<(&'a str, f64)>,
     hits: Vec<HitOut<'a>>,
+}
+
+/// Families as one JSON object, `{"cleanup": 0.55, "content": 0.7}`, in
+/// the config's family order.
+fn family_map<S: serde::Serializer>(f: &[(&str, f64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(f.len()))?;
+    for (k, v) in f {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
 }
 
 #[derive(Serialize)]
@@ -69,6 +85,11 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], plan: &'a Plan, s: &'a Interner)
             end: inc.end,
             score: inc.score,
             tier: &plan.config.tiers[inc.tier].name,
+            families: inc
+                .families
+                .iter()
+                .map(|f| (plan.config.score.families[f.family].as_str(), f.evidence))
+                .collect(),
             hits: inc
                 .hits
                 .iter()
@@ -130,6 +151,14 @@ fn hit_fields() -> Fields {
     ])
 }
 
+fn family_fields() -> Fields {
+    Fields::from(vec![Field::new("family", DataType::Utf8, false), Field::new("evidence", DataType::Float64, false)])
+}
+
+fn family_item() -> Arc<Field> {
+    Arc::new(Field::new("item", DataType::Struct(family_fields()), false))
+}
+
 fn hit_item() -> Arc<Field> {
     Arc::new(Field::new("item", DataType::Struct(hit_fields()), false))
 }
@@ -142,6 +171,7 @@ pub fn parquet_schema() -> SchemaRef {
         Field::new("end", utc_millis(), false),
         Field::new("score", DataType::Float64, false),
         Field::new("tier", DataType::Utf8, false),
+        Field::new("families", DataType::List(family_item()), false),
         Field::new("hits", DataType::List(hit_item()), false),
     ]))
 }
@@ -154,6 +184,9 @@ struct AlertColumns<'a> {
     end: Vec<Millis>,
     score: Vec<f64>,
     tier: Vec<&'a str>,
+    family_offsets: Vec<i32>,
+    family: Vec<&'a str>,
+    evidence: Vec<f64>,
     hit_offsets: Vec<i32>,
     rule: Vec<&'a str>,
     ts: Vec<Millis>,
@@ -171,12 +204,18 @@ impl<'a> AlertColumns<'a> {
         if self.hit_offsets.is_empty() {
             self.hit_offsets.push(0);
             self.signal_offsets.push(0);
+            self.family_offsets.push(0);
         }
         self.actor.push(a.actor);
         self.start.push(a.start);
         self.end.push(a.end);
         self.score.push(a.score);
         self.tier.push(a.tier);
+        for (f, e) in a.families {
+            self.family.push(f);
+            self.evidence.push(e);
+        }
+        self.family_offsets.push(offset(self.family.len())?);
         for h in a.hits {
             self.rule.push(h.rule);
             self.ts.push(h.ts);
@@ -221,6 +260,14 @@ impl<'a> AlertColumns<'a> {
         .map_err(io::Error::other)?;
         let hits =
             ListArray::try_new(hit_item(), offsets(c.hit_offsets), Arc::new(hits), None).map_err(io::Error::other)?;
+        let families = StructArray::try_new(
+            family_fields(),
+            vec![strs(c.family), Arc::new(Float64Array::from(c.evidence))],
+            None,
+        )
+        .map_err(io::Error::other)?;
+        let families = ListArray::try_new(family_item(), offsets(c.family_offsets), Arc::new(families), None)
+            .map_err(io::Error::other)?;
         RecordBatch::try_new(
             schema.clone(),
             vec![
@@ -229,6 +276,7 @@ impl<'a> AlertColumns<'a> {
                 times(c.end),
                 Arc::new(Float64Array::from(c.score)),
                 strs(c.tier),
+                Arc::new(families),
                 Arc::new(hits),
             ],
         )

@@ -50,6 +50,9 @@ pub struct PlannedRule {
     pub weight: f64,
     /// Which way hits count.
     pub effect: Effect,
+    /// Its evidence families, as indices into the config's
+    /// `score.families`.
+    pub families: Vec<usize>,
 }
 
 /// A per-account state shared by the signals with one state key.
@@ -136,6 +139,11 @@ impl Plan {
                 when: rule.when,
                 weight: rule.weight,
                 effect: rule.effect,
+                families: rule
+                    .families
+                    .iter()
+                    .map(|f| set.config.score.family(f).expect("rule families are validated against the config"))
+                    .collect(),
             });
         }
         Plan { config: set.config.clone(), rules, slots, reads }
@@ -163,10 +171,14 @@ impl Plan {
             "incidents: hits closer than {} join one incident",
             crate::time::compact_duration(c.incident_gap)
         );
+        let m = &c.score;
         let _ = writeln!(
             out,
-            "score: 1 - prod(1 - weight*strength) over hits for, times prod(1 - weight*strength) over hits against"
+            "score: per family, 1 - prod(1 - weight*strength * {}^(k-1)) over its hits for, strongest first, capped at {}; \
+             families combine as 1 - prod(1 - family); times prod(1 - weight*strength) over hits against",
+            m.repeat_discount, m.family_cap
         );
+        let _ = writeln!(out, "families: {}", m.families.join(", "));
         let tiers: Vec<String> = c.tiers.iter().map(|t| format!("{} >= {}", t.name, t.min_score)).collect();
         let _ = writeln!(out, "tiers: {} (below the last: not written)", tiers.join(", "));
         for r in &self.rules {
@@ -182,7 +194,14 @@ impl Plan {
                 When::All => "all signals that speak must fire; strength = product",
                 When::Any => "any signal may fire; strength = noisy-OR",
             };
-            let _ = writeln!(out, "  hit: weight {} {} ({when})", r.weight, r.effect.name());
+            let families: Vec<&str> = r.families.iter().map(|&f| c.score.families[f].as_str()).collect();
+            let _ = writeln!(
+                out,
+                "  hit: weight {} {} ({when}); families: {}",
+                r.weight,
+                r.effect.name(),
+                families.join(", ")
+            );
             if r.signals.is_empty() {
                 let _ = writeln!(out, "  (no signals: every selected event hits with strength 1)");
             }

@@ -15,6 +15,11 @@
 //! name = "low"          # incidents scoring below the last tier are not written
 //! min_score = 0.2
 //!
+//! [score]
+//! repeat_discount = 0.5 # the k-th strongest hit of one family counts 0.5^(k-1) of its evidence
+//! family_cap = 0.7      # the most one family contributes alone: below `high`, so high needs two
+//! families = ["content", "exposure", "cleanup", "context", "automation", "lockstep"]
+//!
 //! [lists]
 //! navigation_surfaces = ["search", "profile", "notifications"]
 //!
@@ -45,6 +50,43 @@ pub struct Tier {
     pub min_score: f64,
 }
 
+/// The evidence families every configuration knows, in the order alerts
+/// list them when none is configured: what kind of evidence a rule's hits
+/// are (see [`ScoreModel`]).
+pub const FAMILIES: [&str; 6] = ["content", "exposure", "cleanup", "context", "automation", "lockstep"];
+
+/// How an incident's hits combine into its score (`[score]`).
+///
+/// Hits are grouped by evidence family (each rule names its families). In
+/// one family the strongest hit counts fully and the k-th strongest
+/// `repeat_discount^(k-1)` of its evidence, so that repeats of one kind of
+/// evidence have diminishing returns; a family's evidence is then capped at
+/// `family_cap`. Families combine as independent evidence. With the cap
+/// below the top tier, one family alone cannot reach it: the top tier needs
+/// corroboration. See `score::incident` for the formula.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScoreModel {
+    /// Discount of each further hit of one family, in [0, 1].
+    pub repeat_discount: f64,
+    /// The most evidence one family contributes, in [0, 1].
+    pub family_cap: f64,
+    /// Family names rules may use, in the order alerts list them.
+    pub families: Vec<String>,
+}
+
+impl Default for ScoreModel {
+    fn default() -> Self {
+        ScoreModel { repeat_discount: 0.5, family_cap: 0.7, families: FAMILIES.iter().map(|f| f.to_string()).collect() }
+    }
+}
+
+impl ScoreModel {
+    /// The index of a family name.
+    pub fn family(&self, name: &str) -> Option<usize> {
+        self.families.iter().position(|f| f == name)
+    }
+}
+
 /// The engine configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -54,6 +96,8 @@ pub struct Config {
     pub incident_gap: Millis,
     /// Tiers, highest `min_score` first.
     pub tiers: Vec<Tier>,
+    /// How hits combine into an incident's score.
+    pub score: ScoreModel,
     /// Shared string lists, referenced as `"@name"`.
     pub lists: BTreeMap<String, Vec<String>>,
     /// Shared filters, referenced as `{ use = "name" }`, unexpanded.
@@ -70,6 +114,7 @@ impl Default for Config {
                 Tier { name: "medium".into(), min_score: 0.5 },
                 Tier { name: "low".into(), min_score: 0.2 },
             ],
+            score: ScoreModel::default(),
             lists: BTreeMap::new(),
             macros: BTreeMap::new(),
         }
@@ -144,6 +189,57 @@ impl Config {
                 }
             }
             config.tiers = read.into_iter().map(|(t, _)| t).collect();
+        }
+
+        let mut cap_span = None;
+        if let Some(mut score) = r.table(&mut ctx, "score", "[score]") {
+            let m = &mut config.score;
+            m.repeat_discount = score.num_in(&mut ctx, "repeat_discount", 0.0, 1.0, m.repeat_discount);
+            let cap = score.num(&mut ctx, "family_cap");
+            if let Some(cap) = &cap {
+                if (0.0..=1.0).contains(&cap.value) {
+                    m.family_cap = cap.value;
+                } else {
+                    ctx.report(
+                        Code::BadValue,
+                        cap.span.clone(),
+                        format!("`family_cap` is {}, but must be between 0 and 1", cap.value),
+                    );
+                }
+            }
+            if let Some(list) = score.str_list(&mut ctx, "families") {
+                let mut names: Vec<String> = Vec::new();
+                for f in list.value {
+                    if names.contains(&f.value) {
+                        ctx.report(Code::BadValue, f.span, format!("family `{}` is listed twice", f.value));
+                    } else if f.value.is_empty() {
+                        ctx.report(Code::BadValue, f.span, "a family name must not be empty");
+                    } else {
+                        names.push(f.value);
+                    }
+                }
+                if names.is_empty() {
+                    ctx.report(Code::BadValue, list.span, "`families` must name at least one evidence family");
+                } else {
+                    m.families = names;
+                }
+            }
+            cap_span = Some(cap.map_or_else(|| score.span.clone(), |c| c.span));
+            score.finish(&mut ctx);
+        }
+        if let Some(top) = config.tiers.first()
+            && config.score.family_cap >= top.min_score
+        {
+            ctx.report(
+                Code::SingleFamilyTops,
+                cap_span.unwrap_or(0..0),
+                format!(
+                    "`family_cap` ({}) reaches the top tier `{}` (min_score {}): one kind of evidence alone can reach it",
+                    config.score.family_cap, top.name, top.min_score
+                ),
+            )
+            .help
+            .push(format!("help: a cap below {} makes `{}` need two families of evidence", top.min_score, top.name));
         }
 
         if let Some(lists) = r.table(&mut ctx, "lists", "[lists]") {

@@ -64,6 +64,9 @@ pub enum Code {
     /// W102: a rule selects an action that nothing in the contract or the
     /// rule's signals produces (possible typo).
     UnusualAction,
+    /// W103: the score model lets one family of evidence alone reach the
+    /// top tier.
+    SingleFamilyTops,
 }
 
 impl Code {
@@ -89,6 +92,7 @@ impl Code {
             Code::UnknownRule => "E017",
             Code::FieldLooksMisspelled => "W101",
             Code::UnusualAction => "W102",
+            Code::SingleFamilyTops => "W103",
         }
     }
 

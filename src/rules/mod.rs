@@ -169,7 +169,7 @@ fn load_config(src: &Arc<Source>, diags: &mut Diagnostics) -> Config {
 fn load_rule(src: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Option<Rule> {
     let root = parse(src, diags)?;
     let mut ctx = Ctx { source: src, diags, lists: &config.lists };
-    Rule::read(root.get_ref(), root.span(), &mut ctx, &config.macros)
+    Rule::read(root.get_ref(), root.span(), &mut ctx, config)
 }
 
 /// Every rule id a signal refers to must exist.

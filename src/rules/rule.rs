@@ -24,7 +24,16 @@
 //! when = "all"                       # all: every signal that speaks must fire; any: one is enough
 //! weight = 0.5                       # how much one hit counts, 0..1
 //! effect = "for"                     # for | against (evidence against compromise)
+//! families = ["content"]             # what kind of evidence a hit is (see [score] in changeling.toml)
 //! ```
+//!
+//! `families` defaults to the family of the rule's first signal that has
+//! one (`off_pattern`: content, `feed_exposure`: exposure,
+//! `unlike_latency`: cleanup, `new_context`, `sequence` and
+//! `impossible_travel`: context, `rate_spike`: automation, `lockstep`:
+//! lockstep; `after_hit` has none of its own), or `context` for a rule
+//! without one. Name several families only when the rule's signals are
+//! independent kinds of evidence: a hit then corroborates itself.
 //!
 //! With `when = "all"` a signal that abstains (too little history, no data
 //! to judge by) neither blocks nor supports the hit, unless its table says
@@ -133,6 +142,9 @@ pub struct Rule {
     pub weight: f64,
     /// Which way hits count.
     pub effect: Effect,
+    /// The evidence families its hits count in (names of the config's
+    /// `[score] families`).
+    pub families: Vec<String>,
 }
 
 /// Actions of the contract's common vocabulary, for typo warnings.
@@ -165,8 +177,9 @@ impl Rule {
         root: &toml::de::DeTable<'_>,
         span: Range<usize>,
         ctx: &mut Ctx<'_>,
-        macros: &std::collections::BTreeMap<String, Vec<Filter>>,
+        config: &super::Config,
     ) -> Option<Rule> {
+        let macros = &config.macros;
         let errors_before = ctx.diags.errors();
         let mut r = TableReader::new(root, span.clone(), "rule");
         let id = r.req_str(ctx, "id");
@@ -242,6 +255,7 @@ impl Rule {
         }
 
         let (mut when, mut weight, mut effect) = (When::All, 0.5, Effect::For);
+        let mut families = None;
         if let Some(mut hit) = r.table(ctx, "hit", "[hit]") {
             when = if hit.choice(ctx, "when", &["all", "any"], "all") == "any" { When::Any } else { When::All };
             weight = hit.num_in(ctx, "weight", 0.0, 1.0, 0.5);
@@ -250,8 +264,13 @@ impl Rule {
             } else {
                 Effect::For
             };
+            families = read_families(&mut hit, ctx, config);
             hit.finish(ctx);
         }
+        let families = families.unwrap_or_else(|| {
+            let kind = signals.iter().find_map(|s| s.def.family()).unwrap_or("context");
+            vec![kind.to_string()]
+        });
         r.finish(ctx);
 
         if ctx.diags.errors() > errors_before {
@@ -271,8 +290,33 @@ impl Rule {
             when,
             weight,
             effect,
+            families,
         })
     }
+}
+
+/// Reads `families` of a `[hit]` table: names of the config's families,
+/// each once.
+fn read_families(hit: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>, config: &super::Config) -> Option<Vec<String>> {
+    let list = hit.str_list(ctx, "families")?;
+    let known = &config.score.families;
+    let mut out: Vec<String> = Vec::new();
+    for f in list.value {
+        if config.score.family(&f.value).is_none() {
+            let names: Vec<&str> = known.iter().map(String::as_str).collect();
+            let help = unknown_name_help(&f.value, &names);
+            ctx.report(Code::BadValue, f.span, format!("unknown evidence family `{}`", f.value)).help = help;
+        } else if out.contains(&f.value) {
+            ctx.report(Code::BadValue, f.span, format!("family `{}` is listed twice", f.value));
+        } else {
+            out.push(f.value);
+        }
+    }
+    if out.is_empty() {
+        ctx.report(Code::BadValue, list.span, "`families` must name at least one evidence family");
+        return None;
+    }
+    Some(out)
 }
 
 /// The table a reader reads (a signal table is read twice: once for `kind`,

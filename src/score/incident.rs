@@ -6,15 +6,29 @@
 //! (the like it undoes) and ends less than the gap before it; otherwise it
 //! is dropped. It never makes an incident on its own.
 //!
-//! The score combines evidence by noisy-OR: each hit is an independent
-//! chance `weight * strength` that the account is compromised, so
-//! `p_for = 1 - prod(1 - w*s)` over hits for, and likewise `p_against`
-//! over hits against; `score = p_for * (1 - p_against)`, rounded to four
-//! decimals. Independence is an assumption, not a measurement: several hits
-//! of one rule on one burst count more than one, which is intended (a burst
-//! of odd likes is stronger evidence than one) but can overstate.
+//! **The score** ([`ScoreModel`], `[score]` in `changeling.toml`). Each hit
+//! carries evidence `e = weight * strength` (clamped to [0, 1]) in each of
+//! its rule's families. In one family, hits are taken strongest first and
+//! the k-th counts `repeat_discount^(k-1)` of its evidence:
+//!
+//! ```text
+//! family_f  = min(cap, 1 - prod_k (1 - e_(k) * d^(k-1)))     d = repeat_discount
+//! p_for     = 1 - prod_f (1 - family_f)
+//! p_against = 1 - prod over hits against of (1 - e)
+//! score     = p_for * (1 - p_against)                          (rounded to 4 decimals)
+//! ```
+//!
+//! Repeats of one kind of evidence (four odd likes in one sitting) thus
+//! have diminishing returns and never exceed the cap, however many there
+//! are; different families combine as independent evidence. With the cap
+//! below the top tier, only corroboration by a second family reaches it.
+//! The families are not truly independent (an off-pattern like is more
+//! often unexposed too); rules say which of their evidence is which, and a
+//! rule that needs two kinds of evidence at once counts in one family
+//! unless it names two.
 
 use super::Hit;
+use crate::rules::config::ScoreModel;
 use crate::rules::{Config, Effect};
 use crate::time::Millis;
 
@@ -29,8 +43,31 @@ pub struct Incident {
     pub score: f64,
     /// Index into the config's tiers.
     pub tier: usize,
+    /// What each family of evidence contributed, in the config's family
+    /// order; families without hits are left out.
+    pub families: Vec<FamilyEvidence>,
     /// Its hits, by time.
     pub hits: Vec<Hit>,
+}
+
+/// One family's contribution to an incident's score.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FamilyEvidence {
+    /// Index into the config's `score.families`.
+    pub family: usize,
+    /// The family's evidence after discount and cap, rounded to 4 decimals.
+    pub evidence: f64,
+    /// How many hits counted in it.
+    pub hits: u32,
+}
+
+/// What the score needs to know of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleScore {
+    /// How much one hit counts.
+    pub weight: f64,
+    /// Its families, as indices into the config's `score.families`.
+    pub families: Vec<usize>,
 }
 
 /// Rounds to four decimals, the precision alerts carry.
@@ -40,7 +77,7 @@ pub fn round4(x: f64) -> f64 {
 
 /// Groups `hits` (sorted by time) into scored incidents; drops incidents
 /// below the lowest tier.
-pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> {
+pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incident> {
     let gap = config.incident_gap;
     let mut groups: Vec<Vec<Hit>> = Vec::new();
     let mut against = Vec::new();
@@ -51,7 +88,7 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
             continue;
         }
         match last {
-            Some(t) if h.ts - t <= gap => groups.last_mut().expect("a group is open").push(h.clone()),
+            Some(t) if h.ts.saturating_sub(t) <= gap => groups.last_mut().expect("a group is open").push(h.clone()),
             _ => groups.push(vec![h.clone()]),
         }
         last = Some(h.ts);
@@ -63,7 +100,7 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
         let best = groups
             .iter()
             .enumerate()
-            .filter(|(_, g)| g[0].ts <= h.ts && h.ts <= g[g.len() - 1].ts + gap)
+            .filter(|(_, g)| g[0].ts <= h.ts && h.ts <= g[g.len() - 1].ts.saturating_add(gap))
             .filter(|(_, g)| h.target.is_some() && g.iter().any(|x| x.effect == Effect::For && x.target == h.target))
             .max_by_key(|(_, g)| g[0].ts);
         if let Some((i, _)) = best {
@@ -73,18 +110,157 @@ pub fn group(hits: Vec<Hit>, weights: &[f64], config: &Config) -> Vec<Incident> 
     let mut out = Vec::new();
     for mut g in groups {
         g.sort_by_key(|h| (h.ts, h.rule, h.event));
-        let (mut keep_for, mut keep_against) = (1.0, 1.0);
-        for h in &g {
-            let p = (weights[h.rule as usize] * h.strength).clamp(0.0, 1.0);
-            match h.effect {
-                Effect::For => keep_for *= 1.0 - p,
-                Effect::Against => keep_against *= 1.0 - p,
-            }
-        }
-        let score = round4((1.0 - keep_for) * keep_against);
+        let (score, families) = score(&g, rules, &config.score);
         if let Some(tier) = config.tier_of(score) {
-            out.push(Incident { start: g[0].ts, end: g[g.len() - 1].ts, score, tier, hits: g });
+            out.push(Incident { start: g[0].ts, end: g[g.len() - 1].ts, score, tier, families, hits: g });
         }
     }
     out
+}
+
+/// The score of one incident's hits, and each family's share of it.
+pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec<FamilyEvidence>) {
+    let evidence = |h: &Hit| (rules[h.rule as usize].weight * h.strength).clamp(0.0, 1.0);
+    let mut keep_for = 1.0;
+    let mut families = Vec::new();
+    let mut es: Vec<f64> = Vec::new();
+    for f in 0..model.families.len() {
+        es.clear();
+        es.extend(
+            hits.iter().filter(|h| h.effect == Effect::For && rules[h.rule as usize].families.contains(&f)).map(evidence),
+        );
+        if es.is_empty() {
+            continue;
+        }
+        let e = family_evidence(&mut es, model);
+        keep_for *= 1.0 - e;
+        families.push(FamilyEvidence { family: f, evidence: round4(e), hits: es.len() as u32 });
+    }
+    let keep_against: f64 =
+        hits.iter().filter(|h| h.effect == Effect::Against).map(|h| 1.0 - evidence(h)).product();
+    (round4((1.0 - keep_for) * keep_against), families)
+}
+
+/// One family's evidence from its hits' evidence `es` (reordered):
+/// strongest first, the k-th discounted by `repeat_discount^(k-1)`, capped.
+pub fn family_evidence(es: &mut [f64], model: &ScoreModel) -> f64 {
+    es.sort_unstable_by(|a, b| b.total_cmp(a));
+    let mut keep = 1.0;
+    let mut discount = 1.0;
+    for &e in es.iter() {
+        keep *= 1.0 - e * discount;
+        discount *= model.repeat_discount;
+    }
+    (1.0 - keep).min(model.family_cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intern::Interner;
+    use crate::time::MINUTE;
+
+    fn model() -> ScoreModel {
+        ScoreModel::default()
+    }
+
+    fn hit(rule: u32, minute: i64, strength: f64, effect: Effect) -> Hit {
+        Hit {
+            rule,
+            event: minute as u32,
+            ts: minute * MINUTE,
+            action: Interner::sym_at(0),
+            target: Some(Interner::sym_at(minute as usize)),
+            strength,
+            effect,
+            why: String::new(),
+            signals: Vec::new(),
+        }
+    }
+
+    /// Rules 0 and 1 are content, 2 cleanup, 3 both context and automation, 4 against.
+    fn rules() -> Vec<RuleScore> {
+        vec![
+            RuleScore { weight: 0.5, families: vec![0] },
+            RuleScore { weight: 1.0, families: vec![0] },
+            RuleScore { weight: 0.5, families: vec![2] },
+            RuleScore { weight: 0.5, families: vec![3, 4] },
+            RuleScore { weight: 0.8, families: vec![0] },
+        ]
+    }
+
+    #[test]
+    fn one_hit_counts_its_weight_times_strength() {
+        let (s, f) = score(&[hit(0, 0, 0.8, Effect::For)], &rules(), &model());
+        assert_eq!(s, 0.4);
+        assert_eq!(f, vec![FamilyEvidence { family: 0, evidence: 0.4, hits: 1 }]);
+    }
+
+    #[test]
+    fn repeats_of_one_family_have_diminishing_returns() {
+        // 0.4, then 0.4 * 0.5, then 0.4 * 0.25: 1 - 0.6 * 0.8 * 0.9 = 0.568.
+        let hits: Vec<Hit> = (0..3).map(|m| hit(0, m, 0.8, Effect::For)).collect();
+        let (s, _) = score(&hits, &rules(), &model());
+        assert_eq!(s, 0.568);
+        // The strongest counts fully whatever the order of the hits.
+        let hits = [hit(0, 0, 0.2, Effect::For), hit(0, 1, 1.0, Effect::For)];
+        let (s, _) = score(&hits, &rules(), &model());
+        assert_eq!(s, round4(1.0 - 0.5 * (1.0 - 0.1 * 0.5)));
+    }
+
+    #[test]
+    fn one_family_never_passes_the_cap() {
+        let hits: Vec<Hit> = (0..50).map(|m| hit(1, m, 1.0, Effect::For)).collect();
+        let (s, f) = score(&hits, &rules(), &model());
+        assert_eq!(s, 0.7);
+        assert_eq!(f[0].hits, 50);
+        assert!(s < 0.8, "one family alone stays below the default high tier");
+    }
+
+    #[test]
+    fn families_corroborate() {
+        // content 0.5 and cleanup 0.5: 1 - 0.5 * 0.5.
+        let hits = [hit(1, 0, 0.5, Effect::For), hit(2, 1, 1.0, Effect::For)];
+        let (s, f) = score(&hits, &rules(), &model());
+        assert_eq!(s, 0.75);
+        assert_eq!(f.iter().map(|x| x.family).collect::<Vec<_>>(), [0, 2]);
+    }
+
+    #[test]
+    fn a_rule_of_two_families_counts_in_both() {
+        let (s, f) = score(&[hit(3, 0, 1.0, Effect::For)], &rules(), &model());
+        assert_eq!(s, 0.75);
+        assert_eq!(f.len(), 2);
+    }
+
+    #[test]
+    fn evidence_against_scales_the_score_down() {
+        let hits = [hit(1, 0, 0.5, Effect::For), hit(4, 1, 0.5, Effect::Against)];
+        let (s, f) = score(&hits, &rules(), &model());
+        assert_eq!(s, round4(0.5 * 0.6));
+        assert_eq!(f.len(), 1, "against hits are not a family");
+    }
+
+    #[test]
+    fn no_discount_and_no_cap_is_noisy_or() {
+        let m = ScoreModel { repeat_discount: 1.0, family_cap: 1.0, ..model() };
+        let hits: Vec<Hit> = (0..3).map(|k| hit(0, k, 0.8, Effect::For)).collect();
+        assert_eq!(score(&hits, &rules(), &m).0, round4(1.0 - 0.6f64.powi(3)));
+    }
+
+    #[test]
+    fn grouping_splits_at_the_gap_and_drops_low_incidents() {
+        let config = Config::default();
+        let hits = vec![
+            hit(1, 0, 0.9, Effect::For),
+            hit(2, 10, 1.0, Effect::For),
+            // Seven hours later: a new incident, weak, below `low`.
+            hit(0, 10 + 7 * 60, 0.2, Effect::For),
+        ];
+        let out = group(hits, &rules(), &config);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].hits.len(), 2);
+        assert_eq!(out[0].score, round4(1.0 - 0.3 * 0.5));
+        assert_eq!(config.tiers[out[0].tier].name, "high");
+    }
 }

@@ -29,7 +29,7 @@ use crate::signals::aggregate::Aggregates;
 use crate::signals::{BindCache, Bound, Ev, Outcome, State};
 use crate::time::Millis;
 pub use filter::BoundFilter;
-pub use incident::Incident;
+pub use incident::{FamilyEvidence, Incident, RuleScore};
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +80,7 @@ pub struct Scorer<'a> {
     any_action: Vec<u32>,
     /// For each state slot: (rule, signal) whose binding drives it.
     slot_owner: Vec<(usize, usize)>,
-    weights: Vec<f64>,
+    scoring: Vec<RuleScore>,
     notes: Vec<String>,
 }
 
@@ -147,7 +147,7 @@ impl<'a> Scorer<'a> {
             by_action,
             any_action,
             slot_owner: plan.slots.iter().map(|s| s.owner).collect(),
-            weights: plan.rules.iter().map(|r| r.weight).collect(),
+            scoring: plan.rules.iter().map(|r| RuleScore { weight: r.weight, families: r.families.clone() }).collect(),
             notes,
         }
     }
@@ -189,7 +189,7 @@ impl<'a> Scorer<'a> {
         if scratch.hits.is_empty() {
             return Vec::new();
         }
-        incident::group(std::mem::take(&mut scratch.hits), &self.weights, &self.plan.config)
+        incident::group(std::mem::take(&mut scratch.hits), &self.scoring, &self.plan.config)
     }
 
     /// Every rule hit on one account, in event order, before grouping.
@@ -201,7 +201,7 @@ impl<'a> Scorer<'a> {
     fn collect_hits(&self, span: &AccountSpan, scratch: &mut Scratch) {
         let data = self.data;
         for (slot, state) in scratch.states.iter_mut().enumerate() {
-            self.owner_bound(slot).reset(state, span.actor, data);
+            self.owner_bound(slot).reset(state, span, data);
         }
         let Scratch { states, hits, candidates, fresh } = scratch;
         hits.clear();

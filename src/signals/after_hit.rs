@@ -28,13 +28,16 @@
 //! signal adds none of its own.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
-use crate::intern::Sym;
 use crate::rules::Effect;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, Sp, TableReader};
 use crate::time::{HOUR, Millis, compact_duration, format_rfc3339};
+
+/// No evidence family of its own: a rule using it takes its family from
+/// its other signals (or declares `families`).
+pub const FAMILY: Option<&str> = None;
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,7 +117,7 @@ impl Bound {
         State
     }
 
-    pub(crate) fn reset(&self, _s: &mut State, _actor: Sym, _data: &Dataset) {}
+    pub(crate) fn reset(&self, _s: &mut State, _span: &AccountSpan, _data: &Dataset) {}
 
     pub(crate) fn note(&self) -> Option<String> {
         None

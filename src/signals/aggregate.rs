@@ -290,6 +290,8 @@ pub struct Aggregates {
     priors: Vec<((off_pattern::Feature, Vec<String>), off_pattern::PriorAcc)>,
     item_actors: Vec<(Vec<String>, ItemActorsAcc)>,
     rates: Vec<(Vec<String>, rate_spike::RateAcc)>,
+    /// The latest event time seen.
+    last: Option<Millis>,
 }
 
 /// The value of `key` in `v`, added empty if missing.
@@ -349,6 +351,7 @@ impl Aggregates {
             priors: self.priors.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
             item_actors: self.item_actors.iter().map(|(k, a)| (k.clone(), a.empty_like())).collect(),
             rates: self.rates.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
+            last: None,
         }
     }
 
@@ -364,6 +367,8 @@ impl Aggregates {
         for (actions, acc) in &mut self.rates {
             acc.add(rows, range.clone(), &resolve(actions));
         }
+        let last = range.map(|i| rows.ts_at(i)).max();
+        self.last = self.last.max(last);
     }
 
     /// Adds all of `rows`, in parallel chunks.
@@ -395,6 +400,7 @@ impl Aggregates {
         for ((_, a), (_, b)) in self.rates.iter_mut().zip(other.rates) {
             a.merge(b);
         }
+        self.last = self.last.max(other.last);
     }
 
     /// From now on, keeps the rows of item indexes in `buckets` spill files
@@ -444,6 +450,7 @@ impl Aggregates {
             item_actors,
             rates: self.rates.into_iter().map(|(k, a)| (k, a.finish())).collect(),
             rule_ids: Vec::new(),
+            data_end: self.last,
         })
     }
 }

@@ -1,28 +1,35 @@
 //! `feed_exposure`: could the target have reached the account at all?
 //!
-//! **What it detects.** An action on an item that nothing the platform
-//! knows of could have shown to the account: its author was not followed
-//! at that moment, no followee had reposted it, no impression of it was
-//! logged, and the account did not get there by its own navigation (a
-//! search, a profile visit). It fires when there is *no* path, and says
-//! which paths it checked.
+//! **What it detects.** An action on an item that the platform did not
+//! push to the account: its author was not followed at that moment, no
+//! followee had reposted it, no impression of it was logged. Exposure is
+//! graded: an item *pushed* by the feed is exposed (the signal is quiet);
+//! an item the account *reached by its own navigation* (a search, a
+//! profile visit, a notification, a link opened from outside) is only
+//! partly explained, since whoever holds the session navigates too (the
+//! signal fires with `navigation_strength`); an item reached by neither is
+//! unexposed (strength 1). The `why` says which, and which paths it checked.
 //!
 //! **Why it suggests compromise.** An account's owner mostly acts on what
 //! its feed shows it. Whoever takes an account over arrives with their own
 //! targets (links to like, accounts to boost) that the owner's feed never
-//! carried. In the story behind changeling, an account following 14 state
-//! media and government accounts liked posts by strangers that no followee
-//! had shared.
+//! carried; they get there by searching, by opening the target's profile or
+//! by pasting a link, exactly as an owner exploring something new would.
+//! In the story behind changeling, an account following 14 state media and
+//! government accounts liked posts by strangers that no followee had shared.
 //!
 //! **Paths** (all checked by default, `paths` to choose):
-//! - `own`: the account is the item's author.
+//! - `own`: the account is the item's author (pushed).
 //! - `follow`: the author was followed at that moment: the `follows` table
 //!   (with `since` when given) updated by the account's own follow and
-//!   unfollow events up to this one.
-//! - `repost`: a followee reposted the item within `repost_window` before.
+//!   unfollow events up to this one (pushed).
+//! - `repost`: a followee reposted the item within `repost_window` before
+//!   (pushed).
 //! - `impression`: an impression of the item for the account was logged
-//!   before (up to `impression_slack` after, for clock skew between logs).
-//! - `navigation`: the action's `surface` is one of `navigation_surfaces`.
+//!   before (up to `impression_slack` after, for clock skew between logs)
+//!   (pushed).
+//! - `navigation`: the action's `surface` is one of `navigation_surfaces`
+//!   (partly explained). Without this path, navigation explains nothing.
 //!
 //! **Evidence available.** With neither a `follows` table nor an
 //! `impressions` table the dataset says nothing about exposure: the signal
@@ -33,7 +40,9 @@
 //!
 //! **Parameters** (defaults):
 //! - `paths = ["own", "follow", "repost", "impression", "navigation"]`
-//! - `navigation_surfaces = ["search", "profile", "notifications"]`
+//! - `navigation_surfaces = ["search", "profile", "notifications", "direct"]`
+//! - `navigation_strength = 0.5`: strength when the account navigated to
+//!   the item (0: navigation explains fully; 1: it explains nothing)
 //! - `repost_actions = ["repost"]`, `repost_window = "7d"`
 //! - `follow_action = "follow"`, `unfollow_action = "unfollow"`
 //! - `impression_slack = "1m"`
@@ -42,24 +51,28 @@
 //! [[signal]]
 //! kind = "feed_exposure"
 //! navigation_surfaces = "@navigation_surfaces"
+//! navigation_strength = 0.5
 //! ```
 //!
 //! **Known false positives.** Recommendation feeds ("for you") show items
-//! from strangers: without impression logs those look unexposed. Links
-//! opened from outside the product (`direct`) are not navigation by default,
-//! since an attacker arrives the same way; add `direct` to
-//! `navigation_surfaces` where owners often do.
+//! from strangers: without impression logs those look unexposed. People
+//! explore by search and open links friends send: navigation is therefore
+//! only partial evidence, and this signal is best used to qualify others
+//! (`off_pattern`) rather than alone.
 
 use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome, actions_param};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("exposure");
 
 /// The exposure paths, by name.
 pub const PATHS: [&str; 5] = ["own", "follow", "repost", "impression", "navigation"];
@@ -71,6 +84,8 @@ pub struct Params {
     pub paths: Vec<String>,
     /// Surfaces reached by the account's own navigation.
     pub navigation_surfaces: Vec<String>,
+    /// Strength when the account reached the item by its own navigation.
+    pub navigation_strength: f64,
     /// Actions that put an item into followers' feeds.
     pub repost_actions: Vec<String>,
     /// How long a followee's repost keeps the item in the feed.
@@ -102,7 +117,13 @@ impl Params {
         }
         Params {
             paths,
-            navigation_surfaces: actions_param(r, ctx, "navigation_surfaces", &["search", "profile", "notifications"]),
+            navigation_surfaces: actions_param(
+                r,
+                ctx,
+                "navigation_surfaces",
+                &["search", "profile", "notifications", "direct"],
+            ),
+            navigation_strength: r.num_in(ctx, "navigation_strength", 0.0, 1.0, 0.5),
             repost_actions: actions_param(r, ctx, "repost_actions", &["repost"]),
             repost_window: r.duration_or(ctx, "repost_window", 7 * DAY),
             follow_action: r.str(ctx, "follow_action").map_or_else(|| "follow".into(), |s| s.value),
@@ -115,6 +136,7 @@ impl Params {
         vec![
             ("paths", format!("{:?}", self.paths)),
             ("navigation_surfaces", format!("{:?}", self.navigation_surfaces)),
+            ("navigation_strength", self.navigation_strength.to_string()),
             ("repost_actions", format!("{:?}", self.repost_actions)),
             ("repost_window", compact_duration(self.repost_window)),
             ("follow_action", self.follow_action.clone()),
@@ -201,10 +223,10 @@ impl Bound {
         })
     }
 
-    pub(crate) fn reset(&self, s: &mut State, actor: Sym, data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, span: &AccountSpan, data: &Dataset) {
         s.followees.clear();
         if let Some(f) = &data.follows {
-            s.followees.extend(f.followees(actor));
+            s.followees.extend(f.followees(span.actor));
         }
     }
 
@@ -233,9 +255,6 @@ impl Bound {
         };
         let author = e.author();
         if self.own && author == Some(e.actor) {
-            return Outcome::Quiet;
-        }
-        if self.navigation.iter().any(|&n| Some(n) == e.surface()) {
             return Outcome::Quiet;
         }
         if self.follow
@@ -294,11 +313,21 @@ impl Bound {
                 strength = 0.8_f64.min(strength);
             }
         }
-        if !self.navigation.is_empty() || !self.params.navigation_surfaces.is_empty() {
-            match e.surface() {
-                Some(sf) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
-                None => why.push("no surface recorded".into()),
+        let surface = e.surface();
+        match surface {
+            Some(sf) if self.navigation.contains(&sf) => {
+                strength *= self.params.navigation_strength;
+                why.push(format!(
+                    "reached by the account's own navigation (surface '{}'): partly explained, strength x{}",
+                    e.text(sf),
+                    self.params.navigation_strength
+                ));
             }
+            Some(sf) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
+            None => why.push("no surface recorded".into()),
+        }
+        if strength <= 0.0 {
+            return Outcome::Quiet;
         }
         Outcome::Fire { strength, why: why.join(", ") }
     }

@@ -26,11 +26,13 @@
 //! operator's headquarters.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{TableKind, ev};
-use crate::intern::Sym;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, Millis, format_rfc3339, human_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("context");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,7 +104,7 @@ impl Bound {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.last = None;
     }
 

@@ -43,11 +43,14 @@ use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
 use crate::intern::{Sym, SymMap};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("lockstep");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,7 +135,7 @@ impl Bound {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.recent.clear();
         s.counts.clear();
     }

@@ -34,7 +34,7 @@ pub mod unlike_latency;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{TableKind, ev};
 use crate::intern::Sym;
 use crate::rules::reader::{Ctx, Sp, TableReader};
@@ -92,6 +92,12 @@ macro_rules! registry {
                 match self { $( SignalDef::$variant(_) => $name, )* }
             }
 
+            /// The evidence family this kind's evidence belongs to, if any
+            /// (a rule's default family is its first signal's).
+            pub fn family(&self) -> Option<&'static str> {
+                match self { $( SignalDef::$variant(_) => $module::FAMILY, )* }
+            }
+
             /// Parameters with their values, for `explain-plan`.
             pub fn describe(&self) -> Vec<(&'static str, String)> {
                 match self { $( SignalDef::$variant(p) => p.describe(), )* }
@@ -121,10 +127,12 @@ macro_rules! registry {
                 match self { $( Bound::$variant(b) => State::$variant(b.new_state()), )* }
             }
 
-            /// Resets `state` for a new account.
-            pub fn reset(&self, state: &mut State, actor: Sym, data: &Dataset) {
+            /// Resets `state` for a new account, whose events are `span`
+            /// (a signal that looks ahead may read them all; see
+            /// `off_pattern`'s `return_window`).
+            pub fn reset(&self, state: &mut State, span: &AccountSpan, data: &Dataset) {
                 match (self, state) {
-                    $( (Bound::$variant(b), State::$variant(s)) => b.reset(s, actor, data), )*
+                    $( (Bound::$variant(b), State::$variant(s)) => b.reset(s, span, data), )*
                     _ => unreachable!("a state is always used with the bound that made it"),
                 }
             }
@@ -178,6 +186,8 @@ pub struct BindCache {
     pub rates: HashMap<Vec<String>, f64>,
     /// Ids of the plan's rules, by index (for signals about other rules' hits).
     pub rule_ids: Vec<String>,
+    /// The time of the last event of the whole input (for look-ahead).
+    pub data_end: Option<Millis>,
 }
 
 /// What a signal says about an event.

@@ -37,12 +37,15 @@
 //! `device`, `client` and `country` over `ip`.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{Kind, TableKind};
-use crate::intern::{Sym, SymMap};
+use crate::intern::SymMap;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{Millis, compact_duration, format_rfc3339, human_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("context");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +140,7 @@ impl Bound {
         State { fields: self.columns.iter().map(|_| FieldHistory::default()).collect() }
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         for f in &mut s.fields {
             f.seen.clear();
             f.events = 0;

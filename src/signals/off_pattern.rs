@@ -58,11 +58,14 @@ use statrs::distribution::{Binomial, DiscreteCDF};
 
 use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
 use crate::data::schema::TableKind;
-use crate::data::{Dataset, EventRows, Items};
+use crate::data::{AccountSpan, Dataset, EventRows, Items};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, Millis, compact_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("content");
 
 /// A property of the target that a baseline is kept of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -123,6 +126,22 @@ pub struct Params {
     pub max_probability: f64,
     /// Pseudo-events drawn from the population distribution.
     pub smoothing: f64,
+    /// Novel events this close before the event form its burst (0: the
+    /// burst is not judged).
+    pub burst_window: Millis,
+    /// Surprise (`-log10` of the burst's probability) at which the burst
+    /// factor reaches 1.
+    pub full_surprise: f64,
+    /// Novelty rate assumed before an account has a history of its own.
+    pub novelty_prior: f64,
+    /// Pseudo-events of `novelty_prior` in an account's novelty rate.
+    pub novelty_smoothing: f64,
+    /// How far to look ahead for the account engaging with the value again
+    /// (0: no look-ahead).
+    pub return_window: Millis,
+    /// Engagement sooner than this after the event is not a return (it is
+    /// the same sitting).
+    pub return_after: Millis,
 }
 
 impl Params {
@@ -156,6 +175,12 @@ impl Params {
             min_history: r.count(ctx, "min_history", 1_000_000, 20),
             max_probability: r.num_in(ctx, "max_probability", 1e-9, 1.0, 0.02),
             smoothing: r.num_in(ctx, "smoothing", 0.0, 1e6, 10.0),
+            burst_window: r.duration_or(ctx, "burst_window", 0),
+            full_surprise: r.num_in(ctx, "full_surprise", 0.1, 300.0, 4.0),
+            novelty_prior: r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05),
+            novelty_smoothing: r.num_in(ctx, "novelty_smoothing", 0.0, 1e6, 20.0),
+            return_window: r.duration_or(ctx, "return_window", 0),
+            return_after: r.duration_or(ctx, "return_after", 6 * crate::time::HOUR),
         }
     }
 
@@ -167,11 +192,31 @@ impl Params {
             ("min_history", self.min_history.to_string()),
             ("max_probability", self.max_probability.to_string()),
             ("smoothing", self.smoothing.to_string()),
+            ("burst_window", compact_duration(self.burst_window)),
+            ("full_surprise", self.full_surprise.to_string()),
+            ("novelty_prior", self.novelty_prior.to_string()),
+            ("novelty_smoothing", self.novelty_smoothing.to_string()),
+            ("return_window", compact_duration(self.return_window)),
+            ("return_after", compact_duration(self.return_after)),
         ]
     }
 
     pub(crate) fn state_key(&self) -> String {
-        format!("{:?}{:?}{}", self.features, self.history, self.window)
+        // Every parameter the state depends on: the baseline, the novelty
+        // judgement of history events, the burst and the look-ahead.
+        format!(
+            "{:?}{:?}/{}/{}/{}/{}/{}/{}/{}/{}",
+            self.features,
+            self.history,
+            self.window,
+            self.min_history,
+            self.max_probability,
+            self.smoothing,
+            self.burst_window,
+            self.novelty_prior,
+            self.novelty_smoothing,
+            self.return_window
+        )
     }
 
     pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
@@ -270,16 +315,67 @@ pub struct Bound {
     params: Params,
     history: Vec<Sym>,
     priors: Vec<(Feature, Arc<Prior>)>,
+    /// When the whole input ends (for look-ahead near the end).
+    data_end: Option<Millis>,
 }
 
-/// Per-account baseline: counts of each feature value over the window.
+/// A feature value: (feature index in `Params::features`, value).
+type Value = (u8, Sym);
+
+/// What the baseline says about one event's target.
+#[derive(Debug, Default)]
+struct Judgement {
+    /// Some feature had too little history.
+    abstained: bool,
+    /// Some feature's value is familiar.
+    familiar: bool,
+    /// Per off-pattern feature: (feature index, deciding value, its count,
+    /// history size, probability).
+    off: Vec<(u8, Sym, u32, u64, f64)>,
+    /// Every value of the off-pattern features (the directions it explores).
+    values: Vec<Value>,
+}
+
+impl Judgement {
+    /// Judged (enough history) and off pattern in every feature it has.
+    fn novel(&self) -> bool {
+        !self.familiar && !self.abstained && !self.off.is_empty()
+    }
+
+    /// Judged at all: every feature with a value had enough history.
+    fn judged(&self) -> bool {
+        !self.abstained && (self.familiar || !self.off.is_empty())
+    }
+}
+
+/// A history event in the burst window: when, whether it was judged, and
+/// its values if it was novel.
+#[derive(Debug)]
+struct Recent {
+    ts: Millis,
+    judged: bool,
+    novel: Vec<Value>,
+}
+
+/// Per-account baseline: counts of each feature value over the window,
+/// the account's own novelty rate, its recent burst, and (with
+/// `return_window`) when it engaged with each value, past and future.
 #[derive(Debug, Default)]
 pub struct State {
-    /// History events in the window, oldest first: (ts, event index).
-    window: VecDeque<(Millis, u32)>,
+    /// History events in the window, oldest first: (ts, event index,
+    /// judged, novel).
+    window: VecDeque<(Millis, u32, bool, bool)>,
     /// Per feature (in `Params::features` order): value counts and the
     /// number of history events with the feature known.
     counts: Vec<(SymMap<u32>, u32)>,
+    /// Judged and novel history events in the window.
+    judged: u32,
+    novel: u32,
+    /// History events within `burst_window`, oldest first.
+    burst: VecDeque<Recent>,
+    /// With `return_window`: per feature, the times of the account's
+    /// history events with each value, over its whole log.
+    times: Vec<SymMap<Vec<Millis>>>,
     values: Vec<Sym>,
 }
 
@@ -289,18 +385,43 @@ impl Bound {
         let key = super::aggregate::key(&p.history);
         let priors =
             p.features.iter().map(|&f| (f, cache.priors.get(&(f, key.clone())).cloned().unwrap_or_default())).collect();
-        Bound { params: p.clone(), history, priors }
+        Bound { params: p.clone(), history, priors, data_end: cache.data_end }
     }
 
     pub(crate) fn new_state(&self) -> State {
-        State { counts: self.params.features.iter().map(|_| (SymMap::default(), 0)).collect(), ..State::default() }
+        let n = self.params.features.len();
+        State {
+            counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
+            times: (0..n).map(|_| SymMap::default()).collect(),
+            ..State::default()
+        }
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, span: &AccountSpan, data: &Dataset) {
         s.window.clear();
         for (c, n) in &mut s.counts {
             c.clear();
             *n = 0;
+        }
+        (s.judged, s.novel) = (0, 0);
+        s.burst.clear();
+        for t in &mut s.times {
+            t.clear();
+        }
+        if self.params.return_window > 0 {
+            // Look-ahead: every history event of the account, by value.
+            for i in span.range() {
+                let e = Ev::at(data, i);
+                if !self.history.contains(&e.action) {
+                    continue;
+                }
+                for (k, &f) in self.params.features.iter().enumerate() {
+                    f.values(&e, &mut s.values);
+                    for &v in &s.values {
+                        s.times[k].entry(v).or_default().push(e.ts);
+                    }
+                }
+            }
         }
     }
 
@@ -328,30 +449,25 @@ impl Bound {
 
     fn evict(&self, s: &mut State, e: &Ev<'_>) {
         let horizon = e.ts.saturating_sub(self.params.window);
-        while let Some(&(ts, i)) = s.window.front() {
+        while let Some(&(ts, i, judged, novel)) = s.window.front() {
             if ts >= horizon {
                 break;
             }
             s.window.pop_front();
+            s.judged -= u32::from(judged);
+            s.novel -= u32::from(novel);
             self.add(s, &Ev::at(e.data, i as usize), -1);
         }
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        if !self.history.contains(&e.action) {
-            return;
+        let since = e.ts.saturating_sub(self.params.burst_window);
+        while s.burst.front().is_some_and(|r| r.ts < since) {
+            s.burst.pop_front();
         }
-        self.evict(s, e);
-        s.window.push_back((e.ts, e.i as u32));
-        self.add(s, e, 1);
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        self.evict(s, e);
+    /// Judges the event's target against the baseline (events before it).
+    fn judge(&self, s: &mut State, e: &Ev<'_>) -> Judgement {
         let p = &self.params;
-        let mut strength = f64::INFINITY;
-        let mut why = Vec::new();
-        let mut abstained = false;
+        let mut j = Judgement::default();
         let mut values = std::mem::take(&mut s.values);
         for (k, (f, prior)) in self.priors.iter().enumerate() {
             f.values(e, &mut values);
@@ -361,7 +477,7 @@ impl Bound {
             let (counts, n) = &s.counts[k];
             let n = u64::from(*n);
             if n < p.min_history {
-                abstained = true;
+                j.abstained = true;
                 continue;
             }
             // The most familiar of the target's values decides.
@@ -374,20 +490,136 @@ impl Bound {
                 .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| e.text(b.0).cmp(e.text(a.0))))
                 .expect("values is not empty");
             if prob > p.max_probability {
-                s.values = values;
-                return Outcome::Quiet;
+                j.familiar = true;
+                continue;
             }
+            j.off.push((k as u8, best, c, n, prob));
+            j.values.extend(values.iter().map(|&v| (k as u8, v)));
+        }
+        s.values = values;
+        j
+    }
+
+    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+        if !self.history.contains(&e.action) {
+            return;
+        }
+        self.evict(s, e);
+        let tracked = self.params.burst_window > 0;
+        let j = if tracked { self.judge(s, e) } else { Judgement::default() };
+        let (judged, novel) = (j.judged(), j.novel());
+        s.judged += u32::from(judged);
+        s.novel += u32::from(novel);
+        s.window.push_back((e.ts, e.i as u32, judged, novel));
+        if tracked {
+            s.burst.push_back(Recent { ts: e.ts, judged, novel: if novel { j.values } else { Vec::new() } });
+        }
+        self.add(s, e, 1);
+    }
+
+    /// The burst factor: how surprising the recent burst of novelty is for
+    /// this account, and its words. `values` are the event's novel values.
+    fn burst(&self, s: &State, values: &[Value]) -> (f64, String) {
+        let p = &self.params;
+        // The event itself is judged and novel; each novel event of the
+        // burst that shares no value with an earlier one is a new direction.
+        let mut seen: Vec<Value> = Vec::new();
+        let mut directions = 0u64;
+        let mut judged = 1u64;
+        let mut novel = 1u64;
+        for r in s.burst.iter().filter(|r| r.judged) {
+            judged += 1;
+            if r.novel.is_empty() {
+                continue;
+            }
+            novel += 1;
+            if !r.novel.iter().any(|v| seen.contains(v)) {
+                directions += 1;
+            }
+            seen.extend_from_slice(&r.novel);
+        }
+        if !values.iter().any(|v| seen.contains(v)) {
+            directions += 1;
+        }
+        // The account's own rate, from its history before the burst (the
+        // burst is what is being judged).
+        let before_novel = s.novel.saturating_sub((novel - 1) as u32);
+        let before_judged = s.judged.saturating_sub((judged - 1) as u32);
+        let rate = (f64::from(before_novel) + p.novelty_smoothing * p.novelty_prior)
+            / (f64::from(before_judged) + p.novelty_smoothing);
+        // P[Binomial(judged, rate) >= directions].
+        let tail = match directions.checked_sub(1) {
+            None => 1.0,
+            Some(k) => Binomial::new(rate, judged).map_or(1.0, |b| b.sf(k)),
+        };
+        let surprise = -tail.max(1e-300).log10();
+        let factor = (surprise / p.full_surprise).min(1.0);
+        let words = format!(
+            "{directions} new direction{} among {judged} judged like{} in the last {} ({novel} novel); \
+             before it this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
+            if directions == 1 { "" } else { "s" },
+            if judged == 1 { "" } else { "s" },
+            compact_duration(p.burst_window),
+            fmt_prob(rate),
+            before_novel,
+            before_judged,
+            fmt_prob(tail),
+        );
+        (factor, words)
+    }
+
+    /// Look-ahead: whether the account engages with any of `values` again
+    /// after the incident, and the words for it. `None` when it returns.
+    fn look_ahead(&self, s: &State, e: &Ev<'_>, values: &[Value]) -> Option<String> {
+        let p = &self.params;
+        let from = e.ts.saturating_add(p.return_after);
+        let to = e.ts.saturating_add(p.return_window);
+        for &(k, v) in values {
+            if let Some(times) = s.times[k as usize].get(&v) {
+                let i = times.partition_point(|&t| t <= from);
+                if times.get(i).is_some_and(|&t| t <= to) {
+                    return None;
+                }
+            }
+        }
+        let end = self.data_end.unwrap_or(to);
+        Some(if end >= to {
+            format!("not engaged with again in the {} after (look-ahead)", compact_duration(p.return_window))
+        } else {
+            format!(
+                "not engaged with again in the {} of log after it (look-ahead {} wanted: provisional)",
+                compact_duration(end.saturating_sub(e.ts).max(0)),
+                compact_duration(p.return_window)
+            )
+        })
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        self.evict(s, e);
+        let p = &self.params;
+        let j = self.judge(s, e);
+        if j.familiar {
+            return Outcome::Quiet;
+        }
+        if j.off.is_empty() {
+            return if j.abstained { Outcome::Abstain } else { Outcome::Quiet };
+        }
+        let mut strength = f64::INFINITY;
+        let mut why = Vec::new();
+        for &(k, best, c, n, prob) in &j.off {
+            let f = self.priors[k as usize].0;
             let tail = Binomial::new(p.max_probability, n).map_or(1.0, |b| b.cdf(u64::from(c)));
             strength = strength.min((1.0 - prob / p.max_probability) * (1.0 - tail));
+            let names: Vec<&str> = {
+                let mut v: Vec<&str> = j.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
+                v.sort_unstable();
+                v
+            };
             let what = match f {
-                Feature::Labels if values.len() > 1 => {
-                    let mut names: Vec<&str> = values.iter().map(|&v| e.text(v)).collect();
-                    names.sort_unstable();
-                    format!(
-                        "labels {} have probability at most",
-                        names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-                    )
-                }
+                Feature::Labels if names.len() > 1 => format!(
+                    "labels {} have probability at most",
+                    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+                ),
                 Feature::Labels => format!("label '{}' has probability", e.text(best)),
                 Feature::Author => format!("author {} has probability", e.text(best)),
                 Feature::Lang => format!("language '{}' has probability", e.text(best)),
@@ -398,9 +630,16 @@ impl Bound {
                 window_words(p.window),
             ));
         }
-        s.values = values;
-        if why.is_empty() {
-            return if abstained { Outcome::Abstain } else { Outcome::Quiet };
+        if p.return_window > 0 {
+            match self.look_ahead(s, e, &j.values) {
+                Some(words) => why.push(words),
+                None => return Outcome::Quiet,
+            }
+        }
+        if p.burst_window > 0 {
+            let (factor, words) = self.burst(s, &j.values);
+            strength *= factor;
+            why.push(words);
         }
         if strength <= 0.0 {
             return Outcome::Quiet;

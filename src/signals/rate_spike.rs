@@ -43,11 +43,14 @@ use statrs::distribution::{DiscreteCDF, Poisson};
 
 use super::{BindCache, Ev, Outcome};
 use crate::data::schema::TableKind;
-use crate::data::{Dataset, EventRows};
+use crate::data::{AccountSpan, Dataset, EventRows};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, HOUR, Millis, compact_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("automation");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -185,7 +188,7 @@ impl Bound {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.times.clear();
         s.first_seen = None;
         s.quiet_until = Millis::MIN;

@@ -35,12 +35,15 @@
 use toml::de::DeValue;
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
 use crate::intern::Sym;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader, str_list_value};
 use crate::time::{HOUR, Millis, compact_duration, format_rfc3339};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("context");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -123,7 +126,7 @@ impl Bound {
         State { reached: vec![None; self.steps.len()], trail: vec![Vec::new(); self.steps.len()] }
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.reached.iter_mut().for_each(|r| *r = None);
         s.trail.iter_mut().for_each(Vec::clear);
     }

@@ -34,12 +34,15 @@
 //! cannot be paired: such unlikes give no evidence.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::Dataset;
+use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339, human_duration};
+
+/// The evidence family of a rule led by this signal (see `[score]`).
+pub const FAMILY: Option<&str> = Some("cleanup");
 
 /// Validated parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -169,7 +172,7 @@ impl Bound {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _actor: Sym, _data: &Dataset) {
+    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.open.clear();
         s.bursts.clear();
         s.last_like = None;
