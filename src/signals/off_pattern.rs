@@ -348,11 +348,12 @@ impl Judgement {
     }
 }
 
-/// A history event in the burst window: when, whether it was judged, and
-/// its values if it was novel.
+/// A history event in the burst window: when, which, whether it was
+/// judged, and its values if it was novel.
 #[derive(Debug)]
 struct Recent {
     ts: Millis,
+    i: u32,
     judged: bool,
     novel: Vec<Value>,
 }
@@ -371,7 +372,8 @@ pub struct State {
     /// Judged and novel history events in the window.
     judged: u32,
     novel: u32,
-    /// History events within `burst_window`, oldest first.
+    /// History events within `burst_window`, oldest first: not yet in the
+    /// baseline, so that a burst is judged against the history before it.
     burst: VecDeque<Recent>,
     /// With `return_window`: per feature, the times of the account's
     /// history events with each value, over its whole log.
@@ -447,7 +449,14 @@ impl Bound {
         }
     }
 
+    /// Moves history events older than `burst_window` into the baseline and
+    /// drops baseline events older than `window`.
     fn evict(&self, s: &mut State, e: &Ev<'_>) {
+        let since = e.ts.saturating_sub(self.params.burst_window);
+        while s.burst.front().is_some_and(|r| r.ts < since) {
+            let r = s.burst.pop_front().expect("checked");
+            self.into_baseline(s, e.data, r.ts, r.i, r.judged, !r.novel.is_empty());
+        }
         let horizon = e.ts.saturating_sub(self.params.window);
         while let Some(&(ts, i, judged, novel)) = s.window.front() {
             if ts >= horizon {
@@ -458,10 +467,13 @@ impl Bound {
             s.novel -= u32::from(novel);
             self.add(s, &Ev::at(e.data, i as usize), -1);
         }
-        let since = e.ts.saturating_sub(self.params.burst_window);
-        while s.burst.front().is_some_and(|r| r.ts < since) {
-            s.burst.pop_front();
-        }
+    }
+
+    fn into_baseline(&self, s: &mut State, data: &Dataset, ts: Millis, i: u32, judged: bool, novel: bool) {
+        s.judged += u32::from(judged);
+        s.novel += u32::from(novel);
+        s.window.push_back((ts, i, judged, novel));
+        self.add(s, &Ev::at(data, i as usize), 1);
     }
 
     /// Judges the event's target against the baseline (events before it).
@@ -505,64 +517,48 @@ impl Bound {
             return;
         }
         self.evict(s, e);
-        let tracked = self.params.burst_window > 0;
-        let j = if tracked { self.judge(s, e) } else { Judgement::default() };
-        let (judged, novel) = (j.judged(), j.novel());
-        s.judged += u32::from(judged);
-        s.novel += u32::from(novel);
-        s.window.push_back((e.ts, e.i as u32, judged, novel));
-        if tracked {
-            s.burst.push_back(Recent { ts: e.ts, judged, novel: if novel { j.values } else { Vec::new() } });
+        if self.params.burst_window > 0 {
+            let j = self.judge(s, e);
+            let judged = j.judged();
+            let novel = if j.novel() { j.values } else { Vec::new() };
+            s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
+        } else {
+            self.into_baseline(s, e.data, e.ts, e.i as u32, false, false);
         }
-        self.add(s, e, 1);
     }
 
     /// The burst factor: how surprising the recent burst of novelty is for
     /// this account, and its words. `values` are the event's novel values.
     fn burst(&self, s: &State, values: &[Value]) -> (f64, String) {
         let p = &self.params;
-        // The event itself is judged and novel; each novel event of the
-        // burst that shares no value with an earlier one is a new direction.
-        let mut seen: Vec<Value> = Vec::new();
-        let mut directions = 0u64;
-        let mut judged = 1u64;
-        let mut novel = 1u64;
+        // The event itself is judged and novel.
+        let (mut judged, mut novel) = (1u64, 1u64);
+        let mut seen: Vec<Value> = values.to_vec();
         for r in s.burst.iter().filter(|r| r.judged) {
             judged += 1;
-            if r.novel.is_empty() {
-                continue;
+            if !r.novel.is_empty() {
+                novel += 1;
+                seen.extend_from_slice(&r.novel);
             }
-            novel += 1;
-            if !r.novel.iter().any(|v| seen.contains(v)) {
-                directions += 1;
-            }
-            seen.extend_from_slice(&r.novel);
         }
-        if !values.iter().any(|v| seen.contains(v)) {
-            directions += 1;
-        }
-        // The account's own rate, from its history before the burst (the
-        // burst is what is being judged).
-        let before_novel = s.novel.saturating_sub((novel - 1) as u32);
-        let before_judged = s.judged.saturating_sub((judged - 1) as u32);
-        let rate = (f64::from(before_novel) + p.novelty_smoothing * p.novelty_prior)
-            / (f64::from(before_judged) + p.novelty_smoothing);
-        // P[Binomial(judged, rate) >= directions].
-        let tail = match directions.checked_sub(1) {
-            None => 1.0,
-            Some(k) => Binomial::new(rate, judged).map_or(1.0, |b| b.sf(k)),
-        };
+        seen.sort_unstable();
+        seen.dedup();
+        let rate =
+            (f64::from(s.novel) + p.novelty_smoothing * p.novelty_prior) / (f64::from(s.judged) + p.novelty_smoothing);
+        // P[Binomial(judged, rate) >= novel].
+        let tail = Binomial::new(rate, judged).map_or(1.0, |b| b.sf(novel - 1));
         let surprise = -tail.max(1e-300).log10();
         let factor = (surprise / p.full_surprise).min(1.0);
         let words = format!(
-            "{directions} new direction{} among {judged} judged like{} in the last {} ({novel} novel); \
-             before it this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
-            if directions == 1 { "" } else { "s" },
+            "{novel} of {judged} judged like{} in the last {} novel, across {} value{}; \
+             before them this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
             if judged == 1 { "" } else { "s" },
             compact_duration(p.burst_window),
+            seen.len(),
+            if seen.len() == 1 { "" } else { "s" },
             fmt_prob(rate),
-            before_novel,
-            before_judged,
+            s.novel,
+            s.judged,
             fmt_prob(tail),
         );
         (factor, words)

@@ -18,9 +18,12 @@
 //! has (its history, at most `baseline`) and `p` the population's daily rate
 //! per account (over the whole input). `lambda = r * window`. It fires when
 //! `P[Poisson(lambda) >= k] <= max_tail` (statrs), with strength rising
-//! from 0.5 at the threshold to 1 at a thousandth of it. After firing it is
-//! quiet for `cooldown` (default: `window`), so one spree gives one hit per
-//! window, not one per follow.
+//! from 0.5 at the threshold to 1 at a thousandth of it. After a spiking
+//! action it is quiet for `cooldown` (default: `window`), so one spree
+//! gives one hit per window, not one per follow. The cooldown follows the
+//! account's actions, not the rule's hits: it starts at the first spiking
+//! action whether or not the rule selected that event, so rules that share
+//! this signal's state (same parameters) cannot silence each other.
 //!
 //! **Parameters** (defaults): `actions` (required), `window = "1h"`,
 //! `baseline = "30d"`, `max_tail = 1e-6`, `smoothing_days = 7.0`,
@@ -201,6 +204,9 @@ impl Bound {
     pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
         s.first_seen.get_or_insert(e.ts);
         if self.actions.contains(&e.action) {
+            if e.ts >= s.quiet_until && self.spike(s, e).is_some() {
+                s.quiet_until = e.ts.saturating_add(self.params.cooldown);
+            }
             s.times.push_back(e.ts);
         }
         let horizon = e.ts.saturating_sub(self.params.baseline + self.params.window);
@@ -209,15 +215,14 @@ impl Bound {
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        if !self.actions.contains(&e.action) || e.ts < s.quiet_until {
-            return Outcome::Quiet;
-        }
+    /// Whether this action spikes, given the account's actions before it:
+    /// (strength, why).
+    fn spike(&self, s: &State, e: &Ev<'_>) -> Option<(f64, String)> {
         let p = &self.params;
         let window_start = e.ts - p.window;
         let in_window = s.times.iter().rev().take_while(|&&t| t > window_start).count() as u64 + 1;
         if in_window < p.min_count {
-            return Outcome::Quiet;
+            return None;
         }
         let in_baseline = s.times.len() as u64 + 1 - in_window;
         let first = s.first_seen.unwrap_or(e.ts);
@@ -227,13 +232,12 @@ impl Bound {
         let lambda = (rate * p.window as f64 / DAY as f64).max(1e-9);
         let tail = Poisson::new(lambda).map_or(1.0, |d| d.sf(in_window - 1));
         if tail > p.max_tail {
-            return Outcome::Quiet;
+            return None;
         }
-        s.quiet_until = e.ts + p.cooldown;
         let strength = (0.5 + 0.5 * (p.max_tail / tail.max(f64::MIN_POSITIVE)).log10() / 3.0).clamp(0.5, 1.0);
-        Outcome::Fire {
+        Some((
             strength,
-            why: format!(
+            format!(
                 "{in_window} {} actions in {} where this account's history predicts {:.2} (P = {:.1e}; {in_baseline} in the {:.0} days before)",
                 p.actions.join("/"),
                 compact_duration(p.window),
@@ -241,6 +245,16 @@ impl Bound {
                 tail,
                 baseline_days
             ),
+        ))
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        if !self.actions.contains(&e.action) || e.ts < s.quiet_until {
+            return Outcome::Quiet;
+        }
+        match self.spike(s, e) {
+            Some((strength, why)) => Outcome::Fire { strength, why },
+            None => Outcome::Quiet,
         }
     }
 }
