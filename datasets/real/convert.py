@@ -800,7 +800,7 @@ def write_dataset(directory: str, events: list[Event], items: dict[str, tuple[st
     w = TableWriter(directory, "items", compress)
     for item in touched:
         rec: dict = {"id": item}
-        if item_author == "self":
+        if item_author == "item-id":
             rec["author"] = item
         labs = items.get(item, ())
         if labs:
@@ -879,9 +879,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", required=True, help="parent directory (outside the repository) of <source>-a and <source>-b")
         p.add_argument("--seed", type=int, default=1)
         p.add_argument("--compress", choices=["none", "zst"], default="none")
-        p.add_argument("--item-author", choices=["absent", "self"], default="absent",
-                       help="absent (default): items have no author, as the sources have none; "
-                            "self: a placeholder author equal to the item's own id (see datasets/README.md)")
+        p.add_argument("--item-author", choices=["absent", "item-id"], default="absent",
+                       help="absent (default): items have no author, as the sources have none (the contract requires "
+                            "one: changeling skips such items, and with them their labels); item-id: a placeholder "
+                            "author equal to the item's own id, which no account follows (see datasets/README.md)")
         p.add_argument("--min-ratings", type=int, default=PlantParams.min_ratings)
         p.add_argument("--compromise-rate", type=float, default=PlantParams.compromise_rate)
         p.add_argument("--regret-rate", type=float, default=PlantParams.regret_rate)
@@ -892,6 +893,9 @@ def main(argv: list[str] | None = None) -> int:
         source = load_ciao(args.ratings, args.catalog, args.trust)
     else:
         source = load_movielens(args.dir)
+    if args.item_author == "item-id" and source.follows:
+        print("warning: --item-author item-id with a follows table: no account follows a placeholder author, so "
+              "exposure checks will call every like unexposed; leave out --trust to keep exposure unknown", file=sys.stderr)
     params = PlantParams(min_ratings=args.min_ratings, compromise_rate=args.compromise_rate,
                          regret_rate=args.regret_rate, binge_rate=args.binge_rate)
     convert(source, args.out, args.seed, params, args.compress, args.item_author)
