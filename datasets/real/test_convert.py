@@ -217,6 +217,19 @@ class Writing(unittest.TestCase):
             cv.convert(src, out, 5, params, "none", "absent", log=lambda *a: None)
             self.assertEqual(read_bytes(os.path.join(out, "toy-a", "events.jsonl")), first, "same seed, same bytes")
 
+    def test_item_id_placeholder_author(self):
+        src = made_up_source(n_users=30)
+        with tempfile.TemporaryDirectory() as out:
+            cv.convert(src, out, 5, cv.PlantParams(), "zst", "item-id", log=lambda *a: None)
+            import zstandard
+
+            with open(os.path.join(out, "toy-a", "items.jsonl.zst"), "rb") as f:
+                text = zstandard.ZstdDecompressor().stream_reader(f).read().decode()
+            items = [json.loads(line) for line in text.splitlines()]
+            self.assertTrue(items)
+            self.assertTrue(all(i["author"] == i["id"] for i in items))
+            self.assertFalse(os.path.exists(os.path.join(out, "toy-a", "items.jsonl")))
+
     def test_refuses_output_inside_the_repository(self):
         with self.assertRaises(SystemExit):
             cv.check_out_dir(os.path.join(cv.repo_root(), "datasets", "x"))
