@@ -161,6 +161,11 @@ BREAK_MIN = 30 * MINUTE
 BREAK_MAX = 3 * HOUR
 
 
+# Successive ratings of one user closer than this are one sitting (for the
+# empirical gaps of sources with exact times).
+SITTING_GAP = 30 * MINUTE
+
+
 def short_gap(rng: Rng) -> float:
     g = GAP_MEDIAN * math.exp(GAP_SIGMA * rng.normal())
     return min(max(g, GAP_MIN), GAP_MAX)
@@ -185,6 +190,11 @@ class DayModel:
     with occasional breaks. Planted sessions are placed the same way."""
 
     granular = True
+
+    def session_gaps(self, rng: Rng, n: int) -> list[float]:
+        """Gaps between n actions of one planted sitting: the same model as
+        the day-spreading of real ratings."""
+        return session_gaps(rng, n)
 
     def __init__(self, utc_offset: int, wake_start: int = 7 * HOUR, wake_end: int = 23 * HOUR + 30 * MINUTE):
         self.utc_offset = utc_offset
@@ -248,9 +258,18 @@ class DayModel:
 
 class ExactModel:
     """Sources with real second-resolution times (MovieLens): real times are
-    kept; planted sittings start at a uniform second in their interval."""
+    kept; planted sittings start at a uniform second in their interval, and
+    the gaps inside a planted sitting are drawn from the source's own gaps
+    between successive ratings of one user less than `SITTING_GAP` apart,
+    so that gaps never tell planted from real."""
 
     granular = False
+
+    def __init__(self, gaps: list[float]):
+        self.gaps = sorted(gaps) or [GAP_MEDIAN]
+
+    def session_gaps(self, rng: Rng, n: int) -> list[float]:
+        return [float(self.gaps[rng.integer(0, len(self.gaps) - 1)]) for _ in range(max(n - 1, 0))]
 
     def place_session(self, lo: float, hi: float, duration: float, rng: Rng) -> int:
         return int(rng.uniform(lo, hi))
@@ -444,7 +463,14 @@ def load_movielens(directory: str) -> Source:
     unrated = [i for i in items if i not in rated]
     if unrated:
         counts["note: movies in u.item never rated (left out of items)"] = len(unrated)
-    return Source("movielens", ratings, items, [], ExactModel(), dict(counts))
+    by_user: dict[str, list[int]] = {}
+    for r in ratings:
+        by_user.setdefault(r.user, []).append(r.t)
+    gaps = []
+    for user in sorted(by_user):
+        ts = sorted(by_user[user])
+        gaps.extend(b - a for a, b in zip(ts, ts[1:]) if 0 < b - a < SITTING_GAP)
+    return Source("movielens", ratings, items, [], ExactModel(gaps), dict(counts))
 
 
 # ---------------------------------------------------------------- events
@@ -667,8 +693,10 @@ def plant_compromise(pop: Population, user: str, style: str, model, rng: Rng, p:
     if len(targets) < p.attack_likes[0]:
         return None
     n = len(targets)
-    while True:
-        gaps = session_gaps(rng, n)
+    # The sitting's length within attack_span where the source's pace allows
+    # it (a source of seconds-apart sittings may rarely reach its minimum).
+    for _ in range(1000):
+        gaps = model.session_gaps(rng, n)
         if p.attack_span[0] <= sum(gaps) <= p.attack_span[1]:
             break
     lo, hi = anchor_interval(pop, user, rng)
@@ -679,7 +707,7 @@ def plant_compromise(pop: Population, user: str, style: str, model, rng: Rng, p:
     if style == "planted-removed":
         m = rng.integer(1, n)
         idx = sorted(rng.weighted_sample(list(range(n)), [1.0] * n, m))
-        ugaps = session_gaps(rng, m)
+        ugaps = model.session_gaps(rng, m)
         t1 = model.later(likes[-1].ts, *p.removal_delay, sum(ugaps), rng)
         unlikes = [Event(t1 + int(o), user, "unlike", likes[i].target) for o, i in zip(offsets(ugaps), idx)]
         evs.extend(unlikes)
@@ -699,7 +727,7 @@ def plant_regret(pop: Population, user: str, model, rng: Rng, p: PlantParams):
             break
     else:
         return None
-    ugaps = session_gaps(rng, n)
+    ugaps = model.session_gaps(rng, n)
     t1 = model.later(picked[-1].ts, *p.regret_delay, sum(ugaps), rng)
     unlikes = [Event(t1 + int(o), user, "unlike", e.target) for o, e in zip(offsets(ugaps), picked)]
     return unlikes, Label(user, "benign", picked[0].ts, unlikes[-1].ts, "lookalike-regret")
@@ -720,7 +748,7 @@ def plant_binge(pop: Population, user: str, model, rng: Rng, p: PlantParams):
     used: set = set()
     burst = sampler.sample(rng, n, used)
     used.update(burst)
-    gaps = session_gaps(rng, len(burst))
+    gaps = model.session_gaps(rng, len(burst))
     lo, hi = anchor_interval(pop, user, rng)
     t0 = model.place_session(lo, hi, sum(gaps), rng)
     evs = [Event(t0 + int(o), user, "like", it, pop.rating_for(it, rng)) for o, it in zip(offsets(gaps), burst)]
@@ -731,7 +759,7 @@ def plant_binge(pop: Population, user: str, model, rng: Rng, p: PlantParams):
         if not more:
             break
         used.update(more)
-        g = session_gaps(rng, len(more))
+        g = model.session_gaps(rng, len(more))
         t = model.days_later(t0, d, d, sum(g), rng)
         evs.extend(Event(t + int(o), user, "like", it, pop.rating_for(it, rng)) for o, it in zip(offsets(g), more))
     return evs, Label(user, "benign", evs[0].ts, max(e.ts for e in evs), "lookalike-binge")
@@ -879,10 +907,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--out", required=True, help="parent directory (outside the repository) of <source>-a and <source>-b")
         p.add_argument("--seed", type=int, default=1)
         p.add_argument("--compress", choices=["none", "zst"], default="none")
-        p.add_argument("--item-author", choices=["absent", "item-id"], default="absent",
-                       help="absent (default): items have no author, as the sources have none (the contract requires "
-                            "one: changeling skips such items, and with them their labels); item-id: a placeholder "
-                            "author equal to the item's own id, which no account follows (see datasets/README.md)")
+        p.add_argument("--item-author", choices=["absent", "item-id"], default="item-id",
+                       help="item-id (default): a placeholder author equal to the item's own id, which no account "
+                            "follows, since the contract requires an author and the sources have none (see "
+                            "datasets/README.md); absent: no author, as in the sources (changeling then skips the items, "
+                            "and with them their labels)")
         p.add_argument("--min-ratings", type=int, default=PlantParams.min_ratings)
         p.add_argument("--compromise-rate", type=float, default=PlantParams.compromise_rate)
         p.add_argument("--regret-rate", type=float, default=PlantParams.regret_rate)
@@ -894,8 +923,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         source = load_movielens(args.dir)
     if args.item_author == "item-id" and source.follows:
-        print("warning: --item-author item-id with a follows table: no account follows a placeholder author, so "
-              "exposure checks will call every like unexposed; leave out --trust to keep exposure unknown", file=sys.stderr)
+        print("warning: --item-author item-id with a follows table (--trust): no account follows a placeholder "
+              "author, so exposure checks will call every like unexposed; leave out --trust to keep exposure "
+              "unknown", file=sys.stderr)
     params = PlantParams(min_ratings=args.min_ratings, compromise_rate=args.compromise_rate,
                          regret_rate=args.regret_rate, binge_rate=args.binge_rate)
     convert(source, args.out, args.seed, params, args.compress, args.item_author)
