@@ -27,6 +27,35 @@
 //! With several features, every feature that has evidence must be off
 //! pattern; the strength is the smallest.
 //!
+//! **Novelty in bursts** (`burst_window`, off by default). Real people are
+//! novel too, and in bursts: a new interest, a weekend of rating old films.
+//! What matters is how unusual a *burst* of novelty is for *this* account.
+//! Each history event is judged when it happens (enough history, and off
+//! pattern or not); the account's own novelty rate is the share of its
+//! judged history events that were novel, smoothed toward `novelty_prior`
+//! with `novelty_smoothing` pseudo-events (so an explorer, whose likes are
+//! often novel, has a high rate). With `m` judged events in the last
+//! `burst_window` (this one included) of which `k` are novel, the burst's
+//! probability is `P[Binomial(m, rate) >= k]` and its surprise `-log10` of
+//! that; the strength is multiplied by `min(1, surprise / full_surprise)`.
+//! One novel like in a long rating session is ordinary; five in ten minutes
+//! from an account that is never novel are not. Novel events of the burst
+//! stay out of the baseline until they are `burst_window` old, so that a
+//! burst is judged against the history before it (an intruder's first
+//! likes do not make their next ones look familiar).
+//!
+//! **Look-ahead** (`return_window`, off by default; for batch jobs that see
+//! the days after an event). A new interest lasts; an intruder's interests
+//! leave with the intruder. When the account engages again with any of the
+//! novel values (a history event carrying it) more than `return_after`
+//! after the event and at most `return_window` after it, the novelty was a
+//! new interest and the signal is quiet. The `why` says how far the log
+//! reaches: an event less than `return_window` before the end of the input
+//! is judged on the days there are, and the `why` calls it provisional
+//! (re-scoring later may clear it). This does look at the account's own
+//! future events: it is meant for batch scoring, not for alerting on the
+//! day.
+//!
 //! **Parameters** (defaults):
 //! - `features = ["labels"]`: any of `labels`, `author`, `lang`.
 //! - `history = ["like", "repost", "reply", "post"]`: actions that form the baseline.
@@ -34,20 +63,33 @@
 //! - `min_history = 20`: fewer history events with the feature known: abstain.
 //! - `max_probability = 0.02`: at or below this the value is off pattern.
 //! - `smoothing = 10.0`: pseudo-events drawn from the population distribution.
+//! - `burst_window = "0s"`: novel events this close together form a burst
+//!   (`0s`: no burst factor).
+//! - `full_surprise = 4.0`: the burst surprise (`-log10` probability) at
+//!   which the burst factor reaches 1.
+//! - `novelty_prior = 0.05`, `novelty_smoothing = 20.0`: the account's
+//!   novelty rate before it has history of its own.
+//! - `return_window = "0s"`: how far to look ahead for a return to the
+//!   value (`0s`: no look-ahead); `return_after = "6h"`: sooner is the same
+//!   sitting, not a return.
 //!
 //! ```toml
 //! [[signal]]
 //! kind = "off_pattern"
 //! features = ["labels"]
-//! max_probability = 0.02
-//! min_history = 20
+//! max_probability = 0.05
+//! min_history = 10
+//! burst_window = "1h"
+//! return_window = "30d"
 //! ```
 //!
 //! **Known false positives.** A genuine new interest (the account follows
 //! football clubs and likes their posts): pair with `feed_exposure`, which
-//! sees the follows. Items without labels give no evidence; a dataset
-//! without `items` makes `labels` and `lang` silent (only `author` works
-//! from `target_author`). The population distribution is computed over the
+//! sees the follows, and use the look-ahead. A binge on a new interest that
+//! fizzles looks like an intruder's visit; so does a one-off link from a
+//! friend. Items without labels give no evidence; a dataset without `items`
+//! makes `labels` and `lang` silent (only `author` works from
+//! `target_author`). The population distribution is computed over the
 //! whole input, so it does look ahead at the population level (not at the
 //! account).
 
@@ -349,7 +391,8 @@ impl Judgement {
 }
 
 /// A history event in the burst window: when, which, whether it was
-/// judged, and its values if it was novel.
+/// judged, and its values if it was novel (then it is not yet in the
+/// baseline).
 #[derive(Debug)]
 struct Recent {
     ts: Millis,
@@ -372,8 +415,10 @@ pub struct State {
     /// Judged and novel history events in the window.
     judged: u32,
     novel: u32,
-    /// History events within `burst_window`, oldest first: not yet in the
-    /// baseline, so that a burst is judged against the history before it.
+    /// History events within `burst_window`, oldest first. The novel ones
+    /// are not yet in the baseline, so that a burst of novelty is judged
+    /// against the history before it (an attacker's first likes do not make
+    /// the next ones familiar); the others are.
     burst: VecDeque<Recent>,
     /// With `return_window`: per feature, the times of the account's
     /// history events with each value, over its whole log.
@@ -455,7 +500,9 @@ impl Bound {
         let since = e.ts.saturating_sub(self.params.burst_window);
         while s.burst.front().is_some_and(|r| r.ts < since) {
             let r = s.burst.pop_front().expect("checked");
-            self.into_baseline(s, e.data, r.ts, r.i, r.judged, !r.novel.is_empty());
+            if !r.novel.is_empty() {
+                self.into_baseline(s, e.data, r.ts, r.i, r.judged, true);
+            }
         }
         let horizon = e.ts.saturating_sub(self.params.window);
         while let Some(&(ts, i, judged, novel)) = s.window.front() {
@@ -521,6 +568,9 @@ impl Bound {
             let j = self.judge(s, e);
             let judged = j.judged();
             let novel = if j.novel() { j.values } else { Vec::new() };
+            if novel.is_empty() {
+                self.into_baseline(s, e.data, e.ts, e.i as u32, judged, false);
+            }
             s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
         } else {
             self.into_baseline(s, e.data, e.ts, e.i as u32, false, false);
