@@ -3,7 +3,9 @@
 
 mod check;
 mod eval;
+mod progress;
 mod score;
+mod sweep;
 mod synth;
 
 use std::path::PathBuf;
@@ -27,8 +29,13 @@ pub struct Cli {
 enum Command {
     /// Score every account of a dataset and write alerts (JSON Lines).
     Score(score::ScoreArgs),
-    /// Measure alerts against a dataset's ground-truth labels.
+    /// Measure alerts, or the rules scored in memory, against datasets'
+    /// ground-truth labels.
     Eval(eval::EvalArgs),
+    /// Measure a grid of rule and engine parameters against datasets'
+    /// labels, each dataset read once: a table of settings and its Pareto
+    /// front.
+    Sweep(sweep::SweepArgs),
     /// Validate rules: report every error at file:line:col.
     Check {
         /// Rules directory or one rule file.
@@ -51,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Check { rules } => check::check(&rules),
         Command::ExplainPlan { rules } => check::explain_plan(&rules),
         Command::Synth(args) => synth::run(args),
