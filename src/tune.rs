@@ -11,13 +11,16 @@
 //!
 //! **One read.** [`Loaded::read`] reads a dataset once, in memory, with
 //! the union of the columns that every setting's plan and the evaluation
-//! read ([`union`]); every setting is scored on it. A column one setting
-//! does not read changes nothing it computes, with one exception: events
-//! of one account at the same millisecond are ordered by their content,
-//! column by column, so two such events that agree on every column before
-//! the first extra one may be taken in the other order than in a
-//! `changeling score` run that reads fewer columns. Settings that read the
-//! same columns (a grid over numbers, say) are not affected.
+//! read ([`union`]); every setting is scored on it. A column that one
+//! setting does not read changes nothing it computes, with two narrow
+//! exceptions, both about events of one account at the same millisecond:
+//! such events are ordered by their content, column by column, so two that
+//! agree on every column before the first extra one may be taken in the
+//! other order than in a `changeling score` run that reads fewer columns;
+//! and exact duplicates are judged on the parsed value of a column read
+//! but on the text of one not read (`1` and `1.0` differ only as text).
+//! Settings that read the same columns (a grid over numbers, say) are not
+//! affected at all.
 //!
 //! **Hits reused.** A rule's hits do not depend on its weight, on
 //! `[incident]` or on the tiers: those only group and score hits into

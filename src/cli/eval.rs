@@ -75,10 +75,13 @@ struct Output<'a> {
     report: &'a Report,
 }
 
-/// The last element of the JSON array for several datasets.
+/// An element of the JSON array for several datasets: a dataset's report,
+/// or, last, the worst row.
 #[derive(Serialize)]
-struct WorstRow {
-    worst: Summary,
+#[serde(untagged)]
+enum Row<'a> {
+    Dataset(Output<'a>),
+    Worst { worst: Summary },
 }
 
 /// Runs the command.
@@ -114,11 +117,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         let summaries: Vec<Summary> = reports.iter().map(Summary::of).collect();
         let worst = Summary::worst(&summaries);
         if args.json {
-            let mut rows: Vec<serde_json::Value> = Vec::new();
+            let mut rows: Vec<Row> = Vec::new();
             for (i, r) in reports.iter().enumerate() {
-                rows.push(serde_json::to_value(output(&args, i, r, Some(summaries[i].clone())))?);
+                rows.push(Row::Dataset(output(&args, i, r, Some(summaries[i].clone()))));
             }
-            rows.push(serde_json::to_value(WorstRow { worst })?);
+            rows.push(Row::Worst { worst });
             let mut s = serde_json::to_string_pretty(&rows)?;
             s.push('\n');
             s
@@ -146,7 +149,7 @@ fn output<'a>(args: &EvalArgs, i: usize, report: &'a Report, summary: Option<Sum
 fn what(args: &EvalArgs, i: usize) -> String {
     match args.alerts.get(i) {
         Some(a) => a.display().to_string(),
-        None => format!("rules {} (scored in memory)", args.rules.display()),
+        None => format!("the rules in {} (scored in memory)", args.rules.display()),
     }
 }
 
@@ -383,10 +386,11 @@ fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], w
     table(&mut out, &rows);
     let _ = writeln!(
         out,
-        "\nrecall and benign accounts flagged at each tier or higher; FP/M: benign accounts flagged at {top} per million \
-         benign account-days; worst style: the compromise style with the lowest recall at {top}.\n\
-         worst: the worst of each column across the datasets, each column on its own: the lowest recall, style recall \
-         and AUCs, the most benign accounts flagged (count and share) and FP/M; account counts have no worst."
+        "\nrecall, benign: recall and benign accounts flagged at each tier or higher\n\
+         FP/M: benign accounts flagged at {top} per million benign account-days\n\
+         worst style: the compromise style with the lowest recall at {top}\n\
+         worst: the worst of each column across the datasets, each column on its own: the lowest recall,\n\
+         \x20      style recall and AUCs; the most benign accounts flagged (count, share) and FP/M"
     );
     let mut first = true;
     for (i, r) in reports.iter().enumerate() {

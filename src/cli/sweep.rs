@@ -309,14 +309,14 @@ fn render(
     }
     let _ = writeln!(
         out,
-        "  scored in {passes} pass{} over each dataset's accounts (settings differing only in weights, [incident] or tiers share one)",
+        "  scored in {passes} pass{} over the accounts (settings that differ only in weights, [incident] or tiers share one)",
         if passes == 1 { "" } else { "es" }
     );
     if n > 1 {
         let _ = writeln!(
             out,
-            "  each figure is the worst across the {n} datasets: the lowest precision, recall and ROC AUC, the most \
-             benign accounts flagged and FP/M (--json has each dataset's)"
+            "  each figure is the worst across the {n} datasets: the lowest P, R and ROC AUC, the most benign\n  \
+             accounts flagged and FP/M (--json has each dataset's)"
         );
     }
 
@@ -344,12 +344,12 @@ fn render(
     table(&mut out, &rows);
     let _ = writeln!(
         out,
-        "\nP: precision, R: recall, benign: benign accounts flagged, each at that tier or higher; FP/M: benign \
-         accounts flagged at {top} per million benign account-days."
+        "\nP, R, benign: precision, recall and benign accounts flagged at each tier or higher\n\
+         FP/M: benign accounts flagged at {top} per million benign account-days"
     );
     let _ = writeln!(
         out,
-        "\nPareto front (*) over recall at {top} (higher is better) and benign accounts flagged at {top} (fewer is better):"
+        "\nPareto front (*): recall at {top} (higher is better), benign accounts flagged at {top} (fewer is better)"
     );
     for (i, (o, w)) in settings.iter().zip(worst).enumerate().filter(|(i, _)| front[*i]) {
         let values: Vec<String> = o.assignments.iter().map(|a| format!("{}={}", a.path, shown(&a.value))).collect();
