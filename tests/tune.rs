@@ -172,6 +172,11 @@ fn sweep_output_is_deterministic_and_marks_the_front() {
     let a = ok(&args);
     let b = ok(&args);
     assert_eq!(a.stdout, b.stdout);
+    let two = ok(&[&args[..], &["--json", "--threads", "2"]].concat());
+    for threads in ["1", "3"] {
+        let other = ok(&[&args[..], &["--json", "--threads", threads]].concat());
+        assert!(other.stdout == two.stdout, "--threads {threads} and --threads 2 differ");
+    }
     let text = String::from_utf8(a.stdout).unwrap();
     assert!(text.contains("parameter  likes/unexposed-off-pattern.hit.weight"), "{text}");
     assert!(text.contains("Pareto front (*)"), "{text}");

@@ -49,6 +49,9 @@ pub struct EvalArgs {
     /// accounts (default: the highest).
     #[arg(long, value_name = "NAME")]
     tier: Option<String>,
+    /// Worker threads when scoring in memory (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
     /// No progress bars on stderr while scoring in memory.
     #[arg(long, short)]
     quiet: bool,
@@ -197,7 +200,9 @@ fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Re
 fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Report>>> {
     let Some(plan) = super::load_plan(&args.rules, args.quiet) else { return Ok(None) };
     let progress = Progress::new(args.quiet);
-    let measured = super::sweep::measure(&args.data, &[plan], args.slack, args.tier.as_deref(), &progress)?;
+    let pool = super::pool(args.threads)?;
+    let measured =
+        pool.install(|| super::sweep::measure(&args.data, &[plan], args.slack, args.tier.as_deref(), &progress))?;
     Ok(measured.reports.into_iter().next())
 }
 

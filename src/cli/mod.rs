@@ -71,6 +71,16 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
+/// A worker pool of `threads` threads (default: one per core).
+pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        pool = pool.num_threads(n);
+    }
+    anyhow::Context::context(pool.build(), "starting worker threads")
+}
+
 /// Loads and compiles rules, printing diagnostics to stderr. `None` when
 /// the rules have errors (already printed).
 pub fn load_plan(rules: &std::path::Path, quiet: bool) -> Option<changeling::plan::Plan> {

@@ -49,6 +49,10 @@ pub struct SweepArgs {
     /// report per setting) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Worker threads (default: one per core). The output is the same
+    /// for any number.
+    #[arg(long)]
+    threads: Option<usize>,
     /// No progress bars and no rule warnings on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -181,7 +185,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let settings = grid.settings();
     let Some(plans) = load_settings(&args, &settings) else { return Ok(ExitCode::from(2)) };
     let progress = Progress::new(args.quiet);
-    let measured = measure(&args.data, &plans, args.slack, None, &progress)?;
+    let pool = super::pool(args.threads)?;
+    let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, &progress))?;
 
     let summaries: Vec<Vec<Summary>> =
         measured.reports.iter().map(|per_data| per_data.iter().map(Summary::of).collect()).collect();
