@@ -4,9 +4,11 @@
 //! contract's "Alerts" section defines them), takes the truth from the
 //! dataset's `labels` table ([`Truth::from_dataset`]) and its activity from
 //! `events` ([`account_days`]), and computes a [`Report`] ([`evaluate`]).
-//! It never scores anything and never looks at rules beyond their tier
-//! names; all computation here is pure and deterministic (maps are ordered
-//! by key, floats are summed in a fixed order).
+//! Alerts may also come straight from a scorer's incidents
+//! ([`AlertFile::from_incidents`], as `changeling sweep` has them). It
+//! never scores anything and never looks at rules beyond their tier names
+//! and rule ids; all computation here is pure and deterministic (maps are
+//! ordered by key, floats are summed in a fixed order).
 //!
 //! # Definitions
 //!
@@ -67,6 +69,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Projection, TableKind};
+use crate::intern::Interner;
+use crate::plan::Plan;
+use crate::score::AccountIncidents;
 use crate::time::{DAY, Millis, compact_duration, parse_timestamp};
 
 /// An error that stops an evaluation.
@@ -182,6 +187,30 @@ struct RawAlert {
 #[derive(Deserialize)]
 struct RawHit {
     rule: String,
+}
+
+impl AlertFile {
+    /// The alerts that a scorer's incidents are written as (see
+    /// [`crate::alerts`]), without writing them: what [`read_alerts`] would
+    /// read back from `changeling score`'s output, line numbers included.
+    /// `path` names them in error messages.
+    pub fn from_incidents(path: &Path, accounts: &[AccountIncidents], plan: &Plan, strings: &Interner) -> AlertFile {
+        let alerts = accounts
+            .iter()
+            .flat_map(|a| a.incidents.iter().map(move |i| (a.actor, i)))
+            .enumerate()
+            .map(|(n, (actor, i))| Alert {
+                line: n as u64 + 1,
+                actor: strings.resolve(actor).to_string(),
+                start: i.start,
+                end: i.end,
+                score: i.score,
+                tier: plan.config.tiers[i.tier].name.clone(),
+                rules: i.hits.iter().map(|h| plan.rules[h.rule as usize].id.clone()).collect(),
+            })
+            .collect();
+        AlertFile { path: path.to_path_buf(), alerts }
+    }
 }
 
 /// Reads an alerts file (JSON Lines). Blank lines are skipped; any other

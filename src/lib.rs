@@ -20,3 +20,4 @@ pub mod signals;
 pub mod spill;
 pub mod synth;
 pub mod time;
+pub mod tune;

@@ -5,58 +5,160 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Report, Settings, TierSource};
 use changeling::time::{Millis, parse_duration};
+use changeling::tune::Summary;
 use serde::Serialize;
+
+use super::progress::Progress;
 
 /// Arguments of `changeling eval`.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Dataset directory: its `labels` table is the ground truth, its
-    /// events give the accounts and account-days.
+    /// events give the accounts and account-days. Repeat for several
+    /// datasets: they are then reported in one table, one row each, with
+    /// the worst of each column across them.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Alerts to measure: JSON Lines as `changeling score` writes them, one
+    /// file per --data, in the same order. Without it, each dataset is
+    /// scored in memory with --rules and the result measured.
     #[arg(long)]
-    data: PathBuf,
-    /// Alerts to measure: JSON Lines as `changeling score` writes them.
-    #[arg(long)]
-    alerts: PathBuf,
-    /// Rules directory whose tiers the alerts use. When it does not load,
-    /// the tiers are taken from the alerts, ordered by their lowest score.
+    alerts: Vec<PathBuf>,
+    /// Rules directory: the rules to score with (without --alerts), or
+    /// whose tiers the alerts use. When it does not load and alerts are
+    /// given, the tiers are taken from the alerts, ordered by their lowest
+    /// score.
     #[arg(long, default_value = "rules")]
     rules: PathBuf,
     /// How far a labelled compromise window is widened on each side; an
     /// alert on a compromised account counts only when it overlaps it.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
     slack: Millis,
-    /// Print the report as one JSON object instead of text.
+    /// Print the report as JSON instead of text: one object for one
+    /// dataset; for several, an array of them followed by the worst row.
     #[arg(long)]
     json: bool,
     /// Tier at which to list the rules that hit true- and false-positive
     /// accounts (default: the highest).
     #[arg(long, value_name = "NAME")]
     tier: Option<String>,
+    /// Worker threads when scoring in memory (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No progress bars on stderr while scoring in memory.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
-fn parse_slack(s: &str) -> Result<Millis, String> {
+/// Parses a duration argument (`1h`, `30m`).
+pub fn parse_slack(s: &str) -> Result<Millis, String> {
     parse_duration(s)
 }
 
-/// The JSON output: where from, then the report.
+/// The JSON output for one dataset: where from, then the report.
 #[derive(Serialize)]
 struct Output<'a> {
     dataset: String,
-    alerts_file: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts_file: Option<String>,
+    /// The rules scored with, when scored in memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scored_with_rules: Option<String>,
+    /// With several datasets: the report's figures in one row.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<Summary>,
     #[serde(flatten)]
     report: &'a Report,
 }
 
+/// An element of the JSON array for several datasets: a dataset's report,
+/// or, last, the worst row.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Row<'a> {
+    Dataset(Output<'a>),
+    Worst { worst: Summary },
+}
+
 /// Runs the command.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let alerts = eval::read_alerts(&args.alerts)?;
+    let reports = if args.alerts.is_empty() {
+        match scored_in_memory(&args)? {
+            Some(r) => r,
+            None => return Ok(ExitCode::from(2)),
+        }
+    } else {
+        anyhow::ensure!(
+            args.alerts.len() == args.data.len(),
+            "--alerts is given {} time(s) for {} --data: give one alerts file per dataset, in the same order",
+            args.alerts.len(),
+            args.data.len()
+        );
+        let mut reports = Vec::new();
+        for (data, alerts) in args.data.iter().zip(&args.alerts) {
+            reports.push(from_file(&args, data, alerts)?);
+        }
+        reports
+    };
+
+    let text = if reports.len() == 1 {
+        if args.json {
+            let mut s = serde_json::to_string_pretty(&output(&args, 0, &reports[0], None))?;
+            s.push('\n');
+            s
+        } else {
+            render(&what(&args, 0), &args.data[0], &reports[0])
+        }
+    } else {
+        let summaries: Vec<Summary> = reports.iter().map(Summary::of).collect();
+        let worst = Summary::worst(&summaries);
+        if args.json {
+            let mut rows: Vec<Row> = Vec::new();
+            for (i, r) in reports.iter().enumerate() {
+                rows.push(Row::Dataset(output(&args, i, r, Some(summaries[i].clone()))));
+            }
+            rows.push(Row::Worst { worst });
+            let mut s = serde_json::to_string_pretty(&rows)?;
+            s.push('\n');
+            s
+        } else {
+            render_datasets(&args, &reports, &summaries, &worst)
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn output<'a>(args: &EvalArgs, i: usize, report: &'a Report, summary: Option<Summary>) -> Output<'a> {
+    Output {
+        dataset: args.data[i].display().to_string(),
+        alerts_file: args.alerts.get(i).map(|a| a.display().to_string()),
+        scored_with_rules: args.alerts.is_empty().then(|| args.rules.display().to_string()),
+        summary,
+        report,
+    }
+}
+
+/// What was measured against dataset `i`, for the text header.
+fn what(args: &EvalArgs, i: usize) -> String {
+    match args.alerts.get(i) {
+        Some(a) => a.display().to_string(),
+        None => format!("the rules in {} (scored in memory)", args.rules.display()),
+    }
+}
+
+/// Measures one alerts file against one dataset.
+fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Result<Report> {
+    let alerts = eval::read_alerts(alerts_path)?;
 
     let mut notes = Vec::new();
     let (tiers, tier_source) = match changeling::rules::load(&args.rules) {
@@ -77,7 +179,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
 
     let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
-    let data = Dataset::open(&args.data, &opts).with_context(|| format!("reading dataset {}", args.data.display()))?;
+    let data = Dataset::open(data_dir, &opts).with_context(|| format!("reading dataset {}", data_dir.display()))?;
     let truth = eval::Truth::from_dataset(&data)?;
     if let Some(r) = data.report.table(TableKind::Labels)
         && r.skipped > 0
@@ -90,32 +192,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut report = eval::evaluate(&truth, &days, &alerts, &settings)?;
     notes.append(&mut report.notes);
     report.notes = notes;
-
-    let text = if args.json {
-        let out = Output {
-            dataset: args.data.display().to_string(),
-            alerts_file: args.alerts.display().to_string(),
-            report: &report,
-        };
-        let mut s = serde_json::to_string_pretty(&out)?;
-        s.push('\n');
-        s
-    } else {
-        render(&args, &report)
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(report)
 }
 
-fn num(x: Option<f64>) -> String {
+/// Scores every dataset in memory with the rules and measures it. `None`
+/// when the rules do not load (the diagnostics are printed).
+fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Report>>> {
+    let Some(plan) = super::load_plan(&args.rules, args.quiet) else { return Ok(None) };
+    let progress = Progress::new(args.quiet);
+    let pool = super::pool(args.threads)?;
+    let measured =
+        pool.install(|| super::sweep::measure(&args.data, &[plan], args.slack, args.tier.as_deref(), &progress))?;
+    Ok(measured.reports.into_iter().next())
+}
+
+/// A ratio with three decimals, or `-` when absent.
+pub fn num(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
 }
 
 /// Writes `rows` as a table: first column left-aligned, the others
 /// right-aligned, two spaces between, indented by two.
-fn table(out: &mut String, rows: &[Vec<String>]) {
+pub fn table(out: &mut String, rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
@@ -134,11 +232,11 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
     }
 }
 
-/// The report as text.
-fn render(args: &EvalArgs, r: &Report) -> String {
+/// The report as text: of `what` (the alerts) against `data`.
+fn render(what: &str, data: &Path, r: &Report) -> String {
     let mut out = String::new();
     let a = &r.accounts;
-    let _ = writeln!(out, "changeling eval: {} against {}", args.alerts.display(), args.data.display());
+    let _ = writeln!(out, "changeling eval: {what} against {}", data.display());
     let _ = writeln!(
         out,
         "  accounts  {}: {} compromised, {} benign ({} labelled); {} benign account-days",
@@ -244,6 +342,69 @@ fn render(args: &EvalArgs, r: &Report) -> String {
         out.push('\n');
         for n in &r.notes {
             let _ = writeln!(out, "note: {n}");
+        }
+    }
+    out
+}
+
+/// A count and its share of `of`, as `3 (1.2%)`.
+pub fn count_share(n: u64, share: Option<f64>) -> String {
+    match share {
+        Some(x) => format!("{n} ({:.1}%)", x * 100.0),
+        None => n.to_string(),
+    }
+}
+
+/// Several datasets as one table, one row each, then the worst row.
+fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], worst: &Summary) -> String {
+    let mut out = String::new();
+    let source = if args.alerts.is_empty() {
+        format!("scored in memory with the rules in {}", args.rules.display())
+    } else {
+        "alerts from files".to_string()
+    };
+    let _ = writeln!(out, "changeling eval: {} datasets, {source}; slack {}", reports.len(), reports[0].slack);
+    let tiers = &worst.tiers;
+    let top = tiers.first().map_or("-", String::as_str);
+    let mut header = vec!["dataset".to_string(), "accounts".into(), "compromised".into(), "benign".into()];
+    header.extend(tiers.iter().map(|t| format!("recall {t}")));
+    header.extend(tiers.iter().map(|t| format!("benign {t}")));
+    header.extend([format!("FP/M {top}"), format!("worst style {top}"), "ROC AUC".into(), "PR AUC".into()]);
+    let row = |name: String, counts: Option<&Report>, s: &Summary| -> Vec<String> {
+        let count = |f: fn(&Report) -> u64| counts.map_or_else(|| "-".to_string(), |r| f(r).to_string());
+        let mut row =
+            vec![name, count(|r| r.accounts.total), count(|r| r.accounts.compromised), count(|r| r.accounts.benign)];
+        row.extend(s.recall.iter().map(|x| num(*x)));
+        row.extend(s.benign_flagged.iter().zip(&s.benign_flagged_share).map(|(n, x)| count_share(*n, *x)));
+        row.push(s.fp_per_million_account_days.map_or_else(|| "-".into(), |x| format!("{x:.1}")));
+        row.push(s.worst_style.as_ref().map_or_else(|| "-".into(), |w| format!("{} {:.3}", w.style, w.recall)));
+        row.push(num(s.roc_auc));
+        row.push(num(s.pr_auc));
+        row
+    };
+    let mut rows = vec![header];
+    for (i, (r, s)) in reports.iter().zip(summaries).enumerate() {
+        rows.push(row(args.data[i].display().to_string(), Some(r), s));
+    }
+    rows.push(row("worst".into(), None, worst));
+    out.push('\n');
+    table(&mut out, &rows);
+    let _ = writeln!(
+        out,
+        "\nrecall, benign: recall and benign accounts flagged at each tier or higher\n\
+         FP/M: benign accounts flagged at {top} per million benign account-days\n\
+         worst style: the compromise style with the lowest recall at {top}\n\
+         worst: the worst of each column across the datasets, each column on its own: the lowest recall,\n\
+         \x20      style recall and AUCs; the most benign accounts flagged (count, share) and FP/M"
+    );
+    let mut first = true;
+    for (i, r) in reports.iter().enumerate() {
+        for n in &r.notes {
+            if first {
+                out.push('\n');
+                first = false;
+            }
+            let _ = writeln!(out, "note: {}: {n}", args.data[i].display());
         }
     }
     out

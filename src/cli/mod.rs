@@ -3,7 +3,9 @@
 
 mod check;
 mod eval;
+mod progress;
 mod score;
+mod sweep;
 mod synth;
 
 use std::path::PathBuf;
@@ -27,8 +29,13 @@ pub struct Cli {
 enum Command {
     /// Score every account of a dataset and write alerts (JSON Lines).
     Score(score::ScoreArgs),
-    /// Measure alerts against a dataset's ground-truth labels.
+    /// Measure alerts, or the rules scored in memory, against datasets'
+    /// ground-truth labels.
     Eval(eval::EvalArgs),
+    /// Measure a grid of rule and engine parameters against datasets'
+    /// labels, each dataset read once: a table of settings and its Pareto
+    /// front.
+    Sweep(sweep::SweepArgs),
     /// Validate rules: report every error at file:line:col.
     Check {
         /// Rules directory or one rule file.
@@ -51,6 +58,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Score(args) => score::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Sweep(args) => sweep::run(args),
         Command::Check { rules } => check::check(&rules),
         Command::ExplainPlan { rules } => check::explain_plan(&rules),
         Command::Synth(args) => synth::run(args),
@@ -61,6 +69,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// is not an error.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// A worker pool of `threads` threads (default: one per core).
+pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        pool = pool.num_threads(n);
+    }
+    anyhow::Context::context(pool.build(), "starting worker threads")
 }
 
 /// Loads and compiles rules, printing diagnostics to stderr. `None` when

@@ -147,7 +147,8 @@ fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
     bar.finish_and_clear();
 }
 
-fn input_bytes(dir: &std::path::Path) -> u64 {
+/// Bytes of every file below `dir`, for progress bars.
+pub fn input_bytes(dir: &std::path::Path) -> u64 {
     fn walk(p: &std::path::Path) -> u64 {
         match std::fs::metadata(p) {
             Ok(m) if m.is_dir() => {

@@ -59,6 +59,8 @@ pub enum Code {
     Inconsistent,
     /// E017: a reference to a rule id that no rule has.
     UnknownRule,
+    /// E018: a `--set` path that names no rule, signal, table or element.
+    BadOverride,
     /// W101: a field name that is not in the contract, close to one that is.
     FieldLooksMisspelled,
     /// W102: a rule selects an action that nothing in the contract or the
@@ -90,6 +92,7 @@ impl Code {
             Code::MacroDepth => "E015",
             Code::Inconsistent => "E016",
             Code::UnknownRule => "E017",
+            Code::BadOverride => "E018",
             Code::FieldLooksMisspelled => "W101",
             Code::UnusualAction => "W102",
             Code::SingleFamilyTops => "W103",

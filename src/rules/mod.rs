@@ -6,10 +6,13 @@
 //! order). Loading reads every file, reports *every* problem of every file
 //! as a [`Diagnostic`](diag::Diagnostic) at `file:line:col`, and yields a
 //! rule set only when there is no error. It never looks at data.
+//! [`load_with`] lays `--set` overrides over the documents first
+//! ([`overrides`]).
 
 pub mod config;
 pub mod diag;
 pub mod filter;
+pub mod overrides;
 pub mod reader;
 pub mod rule;
 
@@ -18,8 +21,10 @@ use std::sync::Arc;
 
 pub use config::{Config, Tier};
 pub use diag::{Code, Diagnostic, Diagnostics, Source};
+pub use overrides::{Assignment, Overrides};
 pub use rule::{Effect, Rule, Severity, When};
 
+use overrides::Layer;
 use reader::Ctx;
 
 /// The config file's name inside a rules directory.
@@ -40,6 +45,12 @@ pub struct RuleSet {
 ///
 /// Returns the rule set, when there are no errors, and every diagnostic.
 pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
+    load_with(path, &Overrides::default())
+}
+
+/// [`load`] with `overrides` laid over the documents before they are
+/// validated (see [`overrides`]).
+pub fn load_with(path: &Path, overrides: &Overrides) -> (Option<RuleSet>, Diagnostics) {
     let mut diags = Diagnostics::default();
     let (config_path, rule_paths) = match discover(path) {
         Ok(found) => found,
@@ -49,47 +60,48 @@ pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
             return (None, diags);
         }
     };
-    let config = match config_path {
-        Some(p) => match read_source(&p, &mut diags) {
-            Some(src) => load_config(&src, &mut diags),
-            None => Config::default(),
-        },
+    let config = config_path.and_then(|p| read_source(&p, &mut diags));
+    let sources: Vec<Arc<Source>> = rule_paths.iter().filter_map(|p| read_source(p, &mut diags)).collect();
+    let dir = if path.is_dir() { path } else { path.parent().unwrap_or(path) };
+    load_sources(config, sources, diag::display_path(&dir.join(CONFIG_FILE)), overrides, diags)
+}
+
+/// Loads rules from TOML text held in memory (tests and rule test cases):
+/// one config text (may be empty) and named rule texts.
+pub fn load_texts(config: &str, rules: &[(&str, &str)]) -> (Option<RuleSet>, Diagnostics) {
+    let config = Source::new(CONFIG_FILE, config);
+    let sources = rules.iter().map(|(name, text)| Source::new(*name, *text)).collect();
+    load_sources(Some(config), sources, CONFIG_FILE.into(), &Overrides::default(), Diagnostics::default())
+}
+
+/// Validates read sources, with `overrides` laid over them; `config_path`
+/// names `changeling.toml` when `config` is absent.
+fn load_sources(
+    config: Option<Arc<Source>>,
+    sources: Vec<Arc<Source>>,
+    config_path: PathBuf,
+    overrides: &Overrides,
+    mut diags: Diagnostics,
+) -> (Option<RuleSet>, Diagnostics) {
+    let mut layer = Layer::new(overrides, config.as_ref(), &sources, config_path, &mut diags);
+    let config = match layer.config_source(config.as_ref()) {
+        Some(src) => load_config(&src, &mut layer, &mut diags),
         None => Config::default(),
     };
-    let sources: Vec<Arc<Source>> = rule_paths.iter().filter_map(|p| read_source(p, &mut diags)).collect();
     let mut rules = Vec::new();
     for src in &sources {
-        if let Some(rule) = load_rule(src, &config, &mut diags) {
+        if let Some(rule) = load_rule(&layer.source(src), &mut layer, &config, &mut diags) {
             rules.push(rule);
         }
     }
     check_unique_ids(&rules, &mut diags);
     check_references(&rules, &mut diags);
     rules.sort_by(|a, b| a.id.value.cmp(&b.id.value));
+    layer.finish(&mut diags);
     if diags.has_errors() {
         return (None, diags);
     }
     (Some(RuleSet { config, rules }), diags)
-}
-
-/// Loads rules from TOML text held in memory (tests and rule test cases):
-/// one config text (may be empty) and named rule texts.
-pub fn load_texts(config: &str, rules: &[(&str, &str)]) -> (Option<RuleSet>, Diagnostics) {
-    let mut diags = Diagnostics::default();
-    let config = load_config(&Source::new(CONFIG_FILE, config), &mut diags);
-    let mut out = Vec::new();
-    for (name, text) in rules {
-        if let Some(r) = load_rule(&Source::new(*name, *text), &config, &mut diags) {
-            out.push(r);
-        }
-    }
-    check_unique_ids(&out, &mut diags);
-    check_references(&out, &mut diags);
-    out.sort_by(|a, b| a.id.value.cmp(&b.id.value));
-    if diags.has_errors() {
-        return (None, diags);
-    }
-    (Some(RuleSet { config, rules: out }), diags)
 }
 
 fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
@@ -159,15 +171,19 @@ fn parse<'s>(src: &'s Arc<Source>, diags: &mut Diagnostics) -> Option<toml::Span
     Some(root)
 }
 
-fn load_config(src: &Arc<Source>, diags: &mut Diagnostics) -> Config {
+fn load_config(src: &Arc<Source>, layer: &mut Layer, diags: &mut Diagnostics) -> Config {
     match parse(src, diags) {
-        Some(root) => Config::read(root.get_ref(), root.span(), src, diags),
+        Some(mut root) => {
+            layer.apply(src, root.get_mut(), diags);
+            Config::read(root.get_ref(), root.span(), src, diags)
+        }
         None => Config::default(),
     }
 }
 
-fn load_rule(src: &Arc<Source>, config: &Config, diags: &mut Diagnostics) -> Option<Rule> {
-    let root = parse(src, diags)?;
+fn load_rule(src: &Arc<Source>, layer: &mut Layer, config: &Config, diags: &mut Diagnostics) -> Option<Rule> {
+    let mut root = parse(src, diags)?;
+    layer.apply(src, root.get_mut(), diags);
     let mut ctx = Ctx { source: src, diags, lists: &config.lists };
     Rule::read(root.get_ref(), root.span(), &mut ctx, config)
 }

@@ -70,6 +70,13 @@ pub struct RuleScore {
     pub families: Vec<usize>,
 }
 
+impl RuleScore {
+    /// What the score needs of each rule of `plan`, by rule index.
+    pub fn of_plan(plan: &crate::plan::Plan) -> Vec<RuleScore> {
+        plan.rules.iter().map(|r| RuleScore { weight: r.weight, families: r.families.clone() }).collect()
+    }
+}
+
 /// Rounds to four decimals, the precision alerts carry.
 pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0

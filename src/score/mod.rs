@@ -147,7 +147,7 @@ impl<'a> Scorer<'a> {
             by_action,
             any_action,
             slot_owner: plan.slots.iter().map(|s| s.owner).collect(),
-            scoring: plan.rules.iter().map(|r| RuleScore { weight: r.weight, families: r.families.clone() }).collect(),
+            scoring: RuleScore::of_plan(plan),
             notes,
         }
     }
