@@ -168,8 +168,9 @@ impl Plan {
         let _ = writeln!(out, "plan: {} rules, {} shared states", self.rules.len(), self.slots.len());
         let _ = writeln!(
             out,
-            "incidents: hits closer than {} join one incident",
-            crate::time::compact_duration(c.incident_gap)
+            "incidents: hits closer than {} join one incident; a later hit on a target it holds joins it up to {} after",
+            crate::time::compact_duration(c.incident_gap),
+            crate::time::compact_duration(c.incident_link)
         );
         let m = &c.score;
         let _ = writeln!(

@@ -206,6 +206,7 @@ fn hits_key(plan: &Plan) -> String {
     let config = Config {
         source: None,
         incident_gap: 0,
+        incident_link: 0,
         tiers: Vec::new(),
         score: ScoreModel::default(),
         ..plan.config.clone()

@@ -577,9 +577,19 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
         let (actor, start, end, tier) =
             (strs(&col("actor")), utc_times(&col("start")), utc_times(&col("end")), strs(&col("tier")));
         let score = col("score");
+        let families = col("families");
+        let families = families.as_list::<i32>();
         let hits = col("hits");
         let hits = hits.as_list::<i32>();
         for i in 0..b.num_rows() {
+            let f = families.value(i);
+            let f = f.as_struct();
+            let names = strs(f.column_by_name("family").unwrap());
+            let evidence = f.column_by_name("evidence").unwrap().as_primitive::<arrow::datatypes::Float64Type>().clone();
+            let mut family_map = serde_json::Map::new();
+            for j in 0..f.len() {
+                family_map.insert(names[j].as_str().unwrap().to_string(), json!(evidence.value(j)));
+            }
             let h = hits.value(i);
             let h = h.as_struct();
             let hcol = |name: &str| h.column_by_name(name).unwrap().clone();
@@ -611,7 +621,7 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
             got.push(json!({
                 "actor": actor[i], "start": start[i], "end": end[i],
                 "score": score.as_primitive::<arrow::datatypes::Float64Type>().value(i),
-                "tier": tier[i], "hits": hits,
+                "tier": tier[i], "families": family_map, "hits": hits,
             }));
         }
     }

@@ -4,6 +4,7 @@
 //! ```toml
 //! [incident]
 //! gap = "6h"            # hits on one account closer than this join one incident
+//! link = "48h"          # later hits on a target an incident holds join it, up to this long after it
 //!
 //! [[tier]]              # highest first; an incident takes the first tier it reaches
 //! name = "high"
@@ -94,6 +95,9 @@ pub struct Config {
     pub source: Option<Arc<Source>>,
     /// Hits closer in time than this join one incident.
     pub incident_gap: Millis,
+    /// A later hit on a target an incident already holds joins it, up to
+    /// this long after the incident's latest hit (0: never).
+    pub incident_link: Millis,
     /// Tiers, highest `min_score` first.
     pub tiers: Vec<Tier>,
     /// How hits combine into an incident's score.
@@ -109,6 +113,7 @@ impl Default for Config {
         Config {
             source: None,
             incident_gap: 6 * HOUR,
+            incident_link: 48 * HOUR,
             tiers: vec![
                 Tier { name: "high".into(), min_score: 0.8 },
                 Tier { name: "medium".into(), min_score: 0.5 },
@@ -141,6 +146,7 @@ impl Config {
 
         if let Some(mut inc) = r.table(&mut ctx, "incident", "[incident]") {
             config.incident_gap = inc.duration_or(&mut ctx, "gap", config.incident_gap);
+            config.incident_link = inc.duration_or(&mut ctx, "link", config.incident_link);
             inc.finish(&mut ctx);
         }
 

@@ -1,7 +1,11 @@
 //! Grouping an account's hits into incidents, and scoring them.
 //!
 //! Hits *for* compromise that follow each other within the configured gap
-//! form one incident. A hit *against* compromise (an accidental tap undone
+//! form one incident. A hit for beyond the gap on a target that an
+//! incident already holds a hit on, at most `link` after that incident's
+//! latest hit, joins that incident instead (the owner removing an
+//! intruder's likes the next morning is part of the story, not a new one).
+//! A hit *against* compromise (an accidental tap undone
 //! in seconds) joins the incident that holds a hit for on the same target
 //! (the like it undoes) and ends less than the gap before it; otherwise it
 //! is dropped. It never makes an incident on its own.
@@ -85,20 +89,38 @@ pub fn round4(x: f64) -> f64 {
 /// Groups `hits` (sorted by time) into scored incidents; drops incidents
 /// below the lowest tier.
 pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incident> {
-    let gap = config.incident_gap;
+    let (gap, link) = (config.incident_gap, config.incident_link);
     let mut groups: Vec<Vec<Hit>> = Vec::new();
     let mut against = Vec::new();
-    let mut last: Option<Millis> = None;
+    // The group gap grouping extends, and the time of its latest hit.
+    let mut open: Option<(usize, Millis)> = None;
     for h in hits {
         if h.effect == Effect::Against {
             against.push(h);
             continue;
         }
-        match last {
-            Some(t) if h.ts.saturating_sub(t) <= gap => groups.last_mut().expect("a group is open").push(h.clone()),
-            _ => groups.push(vec![h.clone()]),
-        }
-        last = Some(h.ts);
+        let joined = match open {
+            Some((g, t)) if h.ts.saturating_sub(t) <= gap => Some(g),
+            // Beyond the gap: follow-up on a target an incident already
+            // holds (the owner removing the intruder's likes hours later)
+            // joins that incident.
+            _ => h.target.filter(|_| link > 0).and_then(|target| {
+                groups.iter().rposition(|g| {
+                    g.last().is_some_and(|l| h.ts.saturating_sub(l.ts) <= link) && g.iter().any(|x| x.target == Some(target))
+                })
+            }),
+        };
+        let g = match joined {
+            Some(g) => {
+                groups[g].push(h.clone());
+                g
+            }
+            None => {
+                groups.push(vec![h.clone()]);
+                groups.len() - 1
+            }
+        };
+        open = Some((g, h.ts));
     }
     for h in against {
         // The latest group, before the hit, with a hit for on the same
