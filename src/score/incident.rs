@@ -1,10 +1,11 @@
 //! Grouping an account's hits into incidents, and scoring them.
 //!
 //! Hits *for* compromise that follow each other within the configured gap
-//! form one incident. A hit for beyond the gap on a target that an
-//! incident already holds a hit on, at most `link` after that incident's
-//! latest hit, joins that incident instead (the owner removing an
-//! intruder's likes the next morning is part of the story, not a new one).
+//! form one incident. A hit for on a target that an earlier incident holds
+//! a hit on, at most `link` after that incident's latest hit, joins that
+//! incident, together with the hits it is grouped with by the gap (the
+//! owner removing an intruder's likes the next morning is part of the
+//! story, not a new one).
 //! A hit *against* compromise (an accidental tap undone
 //! in seconds) joins the incident that holds a hit for on the same target
 //! (the like it undoes) and ends less than the gap before it; otherwise it
@@ -90,6 +91,8 @@ pub fn round4(x: f64) -> f64 {
 /// below the lowest tier.
 pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incident> {
     let (gap, link) = (config.incident_gap, config.incident_link);
+    // Groups in order of their first hit; a group merged into an earlier
+    // one is left empty.
     let mut groups: Vec<Vec<Hit>> = Vec::new();
     let mut against = Vec::new();
     // The group gap grouping extends, and the time of its latest hit.
@@ -99,28 +102,37 @@ pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incide
             against.push(h);
             continue;
         }
-        let joined = match open {
-            Some((g, t)) if h.ts.saturating_sub(t) <= gap => Some(g),
-            // Beyond the gap: follow-up on a target an incident already
-            // holds (the owner removing the intruder's likes hours later)
-            // joins that incident.
-            _ => h.target.filter(|_| link > 0).and_then(|target| {
-                groups.iter().rposition(|g| {
-                    g.last().is_some_and(|l| h.ts.saturating_sub(l.ts) <= link) && g.iter().any(|x| x.target == Some(target))
-                })
-            }),
-        };
-        let g = match joined {
-            Some(g) => {
-                groups[g].push(h.clone());
-                g
+        let by_gap = open.filter(|&(_, t)| h.ts.saturating_sub(t) <= gap).map(|(g, _)| g);
+        // Follow-up on a target an earlier incident holds (the owner
+        // removing an intruder's likes hours later) belongs to it.
+        let by_link = h.target.filter(|_| link > 0).and_then(|target| {
+            groups.iter().enumerate().rev().find_map(|(g, hs)| {
+                let holds = Some(g) != by_gap
+                    && hs.iter().any(|x| x.target == Some(target))
+                    && hs.iter().map(|x| x.ts).max().is_some_and(|last| h.ts.saturating_sub(last) <= link);
+                holds.then_some(g)
+            })
+        });
+        let g = match (by_gap, by_link) {
+            (Some(a), Some(b)) => {
+                // The open group is part of the earlier one: merge them.
+                let (keep, gone) = (a.min(b), a.max(b));
+                let moved = std::mem::take(&mut groups[gone]);
+                groups[keep].extend(moved);
+                keep
             }
-            None => {
-                groups.push(vec![h.clone()]);
+            (Some(g), None) | (None, Some(g)) => g,
+            (None, None) => {
+                groups.push(Vec::new());
                 groups.len() - 1
             }
         };
+        groups[g].push(h.clone());
         open = Some((g, h.ts));
+    }
+    groups.retain(|g| !g.is_empty());
+    for g in &mut groups {
+        g.sort_by_key(|h| (h.ts, h.rule, h.event));
     }
     for h in against {
         // The latest group, before the hit, with a hit for on the same
@@ -275,6 +287,41 @@ mod tests {
         let m = ScoreModel { repeat_discount: 1.0, family_cap: 1.0, ..model() };
         let hits: Vec<Hit> = (0..3).map(|k| hit(0, k, 0.8, Effect::For)).collect();
         assert_eq!(score(&hits, &rules(), &m).0, round4(1.0 - 0.6f64.powi(3)));
+    }
+
+    fn on(mut h: Hit, target: usize) -> Hit {
+        h.target = Some(Interner::sym_at(target));
+        h
+    }
+
+    #[test]
+    fn removals_the_next_day_join_the_incident_of_the_likes() {
+        let config = Config::default();
+        let day = 24 * 60;
+        let hits = vec![
+            on(hit(1, 0, 0.9, Effect::For), 1),
+            // Ten hours later (beyond the 6h gap): a removal of an item the
+            // incident did not hit opens a group, then a removal of the
+            // liked item links that group to the incident.
+            on(hit(2, 600, 0.5, Effect::For), 2),
+            on(hit(2, 601, 0.5, Effect::For), 1),
+            // Three days later: beyond the 48h link, a new incident.
+            on(hit(2, 601 + 3 * day, 1.0, Effect::For), 1),
+        ];
+        let out = group(hits, &rules(), &config);
+        assert_eq!(out.len(), 2, "{out:#?}");
+        assert_eq!(out[0].hits.len(), 3);
+        assert_eq!(out[0].end, 601 * MINUTE);
+        assert_eq!(out[0].families.len(), 2, "content and cleanup together");
+        assert_eq!(out[1].hits.len(), 1);
+        // Without the link, three incidents.
+        let unlinked = Config { incident_link: 0, ..Config::default() };
+        let hits = vec![
+            on(hit(1, 0, 0.9, Effect::For), 1),
+            on(hit(2, 600, 1.0, Effect::For), 2),
+            on(hit(2, 601, 1.0, Effect::For), 1),
+        ];
+        assert_eq!(group(hits, &rules(), &unlinked).len(), 2);
     }
 
     #[test]
