@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+pub use account::Habits;
 use account::{LabelRec, Output, Sim};
 use population::{ItemKey, PRE_DAYS, World};
 use rng::{Rng, Stream, hash, unit};
@@ -208,6 +209,8 @@ pub struct SynthReport {
     pub broken: u64,
     /// Planted episodes by label style (`story`, `lookalike-story`, ...).
     pub styles: BTreeMap<String, u64>,
+    /// How often ordinary accounts' habits happened (binges, links, ...).
+    pub habits: Habits,
 }
 
 impl SynthReport {
@@ -234,6 +237,7 @@ struct ChunkOut {
     duplicates: u64,
     broken: u64,
     labels: Vec<LabelRec>,
+    habits: Habits,
 }
 
 /// Generates a dataset into `dir` (created if missing).
@@ -290,6 +294,7 @@ pub fn generate_with_progress(
                     }
                     report.duplicates += out.duplicates;
                     report.broken += out.broken;
+                    report.habits.add(&out.habits);
                     for l in &out.labels {
                         *report.styles.entry(l.style.clone()).or_default() += 1;
                     }
@@ -493,7 +498,7 @@ fn chunk(world: &World, cfg: &SynthConfig, tables: &[TableKind], c: u32) -> std:
         buffers.push(if buf.is_empty() { buf } else { cfg.compression.apply(buf)? });
         records.push(*n);
     }
-    Ok(ChunkOut { buffers, records, duplicates: n_dups, broken: n_broken, labels })
+    Ok(ChunkOut { buffers, records, duplicates: n_dups, broken: n_broken, labels, habits: out.habits })
 }
 
 #[cfg(test)]
