@@ -13,8 +13,16 @@
 //! follow creators of their interests, like mostly what their feed shows
 //! (followees' posts and reposts), sometimes find things by search, take up
 //! new interests after following new accounts, travel, tap by accident.
+//! It is deliberately not tidy: some accounts are small (a handful of
+//! events), explorers (broad, shifting interests) or dormant for weeks and
+//! then back in a burst, perhaps on a new phone or abroad; and ordinary
+//! accounts binge on topics they never engaged with, like off-topic items
+//! friends sent them (`direct`, no impression), rate dozens of items in one
+//! sitting, and remove old likes, political and adult ones more often
+//! ([`account`] lists the habits and their rates, [`Habits`] counts them).
 //! [`episodes`] plants five styles of compromise and five benign look-alikes
-//! and writes their labels.
+//! and writes their labels; its attackers reach their targets by links,
+//! search and profiles, and sometimes act from the owner's own session.
 //!
 //! **Determinism.** Every random draw comes from a stream keyed by the seed
 //! and what it is for (an account, a day, a chunk), never from a shared
@@ -25,8 +33,9 @@
 //! **Streaming.** Nothing grows with the size of the output: items are never
 //! stored (an item's author, day and index determine it), and only a group
 //! of chunks is in memory at a time. Memory is the creators table, the plan
-//! (a few hundred bytes per planted account) and 17 bytes per account (its
-//! rates, follow count, country and plan flags, which feeds read often).
+//! (a few hundred bytes per planted account) and 21 bytes per account (its
+//! rates, follow count, country, traits, dormant days and plan flags, which
+//! feeds read often).
 //!
 //! **Dirt.** Like real exports the events are not sorted globally (each
 //! chunk is sorted by time, accounts interleaved), a small share of lines is

@@ -3,8 +3,8 @@
 //!
 //! Nothing here is stored per item, and little per account: the tables
 //! built up front are the creators (a few percent of accounts), per topic a
-//! sampler of creators by popularity, and per account 16 bytes of the rates
-//! feeds ask for most (drawn once, as they would be on demand). Everything
+//! sampler of creators by popularity, and per account 20 bytes of the rates
+//! and traits feeds ask for most (drawn once, as they would be on demand). Everything
 //! else is recomputed where it is needed: an account's profile, the j-th
 //! account it followed when the log starts, how many items creator `c`
 //! posted on day `d` and when item `k` of them was created, which items
