@@ -40,9 +40,13 @@ fn same_seed_same_bytes_for_any_thread_count() {
     let one = tempfile::tempdir().unwrap();
     let four = tempfile::tempdir().unwrap();
     let again = tempfile::tempdir().unwrap();
-    in_pool(1, || generate(&cfg, one.path())).unwrap();
-    in_pool(4, || generate(&cfg, four.path())).unwrap();
+    let report = in_pool(1, || generate(&cfg, one.path())).unwrap();
+    let report4 = in_pool(4, || generate(&cfg, four.path())).unwrap();
+    assert_eq!((report4.habits, &report4.styles), (report.habits, &report.styles));
     in_pool(3, || generate(&cfg, again.path())).unwrap();
+    // The untidy habits are part of what must not depend on threads.
+    let h = report.habits;
+    assert!(h.binges > 0 && h.link_shares > 0 && h.rating_sessions > 0 && h.comebacks > 0, "{h:?}");
     let (a, b, c) = (files(one.path()), files(four.path()), files(again.path()));
     assert_eq!(a.len(), 6);
     for (name, bytes) in &a {
