@@ -140,6 +140,13 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         writeln!(e, "  dirt         {} duplicate lines, {} broken lines", report.duplicates, report.broken)?;
         let styles: Vec<String> = report.styles.iter().map(|(s, n)| format!("{s} {n}")).collect();
         writeln!(e, "  planted      {}", styles.join(", "))?;
+        let h = &report.habits;
+        writeln!(
+            e,
+            "  habits       {} binges ({} kept), {} link shares, {} rating sessions, {} clean-ups, \
+             {} late unlikes, {} dormant returns",
+            h.binges, h.binges_kept, h.link_shares, h.rating_sessions, h.cleanups, h.late_unlikes, h.comebacks
+        )?;
         writeln!(e, "  took         {secs:.2} s ({:.2} M events/s)", events as f64 / secs.max(1e-9) / 1e6)?;
     }
     Ok(ExitCode::SUCCESS)

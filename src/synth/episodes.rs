@@ -18,6 +18,18 @@
 //! action to the last event that belongs to the episode (the owner's clean-up
 //! or recovery included).
 //!
+//! Attackers do not only paste links: each like or repost they make is
+//! reached by one of [`ATTACKER_ROUTES`] (a link opened from outside, a
+//! search, the author's profile), and in [`HIJACK_SHARE`] of the compromised
+//! episodes they act from the owner's own session instead of a device and
+//! network of their own: a stolen session cookie replayed through a
+//! residential proxy in the owner's country (the owner's device fingerprint
+//! and client, another address on a consumer network), or, in
+//! [`ON_DEVICE_SHARE`] of hijacks, the owner's device itself (malware, or
+//! someone holding the unlocked phone). A hijacked takeover needs no login;
+//! a hijacked follow spree clicks through profiles with the owner's client
+//! rather than calling the API with a scripting kit.
+//!
 //! Limits: creators are never planted; each planted account has exactly one
 //! episode; when the world lacks what a style needs (no creator of a topic,
 //! in a very small world) the episode is skipped and the account gets no
@@ -28,6 +40,79 @@ use super::population::{Device, ItemKey, World, local_time, travel_destination};
 use super::rng::{Rng, Stream, hash, unit};
 use super::world::{ADULT, CN_OFFICIAL, COUNTRIES, Client, HOSTING, MAINSTREAM, Network, SCAM, STATE_MEDIA, TOPICS};
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
+
+/// How attackers reach the items they like or repost: weights of a link
+/// opened directly (`direct`: pasting a URL is the simplest), a `search`,
+/// and the author's `profile`. A guess; nothing published measures it.
+pub const ATTACKER_ROUTES: [(Surface, f64); 3] =
+    [(Surface::Direct, 0.5), (Surface::Search, 0.25), (Surface::Profile, 0.25)];
+/// Share of compromised episodes acted from the owner's own session (a
+/// stolen session cookie or the owner's device) rather than the attacker's
+/// own device and network. A guess: infostealer logs sell session cookies
+/// precisely so that buyers can skip the login and look like the owner.
+pub const HIJACK_SHARE: f64 = 0.25;
+/// Of hijacked episodes, the share acted on the owner's device itself
+/// (same device, network and location) rather than a replayed cookie. A
+/// guess.
+pub const ON_DEVICE_SHARE: f64 = 0.4;
+
+/// Where an attacker acts from.
+#[derive(Clone, Copy, Debug)]
+enum Origin {
+    /// A device and network of its own (hosting providers, proxies).
+    Own(Net),
+    /// The owner's session cookie replayed from a residential address in
+    /// the owner's country: the owner's device fingerprint and client.
+    Cookie(Net),
+    /// The owner's own device and connection.
+    OnDevice,
+}
+
+impl Origin {
+    /// Decides, from the episode's own stream, whether the attacker hijacks
+    /// the owner's session; `own` gives its own context otherwise.
+    fn draw(sim: &Sim<'_>, t0: Millis, own: impl FnOnce() -> Net) -> Origin {
+        let w = sim.world;
+        let a = sim.id();
+        let mut rng = Rng::stream(w.seed, Stream::Episode, u64::from(a), 3);
+        if !rng.chance(HIJACK_SHARE) {
+            return Origin::Own(own());
+        }
+        if rng.chance(ON_DEVICE_SHARE) {
+            return Origin::OnDevice;
+        }
+        let dev = sim.main_device(t0);
+        let c = &COUNTRIES[sim.p.country as usize];
+        let network = if rng.chance(0.5) { *rng.pick(c.fixed) } else { *rng.pick(c.mobile) };
+        let h = hash(&[w.seed, u64::from(a), 13]);
+        Origin::Cookie(Net {
+            client: dev.client,
+            device: dev.id,
+            ip: ip_in(network.octet, h),
+            country: sim.p.country,
+            asn: network.asn,
+        })
+    }
+
+    /// The network context of an attacker's action at `t`.
+    fn net(&self, sim: &Sim<'_>, t: Millis) -> Net {
+        match *self {
+            Origin::Own(net) | Origin::Cookie(net) => net,
+            Origin::OnDevice => sim.owner_net(t),
+        }
+    }
+
+    /// Whether this is the owner's session.
+    fn hijacked(&self) -> bool {
+        !matches!(self, Origin::Own(_))
+    }
+}
+
+/// The surface an attacker reaches its next target from.
+fn route(rng: &mut Rng) -> Surface {
+    let w = ATTACKER_ROUTES.map(|r| r.1);
+    ATTACKER_ROUTES[rng.weighted(&w)].0
+}
 
 /// The five episode styles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -483,7 +568,7 @@ fn injected_likes(
     sim: &mut Sim<'_>,
     out: &mut Output,
     times: &[Millis],
-    net: Net,
+    origin: Origin,
     rng: &mut Rng,
 ) -> Vec<(Millis, ItemKey)> {
     let far = far_topics(&sim.p.interests, true);
@@ -502,7 +587,8 @@ fn injected_likes(
             continue;
         };
         sim.liked.insert(item);
-        sim.emit(out, net, Ev::new(t, Action::Like).item(item).on(Surface::Direct).by(Mark::Attacker));
+        let net = origin.net(sim, t);
+        sim.emit(out, net, Ev::new(t, Action::Like).item(item).on(route(rng)).by(Mark::Attacker));
         done.push((t, item));
     }
     done
@@ -527,7 +613,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
         (true, Style::Story) | (true, Style::Quiet) => {
             let story = ep.style == Style::Story;
             let (network, country) = hosting(&mut rng, sim.p.country, false);
-            let net = attacker_net(w.seed, a, network, country, Client::Web, 0);
+            let origin = Origin::draw(sim, t0, || attacker_net(w.seed, a, network, country, Client::Web, 0));
             let n = if story { rng.range(3, 6) } else { 2 };
             let mut times: Vec<Millis> = (0..n)
                 .map(|i| {
@@ -541,7 +627,7 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 })
                 .collect();
             times.sort_unstable();
-            let likes = injected_likes(sim, out, &times, net, &mut rng);
+            let likes = injected_likes(sim, out, &times, origin, &mut rng);
             for &(t, _) in &likes {
                 span(t);
             }
@@ -573,18 +659,25 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
         }
         (true, Style::Takeover) => {
             let (network, country) = hosting(&mut rng, sim.p.country, true);
-            let net = attacker_net(w.seed, a, network, country, Client::Web, 1);
-            let geo = geo_near(COUNTRIES[country as usize].cities[0], hash(&[u64::from(a), 3]));
-            sim.emit(out, net, Ev::new(t0, Action::Login).geo(geo).by(Mark::Attacker));
-            span(t0);
-            let mut t = t0 + rng.range(60, 6 * 60) * SECOND;
+            let origin = Origin::draw(sim, t0, || attacker_net(w.seed, a, network, country, Client::Web, 1));
+            // With the owner's session there is no login to make.
+            let mut t = t0;
+            if !origin.hijacked() {
+                let net = origin.net(sim, t0);
+                let geo = geo_near(COUNTRIES[country as usize].cities[0], hash(&[u64::from(a), 3]));
+                sim.emit(out, net, Ev::new(t0, Action::Login).geo(geo).by(Mark::Attacker));
+                span(t0);
+                t += rng.range(60, 6 * 60) * SECOND;
+            }
             let pw = rng.chance(0.7);
             if pw {
+                let net = origin.net(sim, t);
                 sim.emit(out, net, Ev::new(t, Action::PasswordChange).by(Mark::Attacker));
                 span(t);
                 t += rng.range(20, 120) * SECOND;
             }
             if !pw || rng.chance(0.5) {
+                let net = origin.net(sim, t);
                 sim.emit(out, net, Ev::new(t, Action::EmailChange).by(Mark::Attacker));
                 span(t);
             }
@@ -601,7 +694,8 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 } else {
                     Action::Repost
                 };
-                sim.emit(out, net, Ev::new(t, action).item(item).on(Surface::Direct).by(Mark::Attacker));
+                let net = origin.net(sim, t);
+                sim.emit(out, net, Ev::new(t, action).item(item).on(route(&mut rng)).by(Mark::Attacker));
                 span(t);
                 t += rng.range(10, 180) * SECOND;
             }
@@ -632,7 +726,10 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
         (true, Style::FollowSpree) => {
             let abroad = rng.chance(0.5);
             let (network, country) = hosting(&mut rng, sim.p.country, abroad);
-            let net = attacker_net(w.seed, a, network, country, Client::AutomationKit, 2);
+            let origin = Origin::draw(sim, t0, || attacker_net(w.seed, a, network, country, Client::AutomationKit, 2));
+            // A script on the API, or clicks through profiles in the
+            // owner's hijacked session.
+            let surface = if origin.hijacked() { Surface::Profile } else { Surface::Api };
             let mut t = t0;
             let mut n = 0;
             let goal = rng.range(30, 200);
@@ -651,7 +748,8 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
                 if target == a || w.plan.first_day(target) > i32::MIN || !sim.add_follow(target) {
                     continue;
                 }
-                sim.emit(out, net, Ev::new(t, Action::Follow).account(target).on(Surface::Api).by(Mark::Attacker));
+                let net = origin.net(sim, t);
+                sim.emit(out, net, Ev::new(t, Action::Follow).account(target).on(surface).by(Mark::Attacker));
                 span(t);
                 n += 1;
                 t += rng.range(500, 6000);
@@ -660,13 +758,17 @@ pub fn play(sim: &mut Sim<'_>, out: &mut Output, ep: &Planted) -> Option<LabelRe
         }
         (true, Style::Campaign) => {
             let c = &w.plan.campaigns[ep.campaign? as usize];
-            let mut net = attacker_net(w.seed, a, c.network, c.country, Client::Web, 3);
-            net.ip = ip_in(c.network.octet, hash(&[w.seed, u64::from(a), 11]));
+            let origin = Origin::draw(sim, c.t0, || {
+                let mut net = attacker_net(w.seed, a, c.network, c.country, Client::Web, 3);
+                net.ip = ip_in(c.network.octet, hash(&[w.seed, u64::from(a), 11]));
+                net
+            });
             let mut t = c.t0 + rng.range(0, 240) * SECOND;
             let mut liked = Vec::new();
             for &item in &c.items {
                 sim.liked.insert(item);
-                sim.emit(out, net, Ev::new(t, Action::Like).item(item).on(Surface::Direct).by(Mark::Attacker));
+                let net = origin.net(sim, t);
+                sim.emit(out, net, Ev::new(t, Action::Like).item(item).on(route(&mut rng)).by(Mark::Attacker));
                 span(t);
                 liked.push(item);
                 t += rng.range(5, 40) * SECOND;

@@ -13,8 +13,16 @@
 //! follow creators of their interests, like mostly what their feed shows
 //! (followees' posts and reposts), sometimes find things by search, take up
 //! new interests after following new accounts, travel, tap by accident.
+//! It is deliberately not tidy: some accounts are small (a handful of
+//! events), explorers (broad, shifting interests) or dormant for weeks and
+//! then back in a burst, perhaps on a new phone or abroad; and ordinary
+//! accounts binge on topics they never engaged with, like off-topic items
+//! friends sent them (`direct`, no impression), rate dozens of items in one
+//! sitting, and remove old likes, political and adult ones more often
+//! ([`account`] lists the habits and their rates, [`Habits`] counts them).
 //! [`episodes`] plants five styles of compromise and five benign look-alikes
-//! and writes their labels.
+//! and writes their labels; its attackers reach their targets by links,
+//! search and profiles, and sometimes act from the owner's own session.
 //!
 //! **Determinism.** Every random draw comes from a stream keyed by the seed
 //! and what it is for (an account, a day, a chunk), never from a shared
@@ -25,8 +33,9 @@
 //! **Streaming.** Nothing grows with the size of the output: items are never
 //! stored (an item's author, day and index determine it), and only a group
 //! of chunks is in memory at a time. Memory is the creators table, the plan
-//! (a few hundred bytes per planted account) and 17 bytes per account (its
-//! rates, follow count, country and plan flags, which feeds read often).
+//! (a few hundred bytes per planted account) and 21 bytes per account (its
+//! rates, follow count, country, traits, dormant days and plan flags, which
+//! feeds read often).
 //!
 //! **Dirt.** Like real exports the events are not sorted globally (each
 //! chunk is sorted by time, accounts interleaved), a small share of lines is
@@ -50,6 +59,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+pub use account::Habits;
 use account::{LabelRec, Output, Sim};
 use population::{ItemKey, PRE_DAYS, World};
 use rng::{Rng, Stream, hash, unit};
@@ -208,6 +218,8 @@ pub struct SynthReport {
     pub broken: u64,
     /// Planted episodes by label style (`story`, `lookalike-story`, ...).
     pub styles: BTreeMap<String, u64>,
+    /// How often ordinary accounts' habits happened (binges, links, ...).
+    pub habits: Habits,
 }
 
 impl SynthReport {
@@ -234,6 +246,7 @@ struct ChunkOut {
     duplicates: u64,
     broken: u64,
     labels: Vec<LabelRec>,
+    habits: Habits,
 }
 
 /// Generates a dataset into `dir` (created if missing).
@@ -290,6 +303,7 @@ pub fn generate_with_progress(
                     }
                     report.duplicates += out.duplicates;
                     report.broken += out.broken;
+                    report.habits.add(&out.habits);
                     for l in &out.labels {
                         *report.styles.entry(l.style.clone()).or_default() += 1;
                     }
@@ -493,7 +507,7 @@ fn chunk(world: &World, cfg: &SynthConfig, tables: &[TableKind], c: u32) -> std:
         buffers.push(if buf.is_empty() { buf } else { cfg.compression.apply(buf)? });
         records.push(*n);
     }
-    Ok(ChunkOut { buffers, records, duplicates: n_dups, broken: n_broken, labels })
+    Ok(ChunkOut { buffers, records, duplicates: n_dups, broken: n_broken, labels, habits: out.habits })
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //!
 //! Nothing here is stored per item, and little per account: the tables
 //! built up front are the creators (a few percent of accounts), per topic a
-//! sampler of creators by popularity, and per account 16 bytes of the rates
-//! feeds ask for most (drawn once, as they would be on demand). Everything
+//! sampler of creators by popularity, and per account 20 bytes of the rates
+//! and traits feeds ask for most (drawn once, as they would be on demand). Everything
 //! else is recomputed where it is needed: an account's profile, the j-th
 //! account it followed when the log starts, how many items creator `c`
 //! posted on day `d` and when item `k` of them was created, which items
@@ -16,6 +16,23 @@
 //! Heavy tails: activity, follow counts, creators' popularity and posting
 //! rates are Pareto draws, so most accounts do little and a few do a lot.
 //!
+//! Irregular people, drawn once per account from its own hash (so every
+//! thread agrees on them):
+//!
+//! - **small accounts** ([`SMALL_SHARE`]): a handful of events over the
+//!   whole log (0.02 to 0.2 actions a day), few follows, rarely a post or a
+//!   repost, half of them signed up in the two months before the log;
+//! - **explorers** ([`EXPLORER_SHARE`]): four to six interests with uneven,
+//!   fast-drifting weights and a follow list spread over popular accounts of
+//!   every topic; their sessions (in [`super::account`]) go off their top
+//!   topics about half the time;
+//! - **dormant returners** ([`DORMANT_SHARE`]): silent for 14 to 50 days
+//!   (often since before the log), then back with a burst of activity,
+//!   sometimes on a new phone ([`RETURN_NEW_PHONE`]), sometimes abroad
+//!   ([`RETURN_ABROAD`]), sometimes resetting a forgotten password
+//!   ([`RETURN_PASSWORD_RESET`]). While dormant they neither post nor
+//!   repost, so their followers' feeds agree with their silence.
+//!
 //! Limits: the world is flat (no communities beyond "nearby account
 //! numbers" for friends), reposts are drawn from an account's first dozen
 //! follows, and days are UTC days (an item's local posting hour is drawn in
@@ -26,7 +43,7 @@ use rayon::prelude::*;
 use super::episodes::EpisodePlan;
 use super::rng::{Cumulative, Rng, Stream, hash, unit};
 use super::world::{COUNTRIES, Client, DIURNAL, MAINSTREAM, SCAM, TOPICS};
-use crate::time::{DAY, MINUTE, Millis, SECOND};
+use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
 /// Days before the log starts for which items exist (feeds and searches at
 /// the start of the log reach back that far).
@@ -37,6 +54,37 @@ pub const PRE_DAYS: i32 = 7;
 const CREATOR_SHARE: f64 = 0.03;
 /// Marks a non-creator in `creator_of`.
 const NONE: u32 = u32::MAX;
+
+/// Share of ordinary accounts that are small: a handful of events in the
+/// whole log. A guess, on the low side of the "90-9-1" folklore of online
+/// participation (most registered accounts barely act); the Pareto activity
+/// of everyone else already has many quiet accounts.
+pub const SMALL_SHARE: f64 = 0.2;
+/// Share of ordinary accounts that are explorers, with broad and shifting
+/// interests. A guess: a minority, as most people's likes stay on a few
+/// topics.
+pub const EXPLORER_SHARE: f64 = 0.08;
+/// Share of ordinary accounts (not creators, not planted) that are dormant
+/// for weeks within the log and then come back. A guess; platforms report
+/// large monthly churn and reactivation, and several weeks away (exams,
+/// illness, a lost phone, a break from social media) is common.
+pub const DORMANT_SHARE: f64 = 0.06;
+/// Of dormant returners, the share that come back on a new phone (a lost,
+/// broken or replaced phone is a common reason to be away). A guess.
+pub const RETURN_NEW_PHONE: f64 = 0.4;
+/// Of dormant returners, the share that come back while abroad (holidays
+/// are when people catch up). A guess.
+pub const RETURN_ABROAD: f64 = 0.2;
+/// Of dormant returners, the share that reset a forgotten password when
+/// they come back. A guess.
+pub const RETURN_PASSWORD_RESET: f64 = 0.25;
+/// A dormant returner's activity on the day it comes back, as a multiple of
+/// its usual rate (catching up on weeks of feed): drawn in this range.
+pub const RETURN_BURST: (f64, f64) = (3.0, 8.0);
+
+/// Trait bits of an account (in `Row::traits`).
+const SMALL: u8 = 1;
+const EXPLORER: u8 = 2;
 
 /// An item: post `k` of `author` on day `day` (days from the log start;
 /// negative before it). Its id is `t<author>-<day + PRE_DAYS>-<k>`.
@@ -116,6 +164,17 @@ pub struct Rates {
     pub repost_rate: f64,
     /// First day the account exists (`i32::MIN` when before the log).
     pub first_day: i32,
+    /// Days (from, to) the account is dormant: no activity, posts or
+    /// reposts on days `from..to` (an empty range for most accounts).
+    pub dormant: (i32, i32),
+}
+
+impl Rates {
+    /// Whether the account is dormant on day `d`.
+    #[inline]
+    pub fn dormant_on(&self, d: i32) -> bool {
+        d >= self.dormant.0 && d < self.dormant.1
+    }
 }
 
 /// An account's static profile.
@@ -147,6 +206,25 @@ pub struct Profile {
     pub follow_count: u32,
     /// A trip: from, to, country.
     pub travel: Option<(Millis, Millis, u8)>,
+    /// A small account (a handful of events in the log).
+    pub small: bool,
+    /// An explorer (broad, shifting interests).
+    pub explorer: bool,
+    /// The return of a dormant account.
+    pub comeback: Option<Comeback>,
+}
+
+/// How a dormant account comes back (see [`DORMANT_SHARE`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Comeback {
+    /// When it opens the app again.
+    pub at: Millis,
+    /// A new phone it comes back on, the main device from then on.
+    pub new_phone: Option<Device>,
+    /// Whether it resets its password on coming back.
+    pub password_reset: bool,
+    /// Its activity on the return day, as a multiple of the usual.
+    pub burst: f64,
 }
 
 /// One topic of interest.
@@ -246,7 +324,7 @@ pub struct World {
 }
 
 /// What other accounts' feeds ask of an account most often, computed once
-/// per account (16 bytes) so that a feed does not redraw it every time.
+/// per account (20 bytes) so that a feed does not redraw it every time.
 #[derive(Clone, Copy, Debug, Default)]
 struct Row {
     activity: f32,
@@ -254,6 +332,8 @@ struct Row {
     repost_rate: f32,
     follow_count: u16,
     country: u8,
+    traits: u8,
+    dormant: (i16, i16),
 }
 
 /// Neighbouring topics a creator may also post on.
@@ -333,8 +413,14 @@ impl World {
         let popular_members: Vec<u32> =
             (0..creators.len() as u32).filter(|&c| !creators[c as usize].topics().contains(&SCAM)).collect();
         let popular_cum = Cumulative::new(popular_members.iter().map(|&c| creators[c as usize].popularity));
-        let rows =
-            (0..n).into_par_iter().map(|a| Row { country: compute_home_country(seed, a), ..Row::default() }).collect();
+        let rows = (0..n)
+            .into_par_iter()
+            .map(|a| Row {
+                country: compute_home_country(seed, a),
+                traits: compute_traits(seed, a, creator_of[a as usize] != NONE),
+                ..Row::default()
+            })
+            .collect();
         let mut world = World {
             seed,
             n,
@@ -347,19 +433,23 @@ impl World {
             popular: (popular_members, popular_cum),
             plan: EpisodePlan::default(),
         };
-        // The plan needs home countries and interests; the rates and follow
-        // counts need the plan.
+        // The plan needs home countries and interests; the rates, follow
+        // counts and dormancy need the plan.
         world.plan = EpisodePlan::build(&world, compromise_rate, lookalike_rate);
         let rows = (0..n)
             .into_par_iter()
             .map(|a| {
                 let (activity, post_rate, repost_rate) = world.compute_rates(a);
+                let (from, to) = world.compute_dormancy(a);
+                let row = &world.rows[a as usize];
                 Row {
                     activity: activity as f32,
                     post_rate: post_rate as f32,
                     repost_rate: repost_rate as f32,
                     follow_count: world.compute_follow_count(a) as u16,
-                    country: world.rows[a as usize].country,
+                    country: row.country,
+                    traits: row.traits,
+                    dormant: (from as i16, to as i16),
                 }
             })
             .collect();
@@ -431,17 +521,40 @@ impl World {
             post_rate: f64::from(r.post_rate),
             repost_rate: f64::from(r.repost_rate),
             first_day: self.plan.first_day(a),
+            dormant: (i32::from(r.dormant.0), i32::from(r.dormant.1)),
         }
+    }
+
+    /// Whether account `a` is small (see [`SMALL_SHARE`]).
+    #[inline]
+    pub fn is_small(&self, a: u32) -> bool {
+        self.rows[a as usize].traits & SMALL != 0
+    }
+
+    /// Whether account `a` is an explorer (see [`EXPLORER_SHARE`]).
+    #[inline]
+    pub fn is_explorer(&self, a: u32) -> bool {
+        self.rows[a as usize].traits & EXPLORER != 0
     }
 
     /// Draws activity, posting and reposting rates of account `a`.
     fn compute_rates(&self, a: u32) -> (f64, f64, f64) {
         let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 0);
-        let activity = rng.pareto(0.25, 1.25).min(60.0);
+        let mut activity = rng.pareto(0.25, 1.25).min(60.0);
+        let small = self.is_small(a);
+        if small {
+            activity = 0.02 + 0.18 * rng.f64();
+        }
         let creator = self.creator(a);
-        let reposter = rng.chance(if creator.is_some() { 0.5 } else { 0.35 });
+        let reposter = rng.chance(if creator.is_some() {
+            0.5
+        } else if small {
+            0.1
+        } else {
+            0.35
+        });
         let repost_share = 0.05 + 0.35 * rng.f64();
-        let poster = rng.chance(0.4);
+        let poster = rng.chance(if small { 0.1 } else { 0.4 });
         let post_share = 0.01 + 0.09 * rng.f64();
         let repost_rate = if reposter { (activity * repost_share).min(15.0) } else { 0.0 };
         let post_rate = match creator {
@@ -452,7 +565,9 @@ impl World {
         (activity, post_rate, repost_rate)
     }
 
-    /// The account's initial interests (no plan needed).
+    /// The account's initial interests (no plan needed). An explorer has
+    /// four to six, with more uneven weights that drift up to three times
+    /// as fast.
     pub fn interests(&self, a: u32) -> Interests {
         let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 3);
         let mut out = Interests::default();
@@ -461,15 +576,21 @@ impl World {
                 out.push(Interest { topic: t, weight: if out.is_empty() { 1.0 } else { 0.5 }, slope: 0.0 });
             }
         }
+        let explorer = self.is_explorer(a);
         let n = [1usize, 1, 2, 2, 2, 3, 3, 4][rng.index(8)];
+        let (n, spread, drift) = if explorer { (4 + rng.index(3), 1.0, 1.5) } else { (n, 0.6, 0.6) };
         let mut tries = 0;
-        while out.len() < n + usize::from(self.is_creator(a)) && tries < 20 {
+        while out.len() < n + usize::from(self.is_creator(a)) && tries < 30 {
             tries += 1;
             let t = rng.weighted(&INTEREST_WEIGHTS) as u8;
             if out.iter().any(|i| i.topic == t) {
                 continue;
             }
-            out.push(Interest { topic: t, weight: (0.6 * rng.normal()).exp(), slope: rng.f64() * 1.2 - 0.6 });
+            out.push(Interest {
+                topic: t,
+                weight: (spread * rng.normal()).exp(),
+                slope: (rng.f64() * 2.0 - 1.0) * drift,
+            });
         }
         out
     }
@@ -485,7 +606,7 @@ impl World {
             return 0;
         }
         let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 4);
-        let mut k = rng.pareto(6.0, 1.3);
+        let mut k = rng.pareto(if self.is_small(a) { 2.0 } else { 6.0 }, 1.3);
         if self.is_creator(a) {
             k *= 1.5;
         }
@@ -494,6 +615,45 @@ impl World {
             k = k.max(8);
         }
         k.min(self.n.saturating_sub(1))
+    }
+
+    /// The dormant days `(from, to)` of account `a` (see
+    /// [`DORMANT_SHARE`]); `(0, 0)` when it never goes quiet. Creators,
+    /// planted accounts, newcomers and accounts whose reposts the plan
+    /// relies on are never dormant.
+    fn compute_dormancy(&self, a: u32) -> (i32, i32) {
+        let u = unit(hash(&[self.seed, Stream::Profile as u64, u64::from(a), 9]));
+        if u >= DORMANT_SHARE
+            || self.days < 3
+            || self.is_creator(a)
+            || self.plan.is_planted(a)
+            || self.plan.has_extras(a)
+            || self.plan.first_day(a) > i32::MIN
+        {
+            return (0, 0);
+        }
+        let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 9);
+        let back = rng.range(i64::from((self.days / 6).max(1)), i64::from(self.days - 1)) as i32;
+        let len = rng.range(14, 50) as i32;
+        (back - len, back)
+    }
+
+    /// How dormant account `a` comes back, if it is a returner.
+    fn comeback(&self, a: u32, rates: &Rates, country: u8) -> Option<Comeback> {
+        let (from, back) = rates.dormant;
+        if from == back {
+            return None;
+        }
+        let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 10);
+        let at = self.day_start(back) + local_time(&mut rng, COUNTRIES[country as usize].utc_offset_min);
+        let new_phone = rng.chance(RETURN_NEW_PHONE).then(|| Device {
+            id: hash(&[self.seed, Stream::Device as u64, u64::from(a), 98]) >> 16,
+            client: if rng.chance(0.45) { Client::Ios } else { Client::Android },
+            mobile: true,
+        });
+        let password_reset = rng.chance(RETURN_PASSWORD_RESET);
+        let burst = RETURN_BURST.0 + (RETURN_BURST.1 - RETURN_BURST.0) * rng.f64();
+        Some(Comeback { at, new_phone, password_reset, burst })
     }
 
     /// The full profile of account `a`.
@@ -523,7 +683,11 @@ impl World {
         let created_at = if first_day > i32::MIN {
             self.plan.created_at(a).unwrap_or(self.start)
         } else {
-            let age_days = if self.is_creator(a) { rng.range(200, 4000) } else { rng.range(30, 2500) };
+            let mut age_days = if self.is_creator(a) { rng.range(200, 4000) } else { rng.range(30, 2500) };
+            if self.is_small(a) && rng.chance(0.5) {
+                // Signed up recently and never took off.
+                age_days = rng.range(1, 60);
+            }
             self.start - age_days * DAY - rng.range(0, DAY / SECOND - 1) * SECOND
         };
         let interests = self.interests(a);
@@ -534,7 +698,7 @@ impl World {
         } else {
             None
         };
-        let travel = if rng.chance(0.04) {
+        let mut travel = if rng.chance(0.04) {
             let from = self.start + rng.range(0, Millis::from(self.days) * DAY / MINUTE) * MINUTE;
             let len = rng.range(2, 8) * DAY + rng.range(0, 12 * 60) * MINUTE;
             let dest = travel_destination(&mut rng, country);
@@ -542,6 +706,16 @@ impl World {
         } else {
             None
         };
+        let comeback = self.comeback(a, &rates, country);
+        if let Some(cb) = comeback {
+            let mut rng = Rng::stream(self.seed, Stream::Profile, u64::from(a), 11);
+            // A returner's own trip is the one it comes back on, or none.
+            travel = rng.chance(RETURN_ABROAD).then(|| {
+                let from = cb.at - rng.range(HOUR / MINUTE, 36 * HOUR / MINUTE) * MINUTE;
+                let len = rng.range(3, 10) * DAY;
+                (from, from + len, travel_destination(&mut rng, country))
+            });
+        }
         let follow_count = self.follow_count(a);
         Profile {
             id: a,
@@ -560,6 +734,9 @@ impl World {
             new_interest,
             follow_count,
             travel,
+            small: self.is_small(a),
+            explorer: self.is_explorer(a),
+            comeback,
         }
     }
 
@@ -576,6 +753,8 @@ impl World {
         }
         let mut rng = Rng::stream(self.seed, Stream::Follow, u64::from(a), u64::from(j));
         let r = rng.f64();
+        // Explorers follow popular accounts of every topic more.
+        let popular = if self.is_explorer(a) { 0.67 } else { 0.32 };
         let pick = if r < 0.22 {
             let off = 1 + (rng.pareto(1.0, 0.9) as u64).min(u64::from(self.n / 2));
             let n = u64::from(self.n);
@@ -585,7 +764,7 @@ impl World {
             } else {
                 self.popular_creator(&mut rng)
             }
-        } else if r < 0.32 || interests.is_empty() {
+        } else if r < popular || interests.is_empty() {
             self.popular_creator(&mut rng)
         } else {
             interests
@@ -614,7 +793,7 @@ impl World {
 
     /// [`World::posts`] with the rates already at hand.
     pub fn posts_with(&self, a: u32, d: i32, rates: &Rates) -> u32 {
-        if d < rates.first_day || d < -PRE_DAYS || d >= self.days {
+        if d < rates.first_day || d < -PRE_DAYS || d >= self.days || rates.dormant_on(d) {
             return 0;
         }
         let n = if rates.post_rate > 0.0 {
@@ -684,7 +863,7 @@ impl World {
     pub fn reposts(&self, b: u32, d: i32, out: &mut Vec<(Millis, ItemKey)>) {
         let start = out.len();
         let rates = self.rates(b);
-        if d < rates.first_day || d < 0 || d >= self.days {
+        if d < rates.first_day || d < 0 || d >= self.days || rates.dormant_on(d) {
             return;
         }
         if rates.repost_rate > 0.0 {
@@ -728,6 +907,23 @@ impl World {
         }
         out.truncate(w);
     }
+}
+
+/// The trait bits of account `a` ([`SMALL`], [`EXPLORER`]); creators have
+/// none.
+fn compute_traits(seed: u64, a: u32, creator: bool) -> u8 {
+    if creator {
+        return 0;
+    }
+    let draw = |k: u64| unit(hash(&[seed, Stream::Profile as u64, u64::from(a), k]));
+    let mut t = 0;
+    if draw(7) < SMALL_SHARE {
+        t |= SMALL;
+    }
+    if draw(8) < EXPLORER_SHARE {
+        t |= EXPLORER;
+    }
+    t
 }
 
 /// The home country of account `a` (index into `COUNTRIES`), by weight.

@@ -73,6 +73,9 @@ pub enum Stream {
     Device,
     /// Network addresses.
     Net,
+    /// An account's habits on one day (binges, links, rating sessions,
+    /// clean-ups), apart from its daily activity.
+    Habits,
 }
 
 /// xoshiro256++ (Blackman and Vigna): small, fast, and good enough for
