@@ -18,10 +18,13 @@
 //!
 //! ```text
 //! family_f  = min(cap, 1 - prod_k (1 - e_(k) * d^(k-1)))     d = repeat_discount
-//! p_for     = 1 - prod_f (1 - family_f)
-//! p_against = 1 - prod over hits against of (1 - e)
-//! score     = p_for * (1 - p_against)                          (rounded to 4 decimals)
+//! score     = 1 - prod_f (1 - family_f)                        (rounded to 4 decimals)
 //! ```
+//!
+//! A hit *against* (weight `w_a`, strength `s_a`: an accidental tap)
+//! multiplies the evidence of the hits for on the target it undoes, made
+//! before it, by `1 - w_a * s_a`: it speaks against that like, not against
+//! the rest of the incident.
 //!
 //! Repeats of one kind of evidence (four odd likes in one sitting) thus
 //! have diminishing returns and never exceed the cap, however many there
@@ -162,13 +165,23 @@ pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incide
 /// The score of one incident's hits, and each family's share of it.
 pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec<FamilyEvidence>) {
     let evidence = |h: &Hit| (rules[h.rule as usize].weight * h.strength).clamp(0.0, 1.0);
+    // A hit against (an accidental tap undone) discounts the hits for on
+    // the target it undoes, made before it: that like, not the rest.
+    let against = |h: &Hit| -> f64 {
+        hits.iter()
+            .filter(|a| a.effect == Effect::Against && a.target.is_some() && a.target == h.target && a.ts >= h.ts)
+            .map(|a| 1.0 - evidence(a))
+            .product()
+    };
     let mut keep_for = 1.0;
     let mut families = Vec::new();
     let mut es: Vec<f64> = Vec::new();
     for f in 0..model.families.len() {
         es.clear();
         es.extend(
-            hits.iter().filter(|h| h.effect == Effect::For && rules[h.rule as usize].families.contains(&f)).map(evidence),
+            hits.iter()
+                .filter(|h| h.effect == Effect::For && rules[h.rule as usize].families.contains(&f))
+                .map(|h| evidence(h) * against(h)),
         );
         if es.is_empty() {
             continue;
@@ -177,9 +190,7 @@ pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec
         keep_for *= 1.0 - e;
         families.push(FamilyEvidence { family: f, evidence: round4(e), hits: es.len() as u32 });
     }
-    let keep_against: f64 =
-        hits.iter().filter(|h| h.effect == Effect::Against).map(|h| 1.0 - evidence(h)).product();
-    (round4((1.0 - keep_for) * keep_against), families)
+    (round4(1.0 - keep_for), families)
 }
 
 /// One family's evidence from its hits' evidence `es` (reordered):
@@ -275,11 +286,20 @@ mod tests {
     }
 
     #[test]
-    fn evidence_against_scales_the_score_down() {
-        let hits = [hit(1, 0, 0.5, Effect::For), hit(4, 1, 0.5, Effect::Against)];
-        let (s, f) = score(&hits, &rules(), &model());
-        assert_eq!(s, round4(0.5 * 0.6));
+    fn evidence_against_discounts_the_like_it_undoes() {
+        // The tap undoes the like of target 0 only: its evidence 0.5 falls
+        // to 0.5 * 0.6; the like of target 2 keeps its 0.4, discounted as
+        // the second of its family.
+        let undone = on(hit(1, 0, 0.5, Effect::For), 0);
+        let other = on(hit(0, 2, 0.8, Effect::For), 2);
+        let tap = on(hit(4, 1, 0.5, Effect::Against), 0);
+        let (s, f) = score(&[undone, other.clone(), tap.clone()], &rules(), &model());
+        assert_eq!(s, round4(1.0 - (1.0 - 0.4) * (1.0 - 0.3 * 0.5)));
         assert_eq!(f.len(), 1, "against hits are not a family");
+        // A tap on another target changes nothing.
+        let elsewhere = on(tap, 7);
+        let (alone, _) = score(&[other.clone()], &rules(), &model());
+        assert_eq!(score(&[other, elsewhere], &rules(), &model()).0, alone);
     }
 
     #[test]
