@@ -3,7 +3,10 @@
 //! **What it detects.** An earlier event of the same account, at most
 //! `within` before, was hit by one of `rules` (a hit *for* compromise), and
 //! (with `same_target`, the default) it acted on the same target as this
-//! event. The strength is that hit's strength. This is how rules chain
+//! event. The strength is that hit's strength (with `inherit_strength`, the
+//! default), or 1 (a pure link: when the earlier hit's evidence is already
+//! counted in another family, the follow-up should not count it twice).
+//! This is how rules chain
 //! evidence: "an unlike, an hour after the like, *of a like that was itself
 //! unexposed and off pattern*".
 //!
@@ -14,8 +17,8 @@
 //! cleaning up after someone else explains both.
 //!
 //! **Parameters**: `rules` (required: rule ids), `within = "48h"`,
-//! `same_target = true`. Unknown rule ids are errors (E017), since a typo
-//! would silently disable the rule.
+//! `same_target = true`, `inherit_strength = true`. Unknown rule ids are
+//! errors (E017), since a typo would silently disable the rule.
 //!
 //! ```toml
 //! [[signal]]
@@ -48,6 +51,8 @@ pub struct Params {
     pub within: Millis,
     /// Whether the earlier hit must be on the same target.
     pub same_target: bool,
+    /// Whether the strength is the earlier hit's (else 1: a pure link).
+    pub inherit_strength: bool,
 }
 
 impl Params {
@@ -69,6 +74,7 @@ impl Params {
             rules,
             within: r.duration_or(ctx, "within", 48 * HOUR),
             same_target: r.bool(ctx, "same_target").is_none_or(|b| b.value),
+            inherit_strength: r.bool(ctx, "inherit_strength").is_none_or(|b| b.value),
         }
     }
 
@@ -77,6 +83,7 @@ impl Params {
             ("rules", format!("{:?}", self.rules.iter().map(|r| &r.value).collect::<Vec<_>>())),
             ("within", compact_duration(self.within)),
             ("same_target", self.same_target.to_string()),
+            ("inherit_strength", self.inherit_strength.to_string()),
         ]
     }
 
@@ -135,7 +142,7 @@ impl Bound {
         });
         match found {
             Some(h) => Outcome::Fire {
-                strength: h.strength,
+                strength: if self.params.inherit_strength { h.strength } else { 1.0 },
                 why: format!(
                     "the {} of {} at {} was hit by {} (strength {})",
                     e.text(h.action),

@@ -38,6 +38,9 @@
 //! `burst_window` (this one included) of which `k` are novel, the burst's
 //! probability is `P[Binomial(m, rate) >= k]` and its surprise `-log10` of
 //! that; the strength is multiplied by `min(1, surprise / full_surprise)`.
+//! The likes of one sitting are not independent draws (a rating session of
+//! sixty likes is one decision to sit down, not sixty), so a burst counts
+//! as at most `max_burst` events, keeping its share of novel ones.
 //! One novel like in a long rating session is ordinary; five in ten minutes
 //! from an account that is never novel are not. Novel events of the burst
 //! stay out of the baseline until they are `burst_window` old, so that a
@@ -69,6 +72,8 @@
 //!   which the burst factor reaches 1.
 //! - `novelty_prior = 0.05`, `novelty_smoothing = 20.0`: the account's
 //!   novelty rate before it has history of its own.
+//! - `max_burst = 10`: a burst counts as at most this many events (0: no
+//!   limit).
 //! - `return_window = "0s"`: how far to look ahead for a return to the
 //!   value (`0s`: no look-ahead); `return_after = "6h"`: sooner is the same
 //!   sitting, not a return.
@@ -96,7 +101,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use statrs::distribution::{Binomial, DiscreteCDF};
+use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 
 use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
 use crate::data::schema::TableKind;
@@ -178,6 +183,9 @@ pub struct Params {
     pub novelty_prior: f64,
     /// Pseudo-events of `novelty_prior` in an account's novelty rate.
     pub novelty_smoothing: f64,
+    /// A burst counts as at most this many events, keeping its share of
+    /// novel ones (0: no limit).
+    pub max_burst: u64,
     /// How far to look ahead for the account engaging with the value again
     /// (0: no look-ahead).
     pub return_window: Millis,
@@ -221,6 +229,7 @@ impl Params {
             full_surprise: r.num_in(ctx, "full_surprise", 0.1, 300.0, 4.0),
             novelty_prior: r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05),
             novelty_smoothing: r.num_in(ctx, "novelty_smoothing", 0.0, 1e6, 20.0),
+            max_burst: r.count(ctx, "max_burst", 1_000_000, 10),
             return_window: r.duration_or(ctx, "return_window", 0),
             return_after: r.duration_or(ctx, "return_after", 6 * crate::time::HOUR),
         }
@@ -238,6 +247,7 @@ impl Params {
             ("full_surprise", self.full_surprise.to_string()),
             ("novelty_prior", self.novelty_prior.to_string()),
             ("novelty_smoothing", self.novelty_smoothing.to_string()),
+            ("max_burst", self.max_burst.to_string()),
             ("return_window", compact_duration(self.return_window)),
             ("return_after", compact_duration(self.return_after)),
         ]
@@ -337,6 +347,21 @@ impl PriorAcc {
             unseen: 1.0 / denom,
         }
     }
+}
+
+/// How sure the baseline is that the account's own rate of a value is at
+/// most `max_probability`: with `c` of `n` history events carrying it and a
+/// population share `pi`, the account's rate has the posterior
+/// `Beta(c + smoothing * pi, n - c + smoothing * (1 - pi))`, and the
+/// strength is `2 * P[rate <= max_probability] - 1` (0 when the posterior
+/// mean is at the threshold, 1 when all of it is below). A value rare in
+/// the population is confidently rare for a short history too; a common
+/// one needs history to be called off pattern.
+fn confidence(p: &Params, c: u32, n: u64, pi: f64) -> f64 {
+    let a = (f64::from(c) + p.smoothing * pi).max(1e-9);
+    let b = (n as f64 - f64::from(c) + p.smoothing * (1.0 - pi)).max(1e-9);
+    let below = Beta::new(a, b).map_or(0.5, |d| d.cdf(p.max_probability));
+    (2.0 * below - 1.0).clamp(0.0, 1.0)
 }
 
 /// A window as an adjective: `180-day`, `12-hour`, or `1h30m`.
@@ -595,8 +620,16 @@ impl Bound {
         seen.dedup();
         let rate =
             (f64::from(s.novel) + p.novelty_smoothing * p.novelty_prior) / (f64::from(s.judged) + p.novelty_smoothing);
-        // P[Binomial(judged, rate) >= novel].
-        let tail = Binomial::new(rate, judged).map_or(1.0, |b| b.sf(novel - 1));
+        // A sitting's likes are not independent draws: a burst counts as at
+        // most `max_burst` events, keeping its share of novel ones.
+        let (trials, successes) = if p.max_burst > 0 && judged > p.max_burst {
+            let k = (novel as f64 * p.max_burst as f64 / judged as f64).round() as u64;
+            (p.max_burst, k.max(1))
+        } else {
+            (judged, novel)
+        };
+        // P[Binomial(trials, rate) >= successes].
+        let tail = Binomial::new(rate, trials).map_or(1.0, |b| b.sf(successes - 1));
         let surprise = -tail.max(1e-300).log10();
         let factor = (surprise / p.full_surprise).min(1.0);
         let words = format!(
@@ -654,8 +687,7 @@ impl Bound {
         let mut why = Vec::new();
         for &(k, best, c, n, prob) in &j.off {
             let f = self.priors[k as usize].0;
-            let tail = Binomial::new(p.max_probability, n).map_or(1.0, |b| b.cdf(u64::from(c)));
-            strength = strength.min((1.0 - prob / p.max_probability) * (1.0 - tail));
+            strength = strength.min(confidence(p, c, n, self.priors[k as usize].1.of(best)));
             let names: Vec<&str> = {
                 let mut v: Vec<&str> = j.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
                 v.sort_unstable();

@@ -12,7 +12,10 @@
 //! strength grows when several likes of one burst (likes less than
 //! `burst_gap` apart) are removed one after another (removals less than
 //! `chain_gap` apart): the k-th removal of such a chain has strength
-//! `1 - (1 - base_strength)^k`.
+//! `1 - (1 - base_strength)^k`. With `coverage` above 0 it is multiplied by
+//! `(k / likes)^coverage`, the share of the burst removed so far: the owner
+//! undoing an intruder's burst removes all of it; regret removes one or two
+//! likes of a long session.
 //!
 //! The same signal with a short band, no chain and a rule `effect =
 //! "against"` is the evidence *against* compromise of an accidental tap:
@@ -27,7 +30,8 @@
 //!
 //! **Parameters** (defaults): `min = "10m"`, `max = "48h"`,
 //! `base_strength = 0.6`, `chain = true`, `burst_gap = "15m"`,
-//! `chain_gap = "6h"`, `like_action = "like"`, `unlike_action = "unlike"`.
+//! `chain_gap = "6h"`, `coverage = 0.0`, `like_action = "like"`,
+//! `unlike_action = "unlike"`.
 //!
 //! **Known false positives.** Regret: people do remove old likes, one at a
 //! time, especially of political posts. A like made before the log starts
@@ -59,6 +63,9 @@ pub struct Params {
     pub burst_gap: Millis,
     /// Removals closer than this continue a chain.
     pub chain_gap: Millis,
+    /// How much the share of the burst's likes removed so far matters: the
+    /// strength is multiplied by `(chain / likes)^coverage` (0: not at all).
+    pub coverage: f64,
     /// The like action.
     pub like_action: String,
     /// The unlike action.
@@ -77,6 +84,7 @@ impl Params {
             chain: r.bool(ctx, "chain").is_none_or(|b| b.value),
             burst_gap: r.duration_or(ctx, "burst_gap", 15 * MINUTE),
             chain_gap: r.duration_or(ctx, "chain_gap", 6 * HOUR),
+            coverage: r.num_in(ctx, "coverage", 0.0, 4.0, 0.0),
             like_action: r.str(ctx, "like_action").map_or_else(|| "like".into(), |s| s.value),
             unlike_action: r.str(ctx, "unlike_action").map_or_else(|| "unlike".into(), |s| s.value),
         };
@@ -102,6 +110,7 @@ impl Params {
             ("chain", self.chain.to_string()),
             ("burst_gap", compact_duration(self.burst_gap)),
             ("chain_gap", compact_duration(self.chain_gap)),
+            ("coverage", self.coverage.to_string()),
             ("like_action", self.like_action.clone()),
             ("unlike_action", self.unlike_action.clone()),
         ]
@@ -221,7 +230,8 @@ impl Bound {
         let burst = s.bursts[id as usize];
         let k = self.chain_len(&burst, e.ts);
         let p = &self.params;
-        let strength = 1.0 - (1.0 - p.base_strength).powi(k as i32);
+        let covered = f64::from(k) / f64::from(burst.likes.max(k));
+        let strength = (1.0 - (1.0 - p.base_strength).powi(k as i32)) * covered.powf(p.coverage);
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
@@ -238,6 +248,8 @@ impl Bound {
                 burst.likes,
                 format_rfc3339(burst.start)
             ));
+        } else if burst.likes > 1 && p.coverage > 0.0 {
+            why.push_str(&format!("; one of a burst of {} likes starting {}", burst.likes, format_rfc3339(burst.start)));
         }
         Outcome::Fire { strength, why }
     }
