@@ -186,6 +186,7 @@ pub struct Params {
     /// A burst counts as at most this many events, keeping its share of
     /// novel ones (0: no limit).
     pub max_burst: u64,
+
     /// How far to look ahead for the account engaging with the value again
     /// (0: no look-ahead).
     pub return_window: Millis,
@@ -230,6 +231,7 @@ impl Params {
             novelty_prior: r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05),
             novelty_smoothing: r.num_in(ctx, "novelty_smoothing", 0.0, 1e6, 20.0),
             max_burst: r.count(ctx, "max_burst", 1_000_000, 10),
+
             return_window: r.duration_or(ctx, "return_window", 0),
             return_after: r.duration_or(ctx, "return_after", 6 * crate::time::HOUR),
         }
@@ -248,6 +250,7 @@ impl Params {
             ("novelty_prior", self.novelty_prior.to_string()),
             ("novelty_smoothing", self.novelty_smoothing.to_string()),
             ("max_burst", self.max_burst.to_string()),
+
             ("return_window", compact_duration(self.return_window)),
             ("return_after", compact_duration(self.return_after)),
         ]
