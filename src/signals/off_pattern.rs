@@ -179,8 +179,11 @@ pub struct Params {
     /// Surprise (`-log10` of the burst's probability) at which the burst
     /// factor reaches 1.
     pub full_surprise: f64,
-    /// Novelty rate assumed before an account has a history of its own.
-    pub novelty_prior: f64,
+    /// Novelty rate assumed before an account has a history of its own:
+    /// a fixed rate, or (`None`, written `"good_turing"`) the account's own
+    /// Good–Turing estimate of how often it engages with a value it never
+    /// engaged with before, `(N1 + 1) / (n + 2)` over its baseline.
+    pub novelty_prior: Option<f64>,
     /// Pseudo-events of `novelty_prior` in an account's novelty rate.
     pub novelty_smoothing: f64,
     /// A burst counts as at most this many events, keeping its share of
@@ -228,7 +231,7 @@ impl Params {
             smoothing: r.num_in(ctx, "smoothing", 0.0, 1e6, 10.0),
             burst_window: r.duration_or(ctx, "burst_window", 0),
             full_surprise: r.num_in(ctx, "full_surprise", 0.1, 300.0, 4.0),
-            novelty_prior: r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05),
+            novelty_prior: novelty_prior(r, ctx),
             novelty_smoothing: r.num_in(ctx, "novelty_smoothing", 0.0, 1e6, 20.0),
             max_burst: r.count(ctx, "max_burst", 1_000_000, 10),
 
@@ -247,7 +250,7 @@ impl Params {
             ("smoothing", self.smoothing.to_string()),
             ("burst_window", compact_duration(self.burst_window)),
             ("full_surprise", self.full_surprise.to_string()),
-            ("novelty_prior", self.novelty_prior.to_string()),
+            ("novelty_prior", self.novelty_prior.map_or_else(|| "good_turing".into(), |x| x.to_string())),
             ("novelty_smoothing", self.novelty_smoothing.to_string()),
             ("max_burst", self.max_burst.to_string()),
 
@@ -268,7 +271,7 @@ impl Params {
             self.max_probability,
             self.smoothing,
             self.burst_window,
-            self.novelty_prior,
+            self.novelty_prior.map_or(-1.0, |x| x),
             self.novelty_smoothing,
             self.return_window
         )
@@ -289,6 +292,20 @@ impl Params {
         }
         v.into_iter().map(|(t, c)| (t, c.to_string())).collect()
     }
+}
+
+/// Reads `novelty_prior`: a number in (0, 1], or `"good_turing"`.
+fn novelty_prior(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<f64> {
+    if let Some(v) = r.get("novelty_prior")
+        && let toml::de::DeValue::String(text) = v.get_ref()
+    {
+        if text == "good_turing" {
+            return None;
+        }
+        ctx.report(Code::BadValue, v.span(), format!("`novelty_prior` is \"{text}\": a number from 1e-6 to 1, or \"good_turing\""));
+        return Some(0.05);
+    }
+    Some(r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05))
 }
 
 /// The population's distribution of one feature over history events.
@@ -440,6 +457,8 @@ pub struct State {
     /// Per feature (in `Params::features` order): value counts and the
     /// number of history events with the feature known.
     counts: Vec<(SymMap<u32>, u32)>,
+    /// Per feature: how many values the baseline holds exactly once.
+    singles: Vec<u32>,
     /// Judged and novel history events in the window.
     judged: u32,
     novel: u32,
@@ -467,6 +486,7 @@ impl Bound {
         let n = self.params.features.len();
         State {
             counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
+            singles: vec![0; n],
             times: (0..n).map(|_| SymMap::default()).collect(),
             ..State::default()
         }
@@ -478,6 +498,7 @@ impl Bound {
             c.clear();
             *n = 0;
         }
+        s.singles.iter_mut().for_each(|x| *x = 0);
         (s.judged, s.novel) = (0, 0);
         s.burst.clear();
         for t in &mut s.times {
@@ -512,9 +533,12 @@ impl Bound {
             }
             let (counts, n) = &mut s.counts[k];
             *n = n.wrapping_add_signed(delta);
+            let singles = &mut s.singles[k];
             for &v in &s.values {
                 let c = counts.entry(v).or_default();
+                let before = *c;
                 *c = c.wrapping_add_signed(delta);
+                *singles = singles.wrapping_add_signed(i32::from(*c == 1) - i32::from(before == 1));
                 if *c == 0 {
                     counts.remove(&v);
                 }
@@ -621,8 +645,11 @@ impl Bound {
         }
         seen.sort_unstable();
         seen.dedup();
-        let rate =
-            (f64::from(s.novel) + p.novelty_smoothing * p.novelty_prior) / (f64::from(s.judged) + p.novelty_smoothing);
+        let prior = p.novelty_prior.unwrap_or_else(|| {
+            let (n, singles) = (s.counts[0].1, s.singles[0]);
+            (f64::from(singles + 1) / f64::from(n + 2)).min(1.0)
+        });
+        let rate = (f64::from(s.novel) + p.novelty_smoothing * prior) / (f64::from(s.judged) + p.novelty_smoothing);
         // A sitting's likes are not independent draws: a burst counts as at
         // most `max_burst` events, keeping its share of novel ones.
         let (trials, successes) = if p.max_burst > 0 && judged > p.max_burst {
