@@ -1,8 +1,14 @@
 //! Detection quality floor: on a generated population with planted
-//! compromises and benign look-alikes, the shipped rules must keep recall,
-//! false positives and ranking above a floor, so that a regression in rules
-//! or engine fails CI. (The full-size figures, 20,000 accounts over 60
-//! days, are in the README; this is the same measurement, smaller.)
+//! compromises and benign look-alikes (the harder default world: binges,
+//! links from friends, rating sessions, explorers, small and dormant
+//! accounts, attackers who navigate and ride the owner's session), the
+//! shipped rules must keep recall, false positives and ranking above a
+//! floor, so that a regression in rules or engine fails CI. The floors sit
+//! a little below what this exact population gives today (benign at high
+//! 3 of 2,855; recall at high: story and takeover 0.96, campaign 0.88,
+//! follow_spree 0.76, quiet 0.68; ROC AUC 0.983). The full-size figures,
+//! 20,000 accounts over 60 days on seeds the rules were not tuned on, are in
+//! the README.
 
 use std::process::Command;
 
@@ -43,17 +49,23 @@ fn shipped_rules_meet_the_quality_floor() {
     let mut styles = 0;
     for s in high["compromised_styles"].as_array().unwrap() {
         let (style, recall) = (s["style"].as_str().unwrap(), s["recall"].as_f64().unwrap());
-        let floor = if style == "quiet" { 0.8 } else { 0.9 };
+        let floor = match style {
+            "story" | "takeover" => 0.9,
+            "campaign" => 0.8,
+            "follow_spree" => 0.7,
+            "quiet" => 0.6,
+            other => panic!("unknown style {other}"),
+        };
         assert!(recall >= floor, "recall of `{style}` at high is {recall}, below {floor}: {report:#}");
         styles += 1;
     }
     assert_eq!(styles, 5, "every episode style is planted");
     let benign = report["accounts"]["benign"].as_f64().unwrap();
     let fp = high["false_positives"].as_f64().unwrap();
-    assert!(fp / benign <= 0.003, "{fp} of {benign} benign accounts at high: {report:#}");
+    assert!(fp / benign <= 0.002, "{fp} of {benign} benign accounts at high: {report:#}");
     for s in high["benign_styles"].as_array().unwrap() {
         assert!(s["fp_rate"].as_f64().unwrap() <= 0.1, "look-alike at high: {s}");
     }
     let auc = report["ranking"]["roc_auc"].as_f64().unwrap();
-    assert!(auc >= 0.99, "ROC AUC {auc}");
+    assert!(auc >= 0.97, "ROC AUC {auc}");
 }

@@ -124,7 +124,16 @@ fn the_diplomat_is_high_with_all_three_signals() {
     let count = |rule: &str| incident.hits.iter().filter(|h| plan.rules[h.rule as usize].id == rule).count();
     assert_eq!(count("likes/unlike-after-dwell"), 4);
     assert!(incident.hits.iter().any(|h| h.why.contains("label 'adult' has probability")));
-    assert!(incident.hits.iter().all(|h| h.why.contains("not followed") || h.why.contains("after the like")));
+    // Every hit says its evidence: unexposed, removed after a dwell, or
+    // from a device the account never used.
+    assert!(
+        incident
+            .hits
+            .iter()
+            .all(|h| h.why.contains("not followed") || h.why.contains("after the like") || h.why.contains("seen")),
+        "{:#?}",
+        incident.hits
+    );
     assert!(incident.hits.iter().any(|h| h.why.contains("was hit by likes/unexposed-off-pattern")));
 }
 
@@ -134,13 +143,14 @@ fn the_controls_are_not_high() {
     assert_controls_not_high(dir);
     let (plan, data) = run_on(dir);
     let out = Scorer::new(&plan, &data).run();
-    // The regret removal is seen, but only as weak evidence; so are the
-    // likes found by search (navigation explains them only partly).
-    assert_eq!(best_tier(&plan, &data, &out, "ctl_regret"), Some("low"));
-    assert_eq!(best_tier(&plan, &data, &out, "ctl_search"), Some("low"));
+    // One regret removal of a like the feed showed is not worth an alert.
+    // The likes found by search are off pattern and only partly explained
+    // by navigation: one kind of evidence, so medium at most.
+    assert_eq!(best_tier(&plan, &data, &out, "ctl_regret"), None);
+    assert_eq!(best_tier(&plan, &data, &out, "ctl_search"), Some("medium"));
     // Nobody in the background population is flagged at all.
     let flagged: Vec<&str> = out.iter().map(|a| data.strings.resolve(a.actor)).collect();
-    assert_eq!(flagged, ["ctl_regret", "ctl_search", "liu"]);
+    assert_eq!(flagged, ["ctl_search", "liu"]);
 }
 
 #[test]

@@ -61,11 +61,27 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Replaces the one occurrence of `old` in `file` by `new`.
-fn edit(file: &Path, old: &str, new: &str) {
+/// Replaces the one line of `file` that sets `key` (`key = ...`) by `new`,
+/// whatever value the shipped file has.
+fn edit(file: &Path, key: &str, new: &str) {
     let text = std::fs::read_to_string(file).unwrap();
-    assert_eq!(text.matches(old).count(), 1, "{}: `{old}` is not there exactly once", file.display());
-    std::fs::write(file, text.replacen(old, new, 1)).unwrap();
+    let prefix = format!("{key} = ");
+    let lines: Vec<&str> = text.lines().collect();
+    let at: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with(&prefix)).collect();
+    assert_eq!(at.len(), 1, "{}: `{key}` is not set exactly once", file.display());
+    let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    out[at[0]] = new.to_string();
+    std::fs::write(file, out.join("\n") + "\n").unwrap();
+}
+
+/// Replaces the `min_score` of the `low` tier (the last `min_score` line).
+fn edit_low_tier(file: &Path, new: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines.iter().rposition(|l| l.starts_with("min_score = ")).expect("a tier");
+    assert!(lines[..at].iter().rev().find(|l| l.starts_with("name = ")).is_some_and(|l| l.contains("\"low\"")));
+    lines[at] = new.to_string();
+    std::fs::write(file, lines.join("\n") + "\n").unwrap();
 }
 
 /// A report without what tells where it came from, and without notes
@@ -85,8 +101,8 @@ fn each_sweep_row_equals_a_separate_score_and_eval() {
     // A signal parameter (changes hits), a hit weight and a tier threshold
     // (only regroup them), and a config duration given unquoted. All but
     // the duration change the figures on this population.
-    let history = [("5", "min_history = 5"), ("40", "min_history = 40")];
-    let weight = [("0.3", "weight = 0.3"), ("0.6", "weight = 0.6")];
+    let history = [("3", "min_history = 3"), ("40", "min_history = 40")];
+    let weight = [("0.4", "weight = 0.4"), ("1.0", "weight = 1.0")];
     let low = [("0.1", "min_score = 0.1"), ("0.3", "min_score = 0.3")];
     let gap = ("3h", "gap = \"3h\"");
     let sweep = ok(&[
@@ -94,9 +110,9 @@ fn each_sweep_row_equals_a_separate_score_and_eval() {
         "--data",
         &data,
         "--set",
-        "likes/unexposed-off-pattern.off_pattern.min_history=5,40",
+        "likes/unexposed-off-pattern.off_pattern.min_history=3,40",
         "--set",
-        "likes/unexposed-off-pattern.hit.weight=0.3,0.6",
+        "likes/unexposed-off-pattern.hit.weight=0.4,1.0",
         "--set",
         "tier.low.min_score=0.1,0.3",
         "--set",
@@ -126,10 +142,10 @@ fn each_sweep_row_equals_a_separate_score_and_eval() {
                 let rules = tmp.path().join(format!("rules-{i}"));
                 copy_dir(Path::new("rules"), &rules);
                 let rule = rules.join("likes/unexposed-off-pattern.toml");
-                edit(&rule, "min_history = 20", h_line);
-                edit(&rule, "weight = 0.5", w_line);
-                edit(&rules.join("changeling.toml"), "min_score = 0.2", l_line);
-                edit(&rules.join("changeling.toml"), "gap = \"6h\"", gap.1);
+                edit(&rule, "min_history", h_line);
+                edit(&rule, "weight", w_line);
+                edit_low_tier(&rules.join("changeling.toml"), l_line);
+                edit(&rules.join("changeling.toml"), "gap", gap.1);
                 let rules = rules.to_str().unwrap();
                 let alerts = tmp.path().join(format!("alerts-{i}.jsonl"));
                 let alerts = alerts.to_str().unwrap();
