@@ -179,7 +179,9 @@ impl Plan {
              families combine as 1 - prod(1 - family); times prod(1 - weight*strength) over hits against",
             m.repeat_discount, m.family_cap
         );
-        let _ = writeln!(out, "families: {}", m.families.join(", "));
+        let families: Vec<String> =
+            (0..m.families.len()).map(|f| format!("{} (cap {})", m.families[f], m.cap(f))).collect();
+        let _ = writeln!(out, "families: {}", families.join(", "));
         let tiers: Vec<String> = c.tiers.iter().map(|t| format!("{} >= {}", t.name, t.min_score)).collect();
         let _ = writeln!(out, "tiers: {} (below the last: not written)", tiers.join(", "));
         for r in &self.rules {

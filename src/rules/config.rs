@@ -73,11 +73,19 @@ pub struct ScoreModel {
     pub family_cap: f64,
     /// Family names rules may use, in the order alerts list them.
     pub families: Vec<String>,
+    /// Caps of particular families (`[score.caps]`), by family name; the
+    /// others have `family_cap`.
+    pub caps: BTreeMap<String, f64>,
 }
 
 impl Default for ScoreModel {
     fn default() -> Self {
-        ScoreModel { repeat_discount: 0.5, family_cap: 0.7, families: FAMILIES.iter().map(|f| f.to_string()).collect() }
+        ScoreModel {
+            repeat_discount: 0.5,
+            family_cap: 0.7,
+            families: FAMILIES.iter().map(|f| f.to_string()).collect(),
+            caps: BTreeMap::new(),
+        }
     }
 }
 
@@ -85,6 +93,16 @@ impl ScoreModel {
     /// The index of a family name.
     pub fn family(&self, name: &str) -> Option<usize> {
         self.families.iter().position(|f| f == name)
+    }
+
+    /// The cap of family `f` (an index into `families`).
+    pub fn cap(&self, f: usize) -> f64 {
+        self.caps.get(&self.families[f]).copied().unwrap_or(self.family_cap)
+    }
+
+    /// The largest cap of any family.
+    pub fn max_cap(&self) -> f64 {
+        (0..self.families.len()).map(|f| self.cap(f)).fold(0.0, f64::max)
     }
 }
 
@@ -230,22 +248,56 @@ impl Config {
                     m.families = names;
                 }
             }
+            if let Some(caps) = score.table(&mut ctx, "caps", "[score.caps]") {
+                for (key, value) in caps.entries() {
+                    let name = key.get_ref().to_string();
+                    match crate::rules::reader::as_number(value.get_ref()) {
+                        Some(x) if (0.0..=1.0).contains(&x) => {
+                            m.caps.insert(name, x);
+                        }
+                        Some(x) => {
+                            ctx.report(
+                                Code::BadValue,
+                                value.span(),
+                                format!("the cap of `{name}` is {x}, but must be between 0 and 1"),
+                            );
+                        }
+                        None => {
+                            ctx.report(
+                                Code::WrongType,
+                                value.span(),
+                                format!("the cap of `{name}` must be a number from 0 to 1"),
+                            );
+                        }
+                    }
+                }
+            }
+            for name in m.caps.keys() {
+                if !m.families.contains(name) {
+                    let names: Vec<&str> = m.families.iter().map(String::as_str).collect();
+                    let help = super::diag::unknown_name_help(name, &names);
+                    ctx.report(Code::BadValue, score.span.clone(), format!("[score.caps] names `{name}`, which is not a family"))
+                        .help = help;
+                }
+            }
             cap_span = Some(cap.map_or_else(|| score.span.clone(), |c| c.span));
             score.finish(&mut ctx);
         }
         if let Some(top) = config.tiers.first()
-            && config.score.family_cap >= top.min_score
+            && config.score.max_cap() > top.min_score
         {
             ctx.report(
                 Code::SingleFamilyTops,
                 cap_span.unwrap_or(0..0),
                 format!(
-                    "`family_cap` ({}) reaches the top tier `{}` (min_score {}): one kind of evidence alone can reach it",
-                    config.score.family_cap, top.name, top.min_score
+                    "a family cap ({}) is above the top tier `{}` (min_score {}): one kind of evidence alone can reach it",
+                    config.score.max_cap(),
+                    top.name,
+                    top.min_score
                 ),
             )
             .help
-            .push(format!("help: a cap below {} makes `{}` need two families of evidence", top.min_score, top.name));
+            .push(format!("help: caps up to {} make `{}` need two families of evidence", top.min_score, top.name));
         }
 
         if let Some(lists) = r.table(&mut ctx, "lists", "[lists]") {

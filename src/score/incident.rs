@@ -186,7 +186,7 @@ pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec
         if es.is_empty() {
             continue;
         }
-        let e = family_evidence(&mut es, model);
+        let e = family_evidence(&mut es, model.repeat_discount, model.cap(f));
         keep_for *= 1.0 - e;
         families.push(FamilyEvidence { family: f, evidence: round4(e), hits: es.len() as u32 });
     }
@@ -194,16 +194,23 @@ pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec
 }
 
 /// One family's evidence from its hits' evidence `es` (reordered):
-/// strongest first, the k-th discounted by `repeat_discount^(k-1)`, capped.
-pub fn family_evidence(es: &mut [f64], model: &ScoreModel) -> f64 {
+/// strongest first, the k-th discounted by `repeat_discount^(k-1)`, then
+/// saturated below the cap: `cap * (1 - keep^(1/cap))` where `keep =
+/// prod(1 - e_k d^(k-1))`. Near zero it is the plain noisy-OR; it never
+/// reaches the cap; and it keeps order (more evidence, more score), so
+/// incidents of one kind still rank among themselves.
+pub fn family_evidence(es: &mut [f64], repeat_discount: f64, cap: f64) -> f64 {
     es.sort_unstable_by(|a, b| b.total_cmp(a));
     let mut keep = 1.0;
     let mut discount = 1.0;
     for &e in es.iter() {
         keep *= 1.0 - e * discount;
-        discount *= model.repeat_discount;
+        discount *= repeat_discount;
     }
-    (1.0 - keep).min(model.family_cap)
+    if cap <= 0.0 {
+        return 0.0;
+    }
+    cap * (1.0 - keep.powf(1.0 / cap))
 }
 
 #[cfg(test)]
@@ -267,6 +274,18 @@ mod tests {
         assert_eq!(s, 0.7);
         assert_eq!(f[0].hits, 50);
         assert!(s < 0.8, "one family alone stays below the default high tier");
+    }
+
+    #[test]
+    fn a_family_may_have_a_cap_of_its_own() {
+        let mut m = model();
+        m.caps.insert("content".into(), 0.45);
+        let hits: Vec<Hit> = (0..5).map(|k| hit(1, k, 1.0, Effect::For)).collect();
+        assert_eq!(score(&hits, &rules(), &m).0, 0.45);
+        // Cleanup keeps the general cap.
+        let hits: Vec<Hit> = (0..5).map(|k| hit(2, k, 1.0, Effect::For)).collect();
+        let cleanup = RuleScore { weight: 1.0, families: vec![2] };
+        assert_eq!(score(&hits, &[cleanup.clone(), cleanup.clone(), cleanup], &m).0, 0.7);
     }
 
     #[test]

@@ -19,11 +19,13 @@
 //! `pi_v` (over all accounts' history events) with `smoothing` pseudo-events:
 //! `p_v = (c_v + smoothing * pi_v) / (n + smoothing)`. For the item's labels
 //! the most familiar label counts: `p = max_v p_v`. The signal fires when
-//! `p <= max_probability`, with strength
-//! `(1 - p / max_probability) * (1 - P[Binomial(n, max_probability) <= c])`:
-//! the second factor (statrs) is the confidence that the account's true rate
-//! is below `max_probability` given how much history it has, so a short
-//! history speaks softly. Below `min_history` history events it abstains.
+//! `p <= max_probability`, with strength `2 * P[rate <= max_probability] - 1`
+//! under the posterior of the account's rate of that value,
+//! `Beta(c_v + smoothing * pi_v, n - c_v + smoothing * (1 - pi_v))`
+//! (statrs): how sure the baseline is that the account rarely engages with
+//! it. A value rare in the population is confidently rare for a short
+//! history too; a common one needs history first. Below `min_history`
+//! history events it abstains.
 //! With several features, every feature that has evidence must be off
 //! pattern; the strength is the smallest.
 //!
@@ -71,7 +73,9 @@
 //! - `full_surprise = 4.0`: the burst surprise (`-log10` probability) at
 //!   which the burst factor reaches 1.
 //! - `novelty_prior = 0.05`, `novelty_smoothing = 20.0`: the account's
-//!   novelty rate before it has history of its own.
+//!   novelty rate before it has history of its own; `"good_turing"` for the
+//!   account's own Good–Turing estimate of meeting a value it never met,
+//!   `(N1 + 1) / (n + 2)` over its baseline.
 //! - `max_burst = 10`: a burst counts as at most this many events (0: no
 //!   limit).
 //! - `return_window = "0s"`: how far to look ahead for a return to the
