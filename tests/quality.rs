@@ -6,7 +6,7 @@
 //! floor, so that a regression in rules or engine fails CI. The floors sit
 //! a little below what this exact population gives today (benign at high
 //! 3 of 2,855; recall at high: story and takeover 0.96, campaign 0.88,
-//! follow_spree 0.76, quiet 0.68; ROC AUC 0.983). The full-size figures,
+//! quiet 0.80, follow_spree 0.76; ROC AUC 0.982). The full-size figures,
 //! 20,000 accounts over 60 days on seeds the rules were not tuned on, are in
 //! the README.
 
@@ -53,7 +53,7 @@ fn shipped_rules_meet_the_quality_floor() {
             "story" | "takeover" => 0.9,
             "campaign" => 0.8,
             "follow_spree" => 0.7,
-            "quiet" => 0.6,
+            "quiet" => 0.7,
             other => panic!("unknown style {other}"),
         };
         assert!(recall >= floor, "recall of `{style}` at high is {recall}, below {floor}: {report:#}");

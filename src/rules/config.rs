@@ -18,7 +18,9 @@
 //!
 //! [score]
 //! repeat_discount = 0.5 # the k-th strongest hit of one family counts 0.5^(k-1) of its evidence
-//! family_cap = 0.7      # the most one family contributes alone: below `high`, so high needs two
+//! family_cap = 0.8      # one family saturates below this: not above `high`, so high needs two
+//! [score.caps]          # caps of particular families (the others: family_cap)
+//! content = 0.5
 //! families = ["content", "exposure", "cleanup", "context", "automation", "lockstep"]
 //!
 //! [lists]
@@ -82,7 +84,7 @@ impl Default for ScoreModel {
     fn default() -> Self {
         ScoreModel {
             repeat_discount: 0.5,
-            family_cap: 0.7,
+            family_cap: 0.8,
             families: FAMILIES.iter().map(|f| f.to_string()).collect(),
             caps: BTreeMap::new(),
         }

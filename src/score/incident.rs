@@ -196,9 +196,10 @@ pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec
 /// One family's evidence from its hits' evidence `es` (reordered):
 /// strongest first, the k-th discounted by `repeat_discount^(k-1)`, then
 /// saturated below the cap: `cap * (1 - keep^(1/cap))` where `keep =
-/// prod(1 - e_k d^(k-1))`. Near zero it is the plain noisy-OR; it never
-/// reaches the cap; and it keeps order (more evidence, more score), so
-/// incidents of one kind still rank among themselves.
+/// prod(1 - e_k d^(k-1))`. Near zero it is the plain noisy-OR; it stays
+/// below the cap (at most `cap - 0.0001`); and it keeps order (more
+/// evidence, more score), so incidents of one kind still rank among
+/// themselves.
 pub fn family_evidence(es: &mut [f64], repeat_discount: f64, cap: f64) -> f64 {
     es.sort_unstable_by(|a, b| b.total_cmp(a));
     let mut keep = 1.0;
@@ -210,7 +211,9 @@ pub fn family_evidence(es: &mut [f64], repeat_discount: f64, cap: f64) -> f64 {
     if cap <= 0.0 {
         return 0.0;
     }
-    cap * (1.0 - keep.powf(1.0 / cap))
+    // At most one step of the alerts' precision below the cap, so that a
+    // cap equal to a tier's threshold stays under it after rounding.
+    (cap * (1.0 - keep.powf(1.0 / cap))).min(cap - 1e-4).max(0.0)
 }
 
 #[cfg(test)]
@@ -221,6 +224,11 @@ mod tests {
 
     fn model() -> ScoreModel {
         ScoreModel::default()
+    }
+
+    /// A family's evidence from its noisy-OR `raw`, under cap `cap`.
+    fn sat(raw: f64, cap: f64) -> f64 {
+        cap * (1.0 - (1.0 - raw).powf(1.0 / cap))
     }
 
     fn hit(rule: u32, minute: i64, strength: f64, effect: Effect) -> Hit {
@@ -237,6 +245,11 @@ mod tests {
         }
     }
 
+    fn on(mut h: Hit, target: usize) -> Hit {
+        h.target = Some(Interner::sym_at(target));
+        h
+    }
+
     /// Rules 0 and 1 are content, 2 cleanup, 3 both context and automation, 4 against.
     fn rules() -> Vec<RuleScore> {
         vec![
@@ -249,10 +262,12 @@ mod tests {
     }
 
     #[test]
-    fn one_hit_counts_its_weight_times_strength() {
+    fn one_hit_counts_its_weight_times_strength_saturated() {
         let (s, f) = score(&[hit(0, 0, 0.8, Effect::For)], &rules(), &model());
-        assert_eq!(s, 0.4);
-        assert_eq!(f, vec![FamilyEvidence { family: 0, evidence: 0.4, hits: 1 }]);
+        assert_eq!(s, round4(sat(0.4, 0.8)));
+        assert_eq!(f, vec![FamilyEvidence { family: 0, evidence: round4(sat(0.4, 0.8)), hits: 1 }]);
+        // Small evidence is nearly untouched by the saturation.
+        assert!((sat(0.05, 0.8) - 0.05).abs() < 0.001);
     }
 
     #[test]
@@ -260,20 +275,25 @@ mod tests {
         // 0.4, then 0.4 * 0.5, then 0.4 * 0.25: 1 - 0.6 * 0.8 * 0.9 = 0.568.
         let hits: Vec<Hit> = (0..3).map(|m| hit(0, m, 0.8, Effect::For)).collect();
         let (s, _) = score(&hits, &rules(), &model());
-        assert_eq!(s, 0.568);
+        assert_eq!(s, round4(sat(0.568, 0.8)));
         // The strongest counts fully whatever the order of the hits.
         let hits = [hit(0, 0, 0.2, Effect::For), hit(0, 1, 1.0, Effect::For)];
         let (s, _) = score(&hits, &rules(), &model());
-        assert_eq!(s, round4(1.0 - 0.5 * (1.0 - 0.1 * 0.5)));
+        assert_eq!(s, round4(sat(1.0 - 0.5 * (1.0 - 0.1 * 0.5), 0.8)));
     }
 
     #[test]
-    fn one_family_never_passes_the_cap() {
+    fn one_family_stays_below_its_cap_and_keeps_order() {
         let hits: Vec<Hit> = (0..50).map(|m| hit(1, m, 1.0, Effect::For)).collect();
         let (s, f) = score(&hits, &rules(), &model());
-        assert_eq!(s, 0.7);
+        assert_eq!(s, 0.7999);
         assert_eq!(f[0].hits, 50);
-        assert!(s < 0.8, "one family alone stays below the default high tier");
+        let config = Config::default();
+        assert_eq!(config.tiers[config.tier_of(s).unwrap()].name, "medium", "one family alone stays below high");
+        // More evidence of one kind still scores more.
+        let a = score(&[hit(1, 0, 0.6, Effect::For)], &rules(), &model()).0;
+        let b = score(&[hit(1, 0, 0.9, Effect::For)], &rules(), &model()).0;
+        assert!(a < b && b < 0.8, "{a} {b}");
     }
 
     #[test]
@@ -281,26 +301,28 @@ mod tests {
         let mut m = model();
         m.caps.insert("content".into(), 0.45);
         let hits: Vec<Hit> = (0..5).map(|k| hit(1, k, 1.0, Effect::For)).collect();
-        assert_eq!(score(&hits, &rules(), &m).0, 0.45);
+        assert_eq!(score(&hits, &rules(), &m).0, 0.4499);
         // Cleanup keeps the general cap.
-        let hits: Vec<Hit> = (0..5).map(|k| hit(2, k, 1.0, Effect::For)).collect();
         let cleanup = RuleScore { weight: 1.0, families: vec![2] };
-        assert_eq!(score(&hits, &[cleanup.clone(), cleanup.clone(), cleanup], &m).0, 0.7);
+        let hits: Vec<Hit> = (0..5).map(|k| hit(0, k, 1.0, Effect::For)).collect();
+        assert_eq!(score(&hits, &[cleanup], &m).0, 0.7999);
     }
 
     #[test]
     fn families_corroborate() {
-        // content 0.5 and cleanup 0.5: 1 - 0.5 * 0.5.
+        // content 0.5 and cleanup 0.5, each saturated, combined.
         let hits = [hit(1, 0, 0.5, Effect::For), hit(2, 1, 1.0, Effect::For)];
         let (s, f) = score(&hits, &rules(), &model());
-        assert_eq!(s, 0.75);
+        let one = sat(0.5, 0.8);
+        assert_eq!(s, round4(1.0 - (1.0 - one) * (1.0 - one)));
         assert_eq!(f.iter().map(|x| x.family).collect::<Vec<_>>(), [0, 2]);
     }
 
     #[test]
     fn a_rule_of_two_families_counts_in_both() {
         let (s, f) = score(&[hit(3, 0, 1.0, Effect::For)], &rules(), &model());
-        assert_eq!(s, 0.75);
+        let one = sat(0.5, 0.8);
+        assert_eq!(s, round4(1.0 - (1.0 - one) * (1.0 - one)));
         assert_eq!(f.len(), 2);
     }
 
@@ -313,7 +335,7 @@ mod tests {
         let other = on(hit(0, 2, 0.8, Effect::For), 2);
         let tap = on(hit(4, 1, 0.5, Effect::Against), 0);
         let (s, f) = score(&[undone, other.clone(), tap.clone()], &rules(), &model());
-        assert_eq!(s, round4(1.0 - (1.0 - 0.4) * (1.0 - 0.3 * 0.5)));
+        assert_eq!(s, round4(sat(1.0 - (1.0 - 0.4) * (1.0 - 0.3 * 0.5), 0.8)));
         assert_eq!(f.len(), 1, "against hits are not a family");
         // A tap on another target changes nothing.
         let elsewhere = on(tap, 7);
@@ -326,11 +348,6 @@ mod tests {
         let m = ScoreModel { repeat_discount: 1.0, family_cap: 1.0, ..model() };
         let hits: Vec<Hit> = (0..3).map(|k| hit(0, k, 0.8, Effect::For)).collect();
         assert_eq!(score(&hits, &rules(), &m).0, round4(1.0 - 0.6f64.powi(3)));
-    }
-
-    fn on(mut h: Hit, target: usize) -> Hit {
-        h.target = Some(Interner::sym_at(target));
-        h
     }
 
     #[test]
@@ -353,7 +370,7 @@ mod tests {
         assert_eq!(out[0].end, 601 * MINUTE);
         assert_eq!(out[0].families.len(), 2, "content and cleanup together");
         assert_eq!(out[1].hits.len(), 1);
-        // Without the link, three incidents.
+        // Without the link, the removals are an incident of their own.
         let unlinked = Config { incident_link: 0, ..Config::default() };
         let hits = vec![
             on(hit(1, 0, 0.9, Effect::For), 1),
@@ -375,7 +392,7 @@ mod tests {
         let out = group(hits, &rules(), &config);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].hits.len(), 2);
-        assert_eq!(out[0].score, round4(1.0 - 0.3 * 0.5));
+        assert_eq!(out[0].score, round4(1.0 - (1.0 - sat(0.9, 0.8)) * (1.0 - sat(0.5, 0.8))));
         assert_eq!(config.tiers[out[0].tier].name, "high");
     }
 }
