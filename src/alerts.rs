@@ -260,12 +260,9 @@ impl<'a> AlertColumns<'a> {
         .map_err(io::Error::other)?;
         let hits =
             ListArray::try_new(hit_item(), offsets(c.hit_offsets), Arc::new(hits), None).map_err(io::Error::other)?;
-        let families = StructArray::try_new(
-            family_fields(),
-            vec![strs(c.family), Arc::new(Float64Array::from(c.evidence))],
-            None,
-        )
-        .map_err(io::Error::other)?;
+        let families =
+            StructArray::try_new(family_fields(), vec![strs(c.family), Arc::new(Float64Array::from(c.evidence))], None)
+                .map_err(io::Error::other)?;
         let families = ListArray::try_new(family_item(), offsets(c.family_offsets), Arc::new(families), None)
             .map_err(io::Error::other)?;
         RecordBatch::try_new(

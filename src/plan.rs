@@ -175,9 +175,10 @@ impl Plan {
         let m = &c.score;
         let _ = writeln!(
             out,
-            "score: per family, 1 - prod(1 - weight*strength * {}^(k-1)) over its hits for, strongest first, capped at {}; \
-             families combine as 1 - prod(1 - family); times prod(1 - weight*strength) over hits against",
-            m.repeat_discount, m.family_cap
+            "score: per family, raw = 1 - prod(1 - weight*strength * {}^(k-1)) over its hits for, strongest first, \
+             saturated below its cap as cap * (1 - (1 - raw)^(1/cap)); families combine as 1 - prod(1 - family); \
+             a hit against discounts the likes it undoes",
+            m.repeat_discount
         );
         let families: Vec<String> =
             (0..m.families.len()).map(|f| format!("{} (cap {})", m.families[f], m.cap(f))).collect();

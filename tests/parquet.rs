@@ -585,10 +585,11 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
             let f = families.value(i);
             let f = f.as_struct();
             let names = strs(f.column_by_name("family").unwrap());
-            let evidence = f.column_by_name("evidence").unwrap().as_primitive::<arrow::datatypes::Float64Type>().clone();
+            let evidence =
+                f.column_by_name("evidence").unwrap().as_primitive::<arrow::datatypes::Float64Type>().clone();
             let mut family_map = serde_json::Map::new();
-            for j in 0..f.len() {
-                family_map.insert(names[j].as_str().unwrap().to_string(), json!(evidence.value(j)));
+            for (j, name) in names.iter().enumerate() {
+                family_map.insert(name.as_str().unwrap().to_string(), json!(evidence.value(j)));
             }
             let h = hits.value(i);
             let h = h.as_struct();

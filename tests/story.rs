@@ -143,14 +143,14 @@ fn the_controls_are_not_high() {
     assert_controls_not_high(dir);
     let (plan, data) = run_on(dir);
     let out = Scorer::new(&plan, &data).run();
-    // One regret removal of a like the feed showed is seen, but only as
-    // weak evidence. The likes found by search are off pattern and only
-    // partly explained by navigation: novelty alone, which stays low.
-    assert_eq!(best_tier(&plan, &data, &out, "ctl_regret"), Some("low"));
+    // One regret removal of a like the feed showed is below every tier. The
+    // likes found by search are off pattern and only partly explained by
+    // navigation: novelty alone, which stays low.
+    assert_eq!(best_tier(&plan, &data, &out, "ctl_regret"), None);
     assert_eq!(best_tier(&plan, &data, &out, "ctl_search"), Some("low"));
     // Nobody in the background population is flagged at all.
     let flagged: Vec<&str> = out.iter().map(|a| data.strings.resolve(a.actor)).collect();
-    assert_eq!(flagged, ["ctl_regret", "ctl_search", "liu"]);
+    assert_eq!(flagged, ["ctl_search", "liu"]);
 }
 
 #[test]

@@ -278,8 +278,12 @@ impl Config {
                 if !m.families.contains(name) {
                     let names: Vec<&str> = m.families.iter().map(String::as_str).collect();
                     let help = super::diag::unknown_name_help(name, &names);
-                    ctx.report(Code::BadValue, score.span.clone(), format!("[score.caps] names `{name}`, which is not a family"))
-                        .help = help;
+                    ctx.report(
+                        Code::BadValue,
+                        score.span.clone(),
+                        format!("[score.caps] names `{name}`, which is not a family"),
+                    )
+                    .help = help;
                 }
             }
             cap_span = Some(cap.map_or_else(|| score.span.clone(), |c| c.span));

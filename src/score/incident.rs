@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(f.len(), 1, "against hits are not a family");
         // A tap on another target changes nothing.
         let elsewhere = on(tap, 7);
-        let (alone, _) = score(&[other.clone()], &rules(), &model());
+        let (alone, _) = score(std::slice::from_ref(&other), &rules(), &model());
         assert_eq!(score(&[other, elsewhere], &rules(), &model()).0, alone);
     }
 

@@ -31,12 +31,12 @@
 //! signal adds none of its own.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
+use crate::data::{AccountSpan, Dataset};
+use crate::intern::Sym;
 use crate::rules::Effect;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, Sp, TableReader};
-use crate::intern::Sym;
 use crate::score::Hit;
 use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339};
 

@@ -64,8 +64,8 @@ use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome, actions_param};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, TableReader};

@@ -26,8 +26,8 @@
 //! operator's headquarters.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{TableKind, ev};
+use crate::data::{AccountSpan, Dataset};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, Millis, format_rfc3339, human_duration};
 

@@ -43,8 +43,8 @@ use std::sync::Arc;
 
 use super::aggregate::ItemActors;
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
 use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};

@@ -34,8 +34,8 @@ pub mod unlike_latency;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{TableKind, ev};
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::reader::{Ctx, Sp, TableReader};
 use crate::time::Millis;

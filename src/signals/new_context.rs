@@ -37,8 +37,8 @@
 //! `device`, `client` and `country` over `ip`.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::{Kind, TableKind};
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::SymMap;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};

@@ -257,7 +257,6 @@ impl Params {
             ("novelty_prior", self.novelty_prior.map_or_else(|| "good_turing".into(), |x| x.to_string())),
             ("novelty_smoothing", self.novelty_smoothing.to_string()),
             ("max_burst", self.max_burst.to_string()),
-
             ("return_window", compact_duration(self.return_window)),
             ("return_after", compact_duration(self.return_after)),
         ]
@@ -306,7 +305,11 @@ fn novelty_prior(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<f64> 
         if text == "good_turing" {
             return None;
         }
-        ctx.report(Code::BadValue, v.span(), format!("`novelty_prior` is \"{text}\": a number from 1e-6 to 1, or \"good_turing\""));
+        ctx.report(
+            Code::BadValue,
+            v.span(),
+            format!("`novelty_prior` is \"{text}\": a number from 1e-6 to 1, or \"good_turing\""),
+        );
         return Some(0.05);
     }
     Some(r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05))
@@ -557,7 +560,7 @@ impl Bound {
         while s.burst.front().is_some_and(|r| r.ts < since) {
             let r = s.burst.pop_front().expect("checked");
             if !r.novel.is_empty() {
-                self.into_baseline(s, e.data, r.ts, r.i, r.judged, true);
+                self.enter_baseline(s, e.data, r.ts, r.i, r.judged, true);
             }
         }
         let horizon = e.ts.saturating_sub(self.params.window);
@@ -572,7 +575,7 @@ impl Bound {
         }
     }
 
-    fn into_baseline(&self, s: &mut State, data: &Dataset, ts: Millis, i: u32, judged: bool, novel: bool) {
+    fn enter_baseline(&self, s: &mut State, data: &Dataset, ts: Millis, i: u32, judged: bool, novel: bool) {
         s.judged += u32::from(judged);
         s.novel += u32::from(novel);
         s.window.push_back((ts, i, judged, novel));
@@ -625,11 +628,11 @@ impl Bound {
             let judged = j.judged();
             let novel = if j.novel() { j.values } else { Vec::new() };
             if novel.is_empty() {
-                self.into_baseline(s, e.data, e.ts, e.i as u32, judged, false);
+                self.enter_baseline(s, e.data, e.ts, e.i as u32, judged, false);
             }
             s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
         } else {
-            self.into_baseline(s, e.data, e.ts, e.i as u32, false, false);
+            self.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
         }
     }
 

@@ -35,8 +35,8 @@
 use toml::de::DeValue;
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader, str_list_value};

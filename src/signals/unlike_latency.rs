@@ -38,8 +38,8 @@
 //! cannot be paired: such unlikes give no evidence.
 
 use super::{BindCache, Ev, Outcome};
-use crate::data::{AccountSpan, Dataset};
 use crate::data::schema::TableKind;
+use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::rules::reader::{Ctx, TableReader};
@@ -249,7 +249,11 @@ impl Bound {
                 format_rfc3339(burst.start)
             ));
         } else if burst.likes > 1 && p.coverage > 0.0 {
-            why.push_str(&format!("; one of a burst of {} likes starting {}", burst.likes, format_rfc3339(burst.start)));
+            why.push_str(&format!(
+                "; one of a burst of {} likes starting {}",
+                burst.likes,
+                format_rfc3339(burst.start)
+            ));
         }
         Outcome::Fire { strength, why }
     }
