@@ -477,6 +477,8 @@ pub struct State {
     /// With `return_window`: per feature, the times of the account's
     /// history events with each value, over its whole log.
     times: Vec<SymMap<Vec<Millis>>>,
+    /// The judgement of the event last judged, by event index.
+    cached: Option<(usize, Judgement)>,
     values: Vec<Sym>,
 }
 
@@ -508,6 +510,7 @@ impl Bound {
         s.singles.iter_mut().for_each(|x| *x = 0);
         (s.judged, s.novel) = (0, 0);
         s.burst.clear();
+        s.cached = None;
         for t in &mut s.times {
             t.clear();
         }
@@ -622,9 +625,8 @@ impl Bound {
         if !self.history.contains(&e.action) {
             return;
         }
-        self.evict(s, e);
         if self.params.burst_window > 0 {
-            let j = self.judge(s, e);
+            let j = self.judgement(s, e);
             let judged = j.judged();
             let novel = if j.novel() { j.values } else { Vec::new() };
             if novel.is_empty() {
@@ -632,6 +634,7 @@ impl Bound {
             }
             s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
         } else {
+            self.evict(s, e);
             self.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
         }
     }
@@ -710,10 +713,27 @@ impl Bound {
         })
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+    /// The judgement of event `e`, computed once per event however many
+    /// rules ask (and `observe` after them): the state does not change
+    /// between them, and every parameter the judgement uses is part of the
+    /// state key, so each asker would compute the same.
+    fn judgement(&self, s: &mut State, e: &Ev<'_>) -> Judgement {
         self.evict(s, e);
+        match s.cached.take() {
+            Some((i, j)) if i == e.i => j,
+            _ => self.judge(s, e),
+        }
+    }
+
+    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+        let j = self.judgement(s, e);
+        let out = self.eval_judged(s, e, &j);
+        s.cached = Some((e.i, j));
+        out
+    }
+
+    fn eval_judged(&self, s: &State, e: &Ev<'_>, j: &Judgement) -> Outcome {
         let p = &self.params;
-        let j = self.judge(s, e);
         if j.familiar {
             return Outcome::Quiet;
         }
