@@ -5,10 +5,12 @@
 //! ```text
 //! rules/*.toml --load--> RuleFile --validate--> Rule --compile--> Plan
 //! dataset/     --read--> Dataset (columnar, sorted per account)
-//! Plan + Dataset --bind--> Scorer --(rayon, per-worker Scratch)--> incidents --> alerts.jsonl
+//! Plan + facts of the run --bind--> BoundPlan (once per run)
+//! BoundPlan + partition --> Scorer --(rayon, per-worker Scratch)--> incidents --> alerts.jsonl
 //! ```
 
 pub mod alerts;
+pub mod bind;
 pub mod data;
 pub mod eval;
 pub mod intern;

@@ -14,7 +14,7 @@ use crate::data::Projection;
 use crate::data::schema::TableKind;
 use crate::rules::filter::{FieldRef, Filter};
 use crate::rules::{Config, Effect, RuleSet, Severity, When};
-use crate::signals::SignalDef;
+use crate::signals::{SignalDef, StateKey};
 
 /// One signal of a planned rule.
 #[derive(Clone, Debug)]
@@ -58,8 +58,9 @@ pub struct PlannedRule {
 /// A per-account state shared by the signals with one state key.
 #[derive(Clone, Debug)]
 pub struct Slot {
-    /// The state key.
-    pub key: String,
+    /// The state key: the signal kind and every parameter its state
+    /// depends on.
+    pub key: StateKey,
     /// (rule, signal) index of the first user; its binding drives the state.
     pub owner: (usize, usize),
     /// Every (rule id, signal kind) using it.
@@ -88,21 +89,22 @@ impl Plan {
         let mut read = |t: TableKind, c: &str| {
             reads.entry(t).or_default().insert(c.to_string());
         };
-        // Always read: what alerts are made of, and ground truth.
+        // Always read: what alerts are made of. (Ground truth is for
+        // evaluation, which reads it itself.)
         for c in ["ts", "actor", "action", "target", "target_author"] {
             read(TableKind::Events, c);
         }
         for c in ["id", "author", "labels"] {
             read(TableKind::Items, c);
         }
-        for c in crate::data::schema::LABELS {
-            read(TableKind::Labels, c.name);
-        }
-        read(TableKind::Labels, "style");
+        // Rule references are resolved here, once: signals see rule numbers.
+        let ids: Vec<String> = set.rules.iter().map(|r| r.id.value.clone()).collect();
         for (ri, rule) in set.rules.iter().enumerate() {
             let mut signals = Vec::new();
             for (si, s) in rule.signals.iter().enumerate() {
-                let key = s.def.state_key();
+                let mut def = s.def.clone();
+                def.resolve(&ids);
+                let key = def.state_key();
                 let slot = match slots.iter().position(|sl| sl.key == key) {
                     Some(i) => i,
                     None => {
@@ -110,11 +112,11 @@ impl Plan {
                         slots.len() - 1
                     }
                 };
-                slots[slot].users.push((rule.id.value.clone(), s.def.kind()));
-                for (t, c) in s.def.reads() {
+                slots[slot].users.push((rule.id.value.clone(), def.kind()));
+                for (t, c) in def.needs().reads {
                     read(t, &c);
                 }
-                signals.push(PlannedSignal { def: s.def.clone(), require: s.require, slot });
+                signals.push(PlannedSignal { def, require: s.require, slot });
             }
             let mut fields: Vec<FieldRef> = Vec::new();
             rule.filters.iter().for_each(|f| f.fields(&mut fields));

@@ -35,6 +35,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::bind::BoundPlan;
 use crate::data::read::{self, TableSink};
 use crate::data::table::{Table, TableBuilder};
 use crate::data::{
@@ -43,7 +44,6 @@ use crate::data::{
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Scorer};
-use crate::signals::BindCache;
 use crate::signals::aggregate::Aggregates;
 use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
 
@@ -282,8 +282,15 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     // partitioned by account with them (there can be more of them than
     // events).
     let impression_files = source::locate(dir, TableKind::Impressions)?;
-    let mut side =
-        Side::read_except(dir, &[TableKind::Impressions], &opts.read, &progress.read, &mut strings, &mut report)?;
+    // Ground truth is for evaluation: scoring does not read it.
+    let mut side = Side::read_except(
+        dir,
+        &[TableKind::Impressions, TableKind::Labels],
+        &opts.read,
+        &progress.read,
+        &mut strings,
+        &mut report,
+    )?;
     trace("side tables read", &strings);
     let mut sink = EventsSink {
         table: Table::new(TableKind::Events),
@@ -374,7 +381,6 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     aggregates.spill_to(&spill_dir, buckets.clamp(1, 1024)).map_err(spill_err)?;
     let ctx = PartitionCtx {
         dir,
-        plan,
         side: &side,
         strings: &strings,
         template: &aggregates,
@@ -425,9 +431,11 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     // what is left are split again.
     let fixed = resident_bytes();
     let ctx = PartitionCtx { budget: worker_budget(opts.memory, 0.6), ..ctx };
+    // Bound once for the run; each partition binds only its filters.
+    let bound = BoundPlan::for_run(plan, &strings, &side, impression_files.is_some(), &cache).shared();
     let parts: Vec<PartResult> = sorted
         .par_iter()
-        .map(|f| ctx.score(f, &cache, progress))
+        .map(|f| ctx.score(f, &bound, progress))
         .collect::<Result<Vec<_>, std::io::Error>>()
         .map_err(spill_err)?;
     trace("partitions scored", &strings);
@@ -437,10 +445,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     }
     out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
     let notes = {
-        let side = ctx.side_with(None).map_err(spill_err)?;
-        let empty =
-            Dataset::from_parts(dir.to_path_buf(), strings.clone(), Events::empty(), &side, ReadReport::default());
-        let mut notes = Scorer::with_aggregates(plan, &empty, cache.clone()).notes().to_vec();
+        let mut notes = bound.notes.clone();
         if fixed as f64 > opts.memory as f64 * 0.75 {
             notes.push(format!(
                 "the strings, the tables other than events and the item indexes alone took {} MiB of the {} MiB \
@@ -500,7 +505,6 @@ struct Prepared {
 
 struct PartitionCtx<'a> {
     dir: &'a Path,
-    plan: &'a Plan,
     side: &'a Side,
     strings: &'a Arc<Interner>,
     template: &'a Aggregates,
@@ -604,8 +608,8 @@ impl PartitionCtx<'_> {
     }
 
     /// Pass B for one sorted partition.
-    fn score(&self, part: &Part, cache: &BindCache, progress: &RunProgress) -> std::io::Result<PartResult> {
-        let out = self.score_at(part, cache, progress, 1)?;
+    fn score(&self, part: &Part, bound: &Arc<BoundPlan<'_>>, progress: &RunProgress) -> std::io::Result<PartResult> {
+        let out = self.score_at(part, bound, progress, 1)?;
         progress.partitions_done.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
@@ -613,7 +617,7 @@ impl PartitionCtx<'_> {
     fn score_at(
         &self,
         part: &Part,
-        cache: &BindCache,
+        bound: &Arc<BoundPlan<'_>>,
         progress: &RunProgress,
         depth: u64,
     ) -> std::io::Result<PartResult> {
@@ -621,7 +625,7 @@ impl PartitionCtx<'_> {
         if let Some(subs) = self.split(part, depth, force)? {
             let mut out = PartResult::default();
             for s in &subs {
-                out.merge(self.score_at(s, cache, progress, depth + 1)?);
+                out.merge(self.score_at(s, bound, progress, depth + 1)?);
             }
             return Ok(out);
         }
@@ -631,7 +635,7 @@ impl PartitionCtx<'_> {
         let side = self.side_with(part.impressions.as_ref())?;
         let data =
             Dataset::from_parts(self.dir.to_path_buf(), self.strings.clone(), events, &side, ReadReport::default());
-        let scorer = Scorer::with_aggregates(self.plan, &data, cache.clone());
+        let scorer = Scorer::bound(bound.clone(), &data);
         let accounts = scorer.run_sequential();
         progress.accounts_done.fetch_add(data.events.accounts.len() as u64, Ordering::Relaxed);
         Ok(PartResult {

@@ -103,7 +103,8 @@ fn alerts_with(plan: &Plan, events: &str, tune: impl Fn(&mut Aggregates)) -> Vec
     let mut agg = Aggregates::for_plan(plan);
     tune(&mut agg);
     agg.add_all(&data.events, &data.strings, &data.items);
-    let scorer = Scorer::with_aggregates(plan, &data, agg.finish(&data.strings).unwrap());
+    let facts = agg.finish(&data.strings).unwrap();
+    let scorer = Scorer::with_facts(plan, &data, &facts);
     let mut bytes = Vec::new();
     changeling::alerts::write_jsonl(&mut bytes, &scorer.run_sequential(), plan, &data.strings).unwrap();
     bytes

@@ -193,19 +193,12 @@ fn check_references(rules: &[Rule], diags: &mut Diagnostics) {
     let ids: Vec<&str> = rules.iter().map(|r| r.id.value.as_str()).collect();
     for r in rules {
         for s in &r.signals {
-            if let crate::signals::SignalDef::AfterHit(p) = &s.def {
-                for id in &p.rules {
-                    if !ids.contains(&id.value.as_str()) {
-                        let help = diag::unknown_name_help(&id.value, &ids);
-                        diags
-                            .push(
-                                Code::UnknownRule,
-                                &r.source,
-                                id.span.clone(),
-                                format!("no rule has id `{}`", id.value),
-                            )
-                            .help = help;
-                    }
+            for id in s.def.needs().rules {
+                if !ids.contains(&id.value.as_str()) {
+                    let help = diag::unknown_name_help(&id.value, &ids);
+                    diags
+                        .push(Code::UnknownRule, &r.source, id.span.clone(), format!("no rule has id `{}`", id.value))
+                        .help = help;
                 }
             }
         }

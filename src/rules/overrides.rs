@@ -732,7 +732,7 @@ weight = 0.5
 
     fn max_probability(set: &RuleSet, signal: usize) -> f64 {
         match &set.rules[0].signals[signal].def {
-            SignalDef::OffPattern(p) => p.max_probability,
+            SignalDef::OffPattern(d) => d.key.max_probability.0,
             other => panic!("{other:?}"),
         }
     }

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use super::diag::{Code, Source, did_you_mean, unknown_name_help};
 use super::filter::{self, Filter};
 use super::reader::{Ctx, Sp, TableReader};
-use crate::signals::{self, SignalDef};
+use crate::signals::{self, ParamReader, SignalDef};
 
 /// How serious a rule's hits are, for people reading alerts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -237,8 +237,14 @@ impl Rule {
             let mut st = TableReader::new(tableof(&t), t.span.clone(), what);
             st.allow("kind");
             let require = st.bool(ctx, "require").is_some_and(|b| b.value);
-            match signals::parse(&kind.value, &mut st, ctx) {
-                Some(def) => {
+            match signals::params_of(&kind.value) {
+                Some(params) => {
+                    let mut reader = ParamReader::new(&mut st, ctx, params);
+                    let mut def = signals::parse(&kind.value, &mut reader).expect("a kind with a parameter table");
+                    // Shown in the order of the kind's parameter table.
+                    let mut described = reader.into_described();
+                    described.sort_by_key(|(name, _)| params.iter().position(|p| p.name == *name));
+                    def.set_described(described);
                     st.finish(ctx);
                     signals.push(SignalUse { def, require, span: t.span.clone() });
                 }

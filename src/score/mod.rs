@@ -1,14 +1,17 @@
 //! The scorer: a plan bound to a dataset, run over every account.
 //!
-//! Stage three of the pipeline. [`Scorer::new`] binds the plan (action names
-//! to symbols, filters to columns, signals to shared indexes); it is then
-//! read-only and shared by reference. Each worker owns a [`Scratch`] (the
-//! signals' per-account states, a hit buffer) that it resets per account,
-//! so the hot loop takes no lock and allocates little.
+//! Stage four of the pipeline. A [`Scorer`] runs a plan bound once for the
+//! run ([`crate::bind::BoundPlan`]) over one dataset (the whole run, or one
+//! partition of its events), binding only the rules' filters to that
+//! dataset's columns; it is read-only and shared by reference. Each worker
+//! owns a [`Scratch`] (the signals' per-account states, their buffers, a
+//! hit buffer) that it resets per account, so the hot loop takes no lock
+//! and allocates little.
 //!
-//! For each account, events are walked in time order. Each event is first
-//! judged by the rules that select it, against state built from earlier
-//! events only; then every state observes it. Hits are grouped into
+//! For each account, events are walked in time order. Every state is
+//! first moved to the event's time; the event is then judged by the rules
+//! that select it, against state built from earlier events only (judging
+//! cannot change a state); then every state observes it. Hits are grouped into
 //! incidents per account. [`Scorer::run`] does this in parallel over
 //! accounts with rayon; [`Scorer::run_sequential`] is the one-thread
 //! reference. Both return incidents ordered by account id, then start, so
@@ -17,16 +20,17 @@
 pub mod filter;
 pub mod incident;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use crate::bind::BoundPlan;
 use crate::data::{AccountSpan, Dataset};
-use crate::intern::{Sym, SymMap};
+use crate::intern::Sym;
 use crate::plan::Plan;
 use crate::rules::{Effect, When};
-use crate::signals::aggregate::Aggregates;
-use crate::signals::{BindCache, Bound, Ev, Outcome, State};
+use crate::signals::{EarlierHit, Ev, Facts, Outcome, Scratch as SignalScratch, State};
 use crate::time::Millis;
 pub use filter::BoundFilter;
 pub use incident::{FamilyEvidence, Incident, RuleScore};
@@ -54,6 +58,20 @@ pub struct Hit {
     pub signals: Vec<&'static str>,
 }
 
+impl Hit {
+    /// The hit as signals see it on later events.
+    pub fn earlier(&self) -> EarlierHit {
+        EarlierHit {
+            rule: self.rule,
+            ts: self.ts,
+            action: self.action,
+            target: self.target,
+            strength: self.strength,
+            effect: self.effect,
+        }
+    }
+}
+
 /// An account's incidents.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountIncidents {
@@ -63,104 +81,58 @@ pub struct AccountIncidents {
     pub incidents: Vec<Incident>,
 }
 
-struct BoundRule {
-    filters: Vec<BoundFilter>,
-    signals: Vec<(Bound, usize)>,
-    when: When,
-    effect: Effect,
-}
-
-/// A plan bound to a dataset, ready to score.
+/// A bound plan over one dataset (the whole run in memory, or one
+/// partition of it), ready to score.
 pub struct Scorer<'a> {
-    plan: &'a Plan,
+    bound: Arc<BoundPlan<'a>>,
     data: &'a Dataset,
-    rules: Vec<BoundRule>,
-    /// Rules selecting each action, and rules selecting every action.
-    by_action: SymMap<Vec<u32>>,
-    any_action: Vec<u32>,
-    /// For each state slot: (rule, signal) whose binding drives it.
-    slot_owner: Vec<(usize, usize)>,
-    scoring: Vec<RuleScore>,
-    notes: Vec<String>,
+    /// Each rule's filters, bound to this dataset's columns.
+    filters: Vec<Vec<BoundFilter>>,
 }
 
 /// Per-worker scratch space, reused from account to account.
 pub struct Scratch {
     states: Vec<State>,
+    /// Per rule, per signal: the judge's buffers.
+    buffers: Vec<Vec<SignalScratch>>,
     hits: Vec<Hit>,
+    /// The hits so far, as signals see them.
+    earlier: Vec<EarlierHit>,
     /// Hits of the event being judged, added to `hits` after it.
     fresh: Vec<Hit>,
     candidates: Vec<u32>,
 }
 
 impl<'a> Scorer<'a> {
-    /// Binds `plan` to `data`, first computing the whole-input aggregates
-    /// its signals need from `data`'s events.
+    /// Binds `plan` to `data` as a whole run: first computes the whole-input
+    /// facts its signals need from `data`'s events.
     pub fn new(plan: &'a Plan, data: &'a Dataset) -> Scorer<'a> {
-        let mut agg = Aggregates::for_plan(plan);
-        agg.add_all(&data.events, &data.strings, &data.items);
-        let cache = agg.finish(&data.strings).expect("aggregates kept in memory read no files");
-        Scorer::with_aggregates(plan, data, cache)
+        Scorer::bound(BoundPlan::for_dataset(plan, data).shared(), data)
     }
 
-    /// Binds `plan` to `data` with aggregates computed elsewhere (over more
+    /// Binds `plan` to `data` with facts computed elsewhere (over more
     /// events than `data` holds, when `data` is one partition).
-    pub fn with_aggregates(plan: &'a Plan, data: &'a Dataset, mut cache: BindCache) -> Scorer<'a> {
-        cache.rule_ids = plan.rules.iter().map(|r| r.id.clone()).collect();
-        let mut rules = Vec::new();
-        let mut by_action: SymMap<Vec<u32>> = SymMap::default();
-        let mut any_action = Vec::new();
-        let mut notes = Vec::new();
-        for (ri, r) in plan.rules.iter().enumerate() {
-            let signals: Vec<(Bound, usize)> =
-                r.signals.iter().map(|s| (s.def.bind(data, &mut cache), s.slot)).collect();
-            for (b, _) in &signals {
-                if let Some(n) = b.note()
-                    && !notes.contains(&n)
-                {
-                    notes.push(n);
-                }
-            }
-            rules.push(BoundRule {
-                filters: r.filters.iter().map(|f| BoundFilter::bind(f, data)).collect(),
-                signals,
-                when: r.when,
-                effect: r.effect,
-            });
-            if r.actions.is_empty() {
-                any_action.push(ri as u32);
-            } else {
-                for a in &r.actions {
-                    if let Some(s) = data.strings.get(a) {
-                        let v = by_action.entry(s).or_default();
-                        if !v.contains(&(ri as u32)) {
-                            v.push(ri as u32);
-                        }
-                    }
-                }
-            }
-        }
-        Scorer {
-            plan,
-            data,
-            rules,
-            by_action,
-            any_action,
-            slot_owner: plan.slots.iter().map(|s| s.owner).collect(),
-            scoring: RuleScore::of_plan(plan),
-            notes,
-        }
+    pub fn with_facts(plan: &'a Plan, data: &'a Dataset, facts: &Facts) -> Scorer<'a> {
+        Scorer::bound(BoundPlan::with_facts(plan, data, facts).shared(), data)
+    }
+
+    /// A plan bound once for the run, over one dataset of it: only the
+    /// rules' filters are bound here.
+    pub fn bound(bound: Arc<BoundPlan<'a>>, data: &'a Dataset) -> Scorer<'a> {
+        let filters =
+            bound.plan.rules.iter().map(|r| r.filters.iter().map(|f| BoundFilter::bind(f, data)).collect()).collect();
+        Scorer { bound, data, filters }
     }
 
     /// Things the user should know about this binding, each said once (for
     /// example, a signal that abstains on this dataset).
     pub fn notes(&self) -> &[String] {
-        &self.notes
+        &self.bound.notes
     }
 
     /// The plan being run.
     pub fn plan(&self) -> &Plan {
-        self.plan
+        self.bound.plan
     }
 
     /// The dataset being scored.
@@ -168,16 +140,18 @@ impl<'a> Scorer<'a> {
         self.data
     }
 
-    fn owner_bound(&self, slot: usize) -> &Bound {
-        let (r, s) = self.slot_owner[slot];
-        &self.rules[r].signals[s].0
-    }
-
     /// A fresh scratch space for one worker.
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            states: (0..self.slot_owner.len()).map(|s| self.owner_bound(s).new_state()).collect(),
+            states: self.bound.trackers.iter().map(|t| t.new_state()).collect(),
+            buffers: self
+                .bound
+                .rules
+                .iter()
+                .map(|r| r.signals.iter().map(|(j, _, _)| j.new_scratch()).collect())
+                .collect(),
             hits: Vec::new(),
+            earlier: Vec::new(),
             fresh: Vec::new(),
             candidates: Vec::new(),
         }
@@ -189,7 +163,7 @@ impl<'a> Scorer<'a> {
         if scratch.hits.is_empty() {
             return Vec::new();
         }
-        incident::group(std::mem::take(&mut scratch.hits), &self.scoring, &self.plan.config)
+        incident::group(std::mem::take(&mut scratch.hits), &self.bound.scoring, &self.bound.plan.config)
     }
 
     /// Every rule hit on one account, in event order, before grouping.
@@ -200,51 +174,58 @@ impl<'a> Scorer<'a> {
 
     fn collect_hits(&self, span: &AccountSpan, scratch: &mut Scratch) {
         let data = self.data;
-        for (slot, state) in scratch.states.iter_mut().enumerate() {
-            self.owner_bound(slot).reset(state, span, data);
+        let trackers = &self.bound.trackers;
+        for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
+            t.reset(state, span, data);
         }
-        let Scratch { states, hits, candidates, fresh } = scratch;
+        let Scratch { states, buffers, hits, earlier, candidates, fresh } = scratch;
         hits.clear();
+        earlier.clear();
         for i in span.range() {
-            let e = Ev { hits: &hits[..], ..Ev::at(data, i) };
+            let e = Ev { hits: &earlier[..], ..Ev::at(data, i) };
+            for (t, state) in trackers.iter().zip(states.iter_mut()) {
+                t.advance(state, &e);
+            }
             candidates.clear();
-            if let Some(rs) = self.by_action.get(&e.action) {
+            if let Some(rs) = self.bound.by_action.get(&e.action) {
                 candidates.extend_from_slice(rs);
             }
-            candidates.extend_from_slice(&self.any_action);
+            candidates.extend_from_slice(&self.bound.any_action);
             for &ri in candidates.iter() {
-                if let Some(hit) = self.judge(ri, &e, states) {
+                if let Some(hit) = self.judge(ri, &e, states, &mut buffers[ri as usize]) {
                     fresh.push(hit);
                 }
             }
-            for (slot, state) in states.iter_mut().enumerate() {
-                self.owner_bound(slot).observe(state, &e);
+            for (t, state) in trackers.iter().zip(states.iter_mut()) {
+                t.observe(state, &e);
             }
+            earlier.extend(fresh.iter().map(Hit::earlier));
             hits.append(fresh);
         }
     }
 
     /// Runs one rule on one event.
-    fn judge(&self, ri: u32, e: &Ev<'_>, states: &mut [State]) -> Option<Hit> {
-        let rule = &self.rules[ri as usize];
-        if !rule.filters.iter().all(|f| f.test(self.data, e.i)) {
+    fn judge(&self, ri: u32, e: &Ev<'_>, states: &[State], buffers: &mut [SignalScratch]) -> Option<Hit> {
+        let planned = &self.bound.plan.rules[ri as usize];
+        let rule = &self.bound.rules[ri as usize];
+        if !self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i)) {
             return None;
         }
         let mut fired: Vec<(&'static str, f64, String)> = Vec::new();
         let mut spoke = 0;
-        for (si, (bound, slot)) in rule.signals.iter().enumerate() {
-            match bound.eval(&mut states[*slot], e) {
+        for (si, ((judge, slot, require), buffer)) in rule.signals.iter().zip(buffers.iter_mut()).enumerate() {
+            match judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, e) {
                 Outcome::Fire { strength, why } => {
                     spoke += 1;
-                    fired.push((self.plan.rules[ri as usize].signals[si].def.kind(), strength, why));
+                    fired.push((planned.signals[si].def.kind(), strength, why));
                 }
                 Outcome::Quiet => {
                     spoke += 1;
-                    if rule.when == When::All {
+                    if planned.when == When::All {
                         return None;
                     }
                 }
-                Outcome::Abstain if self.plan.rules[ri as usize].signals[si].require => return None,
+                Outcome::Abstain if *require => return None,
                 Outcome::Abstain => {}
             }
         }
@@ -253,7 +234,7 @@ impl<'a> Scorer<'a> {
         } else if fired.is_empty() || spoke == 0 {
             return None;
         } else {
-            match rule.when {
+            match planned.when {
                 When::All => fired.iter().map(|f| f.1).product(),
                 When::Any => 1.0 - fired.iter().map(|f| 1.0 - f.1).product::<f64>(),
             }
@@ -272,7 +253,7 @@ impl<'a> Scorer<'a> {
             action: e.action,
             target: e.target(),
             strength: incident::round4(strength),
-            effect: rule.effect,
+            effect: planned.effect,
             why,
             signals: fired.iter().map(|f| f.0).collect(),
         })

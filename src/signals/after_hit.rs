@@ -16,9 +16,13 @@
 //! explanations (people discover things; people regret likes); the owner
 //! cleaning up after someone else explains both.
 //!
-//! **Parameters**: `rules` (required: rule ids), `within = "48h"`,
-//! `same_target = true`, `inherit_strength = true`. Unknown rule ids are
-//! errors (E017), since a typo would silently disable the rule.
+//! With `coverage` above 0 the strength is multiplied by the share, to that
+//! power, of the targets of the earlier hit's burst (hits of `rules` less
+//! than `burst_gap` apart) that the account has followed up so far.
+//!
+//! **Parameters**: see [`PARAMS`]. Unknown rule ids are errors (E017),
+//! since a typo would silently disable the rule; they are resolved to rule
+//! numbers when the plan is compiled.
 //!
 //! ```toml
 //! [[signal]]
@@ -30,92 +34,75 @@
 //! **Known false positives.** Whatever the referenced rules' are; this
 //! signal adds none of its own.
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{EarlierHit, Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::Effect;
 use crate::rules::diag::Code;
-use crate::rules::reader::{Ctx, Sp, TableReader};
-use crate::score::Hit;
-use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339};
+use crate::rules::reader::Sp;
+use crate::time::{HOUR, MINUTE, Millis, format_rfc3339};
 
-/// No evidence family of its own: a rule using it takes its family from
-/// its other signals (or declares `families`).
-pub const FAMILY: Option<&str> = None;
+/// The kind.
+pub struct AfterHit;
 
-/// Validated parameters.
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    key("rules", Ty::List, D::Required, "rule ids whose hits count"),
+    opt("within", Ty::Duration, D::Duration(48 * HOUR), "how far back the earlier hit may be"),
+    opt("same_target", Ty::Bool, D::Bool(true), "the earlier hit must be on the same target"),
+    opt("inherit_strength", Ty::Bool, D::Bool(true), "strength is the earlier hit's (else 1: a pure link)"),
+    key(
+        "coverage",
+        Ty::Number { min: 0.0, max: 4.0 },
+        D::Number(0.0),
+        "weight of the share of the hit burst followed up so far",
+    ),
+    opt("burst_gap", Ty::Duration, D::Duration(15 * MINUTE), "hits of `rules` closer than this form one burst"),
+];
+
+/// The parameters the per-account state depends on: which rules' hits it
+/// follows, and whether it records what the account did to their targets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// Rule ids whose hits count, sorted.
+    pub rules: Vec<String>,
+    /// Their numbers in the plan (set when the plan is compiled).
+    pub numbers: Vec<u32>,
+    /// Whether the state records the account's events on hit targets
+    /// (`coverage` above 0).
+    pub track: bool,
+    /// The coverage weight.
+    pub coverage: super::Num,
+}
+
+/// The other parameters.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params {
-    /// Rule ids whose hits count, with where they are written.
-    pub rules: Vec<Sp<String>>,
+pub struct Opts {
+    /// Rule ids as written, with where.
+    pub written: Vec<Sp<String>>,
     /// How far back the earlier hit may be.
     pub within: Millis,
     /// Whether the earlier hit must be on the same target.
     pub same_target: bool,
     /// Whether the strength is the earlier hit's (else 1: a pure link).
     pub inherit_strength: bool,
-    /// How much the share of the followed-up burst's hits that the account
-    /// has followed up so far matters: the strength is multiplied by that
-    /// share to this power (0: not at all).
-    pub coverage: f64,
     /// Hits of `rules` closer than this to each other form one burst.
     pub burst_gap: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let rules = match r.str_list(ctx, "rules") {
-            Some(l) if !l.value.is_empty() => l.value,
-            Some(l) => {
-                ctx.report(Code::BadValue, l.span, "`rules` must name at least one rule id");
-                Vec::new()
-            }
-            None => {
-                let span = r.span.start..r.span.start + 1;
-                ctx.report(Code::MissingKey, span, "signal `after_hit` is missing required key `rules` (rule ids)");
-                Vec::new()
-            }
-        };
-        Params {
-            rules,
-            within: r.duration_or(ctx, "within", 48 * HOUR),
-            same_target: r.bool(ctx, "same_target").is_none_or(|b| b.value),
-            inherit_strength: r.bool(ctx, "inherit_strength").is_none_or(|b| b.value),
-            coverage: r.num_in(ctx, "coverage", 0.0, 4.0, 0.0),
-            burst_gap: r.duration_or(ctx, "burst_gap", 15 * MINUTE),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("rules", format!("{:?}", self.rules.iter().map(|r| &r.value).collect::<Vec<_>>())),
-            ("within", compact_duration(self.within)),
-            ("same_target", self.same_target.to_string()),
-            ("inherit_strength", self.inherit_strength.to_string()),
-            ("coverage", self.coverage.to_string()),
-            ("burst_gap", compact_duration(self.burst_gap)),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        // What the state records depends on which rules' hits it follows.
-        let mut ids: Vec<&str> = self.rules.iter().map(|r| r.value.as_str()).collect();
-        ids.sort_unstable();
-        format!("{ids:?}/{}", self.coverage > 0.0)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![(TableKind::Events, "target".into())]
-    }
+/// The key bound to a run.
+#[derive(Debug)]
+pub struct Tracker {
+    key: Key,
 }
 
-/// Bound to a dataset (and to the plan's rule numbering).
+/// The options bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
-    rules: Vec<u32>,
+pub struct Judge {
+    opts: Opts,
+    /// Every rule id of the plan, by number (for the `why`).
     ids: Vec<String>,
 }
 
@@ -127,52 +114,17 @@ pub struct State {
     acted: Vec<(Sym, Sym)>,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, _data: &Dataset, cache: &mut BindCache) -> Bound {
-        let rules = cache
-            .rule_ids
-            .iter()
-            .enumerate()
-            .filter(|(_, id)| p.rules.iter().any(|r| &r.value == *id))
-            .map(|(i, _)| i as u32)
-            .collect();
-        Bound { params: p.clone(), rules, ids: cache.rule_ids.clone() }
-    }
-
-    pub(crate) fn new_state(&self) -> State {
-        State::default()
-    }
-
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
-        s.acted.clear();
-    }
-
-    fn counts(&self, h: &Hit) -> bool {
-        h.effect == Effect::For && self.rules.contains(&h.rule)
-    }
-
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        if self.params.coverage <= 0.0 {
-            return;
-        }
-        if let Some(t) = e.target()
-            && e.hits.iter().any(|h| self.counts(h) && h.target == Some(t))
-        {
-            s.acted.push((e.action, t));
-        }
+impl Tracker {
+    fn counts(&self, h: &EarlierHit) -> bool {
+        h.effect == Effect::For && self.key.numbers.contains(&h.rule)
     }
 
     /// The share of the burst of `rules` hits around `h0` whose targets the
     /// account has now acted on with this event's action (this event
     /// included): (followed up, hits).
-    fn covered(&self, s: &State, e: &Ev<'_>, h0: &Hit) -> (usize, usize) {
-        let hits: Vec<&Hit> = e.hits.iter().filter(|h| self.counts(h)).collect();
+    fn covered(&self, gap: Millis, s: &State, e: &Ev<'_>, h0: &EarlierHit) -> (usize, usize) {
+        let hits: Vec<&EarlierHit> = e.hits.iter().filter(|h| self.counts(h)).collect();
         let Some(at) = hits.iter().position(|h| std::ptr::eq(*h, h0)) else { return (1, 1) };
-        let gap = self.params.burst_gap;
         let mut lo = at;
         while lo > 0 && hits[lo].ts.saturating_sub(hits[lo - 1].ts) <= gap {
             lo -= 1;
@@ -190,28 +142,114 @@ impl Bound {
             .count();
         (done.max(1), targets.len().max(1))
     }
+}
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+impl Signal for AfterHit {
+    const NAME: &'static str = "after_hit";
+    const FAMILY: Option<&'static str> = None;
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let written = if r.raw("rules").is_some() {
+            let listed = r.spanned_list("rules");
+            if listed.value.is_empty() {
+                r.ctx().report(Code::BadValue, listed.span, "`rules` must name at least one rule id");
+            }
+            listed.value
+        } else {
+            let span = r.span();
+            r.ctx().report(
+                Code::MissingKey,
+                span.start..span.start + 1,
+                "signal `after_hit` is missing required key `rules` (rule ids)",
+            );
+            Vec::new()
+        };
+        let mut rules: Vec<String> = written.iter().map(|r| r.value.clone()).collect();
+        rules.sort();
+        rules.dedup();
+        let opts = Opts {
+            written,
+            within: r.duration("within"),
+            same_target: r.flag("same_target"),
+            inherit_strength: r.flag("inherit_strength"),
+            burst_gap: r.duration("burst_gap"),
+        };
+        let coverage = r.number("coverage");
+        let key = Key { rules, numbers: Vec::new(), track: coverage > 0.0, coverage: super::Num(coverage) };
+        (key, opts)
+    }
+
+    fn needs(_key: &Key, opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["target"]);
+        n.rules = opts.written.clone();
+        n
+    }
+
+    fn resolve(key: &mut Key, _opts: &mut Opts, rules: &[String]) {
+        key.numbers =
+            rules.iter().enumerate().filter(|(_, id)| key.rules.contains(id)).map(|(i, _)| i as u32).collect();
+    }
+
+    fn tracker(key: &Key, _u: &Universe<'_>) -> Tracker {
+        Tracker { key: key.clone() }
+    }
+
+    fn judge(_key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone(), ids: u.rule_ids.to_vec() }
+    }
+
+    fn new_state(_t: &Tracker) -> State {
+        State::default()
+    }
+
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+        s.acted.clear();
+    }
+
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        if !t.key.track {
+            return;
+        }
+        if let Some(target) = e.target()
+            && e.hits.iter().any(|h| t.counts(h) && h.target == Some(target))
+        {
+            s.acted.push((e.action, target));
+        }
+    }
+
+    fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        let o = &j.opts;
         let target = e.target();
-        if self.params.same_target && target.is_none() {
+        if o.same_target && target.is_none() {
             return Outcome::Quiet;
         }
-        let found = e.hits.iter().rev().take_while(|h| h.ts >= e.ts - self.params.within).find(|h| {
-            h.effect == Effect::For && self.rules.contains(&h.rule) && (!self.params.same_target || h.target == target)
-        });
+        let found = e
+            .hits
+            .iter()
+            .rev()
+            .take_while(|h| h.ts >= e.ts.saturating_sub(o.within))
+            .find(|h| t.counts(h) && (!o.same_target || h.target == target));
         let Some(h) = found else { return Outcome::Quiet };
-        let mut strength = if self.params.inherit_strength { h.strength } else { 1.0 };
+        let mut strength = if o.inherit_strength { h.strength } else { 1.0 };
         let mut why = format!(
             "the {} of {} at {} was hit by {} (strength {})",
             e.text(h.action),
             h.target.map_or("-", |t| e.text(t)),
             format_rfc3339(h.ts),
-            self.ids[h.rule as usize],
+            j.ids[h.rule as usize],
             h.strength
         );
-        if self.params.coverage > 0.0 {
-            let (done, of) = self.covered(s, e, h);
-            strength *= (done as f64 / of as f64).powf(self.params.coverage);
+        if t.key.track {
+            let (done, of) = t.covered(o.burst_gap, s, e, h);
+            strength *= (done as f64 / of as f64).powf(t.key.coverage.0);
             why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
         }
         if strength <= 0.0 {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::{BindCache, SignalDef, off_pattern, rate_spike};
+use super::{Facts, Need, off_pattern, rate_spike};
 use crate::data::{EventRows, Items};
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
@@ -306,40 +306,28 @@ fn slot<K: PartialEq, V: Default>(v: &mut Vec<(K, V)>, key: K) -> &mut V {
     &mut v[i].1
 }
 
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
-    v.sort();
-    v.dedup();
-    v
-}
-
 impl Aggregates {
-    /// The (empty) aggregates the signals of `plan` need.
+    /// The (empty) aggregates the signals of `plan` need, as they declare
+    /// them ([`super::Needs::facts`]).
     pub fn for_plan(plan: &Plan) -> Aggregates {
         let mut a = Aggregates::default();
-        for r in &plan.rules {
-            for s in &r.signals {
-                match &s.def {
-                    SignalDef::OffPattern(p) => {
-                        for &f in &p.features {
-                            slot(&mut a.priors, (f, sorted(&p.history)));
-                        }
-                    }
-                    SignalDef::FeedExposure(p) => {
-                        let acc = slot(&mut a.item_actors, sorted(&p.repost_actions));
-                        acc.pairs = true;
-                        acc.exposure = true;
-                    }
-                    SignalDef::Lockstep(p) => {
-                        let acc = slot(&mut a.item_actors, sorted(&p.actions));
-                        acc.pairs = true;
-                        acc.lockstep_window = Some(acc.lockstep_window.map_or(p.window, |w| w.max(p.window)));
-                    }
-                    SignalDef::RateSpike(p) => {
-                        slot(&mut a.rates, sorted(&p.actions));
-                    }
-                    _ => {}
+        for need in plan.rules.iter().flat_map(|r| &r.signals).flat_map(|s| s.def.needs().facts) {
+            match need {
+                Need::Prior { feature, history } => {
+                    slot(&mut a.priors, (feature, history));
                 }
+                Need::ItemIndex { actions, every_entry, lockstep_window } => {
+                    let acc = slot(&mut a.item_actors, actions);
+                    acc.pairs = true;
+                    acc.exposure |= every_entry;
+                    if let Some(w) = lockstep_window {
+                        acc.lockstep_window = Some(acc.lockstep_window.map_or(w, |x| x.max(w)));
+                    }
+                }
+                Need::Rate { actions } => {
+                    slot(&mut a.rates, actions);
+                }
+                Need::DataEnd => {}
             }
         }
         a
@@ -440,22 +428,16 @@ impl Aggregates {
 
     /// The finished aggregates, for binding. Fails only reading back spill
     /// files.
-    pub fn finish(self, strings: &Interner) -> io::Result<BindCache> {
+    pub fn finish(self, strings: &Interner) -> io::Result<Facts> {
         let mut item_actors = HashMap::new();
         for (k, a) in self.item_actors {
             item_actors.insert(k, Arc::new(a.finish(strings)?));
         }
-        Ok(BindCache {
+        Ok(Facts {
             priors: self.priors.into_iter().map(|(k, a)| (k, Arc::new(a.finish()))).collect(),
             item_actors,
             rates: self.rates.into_iter().map(|(k, a)| (k, a.finish())).collect(),
-            rule_ids: Vec::new(),
             data_end: self.last,
         })
     }
-}
-
-/// Looks up a finished aggregate by its key (sorted action names).
-pub(crate) fn key(names: &[String]) -> Vec<String> {
-    sorted(names)
 }

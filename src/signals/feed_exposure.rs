@@ -63,23 +63,54 @@
 use std::sync::Arc;
 
 use super::aggregate::ItemActors;
-use super::{BindCache, Ev, Outcome, actions_param};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
-use crate::rules::diag::{Code, unknown_name_help};
-use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
-
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("exposure");
 
 /// The exposure paths, by name.
 pub const PATHS: [&str; 5] = ["own", "follow", "repost", "impression", "navigation"];
 
-/// Validated parameters.
+/// The kind.
+pub struct FeedExposure;
+
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    opt("paths", Ty::List, D::List(&PATHS), "which exposure paths count"),
+    opt(
+        "navigation_surfaces",
+        Ty::List,
+        D::List(&["search", "profile", "notifications", "direct"]),
+        "surfaces reached by the account's own navigation",
+    ),
+    opt(
+        "navigation_strength",
+        Ty::Number { min: 0.0, max: 1.0 },
+        D::Number(0.5),
+        "strength when the account navigated to the item",
+    ),
+    opt("repost_actions", Ty::List, D::List(&["repost"]), "actions that put an item in followers' feeds"),
+    opt("repost_window", Ty::Duration, D::Duration(7 * DAY), "how long a followee's repost keeps the item in the feed"),
+    key("follow_action", Ty::Text, D::Text("follow"), "the action that adds a followee"),
+    key("unfollow_action", Ty::Text, D::Text("unfollow"), "the action that removes one"),
+    opt("impression_slack", Ty::Duration, D::Duration(MINUTE), "how late an impression may be logged and still count"),
+];
+
+/// The parameters the per-account state (whom the account follows, since
+/// when) depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The action that adds a followee.
+    pub follow_action: String,
+    /// The action that removes one.
+    pub unfollow_action: String,
+}
+
+/// The other parameters.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+pub struct Opts {
     /// Which of [`PATHS`] count as exposure.
     pub paths: Vec<String>,
     /// Surfaces reached by the account's own navigation.
@@ -90,100 +121,29 @@ pub struct Params {
     pub repost_actions: Vec<String>,
     /// How long a followee's repost keeps the item in the feed.
     pub repost_window: Millis,
-    /// The action that adds a followee.
-    pub follow_action: String,
-    /// The action that removes one.
-    pub unfollow_action: String,
     /// How late an impression may be logged and still count.
     pub impression_slack: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let mut paths = Vec::new();
-        match r.str_list(ctx, "paths") {
-            Some(list) => {
-                for p in list.value {
-                    if PATHS.contains(&p.value.as_str()) {
-                        paths.push(p.value);
-                    } else {
-                        let help = unknown_name_help(&p.value, &PATHS);
-                        ctx.report(Code::BadValue, p.span, format!("unknown exposure path `{}`", p.value)).help = help;
-                    }
-                }
-            }
-            None => paths = PATHS.iter().map(|p| p.to_string()).collect(),
-        }
-        Params {
-            paths,
-            navigation_surfaces: actions_param(
-                r,
-                ctx,
-                "navigation_surfaces",
-                &["search", "profile", "notifications", "direct"],
-            ),
-            navigation_strength: r.num_in(ctx, "navigation_strength", 0.0, 1.0, 0.5),
-            repost_actions: actions_param(r, ctx, "repost_actions", &["repost"]),
-            repost_window: r.duration_or(ctx, "repost_window", 7 * DAY),
-            follow_action: r.str(ctx, "follow_action").map_or_else(|| "follow".into(), |s| s.value),
-            unfollow_action: r.str(ctx, "unfollow_action").map_or_else(|| "unfollow".into(), |s| s.value),
-            impression_slack: r.duration_or(ctx, "impression_slack", MINUTE),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("paths", format!("{:?}", self.paths)),
-            ("navigation_surfaces", format!("{:?}", self.navigation_surfaces)),
-            ("navigation_strength", self.navigation_strength.to_string()),
-            ("repost_actions", format!("{:?}", self.repost_actions)),
-            ("repost_window", compact_duration(self.repost_window)),
-            ("follow_action", self.follow_action.clone()),
-            ("unfollow_action", self.unfollow_action.clone()),
-            ("impression_slack", compact_duration(self.impression_slack)),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!("{}/{}", self.follow_action, self.unfollow_action)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        [
-            (TableKind::Events, "action"),
-            (TableKind::Events, "target"),
-            (TableKind::Events, "target_author"),
-            (TableKind::Events, "surface"),
-            (TableKind::Items, "id"),
-            (TableKind::Items, "author"),
-            (TableKind::Follows, "follower"),
-            (TableKind::Follows, "followee"),
-            (TableKind::Follows, "since"),
-            (TableKind::Impressions, "actor"),
-            (TableKind::Impressions, "item"),
-            (TableKind::Impressions, "ts"),
-        ]
-        .into_iter()
-        .map(|(t, c)| (t, c.to_string()))
-        .collect()
-    }
+/// The key bound to a run.
+#[derive(Debug)]
+pub struct Tracker {
+    follow_action: Option<Sym>,
+    unfollow_action: Option<Sym>,
+    graph_known: bool,
+    impressions_known: bool,
 }
 
-/// Bound to a dataset.
+/// The options bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Judge {
+    opts: Opts,
     own: bool,
     follow: bool,
     repost: bool,
     impression: bool,
     navigation: Vec<Sym>,
-    follow_action: Option<Sym>,
-    unfollow_action: Option<Sym>,
     reposts: Arc<ItemActors>,
-    graph_known: bool,
-    impressions_known: bool,
 }
 
 /// Per-account state: whom the account follows, since when.
@@ -192,106 +152,156 @@ pub struct State {
     followees: SymMap<Millis>,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
-        let has = |name: &str| p.paths.iter().any(|x| x == name);
-        let reposts = cache.item_actors.get(&super::aggregate::key(&p.repost_actions)).cloned().unwrap_or_default();
-        Bound {
-            params: p.clone(),
+fn followed(s: &State, who: Sym, at: Millis) -> bool {
+    s.followees.get(&who).is_some_and(|&since| since <= at)
+}
+
+impl Signal for FeedExposure {
+    const NAME: &'static str = "feed_exposure";
+    const FAMILY: Option<&'static str> = Some("exposure");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let listed = r.spanned_list("paths");
+        let mut paths = Vec::new();
+        for p in &listed.value {
+            if PATHS.contains(&p.value.as_str()) {
+                paths.push(p.value.clone());
+            } else {
+                r.unknown_name(p, "exposure path", &PATHS);
+            }
+        }
+        let opts = Opts {
+            paths,
+            navigation_surfaces: r.list("navigation_surfaces"),
+            navigation_strength: r.number("navigation_strength"),
+            repost_actions: r.list("repost_actions"),
+            repost_window: r.duration("repost_window"),
+            impression_slack: r.duration("impression_slack"),
+        };
+        let key = Key { follow_action: r.text("follow_action"), unfollow_action: r.text("unfollow_action") };
+        (key, opts)
+    }
+
+    fn needs(_key: &Key, opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action", "target", "target_author", "surface"])
+            .read(TableKind::Items, &["id", "author"])
+            .read(TableKind::Follows, &["follower", "followee", "since"])
+            .read(TableKind::Impressions, &["actor", "item", "ts"]);
+        n.facts.push(Need::ItemIndex {
+            actions: sorted(&opts.repost_actions),
+            every_entry: true,
+            lockstep_window: None,
+        });
+        n
+    }
+
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        Tracker {
+            follow_action: u.resolve(&key.follow_action),
+            unfollow_action: u.resolve(&key.unfollow_action),
+            graph_known: u.follows,
+            impressions_known: u.impressions,
+        }
+    }
+
+    fn judge(_key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
+        let has = |name: &str| opts.paths.iter().any(|x| x == name);
+        Judge {
             own: has("own"),
             follow: has("follow"),
             repost: has("repost"),
             impression: has("impression"),
-            navigation: if has("navigation") { super::resolve_all(data, &p.navigation_surfaces) } else { Vec::new() },
-            follow_action: data.strings.get(&p.follow_action),
-            unfollow_action: data.strings.get(&p.unfollow_action),
-            reposts,
-            graph_known: data.follows.is_some(),
-            impressions_known: data.impressions.is_some(),
+            navigation: if has("navigation") { u.resolve_all(&opts.navigation_surfaces) } else { Vec::new() },
+            reposts: u.facts.item_actors.get(&sorted(&opts.repost_actions)).cloned().unwrap_or_default(),
+            opts: opts.clone(),
         }
     }
 
-    pub(crate) fn new_state(&self) -> State {
-        State::default()
-    }
-
-    pub(crate) fn note(&self) -> Option<String> {
-        (!self.graph_known && !self.impressions_known).then(|| {
+    fn note(t: &Tracker) -> Option<String> {
+        (!t.graph_known && !t.impressions_known).then(|| {
             "feed_exposure abstains on this dataset: it has neither a follows table nor an impressions table, \
              so nothing tells whether an item could have reached an account"
                 .to_string()
         })
     }
 
-    pub(crate) fn reset(&self, s: &mut State, span: &AccountSpan, data: &Dataset) {
+    fn new_state(_t: &Tracker) -> State {
+        State::default()
+    }
+
+    fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, data: &Dataset) {
         s.followees.clear();
         if let Some(f) = &data.follows {
             s.followees.extend(f.followees(span.actor));
         }
     }
 
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        if Some(e.action) == self.follow_action {
-            if let Some(t) = e.target() {
-                s.followees.entry(t).or_insert(e.ts);
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        if Some(e.action) == t.follow_action {
+            if let Some(target) = e.target() {
+                s.followees.entry(target).or_insert(e.ts);
             }
-        } else if Some(e.action) == self.unfollow_action
-            && let Some(t) = e.target()
+        } else if Some(e.action) == t.unfollow_action
+            && let Some(target) = e.target()
         {
-            s.followees.remove(&t);
+            s.followees.remove(&target);
         }
     }
 
-    fn followed(&self, s: &State, who: Sym, at: Millis) -> bool {
-        s.followees.get(&who).is_some_and(|&since| since <= at)
-    }
-
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        if !self.graph_known && !self.impressions_known {
+    fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        if !t.graph_known && !t.impressions_known {
             return Outcome::Abstain;
         }
         let Some(target) = e.target() else {
             return Outcome::Quiet;
         };
         let author = e.author();
-        if self.own && author == Some(e.actor) {
+        if j.own && author == Some(e.actor) {
             return Outcome::Quiet;
         }
-        if self.follow
+        if j.follow
             && let Some(a) = author
-            && self.followed(s, a, e.ts)
+            && followed(s, a, e.ts)
         {
             return Outcome::Quiet;
         }
-        if self.repost {
-            let from = e.ts - self.params.repost_window;
+        if j.repost {
+            let from = e.ts.saturating_sub(j.opts.repost_window);
             // Visit whichever is smaller: the item's reposters in the window,
             // or the account's followees.
-            let reposted = if self.reposts.count_between(target, from, e.ts) <= 2 * s.followees.len() {
-                self.reposts.between(target, from, e.ts).any(|(_, who)| who != e.actor && self.followed(s, who, e.ts))
+            let reposted = if j.reposts.count_between(target, from, e.ts) <= 2 * s.followees.len() {
+                j.reposts.between(target, from, e.ts).any(|(_, who)| who != e.actor && followed(s, who, e.ts))
             } else {
-                s.followees.iter().any(|(&who, &since)| {
-                    since <= e.ts && who != e.actor && self.reposts.acted(target, who, from, e.ts)
-                })
+                s.followees
+                    .iter()
+                    .any(|(&who, &since)| since <= e.ts && who != e.actor && j.reposts.acted(target, who, from, e.ts))
             };
             if reposted {
                 return Outcome::Quiet;
             }
         }
-        if self.impression
+        if j.impression
             && let Some(imp) = &e.data.impressions
-            && imp.first_shown(e.actor, target).is_some_and(|t| t <= e.ts + self.params.impression_slack)
+            && imp.first_shown(e.actor, target).is_some_and(|at| at <= e.ts.saturating_add(j.opts.impression_slack))
         {
             return Outcome::Quiet;
         }
-        if author.is_none() && !self.impressions_known {
+        if author.is_none() && !t.impressions_known {
             return Outcome::Abstain;
         }
         let mut why = Vec::new();
         let mut strength = 1.0;
-        if self.follow {
+        if j.follow {
             match author {
-                Some(a) if self.graph_known => why.push(format!("author {} not followed", e.text(a))),
+                Some(a) if t.graph_known => why.push(format!("author {} not followed", e.text(a))),
                 Some(a) => {
                     why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)));
                     strength = 0.8;
@@ -302,25 +312,24 @@ impl Bound {
                 }
             }
         }
-        if self.repost {
-            why.push(format!("no followee reposted it in the {} before", compact_duration(self.params.repost_window)));
+        if j.repost {
+            why.push(format!("no followee reposted it in the {} before", compact_duration(j.opts.repost_window)));
         }
-        if self.impression {
-            if self.impressions_known {
+        if j.impression {
+            if t.impressions_known {
                 why.push("no impression".into());
             } else {
                 why.push("no impressions logged in this dataset".into());
                 strength = 0.8_f64.min(strength);
             }
         }
-        let surface = e.surface();
-        match surface {
-            Some(sf) if self.navigation.contains(&sf) => {
-                strength *= self.params.navigation_strength;
+        match e.surface() {
+            Some(sf) if j.navigation.contains(&sf) => {
+                strength *= j.opts.navigation_strength;
                 why.push(format!(
                     "reached by the account's own navigation (surface '{}'): partly explained, strength x{}",
                     e.text(sf),
-                    self.params.navigation_strength
+                    j.opts.navigation_strength
                 ));
             }
             Some(sf) => why.push(format!("surface '{}' is not navigation", e.text(sf))),

@@ -25,48 +25,42 @@
 //! away, and geolocation databases that place mobile networks in their
 //! operator's headquarters.
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, opt};
+use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::{TableKind, ev};
 use crate::data::{AccountSpan, Dataset};
-use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, Millis, format_rfc3339, human_duration};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("context");
+/// The kind.
+pub struct ImpossibleTravel;
 
-/// Validated parameters.
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    opt(
+        "max_speed_kmh",
+        Ty::Number { min: 1.0, max: 1e6 },
+        D::Number(1000.0),
+        "speed above which travel is impossible, km/h",
+    ),
+    opt(
+        "min_distance_km",
+        Ty::Number { min: 0.0, max: 20_100.0 },
+        D::Number(500.0),
+        "distances below this never count, km",
+    ),
+];
+
+/// The per-account state (the last located event) depends on no parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key;
+
+/// The parameters.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+pub struct Opts {
     /// Speed above which travel is impossible, km/h.
     pub max_speed_kmh: f64,
     /// Distances below this never count, km.
     pub min_distance_km: f64,
-}
-
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        Params {
-            max_speed_kmh: r.num_in(ctx, "max_speed_kmh", 1.0, 1e6, 1000.0),
-            min_distance_km: r.num_in(ctx, "min_distance_km", 0.0, 20_100.0, 500.0),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![("max_speed_kmh", self.max_speed_kmh.to_string()), ("min_distance_km", self.min_distance_km.to_string())]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        String::new()
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![
-            (TableKind::Events, "lat".into()),
-            (TableKind::Events, "lon".into()),
-            (TableKind::Events, "country".into()),
-        ]
-    }
 }
 
 /// Great-circle distance in km between two (lat, lon) points in degrees.
@@ -77,10 +71,14 @@ pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     2.0 * 6371.0 * h.sqrt().min(1.0).asin()
 }
 
-/// Bound to a dataset.
+/// The key bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Tracker;
+
+/// The options bound to a run.
+#[derive(Debug)]
+pub struct Judge {
+    opts: Opts,
 }
 
 /// Per-account state: the last located event.
@@ -95,52 +93,73 @@ fn location(e: &Ev<'_>) -> Option<(f64, f64)> {
     ((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)).then_some((lat, lon))
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, _data: &Dataset, _cache: &mut BindCache) -> Bound {
-        Bound { params: p.clone() }
+impl Signal for ImpossibleTravel {
+    const NAME: &'static str = "impossible_travel";
+    const FAMILY: Option<&'static str> = Some("context");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        (Key, Opts { max_speed_kmh: r.number("max_speed_kmh"), min_distance_km: r.number("min_distance_km") })
     }
 
-    pub(crate) fn new_state(&self) -> State {
+    fn needs(_key: &Key, _opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["lat", "lon", "country"]);
+        n
+    }
+
+    fn tracker(_key: &Key, _u: &Universe<'_>) -> Tracker {
+        Tracker
+    }
+
+    fn judge(_key: &Key, opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone() }
+    }
+
+    fn new_state(_t: &Tracker) -> State {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.last = None;
     }
 
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+    fn observe(_t: &Tracker, s: &mut State, e: &Ev<'_>) {
         if let Some((lat, lon)) = location(e) {
             s.last = Some((e.ts, lat, lon, e.i));
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+    fn eval(j: &Judge, _t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        let o = &j.opts;
         let Some(here) = location(e) else { return Outcome::Abstain };
         let Some((then, lat, lon, i)) = s.last else { return Outcome::Abstain };
         let km = haversine_km((lat, lon), here);
-        if km < self.params.min_distance_km {
+        if km < o.min_distance_km {
             return Outcome::Quiet;
         }
-        let hours = ((e.ts - then) as f64 / HOUR as f64).max(1.0 / 60.0);
+        let hours = (e.ts.saturating_sub(then) as f64 / HOUR as f64).max(1.0 / 60.0);
         let speed = km / hours;
-        if speed <= self.params.max_speed_kmh {
+        if speed <= o.max_speed_kmh {
             return Outcome::Quiet;
         }
         let place =
             |i: usize| e.data.events.sym(ev::COUNTRY, i).map_or(String::new(), |c| format!(" in {}", e.text(c)));
         Outcome::Fire {
-            strength: 1.0 - self.params.max_speed_kmh / speed,
+            strength: 1.0 - o.max_speed_kmh / speed,
             why: format!(
                 "{km:.0} km from the previous located event{} at {} ({} earlier){}: {speed:.0} km/h, above {} km/h",
                 place(i),
                 format_rfc3339(then),
-                human_duration(e.ts - then),
+                human_duration(e.ts.saturating_sub(then)),
                 place(e.i),
-                self.params.max_speed_kmh
+                o.max_speed_kmh
             ),
         }
     }

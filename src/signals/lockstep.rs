@@ -42,25 +42,51 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::aggregate::ItemActors;
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
-use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("lockstep");
+/// The kind.
+pub struct Lockstep;
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    key("actions", Ty::List, D::List(&["like", "repost"]), "actions that count as acting on an item"),
+    opt(
+        "window",
+        Ty::Duration,
+        D::Duration(10 * MINUTE),
+        "how close in time two accounts' actions on one item must be",
+    ),
+    key("lookback", Ty::Duration, D::Duration(HOUR), "how far back this account's earlier items are considered"),
+    opt("min_accounts", Ty::Count { min: 1, max: 1_000_000 }, D::Count(5), "other accounts needed"),
+    opt(
+        "min_items",
+        Ty::Count { min: 1, max: 1000 },
+        D::Count(2),
+        "items shared in lockstep needed (this one included)",
+    ),
+    opt("max_scan", Ty::Count { min: 1, max: 10_000_000 }, D::Count(2000), "co-actors examined per item at most"),
+];
+
+/// The parameters the per-account state (this account's recent items)
+/// depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// Actions that count as acting on an item.
     pub actions: Vec<String>,
-    /// How close in time two accounts' actions on one item must be.
-    pub window: Millis,
     /// How far back this account's earlier items are considered.
     pub lookback: Millis,
+}
+
+/// The other parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts {
+    /// How close in time two accounts' actions on one item must be.
+    pub window: Millis,
     /// Other accounts needed.
     pub min_accounts: u64,
     /// Items shared in lockstep needed (this one included).
@@ -69,44 +95,17 @@ pub struct Params {
     pub max_scan: u64,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        Params {
-            actions: super::actions_param(r, ctx, "actions", &["like", "repost"]),
-            window: r.duration_or(ctx, "window", 10 * MINUTE),
-            lookback: r.duration_or(ctx, "lookback", HOUR),
-            min_accounts: r.count(ctx, "min_accounts", 1_000_000, 5).max(1),
-            min_items: r.count(ctx, "min_items", 1000, 2).max(1),
-            max_scan: r.count(ctx, "max_scan", 10_000_000, 2000).max(1),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("actions", format!("{:?}", self.actions)),
-            ("window", compact_duration(self.window)),
-            ("lookback", compact_duration(self.lookback)),
-            ("min_accounts", self.min_accounts.to_string()),
-            ("min_items", self.min_items.to_string()),
-            ("max_scan", self.max_scan.to_string()),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!("{:?}/{}", self.actions, self.lookback)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![(TableKind::Events, "action".into()), (TableKind::Events, "target".into())]
-    }
+/// The key bound to a run.
+#[derive(Debug)]
+pub struct Tracker {
+    actions: Vec<Sym>,
+    lookback: Millis,
 }
 
-/// Bound to a dataset.
+/// The options bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
-    actions: Vec<Sym>,
+pub struct Judge {
+    opts: Opts,
     index: Arc<ItemActors>,
 }
 
@@ -114,6 +113,11 @@ pub struct Bound {
 #[derive(Debug, Default)]
 pub struct State {
     recent: VecDeque<(Millis, Sym)>,
+}
+
+/// Buffers for one judgement.
+#[derive(Debug, Default)]
+pub struct Scratch {
     /// Co-actor -> (items in step, index of the last item counted).
     counts: SymMap<(u32, u32)>,
     /// The other accounts on the event's item within the window, sorted.
@@ -124,89 +128,119 @@ pub struct State {
 /// are listed once per event; beyond, each co-actor is looked up.
 const LIST_AT_MOST: usize = 4096;
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
-        let actions = super::resolve_all(data, &p.actions);
-        let index = cache.item_actors.get(&super::aggregate::key(&p.actions)).cloned().unwrap_or_default();
-        Bound { params: p.clone(), actions, index }
+impl Signal for Lockstep {
+    const NAME: &'static str = "lockstep";
+    const FAMILY: Option<&'static str> = Some("lockstep");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = Scratch;
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let key = Key { actions: r.list("actions"), lookback: r.duration("lookback") };
+        let opts = Opts {
+            window: r.duration("window"),
+            min_accounts: r.count("min_accounts"),
+            min_items: r.count("min_items"),
+            max_scan: r.count("max_scan"),
+        };
+        (key, opts)
     }
 
-    pub(crate) fn new_state(&self) -> State {
+    fn needs(key: &Key, opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action", "target"]);
+        n.facts.push(Need::ItemIndex {
+            actions: sorted(&key.actions),
+            every_entry: false,
+            lockstep_window: Some(opts.window),
+        });
+        n
+    }
+
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        Tracker { actions: u.resolve_all(&key.actions), lookback: key.lookback }
+    }
+
+    fn judge(key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone(), index: u.facts.item_actors.get(&sorted(&key.actions)).cloned().unwrap_or_default() }
+    }
+
+    fn new_state(_t: &Tracker) -> State {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.recent.clear();
-        s.counts.clear();
     }
 
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        while s.recent.front().is_some_and(|&(t, _)| t < e.ts - self.params.lookback) {
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        let horizon = e.ts.saturating_sub(t.lookback);
+        while s.recent.front().is_some_and(|&(at, _)| at < horizon) {
             s.recent.pop_front();
         }
-        if self.actions.contains(&e.action)
-            && let Some(t) = e.target()
+        if t.actions.contains(&e.action)
+            && let Some(item) = e.target()
         {
-            s.recent.push_back((e.ts, t));
+            s.recent.push_back((e.ts, item));
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+    fn eval(j: &Judge, t: &Tracker, s: &State, x: &mut Scratch, e: &Ev<'_>) -> Outcome {
         let Some(item) = e.target() else { return Outcome::Quiet };
-        if !self.actions.contains(&e.action) {
+        if !t.actions.contains(&e.action) {
             return Outcome::Quiet;
         }
-        let p = &self.params;
+        let p = &j.opts;
         let cap = p.max_scan as usize;
         // Lockstep needs other recent items of this account: without enough
         // of them, say nothing before touching the index.
-        let horizon = e.ts - p.lookback;
-        let others = s.recent.iter().filter(|&&(t, i)| t >= horizon && i != item).count() as u64;
+        let horizon = e.ts.saturating_sub(t.lookback);
+        let others = s.recent.iter().filter(|&&(at, i)| at >= horizon && i != item).count() as u64;
         if others + 1 < p.min_items {
             return Outcome::Quiet;
         }
         // Enough co-actors on this item at all? (Counted, not visited.)
-        let (from, to) = (e.ts - p.window, e.ts + p.window);
+        let (from, to) = (e.ts.saturating_sub(p.window), e.ts.saturating_add(p.window));
         let enough = |n: usize| n as u64 > p.min_accounts;
-        if !enough(self.index.entries(item)) {
+        if !enough(j.index.entries(item)) {
             return Outcome::Quiet;
         }
-        let here = self.index.count_between(item, from, to);
+        let here = j.index.count_between(item, from, to);
         if !enough(here) {
             return Outcome::Quiet;
         }
-        s.on_item.clear();
+        x.on_item.clear();
         let listed = here <= LIST_AT_MOST;
         if listed {
-            s.on_item.extend(self.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != e.actor));
-            s.on_item.sort_unstable();
+            x.on_item.extend(j.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != e.actor));
+            x.on_item.sort_unstable();
         }
         // For each other recent item, its co-actors (within the window of
         // this account's action on it) that were also in step on this item;
         // per co-actor, on how many items (this one included).
-        s.counts.clear();
+        x.counts.clear();
         let mut shared_items = vec![item];
-        let recent: Vec<(Millis, Sym)> = s.recent.iter().copied().filter(|&(t, i)| t >= horizon && i != item).collect();
-        for (t, other) in recent {
+        let recent: Vec<(Millis, Sym)> =
+            s.recent.iter().copied().filter(|&(at, i)| at >= horizon && i != item).collect();
+        for (at, other) in recent {
             if shared_items.contains(&other) {
                 continue;
             }
             let mut any = false;
             let k = shared_items.len() as u32;
-            let co_actors = self.index.between(other, t - p.window, t + p.window).filter(|&(_, w)| w != e.actor);
+            let co_actors = j
+                .index
+                .between(other, at.saturating_sub(p.window), at.saturating_add(p.window))
+                .filter(|&(_, w)| w != e.actor);
             for (_, who) in co_actors.take(cap) {
-                let in_step = s.counts.contains_key(&who)
-                    || if listed {
-                        s.on_item.binary_search(&who).is_ok()
-                    } else {
-                        self.index.acted(item, who, from, to)
-                    };
+                let in_step = x.counts.contains_key(&who)
+                    || if listed { x.on_item.binary_search(&who).is_ok() } else { j.index.acted(item, who, from, to) };
                 if in_step {
-                    let c = s.counts.entry(who).or_insert((1, 0));
+                    let c = x.counts.entry(who).or_insert((1, 0));
                     if c.1 != k {
                         *c = (c.0 + 1, k);
                         any = true;
@@ -218,7 +252,7 @@ impl Bound {
             }
         }
         let need = p.min_items as u32;
-        let accounts = s.counts.values().filter(|c| c.0 >= need).count() as u64;
+        let accounts = x.counts.values().filter(|c| c.0 >= need).count() as u64;
         if accounts < p.min_accounts {
             return Outcome::Quiet;
         }

@@ -1,24 +1,34 @@
-//! Signal kinds: the registry.
+//! Signal kinds: the contract every kind implements, and the registry.
 //!
 //! A signal is one piece of evidence about one event of one account: "this
 //! like is far from the account's history", "nothing could have shown it
 //! this item", "this unlike came an hour after the like". Each kind lives in
-//! its own file with its documentation, parameters, binding and evaluator;
-//! this file is the only other place a new kind touches.
+//! its own file with its documentation, parameter table, binding and
+//! evaluator, and implements [`Signal`]; the `registry!` list below is the
+//! only other place a new kind touches.
 //!
 //! Life of a signal:
-//! 1. **parse** (rule loading): parameters read and range-checked, with
-//!    diagnostics. Result: [`SignalDef`], data-independent.
-//! 2. **bind** (before scoring): resolved against a dataset (action names
-//!    to symbols, shared indexes such as "who reposted what" built once).
-//!    Result: [`Bound`], read-only and shared by all workers.
-//! 3. **per account**: a [`State`] (per worker, reset per account) is fed
-//!    every event of the account in time order ([`Bound::observe`]) and asked
-//!    about the events the rule selects ([`Bound::eval`]) *before* it
-//!    observes them, so a signal never sees an event's future.
+//! 1. **parse** (rule loading): parameters read against the kind's table
+//!    ([`spec`]), range-checked, with diagnostics. They come in two typed
+//!    halves: the [`Signal::Key`], every parameter the per-account state
+//!    depends on, and the [`Signal::Opts`], the rest. The key *is* the
+//!    sharing key: signals of one kind with equal keys share one state (one
+//!    baseline, one walk of the follow graph), and nothing else can make
+//!    them share.
+//! 2. **needs** (compile): the columns, whole-input facts ([`Need`]) and
+//!    rule references a signal needs, declared by the signal itself.
+//! 3. **bind** (once per run): the key becomes a [`Signal::Tracker`] (it
+//!    drives the per-account state and sees nothing of the options), the
+//!    options a [`Signal::Judge`]; both are read-only and shared by every
+//!    worker and every partition.
+//! 4. **per account**: a state (per worker, reset per account) is moved to
+//!    each event's time ([`Signal::advance`]), asked about the events rules
+//!    select ([`Signal::eval`], which cannot change it), then fed the event
+//!    ([`Signal::observe`]). A signal never sees an event's future, except
+//!    through what its tracker says it reads ahead (look-ahead, lockstep).
 //!
-//! Evaluation cannot fail: every check that can fail happens at parse or
-//! bind time.
+//! Evaluation cannot fail: every check that can fail happens when parsing
+//! or binding.
 
 pub mod after_hit;
 pub mod aggregate;
@@ -29,163 +39,208 @@ pub mod new_context;
 pub mod off_pattern;
 pub mod rate_spike;
 pub mod sequence;
+pub mod spec;
 pub mod unlike_latency;
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::data::schema::{TableKind, ev};
-use crate::data::{AccountSpan, Dataset};
-use crate::intern::Sym;
-use crate::rules::reader::{Ctx, Sp, TableReader};
+use crate::data::{AccountSpan, Dataset, Items};
+use crate::intern::{Interner, Sym};
+use crate::rules::Effect;
+use crate::rules::reader::Sp;
 use crate::time::Millis;
+pub use spec::{Param, ParamReader};
 
-/// Generates the registry: one enum variant per kind for the definition,
-/// the binding and the per-account state, the list of kind names, and the
-/// dispatch over them. Each module provides `Params::{parse, describe,
-/// state_key, reads}` and `Bound::{new, new_state, reset, observe, eval,
-/// note}`.
-macro_rules! registry {
-    ($( $variant:ident => $module:ident, $name:literal; )*) => {
-        /// Every signal kind, by the name rules use.
-        pub const KINDS: &[&str] = &[$( $name, )*];
+/// The contract of a signal kind. See the module doc for the life of a
+/// signal; each kind's file documents what it detects and why.
+pub trait Signal: 'static {
+    /// Its name, as rules write it.
+    const NAME: &'static str;
+    /// The evidence family of a rule led by this signal (see `[score]`), or
+    /// `None` when it takes its family from the rule's other signals.
+    const FAMILY: Option<&'static str>;
+    /// Its parameters.
+    const PARAMS: &'static [Param];
 
-        /// A signal as declared in a rule, parameters validated.
-        #[derive(Clone, Debug)]
-        pub enum SignalDef {
-            $(
-                #[doc = concat!("See [`", stringify!($module), "`].")]
-                $variant($module::Params),
-            )*
-        }
+    /// Every parameter the per-account state depends on: signals of this
+    /// kind with equal keys share one state.
+    type Key: Clone + Debug + PartialEq + Eq + Hash + Send + Sync;
+    /// The other parameters: how an event is judged.
+    type Opts: Clone + Debug + PartialEq + Send + Sync;
+    /// The key bound to a run; it alone drives the per-account state.
+    type Tracker: Debug + Send + Sync;
+    /// The options bound to a run.
+    type Judge: Debug + Send + Sync;
+    /// Per-account state.
+    type State: Debug + Send;
+    /// Buffers one worker reuses in [`Signal::eval`]; they carry nothing
+    /// from one event to the next.
+    type Scratch: Debug + Default + Send;
 
-        /// A signal bound to a dataset: read-only, shared by all workers.
-        #[derive(Debug)]
-        pub enum Bound {
-            $(
-                #[doc = concat!("See [`", stringify!($module), "`].")]
-                $variant($module::Bound),
-            )*
-        }
+    /// Reads the parameters of a `[[signal]]` table.
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Self::Key, Self::Opts);
 
-        /// Per-account state of one signal (or of several sharing a state key).
-        #[derive(Debug)]
-        pub enum State {
-            $(
-                #[doc = concat!("See [`", stringify!($module), "`].")]
-                $variant($module::State),
-            )*
-        }
+    /// What the signal needs: columns, whole-input facts, rules.
+    fn needs(key: &Self::Key, opts: &Self::Opts) -> Needs;
 
-        /// Parses a `[[signal]]` table of kind `kind`; `None` for an unknown
-        /// kind (the caller reports it).
-        pub fn parse(kind: &str, r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<SignalDef> {
-            Some(match kind {
-                $( $name => SignalDef::$variant($module::Params::parse(r, ctx)), )*
-                _ => return None,
-            })
-        }
+    /// Resolves the rule ids the signal refers to (at compile time). Most
+    /// kinds refer to none.
+    fn resolve(_key: &mut Self::Key, _opts: &mut Self::Opts, _rules: &[String]) {}
 
-        impl SignalDef {
-            /// The kind's name.
-            pub fn kind(&self) -> &'static str {
-                match self { $( SignalDef::$variant(_) => $name, )* }
-            }
+    /// Binds the key to a run.
+    fn tracker(key: &Self::Key, u: &Universe<'_>) -> Self::Tracker;
 
-            /// The evidence family this kind's evidence belongs to, if any
-            /// (a rule's default family is its first signal's).
-            pub fn family(&self) -> Option<&'static str> {
-                match self { $( SignalDef::$variant(_) => $module::FAMILY, )* }
-            }
+    /// Binds the options to a run.
+    fn judge(key: &Self::Key, opts: &Self::Opts, u: &Universe<'_>) -> Self::Judge;
 
-            /// Parameters with their values, for `explain-plan`.
-            pub fn describe(&self) -> Vec<(&'static str, String)> {
-                match self { $( SignalDef::$variant(p) => p.describe(), )* }
-            }
+    /// A note for the user about this binding (for example, that the signal
+    /// abstains on this dataset), said once per run.
+    fn note(_t: &Self::Tracker) -> Option<String> {
+        None
+    }
 
-            /// Identifies the per-account state this signal keeps: signals
-            /// with the same key share one state (one baseline, one walk of
-            /// the follow graph).
-            pub fn state_key(&self) -> String {
-                match self { $( SignalDef::$variant(p) => format!("{}{}", $name, p.state_key()), )* }
-            }
+    /// A fresh per-account state.
+    fn new_state(t: &Self::Tracker) -> Self::State;
 
-            /// The (table, column) pairs the signal reads.
-            pub fn reads(&self) -> Vec<(TableKind, String)> {
-                match self { $( SignalDef::$variant(p) => p.reads(), )* }
-            }
+    /// Resets `s` for a new account, whose events are `span` of `data`.
+    fn reset(t: &Self::Tracker, s: &mut Self::State, span: &AccountSpan, data: &Dataset);
 
-            /// Binds the signal to a dataset, sharing indexes through `cache`.
-            pub fn bind(&self, data: &Dataset, cache: &mut BindCache) -> Bound {
-                match self { $( SignalDef::$variant(p) => Bound::$variant($module::Bound::new(p, data, cache)), )* }
-            }
-        }
+    /// Moves `s` to the time of `e`, before any rule judges `e`: once per
+    /// event, whatever the number of rules.
+    fn advance(_t: &Self::Tracker, _s: &mut Self::State, _e: &Ev<'_>) {}
 
-        impl Bound {
-            /// A fresh per-account state.
-            pub fn new_state(&self) -> State {
-                match self { $( Bound::$variant(b) => State::$variant(b.new_state()), )* }
-            }
+    /// Judges one event given the state before it.
+    fn eval(j: &Self::Judge, t: &Self::Tracker, s: &Self::State, scratch: &mut Self::Scratch, e: &Ev<'_>) -> Outcome;
 
-            /// Resets `state` for a new account, whose events are `span`
-            /// (a signal that looks ahead may read them all; see
-            /// `off_pattern`'s `return_window`).
-            pub fn reset(&self, state: &mut State, span: &AccountSpan, data: &Dataset) {
-                match (self, state) {
-                    $( (Bound::$variant(b), State::$variant(s)) => b.reset(s, span, data), )*
-                    _ => unreachable!("a state is always used with the bound that made it"),
-                }
-            }
-
-            /// Feeds one event of the account to `state` (after it was evaluated).
-            pub fn observe(&self, state: &mut State, e: &Ev<'_>) {
-                match (self, state) {
-                    $( (Bound::$variant(b), State::$variant(s)) => b.observe(s, e), )*
-                    _ => unreachable!("a state is always used with the bound that made it"),
-                }
-            }
-
-            /// Judges one event, given the account's state before it.
-            pub fn eval(&self, state: &mut State, e: &Ev<'_>) -> Outcome {
-                match (self, state) {
-                    $( (Bound::$variant(b), State::$variant(s)) => b.eval(s, e), )*
-                    _ => unreachable!("a state is always used with the bound that made it"),
-                }
-            }
-
-            /// A note for the user about this binding (for example, that the
-            /// signal abstains on this dataset), said once per run.
-            pub fn note(&self) -> Option<String> {
-                match self { $( Bound::$variant(b) => b.note(), )* }
-            }
-        }
-    };
+    /// Feeds one event of the account to `s` (after every rule judged it).
+    fn observe(t: &Self::Tracker, s: &mut Self::State, e: &Ev<'_>);
 }
 
-registry! {
-    AfterHit => after_hit, "after_hit";
-    FeedExposure => feed_exposure, "feed_exposure";
-    ImpossibleTravel => impossible_travel, "impossible_travel";
-    Lockstep => lockstep, "lockstep";
-    NewContext => new_context, "new_context";
-    OffPattern => off_pattern, "off_pattern";
-    RateSpike => rate_spike, "rate_spike";
-    Sequence => sequence, "sequence";
-    UnlikeLatency => unlike_latency, "unlike_latency";
+/// A signal as declared in a rule, parameters validated.
+pub struct Def<K: Signal> {
+    /// The parameters the state depends on.
+    pub key: K::Key,
+    /// The others.
+    pub opts: K::Opts,
+    /// Every parameter with its effective value, for `explain-plan`.
+    pub described: Vec<(&'static str, String)>,
 }
 
-/// Whole-input aggregates, finished, for binding (see [`aggregate`]).
-/// Keys are sorted action names.
+impl<K: Signal> Clone for Def<K> {
+    fn clone(&self) -> Self {
+        Def { key: self.key.clone(), opts: self.opts.clone(), described: self.described.clone() }
+    }
+}
+
+impl<K: Signal> PartialEq for Def<K> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key && self.opts == other.opts
+    }
+}
+
+impl<K: Signal> Debug for Def<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Def").field("kind", &K::NAME).field("key", &self.key).field("opts", &self.opts).finish()
+    }
+}
+
+/// A whole-input fact a signal needs, computed before scoring (see
+/// [`aggregate`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Need {
+    /// The population's distribution of a feature over history actions.
+    Prior {
+        /// The feature.
+        feature: off_pattern::Feature,
+        /// The history actions, sorted.
+        history: Vec<String>,
+    },
+    /// Who did which of `actions` on each item, when.
+    ItemIndex {
+        /// The actions, sorted.
+        actions: Vec<String>,
+        /// Whether every entry is needed (exposure), not only those with
+        /// another account near them.
+        every_entry: bool,
+        /// The lockstep window the index serves, if any.
+        lockstep_window: Option<Millis>,
+    },
+    /// The population's rate of `actions` per account-day.
+    Rate {
+        /// The actions, sorted.
+        actions: Vec<String>,
+    },
+    /// When the whole input ends (for look-ahead).
+    DataEnd,
+}
+
+/// What one signal needs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Needs {
+    /// Columns read, by table.
+    pub reads: Vec<(TableKind, String)>,
+    /// Whole-input facts.
+    pub facts: Vec<Need>,
+    /// Rule ids referred to, with where they are written.
+    pub rules: Vec<Sp<String>>,
+}
+
+impl Needs {
+    /// Adds `columns` of `table` to the columns read.
+    pub fn read(&mut self, table: TableKind, columns: &[&str]) -> &mut Self {
+        self.reads.extend(columns.iter().map(|c| (table, c.to_string())));
+        self
+    }
+}
+
+/// What binding sees of a run: everything that is the same for every
+/// partition of the events.
+#[derive(Clone, Copy)]
+pub struct Universe<'a> {
+    /// Every string of the run.
+    pub strings: &'a Interner,
+    /// The items table.
+    pub items: &'a Items,
+    /// Whether the run has a follows table.
+    pub follows: bool,
+    /// Whether the run has an impressions table.
+    pub impressions: bool,
+    /// The whole-input facts.
+    pub facts: &'a Facts,
+    /// Every rule id of the plan, by number.
+    pub rule_ids: &'a [String],
+}
+
+impl Universe<'_> {
+    /// The run's symbols of `names` (names the data never uses are dropped:
+    /// no event can have them), sorted.
+    pub fn resolve_all(&self, names: &[String]) -> Vec<Sym> {
+        let mut v: Vec<Sym> = names.iter().filter_map(|n| self.strings.get(n)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+
+    /// The run's symbol of `name`, if any event can have it.
+    pub fn resolve(&self, name: &str) -> Option<Sym> {
+        self.strings.get(name)
+    }
+}
+
+/// Whole-input facts, finished, for binding (see [`aggregate`]). Keys are
+/// sorted action names.
 #[derive(Clone, Debug, Default)]
-pub struct BindCache {
+pub struct Facts {
     /// Population distributions, by (feature, history actions).
     pub priors: HashMap<(off_pattern::Feature, Vec<String>), Arc<off_pattern::Prior>>,
     /// Who did which actions on each item, when, by action set.
     pub item_actors: HashMap<Vec<String>, Arc<aggregate::ItemActors>>,
     /// Population rate of an action set, per account-day.
     pub rates: HashMap<Vec<String>, f64>,
-    /// Ids of the plan's rules, by index (for signals about other rules' hits).
-    pub rule_ids: Vec<String>,
     /// The time of the last event of the whole input (for look-ahead).
     pub data_end: Option<Millis>,
 }
@@ -206,10 +261,28 @@ pub enum Outcome {
     Abstain,
 }
 
+/// An earlier rule hit of the account, as signals see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EarlierHit {
+    /// Index of the rule in the plan.
+    pub rule: u32,
+    /// When.
+    pub ts: Millis,
+    /// The event's action.
+    pub action: Sym,
+    /// The event's target.
+    pub target: Option<Sym>,
+    /// The hit's strength.
+    pub strength: f64,
+    /// Which way it counts.
+    pub effect: Effect,
+}
+
 /// One event as signals see it.
 #[derive(Clone, Copy)]
 pub struct Ev<'a> {
-    /// The dataset.
+    /// The dataset (one partition of the run's events, with the run's
+    /// other tables).
     pub data: &'a Dataset,
     /// The event's index in `data.events`.
     pub i: usize,
@@ -220,7 +293,7 @@ pub struct Ev<'a> {
     /// What.
     pub action: Sym,
     /// The account's rule hits on earlier events (empty outside the scorer).
-    pub hits: &'a [crate::score::Hit],
+    pub hits: &'a [EarlierHit],
 }
 
 impl<'a> Ev<'a> {
@@ -265,30 +338,220 @@ impl<'a> Ev<'a> {
     }
 }
 
-/// Resolves action names to the dataset's symbols (names the data never
-/// uses are dropped: no event can have them).
-pub fn resolve_all(data: &Dataset, names: &[String]) -> Vec<Sym> {
-    let mut v: Vec<Sym> = names.iter().filter_map(|n| data.strings.get(n)).collect();
-    v.sort_unstable();
+/// Generates the registry: one enum variant per kind for the definition,
+/// the sharing key, the tracker, the judge, the state and the scratch, and
+/// the dispatch over them.
+macro_rules! registry {
+    ($( $variant:ident => $module:ident :: $kind:ident; )*) => {
+        /// Every signal kind, by the name rules use.
+        pub const KINDS: &[&str] = &[$( <$module::$kind as Signal>::NAME, )*];
+
+        /// The parameter table of kind `name`.
+        pub fn params_of(name: &str) -> Option<&'static [Param]> {
+            $( if name == <$module::$kind as Signal>::NAME { return Some(<$module::$kind as Signal>::PARAMS); } )*
+            None
+        }
+
+        /// A signal as declared in a rule, parameters validated.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum SignalDef {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(Def<$module::$kind>),
+            )*
+        }
+
+        /// The sharing key of a signal: its kind and every parameter its
+        /// per-account state depends on.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum StateKey {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::Key),
+            )*
+        }
+
+        /// A key bound to a run: drives one per-account state.
+        #[derive(Debug)]
+        pub enum Tracker {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::Tracker),
+            )*
+        }
+
+        /// A signal's options bound to a run.
+        #[derive(Debug)]
+        pub enum Judge {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::Judge),
+            )*
+        }
+
+        /// Per-account state of one tracker.
+        #[derive(Debug)]
+        pub enum State {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::State),
+            )*
+        }
+
+        /// Buffers a worker reuses for one signal of one rule.
+        #[derive(Debug)]
+        pub enum Scratch {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::Scratch),
+            )*
+        }
+
+        /// Parses a `[[signal]]` table of kind `kind`; `None` for an unknown
+        /// kind (the caller reports it).
+        pub fn parse(kind: &str, r: &mut ParamReader<'_, '_, '_, '_>) -> Option<SignalDef> {
+            $(
+                if kind == <$module::$kind as Signal>::NAME {
+                    let (key, opts) = <$module::$kind as Signal>::parse(r);
+                    return Some(SignalDef::$variant(Def { key, opts, described: Vec::new() }));
+                }
+            )*
+            None
+        }
+
+        impl SignalDef {
+            /// The kind's name.
+            pub fn kind(&self) -> &'static str {
+                match self { $( SignalDef::$variant(_) => <$module::$kind as Signal>::NAME, )* }
+            }
+
+            /// The evidence family this kind's evidence belongs to, if any
+            /// (a rule's default family is its first signal's).
+            pub fn family(&self) -> Option<&'static str> {
+                match self { $( SignalDef::$variant(_) => <$module::$kind as Signal>::FAMILY, )* }
+            }
+
+            /// Parameters with their effective values, for `explain-plan`.
+            pub fn describe(&self) -> &[(&'static str, String)] {
+                match self { $( SignalDef::$variant(d) => &d.described, )* }
+            }
+
+            /// Records the effective values read by the parser.
+            pub fn set_described(&mut self, described: Vec<(&'static str, String)>) {
+                match self { $( SignalDef::$variant(d) => d.described = described, )* }
+            }
+
+            /// The sharing key.
+            pub fn state_key(&self) -> StateKey {
+                match self { $( SignalDef::$variant(d) => StateKey::$variant(d.key.clone()), )* }
+            }
+
+            /// What the signal needs.
+            pub fn needs(&self) -> Needs {
+                match self { $( SignalDef::$variant(d) => <$module::$kind as Signal>::needs(&d.key, &d.opts), )* }
+            }
+
+            /// Resolves the rule ids the signal refers to, given every rule
+            /// id of the plan by index.
+            pub fn resolve(&mut self, rules: &[String]) {
+                match self {
+                    $( SignalDef::$variant(d) => <$module::$kind as Signal>::resolve(&mut d.key, &mut d.opts, rules), )*
+                }
+            }
+
+            /// Binds the key to a run.
+            pub fn tracker(&self, u: &Universe<'_>) -> Tracker {
+                match self {
+                    $( SignalDef::$variant(d) => Tracker::$variant(<$module::$kind as Signal>::tracker(&d.key, u)), )*
+                }
+            }
+
+            /// Binds the options to a run.
+            pub fn judge(&self, u: &Universe<'_>) -> Judge {
+                match self {
+                    $( SignalDef::$variant(d) => Judge::$variant(<$module::$kind as Signal>::judge(&d.key, &d.opts, u)), )*
+                }
+            }
+        }
+
+        impl Tracker {
+            /// A fresh per-account state.
+            pub fn new_state(&self) -> State {
+                match self { $( Tracker::$variant(t) => State::$variant(<$module::$kind as Signal>::new_state(t)), )* }
+            }
+
+            /// Resets `state` for a new account.
+            pub fn reset(&self, state: &mut State, span: &AccountSpan, data: &Dataset) {
+                match (self, state) {
+                    $( (Tracker::$variant(t), State::$variant(s)) => <$module::$kind as Signal>::reset(t, s, span, data), )*
+                    _ => unreachable!("a state is always used with the tracker that made it"),
+                }
+            }
+
+            /// Moves `state` to the time of `e`.
+            pub fn advance(&self, state: &mut State, e: &Ev<'_>) {
+                match (self, state) {
+                    $( (Tracker::$variant(t), State::$variant(s)) => <$module::$kind as Signal>::advance(t, s, e), )*
+                    _ => unreachable!("a state is always used with the tracker that made it"),
+                }
+            }
+
+            /// Feeds one event of the account to `state`.
+            pub fn observe(&self, state: &mut State, e: &Ev<'_>) {
+                match (self, state) {
+                    $( (Tracker::$variant(t), State::$variant(s)) => <$module::$kind as Signal>::observe(t, s, e), )*
+                    _ => unreachable!("a state is always used with the tracker that made it"),
+                }
+            }
+
+            /// A note for the user about this binding, said once per run.
+            pub fn note(&self) -> Option<String> {
+                match self { $( Tracker::$variant(t) => <$module::$kind as Signal>::note(t), )* }
+            }
+        }
+
+        impl Judge {
+            /// Fresh buffers for this judge.
+            pub fn new_scratch(&self) -> Scratch {
+                match self { $( Judge::$variant(_) => Scratch::$variant(Default::default()), )* }
+            }
+
+            /// Judges one event, given the account's state before it.
+            pub fn eval(&self, tracker: &Tracker, state: &State, scratch: &mut Scratch, e: &Ev<'_>) -> Outcome {
+                match (self, tracker, state, scratch) {
+                    $(
+                        (Judge::$variant(j), Tracker::$variant(t), State::$variant(s), Scratch::$variant(x)) => {
+                            <$module::$kind as Signal>::eval(j, t, s, x, e)
+                        }
+                    )*
+                    _ => unreachable!("a judge is always used with a tracker and state of its kind"),
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    AfterHit => after_hit::AfterHit;
+    FeedExposure => feed_exposure::FeedExposure;
+    ImpossibleTravel => impossible_travel::ImpossibleTravel;
+    Lockstep => lockstep::Lockstep;
+    NewContext => new_context::NewContext;
+    OffPattern => off_pattern::OffPattern;
+    RateSpike => rate_spike::RateSpike;
+    Sequence => sequence::Sequence;
+    UnlikeLatency => unlike_latency::UnlikeLatency;
+}
+
+/// Sorted, deduplicated action names: the key of a whole-input fact.
+pub fn sorted(names: &[String]) -> Vec<String> {
+    let mut v = names.to_vec();
+    v.sort();
     v.dedup();
     v
 }
 
-/// Reads a list of action names, or `default` when absent.
-pub fn actions_param(
-    r: &mut TableReader<'_, '_>,
-    ctx: &mut Ctx<'_>,
-    key: &'static str,
-    default: &[&str],
-) -> Vec<String> {
-    match r.str_list(ctx, key) {
-        Some(Sp { value, .. }) => value.into_iter().map(|s| s.value).collect(),
-        None => default.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// Formats a probability for a `why`: 4 significant digits, no exponent
-/// above 1e-6.
+/// A probability for a `why`: 4 significant digits, no exponent above 1e-6.
 pub fn fmt_prob(p: f64) -> String {
     if p == 0.0 {
         return "0".into();
@@ -300,15 +563,18 @@ pub fn fmt_prob(p: f64) -> String {
     format!("{p:.*}", digits.max(2) as usize)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::fmt_prob;
+/// An `f64` parameter that can be part of a sharing key (compared and
+/// hashed by its bits; parameters are never NaN).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Num(pub f64);
 
-    #[test]
-    fn probabilities_read_well() {
-        assert_eq!(fmt_prob(0.00041234), "0.00041");
-        assert_eq!(fmt_prob(0.5), "0.50");
-        assert_eq!(fmt_prob(0.0312), "0.031");
-        assert_eq!(fmt_prob(0.0), "0");
+impl Eq for Num {}
+
+impl Hash for Num {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.to_bits().hash(h);
     }
 }
+
+#[cfg(test)]
+mod tests;

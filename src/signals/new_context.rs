@@ -36,85 +36,55 @@
 //! VPNs and mobile networks that change `asn`/`ip` constantly: prefer
 //! `device`, `client` and `country` over `ip`.
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::{Kind, TableKind};
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::SymMap;
 use crate::rules::diag::Code;
-use crate::rules::reader::{Ctx, TableReader};
-use crate::time::{Millis, compact_duration, format_rfc3339, human_duration};
+use crate::time::{Millis, format_rfc3339, human_duration};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("context");
+/// The kind.
+pub struct NewContext;
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    key("fields", Ty::List, D::List(&["device"]), "event fields whose values must all be new"),
+    opt(
+        "min_history",
+        Ty::Count { min: 0, max: 1_000_000 },
+        D::Count(10),
+        "events with the field needed before it speaks",
+    ),
+    opt("recent", Ty::Duration, D::Duration(0), "a value first seen at most this long ago still counts as new"),
+];
+
+/// The parameters the per-account state (values seen per field) depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// Event fields whose values must all be new.
     pub fields: Vec<String>,
+}
+
+/// The other parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts {
     /// History (events with the field present) needed before it speaks.
     pub min_history: u64,
     /// A value first seen at most this long ago still counts as new.
     pub recent: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let fields: Vec<String> = match r.str_list(ctx, "fields") {
-            Some(list) => {
-                for f in &list.value {
-                    let known = TableKind::Events.fields().iter().find(|d| d.name == f.value);
-                    if known.is_some_and(|d| d.kind != Kind::Sym)
-                        || ["actor", "action", "target"].contains(&f.value.as_str())
-                    {
-                        ctx.report(
-                            Code::BadValue,
-                            f.span.clone(),
-                            format!(
-                                "`{}` is not a context field (use device, client, country, asn, ip or an extra field)",
-                                f.value
-                            ),
-                        );
-                    }
-                }
-                if list.value.is_empty() {
-                    ctx.report(Code::BadValue, list.span.clone(), "`fields` must name at least one field");
-                }
-                list.value.into_iter().map(|s| s.value).collect()
-            }
-            None => vec!["device".into()],
-        };
-        Params {
-            fields,
-            min_history: r.count(ctx, "min_history", 1_000_000, 10),
-            recent: r.duration_or(ctx, "recent", 0),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("fields", format!("{:?}", self.fields)),
-            ("min_history", self.min_history.to_string()),
-            ("recent", compact_duration(self.recent)),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!("{:?}", self.fields)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        self.fields.iter().map(|f| (TableKind::Events, f.clone())).collect()
-    }
+/// The key bound to a run.
+#[derive(Debug)]
+pub struct Tracker {
+    fields: Vec<String>,
 }
 
-/// Bound to a dataset.
+/// The options bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
-    /// Column of each field in the events table (None: never present).
-    columns: Vec<Option<usize>>,
+pub struct Judge {
+    opts: Opts,
 }
 
 #[derive(Debug, Default)]
@@ -125,22 +95,73 @@ struct FieldHistory {
     singletons: u32,
 }
 
-/// Per-account state: values seen per field.
+/// Per-account state: values seen per field, and where the fields are in
+/// the events table being scored.
 #[derive(Debug, Default)]
 pub struct State {
     fields: Vec<FieldHistory>,
+    /// Column of each field in the events table (None: never present).
+    columns: Vec<Option<usize>>,
+    /// Which events table `columns` are of (its address).
+    table: usize,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
-        Bound { params: p.clone(), columns: p.fields.iter().map(|f| data.events.table.column_index(f)).collect() }
+impl Signal for NewContext {
+    const NAME: &'static str = "new_context";
+    const FAMILY: Option<&'static str> = Some("context");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let list = r.spanned_list("fields");
+        for f in &list.value {
+            let known = TableKind::Events.fields().iter().find(|d| d.name == f.value);
+            if known.is_some_and(|d| d.kind != Kind::Sym) || ["actor", "action", "target"].contains(&f.value.as_str()) {
+                r.ctx().report(
+                    Code::BadValue,
+                    f.span.clone(),
+                    format!(
+                        "`{}` is not a context field (use device, client, country, asn, ip or an extra field)",
+                        f.value
+                    ),
+                );
+            }
+        }
+        if list.value.is_empty() {
+            r.ctx().report(Code::BadValue, list.span.clone(), "`fields` must name at least one field");
+        }
+        let key = Key { fields: list.value.into_iter().map(|s| s.value).collect() };
+        let opts = Opts { min_history: r.count("min_history"), recent: r.duration("recent") };
+        (key, opts)
     }
 
-    pub(crate) fn new_state(&self) -> State {
-        State { fields: self.columns.iter().map(|_| FieldHistory::default()).collect() }
+    fn needs(key: &Key, _opts: &Opts) -> Needs {
+        Needs { reads: key.fields.iter().map(|f| (TableKind::Events, f.clone())).collect(), ..Needs::default() }
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+    fn tracker(key: &Key, _u: &Universe<'_>) -> Tracker {
+        Tracker { fields: key.fields.clone() }
+    }
+
+    fn judge(_key: &Key, opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone() }
+    }
+
+    fn new_state(t: &Tracker) -> State {
+        State { fields: t.fields.iter().map(|_| FieldHistory::default()).collect(), ..State::default() }
+    }
+
+    fn reset(t: &Tracker, s: &mut State, _span: &AccountSpan, data: &Dataset) {
+        let table = &data.events.table as *const _ as usize;
+        if s.table != table || s.columns.len() != t.fields.len() {
+            s.columns = t.fields.iter().map(|f| data.events.table.column_index(f)).collect();
+            s.table = table;
+        }
         for f in &mut s.fields {
             f.seen.clear();
             f.events = 0;
@@ -148,12 +169,8 @@ impl Bound {
         }
     }
 
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        for (k, col) in self.columns.iter().enumerate() {
+    fn observe(_t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        for (k, col) in s.columns.iter().enumerate() {
             let Some(v) = col.and_then(|c| e.data.events.sym(c, e.i)) else { continue };
             let h = &mut s.fields[k];
             h.events += 1;
@@ -167,22 +184,23 @@ impl Bound {
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
+    fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        let o = &j.opts;
         let mut strength = 1.0f64;
         let mut why = Vec::new();
-        for (k, col) in self.columns.iter().enumerate() {
+        for (k, col) in s.columns.iter().enumerate() {
             let Some(v) = col.and_then(|c| e.data.events.sym(c, e.i)) else { return Outcome::Abstain };
             let h = &s.fields[k];
-            if u64::from(h.events) < self.params.min_history {
+            if u64::from(h.events) < o.min_history {
                 return Outcome::Abstain;
             }
-            let name = &self.params.fields[k];
+            let name = &t.fields[k];
             match h.seen.get(&v) {
-                Some(&(_, first)) if e.ts - first > self.params.recent => return Outcome::Quiet,
+                Some(&(_, first)) if e.ts.saturating_sub(first) > o.recent => return Outcome::Quiet,
                 Some(&(count, first)) => {
                     // First seen recently: judge against the history before it.
                     let before = h.events - count;
-                    if u64::from(before) < self.params.min_history {
+                    if u64::from(before) < o.min_history {
                         return Outcome::Abstain;
                     }
                     let singles = h.singletons.saturating_sub(u32::from(count == 1));
@@ -190,7 +208,7 @@ impl Bound {
                     why.push(format!(
                         "{name} '{}' first seen {} ago ({}), new after {before} events with {} other {name}s",
                         e.text(v),
-                        human_duration(e.ts - first),
+                        human_duration(e.ts.saturating_sub(first)),
                         format_rfc3339(first),
                         h.seen.len() - 1
                     ));

@@ -102,21 +102,19 @@
 //! whole input, so it does look ahead at the population level (not at the
 //! account).
 
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 
-use super::{BindCache, Ev, Outcome, actions_param, fmt_prob, resolve_all};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, fmt_prob, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset, EventRows, Items};
 use crate::intern::{Sym, SymMap};
-use crate::rules::diag::{Code, unknown_name_help};
-use crate::rules::reader::{Ctx, TableReader};
-use crate::time::{DAY, Millis, compact_duration};
-
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("content");
+use crate::rules::diag::Code;
+use crate::time::{DAY, HOUR, Millis, compact_duration};
 
 /// A property of the target that a baseline is kept of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,7 +130,8 @@ pub enum Feature {
 impl Feature {
     const NAMES: [&'static str; 3] = ["labels", "author", "lang"];
 
-    fn name(self) -> &'static str {
+    /// The feature's name, as rules write it.
+    pub fn name(self) -> &'static str {
         match self {
             Feature::Labels => "labels",
             Feature::Author => "author",
@@ -162,9 +161,50 @@ impl Feature {
     }
 }
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The kind.
+pub struct OffPattern;
+
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    key("features", Ty::List, D::List(&["labels"]), "any of `labels`, `author`, `lang`"),
+    key("history", Ty::List, D::List(&["like", "repost", "reply", "post"]), "actions forming the baseline"),
+    key("window", Ty::Duration, D::Duration(180 * DAY), "how far back the baseline reaches"),
+    key("min_history", Ty::Count { min: 0, max: 1_000_000 }, D::Count(20), "fewer history events: abstain"),
+    key("max_probability", Ty::Number { min: 1e-9, max: 1.0 }, D::Number(0.02), "at or below: off pattern"),
+    key(
+        "smoothing",
+        Ty::Number { min: 0.0, max: 1e6 },
+        D::Number(10.0),
+        "pseudo-events from the population distribution",
+    ),
+    key("burst_window", Ty::Duration, D::Duration(0), "novel events this close form a burst (`0s`: no burst factor)"),
+    opt(
+        "full_surprise",
+        Ty::Number { min: 0.1, max: 300.0 },
+        D::Number(4.0),
+        "burst surprise (`-log10` probability) for a factor of 1",
+    ),
+    key(
+        "novelty_prior",
+        Ty::Custom("a number from 1e-6 to 1, or \"good_turing\""),
+        D::Number(0.05),
+        "novelty rate assumed without history, or `\"good_turing\"`",
+    ),
+    key("novelty_smoothing", Ty::Number { min: 0.0, max: 1e6 }, D::Number(20.0), "pseudo-events of `novelty_prior`"),
+    opt(
+        "max_burst",
+        Ty::Count { min: 0, max: 1_000_000 },
+        D::Count(10),
+        "a burst counts as at most this many events (`0`: no limit)",
+    ),
+    key("return_window", Ty::Duration, D::Duration(0), "look-ahead for a return to the value (`0s`: none)"),
+    opt("return_after", Ty::Duration, D::Duration(6 * HOUR), "sooner than this is the same sitting, not a return"),
+];
+
+/// The parameters the per-account state depends on: the baseline, the
+/// novelty judgement of history events, the burst and the look-ahead.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// Which properties of the target to judge.
     pub features: Vec<Feature>,
     /// Actions forming the baseline.
@@ -174,145 +214,65 @@ pub struct Params {
     /// History needed before the signal speaks.
     pub min_history: u64,
     /// Probability at or below which a value is off pattern.
-    pub max_probability: f64,
+    pub max_probability: Num,
     /// Pseudo-events drawn from the population distribution.
-    pub smoothing: f64,
+    pub smoothing: Num,
     /// Novel events this close before the event form its burst (0: the
     /// burst is not judged).
     pub burst_window: Millis,
-    /// Surprise (`-log10` of the burst's probability) at which the burst
-    /// factor reaches 1.
-    pub full_surprise: f64,
     /// Novelty rate assumed before an account has a history of its own:
     /// a fixed rate, or (`None`, written `"good_turing"`) the account's own
     /// Good–Turing estimate of how often it engages with a value it never
     /// engaged with before, `(N1 + 1) / (n + 2)` over its baseline.
-    pub novelty_prior: Option<f64>,
+    pub novelty_prior: Option<Num>,
     /// Pseudo-events of `novelty_prior` in an account's novelty rate.
-    pub novelty_smoothing: f64,
-    /// A burst counts as at most this many events, keeping its share of
-    /// novel ones (0: no limit).
-    pub max_burst: u64,
-
+    pub novelty_smoothing: Num,
     /// How far to look ahead for the account engaging with the value again
     /// (0: no look-ahead).
     pub return_window: Millis,
+}
+
+/// The other parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts {
+    /// Surprise (`-log10` of the burst's probability) at which the burst
+    /// factor reaches 1.
+    pub full_surprise: f64,
+    /// A burst counts as at most this many events, keeping its share of
+    /// novel ones (0: no limit).
+    pub max_burst: u64,
     /// Engagement sooner than this after the event is not a return (it is
     /// the same sitting).
     pub return_after: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let mut features = Vec::new();
-        match r.str_list(ctx, "features") {
-            Some(list) => {
-                for f in list.value {
-                    match Feature::NAMES.iter().position(|n| *n == f.value) {
-                        Some(i) => features.push([Feature::Labels, Feature::Author, Feature::Lang][i]),
-                        None => {
-                            let help = unknown_name_help(&f.value, &Feature::NAMES);
-                            ctx.report(Code::BadValue, f.span, format!("unknown off_pattern feature `{}`", f.value))
-                                .help = help;
-                        }
-                    }
-                }
-                if features.is_empty() {
-                    ctx.report(Code::BadValue, list.span, "`features` must name at least one feature");
-                }
-            }
-            None => features.push(Feature::Labels),
-        }
-        features.sort();
-        features.dedup();
-        Params {
-            features,
-            history: actions_param(r, ctx, "history", &["like", "repost", "reply", "post"]),
-            window: r.duration_or(ctx, "window", 180 * DAY),
-            min_history: r.count(ctx, "min_history", 1_000_000, 20),
-            max_probability: r.num_in(ctx, "max_probability", 1e-9, 1.0, 0.02),
-            smoothing: r.num_in(ctx, "smoothing", 0.0, 1e6, 10.0),
-            burst_window: r.duration_or(ctx, "burst_window", 0),
-            full_surprise: r.num_in(ctx, "full_surprise", 0.1, 300.0, 4.0),
-            novelty_prior: novelty_prior(r, ctx),
-            novelty_smoothing: r.num_in(ctx, "novelty_smoothing", 0.0, 1e6, 20.0),
-            max_burst: r.count(ctx, "max_burst", 1_000_000, 10),
-
-            return_window: r.duration_or(ctx, "return_window", 0),
-            return_after: r.duration_or(ctx, "return_after", 6 * crate::time::HOUR),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("features", format!("{:?}", self.features.iter().map(|f| f.name()).collect::<Vec<_>>())),
-            ("history", format!("{:?}", self.history)),
-            ("window", compact_duration(self.window)),
-            ("min_history", self.min_history.to_string()),
-            ("max_probability", self.max_probability.to_string()),
-            ("smoothing", self.smoothing.to_string()),
-            ("burst_window", compact_duration(self.burst_window)),
-            ("full_surprise", self.full_surprise.to_string()),
-            ("novelty_prior", self.novelty_prior.map_or_else(|| "good_turing".into(), |x| x.to_string())),
-            ("novelty_smoothing", self.novelty_smoothing.to_string()),
-            ("max_burst", self.max_burst.to_string()),
-            ("return_window", compact_duration(self.return_window)),
-            ("return_after", compact_duration(self.return_after)),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        // Every parameter the state depends on: the baseline, the novelty
-        // judgement of history events, the burst and the look-ahead.
-        format!(
-            "{:?}{:?}/{}/{}/{}/{}/{}/{}/{}/{}",
-            self.features,
-            self.history,
-            self.window,
-            self.min_history,
-            self.max_probability,
-            self.smoothing,
-            self.burst_window,
-            self.novelty_prior.map_or(-1.0, |x| x),
-            self.novelty_smoothing,
-            self.return_window
-        )
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        let mut v = vec![(TableKind::Events, "action"), (TableKind::Events, "target")];
-        for f in &self.features {
-            match f {
-                Feature::Labels => v.extend([(TableKind::Items, "id"), (TableKind::Items, "labels")]),
-                Feature::Lang => v.extend([(TableKind::Items, "id"), (TableKind::Items, "lang")]),
-                Feature::Author => v.extend([
-                    (TableKind::Events, "target_author"),
-                    (TableKind::Items, "id"),
-                    (TableKind::Items, "author"),
-                ]),
-            }
-        }
-        v.into_iter().map(|(t, c)| (t, c.to_string())).collect()
-    }
-}
-
 /// Reads `novelty_prior`: a number in (0, 1], or `"good_turing"`.
-fn novelty_prior(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Option<f64> {
-    if let Some(v) = r.get("novelty_prior")
-        && let toml::de::DeValue::String(text) = v.get_ref()
-    {
-        if text == "good_turing" {
-            return None;
-        }
-        ctx.report(
-            Code::BadValue,
-            v.span(),
-            format!("`novelty_prior` is \"{text}\": a number from 1e-6 to 1, or \"good_turing\""),
-        );
-        return Some(0.05);
-    }
-    Some(r.num_in(ctx, "novelty_prior", 1e-6, 1.0, 0.05))
+fn novelty_prior(r: &mut ParamReader<'_, '_, '_, '_>) -> Option<Num> {
+    let fallback = Some(Num(0.05));
+    let value = match r.raw("novelty_prior") {
+        None => fallback,
+        Some(v) => match v.get_ref() {
+            toml::de::DeValue::String(text) if text == "good_turing" => None,
+            toml::de::DeValue::String(text) => {
+                let msg = format!("`novelty_prior` is \"{text}\": a number from 1e-6 to 1, or \"good_turing\"");
+                r.ctx().report(Code::BadValue, v.span(), msg);
+                fallback
+            }
+            other => match crate::rules::reader::as_number(other) {
+                Some(x) if (1e-6..=1.0).contains(&x) => Some(Num(x)),
+                _ => {
+                    r.ctx().report(
+                        Code::BadValue,
+                        v.span(),
+                        "`novelty_prior` must be a number from 1e-6 to 1, or \"good_turing\"",
+                    );
+                    fallback
+                }
+            },
+        },
+    };
+    r.describe("novelty_prior", value.map_or_else(|| "good_turing".into(), |x| super::spec::show_number(x.0)));
+    value
 }
 
 /// The population's distribution of one feature over history events.
@@ -384,10 +344,10 @@ impl PriorAcc {
 /// mean is at the threshold, 1 when all of it is below). A value rare in
 /// the population is confidently rare for a short history too; a common
 /// one needs history to be called off pattern.
-fn confidence(p: &Params, c: u32, n: u64, pi: f64) -> f64 {
-    let a = (f64::from(c) + p.smoothing * pi).max(1e-9);
-    let b = (n as f64 - f64::from(c) + p.smoothing * (1.0 - pi)).max(1e-9);
-    let below = Beta::new(a, b).map_or(0.5, |d| d.cdf(p.max_probability));
+fn confidence(t: &Tracker, c: u32, n: u64, pi: f64) -> f64 {
+    let a = (f64::from(c) + t.smoothing * pi).max(1e-9);
+    let b = (n as f64 - f64::from(c) + t.smoothing * (1.0 - pi)).max(1e-9);
+    let below = Beta::new(a, b).map_or(0.5, |d| d.cdf(t.max_probability));
     (2.0 * below - 1.0).clamp(0.0, 1.0)
 }
 
@@ -403,21 +363,35 @@ fn window_words(ms: Millis) -> String {
     }
 }
 
-/// Bound to a dataset.
+/// The key bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Tracker {
+    features: Vec<Feature>,
     history: Vec<Sym>,
-    priors: Vec<(Feature, Arc<Prior>)>,
+    priors: Vec<Arc<Prior>>,
+    window: Millis,
+    min_history: u64,
+    max_probability: f64,
+    smoothing: f64,
+    burst_window: Millis,
+    novelty_prior: Option<f64>,
+    novelty_smoothing: f64,
+    return_window: Millis,
     /// When the whole input ends (for look-ahead near the end).
     data_end: Option<Millis>,
 }
 
-/// A feature value: (feature index in `Params::features`, value).
+/// The options bound to a run.
+#[derive(Debug)]
+pub struct Judge {
+    opts: Opts,
+}
+
+/// A feature value: (feature index in `Key::features`, value).
 type Value = (u8, Sym);
 
 /// What the baseline says about one event's target.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Judgement {
     /// Some feature had too little history.
     abstained: bool,
@@ -461,7 +435,7 @@ pub struct State {
     /// History events in the window, oldest first: (ts, event index,
     /// judged, novel).
     window: VecDeque<(Millis, u32, bool, bool)>,
-    /// Per feature (in `Params::features` order): value counts and the
+    /// Per feature (in `Key::features` order): value counts and the
     /// number of history events with the feature known.
     counts: Vec<(SymMap<u32>, u32)>,
     /// Per feature: how many values the baseline holds exactly once.
@@ -477,66 +451,15 @@ pub struct State {
     /// With `return_window`: per feature, the times of the account's
     /// history events with each value, over its whole log.
     times: Vec<SymMap<Vec<Millis>>>,
-    /// The judgement of the event last judged, by event index.
-    cached: Option<(usize, Judgement)>,
+    /// The event the state was last advanced to, and its judgement once
+    /// asked for (by a rule or by `observe`: computed once per event).
+    current: Option<(usize, OnceCell<Judgement>)>,
     values: Vec<Sym>,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
-        let history = resolve_all(data, &p.history);
-        let key = super::aggregate::key(&p.history);
-        let priors =
-            p.features.iter().map(|&f| (f, cache.priors.get(&(f, key.clone())).cloned().unwrap_or_default())).collect();
-        Bound { params: p.clone(), history, priors, data_end: cache.data_end }
-    }
-
-    pub(crate) fn new_state(&self) -> State {
-        let n = self.params.features.len();
-        State {
-            counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
-            singles: vec![0; n],
-            times: (0..n).map(|_| SymMap::default()).collect(),
-            ..State::default()
-        }
-    }
-
-    pub(crate) fn reset(&self, s: &mut State, span: &AccountSpan, data: &Dataset) {
-        s.window.clear();
-        for (c, n) in &mut s.counts {
-            c.clear();
-            *n = 0;
-        }
-        s.singles.iter_mut().for_each(|x| *x = 0);
-        (s.judged, s.novel) = (0, 0);
-        s.burst.clear();
-        s.cached = None;
-        for t in &mut s.times {
-            t.clear();
-        }
-        if self.params.return_window > 0 {
-            // Look-ahead: every history event of the account, by value.
-            for i in span.range() {
-                let e = Ev::at(data, i);
-                if !self.history.contains(&e.action) {
-                    continue;
-                }
-                for (k, &f) in self.params.features.iter().enumerate() {
-                    f.values(&e, &mut s.values);
-                    for &v in &s.values {
-                        s.times[k].entry(v).or_default().push(e.ts);
-                    }
-                }
-            }
-        }
-    }
-
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
+impl Tracker {
     fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
-        for (k, &f) in self.params.features.iter().enumerate() {
+        for (k, &f) in self.features.iter().enumerate() {
             f.values(e, &mut s.values);
             if s.values.is_empty() {
                 continue;
@@ -558,15 +481,15 @@ impl Bound {
 
     /// Moves history events older than `burst_window` into the baseline and
     /// drops baseline events older than `window`.
-    fn evict(&self, s: &mut State, e: &Ev<'_>) {
-        let since = e.ts.saturating_sub(self.params.burst_window);
+    fn evict(&self, s: &mut State, data: &Dataset, now: Millis) {
+        let since = now.saturating_sub(self.burst_window);
         while s.burst.front().is_some_and(|r| r.ts < since) {
             let r = s.burst.pop_front().expect("checked");
             if !r.novel.is_empty() {
-                self.enter_baseline(s, e.data, r.ts, r.i, r.judged, true);
+                self.enter_baseline(s, data, r.ts, r.i, r.judged, true);
             }
         }
-        let horizon = e.ts.saturating_sub(self.params.window);
+        let horizon = now.saturating_sub(self.window);
         while let Some(&(ts, i, judged, novel)) = s.window.front() {
             if ts >= horizon {
                 break;
@@ -574,7 +497,7 @@ impl Bound {
             s.window.pop_front();
             s.judged -= u32::from(judged);
             s.novel -= u32::from(novel);
-            self.add(s, &Ev::at(e.data, i as usize), -1);
+            self.add(s, &Ev::at(data, i as usize), -1);
         }
     }
 
@@ -586,18 +509,17 @@ impl Bound {
     }
 
     /// Judges the event's target against the baseline (events before it).
-    fn judge(&self, s: &mut State, e: &Ev<'_>) -> Judgement {
-        let p = &self.params;
+    fn judge(&self, s: &State, e: &Ev<'_>) -> Judgement {
         let mut j = Judgement::default();
-        let mut values = std::mem::take(&mut s.values);
-        for (k, (f, prior)) in self.priors.iter().enumerate() {
+        let mut values = Vec::new();
+        for (k, (f, prior)) in self.features.iter().zip(&self.priors).enumerate() {
             f.values(e, &mut values);
             if values.is_empty() {
                 continue;
             }
             let (counts, n) = &s.counts[k];
             let n = u64::from(*n);
-            if n < p.min_history {
+            if n < self.min_history {
                 j.abstained = true;
                 continue;
             }
@@ -606,43 +528,30 @@ impl Bound {
                 .iter()
                 .map(|&v| {
                     let c = counts.get(&v).copied().unwrap_or(0);
-                    (v, c, (f64::from(c) + p.smoothing * prior.of(v)) / (n as f64 + p.smoothing))
+                    (v, c, (f64::from(c) + self.smoothing * prior.of(v)) / (n as f64 + self.smoothing))
                 })
                 .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| e.text(b.0).cmp(e.text(a.0))))
                 .expect("values is not empty");
-            if prob > p.max_probability {
+            if prob > self.max_probability {
                 j.familiar = true;
                 continue;
             }
             j.off.push((k as u8, best, c, n, prob));
             j.values.extend(values.iter().map(|&v| (k as u8, v)));
         }
-        s.values = values;
         j
     }
 
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        if !self.history.contains(&e.action) {
-            return;
-        }
-        if self.params.burst_window > 0 {
-            let j = self.judgement(s, e);
-            let judged = j.judged();
-            let novel = if j.novel() { j.values } else { Vec::new() };
-            if novel.is_empty() {
-                self.enter_baseline(s, e.data, e.ts, e.i as u32, judged, false);
-            }
-            s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
-        } else {
-            self.evict(s, e);
-            self.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
-        }
+    /// The judgement of event `e` (the state was advanced to it).
+    fn judgement<'s>(&self, s: &'s State, e: &Ev<'_>) -> &'s Judgement {
+        let (i, cell) = s.current.as_ref().expect("the state is advanced before an event is judged");
+        assert_eq!(*i, e.i, "the state is advanced to the event judged");
+        cell.get_or_init(|| self.judge(s, e))
     }
 
     /// The burst factor: how surprising the recent burst of novelty is for
     /// this account, and its words. `values` are the event's novel values.
-    fn burst(&self, s: &State, values: &[Value]) -> (f64, String) {
-        let p = &self.params;
+    fn burst(&self, o: &Opts, s: &State, values: &[Value]) -> (f64, String) {
         // The event itself is judged and novel.
         let (mut judged, mut novel) = (1u64, 1u64);
         let mut seen: Vec<Value> = values.to_vec();
@@ -655,28 +564,29 @@ impl Bound {
         }
         seen.sort_unstable();
         seen.dedup();
-        let prior = p.novelty_prior.unwrap_or_else(|| {
+        let prior = self.novelty_prior.unwrap_or_else(|| {
             let (n, singles) = (s.counts[0].1, s.singles[0]);
             (f64::from(singles + 1) / f64::from(n + 2)).min(1.0)
         });
-        let rate = (f64::from(s.novel) + p.novelty_smoothing * prior) / (f64::from(s.judged) + p.novelty_smoothing);
+        let rate =
+            (f64::from(s.novel) + self.novelty_smoothing * prior) / (f64::from(s.judged) + self.novelty_smoothing);
         // A sitting's likes are not independent draws: a burst counts as at
         // most `max_burst` events, keeping its share of novel ones.
-        let (trials, successes) = if p.max_burst > 0 && judged > p.max_burst {
-            let k = (novel as f64 * p.max_burst as f64 / judged as f64).round() as u64;
-            (p.max_burst, k.max(1))
+        let (trials, successes) = if o.max_burst > 0 && judged > o.max_burst {
+            let k = (novel as f64 * o.max_burst as f64 / judged as f64).round() as u64;
+            (o.max_burst, k.max(1))
         } else {
             (judged, novel)
         };
         // P[Binomial(trials, rate) >= successes].
         let tail = Binomial::new(rate, trials).map_or(1.0, |b| b.sf(successes - 1));
         let surprise = -tail.max(1e-300).log10();
-        let factor = (surprise / p.full_surprise).min(1.0);
+        let factor = (surprise / o.full_surprise).min(1.0);
         let words = format!(
             "{novel} of {judged} judged like{} in the last {} novel, across {} value{}; \
              before them this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
             if judged == 1 { "" } else { "s" },
-            compact_duration(p.burst_window),
+            compact_duration(self.burst_window),
             seen.len(),
             if seen.len() == 1 { "" } else { "s" },
             fmt_prob(rate),
@@ -689,10 +599,9 @@ impl Bound {
 
     /// Look-ahead: whether the account engages with any of `values` again
     /// after the incident, and the words for it. `None` when it returns.
-    fn look_ahead(&self, s: &State, e: &Ev<'_>, values: &[Value]) -> Option<String> {
-        let p = &self.params;
-        let from = e.ts.saturating_add(p.return_after);
-        let to = e.ts.saturating_add(p.return_window);
+    fn look_ahead(&self, o: &Opts, s: &State, e: &Ev<'_>, values: &[Value]) -> Option<String> {
+        let from = e.ts.saturating_add(o.return_after);
+        let to = e.ts.saturating_add(self.return_window);
         for &(k, v) in values {
             if let Some(times) = s.times[k as usize].get(&v) {
                 let i = times.partition_point(|&t| t <= from);
@@ -703,50 +612,168 @@ impl Bound {
         }
         let end = self.data_end.unwrap_or(to);
         Some(if end >= to {
-            format!("not engaged with again in the {} after (look-ahead)", compact_duration(p.return_window))
+            format!("not engaged with again in the {} after (look-ahead)", compact_duration(self.return_window))
         } else {
             format!(
                 "not engaged with again in the {} of log after it (look-ahead {} wanted: provisional)",
                 compact_duration(end.saturating_sub(e.ts).max(0)),
-                compact_duration(p.return_window)
+                compact_duration(self.return_window)
             )
         })
     }
+}
 
-    /// The judgement of event `e`, computed once per event however many
-    /// rules ask (and `observe` after them): the state does not change
-    /// between them, and every parameter the judgement uses is part of the
-    /// state key, so each asker would compute the same.
-    fn judgement(&self, s: &mut State, e: &Ev<'_>) -> Judgement {
-        self.evict(s, e);
-        match s.cached.take() {
-            Some((i, j)) if i == e.i => j,
-            _ => self.judge(s, e),
+impl Signal for OffPattern {
+    const NAME: &'static str = "off_pattern";
+    const FAMILY: Option<&'static str> = Some("content");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let list = r.spanned_list("features");
+        let mut features = Vec::new();
+        for f in &list.value {
+            match Feature::NAMES.iter().position(|n| *n == f.value) {
+                Some(i) => features.push([Feature::Labels, Feature::Author, Feature::Lang][i]),
+                None => r.unknown_name(f, "off_pattern feature", &Feature::NAMES),
+            }
+        }
+        if list.value.is_empty() {
+            r.ctx().report(Code::BadValue, list.span.clone(), "`features` must name at least one feature");
+        }
+        features.sort();
+        features.dedup();
+        let key = Key {
+            features,
+            history: r.list("history"),
+            window: r.duration("window"),
+            min_history: r.count("min_history"),
+            max_probability: Num(r.number("max_probability")),
+            smoothing: Num(r.number("smoothing")),
+            burst_window: r.duration("burst_window"),
+            novelty_prior: novelty_prior(r),
+            novelty_smoothing: Num(r.number("novelty_smoothing")),
+            return_window: r.duration("return_window"),
+        };
+        let opts = Opts {
+            full_surprise: r.number("full_surprise"),
+            max_burst: r.count("max_burst"),
+            return_after: r.duration("return_after"),
+        };
+        (key, opts)
+    }
+
+    fn needs(key: &Key, _opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action", "target"]);
+        for f in &key.features {
+            match f {
+                Feature::Labels => n.read(TableKind::Items, &["id", "labels"]),
+                Feature::Lang => n.read(TableKind::Items, &["id", "lang"]),
+                Feature::Author => {
+                    n.read(TableKind::Events, &["target_author"]).read(TableKind::Items, &["id", "author"])
+                }
+            };
+            n.facts.push(Need::Prior { feature: *f, history: sorted(&key.history) });
+        }
+        if key.return_window > 0 {
+            n.facts.push(Need::DataEnd);
+        }
+        n
+    }
+
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        let history = sorted(&key.history);
+        Tracker {
+            features: key.features.clone(),
+            history: u.resolve_all(&key.history),
+            priors: key
+                .features
+                .iter()
+                .map(|&f| u.facts.priors.get(&(f, history.clone())).cloned().unwrap_or_default())
+                .collect(),
+            window: key.window,
+            min_history: key.min_history,
+            max_probability: key.max_probability.0,
+            smoothing: key.smoothing.0,
+            burst_window: key.burst_window,
+            novelty_prior: key.novelty_prior.map(|x| x.0),
+            novelty_smoothing: key.novelty_smoothing.0,
+            return_window: key.return_window,
+            data_end: u.facts.data_end,
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        let j = self.judgement(s, e);
-        let out = self.eval_judged(s, e, &j);
-        s.cached = Some((e.i, j));
-        out
+    fn judge(_key: &Key, opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone() }
     }
 
-    fn eval_judged(&self, s: &State, e: &Ev<'_>, j: &Judgement) -> Outcome {
-        let p = &self.params;
-        if j.familiar {
+    fn new_state(t: &Tracker) -> State {
+        let n = t.features.len();
+        State {
+            counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
+            singles: vec![0; n],
+            times: (0..n).map(|_| SymMap::default()).collect(),
+            ..State::default()
+        }
+    }
+
+    fn reset(t: &Tracker, s: &mut State, span: &AccountSpan, data: &Dataset) {
+        s.window.clear();
+        for (c, n) in &mut s.counts {
+            c.clear();
+            *n = 0;
+        }
+        s.singles.iter_mut().for_each(|x| *x = 0);
+        (s.judged, s.novel) = (0, 0);
+        s.burst.clear();
+        s.current = None;
+        for times in &mut s.times {
+            times.clear();
+        }
+        if t.return_window > 0 {
+            // Look-ahead: every history event of the account, by value.
+            for i in span.range() {
+                let e = Ev::at(data, i);
+                if !t.history.contains(&e.action) {
+                    continue;
+                }
+                for (k, &f) in t.features.iter().enumerate() {
+                    f.values(&e, &mut s.values);
+                    for &v in &s.values {
+                        s.times[k].entry(v).or_default().push(e.ts);
+                    }
+                }
+            }
+        }
+    }
+
+    fn advance(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        t.evict(s, e.data, e.ts);
+        s.current = Some((e.i, OnceCell::new()));
+    }
+
+    fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        let o = &j.opts;
+        let jm = t.judgement(s, e);
+        if jm.familiar {
             return Outcome::Quiet;
         }
-        if j.off.is_empty() {
-            return if j.abstained { Outcome::Abstain } else { Outcome::Quiet };
+        if jm.off.is_empty() {
+            return if jm.abstained { Outcome::Abstain } else { Outcome::Quiet };
         }
         let mut strength = f64::INFINITY;
         let mut why = Vec::new();
-        for &(k, best, c, n, prob) in &j.off {
-            let f = self.priors[k as usize].0;
-            strength = strength.min(confidence(p, c, n, self.priors[k as usize].1.of(best)));
+        for &(k, best, c, n, prob) in &jm.off {
+            let f = t.features[k as usize];
+            strength = strength.min(confidence(t, c, n, t.priors[k as usize].of(best)));
             let names: Vec<&str> = {
-                let mut v: Vec<&str> = j.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
+                let mut v: Vec<&str> = jm.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
                 v.sort_unstable();
                 v
             };
@@ -762,17 +789,17 @@ impl Bound {
             why.push(format!(
                 "{what} {} in this account's {} history ({c} of {n} events)",
                 fmt_prob(prob),
-                window_words(p.window),
+                window_words(t.window),
             ));
         }
-        if p.return_window > 0 {
-            match self.look_ahead(s, e, &j.values) {
+        if t.return_window > 0 {
+            match t.look_ahead(o, s, e, &jm.values) {
                 Some(words) => why.push(words),
                 None => return Outcome::Quiet,
             }
         }
-        if p.burst_window > 0 {
-            let (factor, words) = self.burst(s, &j.values);
+        if t.burst_window > 0 {
+            let (factor, words) = t.burst(o, s, &jm.values);
             strength *= factor;
             why.push(words);
         }
@@ -780,5 +807,26 @@ impl Bound {
             return Outcome::Quiet;
         }
         Outcome::Fire { strength, why: why.join("; ") }
+    }
+
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        if !t.history.contains(&e.action) {
+            return;
+        }
+        if t.burst_window > 0 {
+            let asked = match s.current.take() {
+                Some((i, cell)) if i == e.i => cell.into_inner(),
+                _ => None,
+            };
+            let jm = asked.unwrap_or_else(|| t.judge(s, e));
+            let judged = jm.judged();
+            let novel = if jm.novel() { jm.values } else { Vec::new() };
+            if novel.is_empty() {
+                t.enter_baseline(s, e.data, e.ts, e.i as u32, judged, false);
+            }
+            s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
+        } else {
+            t.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
+        }
     }
 }

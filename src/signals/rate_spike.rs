@@ -44,20 +44,42 @@ use std::collections::VecDeque;
 
 use statrs::distribution::{DiscreteCDF, Poisson};
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key};
+use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset, EventRows};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
-use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{DAY, HOUR, Millis, compact_duration};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("automation");
+/// The kind.
+pub struct RateSpike;
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The parameters. Every one is part of the key: the cooldown follows the
+/// account's spiking actions, so the state depends on what makes a spike.
+pub const PARAMS: &[Param] = &[
+    key("actions", Ty::List, D::Required, "actions counted"),
+    key("window", Ty::Duration, D::Duration(HOUR), "the window whose count is judged"),
+    key("baseline", Ty::Duration, D::Duration(30 * DAY), "how far back the account's own rate is measured"),
+    key(
+        "max_tail",
+        Ty::Number { min: 1e-300, max: 0.5 },
+        D::Number(1e-6),
+        "tail probability at or below which it fires",
+    ),
+    key(
+        "smoothing_days",
+        Ty::Number { min: 0.0, max: 3650.0 },
+        D::Number(7.0),
+        "days of population rate mixed into the account's",
+    ),
+    key("min_count", Ty::Count { min: 0, max: 1_000_000 }, D::Count(5), "counts below this never fire"),
+    key("cooldown", Ty::Duration, D::Same("window"), "quiet time after a spiking action"),
+];
+
+/// The parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// Actions counted.
     pub actions: Vec<String>,
     /// The window whose count is judged.
@@ -65,66 +87,18 @@ pub struct Params {
     /// How far back the account's own rate is measured.
     pub baseline: Millis,
     /// Tail probability at or below which it fires.
-    pub max_tail: f64,
+    pub max_tail: Num,
     /// Days of population rate mixed into the account's rate.
-    pub smoothing_days: f64,
+    pub smoothing_days: Num,
     /// Counts below this never fire.
     pub min_count: u64,
-    /// Quiet time after a hit.
+    /// Quiet time after a spiking action.
     pub cooldown: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let actions = match r.str_list(ctx, "actions") {
-            Some(l) if !l.value.is_empty() => l.value.into_iter().map(|s| s.value).collect(),
-            Some(l) => {
-                ctx.report(Code::BadValue, l.span, "`actions` must name at least one action");
-                Vec::new()
-            }
-            None => {
-                let span = r.span.start..r.span.start + 1;
-                ctx.report(
-                    Code::MissingKey,
-                    span,
-                    "signal `rate_spike` is missing required key `actions` (the actions to count)",
-                );
-                Vec::new()
-            }
-        };
-        let window = r.duration_or(ctx, "window", HOUR).max(1);
-        Params {
-            actions,
-            window,
-            baseline: r.duration_or(ctx, "baseline", 30 * DAY),
-            max_tail: r.num_in(ctx, "max_tail", 1e-300, 0.5, 1e-6),
-            smoothing_days: r.num_in(ctx, "smoothing_days", 0.0, 3650.0, 7.0),
-            min_count: r.count(ctx, "min_count", 1_000_000, 5),
-            cooldown: r.duration_or(ctx, "cooldown", window),
-        }
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("actions", format!("{:?}", self.actions)),
-            ("window", compact_duration(self.window)),
-            ("baseline", compact_duration(self.baseline)),
-            ("max_tail", format!("{:e}", self.max_tail)),
-            ("smoothing_days", self.smoothing_days.to_string()),
-            ("min_count", self.min_count.to_string()),
-            ("cooldown", compact_duration(self.cooldown)),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!("{:?}/{}/{}/{}", self.actions, self.window, self.baseline, self.cooldown)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![(TableKind::Events, "action".into())]
-    }
-}
+/// No other parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts;
 
 /// Accumulates the population's rate of the counted actions per
 /// account-day (see [`super::aggregate`]): an account's days are the span
@@ -163,14 +137,18 @@ impl RateAcc {
     }
 }
 
-/// Bound to a dataset.
+/// The key bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Tracker {
+    key: Key,
     actions: Vec<Sym>,
     /// Population rate: counted actions per account-day.
     population_per_day: f64,
 }
+
+/// Nothing to bind beyond the key.
+#[derive(Debug)]
+pub struct Judge;
 
 /// Per-account state: times of counted actions over the baseline.
 #[derive(Debug, Default)]
@@ -180,61 +158,28 @@ pub struct State {
     quiet_until: Millis,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, cache: &mut BindCache) -> Bound {
-        let actions = super::resolve_all(data, &p.actions);
-        let population_per_day = cache.rates.get(&super::aggregate::key(&p.actions)).copied().unwrap_or(0.0);
-        Bound { params: p.clone(), actions, population_per_day }
-    }
-
-    pub(crate) fn new_state(&self) -> State {
-        State::default()
-    }
-
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
-        s.times.clear();
-        s.first_seen = None;
-        s.quiet_until = Millis::MIN;
-    }
-
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
-        s.first_seen.get_or_insert(e.ts);
-        if self.actions.contains(&e.action) {
-            if e.ts >= s.quiet_until && self.spike(s, e).is_some() {
-                s.quiet_until = e.ts.saturating_add(self.params.cooldown);
-            }
-            s.times.push_back(e.ts);
-        }
-        let horizon = e.ts.saturating_sub(self.params.baseline + self.params.window);
-        while s.times.front().is_some_and(|&t| t < horizon) {
-            s.times.pop_front();
-        }
-    }
-
+impl Tracker {
     /// Whether this action spikes, given the account's actions before it:
     /// (strength, why).
     fn spike(&self, s: &State, e: &Ev<'_>) -> Option<(f64, String)> {
-        let p = &self.params;
-        let window_start = e.ts - p.window;
+        let p = &self.key;
+        let window_start = e.ts.saturating_sub(p.window);
         let in_window = s.times.iter().rev().take_while(|&&t| t > window_start).count() as u64 + 1;
         if in_window < p.min_count {
             return None;
         }
         let in_baseline = s.times.len() as u64 + 1 - in_window;
         let first = s.first_seen.unwrap_or(e.ts);
-        let baseline_days = ((window_start - first.max(window_start - p.baseline)).max(0) as f64) / DAY as f64;
-        let rate = (in_baseline as f64 + p.smoothing_days * self.population_per_day)
-            / (baseline_days + p.smoothing_days).max(1e-9);
+        let since = first.max(window_start.saturating_sub(p.baseline));
+        let baseline_days = (window_start.saturating_sub(since).max(0) as f64) / DAY as f64;
+        let rate = (in_baseline as f64 + p.smoothing_days.0 * self.population_per_day)
+            / (baseline_days + p.smoothing_days.0).max(1e-9);
         let lambda = (rate * p.window as f64 / DAY as f64).max(1e-9);
         let tail = Poisson::new(lambda).map_or(1.0, |d| d.sf(in_window - 1));
-        if tail > p.max_tail {
+        if tail > p.max_tail.0 {
             return None;
         }
-        let strength = (0.5 + 0.5 * (p.max_tail / tail.max(f64::MIN_POSITIVE)).log10() / 3.0).clamp(0.5, 1.0);
+        let strength = (0.5 + 0.5 * (p.max_tail.0 / tail.max(f64::MIN_POSITIVE)).log10() / 3.0).clamp(0.5, 1.0);
         Some((
             strength,
             format!(
@@ -247,12 +192,95 @@ impl Bound {
             ),
         ))
     }
+}
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        if !self.actions.contains(&e.action) || e.ts < s.quiet_until {
+impl Signal for RateSpike {
+    const NAME: &'static str = "rate_spike";
+    const FAMILY: Option<&'static str> = Some("automation");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let actions = if r.raw("actions").is_some() {
+            let l = r.spanned_list("actions");
+            if l.value.is_empty() {
+                r.ctx().report(Code::BadValue, l.span.clone(), "`actions` must name at least one action");
+            }
+            l.value.into_iter().map(|s| s.value).collect()
+        } else {
+            let span = r.span();
+            r.ctx().report(
+                Code::MissingKey,
+                span.start..span.start + 1,
+                "signal `rate_spike` is missing required key `actions` (the actions to count)",
+            );
+            Vec::new()
+        };
+        let key = Key {
+            actions,
+            window: r.duration("window").max(1),
+            baseline: r.duration("baseline"),
+            max_tail: Num(r.number("max_tail")),
+            smoothing_days: Num(r.number("smoothing_days")),
+            min_count: r.count("min_count"),
+            cooldown: r.duration("cooldown"),
+        };
+        (key, Opts)
+    }
+
+    fn needs(key: &Key, _opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action"]);
+        n.facts.push(Need::Rate { actions: sorted(&key.actions) });
+        n
+    }
+
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        Tracker {
+            key: key.clone(),
+            actions: u.resolve_all(&key.actions),
+            population_per_day: u.facts.rates.get(&sorted(&key.actions)).copied().unwrap_or(0.0),
+        }
+    }
+
+    fn judge(_key: &Key, _opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge
+    }
+
+    fn new_state(_t: &Tracker) -> State {
+        State::default()
+    }
+
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+        s.times.clear();
+        s.first_seen = None;
+        s.quiet_until = Millis::MIN;
+    }
+
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
+        s.first_seen.get_or_insert(e.ts);
+        if t.actions.contains(&e.action) {
+            if e.ts >= s.quiet_until && t.spike(s, e).is_some() {
+                s.quiet_until = e.ts.saturating_add(t.key.cooldown);
+            }
+            s.times.push_back(e.ts);
+        }
+        let horizon = e.ts.saturating_sub(t.key.baseline.saturating_add(t.key.window));
+        while s.times.front().is_some_and(|&at| at < horizon) {
+            s.times.pop_front();
+        }
+    }
+
+    fn eval(_j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        if !t.actions.contains(&e.action) || e.ts < s.quiet_until {
             return Outcome::Quiet;
         }
-        match self.spike(s, e) {
+        match t.spike(s, e) {
             Some((strength, why)) => Outcome::Fire { strength, why },
             None => Outcome::Quiet,
         }

@@ -34,79 +34,53 @@
 
 use toml::de::DeValue;
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key};
+use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
-use crate::rules::reader::{Ctx, TableReader, str_list_value};
+use crate::rules::reader::str_list_value;
 use crate::time::{HOUR, Millis, compact_duration, format_rfc3339};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("context");
+/// The kind.
+pub struct Sequence;
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The parameters. Both are part of the key: the state follows chains of
+/// steps, and a chain is broken once it is older than `within`.
+pub const PARAMS: &[Param] = &[
+    key(
+        "steps",
+        Ty::Custom("a list of steps, each an action or a list of actions"),
+        D::Required,
+        "the steps, in order, e.g. `[[\"login\"], [\"password_change\", \"email_change\"]]`",
+    ),
+    key("within", Ty::Duration, D::Duration(HOUR), "the first step must be at most this long before the event"),
+];
+
+/// The parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// The steps, each a set of actions, in order.
     pub steps: Vec<Vec<String>>,
     /// The first step must be at most this long before the judged event.
     pub within: Millis,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let mut steps = Vec::new();
-        match r.array(ctx, "steps") {
-            Some((items, span)) => {
-                for item in items.iter() {
-                    match item.get_ref() {
-                        DeValue::String(s) => steps.push(vec![s.to_string()]),
-                        _ => {
-                            if let Some(list) = str_list_value(ctx, "steps", item) {
-                                steps.push(list.value.into_iter().map(|s| s.value).collect());
-                            }
-                        }
-                    }
-                }
-                if steps.is_empty() {
-                    ctx.report(Code::BadValue, span, "`steps` must list at least one step");
-                }
-            }
-            None => {
-                let span = r.span.start..r.span.start + 1;
-                ctx.report(
-                    Code::MissingKey,
-                    span,
-                    "signal `sequence` is missing required key `steps` (a list of action lists)",
-                )
-                .help
-                .push("help: steps = [[\"login\"], [\"password_change\", \"email_change\"]]".into());
-            }
-        }
-        Params { steps, within: r.duration_or(ctx, "within", HOUR) }
-    }
+/// No other parameter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts;
 
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![("steps", format!("{:?}", self.steps)), ("within", compact_duration(self.within))]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!("{:?}", self.steps)
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![(TableKind::Events, "action".into())]
-    }
-}
-
-/// Bound to a dataset.
+/// The key bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Tracker {
+    key: Key,
     steps: Vec<Vec<Sym>>,
 }
+
+/// Nothing to bind beyond the key.
+#[derive(Debug)]
+pub struct Judge;
 
 /// Per-account state: for each step, the most recent chain reaching it,
 /// as (chain start, time of this step).
@@ -117,58 +91,113 @@ pub struct State {
     trail: Vec<Vec<Millis>>,
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
-        Bound { params: p.clone(), steps: p.steps.iter().map(|s| super::resolve_all(data, s)).collect() }
+impl Signal for Sequence {
+    const NAME: &'static str = "sequence";
+    const FAMILY: Option<&'static str> = Some("context");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let mut steps = Vec::new();
+        match r.raw("steps") {
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        match item.get_ref() {
+                            DeValue::String(s) => steps.push(vec![s.to_string()]),
+                            _ => {
+                                if let Some(list) = str_list_value(r.ctx(), "steps", item) {
+                                    steps.push(list.value.into_iter().map(|s| s.value).collect());
+                                }
+                            }
+                        }
+                    }
+                    if steps.is_empty() {
+                        r.ctx().report(Code::BadValue, v.span(), "`steps` must list at least one step");
+                    }
+                }
+                _ => {
+                    r.ctx().report(Code::WrongType, v.span(), "`steps` must be an array of steps");
+                }
+            },
+            None => {
+                let span = r.span();
+                r.ctx()
+                    .report(
+                        Code::MissingKey,
+                        span.start..span.start + 1,
+                        "signal `sequence` is missing required key `steps` (a list of action lists)",
+                    )
+                    .help
+                    .push("help: steps = [[\"login\"], [\"password_change\", \"email_change\"]]".into());
+            }
+        }
+        r.describe("steps", format!("{steps:?}"));
+        (Key { steps, within: r.duration("within") }, Opts)
     }
 
-    pub(crate) fn new_state(&self) -> State {
-        State { reached: vec![None; self.steps.len()], trail: vec![Vec::new(); self.steps.len()] }
+    fn needs(_key: &Key, _opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action"]);
+        n
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        Tracker { key: key.clone(), steps: key.steps.iter().map(|s| u.resolve_all(s)).collect() }
+    }
+
+    fn judge(_key: &Key, _opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge
+    }
+
+    fn new_state(t: &Tracker) -> State {
+        State { reached: vec![None; t.steps.len()], trail: vec![Vec::new(); t.steps.len()] }
+    }
+
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.reached.iter_mut().for_each(|r| *r = None);
         s.trail.iter_mut().for_each(Vec::clear);
     }
 
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
         // Later steps first, so one event does not advance two steps.
-        for k in (0..self.steps.len()).rev() {
-            if !self.steps[k].contains(&e.action) {
+        for k in (0..t.steps.len()).rev() {
+            if !t.steps[k].contains(&e.action) {
                 continue;
             }
             if k == 0 {
                 s.reached[0] = Some((e.ts, e.ts));
                 s.trail[0] = vec![e.ts];
             } else if let Some((start, _)) = s.reached[k - 1]
-                && e.ts - start <= self.params.within
+                && e.ts.saturating_sub(start) <= t.key.within
             {
                 s.reached[k] = Some((start, e.ts));
-                let mut t = s.trail[k - 1].clone();
-                t.push(e.ts);
-                s.trail[k] = t;
+                let mut trail = s.trail[k - 1].clone();
+                trail.push(e.ts);
+                s.trail[k] = trail;
             }
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        let Some(last) = self.steps.len().checked_sub(1) else { return Outcome::Abstain };
+    fn eval(_j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        let Some(last) = t.steps.len().checked_sub(1) else { return Outcome::Abstain };
         match s.reached[last] {
-            Some((start, _)) if e.ts - start <= self.params.within => {
-                let parts: Vec<String> = self
-                    .params
+            Some((start, _)) if e.ts.saturating_sub(start) <= t.key.within => {
+                let parts: Vec<String> = t
+                    .key
                     .steps
                     .iter()
                     .zip(&s.trail[last])
-                    .map(|(names, t)| format!("{} at {}", names.join("/"), format_rfc3339(*t)))
+                    .map(|(names, at)| format!("{} at {}", names.join("/"), format_rfc3339(*at)))
                     .collect();
                 Outcome::Fire {
                     strength: 1.0,
-                    why: format!("after {} (within {})", parts.join(", then "), compact_duration(self.params.within)),
+                    why: format!("after {} (within {})", parts.join(", then "), compact_duration(t.key.within)),
                 }
             }
             _ => Outcome::Quiet,

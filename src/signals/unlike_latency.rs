@@ -37,103 +37,77 @@
 //! time, especially of political posts. A like made before the log starts
 //! cannot be paired: such unlikes give no evidence.
 
-use super::{BindCache, Ev, Outcome};
+use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
+use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
-use crate::rules::reader::{Ctx, TableReader};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339, human_duration};
 
-/// The evidence family of a rule led by this signal (see `[score]`).
-pub const FAMILY: Option<&str> = Some("cleanup");
+/// The kind.
+pub struct UnlikeLatency;
 
-/// Validated parameters.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Params {
+/// The parameters.
+pub const PARAMS: &[Param] = &[
+    key("min", Ty::Duration, D::Duration(10 * MINUTE), "shortest latency that fires"),
+    key("max", Ty::Duration, D::Duration(48 * HOUR), "longest latency that fires"),
+    opt("base_strength", Ty::Number { min: 0.0, max: 1.0 }, D::Number(0.6), "strength of a single removal in the band"),
+    key("chain", Ty::Bool, D::Bool(true), "removals of one burst one after another strengthen each other"),
+    key("burst_gap", Ty::Duration, D::Duration(15 * MINUTE), "likes closer than this form one burst"),
+    key("chain_gap", Ty::Duration, D::Duration(6 * HOUR), "removals closer than this continue a chain"),
+    opt(
+        "coverage",
+        Ty::Number { min: 0.0, max: 4.0 },
+        D::Number(0.0),
+        "weight of the share of the burst removed so far",
+    ),
+    key("like_action", Ty::Text, D::Text("like"), "the like action"),
+    key("unlike_action", Ty::Text, D::Text("unlike"), "the unlike action"),
+];
+
+/// The parameters the per-account state (open likes, bursts, chains)
+/// depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
     /// Shortest latency that fires.
     pub min: Millis,
     /// Longest latency that fires.
     pub max: Millis,
-    /// Strength of a single removal in the band.
-    pub base_strength: f64,
     /// Whether removals of one burst one after another strengthen each other.
     pub chain: bool,
     /// Likes closer than this form one burst.
     pub burst_gap: Millis,
     /// Removals closer than this continue a chain.
     pub chain_gap: Millis,
-    /// How much the share of the burst's likes removed so far matters: the
-    /// strength is multiplied by `(chain / likes)^coverage` (0: not at all).
-    pub coverage: f64,
     /// The like action.
     pub like_action: String,
     /// The unlike action.
     pub unlike_action: String,
 }
 
-impl Params {
-    /// Reads the parameters of a `[[signal]]` table.
-    pub fn parse(r: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>) -> Params {
-        let min = r.duration(ctx, "min");
-        let max = r.duration(ctx, "max");
-        let p = Params {
-            min: min.as_ref().map_or(10 * MINUTE, |d| d.value),
-            max: max.as_ref().map_or(48 * HOUR, |d| d.value),
-            base_strength: r.num_in(ctx, "base_strength", 0.0, 1.0, 0.6),
-            chain: r.bool(ctx, "chain").is_none_or(|b| b.value),
-            burst_gap: r.duration_or(ctx, "burst_gap", 15 * MINUTE),
-            chain_gap: r.duration_or(ctx, "chain_gap", 6 * HOUR),
-            coverage: r.num_in(ctx, "coverage", 0.0, 4.0, 0.0),
-            like_action: r.str(ctx, "like_action").map_or_else(|| "like".into(), |s| s.value),
-            unlike_action: r.str(ctx, "unlike_action").map_or_else(|| "unlike".into(), |s| s.value),
-        };
-        if p.min > p.max {
-            let span = max.or(min).map_or(r.span.clone(), |d| d.span);
-            ctx.report(
-                Code::BadValue,
-                span,
-                format!(
-                    "the band is empty: `min` ({}) is longer than `max` ({})",
-                    compact_duration(p.min),
-                    compact_duration(p.max)
-                ),
-            );
-        }
-        p
-    }
-
-    pub(crate) fn describe(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("band", format!("{} ..= {}", compact_duration(self.min), compact_duration(self.max))),
-            ("base_strength", self.base_strength.to_string()),
-            ("chain", self.chain.to_string()),
-            ("burst_gap", compact_duration(self.burst_gap)),
-            ("chain_gap", compact_duration(self.chain_gap)),
-            ("coverage", self.coverage.to_string()),
-            ("like_action", self.like_action.clone()),
-            ("unlike_action", self.unlike_action.clone()),
-        ]
-    }
-
-    pub(crate) fn state_key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}/{}/{}",
-            self.like_action, self.unlike_action, self.burst_gap, self.min, self.max, self.chain_gap
-        )
-    }
-
-    pub(crate) fn reads(&self) -> Vec<(TableKind, String)> {
-        vec![(TableKind::Events, "action".into()), (TableKind::Events, "target".into())]
-    }
+/// The other parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opts {
+    /// Strength of a single removal in the band.
+    pub base_strength: f64,
+    /// How much the share of the burst's likes removed so far matters: the
+    /// strength is multiplied by `(chain / likes)^coverage` (0: not at all).
+    pub coverage: f64,
 }
 
-/// Bound to a dataset.
+/// The key bound to a run.
 #[derive(Debug)]
-pub struct Bound {
-    params: Params,
+pub struct Tracker {
+    key: Key,
     like: Option<Sym>,
     unlike: Option<Sym>,
+}
+
+/// The options bound to a run.
+#[derive(Debug)]
+pub struct Judge {
+    opts: Opts,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -163,38 +137,87 @@ fn ordinal(k: u32) -> String {
     format!("{k}{suffix}")
 }
 
-impl Bound {
-    pub(crate) fn new(p: &Params, data: &Dataset, _cache: &mut BindCache) -> Bound {
-        Bound { params: p.clone(), like: data.strings.get(&p.like_action), unlike: data.strings.get(&p.unlike_action) }
-    }
-
+impl Tracker {
     fn in_band(&self, latency: Millis) -> bool {
-        latency >= self.params.min && latency <= self.params.max
+        latency >= self.key.min && latency <= self.key.max
     }
 
     /// The chain length this removal would have, given the burst's state.
     fn chain_len(&self, b: &Burst, ts: Millis) -> u32 {
-        if self.params.chain && b.chain > 0 && ts - b.last_removal <= self.params.chain_gap { b.chain + 1 } else { 1 }
+        if self.key.chain && b.chain > 0 && ts.saturating_sub(b.last_removal) <= self.key.chain_gap {
+            b.chain + 1
+        } else {
+            1
+        }
+    }
+}
+
+impl Signal for UnlikeLatency {
+    const NAME: &'static str = "unlike_latency";
+    const FAMILY: Option<&'static str> = Some("cleanup");
+    const PARAMS: &'static [Param] = PARAMS;
+    type Key = Key;
+    type Opts = Opts;
+    type Tracker = Tracker;
+    type Judge = Judge;
+    type State = State;
+    type Scratch = ();
+
+    fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
+        let key = Key {
+            min: r.duration("min"),
+            max: r.duration("max"),
+            chain: r.flag("chain"),
+            burst_gap: r.duration("burst_gap"),
+            chain_gap: r.duration("chain_gap"),
+            like_action: r.text("like_action"),
+            unlike_action: r.text("unlike_action"),
+        };
+        let opts = Opts { base_strength: r.number("base_strength"), coverage: r.number("coverage") };
+        if key.min > key.max {
+            let span = r.span();
+            r.ctx().report(
+                Code::BadValue,
+                span,
+                format!(
+                    "the band is empty: `min` ({}) is longer than `max` ({})",
+                    compact_duration(key.min),
+                    compact_duration(key.max)
+                ),
+            );
+        }
+        (key, opts)
     }
 
-    pub(crate) fn new_state(&self) -> State {
+    fn needs(_key: &Key, _opts: &Opts) -> Needs {
+        let mut n = Needs::default();
+        n.read(TableKind::Events, &["action", "target"]);
+        n
+    }
+
+    fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
+        Tracker { key: key.clone(), like: u.resolve(&key.like_action), unlike: u.resolve(&key.unlike_action) }
+    }
+
+    fn judge(_key: &Key, opts: &Opts, _u: &Universe<'_>) -> Judge {
+        Judge { opts: opts.clone() }
+    }
+
+    fn new_state(_t: &Tracker) -> State {
         State::default()
     }
 
-    pub(crate) fn reset(&self, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.open.clear();
         s.bursts.clear();
         s.last_like = None;
     }
 
-    pub(crate) fn note(&self) -> Option<String> {
-        None
-    }
-
-    pub(crate) fn observe(&self, s: &mut State, e: &Ev<'_>) {
+    fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
         let Some(target) = e.target() else { return };
-        if Some(e.action) == self.like {
-            let new_burst = s.last_like.is_none_or(|t| e.ts - t > self.params.burst_gap) || s.bursts.is_empty();
+        if Some(e.action) == t.like {
+            let new_burst =
+                s.last_like.is_none_or(|at| e.ts.saturating_sub(at) > t.key.burst_gap) || s.bursts.is_empty();
             if new_burst {
                 s.bursts.push(Burst { start: e.ts, ..Burst::default() });
             }
@@ -202,19 +225,19 @@ impl Bound {
             s.bursts[id as usize].likes += 1;
             s.last_like = Some(e.ts);
             s.open.insert(target, (e.ts, id));
-        } else if Some(e.action) == self.unlike
+        } else if Some(e.action) == t.unlike
             && let Some((liked, id)) = s.open.remove(&target)
-            && self.in_band(e.ts - liked)
+            && t.in_band(e.ts.saturating_sub(liked))
         {
-            let k = self.chain_len(&s.bursts[id as usize], e.ts);
+            let k = t.chain_len(&s.bursts[id as usize], e.ts);
             let b = &mut s.bursts[id as usize];
             b.chain = k;
             b.last_removal = e.ts;
         }
     }
 
-    pub(crate) fn eval(&self, s: &mut State, e: &Ev<'_>) -> Outcome {
-        if Some(e.action) != self.unlike {
+    fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
+        if Some(e.action) != t.unlike {
             return Outcome::Quiet;
         }
         let Some(target) = e.target() else {
@@ -223,23 +246,23 @@ impl Bound {
         let Some(&(liked, id)) = s.open.get(&target) else {
             return Outcome::Quiet;
         };
-        let latency = e.ts - liked;
-        if !self.in_band(latency) {
+        let latency = e.ts.saturating_sub(liked);
+        if !t.in_band(latency) {
             return Outcome::Quiet;
         }
         let burst = s.bursts[id as usize];
-        let k = self.chain_len(&burst, e.ts);
-        let p = &self.params;
+        let k = t.chain_len(&burst, e.ts);
+        let o = &j.opts;
         let covered = f64::from(k) / f64::from(burst.likes.max(k));
-        let strength = (1.0 - (1.0 - p.base_strength).powi(k as i32)) * covered.powf(p.coverage);
+        let strength = (1.0 - (1.0 - o.base_strength).powi(k as i32)) * covered.powf(o.coverage);
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
         let mut why = format!(
             "removed {} after the like (band {} to {})",
             human_duration(latency),
-            human_duration(p.min),
-            human_duration(p.max)
+            human_duration(t.key.min),
+            human_duration(t.key.max)
         );
         if k > 1 {
             why.push_str(&format!(
@@ -248,7 +271,7 @@ impl Bound {
                 burst.likes,
                 format_rfc3339(burst.start)
             ));
-        } else if burst.likes > 1 && p.coverage > 0.0 {
+        } else if burst.likes > 1 && o.coverage > 0.0 {
             why.push_str(&format!(
                 "; one of a burst of {} likes starting {}",
                 burst.likes,
