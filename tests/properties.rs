@@ -185,3 +185,94 @@ fn logs_of_this_shape_produce_alerts() {
     let out = alerts(&plan, &lines.join("\n"), Some(2));
     assert!(out.len() > 100, "no alerts: {}", String::from_utf8_lossy(&out));
 }
+
+/// Every hit of every rule, as (rule id, event time, target, strength,
+/// why), scored by `plan` on `data`.
+fn hits_by_rule(plan: &Plan, data: &Dataset) -> Vec<(String, i64, String, String)> {
+    let scorer = Scorer::new(plan, data);
+    let mut scratch = scorer.scratch();
+    let mut out = Vec::new();
+    for span in &data.events.accounts {
+        for h in scorer.account_hits(span, &mut scratch) {
+            let target = h.target.map_or(String::new(), |t| data.strings.resolve(t).to_string());
+            out.push((plan.rules[h.rule as usize].id.clone(), h.ts, target, format!("{} {}", h.strength, h.why)));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The shipped rules with only `keep` (and the rules they refer to).
+fn only(keep: &str) -> Plan {
+    let (set, diags) = changeling::rules::load(std::path::Path::new("rules"));
+    let mut set = set.unwrap_or_else(|| panic!("{}", diags.render()));
+    let mut wanted = vec![keep.to_string()];
+    let mut i = 0;
+    while i < wanted.len() {
+        let rule = set.rules.iter().find(|r| r.id.value == wanted[i]).expect("a shipped rule");
+        for s in &rule.signals {
+            for id in s.def.needs().rules {
+                if !wanted.contains(&id.value) {
+                    wanted.push(id.value);
+                }
+            }
+        }
+        i += 1;
+    }
+    set.rules.retain(|r| wanted.contains(&r.id.value));
+    Plan::compile(&set)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Adding or removing a rule never changes another rule's hits: each
+    /// shipped rule hits the same events, with the same strength and words,
+    /// alone (with the rules it refers to) as among all the others.
+    #[test]
+    fn a_rules_hits_do_not_depend_on_the_other_rules(lines in prop::collection::vec(event(), 20..200)) {
+        let follows = "{\"follower\":\"a0\",\"followee\":\"c0\"}";
+        let items = items();
+        let events = lines.join("\n");
+        let data = Dataset::from_jsonl(
+            &[(TableKind::Events, &events), (TableKind::Items, &items), (TableKind::Follows, follows)],
+            true,
+        )
+        .unwrap();
+        let all = plan();
+        let every = hits_by_rule(&all, &data);
+        for rule in &all.rules {
+            let alone = hits_by_rule(&only(&rule.id), &data);
+            let alone: Vec<_> = alone.into_iter().filter(|h| h.0 == rule.id).collect();
+            let among: Vec<_> = every.iter().filter(|h| h.0 == rule.id).cloned().collect();
+            prop_assert_eq!(alone, among, "rule {}", rule.id);
+        }
+    }
+}
+
+/// The report of issue 9: two `sequence` rules that differ only in
+/// `within` shared one state, so loading the 1h rule made the 1d rule
+/// miss. Each now keeps its own chain.
+#[test]
+fn sequences_with_different_windows_do_not_share_a_chain() {
+    let rule = |id: &str, within: &str| {
+        format!(
+            "id = \"{id}\"\ntitle = \"x\"\n[events]\nactions = [\"like\"]\n[[signal]]\nkind = \"sequence\"\n\
+             steps = [[\"login\"], [\"password_change\"]]\nwithin = \"{within}\"\n"
+        )
+    };
+    let events = r#"{"ts":"2024-01-01T00:00:00Z","actor":"a","action":"login"}
+{"ts":"2024-01-01T03:00:00Z","actor":"a","action":"password_change"}
+{"ts":"2024-01-01T04:00:00Z","actor":"a","action":"like","target":"i"}"#;
+    let data = Dataset::from_jsonl(&[(TableKind::Events, events)], true).unwrap();
+    let day = rule("t/day", "1d");
+    let hour = rule("t/hour", "1h");
+    for texts in [vec![("d.toml", day.as_str())], vec![("d.toml", day.as_str()), ("h.toml", hour.as_str())]] {
+        let (set, diags) = changeling::rules::load_texts("", &texts);
+        let plan = Plan::compile(&set.unwrap_or_else(|| panic!("{}", diags.render())));
+        let hits = hits_by_rule(&plan, &data);
+        let day_hits: Vec<_> = hits.iter().filter(|h| h.0 == "t/day").collect();
+        assert_eq!(day_hits.len(), 1, "with {} rules: {hits:?}", texts.len());
+        assert!(hits.iter().all(|h| h.0 != "t/hour"), "the chain is 4 h long: {hits:?}");
+    }
+}
