@@ -72,6 +72,29 @@ impl Hit {
     }
 }
 
+/// What one rule made of one event (see [`Scorer::trace_account`]).
+#[derive(Clone, Debug)]
+pub struct RuleTrace {
+    /// Index of the rule in the plan.
+    pub rule: u32,
+    /// Whether the rule's filters let the event through.
+    pub selected: bool,
+    /// Each signal's kind and what it said, in the rule's order (empty when
+    /// not selected).
+    pub outcomes: Vec<(&'static str, Outcome)>,
+    /// The hit, if the rule hit.
+    pub hit: Option<Hit>,
+}
+
+/// What the rules that select one event made of it.
+#[derive(Clone, Debug)]
+pub struct EventTrace {
+    /// Index of the event in the dataset.
+    pub event: usize,
+    /// One entry per rule selecting the event's action, in plan order.
+    pub rules: Vec<RuleTrace>,
+}
+
 /// An account's incidents.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountIncidents {
@@ -172,7 +195,23 @@ impl<'a> Scorer<'a> {
         std::mem::take(&mut scratch.hits)
     }
 
+    /// Every event of one account with what each rule that selects it made
+    /// of it: whether its filters let it through, what every one of its
+    /// signals said (each is asked, even after one has ruled the hit out),
+    /// and the hit, exactly as scoring makes it. For `changeling explain`.
+    pub fn trace_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<EventTrace> {
+        let mut trace = Vec::new();
+        self.walk(span, scratch, Some(&mut trace));
+        trace
+    }
+
     fn collect_hits(&self, span: &AccountSpan, scratch: &mut Scratch) {
+        self.walk(span, scratch, None);
+    }
+
+    /// Walks one account's events: hits into `scratch.hits`, and, when
+    /// asked, what every rule made of every event into `trace`.
+    fn walk(&self, span: &AccountSpan, scratch: &mut Scratch, mut trace: Option<&mut Vec<EventTrace>>) {
         let data = self.data;
         let trackers = &self.bound.trackers;
         for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
@@ -191,10 +230,18 @@ impl<'a> Scorer<'a> {
                 candidates.extend_from_slice(rs);
             }
             candidates.extend_from_slice(&self.bound.any_action);
+            let mut rules = Vec::new();
             for &ri in candidates.iter() {
-                if let Some(hit) = self.judge(ri, &e, states, &mut buffers[ri as usize]) {
+                let hit = self.judge(ri, &e, states, &mut buffers[ri as usize]);
+                if trace.is_some() {
+                    rules.push(self.trace_rule(ri, &e, states, &mut buffers[ri as usize], hit.clone()));
+                }
+                if let Some(hit) = hit {
                     fresh.push(hit);
                 }
+            }
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push(EventTrace { event: i, rules });
             }
             for (t, state) in trackers.iter().zip(states.iter_mut()) {
                 t.observe(state, &e);
@@ -202,6 +249,33 @@ impl<'a> Scorer<'a> {
             earlier.extend(fresh.iter().map(Hit::earlier));
             hits.append(fresh);
         }
+    }
+
+    /// What rule `ri` made of one event, every signal asked.
+    fn trace_rule(
+        &self,
+        ri: u32,
+        e: &Ev<'_>,
+        states: &[State],
+        buffers: &mut [SignalScratch],
+        hit: Option<Hit>,
+    ) -> RuleTrace {
+        let planned = &self.bound.plan.rules[ri as usize];
+        let selected = self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i));
+        let outcomes = if selected {
+            self.bound.rules[ri as usize]
+                .signals
+                .iter()
+                .zip(buffers.iter_mut())
+                .enumerate()
+                .map(|(si, ((judge, slot, _), buffer))| {
+                    (planned.signals[si].def.kind(), judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, e))
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RuleTrace { rule: ri, selected, outcomes, hit }
     }
 
     /// Runs one rule on one event.
