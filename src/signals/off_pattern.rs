@@ -448,9 +448,8 @@ pub struct State {
     /// against the history before it (an attacker's first likes do not make
     /// the next ones familiar); the others are.
     burst: VecDeque<Recent>,
-    /// With `return_window`: per feature, the times of the account's
-    /// history events with each value, over its whole log.
-    times: Vec<SymMap<Vec<Millis>>>,
+    /// One past the account's last event (look-ahead reads up to it).
+    span_end: usize,
     /// The event the state was last advanced to, and its judgement once
     /// asked for (by a rule or by `observe`: computed once per event).
     current: Option<(usize, OnceCell<Judgement>)>,
@@ -602,10 +601,20 @@ impl Tracker {
     fn look_ahead(&self, o: &Opts, s: &State, e: &Ev<'_>, values: &[Value]) -> Option<String> {
         let from = e.ts.saturating_add(o.return_after);
         let to = e.ts.saturating_add(self.return_window);
-        for &(k, v) in values {
-            if let Some(times) = s.times[k as usize].get(&v) {
-                let i = times.partition_point(|&t| t <= from);
-                if times.get(i).is_some_and(|&t| t <= to) {
+        // The account's later history events in (from, to]: read only when
+        // a novel event is judged, which is rare.
+        let mut found = Vec::new();
+        for i in e.i + 1..s.span_end {
+            let later = Ev::at(e.data, i);
+            if later.ts > to {
+                break;
+            }
+            if later.ts <= from || !self.history.contains(&later.action) {
+                continue;
+            }
+            for &(k, v) in values {
+                self.features[k as usize].values(&later, &mut found);
+                if found.contains(&v) {
                     return None;
                 }
             }
@@ -718,12 +727,11 @@ impl Signal for OffPattern {
         State {
             counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
             singles: vec![0; n],
-            times: (0..n).map(|_| SymMap::default()).collect(),
             ..State::default()
         }
     }
 
-    fn reset(t: &Tracker, s: &mut State, span: &AccountSpan, data: &Dataset) {
+    fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, _data: &Dataset) {
         s.window.clear();
         for (c, n) in &mut s.counts {
             c.clear();
@@ -733,24 +741,7 @@ impl Signal for OffPattern {
         (s.judged, s.novel) = (0, 0);
         s.burst.clear();
         s.current = None;
-        for times in &mut s.times {
-            times.clear();
-        }
-        if t.return_window > 0 {
-            // Look-ahead: every history event of the account, by value.
-            for i in span.range() {
-                let e = Ev::at(data, i);
-                if !t.history.contains(&e.action) {
-                    continue;
-                }
-                for (k, &f) in t.features.iter().enumerate() {
-                    f.values(&e, &mut s.values);
-                    for &v in &s.values {
-                        s.times[k].entry(v).or_default().push(e.ts);
-                    }
-                }
-            }
-        }
+        s.span_end = span.end as usize;
     }
 
     fn advance(t: &Tracker, s: &mut State, e: &Ev<'_>) {
