@@ -278,20 +278,22 @@ impl<'a> Scorer<'a> {
         RuleTrace { rule: ri, selected, outcomes, hit }
     }
 
-    /// Runs one rule on one event.
+    /// Runs one rule on one event: its signals are asked without words
+    /// first, and again with words only when the rule hits.
     fn judge(&self, ri: u32, e: &Ev<'_>, states: &[State], buffers: &mut [SignalScratch]) -> Option<Hit> {
         let planned = &self.bound.plan.rules[ri as usize];
         let rule = &self.bound.rules[ri as usize];
         if !self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i)) {
             return None;
         }
-        let mut fired: Vec<(&'static str, f64, String)> = Vec::new();
+        let quiet = Ev { words: false, ..*e };
+        let mut fired: Vec<(usize, f64)> = Vec::new();
         let mut spoke = 0;
         for (si, ((judge, slot, require), buffer)) in rule.signals.iter().zip(buffers.iter_mut()).enumerate() {
-            match judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, e) {
-                Outcome::Fire { strength, why } => {
+            match judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, &quiet) {
+                Outcome::Fire { strength, .. } => {
                     spoke += 1;
-                    fired.push((planned.signals[si].def.kind(), strength, why));
+                    fired.push((si, strength));
                 }
                 Outcome::Quiet => {
                     spoke += 1;
@@ -317,8 +319,19 @@ impl<'a> Scorer<'a> {
         if fired.is_empty() {
             why.push_str(": matched the rule's selection");
         } else {
+            // The words of the signals that fired, asked for now.
+            let words: Vec<String> = fired
+                .iter()
+                .map(|&(si, _)| {
+                    let (judge, slot, _) = &rule.signals[si];
+                    match judge.eval(&self.bound.trackers[*slot], &states[*slot], &mut buffers[si], e) {
+                        Outcome::Fire { why, .. } => why,
+                        other => unreachable!("a signal's verdict does not depend on words: {other:?}"),
+                    }
+                })
+                .collect();
             why.push_str(": ");
-            why.push_str(&fired.iter().map(|f| f.2.as_str()).collect::<Vec<_>>().join("; "));
+            why.push_str(&words.join("; "));
         }
         Some(Hit {
             rule: ri,
@@ -329,7 +342,7 @@ impl<'a> Scorer<'a> {
             strength: incident::round4(strength),
             effect: planned.effect,
             why,
-            signals: fired.iter().map(|f| f.0).collect(),
+            signals: fired.iter().map(|&(si, _)| planned.signals[si].def.kind()).collect(),
         })
     }
 

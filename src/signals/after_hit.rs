@@ -239,22 +239,26 @@ impl Signal for AfterHit {
             .find(|h| t.counts(h) && (!o.same_target || h.target == target));
         let Some(h) = found else { return Outcome::Quiet };
         let mut strength = if o.inherit_strength { h.strength } else { 1.0 };
-        let mut why = format!(
-            "the {} of {} at {} was hit by {} (strength {})",
-            e.text(h.action),
-            h.target.map_or("-", |t| e.text(t)),
-            format_rfc3339(h.ts),
-            j.ids[h.rule as usize],
-            h.strength
-        );
-        if t.key.track {
-            let (done, of) = t.covered(o.burst_gap, s, e, h);
+        let covered = t.key.track.then(|| t.covered(o.burst_gap, s, e, h));
+        if let Some((done, of)) = covered {
             strength *= (done as f64 / of as f64).powf(t.key.coverage.0);
-            why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
         }
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire { strength, why }
+        Outcome::fire(e, strength, || {
+            let mut why = format!(
+                "the {} of {} at {} was hit by {} (strength {})",
+                e.text(h.action),
+                h.target.map_or("-", |t| e.text(t)),
+                format_rfc3339(h.ts),
+                j.ids[h.rule as usize],
+                h.strength
+            );
+            if let Some((done, of)) = covered {
+                why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
+            }
+            why
+        })
     }
 }

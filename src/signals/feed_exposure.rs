@@ -297,47 +297,51 @@ impl Signal for FeedExposure {
         if author.is_none() && !t.impressions_known {
             return Outcome::Abstain;
         }
-        let mut why = Vec::new();
-        let mut strength = 1.0;
-        if j.follow {
-            match author {
-                Some(a) if t.graph_known => why.push(format!("author {} not followed", e.text(a))),
-                Some(a) => {
-                    why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)));
-                    strength = 0.8;
-                }
-                None => {
-                    why.push("author unknown".to_string());
-                    strength = 0.8;
-                }
-            }
+        let mut strength: f64 = 1.0;
+        if j.follow && (!t.graph_known || author.is_none()) {
+            strength = 0.8;
         }
-        if j.repost {
-            why.push(format!("no followee reposted it in the {} before", compact_duration(j.opts.repost_window)));
+        if j.impression && !t.impressions_known {
+            strength = strength.min(0.8);
         }
-        if j.impression {
-            if t.impressions_known {
-                why.push("no impression".into());
-            } else {
-                why.push("no impressions logged in this dataset".into());
-                strength = 0.8_f64.min(strength);
-            }
-        }
-        match e.surface() {
-            Some(sf) if j.navigation.contains(&sf) => {
-                strength *= j.opts.navigation_strength;
-                why.push(format!(
-                    "reached by the account's own navigation (surface '{}'): partly explained, strength x{}",
-                    e.text(sf),
-                    j.opts.navigation_strength
-                ));
-            }
-            Some(sf) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
-            None => why.push("no surface recorded".into()),
+        let navigated = e.surface().filter(|sf| j.navigation.contains(sf));
+        if navigated.is_some() {
+            strength *= j.opts.navigation_strength;
         }
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire { strength, why: why.join(", ") }
+        Outcome::fire(e, strength, || {
+            let mut why = Vec::new();
+            if j.follow {
+                match author {
+                    Some(a) if t.graph_known => why.push(format!("author {} not followed", e.text(a))),
+                    Some(a) => {
+                        why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)))
+                    }
+                    None => why.push("author unknown".to_string()),
+                }
+            }
+            if j.repost {
+                why.push(format!("no followee reposted it in the {} before", compact_duration(j.opts.repost_window)));
+            }
+            if j.impression {
+                if t.impressions_known {
+                    why.push("no impression".into());
+                } else {
+                    why.push("no impressions logged in this dataset".into());
+                }
+            }
+            match (navigated, e.surface()) {
+                (Some(sf), _) => why.push(format!(
+                    "reached by the account's own navigation (surface '{}'): partly explained, strength x{}",
+                    e.text(sf),
+                    j.opts.navigation_strength
+                )),
+                (None, Some(sf)) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
+                (None, None) => why.push("no surface recorded".into()),
+            }
+            why.join(", ")
+        })
     }
 }

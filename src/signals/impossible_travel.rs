@@ -151,17 +151,16 @@ impl Signal for ImpossibleTravel {
         }
         let place =
             |i: usize| e.data.events.sym(ev::COUNTRY, i).map_or(String::new(), |c| format!(" in {}", e.text(c)));
-        Outcome::Fire {
-            strength: 1.0 - o.max_speed_kmh / speed,
-            why: format!(
+        Outcome::fire(e, 1.0 - o.max_speed_kmh / speed, || {
+            format!(
                 "{km:.0} km from the previous located event{} at {} ({} earlier){}: {speed:.0} km/h, above {} km/h",
                 place(i),
                 format_rfc3339(then),
                 human_duration(e.ts.saturating_sub(then)),
                 place(e.i),
                 o.max_speed_kmh
-            ),
-        }
+            )
+        })
     }
 }
 

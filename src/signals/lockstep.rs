@@ -257,15 +257,14 @@ impl Signal for Lockstep {
             return Outcome::Quiet;
         }
         let strength = 1.0 - 0.5f64.powf(accounts as f64 / p.min_accounts as f64);
-        let mut names: Vec<&str> = shared_items.iter().map(|&i| e.text(i)).collect();
-        names.sort_unstable();
-        Outcome::Fire {
-            strength,
-            why: format!(
+        Outcome::fire(e, strength, || {
+            let mut names: Vec<&str> = shared_items.iter().map(|&i| e.text(i)).collect();
+            names.sort_unstable();
+            format!(
                 "{accounts} other accounts acted on at least {need} of the same items within {} of this account ({})",
                 compact_duration(p.window),
                 names.join(", ")
-            ),
-        }
+            )
+        })
     }
 }

@@ -261,6 +261,14 @@ pub enum Outcome {
     Abstain,
 }
 
+impl Outcome {
+    /// A firing outcome whose words are written only when `e` asks for
+    /// them.
+    pub fn fire(e: &Ev<'_>, strength: f64, why: impl FnOnce() -> String) -> Outcome {
+        Outcome::Fire { strength, why: if e.words { why() } else { String::new() } }
+    }
+}
+
 /// An earlier rule hit of the account, as signals see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EarlierHit {
@@ -294,6 +302,11 @@ pub struct Ev<'a> {
     pub action: Sym,
     /// The account's rule hits on earlier events (empty outside the scorer).
     pub hits: &'a [EarlierHit],
+    /// Whether signals should say why in words. The scorer first asks
+    /// without words and asks again with words only the signals of rules
+    /// that hit, so that texts are written for hits only (a signal's
+    /// verdict and strength must not depend on this).
+    pub words: bool,
 }
 
 impl<'a> Ev<'a> {
@@ -301,7 +314,7 @@ impl<'a> Ev<'a> {
     #[inline]
     pub fn at(data: &'a Dataset, i: usize) -> Ev<'a> {
         let e = &data.events;
-        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i), hits: &[] }
+        Ev { data, i, ts: e.ts(i), actor: e.actor(i), action: e.action(i), hits: &[], words: true }
     }
 
     /// The target item or account.

@@ -205,23 +205,27 @@ impl Signal for NewContext {
                     }
                     let singles = h.singletons.saturating_sub(u32::from(count == 1));
                     strength = strength.min(1.0 - f64::from(singles + 1) / f64::from(before + 1));
-                    why.push(format!(
-                        "{name} '{}' first seen {} ago ({}), new after {before} events with {} other {name}s",
-                        e.text(v),
-                        human_duration(e.ts.saturating_sub(first)),
-                        format_rfc3339(first),
-                        h.seen.len() - 1
-                    ));
+                    if e.words {
+                        why.push(format!(
+                            "{name} '{}' first seen {} ago ({}), new after {before} events with {} other {name}s",
+                            e.text(v),
+                            human_duration(e.ts.saturating_sub(first)),
+                            format_rfc3339(first),
+                            h.seen.len() - 1
+                        ));
+                    }
                 }
                 None => {
                     strength = strength.min(1.0 - f64::from(h.singletons + 1) / f64::from(h.events + 1));
-                    why.push(format!(
-                        "{name} '{}' never seen in {} events of this account (it used {} other{})",
-                        e.text(v),
-                        h.events,
-                        h.seen.len(),
-                        if h.seen.len() == 1 { "" } else { "s" }
-                    ));
+                    if e.words {
+                        why.push(format!(
+                            "{name} '{}' never seen in {} events of this account (it used {} other{})",
+                            e.text(v),
+                            h.events,
+                            h.seen.len(),
+                            if h.seen.len() == 1 { "" } else { "s" }
+                        ));
+                    }
                 }
             }
         }

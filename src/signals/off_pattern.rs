@@ -550,7 +550,7 @@ impl Tracker {
 
     /// The burst factor: how surprising the recent burst of novelty is for
     /// this account, and its words. `values` are the event's novel values.
-    fn burst(&self, o: &Opts, s: &State, values: &[Value]) -> (f64, String) {
+    fn burst(&self, o: &Opts, s: &State, values: &[Value], words: bool) -> (f64, String) {
         // The event itself is judged and novel.
         let (mut judged, mut novel) = (1u64, 1u64);
         let mut seen: Vec<Value> = values.to_vec();
@@ -581,6 +581,9 @@ impl Tracker {
         let tail = Binomial::new(rate, trials).map_or(1.0, |b| b.sf(successes - 1));
         let surprise = -tail.max(1e-300).log10();
         let factor = (surprise / o.full_surprise).min(1.0);
+        if !words {
+            return (factor, String::new());
+        }
         let words = format!(
             "{novel} of {judged} judged like{} in the last {} novel, across {} value{}; \
              before them this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
@@ -618,6 +621,9 @@ impl Tracker {
                     return None;
                 }
             }
+        }
+        if !e.words {
+            return Some(String::new());
         }
         let end = self.data_end.unwrap_or(to);
         Some(if end >= to {
@@ -724,11 +730,7 @@ impl Signal for OffPattern {
 
     fn new_state(t: &Tracker) -> State {
         let n = t.features.len();
-        State {
-            counts: (0..n).map(|_| (SymMap::default(), 0)).collect(),
-            singles: vec![0; n],
-            ..State::default()
-        }
+        State { counts: (0..n).map(|_| (SymMap::default(), 0)).collect(), singles: vec![0; n], ..State::default() }
     }
 
     fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, _data: &Dataset) {
@@ -763,6 +765,9 @@ impl Signal for OffPattern {
         for &(k, best, c, n, prob) in &jm.off {
             let f = t.features[k as usize];
             strength = strength.min(confidence(t, c, n, t.priors[k as usize].of(best)));
+            if !e.words {
+                continue;
+            }
             let names: Vec<&str> = {
                 let mut v: Vec<&str> = jm.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
                 v.sort_unstable();
@@ -790,7 +795,7 @@ impl Signal for OffPattern {
             }
         }
         if t.burst_window > 0 {
-            let (factor, words) = t.burst(o, s, &jm.values);
+            let (factor, words) = t.burst(o, s, &jm.values, e.words);
             strength *= factor;
             why.push(words);
         }

@@ -160,7 +160,7 @@ pub struct State {
 
 impl Tracker {
     /// Whether this action spikes, given the account's actions before it:
-    /// (strength, why).
+    /// (strength, why; the why only when `e` asks for words).
     fn spike(&self, s: &State, e: &Ev<'_>) -> Option<(f64, String)> {
         let p = &self.key;
         let window_start = e.ts.saturating_sub(p.window);
@@ -180,6 +180,9 @@ impl Tracker {
             return None;
         }
         let strength = (0.5 + 0.5 * (p.max_tail.0 / tail.max(f64::MIN_POSITIVE)).log10() / 3.0).clamp(0.5, 1.0);
+        if !e.words {
+            return Some((strength, String::new()));
+        }
         Some((
             strength,
             format!(
@@ -265,7 +268,8 @@ impl Signal for RateSpike {
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
         s.first_seen.get_or_insert(e.ts);
         if t.actions.contains(&e.action) {
-            if e.ts >= s.quiet_until && t.spike(s, e).is_some() {
+            let quiet = Ev { words: false, ..*e };
+            if e.ts >= s.quiet_until && t.spike(s, &quiet).is_some() {
                 s.quiet_until = e.ts.saturating_add(t.key.cooldown);
             }
             s.times.push_back(e.ts);

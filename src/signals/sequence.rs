@@ -187,7 +187,7 @@ impl Signal for Sequence {
     fn eval(_j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
         let Some(last) = t.steps.len().checked_sub(1) else { return Outcome::Abstain };
         match s.reached[last] {
-            Some((start, _)) if e.ts.saturating_sub(start) <= t.key.within => {
+            Some((start, _)) if e.ts.saturating_sub(start) <= t.key.within => Outcome::fire(e, 1.0, || {
                 let parts: Vec<String> = t
                     .key
                     .steps
@@ -195,11 +195,8 @@ impl Signal for Sequence {
                     .zip(&s.trail[last])
                     .map(|(names, at)| format!("{} at {}", names.join("/"), format_rfc3339(*at)))
                     .collect();
-                Outcome::Fire {
-                    strength: 1.0,
-                    why: format!("after {} (within {})", parts.join(", then "), compact_duration(t.key.within)),
-                }
-            }
+                format!("after {} (within {})", parts.join(", then "), compact_duration(t.key.within))
+            }),
             _ => Outcome::Quiet,
         }
     }

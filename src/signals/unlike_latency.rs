@@ -258,26 +258,28 @@ impl Signal for UnlikeLatency {
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        let mut why = format!(
-            "removed {} after the like (band {} to {})",
-            human_duration(latency),
-            human_duration(t.key.min),
-            human_duration(t.key.max)
-        );
-        if k > 1 {
-            why.push_str(&format!(
-                "; the {} removal in a row from a burst of {} likes starting {}",
-                ordinal(k),
-                burst.likes,
-                format_rfc3339(burst.start)
-            ));
-        } else if burst.likes > 1 && o.coverage > 0.0 {
-            why.push_str(&format!(
-                "; one of a burst of {} likes starting {}",
-                burst.likes,
-                format_rfc3339(burst.start)
-            ));
-        }
-        Outcome::Fire { strength, why }
+        Outcome::fire(e, strength, || {
+            let mut why = format!(
+                "removed {} after the like (band {} to {})",
+                human_duration(latency),
+                human_duration(t.key.min),
+                human_duration(t.key.max)
+            );
+            if k > 1 {
+                why.push_str(&format!(
+                    "; the {} removal in a row from a burst of {} likes starting {}",
+                    ordinal(k),
+                    burst.likes,
+                    format_rfc3339(burst.start)
+                ));
+            } else if burst.likes > 1 && o.coverage > 0.0 {
+                why.push_str(&format!(
+                    "; one of a burst of {} likes starting {}",
+                    burst.likes,
+                    format_rfc3339(burst.start)
+                ));
+            }
+            why
+        })
     }
 }
