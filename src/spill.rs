@@ -54,7 +54,7 @@ impl SpillDir {
         let pid = std::process::id();
         for n in 0..1000u32 {
             let path = parent.join(format!("changeling-spill-{pid}-{n}"));
-            match std::fs::create_dir(&path) {
+            match private_dir(&path) {
                 Ok(()) => {
                     if let Ok(mut dirs) = LIVE_DIRS.lock() {
                         dirs.push(path.clone());
@@ -81,6 +81,15 @@ impl Drop for SpillDir {
             dirs.retain(|d| d != &self.path);
         }
     }
+}
+
+/// Creates `path` readable by its owner only: spill files hold the
+/// activity being scored.
+fn private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }
 
 /// One partition's file.
@@ -304,7 +313,7 @@ impl ItemBuckets {
     pub fn take(&self, b: usize) -> io::Result<Vec<ItemRow>> {
         let file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
         let mut rows = Vec::new();
-        for_each_frame(&file.0, |raw| {
+        for_each_frame(&file.0, file.1, |raw| {
             let mut c = Cursor { b: raw, at: 0 };
             rows.reserve(raw.len() / 16);
             while c.at < raw.len() {
@@ -388,8 +397,20 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
+    /// Fails unless `count` values of at least `width` bytes each can still
+    /// follow, so a corrupt count cannot ask for a huge allocation.
+    fn expect(&self, count: usize, width: usize) -> io::Result<()> {
+        match count.checked_mul(width) {
+            Some(need) if need <= self.b.len() - self.at => Ok(()),
+            _ => Err(corrupt("a count larger than the chunk")),
+        }
+    }
     fn take(&mut self, n: usize) -> io::Result<&[u8]> {
-        let s = self.b.get(self.at..self.at + n).ok_or_else(|| io::Error::other("truncated spill chunk"))?;
+        let s = self
+            .at
+            .checked_add(n)
+            .and_then(|end| self.b.get(self.at..end))
+            .ok_or_else(|| corrupt("truncated chunk"))?;
         self.at += n;
         Ok(s)
     }
@@ -401,6 +422,10 @@ impl Cursor<'_> {
     }
 }
 
+fn corrupt(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("corrupt spill data: {what}"))
+}
+
 fn sym(index: u32) -> Sym {
     Interner::sym_at(index as usize)
 }
@@ -410,7 +435,8 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
     let mut out = Vec::new();
     while c.at < bytes.len() {
         let n = c.u32()? as usize;
-        let cols = c.u32()?;
+        let cols = c.u32()? as usize;
+        c.expect(cols, 5)?;
         let mut t = Table::new(kind);
         t.names.clear();
         t.columns.clear();
@@ -418,6 +444,7 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
             let len = c.u32()? as usize;
             let name = String::from_utf8(c.take(len)?.to_vec()).map_err(io::Error::other)?;
             let kind = c.take(1)?[0];
+            c.expect(n, [8, 4, 8, 4, 4].get(kind as usize).copied().unwrap_or(1))?;
             let column = match kind {
                 0 => Column::Time((0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?),
                 1 => {
@@ -438,11 +465,15 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
                 ),
                 4 => {
                     let offsets: Vec<u32> = (0..=n).map(|_| c.u32()).collect::<io::Result<_>>()?;
-                    let total = *offsets.last().expect("n + 1 offsets") as usize;
+                    if offsets[0] != 0 || offsets.windows(2).any(|w| w[0] > w[1]) {
+                        return Err(corrupt("list offsets out of order"));
+                    }
+                    let total = offsets[n] as usize;
+                    c.expect(total, 4)?;
                     let values = (0..total).map(|_| c.u32().map(sym)).collect::<io::Result<_>>()?;
                     Column::List { offsets, values }
                 }
-                _ => return Err(io::Error::other("bad column kind in spill chunk")),
+                _ => return Err(corrupt("unknown column kind")),
             };
             t.names.push(name);
             t.columns.push(column);
@@ -464,19 +495,29 @@ pub fn load(file: &PartitionFile) -> io::Result<Table> {
 }
 
 /// Calls `f` with each chunk of a partition, in the order written.
+/// Fails, naming the file, if it does not hold exactly the rows written.
 pub fn for_each_chunk(file: &PartitionFile, mut f: impl FnMut(Table) -> io::Result<()>) -> io::Result<()> {
-    for_each_frame(&file.path, |raw| {
+    let mut rows = 0u64;
+    for_each_frame(&file.path, file.bytes, |raw| {
         for chunk in decode(raw, file.kind)? {
+            rows += chunk.rows as u64;
             f(chunk)?;
         }
         Ok(())
-    })
+    })?;
+    if rows != file.rows {
+        let what = format!("{rows} rows read, {} written", file.rows);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("spill file {}: {what}", file.path.display())));
+    }
+    Ok(())
 }
 
 /// Compresses `raw` into one frame at the end of the file at `path`:
 /// `[u32 length][zstd frame]`. Returns the bytes written.
 fn append_frame(path: &Path, raw: &[u8]) -> io::Result<u64> {
-    let frame = zstd::bulk::compress(raw, 1)?;
+    let mut compressor = zstd::bulk::Compressor::new(1)?;
+    compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
+    let frame = compressor.compress(raw)?;
     let mut f = BufWriter::new(OpenOptions::new().append(true).open(path)?);
     f.write_all(&(frame.len() as u32).to_le_bytes())?;
     f.write_all(&frame)?;
@@ -485,20 +526,28 @@ fn append_frame(path: &Path, raw: &[u8]) -> io::Result<u64> {
 }
 
 /// Calls `f` with each frame of the file at `path`, decompressed, in the
-/// order written.
-fn for_each_frame(path: &Path, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
-    let mut r = BufReader::new(File::open(path)?);
-    let mut len = [0u8; 4];
-    loop {
-        match r.read_exact(&mut len) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        let mut frame = vec![0u8; u32::from_le_bytes(len) as usize];
-        r.read_exact(&mut frame)?;
-        f(&zstd::stream::decode_all(&frame[..])?)?;
+/// order written. `written` is the file's length as written; every frame
+/// carries zstd's checksum, so a file changed on disk is an error naming it,
+/// never rows that were not written.
+fn for_each_frame(path: &Path, written: u64, mut f: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+    let named = |e: io::Error| io::Error::new(e.kind(), format!("spill file {}: {e}", path.display()));
+    let file = File::open(path).map_err(named)?;
+    let mut left = file.metadata().map_err(named)?.len();
+    if left != written {
+        return Err(named(corrupt(&format!("{left} bytes on disk, {written} written"))));
     }
+    let mut r = BufReader::new(file);
+    let mut len = [0u8; 4];
+    while left > 0 {
+        r.read_exact(&mut len).map_err(named)?;
+        let n = u64::from(u32::from_le_bytes(len));
+        left = left.checked_sub(4 + n).ok_or_else(|| named(corrupt("a frame longer than the file")))?;
+        let mut frame = vec![0u8; n as usize];
+        r.read_exact(&mut frame).map_err(named)?;
+        let raw = zstd::stream::decode_all(&frame[..]).map_err(|e| named(corrupt(&e.to_string())))?;
+        f(&raw).map_err(named)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -542,5 +591,70 @@ mod tests {
         assert_eq!(strings.resolve(t.columns[tags].sym(row).unwrap()), "p|q");
         drop(dir);
         assert!(!path.exists(), "spill directory removed on drop");
+    }
+
+    /// A partition written by the partitioner, with the rows it holds.
+    fn one_partition(dir: &SpillDir) -> (PartitionFile, Interner) {
+        let text: String = (0..200)
+            .map(|i| {
+                format!("{{\"ts\":{i},\"actor\":\"a\",\"action\":\"like\",\"target\":\"x{i}\",\"tags\":[\"p\"]}}\n")
+            })
+            .collect();
+        let mut b = TableBuilder::new(TableKind::Events);
+        jsonl::parse_block(text.as_bytes(), 1, &mut b, &mut Vec::new());
+        let mut strings = Interner::new();
+        let mut block = Table::new(TableKind::Events);
+        block.append(b, &mut strings);
+        let mut p = Partitioner::new(dir, 1, 1 << 10).unwrap();
+        for _ in 0..3 {
+            p.add(&block, &strings).unwrap();
+        }
+        (p.finish().unwrap().remove(0), strings)
+    }
+
+    #[test]
+    fn a_changed_spill_file_is_an_error_naming_it_never_other_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SpillDir::new(tmp.path()).unwrap();
+        let (file, _strings) = one_partition(&dir);
+        let rows = load(&file).unwrap();
+        assert_eq!(rows.rows, 600);
+        let rows = format!("{rows:?}");
+        let clean = std::fs::read(&file.path).unwrap();
+        assert!(clean.len() > 40, "several frames: {} bytes", clean.len());
+        // A change either fails, naming the file, or reads the very rows
+        // written (a flipped bit that no decoder reads, such as padding).
+        let expect_error = |bytes: &[u8], what: &str| {
+            std::fs::write(&file.path, bytes).unwrap();
+            match load(&file) {
+                Ok(t) => assert_eq!(format!("{t:?}"), rows, "{what}: other rows read from a changed file"),
+                Err(e) => assert!(e.to_string().contains(&file.path.display().to_string()), "{what}: {e}"),
+            }
+        };
+        for at in 0..clean.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut bytes = clean.clone();
+                bytes[at] ^= flip;
+                expect_error(&bytes, &format!("byte {at} ^ {flip:#x}"));
+            }
+        }
+        for len in 0..clean.len() {
+            expect_error(&clean[..len], &format!("cut to {len} bytes"));
+        }
+        let mut longer = clean.clone();
+        longer.extend_from_slice(&[0xff; 4]);
+        expect_error(&longer, "four bytes appended");
+    }
+
+    #[test]
+    fn spill_directories_are_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = SpillDir::new(tmp.path()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
     }
 }
