@@ -38,7 +38,7 @@ pub struct Items {
 impl Items {
     /// Indexes `table`; returns the items and how many duplicate ids it had.
     pub fn new(table: Table, strings: &Interner) -> (Items, u64) {
-        let (index, dups) = dense_index(&table, it::ID, strings.len());
+        let (index, dups) = dense_index(&table, it::ID, strings.index_bound());
         (Items { table, index }, dups)
     }
 
@@ -219,7 +219,7 @@ pub struct Accounts {
 impl Accounts {
     /// Indexes `table`; returns the accounts and how many duplicate ids it had.
     pub fn new(table: Table, strings: &Interner) -> (Accounts, u64) {
-        let (index, dups) = dense_index(&table, 0, strings.len());
+        let (index, dups) = dense_index(&table, 0, strings.index_bound());
         (Accounts { table, index }, dups)
     }
 
