@@ -76,10 +76,11 @@ impl Sym {
 /// each of its shards.
 ///
 /// Strings live end to end in one buffer per shard (no allocation per
-/// string), each with 32 bits of its hash kept beside it (8 bytes a string
-/// besides its text and its table slot): growing a table never reads a
-/// string again, a lookup compares those bits before bytes, and
-/// [`Interner::absorb`] reuses the other interner's.
+/// string), with 32 bits of each one's hash kept in its table entry beside
+/// its position (4 bytes a string besides its text and an 8-byte table
+/// slot): growing a table never reads a string again, a lookup compares
+/// those bits before bytes, and [`Interner::absorb`] reuses the bits the
+/// block computed.
 #[derive(Clone)]
 pub struct Interner {
     shards: Box<[Shard]>,
@@ -93,7 +94,8 @@ struct Run {
     buf: String,
     /// End of each string in `buf` (its start is the previous end).
     ends: Vec<u32>,
-    /// The high 32 bits of each string's hash.
+    /// The high 32 bits of each string's hash (empty in an [`Interner`]'s
+    /// shard, whose table keeps them).
     hashes: Vec<u32>,
 }
 
@@ -109,12 +111,19 @@ impl Run {
         self.ends.len()
     }
 
-    /// Appends `s`; returns its position.
+    /// Appends `s` with its hash bits; returns its position.
     #[inline]
     fn push(&mut self, s: &str, short: u32) -> usize {
+        self.hashes.push(short);
+        self.push_text(s)
+    }
+
+    /// Appends `s` alone (a shard's table keeps the hash bits); returns its
+    /// position.
+    #[inline]
+    fn push_text(&mut self, s: &str) -> usize {
         self.buf.push_str(s);
         self.ends.push(u32::try_from(self.buf.len()).expect("less than 4 GiB of text in one interner shard"));
-        self.hashes.push(short);
         self.ends.len() - 1
     }
 
@@ -124,10 +133,12 @@ impl Run {
 }
 
 /// One shard of an [`Interner`]: the strings whose hash falls in it, and
-/// a table of their positions.
+/// a table of their positions, each entry with the string's kept hash bits
+/// (high half) beside its position (low half), so that a lookup reads no
+/// other array before it compares text, and growing reads nothing.
 #[derive(Clone, Default)]
 struct Shard {
-    table: HashTable<u32>,
+    table: HashTable<u64>,
     run: Run,
 }
 
@@ -168,22 +179,19 @@ impl Shard {
     fn find(&self, s: &str, short: u32) -> Option<usize> {
         let run = &self.run;
         self.table
-            .find(Shard::spread(short), |&i| run.hashes[i as usize] == short && run.text(i as usize) == s)
-            .map(|&i| i as usize)
+            .find(Shard::spread(short), |&e| (e >> 32) as u32 == short && run.text(e as u32 as usize) == s)
+            .map(|&e| e as u32 as usize)
     }
 
     /// The position of `s`, adding it if new; and whether it was added.
     #[inline]
     fn intern(&mut self, s: &str, short: u32) -> (usize, bool) {
-        let run = &self.run;
-        let found =
-            self.table.find(Shard::spread(short), |&i| run.hashes[i as usize] == short && run.text(i as usize) == s);
-        if let Some(&i) = found {
-            return (i as usize, false);
+        if let Some(i) = self.find(s, short) {
+            return (i, false);
         }
-        let i = self.run.push(s, short);
-        let hashes = &self.run.hashes;
-        self.table.insert_unique(Shard::spread(short), i as u32, |&j| Shard::spread(hashes[j as usize]));
+        let i = self.run.push_text(s);
+        let entry = (u64::from(short) << 32) | i as u64;
+        self.table.insert_unique(Shard::spread(short), entry, |&e| Shard::spread((e >> 32) as u32));
         (i, true)
     }
 
@@ -202,7 +210,7 @@ impl Shard {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.run.heap_bytes() + self.table.capacity() * 5
+        self.run.heap_bytes() + self.table.capacity() * 9
     }
 }
 
