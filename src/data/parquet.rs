@@ -317,29 +317,35 @@ impl RowGroupReader<'_> {
             path: self.file.path.clone(),
             message: format!("row groups {:?}: {e}", task.row_groups),
         };
-        // Each task opens its own handle: clones of one `File` share a
-        // cursor, which concurrent reads would fight over.
-        let handle = File::open(&self.file.path).map_err(|e| DataError::io(&self.file.path, e))?;
-        let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.meta.clone())
-            .with_projection(self.mask.clone())
-            .with_row_groups(task.row_groups.clone())
-            .with_batch_size(BATCH_ROWS)
-            .build()
-            .map_err(|e| bad_file(&e))?;
         let mut part = Part::new(self.cols);
         let mut row = task.first_row;
-        for batch in batches {
-            let batch = batch.map_err(|e| bad_file(&e))?;
-            part.add(&batch, row, self.kind, self.cols).map_err(|col| DataError::BadFile {
-                path: self.file.path.clone(),
-                message: format!(
-                    "column `{}` changed type within the file, to {}",
-                    self.cols[col].name,
-                    batch.column(col).data_type()
-                ),
-            })?;
-            row += batch.num_rows() as u64;
-            self.records.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        // One reader per row group, so that no batch straddles two row
+        // groups: such a batch meets two dictionaries, and the reader then
+        // spells the values out and hashes them into a new dictionary
+        // (about a tenth of the read's time on DuckDB's files). Each reader
+        // opens its own handle: clones of one `File` share a cursor, which
+        // concurrent reads would fight over.
+        for &rg in &task.row_groups {
+            let handle = File::open(&self.file.path).map_err(|e| DataError::io(&self.file.path, e))?;
+            let batches = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.meta.clone())
+                .with_projection(self.mask.clone())
+                .with_row_groups(vec![rg])
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| bad_file(&e))?;
+            for batch in batches {
+                let batch = batch.map_err(|e| bad_file(&e))?;
+                part.add(&batch, row, self.kind, self.cols).map_err(|col| DataError::BadFile {
+                    path: self.file.path.clone(),
+                    message: format!(
+                        "column `{}` changed type within the file, to {}",
+                        self.cols[col].name,
+                        batch.column(col).data_type()
+                    ),
+                })?;
+                row += batch.num_rows() as u64;
+                self.records.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
         }
         Ok(part)
     }
