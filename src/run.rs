@@ -36,10 +36,10 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::bind::BoundPlan;
-use crate::data::read::{self, TableSink};
+use crate::data::read::TableSink;
 use crate::data::table::{Table, TableBuilder};
 use crate::data::{
-    self, DataError, Dataset, Events, Impressions, ReadOptions, ReadProgress, ReadReport, Side, TableKind, source,
+    self, DataError, Dataset, Events, Impressions, ReadOptions, ReadProgress, ReadReport, Reader, Side, TableKind,
 };
 use crate::intern::Interner;
 use crate::plan::Plan;
@@ -266,32 +266,15 @@ impl TableSink for PartitionSink<'_> {
     }
 }
 
-/// Reports in the order a reader expects: the other tables as listed in
-/// the contract, then events.
-fn order_reports(report: &mut ReadReport) {
-    report.tables.sort_by_key(|(k, _)| (*k == TableKind::Events, TableKind::ALL.iter().position(|x| x == k)));
-}
-
 /// Runs `plan` over the dataset in `dir`.
 pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -> Result<RunOutput, RunError> {
     let t0 = Instant::now();
-    let files = data::events_files(dir)?;
-    let mut strings = Interner::new();
-    let mut report = ReadReport::default();
     // Impressions are read after the events: in a partitioned run they are
     // partitioned by account with them (there can be more of them than
     // events).
-    let impression_files = source::locate(dir, TableKind::Impressions)?;
     // Ground truth is for evaluation: scoring does not read it.
-    let mut side = Side::read_except(
-        dir,
-        &[TableKind::Impressions, TableKind::Labels],
-        &opts.read,
-        &progress.read,
-        &mut strings,
-        &mut report,
-    )?;
-    trace("side tables read", &strings);
+    let mut reader = Reader::start_except(dir, &[TableKind::Labels], &opts.read, &progress.read)?;
+    trace("side tables read", &reader.strings);
     let mut sink = EventsSink {
         table: Table::new(TableKind::Events),
         progress,
@@ -301,24 +284,14 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         bytes_per_row: 64.0,
         baseline: resident_bytes(),
     };
-    let events_report =
-        read::read_into(TableKind::Events, &files, &mut strings, &opts.read, &progress.read, &mut sink)?;
-    report.tables.push((TableKind::Events, events_report));
-    trace("events read", &strings);
+    reader.read_events(&mut sink)?;
+    trace("events read", &reader.strings);
 
     let EventsSink { table, spill, bytes_per_row, rows: sink_rows, .. } = sink;
     let mut aggregates = Aggregates::for_plan(plan);
     let Some((spill_dir, partitioner)) = spill else {
         // In memory.
-        if let Some(files) = &impression_files {
-            let (t, r) = read::read_table(TableKind::Impressions, files, &mut strings, &opts.read, &progress.read)?;
-            report.tables.push((TableKind::Impressions, r));
-            side.impressions = Some(Arc::new(Impressions::new(&t)));
-        }
-        order_reports(&mut report);
-        let (events, dups) = Events::from_table(table, &strings);
-        data::note_duplicates(&mut report, dups);
-        let data = Dataset::from_parts(dir.to_path_buf(), Arc::new(strings), events, &side, report);
+        let data = reader.finish(table)?;
         let read_secs = t0.elapsed().as_secs_f64();
         progress.scoring.store(true, Ordering::Relaxed);
         let t1 = Instant::now();
@@ -354,18 +327,18 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
     let files = partitioner.finish().map_err(spill_err)?;
     // The impressions, by account into as many partitions, the same way.
-    let impression_parts = match &impression_files {
-        Some(f) => {
-            let partitioner = Partitioner::for_table(TableKind::Impressions, &spill_dir, files.len(), 1 << 20, 0)
-                .map_err(spill_err)?;
-            let mut sink = PartitionSink { partitioner, dir: &spill_dir, rows: 0 };
-            let r = read::read_into(TableKind::Impressions, f, &mut strings, &opts.read, &progress.read, &mut sink)?;
-            report.tables.push((TableKind::Impressions, r));
-            Some(sink.partitioner.finish().map_err(spill_err)?)
-        }
-        None => None,
+    let has_impressions = reader.impressions.is_some();
+    let impression_parts = if has_impressions {
+        let partitioner =
+            Partitioner::for_table(TableKind::Impressions, &spill_dir, files.len(), 1 << 20, 0).map_err(spill_err)?;
+        let mut sink = PartitionSink { partitioner, dir: &spill_dir, rows: 0 };
+        reader.read_impressions(&mut sink)?;
+        Some(sink.partitioner.finish().map_err(spill_err)?)
+    } else {
+        reader.read_impressions(&mut Table::new(TableKind::Impressions))?;
+        None
     };
-    order_reports(&mut report);
+    let Reader { strings, side, mut report, .. } = reader;
     let parts: Vec<Part> = files
         .iter()
         .enumerate()
@@ -389,7 +362,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         bytes_per_row,
         names: AtomicU64::new(1),
         force_split: opts.force_split_before_scoring,
-        impressions: impression_files.is_some(),
+        impressions: has_impressions,
     };
     progress.sorting.store(true, Ordering::Relaxed);
     let prepared: Vec<Prepared> = parts
@@ -432,7 +405,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     let fixed = resident_bytes();
     let ctx = PartitionCtx { budget: worker_budget(opts.memory, 0.6), ..ctx };
     // Bound once for the run; each partition binds only its filters.
-    let bound = BoundPlan::for_run(plan, &strings, &side, impression_files.is_some(), &cache).shared();
+    let bound = BoundPlan::for_run(plan, &strings, &side, has_impressions, &cache).shared();
     let parts: Vec<PartResult> = sorted
         .par_iter()
         .map(|f| ctx.score(f, &bound, progress))

@@ -36,17 +36,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::read::read_table;
-use crate::data::{self, DataError, Dataset, Events, Impressions, Projection, ReadOptions, ReadProgress, ReadReport};
-use crate::data::{Side, TableKind, source};
+use crate::data::{DataError, Dataset, Projection, ReadOptions, ReadProgress, TableKind};
 use crate::eval::{self, AlertFile, EvalError, Report, Settings, TierSource, Truth};
-use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::rules::config::ScoreModel;
 use crate::rules::{Assignment, Config, Overrides};
@@ -155,20 +151,7 @@ impl Loaded {
     /// events, then the impressions. Fails without a labels table.
     pub fn read(dir: &Path, projection: Projection, progress: &ReadProgress) -> Result<Loaded, TuneError> {
         let opts = ReadOptions { projection: Some(projection), ..ReadOptions::default() };
-        let files = data::events_files(dir)?;
-        let mut strings = Interner::new();
-        let mut report = ReadReport::default();
-        let mut side = Side::read_except(dir, &[TableKind::Impressions], &opts, progress, &mut strings, &mut report)?;
-        let (table, r) = read_table(TableKind::Events, &files, &mut strings, &opts, progress)?;
-        report.tables.push((TableKind::Events, r));
-        if let Some(files) = source::locate(dir, TableKind::Impressions)? {
-            let (t, r) = read_table(TableKind::Impressions, &files, &mut strings, &opts, progress)?;
-            report.tables.push((TableKind::Impressions, r));
-            side.impressions = Some(Arc::new(Impressions::new(&t)));
-        }
-        let (events, dups) = Events::from_table(table, &strings);
-        data::note_duplicates(&mut report, dups);
-        let data = Dataset::from_parts(dir.to_path_buf(), Arc::new(strings), events, &side, report);
+        let data = Dataset::open_with_progress(dir, &opts, progress)?;
         let truth = Truth::from_dataset(&data)?;
         let days = eval::account_days(&data);
         let mut notes = Vec::new();

@@ -6,10 +6,12 @@
 //! identical in every field are kept once. Each account's events are then
 //! one contiguous range, which is what the scorer partitions on.
 
+use std::cmp::Ordering;
+
 use rayon::prelude::*;
 
 use super::schema::ev;
-use super::table::{Column, Table};
+use super::table::{Column, NO_TIME, Table};
 use crate::intern::{Interner, Sym};
 use crate::time::Millis;
 
@@ -47,59 +49,61 @@ pub struct Events {
 impl Events {
     /// Sorts and deduplicates a freshly read events table. Returns the
     /// events and how many exact duplicates were dropped.
+    ///
+    /// Rows are put in account order by a counting sort on the actor's
+    /// symbol (one pass to count, one to place, rows of an account keeping
+    /// their order), then each account's rows are sorted on their own, in
+    /// parallel, by (ts, row), and rows equal in (actor, ts) by content, as
+    /// text. The order is that of sorting all rows by (actor, ts, content),
+    /// without one large sort of scattered rows.
     pub fn from_table(mut table: Table, strings: &Interner) -> (Events, u64) {
         let n = table.rows;
-        let dense_sym = |c: &Column, n: usize| -> Vec<Sym> {
-            (0..n).map(|i| c.sym(i).expect("a required field is present in every row")).collect()
-        };
-        let ts: Vec<Millis> = (0..n).map(|i| table.columns[ev::TS].time(i).expect("ts is required")).collect();
-        let actor = dense_sym(&table.columns[ev::ACTOR], n);
+        let ts = take_times(&mut table.columns[ev::TS], n);
+        let actor = take_syms(&mut table.columns[ev::ACTOR], n);
+        let action = take_syms(&mut table.columns[ev::ACTION], n);
 
-        // Sort on a packed key (actor, ts, row); rows equal in (actor, ts)
-        // are then ordered by content, as text.
-        let mut keys: Vec<u128> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let t = (ts[i] as u64) ^ (1 << 63);
-                (u128::from(actor[i].index() as u32) << 96) | (u128::from(t) << 32) | i as u128
-            })
-            .collect();
-        keys.par_sort_unstable();
-        let mut order: Vec<u32> = keys.iter().map(|&k| k as u32).collect();
-        drop(keys);
-        let same_key = |a: u32, b: u32| actor[a as usize] == actor[b as usize] && ts[a as usize] == ts[b as usize];
-        let columns = &table.columns;
-        let mut i = 0;
-        while i < order.len() {
-            let mut j = i + 1;
-            while j < order.len() && same_key(order[i], order[j]) {
-                j += 1;
-            }
-            if j - i > 1 {
-                order[i..j].sort_by(|&a, &b| {
-                    columns
-                        .iter()
-                        .map(|c| c.cmp_rows(a as usize, b as usize, strings))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                });
-            }
-            i = j;
+        let bound = actor.par_iter().map(|a| a.index() + 1).max().unwrap_or(0);
+        let mut starts = vec![0u32; bound + 1];
+        for a in &actor {
+            starts[a.index() + 1] += 1;
         }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut order = vec![0u32; n];
+        for (row, a) in actor.iter().enumerate() {
+            let at = &mut starts[a.index()];
+            order[*at as usize] = row as u32;
+            *at += 1;
+        }
+        drop(starts);
+
+        let columns = &table.columns;
+        let by_content = |a: &u32, b: &u32| {
+            let (a, b) = (*a as usize, *b as usize);
+            strings.resolve(action[a]).cmp(strings.resolve(action[b])).then_with(|| {
+                columns.iter().map(|c| c.cmp_rows(a, b, strings)).find(|o| o.is_ne()).unwrap_or(Ordering::Equal)
+            })
+        };
+        order.par_chunk_by_mut(|&a, &b| actor[a as usize] == actor[b as usize]).for_each(|run| {
+            run.sort_unstable_by_key(|&r| (ts[r as usize], r));
+            for tie in run.chunk_by_mut(|&a, &b| ts[a as usize] == ts[b as usize]) {
+                if tie.len() > 1 {
+                    tie.sort_by(by_content);
+                }
+            }
+        });
         let before = order.len();
-        order.dedup_by(|b, a| same_key(*a, *b) && columns.iter().all(|c| c.same(*a as usize, *b as usize)));
+        order.dedup_by(|b, a| {
+            let (a, b) = (*a as usize, *b as usize);
+            actor[a] == actor[b] && ts[a] == ts[b] && action[a] == action[b] && columns.iter().all(|c| c.same(a, b))
+        });
         let duplicates = (before - order.len()) as u64;
 
-        let ts: Vec<Millis> = order.iter().map(|&i| ts[i as usize]).collect();
-        let actor: Vec<Sym> = order.iter().map(|&i| actor[i as usize]).collect();
+        let ts: Vec<Millis> = order.par_iter().map(|&i| ts[i as usize]).collect();
+        let actor: Vec<Sym> = order.par_iter().map(|&i| actor[i as usize]).collect();
+        let action: Vec<Sym> = order.par_iter().map(|&i| action[i as usize]).collect();
         table.gather(&order);
-        let action = dense_sym(&table.columns[ev::ACTION], order.len());
-        for c in [ev::TS, ev::ACTOR, ev::ACTION] {
-            table.columns[c] = match table.columns[c] {
-                Column::Time(_) => Column::Time(Vec::new()),
-                _ => Column::Sym(Vec::new()),
-            };
-        }
         let accounts = spans(&actor);
         (Events { ts, actor, action, table, accounts }, duplicates)
     }
@@ -189,6 +193,28 @@ impl Events {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.ts.capacity() * 8 + self.actor.capacity() * 4 + self.action.capacity() * 4 + self.table.heap_bytes()
+    }
+}
+
+/// The values of a required time column, leaving it empty.
+fn take_times(column: &mut Column, n: usize) -> Vec<Millis> {
+    match std::mem::replace(column, Column::Time(Vec::new())) {
+        Column::Time(v) => {
+            assert!(v.len() == n && !v.contains(&NO_TIME), "a required field is present in every row");
+            v
+        }
+        _ => unreachable!("the schema makes it a time column"),
+    }
+}
+
+/// The values of a required symbol column, leaving it empty.
+fn take_syms(column: &mut Column, n: usize) -> Vec<Sym> {
+    match std::mem::replace(column, Column::Sym(Vec::new())) {
+        Column::Sym(v) => {
+            assert_eq!(v.len(), n, "a required field is present in every row");
+            v.into_par_iter().map(|s| s.expect("a required field is present in every row")).collect()
+        }
+        _ => unreachable!("the schema makes it a symbol column"),
     }
 }
 

@@ -73,32 +73,14 @@ impl Dataset {
         Dataset::open_with_progress(dir, opts, &ReadProgress::default())
     }
 
-    /// Reads the dataset in `dir`, counting progress into `progress`.
+    /// Reads the dataset in `dir`, counting progress into `progress`, the
+    /// way `changeling score` reads it when it fits in memory (see
+    /// [`Reader`]).
     pub fn open_with_progress(dir: &Path, opts: &ReadOptions, progress: &ReadProgress) -> Result<Dataset, DataError> {
-        if !dir.is_dir() {
-            return Err(DataError::io(
-                dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such dataset directory"),
-            ));
-        }
-        let mut strings = Interner::new();
-        let mut report = ReadReport::default();
-        let mut tables = BTreeMap::new();
-        // Events last: the other tables are small and needed to judge them.
-        let mut order = TableKind::ALL.to_vec();
-        order.rotate_left(1);
-        for kind in order {
-            let Some(files) = source::locate(dir, kind)? else {
-                if kind == TableKind::Events {
-                    return Err(DataError::MissingEvents { dir: dir.to_path_buf() });
-                }
-                continue;
-            };
-            let (table, table_report) = read::read_table(kind, &files, &mut strings, opts, progress)?;
-            report.tables.push((kind, table_report));
-            tables.insert(kind, table);
-        }
-        Ok(Dataset::assemble(dir.to_path_buf(), tables, strings, report))
+        let mut reader = Reader::start(dir, opts, progress)?;
+        let mut events = table::Table::new(TableKind::Events);
+        reader.read_events(&mut events)?;
+        reader.finish(events)
     }
 
     /// Builds a dataset from JSONL texts held in memory, one per table (for
@@ -273,6 +255,84 @@ impl Side {
             impressions: tables.remove(&TableKind::Impressions).map(|t| Arc::new(Impressions::new(&t))),
             labels: tables.remove(&TableKind::Labels).map(|t| Arc::new(Labels::new(t, strings))),
         }
+    }
+}
+
+/// A dataset being read, in the one order every command reads it: the
+/// tables other than events and impressions (small, and needed to judge
+/// the events), then the events into a sink of the caller's choosing (a
+/// table, or partitions when they do not fit in memory), then, for events
+/// held in memory, the impressions. Reading in one order numbers the
+/// strings alike, so a benchmark of [`Dataset::open`] measures what
+/// `changeling score` does.
+pub struct Reader<'a> {
+    dir: PathBuf,
+    opts: &'a ReadOptions,
+    progress: &'a ReadProgress,
+    events: Vec<source::SourceFile>,
+    /// The impressions' files, if the table is present.
+    pub impressions: Option<Vec<source::SourceFile>>,
+    /// Every string read so far.
+    pub strings: Interner,
+    /// The tables other than events, indexed (impressions not yet read).
+    pub side: Side,
+    /// What reading found so far.
+    pub report: ReadReport,
+}
+
+impl<'a> Reader<'a> {
+    /// Finds the tables of `dir` and reads all but the events and the
+    /// impressions.
+    pub fn start(dir: &Path, opts: &'a ReadOptions, progress: &'a ReadProgress) -> Result<Reader<'a>, DataError> {
+        Reader::start_except(dir, &[], opts, progress)
+    }
+
+    /// As [`Reader::start`], leaving out the side tables in `skip` (scoring
+    /// does not read the ground truth, which is for evaluation).
+    pub fn start_except(
+        dir: &Path,
+        skip: &[TableKind],
+        opts: &'a ReadOptions,
+        progress: &'a ReadProgress,
+    ) -> Result<Reader<'a>, DataError> {
+        let events = events_files(dir)?;
+        let impressions = source::locate(dir, TableKind::Impressions)?;
+        let mut strings = Interner::new();
+        let mut report = ReadReport::default();
+        let skip: Vec<TableKind> = skip.iter().copied().chain([TableKind::Impressions]).collect();
+        let side = Side::read_except(dir, &skip, opts, progress, &mut strings, &mut report)?;
+        Ok(Reader { dir: dir.to_path_buf(), opts, progress, events, impressions, strings, side, report })
+    }
+
+    /// Reads the events into `sink`.
+    pub fn read_events(&mut self, sink: &mut dyn read::TableSink) -> Result<(), DataError> {
+        let r = read::read_into(TableKind::Events, &self.events, &mut self.strings, self.opts, self.progress, sink)?;
+        self.report.tables.push((TableKind::Events, r));
+        Ok(())
+    }
+
+    /// Reads the impressions into `sink`, if the table is present.
+    pub fn read_impressions(&mut self, sink: &mut dyn read::TableSink) -> Result<(), DataError> {
+        if let Some(files) = &self.impressions {
+            let r = read::read_into(TableKind::Impressions, files, &mut self.strings, self.opts, self.progress, sink)?;
+            self.report.tables.push((TableKind::Impressions, r));
+        }
+        self.report.tables.sort_by_key(|(k, _)| (*k == TableKind::Events, TableKind::ALL.iter().position(|x| x == k)));
+        Ok(())
+    }
+
+    /// The dataset, its events read into `events`: reads the impressions,
+    /// sorts and deduplicates the events.
+    pub fn finish(mut self, events: table::Table) -> Result<Dataset, DataError> {
+        let mut impressions = table::Table::new(TableKind::Impressions);
+        self.read_impressions(&mut impressions)?;
+        if self.impressions.is_some() {
+            self.side.impressions = Some(Arc::new(Impressions::new(&impressions)));
+        }
+        drop(impressions);
+        let (events, dups) = Events::from_table(events, &self.strings);
+        note_duplicates(&mut self.report, dups);
+        Ok(Dataset::from_parts(self.dir, Arc::new(self.strings), events, &self.side, self.report))
     }
 }
 

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::schema::{FieldDef, Kind, TableKind};
-use crate::intern::{Interner, Sym};
+use crate::intern::{Interner, LocalStrings, Sym};
 use crate::time::{Millis, parse_timestamp};
 
 /// Sentinel for an absent timestamp in a [`Column::Time`].
@@ -343,18 +343,29 @@ impl Table {
     /// Appends `rows` rows given as named columns, matching columns by
     /// name and mapping symbols through `map` when given.
     fn append_columns(&mut self, names: Vec<String>, columns: Vec<Column>, rows: usize, map: Option<&[Sym]>) {
+        use rayon::prelude::*;
         let base = self.rows;
+        let mut incoming: Vec<Option<Column>> = vec![None; self.columns.len()];
         for (name, column) in names.into_iter().zip(columns) {
             let at = match self.column_index(&name) {
                 Some(i) => i,
                 None => {
                     self.names.push(name);
                     self.columns.push(column.empty_like());
+                    incoming.push(None);
                     self.columns.len() - 1
                 }
             };
-            self.columns[at].append(base, column, map);
+            debug_assert!(incoming[at].is_none(), "a block names each column once");
+            incoming[at] = Some(column);
         }
+        // Columns are independent: each is appended (and its symbols
+        // mapped) on its own worker.
+        self.columns.par_iter_mut().zip(incoming).for_each(|(column, other)| {
+            if let Some(other) = other {
+                column.append(base, other, map);
+            }
+        });
         self.rows += rows;
     }
 
@@ -380,7 +391,7 @@ impl Table {
 pub struct TableBuilder {
     kind: TableKind,
     fields: &'static [FieldDef],
-    strings: Interner,
+    strings: LocalStrings,
     columns: Vec<Column>,
     names: Vec<String>,
     rows: usize,
@@ -417,7 +428,7 @@ impl TableBuilder {
         TableBuilder {
             kind,
             fields,
-            strings: Interner::with_capacity(1 << 14, 1 << 18),
+            strings: LocalStrings::new(),
             columns: fields.iter().map(|f| Column::new(f.kind)).collect(),
             names: fields.iter().map(|f| f.name.to_string()).collect(),
             rows: 0,
@@ -446,7 +457,7 @@ impl TableBuilder {
     /// the reader has already dropped bad ones.
     pub(crate) fn from_columns(
         kind: TableKind,
-        strings: Interner,
+        strings: LocalStrings,
         columns: Vec<(String, Column)>,
         rows: usize,
     ) -> TableBuilder {

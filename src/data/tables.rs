@@ -38,7 +38,7 @@ pub struct Items {
 impl Items {
     /// Indexes `table`; returns the items and how many duplicate ids it had.
     pub fn new(table: Table, strings: &Interner) -> (Items, u64) {
-        let (index, dups) = dense_index(&table, it::ID, strings.len());
+        let (index, dups) = dense_index(&table, it::ID, strings.index_bound());
         (Items { table, index }, dups)
     }
 
@@ -96,16 +96,20 @@ pub struct Follows {
     runs: Vec<(u32, u32)>,
     followee: Vec<Sym>,
     since: Vec<Millis>,
+    /// Number of edges (slots of repeated edges in `followee` are unused).
+    edges: usize,
 }
 
 impl Follows {
     /// Builds the graph; a pair listed twice keeps its earliest `since`.
     ///
     /// A counting sort by follower (count each follower's edges, then drop
-    /// every row number into its follower's run), then each run sorted on
-    /// its own: two passes over the table and small sorts, where one sort
-    /// of all edges would compare rows scattered over the whole table.
+    /// every edge into its follower's run, reading the table in order),
+    /// then each run sorted and deduplicated on its own, in parallel: two
+    /// passes over the table and small sorts, where one sort of all edges
+    /// (or runs of row numbers) would read rows scattered over the table.
     pub fn new(table: &Table) -> Follows {
+        use rayon::prelude::*;
         let (a, b, c) = (&table.columns[0], &table.columns[1], &table.columns[2]);
         let edge = |r: usize| Some((a.sym(r)?, b.sym(r)?, c.time(r).unwrap_or(Millis::MIN)));
         let mut starts: Vec<u32> = Vec::new();
@@ -121,35 +125,45 @@ impl Follows {
             starts[i] += starts[i - 1];
         }
         let total = starts.last().map_or(0, |&n| n as usize);
-        let mut slots = vec![0u32; total];
+        let mut followee = vec![Interner::sym_at(0); total];
+        let mut since = vec![Millis::MIN; total];
         let mut fill = starts.clone();
         for r in 0..table.rows {
-            if let Some((f, _, _)) = edge(r) {
-                slots[fill[f.index()] as usize] = r as u32;
+            if let Some((f, g, t)) = edge(r) {
+                let at = fill[f.index()] as usize;
+                (followee[at], since[at]) = (g, t);
                 fill[f.index()] += 1;
             }
         }
         drop(fill);
-        let followers = starts.len().saturating_sub(1);
-        let mut runs = vec![(0u32, 0u32); followers];
-        let mut followee = Vec::with_capacity(total);
-        let mut since = Vec::with_capacity(total);
-        let mut run: Vec<(Sym, Millis)> = Vec::new();
-        for (f, out) in runs.iter_mut().enumerate() {
-            let rows = &slots[starts[f] as usize..starts[f + 1] as usize];
-            if rows.is_empty() {
-                continue;
-            }
-            run.clear();
-            run.extend(rows.iter().filter_map(|&r| edge(r as usize)).map(|(_, g, t)| (g, t)));
-            run.sort_unstable();
-            run.dedup_by_key(|e| e.0);
-            let begin = followee.len() as u32;
-            followee.extend(run.iter().map(|e| e.0));
-            since.extend(run.iter().map(|e| e.1));
-            *out = (begin, followee.len() as u32);
+        // Each follower's run sorted, its repeated followees (all but the
+        // earliest `since`) dropped: the run keeps its first `kept` slots
+        // (the rest, one per repeat, stay unused).
+        let mut runs: Vec<(&mut [Sym], &mut [Millis])> = Vec::with_capacity(starts.len());
+        let (mut rest_g, mut rest_t) = (&mut followee[..], &mut since[..]);
+        for w in starts.windows(2) {
+            let n = (w[1] - w[0]) as usize;
+            let (g, tail_g) = rest_g.split_at_mut(n);
+            let (t, tail_t) = rest_t.split_at_mut(n);
+            runs.push((g, t));
+            (rest_g, rest_t) = (tail_g, tail_t);
         }
-        Follows { runs, followee, since }
+        let kept: Vec<u32> = runs
+            .into_par_iter()
+            .map_init(Vec::new, |run, (g, t)| {
+                run.clear();
+                run.extend(g.iter().copied().zip(t.iter().copied()));
+                run.sort_unstable();
+                run.dedup_by_key(|e| e.0);
+                for (k, &(a, b)) in run.iter().enumerate() {
+                    (g[k], t[k]) = (a, b);
+                }
+                run.len() as u32
+            })
+            .collect();
+        let runs = starts.iter().zip(&kept).map(|(&start, &n)| (start, start + n)).collect();
+        let edges = kept.iter().map(|&n| n as usize).sum();
+        Follows { runs, followee, since, edges }
     }
 
     /// Whom `follower` followed when the log starts, with since when
@@ -161,12 +175,12 @@ impl Follows {
 
     /// Number of edges.
     pub fn len(&self) -> usize {
-        self.followee.len()
+        self.edges
     }
 
     /// Whether the graph has no edges.
     pub fn is_empty(&self) -> bool {
-        self.followee.is_empty()
+        self.edges == 0
     }
 }
 
@@ -219,7 +233,7 @@ pub struct Accounts {
 impl Accounts {
     /// Indexes `table`; returns the accounts and how many duplicate ids it had.
     pub fn new(table: Table, strings: &Interner) -> (Accounts, u64) {
-        let (index, dups) = dense_index(&table, 0, strings.len());
+        let (index, dups) = dense_index(&table, 0, strings.index_bound());
         (Accounts { table, index }, dups)
     }
 
