@@ -163,6 +163,9 @@ pub struct Explanation {
     pub entries: Vec<Entry>,
     /// Co-acting accounts, per lockstep rule that hit or nearly hit.
     pub pivots: Vec<Pivots>,
+    /// Whether every decision on every event shown is to be rendered
+    /// (else, per event, only rules that hit or nearly hit).
+    pub full: bool,
 }
 
 /// Explains `actor` in `data` under `plan`.
@@ -226,6 +229,7 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
         incidents: incidents.into_iter().filter(|i| i.end >= range.0 && i.start <= range.1).collect(),
         entries,
         pivots,
+        full,
     })
 }
 
@@ -505,7 +509,8 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
             Entry::Event(e) => {
                 let ctx = if e.context.is_empty() { String::new() } else { format!("  [{}]", e.context) };
                 let _ = writeln!(out, "  {}  {}{ctx}", format_rfc3339(e.ts), e.what);
-                for r in &e.rules {
+                let shown = |r: &&RuleDecision| x.full || r.hit.is_some() || r.near_miss();
+                for r in e.rules.iter().filter(shown) {
                     let id = &plan.rules[r.rule].id;
                     if !r.selected {
                         let _ = writeln!(out, "      {id}: not selected (its `where` filters exclude this event)");
@@ -530,6 +535,14 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
                         };
                     }
                 }
+                let hidden = e.rules.len() - e.rules.iter().filter(shown).count();
+                if hidden > 0 {
+                    let _ = writeln!(
+                        out,
+                        "      ({hidden} other rule{} judged it: no hit, no signal fired; --all or --around shows them)",
+                        if hidden == 1 { "" } else { "s" }
+                    );
+                }
             }
         }
     }
@@ -547,10 +560,11 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
                 ":".into()
             }
         );
+        let width = p.accounts.iter().map(|a| a.actor.chars().count()).max().unwrap_or(0);
         for a in &p.accounts {
             let _ = writeln!(
                 out,
-                "  {}  {} item{}: {}",
+                "  {:<width$}  {} item{}: {}",
                 a.actor,
                 a.items.len(),
                 if a.items.len() == 1 { "" } else { "s" },

@@ -110,6 +110,11 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// An axis label of a count: whole numbers without decimals.
+fn count_label(y: &f64) -> String {
+    if y.fract() == 0.0 { format!("{y:.0}") } else { format!("{y:.1}") }
+}
+
 /// Incident scores in 20 bins of 0.05, stacked by tier.
 fn histogram(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportError> {
     const BINS: usize = 20;
@@ -128,7 +133,15 @@ fn histogram(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportErr
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..1f64, 0f64..(max as f64 * 1.1))
             .map_err(err)?;
-        chart.configure_mesh().x_desc("score").y_desc("incidents").disable_x_mesh().draw().map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("score")
+            .y_desc("incidents")
+            .disable_x_mesh()
+            .light_line_style(TRANSPARENT)
+            .y_label_formatter(&count_label)
+            .draw()
+            .map_err(err)?;
         for (b, c) in counts.iter().enumerate() {
             let (x0, x1) = (b as f64 / BINS as f64, (b + 1) as f64 / BINS as f64);
             let mut y = 0.0;
@@ -176,6 +189,8 @@ fn over_time(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportErr
             .y_desc("incidents")
             .x_labels(days.clamp(2, 8))
             .x_label_formatter(&day_label)
+            .y_label_formatter(&count_label)
+            .light_line_style(TRANSPARENT)
             .draw()
             .map_err(err)?;
         for (t, c) in counts.iter().enumerate() {
@@ -213,7 +228,7 @@ fn curve(
             .y_label_area_size(44)
             .build_cartesian_2d(0f64..1f64, 0f64..1.02f64)
             .map_err(err)?;
-        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(err)?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).light_line_style(TRANSPARENT).draw().map_err(err)?;
         chart.draw_series(LineSeries::new(reference, RGBColor(0xbb, 0xbb, 0xbb).stroke_width(1))).map_err(err)?;
         chart.draw_series(LineSeries::new(points, RGBColor(0x1f, 0x6f, 0xb4).stroke_width(2))).map_err(err)?;
         Ok(())

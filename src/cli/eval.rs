@@ -187,15 +187,22 @@ fn output<'a>(args: &EvalArgs, i: usize, m: &'a Measurement, summary: Option<Sum
 fn render_listing(out: &mut String, l: &Listing) {
     let Some(tier) = &l.tier else { return };
     let rows = |list: &[Listed], with_rules: bool| -> Vec<Vec<String>> {
-        let mut rows = vec![["account", "score", "tier", "style", "rules"].map(String::from).to_vec()];
+        let mut header = ["account", "score", "tier", "style"].map(String::from).to_vec();
+        if with_rules {
+            header.push(format!("rules of its alerts at {tier} or higher"));
+        }
+        let mut rows = vec![header];
         for a in list {
-            rows.push(vec![
+            let mut row = vec![
                 a.actor.clone(),
-                format!("{}", a.score),
+                format!("{:.4}", a.score),
                 a.tier.clone().unwrap_or_else(|| "-".into()),
                 a.style.clone().unwrap_or_else(|| "-".into()),
-                if with_rules { a.rules.join(" ") } else { String::new() },
-            ]);
+            ];
+            if with_rules {
+                row.push(a.rules.join(" "));
+            }
+            rows.push(row);
         }
         rows
     };
@@ -205,7 +212,7 @@ fn render_listing(out: &mut String, l: &Listing) {
         l.false_positives.len()
     );
     if !l.false_positives.is_empty() {
-        table(out, &rows(&l.false_positives, true));
+        left_table(out, &rows(&l.false_positives, true), &[1]);
     }
     let _ = writeln!(
         out,
@@ -213,7 +220,30 @@ fn render_listing(out: &mut String, l: &Listing) {
         l.false_negatives.len()
     );
     if !l.false_negatives.is_empty() {
-        table(out, &rows(&l.false_negatives, false));
+        left_table(out, &rows(&l.false_negatives, false), &[1]);
+    }
+}
+
+/// Writes `rows` as a table indented by two: columns left-aligned except
+/// those in `right`, the last one unpadded.
+fn left_table(out: &mut String, rows: &[Vec<String>], right: &[usize]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths[c];
+            if right.contains(&c) {
+                let _ = write!(line, " {cell:>w$}");
+            } else if c + 1 == row.len() {
+                let _ = write!(line, " {cell}");
+            } else {
+                let _ = write!(line, " {cell:<w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
 }
 
