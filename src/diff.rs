@@ -75,6 +75,9 @@ pub struct Moved {
     pub removed: Vec<HitRef>,
     /// Hits in both, with another strength.
     pub restrength: Vec<Restrength>,
+    /// The higher of its two tiers, as an index (for ordering).
+    #[serde(skip)]
+    top: usize,
 }
 
 /// Flagged accounts gained and lost at one tier, against the labels.
@@ -99,7 +102,9 @@ pub struct Diff {
     pub tiers: Vec<String>,
     /// Accounts flagged at each tier or higher: (tier, before, after).
     pub flagged: Vec<(String, u64, u64)>,
-    /// Accounts whose highest tier moved, raised first, then by actor.
+    /// Accounts whose highest tier moved: those reaching or leaving the
+    /// highest tier first, then the next, raised before lowered, then by
+    /// actor.
     pub moved: Vec<Moved>,
     /// Accounts whose alerts changed with their highest tier unchanged.
     pub changed_within_tier: u64,
@@ -202,9 +207,12 @@ pub fn diff(old: &[ReadAlert], new: &[ReadAlert], tiers: &[String], labels: Opti
             added,
             removed,
             restrength,
+            top: ta.min(tb),
         });
     }
-    moved.sort_by(|x, y| (x.direction != "raised").cmp(&(y.direction != "raised")).then_with(|| x.actor.cmp(&y.actor)));
+    moved.sort_by(|x, y| {
+        (x.top, x.direction != "raised", &x.actor).cmp(&(y.top, y.direction != "raised", &y.actor))
+    });
     let flagged = (0..tiers.len())
         .map(|t| {
             let n = |s: &BTreeMap<String, Side>| s.values().filter(|x| x.best.is_some_and(|b| b.0 <= t)).count() as u64;

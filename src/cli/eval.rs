@@ -234,12 +234,13 @@ fn left_table(out: &mut String, rows: &[Vec<String>], right: &[usize]) {
         let mut line = String::from(" ");
         for (c, cell) in row.iter().enumerate() {
             let w = widths[c];
+            let sep = if c == 0 { " " } else { "  " };
             if right.contains(&c) {
-                let _ = write!(line, " {cell:>w$}");
+                let _ = write!(line, "{sep}{cell:>w$}");
             } else if c + 1 == row.len() {
-                let _ = write!(line, " {cell}");
+                let _ = write!(line, "{sep}{cell}");
             } else {
-                let _ = write!(line, " {cell:<w$}");
+                let _ = write!(line, "{sep}{cell:<w$}");
             }
         }
         out.push_str(line.trim_end());
