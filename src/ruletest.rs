@@ -87,7 +87,9 @@ struct CaseFile {
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
+    /// Why the case is what it is, for readers of the case file.
     #[serde(default)]
+    #[allow(dead_code)]
     description: String,
     data: Data,
     #[serde(default)]
@@ -497,7 +499,6 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
                     _ => k.1 = true,
                 }
             }
-            let _ = &case.description;
             suite.results.push(CaseResult {
                 file: path.clone(),
                 rule: cases.rule.clone(),
