@@ -1,7 +1,8 @@
 //! Evaluation: alerts measured against a dataset's ground-truth labels.
 //!
 //! Reads the alerts a scorer wrote ([`read_alerts`], JSON Lines as the data
-//! contract's "Alerts" section defines them), takes the truth from the
+//! contract's "Alerts" section defines them, or Parquet as `changeling
+//! score` writes it; see [`crate::alerts::read`]), takes the truth from the
 //! dataset's `labels` table ([`Truth::from_dataset`]) and its activity from
 //! `events` ([`account_days`]), and computes a [`Report`] ([`evaluate`]).
 //! Alerts may also come straight from a scorer's incidents
@@ -60,50 +61,32 @@
 //! true-positive and how many false-positive accounts it hit, counting the
 //! hits of the account's counting alerts at that tier or higher.
 //!
+//! **Lists and curves.** [`listing`] names the false-positive and
+//! false-negative accounts at that tier, strongest score first;
+//! [`curves`] gives the ROC and precision-recall curves the AUCs summarise,
+//! one point per distinct score.
+//!
 //! Ratios in the report are rounded to six decimals.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::data::{Dataset, Projection, TableKind};
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::AccountIncidents;
-use crate::time::{DAY, Millis, compact_duration, parse_timestamp};
+use crate::time::{DAY, Millis, compact_duration};
 
 /// An error that stops an evaluation.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    /// The alerts file could not be read. (The system's message is the
-    /// error's source, so that `{:#}` does not print it twice.)
-    #[error("cannot read alerts {}", path.display())]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// A line of the alerts file is not an alert of the contract.
-    #[error("{}:{line}: {message}", path.display())]
-    BadAlert {
-        /// The file.
-        path: PathBuf,
-        /// Line number, from 1.
-        line: u64,
-        /// What is wrong.
-        message: String,
-    },
-    /// The alerts file is in a format this build does not read.
-    #[error("{}: alerts must be JSON Lines (one alert per line, as `changeling score` writes them); {format} is not read", path.display())]
-    UnsupportedFormat {
-        /// The file.
-        path: PathBuf,
-        /// The format it seems to be in.
-        format: &'static str,
-    },
+    /// The alerts file could not be read, or holds something that is not
+    /// an alert.
+    #[error(transparent)]
+    Alerts(#[from] crate::alerts::read::ReadError),
     /// The dataset has no `labels` table.
     #[error(
         "{}: no labels table: evaluation needs ground truth in labels.jsonl, labels.csv or labels.parquet",
@@ -174,22 +157,24 @@ pub struct AlertFile {
     pub alerts: Vec<Alert>,
 }
 
-#[derive(Deserialize)]
-struct RawAlert {
-    actor: String,
-    start: String,
-    end: String,
-    score: f64,
-    tier: String,
-    hits: Vec<RawHit>,
-}
-
-#[derive(Deserialize)]
-struct RawHit {
-    rule: String,
-}
-
 impl AlertFile {
+    /// The alerts of a file read by [`crate::alerts::read`].
+    pub fn from_read(path: &Path, alerts: &[crate::alerts::read::ReadAlert]) -> AlertFile {
+        let alerts = alerts
+            .iter()
+            .map(|a| Alert {
+                line: a.line,
+                actor: a.actor.clone(),
+                start: a.start,
+                end: a.end,
+                score: a.score,
+                tier: a.tier.clone(),
+                rules: a.hits.iter().map(|h| h.rule.clone()).collect(),
+            })
+            .collect();
+        AlertFile { path: path.to_path_buf(), alerts }
+    }
+
     /// The alerts that a scorer's incidents are written as (see
     /// [`crate::alerts`]), without writing them: what [`read_alerts`] would
     /// read back from `changeling score`'s output, line numbers included.
@@ -213,65 +198,18 @@ impl AlertFile {
     }
 }
 
-/// Reads an alerts file (JSON Lines). Blank lines are skipped; any other
-/// line that is not an alert of the contract is an error naming the line,
-/// since alerts are changeling's own output. Parquet is not read.
+/// Reads an alerts file: JSON Lines, or Parquet when its name ends in
+/// `.parquet` (see [`crate::alerts::read`]). Blank lines are skipped; any
+/// other record that is not an alert of the contract is an error naming its
+/// line, since alerts are changeling's own output.
 pub fn read_alerts(path: &Path) -> Result<AlertFile, EvalError> {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    if ext.as_deref() == Some("parquet") {
-        return Err(EvalError::UnsupportedFormat { path: path.to_path_buf(), format: "Parquet" });
-    }
-    let file = std::fs::File::open(path).map_err(|source| EvalError::Io { path: path.to_path_buf(), source })?;
-    parse_alerts(path, std::io::BufReader::new(file))
+    Ok(AlertFile::from_read(path, &crate::alerts::read::read(path)?))
 }
 
-/// Parses alerts from `reader`; `path` is used in error messages only.
+/// Parses JSON Lines alerts from `reader`; `path` is used in error messages
+/// only.
 pub fn parse_alerts(path: &Path, reader: impl BufRead) -> Result<AlertFile, EvalError> {
-    let mut alerts = Vec::new();
-    for (i, line) in reader.lines().enumerate() {
-        let n = i as u64 + 1;
-        let bad = |message: String| EvalError::BadAlert { path: path.to_path_buf(), line: n, message };
-        let line = line.map_err(|e| match e.kind() {
-            std::io::ErrorKind::InvalidData => bad("not UTF-8 text".into()),
-            _ => EvalError::Io { path: path.to_path_buf(), source: e },
-        })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let raw: RawAlert = serde_json::from_str(&line).map_err(|e| bad(json_message(&e)))?;
-        let time = |field: &str, s: &str| {
-            parse_timestamp(s).ok_or_else(|| bad(format!("`{field}` is not a timestamp: {s:?}")))
-        };
-        let start = time("start", &raw.start)?;
-        let end = time("end", &raw.end)?;
-        if end < start {
-            return Err(bad(format!("`end` ({}) is before `start` ({})", raw.end, raw.start)));
-        }
-        if !(0.0..=1.0).contains(&raw.score) {
-            return Err(bad(format!("`score` is {}, but must be between 0 and 1", raw.score)));
-        }
-        if raw.tier.is_empty() {
-            return Err(bad("`tier` is empty".into()));
-        }
-        alerts.push(Alert {
-            line: n,
-            actor: raw.actor,
-            start,
-            end,
-            score: raw.score,
-            tier: raw.tier,
-            rules: raw.hits.into_iter().map(|h| h.rule).collect(),
-        });
-    }
-    Ok(AlertFile { path: path.to_path_buf(), alerts })
-}
-
-/// serde_json's message without its "at line 1 column N" (the line is
-/// ours), keeping the column.
-fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    let base = text.rfind(" at line ").map_or(text.as_str(), |at| &text[..at]);
-    format!("not an alert: {base} (column {})", e.column())
+    Ok(AlertFile::from_read(path, &crate::alerts::read::parse_jsonl(path, reader)?))
 }
 
 /// Tier names found in alerts, highest first: ordered by the lowest score
@@ -591,15 +529,24 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
     (den > 0).then(|| round6(num as f64 / den as f64))
 }
 
-/// Evaluates `alerts` against `truth`. `days` holds the account-days of
-/// every account with events. Fails when an alert names a tier that is not
-/// in `settings.tiers`, or `settings.rules_tier` is not a tier.
-pub fn evaluate(
-    truth: &Truth,
-    days: &BTreeMap<String, u64>,
-    alerts: &AlertFile,
+/// Every evaluated account with what its counting alerts say, and the
+/// counts of alerts that counted and that fell outside their windows.
+struct Tally<'a> {
+    accts: BTreeMap<&'a str, Acct<'a>>,
+    counted: u64,
+    outside_window: u64,
+    notes: Vec<String>,
+    /// The tier of the rule table and the lists, as an index.
+    rules_tier: Option<usize>,
+}
+
+/// Counts `alerts` against `truth` per account (see the module doc).
+fn tally<'a>(
+    truth: &'a Truth,
+    days: &'a BTreeMap<String, u64>,
+    alerts: &'a AlertFile,
     settings: &Settings,
-) -> Result<Report, EvalError> {
+) -> Result<Tally<'a>, EvalError> {
     let tiers = &settings.tiers;
     let tier_index = |name: &str| tiers.iter().position(|t| t == name);
     let rules_tier = match &settings.rules_tier {
@@ -662,6 +609,20 @@ pub fn evaluate(
             without_events.len()
         ));
     }
+    Ok(Tally { accts, counted, outside_window, notes, rules_tier })
+}
+
+/// Evaluates `alerts` against `truth`. `days` holds the account-days of
+/// every account with events. Fails when an alert names a tier that is not
+/// in `settings.tiers`, or `settings.rules_tier` is not a tier.
+pub fn evaluate(
+    truth: &Truth,
+    days: &BTreeMap<String, u64>,
+    alerts: &AlertFile,
+    settings: &Settings,
+) -> Result<Report, EvalError> {
+    let tiers = &settings.tiers;
+    let Tally { accts, counted, outside_window, mut notes, rules_tier } = tally(truth, days, alerts, settings)?;
 
     let compromised = accts.values().filter(|a| a.compromised).count() as u64;
     let total = accts.len() as u64;
@@ -712,6 +673,143 @@ pub fn evaluate(
         rules,
         notes,
     })
+}
+
+/// The false-positive and false-negative accounts at one tier.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Listing {
+    /// The tier (absent when there are no tiers).
+    pub tier: Option<String>,
+    /// Benign accounts flagged at the tier or higher, highest score first.
+    pub false_positives: Vec<Listed>,
+    /// Compromised accounts not flagged at the tier, highest score first
+    /// (the nearest misses first).
+    pub false_negatives: Vec<Listed>,
+}
+
+/// One listed account.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Listed {
+    /// The account.
+    pub actor: String,
+    /// Its label's style, if any.
+    pub style: Option<String>,
+    /// The highest tier of its counting alerts, if any.
+    pub tier: Option<String>,
+    /// Its highest counting score (0 without one).
+    pub score: f64,
+    /// The rules of its counting alerts at the listing tier or higher.
+    pub rules: Vec<String>,
+}
+
+/// The false-positive and false-negative accounts at `settings.rules_tier`
+/// (by default the highest tier).
+pub fn listing(
+    truth: &Truth,
+    days: &BTreeMap<String, u64>,
+    alerts: &AlertFile,
+    settings: &Settings,
+) -> Result<Listing, EvalError> {
+    let t = tally(truth, days, alerts, settings)?;
+    let mut listing = Listing {
+        tier: t.rules_tier.map(|i| settings.tiers[i].clone()),
+        false_positives: Vec::new(),
+        false_negatives: Vec::new(),
+    };
+    let Some(rt) = t.rules_tier else { return Ok(listing) };
+    for (actor, a) in &t.accts {
+        let flagged = a.best_tier.is_some_and(|b| b <= rt);
+        let listed = || Listed {
+            actor: actor.to_string(),
+            style: a.style.map(str::to_string),
+            tier: a.best_tier.map(|b| settings.tiers[b].clone()),
+            score: a.best_score,
+            rules: a.rules.iter().map(|r| r.to_string()).collect(),
+        };
+        if flagged && !a.compromised {
+            listing.false_positives.push(listed());
+        } else if !flagged && a.compromised {
+            listing.false_negatives.push(listed());
+        }
+    }
+    for l in [&mut listing.false_positives, &mut listing.false_negatives] {
+        l.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.actor.cmp(&b.actor)));
+    }
+    Ok(listing)
+}
+
+/// The ROC and precision-recall curves of the ranking: one point per
+/// distinct score, from the highest down to 0 (every account included).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Curves {
+    /// ROC points, starting at (0, 0).
+    pub roc: Vec<RocPoint>,
+    /// Precision-recall points.
+    pub pr: Vec<PrPoint>,
+}
+
+/// One point of the ROC curve: accounts scoring at least `threshold` are
+/// flagged.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RocPoint {
+    /// The score threshold (absent for the first point, where none is
+    /// flagged).
+    pub threshold: Option<f64>,
+    /// False-positive rate: benign flagged / benign.
+    pub fpr: f64,
+    /// True-positive rate (recall).
+    pub tpr: f64,
+}
+
+/// One point of the precision-recall curve.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PrPoint {
+    /// The score threshold.
+    pub threshold: f64,
+    /// Recall.
+    pub recall: f64,
+    /// Precision.
+    pub precision: f64,
+}
+
+/// The curves of `alerts` against `truth` (see [`Curves`]); empty without
+/// positives or negatives.
+pub fn curves(
+    truth: &Truth,
+    days: &BTreeMap<String, u64>,
+    alerts: &AlertFile,
+    settings: &Settings,
+) -> Result<Curves, EvalError> {
+    let t = tally(truth, days, alerts, settings)?;
+    let mut scored: Vec<(f64, bool)> = t.accts.values().map(|a| (a.best_score, a.compromised)).collect();
+    Ok(curves_of(&mut scored))
+}
+
+/// The curves of (score, positive) pairs; sorts `scored`.
+pub fn curves_of(scored: &mut [(f64, bool)]) -> Curves {
+    let pos = scored.iter().filter(|s| s.1).count() as f64;
+    let neg = scored.len() as f64 - pos;
+    if pos == 0.0 || neg == 0.0 {
+        return Curves::default();
+    }
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out = Curves { roc: vec![RocPoint { threshold: None, fpr: 0.0, tpr: 0.0 }], pr: Vec::new() };
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < scored.len() {
+        let threshold = scored[i].0;
+        while i < scored.len() && scored[i].0 == threshold {
+            if scored[i].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        out.roc.push(RocPoint { threshold: Some(threshold), fpr: round6(fp / neg), tpr: round6(tp / pos) });
+        out.pr.push(PrPoint { threshold, recall: round6(tp / pos), precision: round6(tp / (tp + fp)) });
+    }
+    out
 }
 
 fn tier_result(
@@ -1174,9 +1272,38 @@ mod tests {
     }
 
     #[test]
-    fn parquet_alerts_are_refused_plainly() {
-        let e = read_alerts(Path::new("alerts.parquet")).unwrap_err();
-        assert!(matches!(e, EvalError::UnsupportedFormat { .. }));
-        assert!(e.to_string().contains("must be JSON Lines"));
+    fn a_missing_parquet_file_names_itself() {
+        let e = read_alerts(Path::new("no-such-alerts.parquet")).unwrap_err();
+        assert!(e.to_string().contains("cannot read alerts no-such-alerts.parquet"), "{e}");
+    }
+
+    #[test]
+    fn curves_step_through_each_distinct_score() {
+        let mut s = vec![(0.9, true), (0.5, false), (0.5, true), (0.0, false)];
+        let c = curves_of(&mut s);
+        let roc: Vec<(f64, f64)> = c.roc.iter().map(|p| (p.fpr, p.tpr)).collect();
+        assert_eq!(roc, [(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        let pr: Vec<(f64, f64, f64)> = c.pr.iter().map(|p| (p.threshold, p.recall, p.precision)).collect();
+        assert_eq!(pr, [(0.9, 0.5, 1.0), (0.5, 1.0, 0.666667), (0.0, 1.0, 0.5)]);
+        assert_eq!(curves_of(&mut [(0.5, true)]), Curves::default());
+    }
+
+    #[test]
+    fn listing_names_false_positives_and_negatives_at_a_tier() {
+        let alerts = file(vec![
+            alert("bad", NOON, ONE, 0.6, "medium", &["r1"]),
+            alert("good", NOON, NOON, 0.9, "high", &["r2"]),
+            alert("quiet", NOON, NOON, 0.95, "high", &["r3"]),
+        ]);
+        let d = days(&[("bad", 3), ("good", 5), ("quiet", 10)]);
+        let l = listing(&truth(), &d, &alerts, &settings(HOUR)).unwrap();
+        assert_eq!(l.tier.as_deref(), Some("high"));
+        let fp: Vec<&str> = l.false_positives.iter().map(|x| x.actor.as_str()).collect();
+        assert_eq!(fp, ["quiet", "good"]);
+        assert_eq!(l.false_positives[1].rules, ["r2"]);
+        assert_eq!(l.false_negatives.len(), 1);
+        assert_eq!(l.false_negatives[0].actor, "bad");
+        assert_eq!(l.false_negatives[0].tier.as_deref(), Some("medium"));
+        assert_eq!(l.false_negatives[0].style.as_deref(), Some("takeover"));
     }
 }

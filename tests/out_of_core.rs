@@ -73,7 +73,9 @@ fn spill_files_are_removed_on_error() {
 fn run_alerts(data: &str, tmp: &Path, tune: impl Fn(&mut changeling::run::RunOptions)) -> (Vec<u8>, Option<usize>) {
     use changeling::run::{RunOptions, RunProgress, run};
     let (set, diags) = changeling::rules::load(Path::new("rules"));
-    let plan = changeling::plan::Plan::compile(&set.unwrap_or_else(|| panic!("{}", diags.render())));
+    let set = set.unwrap_or_else(|| panic!("{}", diags.render()));
+    let plan = changeling::plan::Plan::compile(&set);
+    let info = changeling::alerts::RuleInfo::of_set(&set);
     let mut opts = RunOptions {
         read: changeling::data::ReadOptions { projection: Some(plan.projection()), ..Default::default() },
         memory: 8 << 30,
@@ -84,7 +86,12 @@ fn run_alerts(data: &str, tmp: &Path, tune: impl Fn(&mut changeling::run::RunOpt
     tune(&mut opts);
     let out = run(Path::new(data), &plan, &opts, &RunProgress::default()).unwrap();
     let mut bytes = Vec::new();
-    changeling::alerts::write_jsonl(&mut bytes, &out.accounts, &plan, &out.strings).unwrap();
+    changeling::alerts::write_jsonl(
+        &mut bytes,
+        &out.accounts,
+        changeling::alerts::Context::new(&plan, &info, &out.strings),
+    )
+    .unwrap();
     (bytes, out.partitions)
 }
 

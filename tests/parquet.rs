@@ -538,15 +538,17 @@ fn story_alerts() -> (Vec<Value>, tempfile::TempDir, Vec<u8>) {
     let (set, diags) = changeling::rules::load(Path::new("rules"));
     let set = set.unwrap_or_else(|| panic!("rules load:\n{}", diags.render()));
     let plan = changeling::plan::Plan::compile(&set);
+    let info = changeling::alerts::RuleInfo::of_set(&set);
     let data = Dataset::open(Path::new("tests/fixtures/story"), &ReadOptions::default()).unwrap();
+    let cx = changeling::alerts::Context::new(&plan, &info, &data.strings);
     let accounts = changeling::score::Scorer::new(&plan, &data).run();
     let mut jsonl = Vec::new();
-    let n = changeling::alerts::write_jsonl(&mut jsonl, &accounts, &plan, &data.strings).unwrap();
+    let n = changeling::alerts::write_jsonl(&mut jsonl, &accounts, cx).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alerts.parquet");
-    assert_eq!(changeling::alerts::write_parquet(&path, &accounts, &plan, &data.strings).unwrap(), n);
+    assert_eq!(changeling::alerts::write_parquet(&path, &accounts, cx).unwrap(), n);
     let first = std::fs::read(&path).unwrap();
-    changeling::alerts::write_parquet(&path, &accounts, &plan, &data.strings).unwrap();
+    changeling::alerts::write_parquet(&path, &accounts, cx).unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), first, "same alerts, same bytes");
     let values = String::from_utf8(jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     (values, dir, first)
@@ -605,6 +607,11 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
             let strength = hcol("strength");
             let signals = hcol("signals");
             let signals = signals.as_list::<i32>();
+            let (title, severity) = (strs(&hcol("title")), strs(&hcol("severity")));
+            let tags = hcol("tags");
+            let tags = tags.as_list::<i32>();
+            let version = hcol("version");
+            let version = version.as_primitive::<arrow::datatypes::Int64Type>();
             let hits: Vec<Value> = (0..h.len())
                 .map(|j| {
                     let mut v = json!({
@@ -612,6 +619,8 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
                         "strength": strength.as_primitive::<arrow::datatypes::Float64Type>().value(j),
                         "why": why[j], "effect": effect[j],
                         "signals": strs(&signals.value(j)),
+                        "title": title[j], "severity": severity[j],
+                        "tags": strs(&tags.value(j)), "version": version.value(j),
                     });
                     if !target[j].is_null() {
                         v["target"] = target[j].clone();

@@ -62,7 +62,9 @@ fn alerts(plan: &Plan, events: &str, threads: Option<usize>) -> Vec<u8> {
         Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap().install(|| scorer.run()),
     };
     let mut bytes = Vec::new();
-    changeling::alerts::write_jsonl(&mut bytes, &out, plan, &data.strings).unwrap();
+    let info = changeling::alerts::RuleInfo::of_plan(plan);
+    changeling::alerts::write_jsonl(&mut bytes, &out, changeling::alerts::Context::new(plan, &info, &data.strings))
+        .unwrap();
     bytes
 }
 
@@ -106,7 +108,9 @@ fn alerts_with(plan: &Plan, events: &str, tune: impl Fn(&mut Aggregates)) -> Vec
     let facts = agg.finish(&data.strings).unwrap();
     let scorer = Scorer::with_facts(plan, &data, &facts);
     let mut bytes = Vec::new();
-    changeling::alerts::write_jsonl(&mut bytes, &scorer.run_sequential(), plan, &data.strings).unwrap();
+    let info = changeling::alerts::RuleInfo::of_plan(plan);
+    let cx = changeling::alerts::Context::new(plan, &info, &data.strings);
+    changeling::alerts::write_jsonl(&mut bytes, &scorer.run_sequential(), cx).unwrap();
     bytes
 }
 

@@ -88,7 +88,9 @@ fn edit_low_tier(file: &Path, new: &str) {
 /// (a run in memory also gives the scorer's).
 fn figures(report: &Value) -> Value {
     let mut r = report.clone();
-    for k in ["dataset", "alerts_file", "scored_with_rules", "summary", "notes"] {
+    // `eval` adds its curves (and, with --list, its account lists); a
+    // sweep's report has the figures only.
+    for k in ["dataset", "alerts_file", "scored_with_rules", "summary", "notes", "curves", "accounts"] {
         r.as_object_mut().unwrap().remove(k);
     }
     r
@@ -212,7 +214,7 @@ fn eval_over_several_datasets_equals_the_single_evaluations() {
     for (i, d) in [&a, &b].into_iter().enumerate() {
         let one = json(&ok(&["eval", "--data", d, "--json", "--quiet"]));
         assert_eq!(one["dataset"], d.as_str());
-        assert_eq!(one["scored_with_rules"], "rules");
+        assert_eq!(one["scored_with_rules"], "builtin");
         assert_eq!(many[i]["dataset"], d.as_str());
         let mut m = many[i].clone();
         m.as_object_mut().unwrap().remove("summary");
@@ -290,7 +292,7 @@ fn bad_values_get_the_ordinary_diagnostic_at_the_setting() {
     let err = failing_sweep(&["likes/lockstep.hit.weight=0.5,1.5"]);
     assert!(err.contains("error[E006]: `weight` is 1.5, but must be between 0 and 1"), "{err}");
     assert!(err.contains("1 | likes/lockstep.hit.weight=1.5"), "{err}");
-    assert!(err.contains("note: --set replaces `weight = 0.8` at rules/likes/lockstep.toml:"), "{err}");
+    assert!(err.contains("note: --set replaces `weight = 0.8` at <builtin>/likes/lockstep.toml:"), "{err}");
     assert!(err.contains("do not load under 1 of 2 settings: #2 (likes/lockstep.hit.weight=1.5)"), "{err}");
 
     let err = failing_sweep(&["incident.gap=soon"]);

@@ -1,16 +1,17 @@
 //! `changeling check` and `changeling explain-plan`.
 
-use std::path::Path;
 use std::process::ExitCode;
 
+use changeling::rules::layers::{self, RuleLayer};
+
 /// Validates rules; exit 2 when any has an error.
-pub fn check(rules: &Path) -> anyhow::Result<ExitCode> {
-    let (set, diags) = changeling::rules::load(rules);
+pub fn check(rules: &[RuleLayer]) -> anyhow::Result<ExitCode> {
+    let (set, diags) = layers::load(rules, &changeling::rules::Overrides::default());
     eprint!("{}", diags.render());
     match set {
         Some(set) => {
             let n = set.rules.len();
-            eprintln!("{}: {n} rule{} OK", rules.display(), if n == 1 { "" } else { "s" });
+            eprintln!("{}: {n} rule{} OK", layers::describe(rules), if n == 1 { "" } else { "s" });
             Ok(ExitCode::SUCCESS)
         }
         None => Ok(ExitCode::from(2)),
@@ -18,11 +19,11 @@ pub fn check(rules: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the compiled plan to stdout.
-pub fn explain_plan(rules: &Path) -> anyhow::Result<ExitCode> {
-    let Some(plan) = super::load_plan(rules, false) else {
+pub fn explain_plan(rules: &[RuleLayer]) -> anyhow::Result<ExitCode> {
+    let Some(loaded) = super::load_rules(rules, false) else {
         return Ok(ExitCode::from(2));
     };
     use std::io::Write;
-    std::io::stdout().lock().write_all(plan.explain().as_bytes())?;
+    std::io::stdout().lock().write_all(loaded.plan.explain().as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

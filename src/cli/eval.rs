@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use changeling::data::{Dataset, ReadOptions, TableKind};
-use changeling::eval::{self, Report, Settings, TierSource};
+use changeling::eval::{self, Curves, Listed, Listing, Report, Settings, TierSource};
 use changeling::time::{Millis, parse_duration};
 use changeling::tune::Summary;
 use serde::Serialize;
@@ -26,17 +26,23 @@ pub struct EvalArgs {
     /// the worst of each column across them.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Alerts to measure: JSON Lines as `changeling score` writes them, one
-    /// file per --data, in the same order. Without it, each dataset is
-    /// scored in memory with --rules and the result measured.
+    /// Alerts to measure, as `changeling score` writes them (JSON Lines, or
+    /// Parquet when the name ends in .parquet), one file per --data, in the
+    /// same order. Without it, each dataset is scored in memory with
+    /// --rules and the result measured.
     #[arg(long)]
     alerts: Vec<PathBuf>,
-    /// Rules directory: the rules to score with (without --alerts), or
-    /// whose tiers the alerts use. When it does not load and alerts are
+    /// Rules: the rules to score with (without --alerts), or whose tiers
+    /// the alerts use; a directory, a rule file or `builtin` (the default),
+    /// repeatable as for `score`. When they do not load and alerts are
     /// given, the tiers are taken from the alerts, ordered by their lowest
     /// score.
-    #[arg(long, default_value = "rules")]
-    rules: PathBuf,
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// List the false-positive and false-negative accounts at --tier (by
+    /// default the highest): each with its score, tier, style and rules.
+    #[arg(long)]
+    list: bool,
     /// How far a labelled compromise window is widened on each side; an
     /// alert on a compromised account counts only when it overlaps it.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
@@ -76,6 +82,21 @@ struct Output<'a> {
     summary: Option<Summary>,
     #[serde(flatten)]
     report: &'a Report,
+    /// The ROC and precision-recall curves, one point per distinct score.
+    curves: &'a Curves,
+    /// With --list: the false-positive and false-negative accounts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    accounts: Option<&'a Listing>,
+}
+
+/// One dataset measured: the report, its curves and its lists.
+pub struct Measurement {
+    /// The report.
+    pub report: Report,
+    /// Its curves.
+    pub curves: Curves,
+    /// Its false positives and negatives at the rule-table tier.
+    pub listing: Listing,
 }
 
 /// An element of the JSON array for several datasets: a dataset's report,
@@ -89,7 +110,7 @@ enum Row<'a> {
 
 /// Runs the command.
 pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let reports = if args.alerts.is_empty() {
+    let measured = if args.alerts.is_empty() {
         match scored_in_memory(&args)? {
             Some(r) => r,
             None => return Ok(ExitCode::from(2)),
@@ -101,35 +122,47 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             args.alerts.len(),
             args.data.len()
         );
-        let mut reports = Vec::new();
+        let mut measured = Vec::new();
         for (data, alerts) in args.data.iter().zip(&args.alerts) {
-            reports.push(from_file(&args, data, alerts)?);
+            measured.push(from_file(&args, data, alerts)?);
         }
-        reports
+        measured
     };
+    let reports: Vec<Report> = measured.iter().map(|m| m.report.clone()).collect();
 
     let text = if reports.len() == 1 {
         if args.json {
-            let mut s = serde_json::to_string_pretty(&output(&args, 0, &reports[0], None))?;
+            let mut s = serde_json::to_string_pretty(&output(&args, 0, &measured[0], None))?;
             s.push('\n');
             s
         } else {
-            render(&what(&args, 0), &args.data[0], &reports[0])
+            let mut text = render(&what(&args, 0), &args.data[0], &reports[0]);
+            if args.list {
+                render_listing(&mut text, &measured[0].listing);
+            }
+            text
         }
     } else {
         let summaries: Vec<Summary> = reports.iter().map(Summary::of).collect();
         let worst = Summary::worst(&summaries);
         if args.json {
             let mut rows: Vec<Row> = Vec::new();
-            for (i, r) in reports.iter().enumerate() {
-                rows.push(Row::Dataset(output(&args, i, r, Some(summaries[i].clone()))));
+            for (i, m) in measured.iter().enumerate() {
+                rows.push(Row::Dataset(output(&args, i, m, Some(summaries[i].clone()))));
             }
             rows.push(Row::Worst { worst });
             let mut s = serde_json::to_string_pretty(&rows)?;
             s.push('\n');
             s
         } else {
-            render_datasets(&args, &reports, &summaries, &worst)
+            let mut text = render_datasets(&args, &reports, &summaries, &worst);
+            if args.list {
+                for (i, m) in measured.iter().enumerate() {
+                    let _ = write!(text, "\n{}:", args.data[i].display());
+                    render_listing(&mut text, &m.listing);
+                }
+            }
+            text
         }
     };
     let mut stdout = std::io::stdout().lock();
@@ -138,13 +171,80 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn output<'a>(args: &EvalArgs, i: usize, report: &'a Report, summary: Option<Summary>) -> Output<'a> {
+fn output<'a>(args: &EvalArgs, i: usize, m: &'a Measurement, summary: Option<Summary>) -> Output<'a> {
     Output {
         dataset: args.data[i].display().to_string(),
         alerts_file: args.alerts.get(i).map(|a| a.display().to_string()),
-        scored_with_rules: args.alerts.is_empty().then(|| args.rules.display().to_string()),
+        scored_with_rules: args.alerts.is_empty().then(|| super::layers_name(&args.rules)),
         summary,
-        report,
+        report: &m.report,
+        curves: &m.curves,
+        accounts: args.list.then_some(&m.listing),
+    }
+}
+
+/// The false-positive and false-negative accounts, appended to `out`.
+fn render_listing(out: &mut String, l: &Listing) {
+    let Some(tier) = &l.tier else { return };
+    let rows = |list: &[Listed], with_rules: bool| -> Vec<Vec<String>> {
+        let mut header = ["account", "score", "tier", "style"].map(String::from).to_vec();
+        if with_rules {
+            header.push(format!("rules of its alerts at {tier} or higher"));
+        }
+        let mut rows = vec![header];
+        for a in list {
+            let mut row = vec![
+                a.actor.clone(),
+                format!("{:.4}", a.score),
+                a.tier.clone().unwrap_or_else(|| "-".into()),
+                a.style.clone().unwrap_or_else(|| "-".into()),
+            ];
+            if with_rules {
+                row.push(a.rules.join(" "));
+            }
+            rows.push(row);
+        }
+        rows
+    };
+    let _ = writeln!(
+        out,
+        "\nfalse positives at {tier} (benign accounts flagged at {tier} or higher): {}",
+        l.false_positives.len()
+    );
+    if !l.false_positives.is_empty() {
+        left_table(out, &rows(&l.false_positives, true), &[1]);
+    }
+    let _ = writeln!(
+        out,
+        "\nfalse negatives at {tier} (compromised accounts not flagged at {tier}, nearest first): {}",
+        l.false_negatives.len()
+    );
+    if !l.false_negatives.is_empty() {
+        left_table(out, &rows(&l.false_negatives, false), &[1]);
+    }
+}
+
+/// Writes `rows` as a table indented by two: columns left-aligned except
+/// those in `right`, the last one unpadded.
+fn left_table(out: &mut String, rows: &[Vec<String>], right: &[usize]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths[c];
+            let sep = if c == 0 { " " } else { "  " };
+            if right.contains(&c) {
+                let _ = write!(line, "{sep}{cell:>w$}");
+            } else if c + 1 == row.len() {
+                let _ = write!(line, "{sep}{cell}");
+            } else {
+                let _ = write!(line, "{sep}{cell:<w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
 }
 
@@ -152,16 +252,17 @@ fn output<'a>(args: &EvalArgs, i: usize, report: &'a Report, summary: Option<Sum
 fn what(args: &EvalArgs, i: usize) -> String {
     match args.alerts.get(i) {
         Some(a) => a.display().to_string(),
-        None => format!("the rules in {} (scored in memory)", args.rules.display()),
+        None => format!("the rules in {} (scored in memory)", super::layers_name(&args.rules)),
     }
 }
 
 /// Measures one alerts file against one dataset.
-fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Result<Report> {
+fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Result<Measurement> {
     let alerts = eval::read_alerts(alerts_path)?;
 
     let mut notes = Vec::new();
-    let (tiers, tier_source) = match changeling::rules::load(&args.rules) {
+    let layers = super::rule_layers(&args.rules)?;
+    let (tiers, tier_source) = match changeling::rules::layers::load(&layers, &Default::default()) {
         (Some(set), _) => (set.config.tiers.into_iter().map(|t| t.name).collect(), TierSource::Rules),
         (None, diags) => {
             let tiers = eval::tiers_from_alerts(&alerts);
@@ -169,7 +270,7 @@ fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Re
                 diags.sorted().into_iter().find(|d| d.is_error()).map_or_else(String::new, |d| format!("; first: {d}"));
             notes.push(format!(
                 "rules in {} do not load ({} error{}{first}); tiers taken from the alerts, ordered by their lowest score: {}",
-                args.rules.display(),
+                super::layers_name(&args.rules),
                 diags.errors(),
                 if diags.errors() == 1 { "" } else { "s" },
                 if tiers.is_empty() { "none".to_string() } else { tiers.join(", ") }
@@ -192,18 +293,30 @@ fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Re
     let mut report = eval::evaluate(&truth, &days, &alerts, &settings)?;
     notes.append(&mut report.notes);
     report.notes = notes;
-    Ok(report)
+    let curves = eval::curves(&truth, &days, &alerts, &settings)?;
+    let listing = eval::listing(&truth, &days, &alerts, &settings)?;
+    Ok(Measurement { report, curves, listing })
 }
 
 /// Scores every dataset in memory with the rules and measures it. `None`
 /// when the rules do not load (the diagnostics are printed).
-fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Report>>> {
-    let Some(plan) = super::load_plan(&args.rules, args.quiet) else { return Ok(None) };
+fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Measurement>>> {
+    let layers = super::rule_layers(&args.rules)?;
+    let Some(rules) = super::load_rules(&layers, args.quiet) else { return Ok(None) };
     let progress = Progress::new(args.quiet);
     let pool = super::pool(args.threads)?;
-    let measured =
-        pool.install(|| super::sweep::measure(&args.data, &[plan], args.slack, args.tier.as_deref(), &progress))?;
-    Ok(measured.reports.into_iter().next())
+    let measured = pool.install(|| {
+        super::sweep::measure_with(&args.data, &[rules.plan], args.slack, args.tier.as_deref(), &progress, true)
+    })?;
+    let reports = measured.reports.into_iter().next().unwrap_or_default();
+    let extras = measured.extras.into_iter().next().unwrap_or_default();
+    Ok(Some(
+        reports
+            .into_iter()
+            .zip(extras)
+            .map(|(report, (curves, listing))| Measurement { report, curves, listing })
+            .collect(),
+    ))
 }
 
 /// A ratio with three decimals, or `-` when absent.
@@ -359,7 +472,7 @@ pub fn count_share(n: u64, share: Option<f64>) -> String {
 fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], worst: &Summary) -> String {
     let mut out = String::new();
     let source = if args.alerts.is_empty() {
-        format!("scored in memory with the rules in {}", args.rules.display())
+        format!("scored in memory with the rules in {}", super::layers_name(&args.rules))
     } else {
         "alerts from files".to_string()
     };

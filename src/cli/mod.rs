@@ -2,22 +2,32 @@
 //! an exit code; errors go up as `anyhow` and are printed by `main`.
 
 mod check;
+mod diff;
 mod eval;
+mod explain;
 mod progress;
+mod report;
+mod rules;
 mod score;
 mod sweep;
 mod synth;
+mod test;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use changeling::alerts::RuleInfo;
+use changeling::plan::Plan;
+use changeling::rules::RuleSet;
+use changeling::rules::layers::{self, RuleLayer};
 use clap::{Parser, Subcommand};
 
 /// changeling: account-compromise heuristics over bulk activity logs.
 ///
-/// Reads a dataset (see the data contract in README.md), runs the TOML
-/// rules of a rules directory over every account, and writes explained,
-/// ranked incidents as JSON Lines.
+/// Reads a dataset (the data contract is in docs/data.md), runs the TOML
+/// rules (built in, or `--rules DIR`; docs/rules.md) over every account,
+/// and writes explained, ranked incidents as JSON Lines, CSV or Parquet.
 #[derive(Debug, Parser)]
 #[command(name = "changeling", version, about, long_about)]
 pub struct Cli {
@@ -27,28 +37,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Score every account of a dataset and write alerts (JSON Lines).
-    Score(score::ScoreArgs),
+    /// Score every account of a dataset and write alerts (JSON Lines, CSV
+    /// or Parquet), with a per-rule summary on stderr.
+    Score(Box<score::ScoreArgs>),
+    /// One account's timeline: every rule's decision on each event, hits,
+    /// near misses, and the accounts to pivot to.
+    Explain(explain::ExplainArgs),
     /// Measure alerts, or the rules scored in memory, against datasets'
     /// ground-truth labels.
     Eval(eval::EvalArgs),
+    /// Compare two alert files, or two rule sets on one dataset: accounts
+    /// whose tier moved and the hits that explain it.
+    Diff(diff::DiffArgs),
+    /// Write alerts as one self-contained HTML page with plots.
+    Report(report::ReportArgs),
     /// Measure a grid of rule and engine parameters against datasets'
     /// labels, each dataset read once: a table of settings and its Pareto
     /// front.
     Sweep(sweep::SweepArgs),
+    /// Run the rules' test cases (each rules directory's tests/) against
+    /// the rule files.
+    Test(test::TestArgs),
     /// Validate rules: report every error at file:line:col.
     Check {
-        /// Rules directory or one rule file.
-        #[arg(default_value = "rules")]
-        rules: PathBuf,
+        /// Rules: directories, rule files, or `builtin` (the default);
+        /// later ones replace earlier rules with the same id.
+        #[arg(value_name = "RULES")]
+        rules: Vec<PathBuf>,
     },
     /// Print the compiled plan: rules, signals with all parameters, shared
     /// states, columns read.
     ExplainPlan {
-        /// Rules directory or one rule file.
-        #[arg(default_value = "rules")]
-        rules: PathBuf,
+        /// Rules: directories, rule files, or `builtin` (the default);
+        /// later ones replace earlier rules with the same id.
+        #[arg(value_name = "RULES")]
+        rules: Vec<PathBuf>,
     },
+    /// List or export rules (the built-in ones by default).
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Generate a synthetic dataset with planted compromise episodes.
     Synth(synth::SynthArgs),
 }
@@ -56,11 +83,16 @@ enum Command {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Score(args) => score::run(args),
+        Command::Score(args) => score::run(*args),
+        Command::Explain(args) => explain::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Diff(args) => diff::run(args),
+        Command::Report(args) => report::run(args),
         Command::Sweep(args) => sweep::run(args),
-        Command::Check { rules } => check::check(&rules),
-        Command::ExplainPlan { rules } => check::explain_plan(&rules),
+        Command::Test(args) => test::run(args),
+        Command::Check { rules } => check::check(&rule_layers(&rules)?),
+        Command::ExplainPlan { rules } => check::explain_plan(&rule_layers(&rules)?),
+        Command::Rules(cmd) => rules::run(cmd),
         Command::Synth(args) => synth::run(args),
     }
 }
@@ -81,12 +113,63 @@ pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     anyhow::Context::context(pool.build(), "starting worker threads")
 }
 
-/// Loads and compiles rules, printing diagnostics to stderr. `None` when
-/// the rules have errors (already printed).
-pub fn load_plan(rules: &std::path::Path, quiet: bool) -> Option<changeling::plan::Plan> {
-    let (set, diags) = changeling::rules::load(rules);
+/// The rule layers of `args` (each a path or `builtin`), else of
+/// `CHANGELING_RULES`, else the built-in rules; an error naming what to
+/// pass when a path does not exist.
+pub fn rule_layers(args: &[PathBuf]) -> anyhow::Result<Vec<RuleLayer>> {
+    let given: Vec<RuleLayer> = args.iter().map(|a| RuleLayer::from_arg(a.as_os_str())).collect();
+    let env: Option<OsString> = std::env::var_os(layers::ENV).filter(|v| !v.is_empty());
+    let from_env = given.is_empty() && env.is_some();
+    let resolved = layers::resolve(&given, env);
+    layers::check(&resolved, from_env)?;
+    Ok(resolved)
+}
+
+/// How the rule layers of `args` are named in messages (`builtin`,
+/// `builtin + team`), without checking that they exist.
+pub fn layers_name(args: &[PathBuf]) -> String {
+    let given: Vec<RuleLayer> = args.iter().map(|a| RuleLayer::from_arg(a.as_os_str())).collect();
+    layers::describe(&layers::resolve(&given, std::env::var_os(layers::ENV).filter(|v| !v.is_empty())))
+}
+
+/// Rules loaded and compiled.
+pub struct Loaded {
+    /// The validated rules.
+    pub set: RuleSet,
+    /// Compiled.
+    pub plan: Plan,
+    /// Each rule's title, severity, tags and version, by plan index.
+    pub info: Vec<RuleInfo>,
+    /// The layers, as users write them (`builtin + team`).
+    pub name: String,
+}
+
+/// Loads and compiles rules, printing diagnostics to stderr (warnings only
+/// unless `quiet`). `None` when the rules have errors (already printed).
+pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
+    let (set, diags) = layers::load(layers, &changeling::rules::Overrides::default());
     if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
         eprint!("{}", diags.render());
     }
-    set.map(|s| changeling::plan::Plan::compile(&s))
+    let set = set?;
+    let plan = Plan::compile(&set);
+    let info = RuleInfo::of_set(&set);
+    Some(Loaded { set, plan, info, name: layers::describe(layers) })
+}
+
+/// The dataset directory: `data`, or the built-in demo dataset written to
+/// a temporary directory (kept alive by the returned guard).
+pub fn data_dir(data: Option<&PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>, String)> {
+    match data {
+        Some(d) => Ok((d.clone(), None, d.display().to_string())),
+        None => {
+            let tmp = tempfile::Builder::new()
+                .prefix("changeling-demo-")
+                .tempdir()
+                .map_err(|e| anyhow::anyhow!("creating a directory for the demo dataset: {e}"))?;
+            changeling::rules::embedded::write_demo(tmp.path())
+                .map_err(|e| anyhow::anyhow!("writing the demo dataset: {e}"))?;
+            Ok((tmp.path().to_path_buf(), Some(tmp), "the built-in demo dataset".into()))
+        }
+    }
 }

@@ -7,24 +7,123 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::Context as _;
+use changeling::alerts::select::{self, Selection};
+use changeling::alerts::{self, Context, summary};
 use changeling::data::ReadOptions;
+use changeling::rules::Severity;
 use changeling::run::{self, RunOptions, RunOutput, RunProgress};
+use changeling::score::AccountIncidents;
+use changeling::time::Millis;
+
+use super::progress::style;
+
+/// Format of written alerts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON object per incident and line (the data contract).
+    Jsonl,
+    /// CSV with a header row; see --csv-rows.
+    Csv,
+    /// Parquet: one row per incident, hits as a list of structs.
+    Parquet,
+}
+
+/// What a CSV row is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum CsvRows {
+    /// One row per incident.
+    Incident,
+    /// One row per hit (a timeline), with its incident's fields.
+    Hit,
+}
+
+/// A rule severity, as rules write it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum SeverityArg {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl SeverityArg {
+    fn severity(self) -> Severity {
+        match self {
+            SeverityArg::Info => Severity::Info,
+            SeverityArg::Low => Severity::Low,
+            SeverityArg::Medium => Severity::Medium,
+            SeverityArg::High => Severity::High,
+            SeverityArg::Critical => Severity::Critical,
+        }
+    }
+}
 
 /// Arguments of `changeling score`.
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
-    /// Dataset directory (events, items, follows, ... as JSONL, CSV or Parquet).
-    #[arg(long, default_value = "datasets/demo")]
-    data: PathBuf,
-    /// Rules directory (changeling.toml and rule files) or one rule file.
-    #[arg(long, default_value = "rules")]
-    rules: PathBuf,
-    /// Write alerts here instead of stdout: JSON Lines, or Parquet when the
-    /// name ends in `.parquet` (one row per incident, hits as a list of
-    /// structs, zstd-compressed).
+    /// Dataset directory (events, items, follows, ... as JSONL, CSV or
+    /// Parquet; see docs/data.md). Default: the demo dataset built into
+    /// changeling.
     #[arg(long)]
+    data: Option<PathBuf>,
+    /// Rules: a directory (changeling.toml and rule files), one rule file,
+    /// or `builtin` for the rules built into changeling. Repeat to stack
+    /// them: a later rule with the id of an earlier one replaces it, and
+    /// the last changeling.toml is used (`--rules builtin --rules team/`).
+    /// Default: $CHANGELING_RULES (a list like PATH), else `builtin`.
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// Write alerts here instead of stdout (`-` is stdout). The format is
+    /// taken from the extension (.jsonl, .ndjson or .json; .csv; .parquet)
+    /// unless --format is given; any other extension is an error.
+    #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Format of the alerts (default: from the --out extension, else jsonl).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// With CSV: one row per incident, or one row per hit.
+    #[arg(long, value_enum, default_value = "incident")]
+    csv_rows: CsvRows,
+    /// Write only incidents of this tier or a higher one.
+    #[arg(long, value_name = "TIER")]
+    min_tier: Option<String>,
+    /// Write only incidents with a hit of a rule whose id matches (`*`
+    /// matches anything: `likes/*`). Repeatable, or comma-separated.
+    #[arg(long = "rule", value_name = "PATTERN", value_delimiter = ',')]
+    include_rules: Vec<String>,
+    /// Hits of rules whose id matches do not make an incident written.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',')]
+    exclude_rule: Vec<String>,
+    /// Write only incidents with a hit of a rule with one of these tags.
+    #[arg(long = "tag", value_name = "TAG", value_delimiter = ',')]
+    include_tags: Vec<String>,
+    /// Hits of rules with one of these tags do not make an incident written.
+    #[arg(long, value_name = "TAG", value_delimiter = ',')]
+    exclude_tag: Vec<String>,
+    /// Write only incidents with a hit of a rule of one of these severities.
+    #[arg(long = "severity", value_enum, value_name = "SEVERITY", value_delimiter = ',')]
+    include_severities: Vec<SeverityArg>,
+    /// Hits of rules of these severities do not make an incident written.
+    #[arg(long, value_enum, value_name = "SEVERITY", value_delimiter = ',')]
+    exclude_severity: Vec<SeverityArg>,
+    /// Write only incidents with a hit of a rule of this severity or higher.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    min_severity: Option<SeverityArg>,
+    /// Reporting window start: write only incidents with a hit at or after
+    /// this time (RFC 3339, epoch ms, or a date: 2020-09-09). All the data
+    /// is still read and scored: signals need the history before it.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<Millis>,
+    /// Reporting window end: write only incidents with a hit before this
+    /// time.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    until: Option<Millis>,
+    /// Print the summary on stderr as one JSON object (with the per-rule
+    /// counts) instead of text.
+    #[arg(long)]
+    json: bool,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -43,12 +142,63 @@ pub struct ScoreArgs {
     /// How many skipped records per table to show in the summary.
     #[arg(long, default_value_t = 5)]
     max_errors: usize,
-    /// Exit with code 1 when any incident reaches this tier (or a higher one).
+    /// Exit with code 1 when any written incident reaches this tier (or a
+    /// higher one).
     #[arg(long, value_name = "TIER")]
     fail_on: Option<String>,
     /// No progress bars and no summary on stderr (errors are still printed).
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// A time argument: RFC 3339, epoch milliseconds, or a date (its UTC
+/// midnight).
+pub fn parse_time(s: &str) -> Result<Millis, String> {
+    changeling::time::parse_timestamp(s)
+        .or_else(|| changeling::time::parse_timestamp(&format!("{s}T00:00:00Z")))
+        .ok_or_else(|| {
+            format!(
+                "`{s}` is not a time: give RFC 3339 (2020-09-09T14:00:00Z), a date (2020-09-09) or epoch milliseconds"
+            )
+        })
+}
+
+/// Where alerts go and in what format.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// The file, or `None` for stdout.
+    pub path: Option<PathBuf>,
+    /// The format.
+    pub format: Format,
+}
+
+/// The destination of `--out` and `--format`: the format given, else the
+/// extension's; stdout without `--out` or with `-`.
+pub fn destination(out: Option<&Path>, format: Option<Format>) -> anyhow::Result<Destination> {
+    let path = out.filter(|p| p.as_os_str() != "-").map(Path::to_path_buf);
+    let format = match (format, &path) {
+        (Some(f), _) => f,
+        (None, None) => Format::Jsonl,
+        (None, Some(p)) => {
+            let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+            match ext.as_deref() {
+                Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
+                Some("csv") => Format::Csv,
+                Some("parquet") => Format::Parquet,
+                Some(other) => anyhow::bail!(
+                    "--out {}: cannot tell the format from the extension `.{other}`; name the file .jsonl, .csv or \
+                     .parquet, or pass --format jsonl|csv|parquet (alerts are written uncompressed)",
+                    p.display()
+                ),
+                None => anyhow::bail!(
+                    "--out {}: cannot tell the format without an extension; name the file .jsonl, .csv or .parquet, \
+                     or pass --format jsonl|csv|parquet",
+                    p.display()
+                ),
+            }
+        }
+    };
+    Ok(Destination { path, format })
 }
 
 fn thousands(n: u64) -> String {
@@ -68,19 +218,9 @@ fn rate(n: u64, secs: f64) -> String {
     if r >= 1e6 { format!("{:.1} M events/s", r / 1e6) } else { format!("{:.0} k events/s", r / 1e3) }
 }
 
-/// Whether alerts go to `path` as Parquet, by its extension.
-fn is_parquet(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
-}
-
 /// Runs the command.
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = args.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
-        pool = pool.num_threads(n);
-    }
-    let pool = pool.build().context("starting worker threads")?;
+    let pool = super::pool(args.threads)?;
     // Spill files must not outlive an interrupted run.
     let _ = ctrlc::set_handler(|| {
         changeling::spill::remove_all_on_interrupt();
@@ -91,12 +231,9 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
 
 /// Draws progress on stderr until `done`, when stderr is a terminal.
 fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
-    use indicatif::{ProgressBar, ProgressStyle};
+    use indicatif::ProgressBar;
     let bar = ProgressBar::new(total_bytes);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} reading {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}")
-            .expect("a valid template"),
-    );
+    bar.set_style(style("{spinner} reading {bytes}/{total_bytes} ({bytes_per_sec}{eta_known}) {msg}"));
     let phase_over = |flag: &AtomicBool| done.load(Ordering::Relaxed) || flag.load(Ordering::Relaxed);
     while !phase_over(&progress.sorting) && !phase_over(&progress.scoring) {
         bar.set_position(progress.read.file_bytes.load(Ordering::Relaxed));
@@ -107,12 +244,10 @@ fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
     bar.finish_and_clear();
     if !phase_over(&progress.scoring) {
         let bar = ProgressBar::new(progress.partitions.load(Ordering::Relaxed));
-        bar.set_style(
-            ProgressStyle::with_template("{spinner} sorting {pos}/{len} partitions ({per_sec}, eta {eta}) {msg}")
-                .expect("a valid template"),
-        );
+        bar.set_style(style("{spinner} sorting {count} partitions ({rate}{eta_known}) {msg}"));
         while !phase_over(&progress.scoring) {
             let sorted = progress.partitions_sorted.load(Ordering::Relaxed);
+            bar.set_length(progress.partitions.load(Ordering::Relaxed));
             bar.set_position(sorted);
             if Some(sorted) == bar.length() {
                 bar.set_message("building the item indexes");
@@ -125,22 +260,16 @@ fn show_progress(progress: &RunProgress, done: &AtomicBool, total_bytes: u64) {
         return;
     }
     let parts = progress.partitions.load(Ordering::Relaxed);
-    let (total, what) =
-        if parts > 0 { (parts, "partitions") } else { (progress.accounts_total.load(Ordering::Relaxed), "accounts") };
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} scoring {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"))
-            .expect("a valid template"),
-    );
+    let what = if parts > 0 { "partitions" } else { "accounts" };
+    let bar = ProgressBar::new(parts);
+    bar.set_style(style(&format!("{{spinner}} scoring {{count}} {what} ({{rate}}{{eta_known}})")));
     while !done.load(Ordering::Relaxed) {
-        let now = if parts > 0 {
-            progress.partitions_done.load(Ordering::Relaxed)
+        let (now, total) = if parts > 0 {
+            (progress.partitions_done.load(Ordering::Relaxed), parts)
         } else {
-            progress.accounts_done.load(Ordering::Relaxed)
+            (progress.accounts_done.load(Ordering::Relaxed), progress.accounts_total.load(Ordering::Relaxed))
         };
-        if bar.length() == Some(0) {
-            bar.set_length(progress.accounts_total.load(Ordering::Relaxed));
-        }
+        bar.set_length(total);
         bar.set_position(now);
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -161,16 +290,99 @@ pub fn input_bytes(dir: &std::path::Path) -> u64 {
     walk(dir)
 }
 
+/// The index of tier `name`, or an error listing the tiers.
+fn tier_index(plan: &changeling::plan::Plan, flag: &str, name: &str) -> anyhow::Result<usize> {
+    plan.config.tiers.iter().position(|t| t.name == name).with_context(|| {
+        let names: Vec<&str> = plan.config.tiers.iter().map(|t| t.name.as_str()).collect();
+        format!("{flag} {name}: no such tier (tiers: {})", names.join(", "))
+    })
+}
+
+/// The triage filters of the arguments, checked against the rules.
+fn selection(args: &ScoreArgs, plan: &changeling::plan::Plan) -> anyhow::Result<Selection> {
+    let ids: Vec<&str> = plan.rules.iter().map(|r| r.id.as_str()).collect();
+    for (flag, patterns) in [("--rule", &args.include_rules), ("--exclude-rule", &args.exclude_rule)] {
+        for p in patterns {
+            if !ids.iter().any(|id| select::matches(p, id)) {
+                let hint = changeling::rules::diag::did_you_mean(p, ids.iter().copied())
+                    .map_or(String::new(), |s| format!("; did you mean `{s}`?"));
+                anyhow::bail!("{flag} {p}: matches no rule{hint} (`changeling rules list` lists them)");
+            }
+        }
+    }
+    if let (Some(s), Some(u)) = (args.since, args.until) {
+        anyhow::ensure!(s < u, "--since must be before --until");
+    }
+    let sev = |v: &[SeverityArg]| v.iter().map(|s| s.severity()).collect();
+    Ok(Selection {
+        min_tier: args.min_tier.as_deref().map(|t| tier_index(plan, "--min-tier", t)).transpose()?,
+        rules: args.include_rules.clone(),
+        exclude_rules: args.exclude_rule.clone(),
+        tags: args.include_tags.clone(),
+        exclude_tags: args.exclude_tag.clone(),
+        severities: sev(&args.include_severities),
+        exclude_severities: sev(&args.exclude_severity),
+        min_severity: args.min_severity.map(SeverityArg::severity),
+        since: args.since,
+        until: args.until,
+    })
+}
+
+/// Writes the alerts to `dest`; returns how many were written.
+fn write(dest: &Destination, rows: CsvRows, accounts: &[AccountIncidents], cx: Context<'_>) -> anyhow::Result<u64> {
+    let rows = match rows {
+        CsvRows::Incident => alerts::csv::Rows::Incident,
+        CsvRows::Hit => alerts::csv::Rows::Hit,
+    };
+    let to = |mut w: &mut dyn Write| -> std::io::Result<u64> {
+        match dest.format {
+            Format::Jsonl => alerts::write_jsonl(&mut w, accounts, cx),
+            Format::Csv => alerts::csv::write_csv(&mut w, accounts, cx, rows),
+            Format::Parquet => unreachable!("parquet is written below"),
+        }
+    };
+    match (&dest.path, dest.format) {
+        (Some(path), Format::Parquet) => {
+            alerts::write_parquet(path, accounts, cx).with_context(|| format!("writing {}", path.display()))
+        }
+        (None, Format::Parquet) => {
+            anyhow::ensure!(
+                !std::io::stdout().is_terminal(),
+                "refusing to write Parquet to a terminal: pass --out FILE.parquet or redirect stdout"
+            );
+            let mut buf = Vec::new();
+            let n = alerts::write_parquet_to(&mut buf, accounts, cx)?;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&buf)?;
+            stdout.flush()?;
+            Ok(n)
+        }
+        (Some(path), _) => {
+            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut w = BufWriter::new(f);
+            let n = to(&mut w)?;
+            w.flush().with_context(|| format!("writing {}", path.display()))?;
+            Ok(n)
+        }
+        (None, _) => {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            let n = to(&mut w)?;
+            w.flush()?;
+            Ok(n)
+        }
+    }
+}
+
 fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
-    let Some(plan) = super::load_plan(&args.rules, args.quiet) else { return Ok(ExitCode::from(2)) };
-    let fail_tier = match &args.fail_on {
-        Some(name) => Some(plan.config.tiers.iter().position(|t| &t.name == name).with_context(|| {
-            let names: Vec<&str> = plan.config.tiers.iter().map(|t| t.name.as_str()).collect();
-            format!("--fail-on {name}: no such tier (tiers: {})", names.join(", "))
-        })?),
-        None => None,
-    };
+    let dest = destination(args.out.as_deref(), args.format)?;
+    let layers = super::rule_layers(&args.rules)?;
+    let Some(rules) = super::load_rules(&layers, args.quiet) else { return Ok(ExitCode::from(2)) };
+    let plan = &rules.plan;
+    let fail_tier = args.fail_on.as_deref().map(|t| tier_index(plan, "--fail-on", t)).transpose()?;
+    let selection = selection(args, plan)?;
+    let (data, _demo, data_name) = super::data_dir(args.data.as_ref())?;
     let opts = RunOptions {
         read: ReadOptions {
             strict: args.strict,
@@ -188,37 +400,24 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let show = !args.quiet && std::io::stderr().is_terminal();
     let result: anyhow::Result<RunOutput> = std::thread::scope(|s| {
         if show {
-            let total = input_bytes(&args.data);
+            let total = input_bytes(&data);
             let (p, d) = (&progress, &done);
             s.spawn(move || show_progress(p, d, total));
         }
-        let r = run::run(&args.data, &plan, &opts, &progress).context("scoring");
+        let r = run::run(&data, plan, &opts, &progress).context("scoring");
         done.store(true, Ordering::Relaxed);
         r
     });
-    let out = result?;
-
-    let written = match &args.out {
-        Some(path) if is_parquet(path) => changeling::alerts::write_parquet(path, &out.accounts, &plan, &out.strings)
-            .with_context(|| format!("writing {}", path.display()))?,
-        Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = BufWriter::new(f);
-            let n = changeling::alerts::write_jsonl(&mut w, &out.accounts, &plan, &out.strings)?;
-            w.flush().with_context(|| format!("writing {}", path.display()))?;
-            n
-        }
-        None => {
-            let stdout = std::io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
-            let n = changeling::alerts::write_jsonl(&mut w, &out.accounts, &plan, &out.strings)?;
-            w.flush()?;
-            n
-        }
-    };
+    let mut out = result?;
+    let before: u64 = out.accounts.iter().map(|a| a.incidents.len() as u64).sum();
+    selection.apply(&mut out.accounts, &rules.info);
+    let cx = Context::new(plan, &rules.info, &out.strings);
+    let written = write(&dest, args.csv_rows, &out.accounts, cx)?;
 
     if !args.quiet {
-        summary(args, &plan, &out, written, t0.elapsed().as_secs_f64())?;
+        let s =
+            Summary { rules: &rules, data: &data_name, out: &out, written, before, total: t0.elapsed().as_secs_f64() };
+        if args.json { s.json(cx)? } else { s.text(cx)? }
     }
     if let Some(t) = fail_tier
         && out.accounts.iter().any(|a| a.incidents.iter().any(|i| i.tier <= t))
@@ -228,61 +427,139 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary(
-    args: &ScoreArgs,
-    plan: &changeling::plan::Plan,
-    out: &RunOutput,
+/// What the summary on stderr is made of.
+struct Summary<'a> {
+    rules: &'a super::Loaded,
+    data: &'a str,
+    out: &'a RunOutput,
     written: u64,
+    /// Incidents before the triage filters.
+    before: u64,
     total: f64,
-) -> anyhow::Result<()> {
-    let r = &out.report;
-    let files: usize = r.tables.iter().map(|(_, t)| t.files).sum();
-    let dups: u64 = r.tables.iter().map(|(_, t)| t.duplicates).sum();
-    let mut per_tier = vec![0u64; plan.config.tiers.len()];
-    for a in &out.accounts {
-        for i in &a.incidents {
-            per_tier[i.tier] += 1;
-        }
-    }
-    let tiers: Vec<String> =
-        plan.config.tiers.iter().zip(&per_tier).map(|(t, n)| format!("{} {}", t.name, thousands(*n))).collect();
-    let mut e = std::io::stderr().lock();
-    writeln!(
-        e,
-        "changeling score: {} with {} rules from {}",
-        args.data.display(),
-        plan.rules.len(),
-        args.rules.display()
-    )?;
-    writeln!(
-        e,
-        "  read       {} events ({} skipped, {} duplicates dropped) from {files} files in {:.2} s ({})",
-        thousands(out.events),
-        thousands(r.skipped()),
-        thousands(dups),
-        out.read_secs,
-        rate(out.events, out.read_secs)
-    )?;
-    if let Some(p) = out.partitions {
-        writeln!(e, "  spilled    {p} partitions, {:.1} MiB on disk", out.spilled_bytes as f64 / (1u64 << 20) as f64)?;
-    }
-    writeln!(e, "  accounts   {} ({} flagged)", thousands(out.accounts_seen), thousands(out.accounts.len() as u64))?;
-    writeln!(e, "  incidents  {} written: {}", thousands(written), tiers.join(", "))?;
-    writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
-    writeln!(e, "  total      {total:.2} s")?;
-    for (kind, t) in &r.tables {
-        if t.skipped > 0 {
-            writeln!(e, "  skipped {} {kind} records; first {}:", thousands(t.skipped), t.samples.len())?;
-            for s in &t.samples {
-                writeln!(e, "    {s}")?;
+}
+
+impl Summary<'_> {
+    fn per_tier(&self) -> Vec<(String, u64)> {
+        let tiers = &self.rules.plan.config.tiers;
+        let mut n = vec![0u64; tiers.len()];
+        for a in &self.out.accounts {
+            for i in &a.incidents {
+                n[i.tier] += 1;
             }
         }
+        tiers.iter().zip(n).map(|(t, n)| (t.name.clone(), n)).collect()
     }
-    if r.skipped() > 0 {
-        writeln!(e, "  (use --strict to stop at the first bad record)")?;
+
+    fn text(&self, cx: Context<'_>) -> anyhow::Result<()> {
+        let (out, r) = (self.out, &self.out.report);
+        let files: usize = r.tables.iter().map(|(_, t)| t.files).sum();
+        let dups: u64 = r.tables.iter().map(|(_, t)| t.duplicates).sum();
+        let tiers: Vec<String> = self.per_tier().iter().map(|(t, n)| format!("{t} {}", thousands(*n))).collect();
+        let mut e = std::io::stderr().lock();
+        let n = self.rules.plan.rules.len();
+        writeln!(
+            e,
+            "changeling score: {} with {n} rule{} from {}",
+            self.data,
+            if n == 1 { "" } else { "s" },
+            self.rules.name
+        )?;
+        writeln!(
+            e,
+            "  read       {} events ({} skipped, {} duplicates dropped) from {files} files in {:.2} s ({})",
+            thousands(out.events),
+            thousands(r.skipped()),
+            thousands(dups),
+            out.read_secs,
+            rate(out.events, out.read_secs)
+        )?;
+        if let Some(p) = out.partitions {
+            writeln!(
+                e,
+                "  spilled    {p} partitions, {:.1} MiB on disk",
+                out.spilled_bytes as f64 / (1u64 << 20) as f64
+            )?;
+        }
+        writeln!(
+            e,
+            "  accounts   {} ({} flagged)",
+            thousands(out.accounts_seen),
+            thousands(out.accounts.len() as u64)
+        )?;
+        let filtered = if self.written < self.before {
+            format!(" (of {} before the filters)", thousands(self.before))
+        } else {
+            String::new()
+        };
+        writeln!(e, "  incidents  {} written{filtered}: {}", thousands(self.written), tiers.join(", "))?;
+        writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
+        writeln!(e, "  total      {:.2} s", self.total)?;
+        let per_rule = summary::per_rule(&out.accounts, cx);
+        let with_hits: Vec<&summary::RuleSummary> = per_rule.iter().filter(|r| r.hits > 0).collect();
+        if !with_hits.is_empty() {
+            let tiers = &self.rules.plan.config.tiers;
+            let mut rows = vec![vec!["rule".to_string(), "hits".into(), "accounts".into()]];
+            rows[0].extend(tiers.iter().map(|t| format!("incidents {}", t.name)));
+            for r in &with_hits {
+                let mut row = vec![r.rule.clone(), thousands(r.hits), thousands(r.accounts)];
+                row.extend(r.incidents.iter().map(|(_, n)| thousands(*n)));
+                rows.push(row);
+            }
+            let mut table = String::new();
+            super::eval::table(&mut table, &rows);
+            writeln!(e, "  per rule, in the written incidents:")?;
+            for line in table.lines() {
+                writeln!(e, "  {line}")?;
+            }
+            let quiet = per_rule.len() - with_hits.len();
+            if quiet > 0 {
+                let names: Vec<&str> = per_rule.iter().filter(|r| r.hits == 0).map(|r| r.rule.as_str()).collect();
+                writeln!(e, "    no hits: {}", names.join(", "))?;
+            }
+        }
+        for (kind, t) in &r.tables {
+            if t.skipped > 0 {
+                writeln!(e, "  skipped {} {kind} records; first {}:", thousands(t.skipped), t.samples.len())?;
+                for s in &t.samples {
+                    writeln!(e, "    {s}")?;
+                }
+            }
+        }
+        if r.skipped() > 0 {
+            writeln!(e, "  (use --strict to stop at the first bad record)")?;
+        }
+        for n in &out.notes {
+            writeln!(e, "note: {n}")?;
+        }
+        Ok(())
     }
-    for n in &out.notes {
-        writeln!(e, "note: {n}")?;
+
+    fn json(&self, cx: Context<'_>) -> anyhow::Result<()> {
+        let (out, r) = (self.out, &self.out.report);
+        let tiers: serde_json::Map<String, serde_json::Value> =
+            self.per_tier().into_iter().map(|(t, n)| (t, n.into())).collect();
+        let skipped: serde_json::Map<String, serde_json::Value> =
+            r.tables.iter().map(|(k, t)| (k.to_string(), t.skipped.into())).collect();
+        let v = serde_json::json!({
+            "data": self.data,
+            "rules": self.rules.name,
+            "events": out.events,
+            "skipped": skipped,
+            "duplicates": r.tables.iter().map(|(_, t)| t.duplicates).sum::<u64>(),
+            "accounts": out.accounts_seen,
+            "accounts_flagged": out.accounts.len(),
+            "incidents_written": self.written,
+            "incidents_before_filters": self.before,
+            "incidents_per_tier": tiers,
+            "per_rule": summary::per_rule(&out.accounts, cx),
+            "partitions": out.partitions,
+            "read_secs": out.read_secs,
+            "score_secs": out.score_secs,
+            "total_secs": self.total,
+            "notes": out.notes,
+        });
+        let mut e = std::io::stderr().lock();
+        writeln!(e, "{}", serde_json::to_string_pretty(&v)?)?;
+        Ok(())
     }
-    Ok(())
 }

@@ -29,10 +29,11 @@ pub struct SweepArgs {
     /// figure of a setting is then the worst across them.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Rules directory (changeling.toml and rule files) that the settings
-    /// override.
-    #[arg(long, default_value = "rules")]
-    rules: PathBuf,
+    /// Rules that the settings override: a directory (changeling.toml and
+    /// rule files), one rule file, or `builtin` (the default: the rules
+    /// built into changeling); repeat to stack them (see `score --rules`).
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
     /// A parameter and the values to try, PATH=V1,V2,...: a rule's
     /// `<rule id>.<signal kind>.<param>` (`<kind>#2` for its second signal
     /// of a kind), `<rule id>.hit.<key>`, `<rule id>.events.<key>`, or
@@ -62,6 +63,9 @@ pub struct SweepArgs {
 pub struct Measured {
     /// `reports[setting][dataset]`.
     pub reports: Vec<Vec<Report>>,
+    /// When asked for, `extras[setting][dataset]`: the curves and the
+    /// false-positive and false-negative accounts.
+    pub extras: Vec<Vec<(eval::Curves, eval::Listing)>>,
     /// Passes over each dataset's accounts (settings differing only in
     /// weights, `[incident]` and tiers share one).
     pub passes: usize,
@@ -76,10 +80,23 @@ pub fn measure(
     rules_tier: Option<&str>,
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
+    measure_with(data, plans, slack, rules_tier, progress, false)
+}
+
+/// [`measure`], with the curves and account lists too when `extras`.
+pub fn measure_with(
+    data: &[PathBuf],
+    plans: &[Plan],
+    slack: Millis,
+    rules_tier: Option<&str>,
+    progress: &Progress,
+    extras: bool,
+) -> anyhow::Result<Measured> {
     let projection = tune::union(plans.iter().map(Plan::projection).chain([eval::projection()]));
     let refs: Vec<&Plan> = plans.iter().collect();
     let passes = tune::passes(&refs);
     let mut reports: Vec<Vec<Report>> = plans.iter().map(|_| Vec::new()).collect();
+    let mut more: Vec<Vec<(eval::Curves, eval::Listing)>> = plans.iter().map(|_| Vec::new()).collect();
     for (i, dir) in data.iter().enumerate() {
         let of = if data.len() > 1 { format!(" ({}/{})", i + 1, data.len()) } else { String::new() };
         let read = ReadProgress::default();
@@ -104,9 +121,26 @@ pub fn measure(
             let report = tune::evaluate(&loaded, plan, scored, slack, rules_tier)
                 .with_context(|| format!("evaluating on {}", dir.display()))?;
             reports[s].push(report);
+            if extras {
+                let alerts = eval::AlertFile::from_incidents(
+                    std::path::Path::new("<scored in memory>"),
+                    &scored.accounts,
+                    plan,
+                    &loaded.data.strings,
+                );
+                let settings = eval::Settings {
+                    tiers: plan.config.tiers.iter().map(|t| t.name.clone()).collect(),
+                    tier_source: eval::TierSource::Rules,
+                    slack,
+                    rules_tier: rules_tier.map(str::to_string),
+                };
+                let curves = eval::curves(&loaded.truth, &loaded.days, &alerts, &settings)?;
+                let listing = eval::listing(&loaded.truth, &loaded.days, &alerts, &settings)?;
+                more[s].push((curves, listing));
+            }
         }
     }
-    Ok(Measured { reports, passes })
+    Ok(Measured { reports, extras: if extras { more } else { Vec::new() }, passes })
 }
 
 /// One setting's results.
@@ -183,7 +217,8 @@ fn short_names(paths: &[String]) -> Vec<String> {
 pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let grid = Grid::new(args.set.clone()).map_err(anyhow::Error::msg)?;
     let settings = grid.settings();
-    let Some(plans) = load_settings(&args, &settings) else { return Ok(ExitCode::from(2)) };
+    let layers = super::rule_layers(&args.rules)?;
+    let Some(plans) = load_settings(&args, &layers, &settings) else { return Ok(ExitCode::from(2)) };
     let progress = Progress::new(args.quiet);
     let pool = super::pool(args.threads)?;
     let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, &progress))?;
@@ -199,7 +234,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
 
     let text = if args.json {
         let out = SweepOut {
-            rules: args.rules.display().to_string(),
+            rules: super::layers_name(&args.rules),
             datasets: args.data.iter().map(|d| d.display().to_string()).collect(),
             slack: changeling::time::compact_duration(args.slack),
             parameters: grid.axes.iter().map(|(p, _)| p.clone()).collect(),
@@ -242,13 +277,13 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
 /// each distinct diagnostic once and which settings failed, and returns
 /// `None`. Warnings are printed once, from the first setting, unless
 /// `--quiet`.
-fn load_settings(args: &SweepArgs, settings: &[Overrides]) -> Option<Vec<Plan>> {
+fn load_settings(args: &SweepArgs, layers: &[rules::layers::RuleLayer], settings: &[Overrides]) -> Option<Vec<Plan>> {
     let mut plans = Vec::new();
     let mut failed: Vec<(usize, String)> = Vec::new();
     let mut shown: BTreeSet<String> = BTreeSet::new();
     let mut err = std::io::stderr().lock();
     for (i, o) in settings.iter().enumerate() {
-        let (set, diags) = rules::load_with(&args.rules, o);
+        let (set, diags) = rules::layers::load(layers, o);
         match set {
             Some(set) => {
                 if i == 0 && !args.quiet && !diags.items.is_empty() {
@@ -276,7 +311,7 @@ fn load_settings(args: &SweepArgs, settings: &[Overrides]) -> Option<Vec<Plan>> 
     let _ = writeln!(
         err,
         "error: rules in {} do not load under {} of {} setting{}: {}{more}",
-        args.rules.display(),
+        super::layers_name(&args.rules),
         failed.len(),
         settings.len(),
         if settings.len() == 1 { "" } else { "s" },
@@ -302,7 +337,7 @@ fn render(
         "changeling sweep: {} setting{} of the rules in {} over {n} dataset{}, slack {}",
         settings.len(),
         if settings.len() == 1 { "" } else { "s" },
-        args.rules.display(),
+        super::layers_name(&args.rules),
         if n == 1 { "" } else { "s" },
         changeling::time::compact_duration(args.slack)
     );

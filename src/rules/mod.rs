@@ -7,11 +7,16 @@
 //! as a [`Diagnostic`](diag::Diagnostic) at `file:line:col`, and yields a
 //! rule set only when there is no error. It never looks at data.
 //! [`load_with`] lays `--set` overrides over the documents first
-//! ([`overrides`]).
+//! ([`overrides`]). A rules directory's `tests/` holds test cases for its
+//! rules ([`crate::ruletest`]), not rules. [`layers`] stacks several rule
+//! sources (the rules compiled into the binary, [`embedded`], and
+//! directories), later ones replacing earlier rules by id.
 
 pub mod config;
 pub mod diag;
+pub mod embedded;
 pub mod filter;
+pub mod layers;
 pub mod overrides;
 pub mod reader;
 pub mod rule;
@@ -29,6 +34,9 @@ use reader::Ctx;
 
 /// The config file's name inside a rules directory.
 pub const CONFIG_FILE: &str = "changeling.toml";
+
+/// The directory of a rules directory that holds test cases, not rules.
+pub const TESTS_DIR: &str = "tests";
 
 /// A validated set of rules with their configuration.
 #[derive(Clone, Debug)]
@@ -76,7 +84,7 @@ pub fn load_texts(config: &str, rules: &[(&str, &str)]) -> (Option<RuleSet>, Dia
 
 /// Validates read sources, with `overrides` laid over them; `config_path`
 /// names `changeling.toml` when `config` is absent.
-fn load_sources(
+pub(crate) fn load_sources(
     config: Option<Arc<Source>>,
     sources: Vec<Arc<Source>>,
     config_path: PathBuf,
@@ -104,7 +112,9 @@ fn load_sources(
     (Some(RuleSet { config, rules }), diags)
 }
 
-fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
+/// The config file and the rule files of a rules directory (not its
+/// `tests/`), or of one rule file.
+pub(crate) fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     if path.is_file() {
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -125,7 +135,8 @@ fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     files.sort();
     let config = path.join(CONFIG_FILE);
     let has_config = config.is_file();
-    files.retain(|f| f != &config);
+    let tests = path.join(TESTS_DIR);
+    files.retain(|f| f != &config && !f.starts_with(&tests));
     Ok((has_config.then_some(config), files))
 }
 
@@ -146,7 +157,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<Source>> {
+/// Reads one file as a source; an unreadable one is E014.
+pub(crate) fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<Source>> {
     let shown = diag::display_path(path);
     match std::fs::read_to_string(path) {
         Ok(text) => Some(Source::new(shown, text)),

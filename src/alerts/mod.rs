@@ -6,11 +6,23 @@
 //! `action`, `target`, `strength`, `why`), plus an added incident field,
 //! `families` (what each evidence family contributed to the score, after
 //! discount and cap: `{"cleanup": 0.55, "content": 0.7}`; in Parquet a list
-//! of `{family, evidence}`), and two added hit fields: `effect` (`for` or
-//! `against`) and `signals` (the kinds that fired).
+//! of `{family, evidence}`), and added hit fields: `effect` (`for` or
+//! `against`), `signals` (the kinds that fired), and the rule's `title`,
+//! `severity`, `tags` and `version` (from [`RuleInfo`]), so that a hit can
+//! be triaged without the rule files at hand.
 //! In JSON, key order is fixed and numbers are rounded to four decimals; in
 //! Parquet, times are TIMESTAMP(ms, UTC) and `hits` is a list of structs.
 //! Either way equal input gives equal bytes.
+//!
+//! Around the writers: [`select`] chooses which incidents are reported
+//! (tier, rules, tags, severity, a reporting window), [`csv`] writes them as
+//! CSV, [`summary`] counts them per rule, and [`read`] reads alerts files
+//! back (JSON Lines or Parquet) for `eval`, `diff` and `report`.
+
+pub mod csv;
+pub mod read;
+pub mod select;
+pub mod summary;
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -18,7 +30,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Float64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampMillisecondArray,
+    ArrayRef, Float64Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray, TimestampMillisecondArray,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -30,8 +42,81 @@ use serde::Serialize;
 
 use crate::intern::Interner;
 use crate::plan::Plan;
+use crate::rules::{RuleSet, Severity};
 use crate::score::AccountIncidents;
 use crate::time::{Millis, format_rfc3339};
+
+/// What alerts say of a rule beside its id: the rule file's `title`,
+/// `severity`, `tags` and `version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleInfo {
+    /// The rule's id.
+    pub id: String,
+    /// Its one-line title.
+    pub title: String,
+    /// How serious its hits are.
+    pub severity: Severity,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its version.
+    pub version: u64,
+}
+
+impl RuleInfo {
+    /// Every rule of `set`, in the set's order, which is the order of the
+    /// plan compiled from it (rule indices of hits index this).
+    pub fn of_set(set: &RuleSet) -> Vec<RuleInfo> {
+        set.rules
+            .iter()
+            .map(|r| RuleInfo {
+                id: r.id.value.clone(),
+                title: r.title.clone(),
+                severity: r.severity,
+                tags: r.tags.clone(),
+                version: r.version,
+            })
+            .collect()
+    }
+}
+
+impl RuleInfo {
+    /// Every rule of `plan`, from the plan alone: title, severity and
+    /// version, but no tags (a compiled plan does not keep them). Use
+    /// [`RuleInfo::of_set`] when the rule set is at hand.
+    pub fn of_plan(plan: &Plan) -> Vec<RuleInfo> {
+        plan.rules
+            .iter()
+            .map(|r| RuleInfo {
+                id: r.id.clone(),
+                title: r.title.clone(),
+                severity: r.severity,
+                tags: Vec::new(),
+                version: r.version,
+            })
+            .collect()
+    }
+}
+
+/// What writing alerts needs beside the incidents: the plan they were
+/// scored with, its rules' [`RuleInfo`] (by plan index), and the strings.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The plan (tier and family names, rule ids).
+    pub plan: &'a Plan,
+    /// Each rule's title, severity, tags and version, by plan index.
+    pub rules: &'a [RuleInfo],
+    /// Every string of the run.
+    pub strings: &'a Interner,
+}
+
+impl<'a> Context<'a> {
+    /// A context; `rules` must be [`RuleInfo::of_set`] of the set `plan`
+    /// was compiled from.
+    pub fn new(plan: &'a Plan, rules: &'a [RuleInfo], strings: &'a Interner) -> Context<'a> {
+        debug_assert!(plan.rules.iter().map(|r| &r.id).eq(rules.iter().map(|r| &r.id)), "rules and plan differ");
+        Context { plan, rules, strings }
+    }
+}
 
 #[derive(Serialize)]
 struct AlertOut<'a> {
@@ -70,6 +155,10 @@ struct HitOut<'a> {
     why: &'a str,
     effect: &'a str,
     signals: &'a [&'static str],
+    title: &'a str,
+    severity: &'static str,
+    tags: &'a [String],
+    version: u64,
 }
 
 fn rfc3339<S: serde::Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
@@ -77,7 +166,8 @@ fn rfc3339<S: serde::Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// Every incident as an alert, in output order, with names resolved.
-fn alerts<'a>(accounts: &'a [AccountIncidents], plan: &'a Plan, s: &'a Interner) -> impl Iterator<Item = AlertOut<'a>> {
+fn alerts<'a>(accounts: &'a [AccountIncidents], cx: Context<'a>) -> impl Iterator<Item = AlertOut<'a>> {
+    let (plan, s) = (cx.plan, cx.strings);
     accounts.iter().flat_map(move |a| {
         a.incidents.iter().map(move |inc| AlertOut {
             actor: s.resolve(a.actor),
@@ -93,15 +183,22 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], plan: &'a Plan, s: &'a Interner)
             hits: inc
                 .hits
                 .iter()
-                .map(|h| HitOut {
-                    rule: &plan.rules[h.rule as usize].id,
-                    ts: h.ts,
-                    action: s.resolve(h.action),
-                    target: h.target.map(|t| s.resolve(t)),
-                    strength: h.strength,
-                    why: &h.why,
-                    effect: h.effect.name(),
-                    signals: &h.signals,
+                .map(|h| {
+                    let info = &cx.rules[h.rule as usize];
+                    HitOut {
+                        rule: &plan.rules[h.rule as usize].id,
+                        ts: h.ts,
+                        action: s.resolve(h.action),
+                        target: h.target.map(|t| s.resolve(t)),
+                        strength: h.strength,
+                        why: &h.why,
+                        effect: h.effect.name(),
+                        signals: &h.signals,
+                        title: &info.title,
+                        severity: info.severity.name(),
+                        tags: &info.tags,
+                        version: info.version,
+                    }
                 })
                 .collect(),
         })
@@ -109,15 +206,10 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], plan: &'a Plan, s: &'a Interner)
 }
 
 /// Writes every incident as one JSON line; returns how many were written.
-pub fn write_jsonl(
-    out: &mut impl Write,
-    accounts: &[AccountIncidents],
-    plan: &Plan,
-    strings: &Interner,
-) -> io::Result<u64> {
+pub fn write_jsonl(out: &mut impl Write, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
     let mut n = 0;
     let mut line = Vec::with_capacity(1024);
-    for alert in alerts(accounts, plan, strings) {
+    for alert in alerts(accounts, cx) {
         line.clear();
         serde_json::to_writer(&mut line, &alert).map_err(io::Error::other)?;
         line.push(b'\n');
@@ -148,6 +240,10 @@ fn hit_fields() -> Fields {
         Field::new("why", DataType::Utf8, false),
         Field::new("effect", DataType::Utf8, false),
         Field::new("signals", DataType::List(signal_item()), false),
+        Field::new("title", DataType::Utf8, false),
+        Field::new("severity", DataType::Utf8, false),
+        Field::new("tags", DataType::List(signal_item()), false),
+        Field::new("version", DataType::Int64, false),
     ])
 }
 
@@ -197,6 +293,11 @@ struct AlertColumns<'a> {
     effect: Vec<&'a str>,
     signal_offsets: Vec<i32>,
     signals: Vec<&'static str>,
+    title: Vec<&'a str>,
+    severity: Vec<&'static str>,
+    tag_offsets: Vec<i32>,
+    tags: Vec<&'a str>,
+    version: Vec<i64>,
 }
 
 impl<'a> AlertColumns<'a> {
@@ -204,6 +305,7 @@ impl<'a> AlertColumns<'a> {
         if self.hit_offsets.is_empty() {
             self.hit_offsets.push(0);
             self.signal_offsets.push(0);
+            self.tag_offsets.push(0);
             self.family_offsets.push(0);
         }
         self.actor.push(a.actor);
@@ -226,6 +328,11 @@ impl<'a> AlertColumns<'a> {
             self.effect.push(h.effect);
             self.signals.extend_from_slice(h.signals);
             self.signal_offsets.push(offset(self.signals.len())?);
+            self.title.push(h.title);
+            self.severity.push(h.severity);
+            self.tags.extend(h.tags.iter().map(String::as_str));
+            self.tag_offsets.push(offset(self.tags.len())?);
+            self.version.push(i64::try_from(h.version).unwrap_or(i64::MAX));
         }
         self.hit_offsets.push(offset(self.rule.len())?);
         Ok(())
@@ -243,6 +350,8 @@ impl<'a> AlertColumns<'a> {
         let offsets = |v: Vec<i32>| OffsetBuffer::new(if v.is_empty() { vec![0] } else { v }.into());
         let signals = ListArray::try_new(signal_item(), offsets(c.signal_offsets), strs(c.signals), None)
             .map_err(io::Error::other)?;
+        let tags =
+            ListArray::try_new(signal_item(), offsets(c.tag_offsets), strs(c.tags), None).map_err(io::Error::other)?;
         let hits = StructArray::try_new(
             hit_fields(),
             vec![
@@ -254,6 +363,10 @@ impl<'a> AlertColumns<'a> {
                 strs(c.why),
                 strs(c.effect),
                 Arc::new(signals),
+                strs(c.title),
+                strs(c.severity),
+                Arc::new(tags),
+                Arc::new(Int64Array::from(c.version)),
             ],
             None,
         )
@@ -290,17 +403,22 @@ fn offset(n: usize) -> io::Result<i32> {
 ///
 /// The file's bytes depend only on the alerts: the writer is named without
 /// a build date and no time of writing is stored.
-pub fn write_parquet(path: &Path, accounts: &[AccountIncidents], plan: &Plan, strings: &Interner) -> io::Result<u64> {
+pub fn write_parquet(path: &Path, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
+    let file = File::create(path)?;
+    write_parquet_to(file, accounts, cx)
+}
+
+/// [`write_parquet`] to any writer (stdout, say).
+pub fn write_parquet_to(out: impl Write + Send, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
     let schema = parquet_schema();
     let props = WriterProperties::builder()
         .set_created_by(concat!("changeling ", env!("CARGO_PKG_VERSION")).to_string())
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let file = File::create(path)?;
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).map_err(io::Error::other)?;
+    let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(io::Error::other)?;
     let mut columns = AlertColumns::default();
     let mut n = 0;
-    for alert in alerts(accounts, plan, strings) {
+    for alert in alerts(accounts, cx) {
         columns.push(alert)?;
         n += 1;
         if columns.len() == PARQUET_BATCH {

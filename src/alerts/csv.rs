@@ -1,0 +1,139 @@
+//! Alerts as CSV, for spreadsheets and triage queues: one row per incident
+//! or one row per hit (a timeline), with a header row. List values are
+//! joined with `|`, as the data contract's CSV does; times are RFC 3339
+//! UTC; numbers are those of the JSON alerts.
+//!
+//! Per incident: `actor, start, end, score, tier, families` (`name=value`
+//! pairs), `hits` (how many), `rules` (the distinct rule ids, in order of
+//! first hit), `severity` (the highest of its rules'), `tags` (of its
+//! rules, sorted), `why` (the strongest hit's).
+//!
+//! Per hit: `actor, incident_start, incident_end, score, tier` (of its
+//! incident), then the hit's `rule, title, severity, tags, version, ts,
+//! action, target, strength, effect, signals, why`.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+
+use super::Context;
+use crate::rules::Severity;
+use crate::score::AccountIncidents;
+use crate::time::format_rfc3339;
+
+/// What one CSV row is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rows {
+    /// One row per incident.
+    #[default]
+    Incident,
+    /// One row per hit, with its incident's fields.
+    Hit,
+}
+
+const INCIDENT_HEADER: [&str; 11] =
+    ["actor", "start", "end", "score", "tier", "families", "hits", "rules", "severity", "tags", "why"];
+
+const HIT_HEADER: [&str; 17] = [
+    "actor",
+    "incident_start",
+    "incident_end",
+    "score",
+    "tier",
+    "rule",
+    "title",
+    "severity",
+    "tags",
+    "version",
+    "ts",
+    "action",
+    "target",
+    "strength",
+    "effect",
+    "signals",
+    "why",
+];
+
+/// Writes the incidents as CSV rows of kind `rows`; returns how many
+/// incidents were written.
+pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Context<'_>, rows: Rows) -> io::Result<u64> {
+    let mut w = ::csv::WriterBuilder::new().from_writer(out);
+    let (plan, s) = (cx.plan, cx.strings);
+    match rows {
+        Rows::Incident => w.write_record(INCIDENT_HEADER)?,
+        Rows::Hit => w.write_record(HIT_HEADER)?,
+    }
+    let mut n = 0;
+    for a in accounts {
+        let actor = s.resolve(a.actor);
+        for inc in &a.incidents {
+            n += 1;
+            let (start, end) = (format_rfc3339(inc.start), format_rfc3339(inc.end));
+            let score = inc.score.to_string();
+            let tier = plan.config.tiers[inc.tier].name.as_str();
+            match rows {
+                Rows::Incident => {
+                    let families: Vec<String> = inc
+                        .families
+                        .iter()
+                        .map(|f| format!("{}={}", plan.config.score.families[f.family], f.evidence))
+                        .collect();
+                    let mut rules: Vec<&str> = Vec::new();
+                    let mut tags = BTreeSet::new();
+                    let mut severity: Option<Severity> = None;
+                    for h in &inc.hits {
+                        let info = &cx.rules[h.rule as usize];
+                        if !rules.contains(&info.id.as_str()) {
+                            rules.push(&info.id);
+                        }
+                        tags.extend(info.tags.iter().map(String::as_str));
+                        severity = severity.max(Some(info.severity));
+                    }
+                    let strongest = inc
+                        .hits
+                        .iter()
+                        .filter(|h| h.effect == crate::rules::Effect::For)
+                        .reduce(|a, b| if b.strength > a.strength { b } else { a });
+                    w.write_record([
+                        actor,
+                        &start,
+                        &end,
+                        &score,
+                        tier,
+                        &families.join("|"),
+                        &inc.hits.len().to_string(),
+                        &rules.join("|"),
+                        severity.map_or("", Severity::name),
+                        &tags.into_iter().collect::<Vec<_>>().join("|"),
+                        strongest.map_or("", |h| h.why.as_str()),
+                    ])?;
+                }
+                Rows::Hit => {
+                    for h in &inc.hits {
+                        let info = &cx.rules[h.rule as usize];
+                        w.write_record([
+                            actor,
+                            &start,
+                            &end,
+                            &score,
+                            tier,
+                            &info.id,
+                            &info.title,
+                            info.severity.name(),
+                            &info.tags.join("|"),
+                            &info.version.to_string(),
+                            &format_rfc3339(h.ts),
+                            s.resolve(h.action),
+                            h.target.map_or("", |t| s.resolve(t)),
+                            &h.strength.to_string(),
+                            h.effect.name(),
+                            &h.signals.join("|"),
+                            &h.why,
+                        ])?;
+                    }
+                }
+            }
+        }
+    }
+    w.flush()?;
+    Ok(n)
+}

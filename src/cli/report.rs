@@ -1,0 +1,86 @@
+//! `changeling report`: alerts as one self-contained HTML page (see
+//! `changeling::report`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use changeling::alerts::read;
+use changeling::data::{Dataset, ReadOptions};
+use changeling::eval::{self, TierSource, Truth};
+use changeling::report::{self, Input, Labels};
+use changeling::time::Millis;
+
+/// Arguments of `changeling report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The alerts, as `changeling score` writes them (JSON Lines, or
+    /// Parquet when the name ends in .parquet).
+    #[arg(long)]
+    alerts: PathBuf,
+    /// Dataset with a labels table: adds precision and recall, the ROC and
+    /// precision-recall curves and per-rule true and false positives.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, short, default_value = "report.html")]
+    out: PathBuf,
+    /// Rules whose tiers order the alerts' (default: builtin; when they do
+    /// not load, tiers are taken from the alerts).
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// How many top accounts to show, with their incidents.
+    #[arg(long, default_value_t = 25)]
+    top: usize,
+    /// How far a labelled compromise window is widened on each side.
+    #[arg(long, default_value = "1h", value_parser = super::eval::parse_slack)]
+    slack: Millis,
+}
+
+/// Runs the command.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let alerts = read::read(&args.alerts)?;
+    let layers = super::rule_layers(&args.rules)?;
+    let (tiers, tier_source) = match changeling::rules::layers::load(&layers, &Default::default()) {
+        (Some(set), _) => {
+            let tiers: Vec<String> = set.config.tiers.iter().map(|t| t.name.clone()).collect();
+            if alerts.iter().all(|a| tiers.contains(&a.tier)) {
+                (tiers, TierSource::Rules)
+            } else {
+                (read::tiers_of(&alerts), TierSource::Alerts)
+            }
+        }
+        (None, _) => (read::tiers_of(&alerts), TierSource::Alerts),
+    };
+    let truth_days = match &args.data {
+        Some(d) => {
+            let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+            let data = Dataset::open(d, &opts).with_context(|| format!("reading dataset {}", d.display()))?;
+            let truth = Truth::from_dataset(&data)?;
+            Some((truth, eval::account_days(&data)))
+        }
+        None => None,
+    };
+    let input = Input {
+        alerts_name: args.alerts.display().to_string(),
+        alerts: &alerts,
+        tiers,
+        tier_source,
+        labels: truth_days.as_ref().map(|(truth, days)| Labels {
+            dataset: args.data.as_ref().map(|d| d.display().to_string()).unwrap_or_default(),
+            truth,
+            days,
+            slack: args.slack,
+        }),
+        top: args.top,
+    };
+    let page = report::render(&input)?;
+    std::fs::write(&args.out, page).with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!(
+        "changeling report: {} incidents of {} written to {}",
+        alerts.len(),
+        args.alerts.display(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

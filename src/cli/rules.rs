@@ -1,0 +1,131 @@
+//! `changeling rules list` and `changeling rules export`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// The `rules` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RulesCommand {
+    /// List rules: id, title, severity, tags, version, signals.
+    List {
+        /// Rules: directories, rule files, or `builtin` (the default);
+        /// later ones replace earlier rules with the same id.
+        #[arg(value_name = "RULES")]
+        rules: Vec<PathBuf>,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the built-in rules (changeling.toml, the rule files and their
+    /// test cases) into a directory, to edit or to run with --rules.
+    Export {
+        /// The directory (created if missing).
+        dir: PathBuf,
+        /// Replace files that exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// One rule as listed.
+#[derive(Serialize)]
+struct Listed<'a> {
+    id: &'a str,
+    title: &'a str,
+    severity: &'static str,
+    tags: &'a [String],
+    version: u64,
+    signals: Vec<&'static str>,
+    families: &'a [String],
+    weight: f64,
+    effect: &'static str,
+    file: String,
+}
+
+/// Runs a `rules` subcommand.
+pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        RulesCommand::List { rules, json } => list(&rules, json),
+        RulesCommand::Export { dir, force } => {
+            let written = changeling::rules::embedded::export(&dir, force)
+                .map_err(|e| anyhow::anyhow!("exporting the rules to {}: {e}", dir.display()))?;
+            let tests = written.iter().filter(|p| p.starts_with(dir.join(changeling::rules::TESTS_DIR))).count();
+            eprintln!(
+                "wrote {} files to {}: changeling.toml, {} rule files, {tests} test case files; run them with \
+                 `changeling score --rules {}` and test them with `changeling test {}`",
+                written.len(),
+                dir.display(),
+                written.len() - tests - 1,
+                dir.display(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn list(rules: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let layers = super::rule_layers(rules)?;
+    let Some(loaded) = super::load_rules(&layers, true) else { return Ok(ExitCode::from(2)) };
+    let listed: Vec<Listed> = loaded
+        .set
+        .rules
+        .iter()
+        .map(|r| Listed {
+            id: &r.id.value,
+            title: &r.title,
+            severity: r.severity.name(),
+            tags: &r.tags,
+            version: r.version,
+            signals: r.signals.iter().map(|s| s.def.kind()).collect(),
+            families: &r.families,
+            weight: r.weight,
+            effect: r.effect.name(),
+            file: r.source.path.display().to_string(),
+        })
+        .collect();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&listed)?)?;
+    } else {
+        let mut rows = vec![["id", "severity", "version", "tags", "signals", "title"].map(String::from).to_vec()];
+        for r in &listed {
+            rows.push(vec![
+                r.id.to_string(),
+                r.severity.to_string(),
+                r.version.to_string(),
+                r.tags.join(","),
+                if r.signals.is_empty() { "-".into() } else { r.signals.join(",") },
+                r.title.to_string(),
+            ]);
+        }
+        let mut text = String::new();
+        left_table(&mut text, &rows);
+        writeln!(stdout, "{} rules from {}\n", listed.len(), loaded.name)?;
+        stdout.write_all(text.as_bytes())?;
+    }
+    stdout.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows as a table, every column left-aligned, the last one unpadded.
+fn left_table(out: &mut String, rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}

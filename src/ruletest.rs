@@ -1,0 +1,580 @@
+//! Rule tests: cases that live beside the rules and run against the real
+//! rule files.
+//!
+//! A rules directory's `tests/` holds one or more case files per rule
+//! (the shipped ones mirror the rule's path: `rules/tests/likes/lockstep.toml`
+//! tests `likes/lockstep`). Every case runs its tiny dataset through the
+//! *whole* rule set being tested (its real configuration and every rule, as
+//! `changeling score` would run them) and checks the hits of the rule under
+//! test, so that editing a rule file (a threshold, a filter, a weight of
+//! evidence) is checked by its cases. `changeling test` runs them; `cargo
+//! test` runs the shipped ones (`tests/rule_tests.rs`).
+//!
+//! A case file:
+//!
+//! ```toml
+//! # What these cases are for (a case file starts with a comment).
+//! rule = "likes/lockstep"          # the rule under test: only its hits are checked
+//!
+//! [[case]]                         # a positive case: it expects hits
+//! name = "five accounts in step on two posts"
+//! [case.data]                      # JSONL text per table of the data contract
+//! events = '''
+//! {"ts":"2020-01-01T00:00:00Z","actor":"a","action":"like","target":"p1"}
+//! '''
+//! [[case.data.repeat]]             # generated rows: `{n}` is 0..count
+//! table = "events"                 # default events
+//! count = 30
+//! template = '{"actor":"a","action":"like","target":"i{n}"}'
+//! start = "2020-01-01T00:00:00Z"   # events: ts = start + n * every
+//! every = "1h"
+//! [[case.expect]]                  # exactly these hits of the rule, in time order
+//! ts = "2020-01-01T00:00:00Z"
+//! actor = "a"                      # optional
+//! target = "p1"                    # optional
+//! why = ["5 other accounts"]       # substrings of the hit's why
+//! strength = [0.49, 0.51]          # inclusive range (optional)
+//! effect = "for"                   # optional
+//!
+//! [[case]]                         # a benign case: no `expect`, so no hit at all
+//! name = "four accounts are a friend group"
+//! [case.data]
+//! events = '''...'''
+//!
+//! [[broken]]                       # a broken variant of a rule file, and its diagnostics
+//! name = "a misspelled kind"
+//! text = '''
+//! id = "likes/lockstep"
+//! ...
+//! '''
+//! [[broken.expect]]                # exactly these errors (warnings only when listed)
+//! code = "E005"
+//! line = 9                         # optional
+//! message = "unknown signal kind"  # a substring, optional
+//! ```
+//!
+//! A broken variant is loaded as one more rule file on top of the rules
+//! under test (replacing the rule with its id), so it sees their lists and
+//! macros. [`Suite::coverage`] lists the rules without a positive or a
+//! benign case.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+use crate::data::{Dataset, TableKind};
+use crate::plan::Plan;
+use crate::rules::layers::{self, LayerFiles, RuleLayer};
+use crate::rules::{Diagnostics, Overrides, RuleSet, Source};
+use crate::score::{Hit, Scorer};
+use crate::time::{format_rfc3339, parse_duration, parse_rfc3339};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    rule: String,
+    #[serde(default)]
+    case: Vec<Case>,
+    #[serde(default)]
+    broken: Vec<Broken>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    /// Why the case is what it is, for readers of the case file.
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: String,
+    data: Data,
+    #[serde(default)]
+    expect: Vec<Expect>,
+}
+
+#[derive(Deserialize)]
+struct Data {
+    #[serde(flatten)]
+    tables: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Repeat {
+    #[serde(default = "events")]
+    table: String,
+    count: u64,
+    template: String,
+    start: Option<String>,
+    every: Option<String>,
+}
+
+fn events() -> String {
+    "events".into()
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    ts: String,
+    actor: Option<String>,
+    target: Option<String>,
+    #[serde(default)]
+    why: Vec<String>,
+    strength: Option<[f64; 2]>,
+    effect: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Broken {
+    name: String,
+    text: String,
+    #[serde(default)]
+    expect: Vec<ExpectDiag>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct ExpectDiag {
+    code: String,
+    line: Option<usize>,
+    message: Option<String>,
+}
+
+/// What a case is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseKind {
+    /// It expects hits of the rule.
+    Positive,
+    /// It expects no hit of the rule.
+    Benign,
+    /// A broken rule file and its diagnostics.
+    Diagnostics,
+}
+
+impl CaseKind {
+    /// The kind's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaseKind::Positive => "positive",
+            CaseKind::Benign => "benign",
+            CaseKind::Diagnostics => "diagnostics",
+        }
+    }
+}
+
+/// The result of one case.
+#[derive(Clone, Debug)]
+pub struct CaseResult {
+    /// The case file, as shown.
+    pub file: PathBuf,
+    /// The rule under test.
+    pub rule: String,
+    /// The case's name.
+    pub name: String,
+    /// What it is.
+    pub kind: CaseKind,
+    /// `Err` with what went wrong, when it failed.
+    pub outcome: Result<(), String>,
+    /// Seconds it took.
+    pub secs: f64,
+}
+
+impl CaseResult {
+    /// `likes/lockstep: five accounts in step` — how failures name a case.
+    pub fn title(&self) -> String {
+        format!("{}: {}", self.rule, self.name)
+    }
+}
+
+/// The results of every case of every case file.
+#[derive(Clone, Debug, Default)]
+pub struct Suite {
+    /// Per case, in file order.
+    pub results: Vec<CaseResult>,
+    /// Case files that could not be read or name no rule of the set, with
+    /// why.
+    pub file_errors: Vec<(PathBuf, String)>,
+    /// Rules of the set without a positive or a benign case, with which is
+    /// missing.
+    pub coverage: Vec<(String, &'static str)>,
+}
+
+impl Suite {
+    /// Cases passed.
+    pub fn passed(&self) -> usize {
+        self.results.iter().filter(|r| r.outcome.is_ok()).count()
+    }
+
+    /// Cases failed.
+    pub fn failed(&self) -> usize {
+        self.results.len() - self.passed()
+    }
+
+    /// Whether everything passed and every case file was read.
+    pub fn ok(&self) -> bool {
+        self.failed() == 0 && self.file_errors.is_empty()
+    }
+
+    /// The results as JUnit XML: one `testsuite` per case file, one
+    /// `testcase` per case (`classname` the rule, `name` the case); a case
+    /// file that cannot be read is a `testcase` with an `error`.
+    pub fn junit(&self) -> String {
+        let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let total: f64 = self.results.iter().map(|r| r.secs).sum();
+        let _ = writeln!(
+            out,
+            "<testsuites name=\"changeling rule tests\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{total:.3}\">",
+            self.results.len() + self.file_errors.len(),
+            self.failed(),
+            self.file_errors.len()
+        );
+        let mut files: Vec<&PathBuf> = Vec::new();
+        for r in &self.results {
+            if !files.contains(&&r.file) {
+                files.push(&r.file);
+            }
+        }
+        for file in files {
+            let cases: Vec<&CaseResult> = self.results.iter().filter(|r| &r.file == file).collect();
+            let failures = cases.iter().filter(|r| r.outcome.is_err()).count();
+            let time: f64 = cases.iter().map(|r| r.secs).sum();
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\">",
+                xml(&file.display().to_string()),
+                cases.len()
+            );
+            for c in cases {
+                let _ = write!(
+                    out,
+                    "    <testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+                    xml(&c.rule),
+                    xml(&format!("{} ({})", c.name, c.kind.name())),
+                    c.secs
+                );
+                match &c.outcome {
+                    Ok(()) => out.push_str("/>\n"),
+                    Err(e) => {
+                        let first = e.lines().next().unwrap_or("");
+                        let _ = writeln!(
+                            out,
+                            ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
+                            xml(first),
+                            xml(e)
+                        );
+                    }
+                }
+            }
+            out.push_str("  </testsuite>\n");
+        }
+        for (file, e) in &self.file_errors {
+            let name = xml(&file.display().to_string());
+            let _ = writeln!(
+                out,
+                "  <testsuite name=\"{name}\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0\">\n    <testcase classname=\"{name}\" name=\"case file\" time=\"0\">\n      <error message=\"{}\">{}</error>\n    </testcase>\n  </testsuite>",
+                xml(e.lines().next().unwrap_or("")),
+                xml(e)
+            );
+        }
+        out.push_str("</testsuites>\n");
+        out
+    }
+}
+
+/// Text escaped for XML attributes and content.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn table_kind(name: &str) -> Result<TableKind, String> {
+    TableKind::ALL.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = TableKind::ALL.iter().map(|k| k.name()).collect();
+        format!("unknown table `{name}` (tables: {})", names.join(", "))
+    })
+}
+
+/// A case's tables as JSONL text.
+fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
+    let mut out: BTreeMap<TableKind, String> = BTreeMap::new();
+    for (name, value) in &data.tables {
+        if name == "repeat" {
+            let repeats: Vec<Repeat> = value.clone().try_into().map_err(|e| format!("[[case.data.repeat]]: {e}"))?;
+            for r in repeats {
+                let text = out.entry(table_kind(&r.table)?).or_default();
+                let start = r
+                    .start
+                    .as_deref()
+                    .map(|s| parse_rfc3339(s).ok_or_else(|| format!("repeat.start `{s}` is not RFC 3339")))
+                    .transpose()?;
+                let every = r.every.as_deref().map(parse_duration).transpose()?;
+                for n in 0..r.count {
+                    let row = r.template.replace("{n}", &n.to_string());
+                    let mut row: serde_json::Value =
+                        serde_json::from_str(&row).map_err(|e| format!("repeat.template is not JSON: {e}"))?;
+                    if let (Some(s), Some(e)) = (start, every) {
+                        row["ts"] = format_rfc3339(s + n as i64 * e).into();
+                    }
+                    text.push_str(&row.to_string());
+                    text.push('\n');
+                }
+            }
+        } else {
+            let text = value.as_str().ok_or_else(|| format!("case.data.{name} must be JSONL text"))?;
+            out.entry(table_kind(name)?).or_default().push_str(text);
+        }
+    }
+    Ok(out)
+}
+
+/// The hits of `rule` in the case's data, scored with the whole plan.
+fn hits_of(plan: &Plan, rule: usize, case: &Case) -> Result<(Vec<Hit>, Dataset), String> {
+    let texts = tables(&case.data)?;
+    let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
+    let mut hits = Vec::new();
+    {
+        let scorer = Scorer::new(plan, &data);
+        let mut scratch = scorer.scratch();
+        for span in &data.events.accounts {
+            hits.extend(scorer.account_hits(span, &mut scratch).into_iter().filter(|h| h.rule as usize == rule));
+        }
+    }
+    hits.sort_by_key(|h| (h.ts, h.event));
+    Ok((hits, data))
+}
+
+fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
+    let (hits, data) = hits_of(plan, rule, case)?;
+    let s = &data.strings;
+    let show = |h: &Hit| {
+        format!(
+            "{} {} {} strength {} {}: {}",
+            s.resolve(data.events.actor(h.event as usize)),
+            format_rfc3339(h.ts),
+            h.target.map_or("-", |t| s.resolve(t)),
+            h.strength,
+            h.effect.name(),
+            h.why
+        )
+    };
+    let all: String = hits.iter().map(|h| format!("\n    {}", show(h))).collect();
+    if hits.len() != case.expect.len() {
+        let got = if hits.is_empty() { " none".to_string() } else { all };
+        return Err(format!("expected {} hit(s) of the rule, got {}:{got}", case.expect.len(), hits.len()));
+    }
+    for (i, (h, e)) in hits.iter().zip(&case.expect).enumerate() {
+        let mut problems = Vec::new();
+        match parse_rfc3339(&e.ts) {
+            Some(ts) if ts == h.ts => {}
+            Some(_) => problems.push(format!("ts is not {}", e.ts)),
+            None => problems.push(format!("expected ts `{}` is not RFC 3339", e.ts)),
+        }
+        if let Some(actor) = &e.actor
+            && s.resolve(data.events.actor(h.event as usize)) != actor
+        {
+            problems.push(format!("actor is not {actor}"));
+        }
+        if e.target.is_some() && h.target.map(|t| s.resolve(t)) != e.target.as_deref() {
+            problems.push(format!("target is not {}", e.target.as_deref().unwrap_or("-")));
+        }
+        for w in &e.why {
+            if !h.why.contains(w.as_str()) {
+                problems.push(format!("why lacks {w:?}"));
+            }
+        }
+        if let Some([lo, hi]) = e.strength
+            && !(lo..=hi).contains(&h.strength)
+        {
+            problems.push(format!("strength {} is not in [{lo}, {hi}]", h.strength));
+        }
+        if let Some(effect) = &e.effect
+            && h.effect.name() != effect
+        {
+            problems.push(format!("effect is not {effect}"));
+        }
+        if !problems.is_empty() {
+            return Err(format!("hit {} of {}: {}; the rule's hits:{all}", i + 1, hits.len(), problems.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+fn run_broken(layers: &[LayerFiles], file: &std::path::Path, b: &Broken) -> Result<(), String> {
+    let name = file.with_extension("broken.toml");
+    let src = Source::new(name, b.text.clone());
+    let mut stacked = layers.to_vec();
+    stacked.push(LayerFiles {
+        layer: RuleLayer::Path(file.to_path_buf()),
+        config: None,
+        rules: vec![src],
+        tests: Vec::new(),
+        config_path: PathBuf::from(crate::rules::CONFIG_FILE),
+    });
+    // The text as written: `--set` overrides are for the rules' cases.
+    let (_, diags) = layers::stack(&stacked, &Overrides::default(), Diagnostics::default());
+    let got: Vec<String> = diags.sorted().iter().map(|d| d.to_string()).collect();
+    let listing = if got.is_empty() { " none".to_string() } else { got.iter().map(|g| format!("\n    {g}")).collect() };
+    let mut problems = Vec::new();
+    let mut matched = vec![false; diags.items.len()];
+    let sorted = diags.sorted();
+    for e in &b.expect {
+        let found = sorted.iter().enumerate().find(|(i, d)| {
+            !matched[*i]
+                && d.code.as_str() == e.code
+                && e.line.is_none_or(|l| d.source.line_col(d.span.start).0 == l)
+                && e.message.as_ref().is_none_or(|m| d.message.contains(m.as_str()))
+        });
+        match found {
+            Some((i, _)) => matched[i] = true,
+            None => problems.push(format!(
+                "no {}{}{}",
+                e.code,
+                e.line.map_or(String::new(), |l| format!(" at line {l}")),
+                e.message.as_ref().map_or(String::new(), |m| format!(" saying {m:?}"))
+            )),
+        }
+    }
+    for (i, d) in sorted.iter().enumerate() {
+        if !matched[i] && d.is_error() {
+            problems.push(format!("unexpected {d}"));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(format!("{}; diagnostics:{listing}", problems.join("; "))) }
+}
+
+/// Runs the case files of `layers` (each layer's `tests/`) against the rule
+/// set they stack to, `set` (broken variants are loaded as written, on the
+/// layers without overrides).
+pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
+    let plan = Plan::compile(set);
+    let mut suite = Suite::default();
+    let files: Vec<&Arc<Source>> = layers.iter().flat_map(|l| &l.tests).collect();
+    let mut kinds: BTreeMap<&str, (bool, bool)> =
+        set.rules.iter().map(|r| (r.id.value.as_str(), (false, false))).collect();
+    for src in files {
+        let path = src.path.clone();
+        if !src.text.starts_with('#') {
+            suite.file_errors.push((path, "a case file starts with a comment saying what its cases are for".into()));
+            continue;
+        }
+        let cases: CaseFile = match toml::from_str(&src.text) {
+            Ok(c) => c,
+            Err(e) => {
+                suite.file_errors.push((path, format!("not a case file: {e}")));
+                continue;
+            }
+        };
+        let Some(rule) = plan.rules.iter().position(|r| r.id == cases.rule) else {
+            let ids: Vec<&str> = plan.rules.iter().map(|r| r.id.as_str()).collect();
+            let help = crate::rules::diag::did_you_mean(&cases.rule, ids.iter().copied())
+                .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"));
+            suite.file_errors.push((path, format!("no rule `{}` in the rules under test{help}", cases.rule)));
+            continue;
+        };
+        for case in &cases.case {
+            let t0 = Instant::now();
+            let outcome = run_case(&plan, rule, case);
+            let kind = if case.expect.is_empty() { CaseKind::Benign } else { CaseKind::Positive };
+            if let Some(k) = kinds.get_mut(cases.rule.as_str()) {
+                match kind {
+                    CaseKind::Positive => k.0 = true,
+                    _ => k.1 = true,
+                }
+            }
+            suite.results.push(CaseResult {
+                file: path.clone(),
+                rule: cases.rule.clone(),
+                name: case.name.clone(),
+                kind,
+                outcome,
+                secs: t0.elapsed().as_secs_f64(),
+            });
+        }
+        for b in &cases.broken {
+            let t0 = Instant::now();
+            let outcome = run_broken(layers, &path, b);
+            suite.results.push(CaseResult {
+                file: path.clone(),
+                rule: cases.rule.clone(),
+                name: b.name.clone(),
+                kind: CaseKind::Diagnostics,
+                outcome,
+                secs: t0.elapsed().as_secs_f64(),
+            });
+        }
+    }
+    for (rule, (positive, benign)) in kinds {
+        if !positive {
+            suite.coverage.push((rule.to_string(), "positive"));
+        }
+        if !benign {
+            suite.coverage.push((rule.to_string(), "benign"));
+        }
+    }
+    suite
+}
+
+/// Reads `layers`, stacks them with `overrides` and runs their cases.
+/// `Err` with the rules' diagnostics when they do not load.
+pub fn run_layers(layers: &[RuleLayer], overrides: &Overrides) -> Result<Suite, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let files: Vec<LayerFiles> = layers.iter().map(|l| layers::read(l, &mut diags)).collect();
+    let (set, diags) = layers::stack(&files, overrides, diags);
+    match set {
+        Some(set) => Ok(run(&files, &set)),
+        None => Err(diags),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_escapes_and_counts() {
+        let suite = Suite {
+            results: vec![
+                CaseResult {
+                    file: "t/a.toml".into(),
+                    rule: "r/a".into(),
+                    name: "ok <case>".into(),
+                    kind: CaseKind::Positive,
+                    outcome: Ok(()),
+                    secs: 0.001,
+                },
+                CaseResult {
+                    file: "t/a.toml".into(),
+                    rule: "r/a".into(),
+                    name: "bad".into(),
+                    kind: CaseKind::Benign,
+                    outcome: Err("expected 0 hit(s) & got 1".into()),
+                    secs: 0.002,
+                },
+            ],
+            file_errors: vec![],
+            coverage: vec![],
+        };
+        let x = suite.junit();
+        assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{x}");
+        assert!(x.contains("name=\"ok &lt;case&gt; (positive)\""), "{x}");
+        assert!(x.contains("<failure message=\"expected 0 hit(s) &amp; got 1\">"), "{x}");
+    }
+}
