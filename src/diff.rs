@@ -210,9 +210,7 @@ pub fn diff(old: &[ReadAlert], new: &[ReadAlert], tiers: &[String], labels: Opti
             top: ta.min(tb),
         });
     }
-    moved.sort_by(|x, y| {
-        (x.top, x.direction != "raised", &x.actor).cmp(&(y.top, y.direction != "raised", &y.actor))
-    });
+    moved.sort_by(|x, y| (x.top, x.direction != "raised", &x.actor).cmp(&(y.top, y.direction != "raised", &y.actor)));
     let flagged = (0..tiers.len())
         .map(|t| {
             let n = |s: &BTreeMap<String, Side>| s.values().filter(|x| x.best.is_some_and(|b| b.0 <= t)).count() as u64;
