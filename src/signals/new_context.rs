@@ -207,11 +207,12 @@ impl Signal for NewContext {
                     strength = strength.min(1.0 - f64::from(singles + 1) / f64::from(before + 1));
                     if e.words {
                         why.push(format!(
-                            "{name} '{}' first seen {} ago ({}), new after {before} events with {} other {name}s",
+                            "{name} '{}' first seen {} ago ({}), new after {before} events with {} other {}",
                             e.text(v),
                             human_duration(e.ts.saturating_sub(first)),
                             format_rfc3339(first),
-                            h.seen.len() - 1
+                            h.seen.len() - 1,
+                            noun(name, h.seen.len() - 1)
                         ));
                     }
                 }
@@ -233,5 +234,34 @@ impl Signal for NewContext {
             return Outcome::Quiet;
         }
         Outcome::Fire { strength, why: why.join("; ") }
+    }
+}
+
+/// A context field's name as a noun for `n` of them: one country, two
+/// countries, two devices.
+fn noun(field: &str, n: usize) -> String {
+    if n == 1 {
+        return field.to_string();
+    }
+    match field.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'i', 'o', 'u']) => format!("{stem}ies"),
+        _ if field.ends_with('s') || field.ends_with('x') => format!("{field}es"),
+        _ => format!("{field}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::noun;
+
+    #[test]
+    fn field_names_are_nouns_in_the_why() {
+        assert_eq!(noun("country", 1), "country");
+        assert_eq!(noun("country", 0), "countries");
+        assert_eq!(noun("country", 3), "countries");
+        assert_eq!(noun("device", 2), "devices");
+        assert_eq!(noun("ip", 2), "ips");
+        assert_eq!(noun("survey", 2), "surveys");
+        assert_eq!(noun("address", 2), "addresses");
     }
 }
