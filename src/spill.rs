@@ -309,6 +309,21 @@ impl ItemBuckets {
         Ok(())
     }
 
+    /// Appends `rows` to bucket `b` whatever their items, and empties it
+    /// (for buckets that are partitions, not groups of items).
+    pub fn append_to(&self, b: usize, rows: &mut Vec<ItemRow>) -> io::Result<()> {
+        let mut raw = Vec::with_capacity(rows.len() * 16);
+        for &(item, ts, who) in rows.iter() {
+            put_u32(&mut raw, item.index() as u32);
+            raw.extend_from_slice(&ts.to_le_bytes());
+            put_u32(&mut raw, who.index() as u32);
+        }
+        rows.clear();
+        let mut file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;
+        file.1 += append_frame(&file.0, &raw)?;
+        Ok(())
+    }
+
     /// Reads bucket `b` back and removes its file.
     pub fn take(&self, b: usize) -> io::Result<Vec<ItemRow>> {
         let file = self.files[b].lock().map_err(|_| io::Error::other("a spill writer panicked"))?;

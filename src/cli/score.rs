@@ -409,6 +409,9 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         r
     });
     let mut out = result?;
+    for line in &out.memory_trace {
+        eprintln!("{line}");
+    }
     let before: u64 = out.accounts.iter().map(|a| a.incidents.len() as u64).sum();
     selection.apply(&mut out.accounts, &rules.info);
     let cx = Context::new(plan, &rules.info, &out.strings);

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::{Facts, Need, off_pattern, rate_spike};
 use crate::data::{EventRows, Items};
-use crate::intern::{Interner, Sym};
+use crate::intern::{Interner, Sym, SymMap};
 use crate::plan::Plan;
 use crate::spill::{ItemBuckets, ItemRow, SpillDir};
 use crate::time::Millis;
@@ -31,9 +31,8 @@ pub struct ItemActors {
     /// Per item, positions of its entries sorted by account then time, when
     /// built (for "did this account act on the item" questions).
     by_who: Vec<u32>,
-    /// Entry range of each item, by symbol index: one memory access finds
-    /// it (lookups come in account order, so they jump around).
-    ranges: Vec<(u32, u32)>,
+    /// Entry range of each item.
+    ranges: Ranges,
     ts: Times,
     who: Vec<Sym>,
 }
@@ -44,6 +43,52 @@ pub struct ItemActors {
 enum Times {
     Millis(Vec<Millis>),
     Seconds { base: i64, secs: Vec<u32> },
+}
+
+/// Where each item's entries are: by symbol index for a whole index (one
+/// memory access finds it; lookups come in account order, so they jump
+/// around), in a map for a partition's share of one (few items of many).
+#[derive(Debug)]
+enum Ranges {
+    Dense(Vec<(u32, u32)>),
+    Sparse(SymMap<(u32, u32)>),
+}
+
+impl Default for Ranges {
+    fn default() -> Ranges {
+        Ranges::Dense(Vec::new())
+    }
+}
+
+impl Ranges {
+    #[inline]
+    fn get(&self, item: Sym) -> Option<(u32, u32)> {
+        match self {
+            Ranges::Dense(v) => v.get(item.index()).copied(),
+            Ranges::Sparse(m) => m.get(&item).copied(),
+        }
+    }
+
+    fn set(&mut self, item: Sym, range: (u32, u32)) {
+        match self {
+            Ranges::Dense(v) => {
+                if v.len() <= item.index() {
+                    v.resize(item.index() + 1, (0, 0));
+                }
+                v[item.index()] = range;
+            }
+            Ranges::Sparse(m) => {
+                m.insert(item, range);
+            }
+        }
+    }
+
+    fn all(&self) -> Vec<(u32, u32)> {
+        match self {
+            Ranges::Dense(v) => v.iter().copied().filter(|r| r.1 > r.0).collect(),
+            Ranges::Sparse(m) => m.values().copied().collect(),
+        }
+    }
 }
 
 impl Default for Times {
@@ -99,8 +144,8 @@ impl ItemActors {
 
     #[inline]
     fn range(&self, item: Sym) -> Option<(usize, usize)> {
-        match self.ranges.get(item.index()) {
-            Some(&(a, b)) if b > a => Some((a as usize, b as usize)),
+        match self.ranges.get(item) {
+            Some((a, b)) if b > a => Some((a as usize, b as usize)),
             _ => None,
         }
     }
@@ -159,7 +204,6 @@ impl ItemActors {
             a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| strings.resolve(a.2).cmp(strings.resolve(b.2)))
         });
         for run in rows.chunk_by(|a, b| a.0 == b.0) {
-            let item = run[0].0.index();
             let start = self.who.len();
             for (k, &(_, ts, who)) in run.iter().enumerate() {
                 if paired_within.is_none_or(|w| has_partner(run, k, w)) {
@@ -168,11 +212,8 @@ impl ItemActors {
                 }
             }
             if self.who.len() > start {
-                if self.ranges.len() <= item {
-                    self.ranges.resize(item + 1, (0, 0));
-                }
                 let end = u32::try_from(self.who.len()).expect("fewer than 4 billion index entries");
-                self.ranges[item] = (start as u32, end);
+                self.ranges.set(run[0].0, (start as u32, end));
             }
         }
     }
@@ -182,9 +223,91 @@ impl ItemActors {
         // Within an item, positions are in time order, so sorting them by
         // (account, position) sorts by (account, time).
         self.by_who = (0..self.who.len() as u32).collect();
-        for &(a, b) in self.ranges.iter().filter(|r| r.1 > r.0) {
+        for (a, b) in self.ranges.all() {
             self.by_who[a as usize..b as usize].sort_unstable_by_key(|&k| (self.who[k as usize], k));
         }
+    }
+}
+
+impl ItemActors {
+    /// The item phase for one group of whole items (a spill bucket, or a
+    /// Spark partition by item): answers `queries`, each an event of some
+    /// account partition (target, time, partition), with the entries of
+    /// its target within `reach` (before, after) of its time. Calls `out`
+    /// once per partition and item asked about, with the entries in index
+    /// order, each once however many of the partition's events reach it.
+    /// Sorts `queries`.
+    pub fn answer(
+        &self,
+        reach: (Millis, Millis),
+        queries: &mut [(Sym, Millis, u32)],
+        mut out: impl FnMut(u32, &[ItemRow]),
+    ) {
+        queries.sort_unstable_by_key(|&(item, ts, part)| (part, item, ts));
+        let mut rows = Vec::new();
+        for run in queries.chunk_by(|a, b| (a.2, a.0) == (b.2, b.0)) {
+            let (item, part) = (run[0].0, run[0].2);
+            let Some((a, b)) = self.range(item) else { continue };
+            rows.clear();
+            // The windows, in time order, overlapping ones merged: their
+            // entries are each taken once, in the index's order.
+            let mut next = a;
+            for &(_, ts, _) in run {
+                let (from, to) = (ts.saturating_sub(reach.0), ts.saturating_add(reach.1));
+                let start = self.ts.partition_point(next, b, |t| t < from);
+                let end = self.ts.partition_point(start, b, |t| t <= to);
+                rows.extend((start..end).map(|i| (item, self.ts.at(i), self.who[i])));
+                next = next.max(end);
+            }
+            if !rows.is_empty() {
+                out(part, &rows);
+            }
+        }
+    }
+
+    /// A partition's share of an index, from the rows the item phase sent
+    /// it ([`ItemActors::answer`]): each item's rows together and in the
+    /// index's order. Answers every query within reach of the partition's
+    /// events as the whole index does.
+    pub fn from_answers(rows: &[ItemRow], pairs: bool) -> ItemActors {
+        let mut out = ItemActors { ranges: Ranges::Sparse(SymMap::default()), ..ItemActors::default() };
+        let mut times = Vec::with_capacity(rows.len());
+        for run in rows.chunk_by(|a, b| a.0 == b.0) {
+            let start = out.who.len() as u32;
+            times.extend(run.iter().map(|r| r.1));
+            out.who.extend(run.iter().map(|r| r.2));
+            out.ranges.set(run[0].0, (start, out.who.len() as u32));
+        }
+        out.ts = Times::Millis(times);
+        if pairs {
+            out.index_by_who();
+        }
+        out
+    }
+}
+
+/// The item phase's answers for each partition of a partitioned run: per
+/// item index (its action set), one spill file per partition.
+#[derive(Debug, Default)]
+pub struct PartIndexes {
+    indexes: Vec<(Vec<String>, Arc<ItemBuckets>, bool)>,
+}
+
+impl PartIndexes {
+    /// Partition `part`'s share of every item index (read back, and its
+    /// files removed), to bind its signals with.
+    pub fn load(&self, part: usize) -> io::Result<HashMap<Vec<String>, Arc<ItemActors>>> {
+        let mut out = HashMap::new();
+        for (actions, answers, pairs) in &self.indexes {
+            let rows = answers.take(part)?;
+            out.insert(actions.clone(), Arc::new(ItemActors::from_answers(&rows, *pairs)));
+        }
+        Ok(out)
+    }
+
+    /// Bytes of answers written to spill files.
+    pub fn bytes(&self) -> u64 {
+        self.indexes.iter().map(|(_, a, _)| a.bytes()).sum()
     }
 }
 
@@ -207,6 +330,9 @@ pub struct ItemActorsAcc {
     exposure: bool,
     /// The widest `window` of the `lockstep` signals reading it.
     lockstep_window: Option<Millis>,
+    /// How far before and after an account's event its readers look (the
+    /// widest of each).
+    reach: (Millis, Millis),
     /// Where rows go when the input does not fit in memory.
     spill: Option<Arc<ItemBuckets>>,
     /// Drop nothing (see [`Aggregates::keep_every_entry`]).
@@ -231,6 +357,7 @@ impl ItemActorsAcc {
             pairs: self.pairs,
             exposure: self.exposure,
             lockstep_window: self.lockstep_window,
+            reach: self.reach,
             spill: self.spill.clone(),
             keep_all: self.keep_all,
         }
@@ -253,18 +380,24 @@ impl ItemActorsAcc {
         }
     }
 
-    fn finish(mut self, strings: &Interner) -> io::Result<ItemActors> {
-        let paired = self.paired_within();
+    /// An empty index of the kind this one builds: with times in whole
+    /// seconds from the earliest row when only lockstep reads it.
+    fn empty_index(&self) -> ItemActors {
         let mut out = ItemActors::default();
-        let spill = self.spill.take();
         if !self.exposure {
-            // Only lockstep reads it: seconds are enough.
-            let first = match &spill {
+            let first = match &self.spill {
                 Some(b) => b.min_time(),
                 None => self.rows.iter().map(|r| r.1).min(),
             };
             out.ts = Times::Seconds { base: first.unwrap_or(0).div_euclid(1000), secs: Vec::new() };
         }
+        out
+    }
+
+    fn finish(mut self, strings: &Interner) -> io::Result<ItemActors> {
+        let paired = self.paired_within();
+        let mut out = self.empty_index();
+        let spill = self.spill.take();
         match spill {
             None => out.add_items(&mut self.rows, strings, paired),
             Some(buckets) => {
@@ -292,6 +425,9 @@ pub struct Aggregates {
     rates: Vec<(Vec<String>, rate_spike::RateAcc)>,
     /// The latest event time seen.
     last: Option<Millis>,
+    /// In a partitioned run, the partitions' questions to the item indexes
+    /// (target, time, partition), bucketed by item like the indexes' rows.
+    queries: Option<Arc<ItemBuckets>>,
 }
 
 /// The value of `key` in `v`, added empty if missing.
@@ -316,9 +452,10 @@ impl Aggregates {
                 Need::Prior { feature, history } => {
                     slot(&mut a.priors, (feature, history));
                 }
-                Need::ItemIndex { actions, every_entry, lockstep_window } => {
+                Need::ItemIndex { actions, every_entry, lockstep_window, reach } => {
                     let acc = slot(&mut a.item_actors, actions);
                     acc.pairs = true;
+                    acc.reach = (acc.reach.0.max(reach.0), acc.reach.1.max(reach.1));
                     acc.exposure |= every_entry;
                     if let Some(w) = lockstep_window {
                         acc.lockstep_window = Some(acc.lockstep_window.map_or(w, |x| x.max(w)));
@@ -340,6 +477,7 @@ impl Aggregates {
             item_actors: self.item_actors.iter().map(|(k, a)| (k.clone(), a.empty_like())).collect(),
             rates: self.rates.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
             last: None,
+            queries: self.queries.clone(),
         }
     }
 
@@ -398,7 +536,34 @@ impl Aggregates {
         for (i, (_, acc)) in self.item_actors.iter_mut().enumerate() {
             acc.spill = Some(Arc::new(ItemBuckets::new(dir, &i.to_string(), buckets)?));
         }
+        if !self.item_actors.is_empty() {
+            self.queries = Some(Arc::new(ItemBuckets::new(dir, "queries", buckets)?));
+        }
         Ok(())
+    }
+
+    /// Whether a partitioned run's partitions need the item phase's
+    /// answers (some signal reads an item index).
+    pub fn has_item_indexes(&self) -> bool {
+        !self.item_actors.is_empty()
+    }
+
+    /// Records the questions partition `part` will ask the item indexes:
+    /// one per event with a target (the readers' reach is applied when
+    /// they are answered, [`Aggregates::finish_by_parts`]).
+    pub fn ask(&self, rows: &dyn EventRows, part: u32) -> io::Result<()> {
+        let Some(queries) = &self.queries else { return Ok(()) };
+        let who = Interner::sym_at(part as usize);
+        let mut batch = Vec::with_capacity(1 << 16);
+        for i in 0..rows.rows() {
+            if let Some(t) = rows.target_at(i) {
+                batch.push((t, rows.ts_at(i), who));
+                if batch.len() == 1 << 16 {
+                    queries.append(&mut batch)?;
+                }
+            }
+        }
+        queries.append(&mut batch)
     }
 
     /// Keeps every entry of the item indexes, even those no reader can
@@ -426,6 +591,43 @@ impl Aggregates {
         self.item_actors.iter().filter_map(|(_, a)| a.spill.as_ref()).map(|b| b.bytes()).sum()
     }
 
+    /// The finished aggregates of a partitioned run (after
+    /// [`Aggregates::spill_to`] and every partition's [`Aggregates::ask`]),
+    /// with the item indexes left out: the item phase builds them one
+    /// bucket of items at a time and sends each of the `parts` partitions
+    /// the entries within its readers' reach of its events, to spill files
+    /// in `dir` ([`PartIndexes::load`]). Buckets run in parallel.
+    pub fn finish_by_parts(mut self, strings: &Interner, dir: &SpillDir, parts: usize) -> io::Result<(Facts, PartIndexes)> {
+        let mut indexes = PartIndexes::default();
+        let mut accs = std::mem::take(&mut self.item_actors);
+        for (k, (actions, acc)) in accs.iter_mut().enumerate() {
+            let Some(buckets) = &acc.spill else { return Err(io::Error::other("item indexes were not spilled")) };
+            buckets.append(&mut acc.rows)?;
+            let answers = Arc::new(ItemBuckets::new(dir, &format!("answers-{k}"), parts)?);
+            indexes.indexes.push((actions.clone(), answers, acc.pairs));
+        }
+        if let Some(queries) = self.queries.take() {
+            (0..queries.len()).into_par_iter().try_for_each(|b| -> io::Result<()> {
+                let asked: Vec<(Sym, Millis, u32)> =
+                    queries.take(b)?.into_iter().map(|(t, ts, p)| (t, ts, p.index() as u32)).collect();
+                for ((_, acc), (_, answers, _)) in accs.iter().zip(&indexes.indexes) {
+                    let mut rows = acc.spill.as_ref().map_or(Ok(Vec::new()), |s| s.take(b))?;
+                    let mut index = acc.empty_index();
+                    index.add_items(&mut rows, strings, acc.paired_within());
+                    drop(rows);
+                    let mut by_part: Vec<Vec<ItemRow>> = vec![Vec::new(); parts];
+                    index.answer(acc.reach, &mut asked.clone(), |p, rows| by_part[p as usize].extend_from_slice(rows));
+                    for (p, mut rows) in by_part.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+                        answers.append_to(p, &mut rows)?;
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        let facts = self.finish(strings)?;
+        Ok((facts, indexes))
+    }
+
     /// The finished aggregates, for binding. Fails only reading back spill
     /// files.
     pub fn finish(self, strings: &Interner) -> io::Result<Facts> {
@@ -439,5 +641,60 @@ impl Aggregates {
             rates: self.rates.into_iter().map(|(k, a)| (k, a.finish())).collect(),
             data_end: self.last,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A partition's share of an index, built from the item phase's answers
+    /// to its questions, answers every question within reach exactly as the
+    /// whole index does: same entries, same order, same counts.
+    #[test]
+    fn a_partitions_answers_equal_the_whole_index_within_reach() {
+        let mut strings = Interner::new();
+        let items: Vec<Sym> = (0..6).map(|i| strings.intern(&format!("item{i}"))).collect();
+        let actors: Vec<Sym> = (0..9).map(|i| strings.intern(&format!("acct{i}"))).collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for case in 0..200 {
+            let seconds = case % 2 == 1;
+            let reach = (next(5_000) as Millis, next(5_000) as Millis);
+            let mut rows: Vec<ItemRow> = (0..next(60) + 1)
+                .map(|_| (items[next(6) as usize], next(20_000) as Millis, actors[next(9) as usize]))
+                .collect();
+            let mut whole = ItemActors::default();
+            if seconds {
+                whole.ts = Times::Seconds { base: 0, secs: Vec::new() };
+            }
+            whole.add_items(&mut rows, &strings, None);
+            whole.index_by_who();
+            // Three partitions, each asking about a few (target, time).
+            let questions: Vec<(Sym, Millis, u32)> =
+                (0..next(30) + 1).map(|_| (items[next(6) as usize], next(20_000) as Millis, next(3) as u32)).collect();
+            let mut answers: Vec<Vec<ItemRow>> = vec![Vec::new(); 3];
+            whole.answer(reach, &mut questions.clone(), |p, r| answers[p as usize].extend_from_slice(r));
+            for (p, rows) in answers.iter().enumerate() {
+                let part = ItemActors::from_answers(rows, true);
+                for &(item, ts, _) in questions.iter().filter(|q| q.2 == p as u32) {
+                    let (from, to) = (ts - reach.0, ts + reach.1);
+                    // Any window inside the reach of one of its questions.
+                    for (a, b) in [(from, to), (from + reach.0 / 2, to), (from, ts), (ts, ts)] {
+                        let w: Vec<_> = whole.between(item, a, b).collect();
+                        assert_eq!(part.between(item, a, b).collect::<Vec<_>>(), w, "case {case}");
+                        assert_eq!(part.count_between(item, a, b), w.len(), "case {case}");
+                        for &who in &actors {
+                            assert_eq!(part.acted(item, who, a, b), whole.acted(item, who, a, b), "case {case}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

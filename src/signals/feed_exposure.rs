@@ -199,6 +199,7 @@ impl Signal for FeedExposure {
             actions: sorted(&opts.repost_actions),
             every_entry: true,
             lockstep_window: None,
+            reach: (opts.repost_window, 0),
         });
         n
     }

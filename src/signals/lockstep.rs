@@ -157,6 +157,7 @@ impl Signal for Lockstep {
             actions: sorted(&key.actions),
             every_entry: false,
             lockstep_window: Some(opts.window),
+            reach: (opts.window, opts.window),
         });
         n
     }

@@ -168,6 +168,11 @@ pub enum Need {
         every_entry: bool,
         /// The lockstep window the index serves, if any.
         lockstep_window: Option<Millis>,
+        /// How far before and after an account's own event (any event
+        /// with a target) the signal reads the entries of that target: a
+        /// partitioned run sends each partition only the entries within
+        /// this reach of its events (the item phase).
+        reach: (Millis, Millis),
     },
     /// The population's rate of `actions` per account-day.
     Rate {
