@@ -232,12 +232,11 @@ impl Partitioner {
     }
 }
 
-/// A row of a whole-input item index: (item, time, account).
-pub type ItemRow = (Sym, Millis, Sym);
+pub use crate::signals::item_index::ItemRow;
 
 /// Rows of a whole-input item index (who acted on which item when), spilled
 /// in buckets by item, so that the index can be built one bucket at a time
-/// (see [`crate::signals::aggregate`]). Any thread may append; each append
+/// (see [`crate::facts`]). Any thread may append; each append
 /// writes one zstd frame per bucket it touches: `[u32 length][frame]`, the
 /// frame holding 16-byte rows (u32 item, i64 time, u32 account).
 pub struct ItemBuckets {

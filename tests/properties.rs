@@ -4,9 +4,9 @@
 //! panics on arbitrary bytes.
 
 use changeling::data::{Dataset, TableKind};
+use changeling::facts::Aggregates;
 use changeling::plan::Plan;
 use changeling::score::Scorer;
-use changeling::signals::aggregate::Aggregates;
 use proptest::prelude::*;
 
 /// The shipped rules, with the lowest tier lowered so that small random

@@ -10,7 +10,7 @@
 //! 2. **Item phase**, per bucket of items (in parallel): build the bucket's
 //!    part of each item index, answer every partition's questions with the
 //!    entries within its readers' reach (see
-//!    [`crate::signals::aggregate::ItemActors::answer`]), and write each
+//!    [`crate::signals::item_index::ItemActors::answer`]), and write each
 //!    partition its answers.
 //! 3. **Pass B**, per account partition (in parallel): read its answers
 //!    into its own small item indexes, bind the plan to them, and score.
@@ -32,11 +32,11 @@ use super::budget::{self, IMPRESSION_BYTES, PARTITION_OVERHEAD, WORKER_SHARE};
 use super::{MemoryTrace, RunError, RunOutput, RunProgress};
 use crate::bind::BoundPlan;
 use crate::data::{self, Dataset, Events, Impressions, ReadReport, Side};
+use crate::facts::{Aggregates, PartIndexes};
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Scorer};
 use crate::signals::Facts;
-use crate::signals::aggregate::{Aggregates, PartIndexes};
 use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
 
 /// What reading left for the partitioned path.
@@ -62,8 +62,9 @@ pub(super) fn run(
     trace: &mut MemoryTrace,
     t0: std::time::Instant,
 ) -> Result<RunOutput, RunError> {
-    let Input { dir, plan, memory, force_split, spill: spill_dir, events, impressions, strings, side, mut report, .. } =
-        input;
+    let Input {
+        dir, plan, memory, force_split, spill: spill_dir, events, impressions, strings, side, mut report, ..
+    } = input;
     let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
     let parts: Vec<Part> = events
         .iter()
