@@ -28,6 +28,7 @@
 //! indexes grow with likes that have another account's like near them);
 //! when they alone take most of the budget the run says so.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,7 +160,8 @@ fn tracing_memory() -> bool {
 /// interned strings at a phase boundary to stderr (for tuning `--memory`).
 fn trace(phase: &str, strings: &Interner) {
     if tracing_memory() {
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "memory: {phase}: resident {} MiB; {} strings in {} MiB",
             resident_bytes() >> 20,
             strings.len(),
@@ -363,6 +365,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         names: AtomicU64::new(1),
         force_split: opts.force_split_before_scoring,
         impressions: has_impressions,
+        unsplittable: AtomicU64::new(0),
     };
     progress.sorting.store(true, Ordering::Relaxed);
     let prepared: Vec<Prepared> = parts
@@ -389,7 +392,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     trace("aggregates finished", &strings);
     if tracing_memory() {
         for (k, index) in &cache.item_actors {
-            eprintln!("memory: index of {k:?}: {} entries", index.len());
+            let _ = writeln!(std::io::stderr(), "memory: index of {k:?}: {} entries", index.len());
         }
     }
     let spilled_bytes = files.iter().chain(impression_parts.iter().flatten()).map(|f| f.bytes).sum::<u64>()
@@ -403,7 +406,11 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     // Scoring holds the item indexes as well: partitions too large for
     // what is left are split again.
     let fixed = resident_bytes();
-    let ctx = PartitionCtx { budget: worker_budget(opts.memory, 0.6), ..ctx };
+    let ctx = PartitionCtx {
+        budget: worker_budget(opts.memory, 0.6),
+        unsplittable: AtomicU64::new(ctx.unsplittable.load(Ordering::Relaxed)),
+        ..ctx
+    };
     // Bound once for the run; each partition binds only its filters.
     let bound = BoundPlan::for_run(plan, &strings, &side, has_impressions, &cache).shared();
     let parts: Vec<PartResult> = sorted
@@ -419,6 +426,17 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
     out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
     let notes = {
         let mut notes = bound.notes.clone();
+        let heavy = ctx.unsplittable.load(Ordering::Relaxed);
+        if heavy > 0 {
+            notes.push(format!(
+                "a partition needing about {} MiB could not be split below a worker's {} MiB share of the {} MiB \
+                 memory budget: one account (or a few) holds that many events, and was scored whole, over the \
+                 budget (raise --memory, or lower --threads to give each worker more)",
+                heavy >> 20,
+                (ctx.budget as u64) >> 20,
+                opts.memory >> 20
+            ));
+        }
         if fixed as f64 > opts.memory as f64 * 0.75 {
             notes.push(format!(
                 "the strings, the tables other than events and the item indexes alone took {} MiB of the {} MiB \
@@ -491,6 +509,9 @@ struct PartitionCtx<'a> {
     /// Whether the dataset has an impressions table (partitioned in
     /// [`Part::impressions`], not in `side`).
     impressions: bool,
+    /// The memory the largest partition that could not be split further
+    /// needed (0 if none).
+    unsplittable: AtomicU64,
 }
 
 impl PartitionCtx<'_> {
@@ -529,6 +550,11 @@ impl PartitionCtx<'_> {
         let impressions = part.impressions.as_ref().map_or(0, |f| f.rows);
         let need = (part.events.rows as f64 * self.bytes_per_row + impressions as f64 * 32.0) * 3.0;
         if !force && (need <= self.budget || depth >= 6) || part.events.rows <= 1 {
+            if need > self.budget {
+                // One account, or a few, too heavy to split away: said in a
+                // note (the run goes on, over the budget).
+                self.unsplittable.fetch_max(need as u64, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);
@@ -650,9 +676,36 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
+/// The smallest memory budget a run accepts: 1 MiB. Near zero, every
+/// partition is split again and again, down to single accounts, and a run
+/// spends its time opening spill files (`--memory 0` ran for minutes). Any
+/// budget from this one up gives the same alerts; below a few hundred MiB
+/// a large dataset is cut into many small partitions, which is slower.
+pub const MIN_MEMORY: u64 = 1 << 20;
+
+/// A `--memory` argument: a size (see [`parse_memory`]) of at least
+/// [`MIN_MEMORY`].
+pub fn parse_memory_budget(s: &str) -> Result<u64, String> {
+    let n = parse_memory(s)?;
+    if n < MIN_MEMORY {
+        return Err(format!(
+            "`{s}` is below the minimum memory budget of 1MiB: pass 1MiB or more, better some GiB (without \
+             --memory, a run takes half of physical memory)"
+        ));
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_memory;
+    use super::{parse_memory, parse_memory_budget};
+
+    #[test]
+    fn memory_budgets_have_a_minimum() {
+        assert!(parse_memory_budget("0").unwrap_err().contains("pass 1MiB or more"));
+        assert!(parse_memory_budget("1000KiB").is_err());
+        assert_eq!(parse_memory_budget("1MiB"), Ok(1 << 20));
+    }
 
     #[test]
     fn memory_sizes() {
