@@ -297,7 +297,8 @@ pub mod fault {
             if let Some(limit) = limit
                 && self.used.fetch_add(n as u64, Ordering::Relaxed) + n as u64 > limit
             {
-                return Err(io::Error::from(io::ErrorKind::StorageFull));
+                // ENOSPC, as a real full disk reports it.
+                return Err(io::Error::from_raw_os_error(28));
             }
             Ok(())
         }

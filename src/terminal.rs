@@ -103,7 +103,8 @@ mod tests {
         assert_eq!(shorten("short", 10), "short");
         assert_eq!(shorten("ééééé", 2), "éé… (10 bytes in all)");
         let long = "x".repeat(5000);
-        let shown = for_terminal(&format!("head\n{long}\ntail"));
+        let text = format!("head\n{long}\ntail");
+        let shown = for_terminal(&text);
         assert!(shown.starts_with("head\nxxx"));
         assert!(shown.ends_with("… (5000 bytes in all)\ntail"), "{}", &shown[shown.len() - 40..]);
     }

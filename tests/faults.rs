@@ -55,7 +55,8 @@ fn big_dataset() -> PathBuf {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let o = run(bin().args(["synth", "--accounts", "15000", "--days", "30", "--out"]).arg(dir.path().join("d")), 120);
+        let o =
+            run(bin().args(["synth", "--accounts", "15000", "--days", "30", "--out"]).arg(dir.path().join("d")), 120);
         assert!(o.status.success(), "{}", stderr(&o));
         dir
     })

@@ -204,11 +204,7 @@ fn one_bad_record_is_skipped_and_counted_in_every_table_format_and_codec() {
     for codec in codecs {
         let mut broken = events_jsonl(50);
         broken.insert_str(0, "{\"ts\": 1600000000000, \"actor\": \n");
-        Case::new("events jsonl", 0, "")
-            .text("events.jsonl", codec, &broken)
-            .skipped("events", 1)
-            .events(50)
-            .run();
+        Case::new("events jsonl", 0, "").text("events.jsonl", codec, &broken).skipped("events", 1).events(50).run();
         let mut csv = events_csv(50);
         csv.push_str("1600000000000,a1\n");
         Case::new("events csv", 0, "").text("events.csv", codec, &csv).skipped("events", 1).events(50).run();
@@ -273,7 +269,7 @@ fn part_directories_read_or_refuse_every_file() {
         .file("events/part-0.jsonl", part.clone())
         .file("events/_SUCCESS", "")
         .file("events/.part-0.jsonl.crc", "x")
-        .file("events/part-1.csv.gz", encode(Codec::Gz, events_csv(5).as_bytes()))
+        .file("events/part-1.csv.gz", encode(Codec::Gz, events_csv(5).replace(",like,", ",unlike,").as_bytes()))
         .events(15)
         .skipped("events", 0)
         .run();
@@ -310,7 +306,11 @@ fn csv_quotes_lose_one_record_and_invent_none() {
     let mut csv = events_csv(100_000);
     let at = csv.match_indices('\n').nth(2).unwrap().0 + 1;
     csv.insert_str(at, "1600000000000,a1,like,\"t-open\n");
-    Case::new("unterminated quote", 0, "").text("events.csv", Codec::Zst, &csv).skipped("events", 1).events(100_000).run();
+    Case::new("unterminated quote", 0, "")
+        .text("events.csv", Codec::Zst, &csv)
+        .skipped("events", 1)
+        .events(100_000)
+        .run();
     // The same at the end of the file.
     let mut csv = events_csv(1000);
     csv.push_str("1600000000000,a1,like,\"never closed");
@@ -430,7 +430,11 @@ fn outputs_never_overwrite_inputs() {
     let alerts = dir.path().join("alerts.jsonl");
     std::fs::write(&alerts, "").unwrap();
     let o = run_with_timeout(
-        Command::new(env!("CARGO_BIN_EXE_changeling")).args(["report", "--alerts"]).arg(&alerts).arg("--out").arg(&alerts),
+        Command::new(env!("CARGO_BIN_EXE_changeling"))
+            .args(["report", "--alerts"])
+            .arg(&alerts)
+            .arg("--out")
+            .arg(&alerts),
         60,
     );
     assert_eq!(o.status.code(), Some(2));
@@ -441,7 +445,10 @@ fn outputs_never_overwrite_inputs() {
 fn log_values_reach_the_terminal_escaped_and_shortened() {
     let evil = format!("\x1b]0;owned\x07\x1b[2J{}", "y".repeat(5000));
     let mut jsonl = events_jsonl(10);
-    jsonl.push_str(&format!("{{\"ts\": \"{}\", \"actor\": \"a1\", \"action\": \"like\"}}\n", evil.replace('\x1b', "\\u001b").replace('\x07', "\\u0007")));
+    jsonl.push_str(&format!(
+        "{{\"ts\": \"{}\", \"actor\": \"a1\", \"action\": \"like\"}}\n",
+        evil.replace('\x1b', "\\u001b").replace('\x07', "\\u0007")
+    ));
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("events.jsonl"), jsonl).unwrap();
     for strict in [false, true] {

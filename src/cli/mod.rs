@@ -137,12 +137,7 @@ pub fn check_not_same_file(out: &std::path::Path, input: &std::path::Path) -> an
     };
     #[cfg(not(unix))]
     let same_inode = false;
-    anyhow::ensure!(
-        o != i && !same_inode,
-        "refusing to write {}: it is the input {}",
-        out.display(),
-        input.display()
-    );
+    anyhow::ensure!(o != i && !same_inode, "refusing to write {}: it is the input {}", out.display(), input.display());
     Ok(())
 }
 

@@ -390,7 +390,8 @@ fn write(dest: &Destination, rows: CsvRows, accounts: &[AccountIncidents], cx: C
         (Some(path), Format::Parquet) => {
             // Whole or not at all: see `changeling::output`.
             let mut f = OutputFile::create(path)?;
-            let n = alerts::write_parquet_to(&mut f, accounts, cx).with_context(|| format!("writing {}", path.display()))?;
+            let n = alerts::write_parquet_to(&mut f, accounts, cx)
+                .with_context(|| format!("writing {}", path.display()))?;
             f.commit()?;
             Ok(n)
         }

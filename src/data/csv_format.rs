@@ -205,7 +205,8 @@ pub fn parse_block(
             continue;
         }
         // A record over several lines says which (a stray quote shows).
-        let spans = if breaks > 1 { format!(" (the record spans lines {record_line}-{})", line - 1) } else { String::new() };
+        let spans =
+            if breaks > 1 { format!(" (the record spans lines {record_line}-{})", line - 1) } else { String::new() };
         builder.begin();
         if cells.len() != header.len() {
             builder.reject(format!("{} cells, but the header has {} columns{spans}", cells.len(), header.len()));

@@ -192,12 +192,7 @@ fn is_marker(name: &str) -> bool {
 /// Every file of every table of the dataset in `dir` (as far as they can be
 /// found), for checking that an output does not overwrite one.
 pub fn input_files(dir: &Path) -> Vec<PathBuf> {
-    TableKind::ALL
-        .iter()
-        .filter_map(|&kind| locate(dir, kind).ok().flatten())
-        .flatten()
-        .map(|f| f.path)
-        .collect()
+    TableKind::ALL.iter().filter_map(|&kind| locate(dir, kind).ok().flatten()).flatten().map(|f| f.path).collect()
 }
 
 /// Whether a file at `rest` (a path relative to a dataset directory) would
