@@ -30,14 +30,23 @@ use crate::time::Millis;
 /// Directories to remove if the process is interrupted.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes every live spill directory; for the binary's Ctrl-C handler,
-/// which then exits. The one global of the crate: an interrupt handler has
-/// no other way to find what to clean up.
+/// Removes every live spill directory; for the binary's signal handler,
+/// which then exits. The one global of the crate: a signal handler has no
+/// other way to find what to clean up. The registry stays locked
+/// afterwards, so that no spill directory can be made between this and the
+/// exit.
 pub fn remove_all_on_interrupt() {
     if let Ok(dirs) = LIVE_DIRS.lock() {
         for d in dirs.iter() {
-            let _ = std::fs::remove_dir_all(d);
+            // A worker may be creating a file in it meanwhile: try again.
+            for _ in 0..5 {
+                if std::fs::remove_dir_all(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
+        std::mem::forget(dirs);
     }
 }
 
@@ -54,11 +63,12 @@ impl SpillDir {
         let pid = std::process::id();
         for n in 0..1000u32 {
             let path = parent.join(format!("changeling-spill-{pid}-{n}"));
+            // Made and registered under the lock: a signal handler either
+            // sees it or runs before it exists.
+            let mut dirs = LIVE_DIRS.lock().map_err(|_| io::Error::other("spill registry poisoned"))?;
             match private_dir(&path) {
                 Ok(()) => {
-                    if let Ok(mut dirs) = LIVE_DIRS.lock() {
-                        dirs.push(path.clone());
-                    }
+                    dirs.push(path.clone());
                     return Ok(SpillDir { path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -532,6 +542,7 @@ fn append_frame(path: &Path, raw: &[u8]) -> io::Result<u64> {
     let mut compressor = zstd::bulk::Compressor::new(1)?;
     compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
     let frame = compressor.compress(raw)?;
+    crate::output::fault::spill(4 + frame.len())?;
     let mut f = BufWriter::new(OpenOptions::new().append(true).open(path)?);
     f.write_all(&(frame.len() as u32).to_le_bytes())?;
     f.write_all(&frame)?;
