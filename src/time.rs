@@ -10,7 +10,7 @@
 //! at the border ([`check_time`]) to lie in [`MIN_TIME`, `MAX_TIME`]
 //! (1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z), and every duration a
 //! rule gives is checked at load ([`parse_duration`]) to be at most
-//! [`MAX_DURATION`] (100 years). A time plus or minus a few durations
+//! [`MAX_DURATION`] (ten years). A time plus or minus a few durations
 //! therefore stays far inside `i64` (see the assertion below), so the
 //! scorer's time arithmetic cannot overflow, and every time it prints is
 //! valid RFC 3339 with a four-digit year.
@@ -40,8 +40,10 @@ pub const MIN_TIME: Millis = 0;
 /// instant RFC 3339 can write. Epoch microseconds or nanoseconds given
 /// where milliseconds are expected land far beyond it.
 pub const MAX_TIME: Millis = 253_402_300_799_999;
-/// The longest duration a rule may give: 100 years of 365.25 days.
-pub const MAX_DURATION: Millis = 36_525 * DAY;
+/// The longest duration a rule or the configuration may give: ten years
+/// (3650 days). Longer ones are typos (`"15250284452w"`), and bounding them
+/// keeps time arithmetic in range.
+pub const MAX_DURATION: Millis = 3650 * DAY;
 
 // Differences of two times, and a time plus or minus a sum of up to a
 // thousand durations, stay inside `i64`: the scorer's arithmetic on checked
@@ -49,8 +51,8 @@ pub const MAX_DURATION: Millis = 36_525 * DAY;
 const _: () = assert!(MAX_TIME - MIN_TIME + 1000 * MAX_DURATION < i64::MAX / 2);
 const _: () = assert!(MIN_TIME - MAX_TIME - 1000 * MAX_DURATION > i64::MIN / 2);
 
-/// Checks that `ms` lies in [`MIN_TIME`, `MAX_TIME`]; the error says why
-/// not, and suggests the unit mistake when one fits (seconds, microseconds
+/// Checks that `ms` lies in [`MIN_TIME`, `MAX_TIME`]; the error (to follow
+/// "`<value>` is ") says the range, and suggests the unit mistake when one fits (seconds, microseconds
 /// or nanoseconds where milliseconds are expected).
 pub fn check_time(ms: i128) -> Result<Millis, String> {
     if (i128::from(MIN_TIME)..=i128::from(MAX_TIME)).contains(&ms) {
@@ -64,7 +66,7 @@ pub fn check_time(ms: i128) -> Result<Millis, String> {
     } else {
         ""
     };
-    Err(format!("time {ms} ms is outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999Z{hint}"))
+    Err(format!("outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999Z{hint}"))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -215,10 +217,10 @@ pub fn parse_timestamp_checked(s: &str) -> Result<Millis, String> {
         // Any run of digits is a number of milliseconds; one too long for
         // i128 is out of range all the same.
         let ms = t.parse::<i128>().unwrap_or(if t.starts_with('-') { i128::MIN } else { i128::MAX });
-        return check_time(ms).map_err(|why| format!("`{t}`: {why}"));
+        return check_time(ms).map_err(|why| format!("`{t}` is {why}"));
     }
     let ms = parse_rfc3339(t).ok_or_else(not_time)?;
-    check_time(i128::from(ms)).map_err(|why| format!("`{t}`: {why}"))
+    check_time(i128::from(ms)).map_err(|why| format!("`{t}` is {why}"))
 }
 
 /// Appends `ms` as RFC 3339 in UTC: `2020-09-09T14:03:00Z`, with `.mmm` only
@@ -248,7 +250,7 @@ pub fn format_rfc3339(ms: Millis) -> String {
 /// `m`, `h`, `d`, `w` or their words (`min`, `minutes`, `hours`, `days`,
 /// ...), spaces allowed between terms (e.g. `"90s"`, `"1h30m"`,
 /// `"10 minutes"`, `"180d"`). A bare `0` is also accepted. A duration longer
-/// than [`MAX_DURATION`] (100 years) is an error. The error says what was
+/// than [`MAX_DURATION`] (ten years) is an error. The error says what was
 /// wrong, for a diagnostic.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let t = s.trim();
@@ -274,7 +276,7 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
         }
         let n: i64 = t[start..at]
             .parse()
-            .map_err(|_| format!("longer than the maximum of {} (100 years)", compact_duration(MAX_DURATION)))?;
+            .map_err(|_| format!("longer than the maximum of {} (ten years)", compact_duration(MAX_DURATION)))?;
         while at < b.len() && b[at] == b' ' {
             at += 1;
         }
@@ -296,7 +298,7 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
             .filter(|&v| v <= MAX_DURATION)
-            .ok_or_else(|| format!("longer than the maximum of {} (100 years)", compact_duration(MAX_DURATION)))?;
+            .ok_or_else(|| format!("longer than the maximum of {} (ten years)", compact_duration(MAX_DURATION)))?;
     }
     Ok(total)
 }
@@ -419,8 +421,8 @@ mod tests {
 
     #[test]
     fn durations_are_bounded() {
-        assert_eq!(parse_duration("36525d"), Ok(MAX_DURATION));
-        assert!(parse_duration("36525d1ms").unwrap_err().contains("maximum"));
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+        assert!(parse_duration("3650d1ms").unwrap_err().contains("maximum"));
         assert!(parse_duration("15250284452w").unwrap_err().contains("maximum"));
         assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("maximum"));
     }

@@ -207,14 +207,11 @@ fn unquote(t: &str) -> Result<Cow<'_, str>, String> {
     if !inner.contains('\\') {
         return Ok(Cow::Borrowed(inner));
     }
-    match serde_json::from_str::<String>(t) {
-        Ok(s) => Ok(Cow::Owned(s)),
-        Err(e) => {
-            let msg = e.to_string();
-            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-            Err(format!("string is not Unicode text: {msg}"))
-        }
-    }
+    // serde_json has checked the escapes' syntax when it cut the value out;
+    // what can still fail is a surrogate escape without its pair.
+    serde_json::from_str::<String>(t).map(Cow::Owned).map_err(|_| {
+        "string is not Unicode text: a UTF-16 surrogate escape (\\ud800 to \\udfff) without its pair".to_string()
+    })
 }
 
 #[cfg(test)]

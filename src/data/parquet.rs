@@ -849,7 +849,7 @@ fn times(a: &dyn Array, problems: &mut Problems) -> Result<Times, Unsupported> {
         match check_time(ms?) {
             Ok(t) => Some(t),
             Err(why) => {
-                problems.push((i, format!("timestamp {shown}: {why}")));
+                problems.push((i, format!("timestamp {shown} is {why}")));
                 None
             }
         }

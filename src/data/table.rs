@@ -857,7 +857,7 @@ pub(crate) fn parse_time_number(n: &str) -> Result<Millis, String> {
         return Err(format!("`{n}` is not an integer of epoch milliseconds"));
     }
     let ms = n.parse::<i128>().unwrap_or(if n.starts_with('-') { i128::MIN } else { i128::MAX });
-    check_time(ms).map_err(|why| format!("`{n}`: {why}"))
+    check_time(ms).map_err(|why| format!("`{n}` is {why}"))
 }
 
 /// Parses a number given as text; NaN means absent (`None`).
