@@ -140,3 +140,34 @@ fn durations_beyond_ten_years_are_errors_at_their_value() {
     assert!(text.contains("longer than the maximum of 3650d (ten years)"), "{text}");
     assert!(text.contains("3 errors"), "{text}");
 }
+
+#[test]
+fn records_longer_than_the_maximum_are_skipped_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "A".repeat(3 << 20);
+    let jsonl = format!(
+        "{}\n{{\"ts\":1599660000000,\"actor\":\"b\",\"action\":\"like\",\"target\":\"{huge}\"}}\n{}\n",
+        r#"{"ts":1599660000000,"actor":"a","action":"like","target":"x"}"#,
+        r#"{"ts":1599660001000,"actor":"c","action":"like","target":"x"}"#,
+    );
+    let csv = format!("ts,actor,action,target\n1599660000000,a,like,x\n1599660000000,b,like,\"{huge}\n{huge}\"\n1599660001000,c,like,x\n");
+    for (name, text, line) in [("events.jsonl", jsonl, 2), ("events.csv", csv, 3)] {
+        let data = dir.path().join(name.replace('.', "-"));
+        std::fs::create_dir_all(&data).unwrap();
+        let file = data.join(name);
+        std::fs::write(&file, text).unwrap();
+        let o = changeling(&["score", "--data", data.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stderr(&o);
+        assert!(text.contains("read       2 events (1 skipped"), "{name}: {text}");
+        let located = format!("{}: line {line}: record of ", file.display());
+        assert!(text.contains(&located), "{name}: {text}");
+        assert!(text.contains("is longer than the maximum of 1048576 (--max-record-bytes)"), "{name}: {text}");
+        // A lower maximum skips the short records too (CSV's header row, 22
+        // bytes, is kept); a higher one keeps all.
+        let o = changeling(&["score", "--data", data.to_str().unwrap(), "--max-record-bytes", "22"]);
+        assert!(stderr(&o).contains("read       0 events (3 skipped"), "{name}: {}", stderr(&o));
+        let o = changeling(&["score", "--data", data.to_str().unwrap(), "--max-record-bytes", "8MiB"]);
+        assert!(stderr(&o).contains("read       3 events (0 skipped"), "{name}: {}", stderr(&o));
+    }
+}

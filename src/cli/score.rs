@@ -142,6 +142,10 @@ pub struct ScoreArgs {
     /// How many skipped records per table to show in the summary.
     #[arg(long, default_value_t = 5)]
     max_errors: usize,
+    /// JSONL and CSV records longer than this (e.g. 1MiB, 64KiB) are
+    /// skipped and counted, never held in memory whole.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = run::parse_memory)]
+    max_record_bytes: u64,
     /// Exit with code 1 when any written incident reaches this tier (or a
     /// higher one).
     #[arg(long, value_name = "TIER")]
@@ -388,6 +392,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             strict: args.strict,
             max_samples: args.max_errors,
             projection: Some(plan.projection()),
+            max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
             ..ReadOptions::default()
         },
         memory: args.memory.unwrap_or_else(run::default_memory),

@@ -11,6 +11,7 @@ pub mod csv_format;
 pub mod error;
 pub mod events;
 pub mod jsonl;
+pub mod limit;
 pub mod parquet;
 pub mod read;
 pub mod schema;

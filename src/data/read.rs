@@ -37,11 +37,21 @@ pub struct ReadOptions {
     /// Columns to read, by table; `None` reads every column. Only Parquet
     /// can skip unread columns cheaply; other formats parse them anyway.
     pub projection: Option<super::Projection>,
+    /// JSONL and CSV: records longer than this many bytes are skipped as
+    /// they stream by, never held whole (see [`super::limit`]).
+    pub max_record_bytes: usize,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { strict: false, max_samples: 5, block_bytes: 4 << 20, block_rows: 512 * 1024, projection: None }
+        ReadOptions {
+            strict: false,
+            max_samples: 5,
+            block_bytes: 4 << 20,
+            block_rows: 512 * 1024,
+            projection: None,
+            max_record_bytes: super::limit::DEFAULT_MAX_RECORD_BYTES,
+        }
     }
 }
 
@@ -151,7 +161,13 @@ fn read_text_file(
 ) -> Result<(), DataError> {
     let csv = file.format == Format::Csv;
     let bytes_before = progress.bytes.load(Ordering::Relaxed);
-    let stream = source::open(file, &progress.file_bytes)?;
+    let long = super::limit::LongRecords::default();
+    let stream = super::limit::RecordLimit::new(
+        source::open(file, &progress.file_bytes)?,
+        opts.max_record_bytes,
+        csv,
+        long.clone(),
+    );
     let batch = rayon::current_num_threads().max(1) * 2;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Block>, DataError>>(2);
     let header = std::sync::OnceLock::<Vec<String>>::new();
@@ -208,6 +224,7 @@ fn read_text_file(
                     } else {
                         jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
                     }
+                    long.note_in(&block.bytes, block.first_line, opts.max_record_bytes, &mut bad);
                     progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
                     (builder, bad)
                 })
