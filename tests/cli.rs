@@ -150,7 +150,9 @@ fn records_longer_than_the_maximum_are_skipped_and_located() {
         r#"{"ts":1599660000000,"actor":"a","action":"like","target":"x"}"#,
         r#"{"ts":1599660001000,"actor":"c","action":"like","target":"x"}"#,
     );
-    let csv = format!("ts,actor,action,target\n1599660000000,a,like,x\n1599660000000,b,like,\"{huge}\n{huge}\"\n1599660001000,c,like,x\n");
+    let csv = format!(
+        "ts,actor,action,target\n1599660000000,a,like,xyz\n1599660000000,b,like,\"{huge}\n{huge}\"\n1599660001000,c,like,xyz\n"
+    );
     for (name, text, line) in [("events.jsonl", jsonl, 2), ("events.csv", csv, 3)] {
         let data = dir.path().join(name.replace('.', "-"));
         std::fs::create_dir_all(&data).unwrap();
