@@ -148,6 +148,10 @@ struct Col {
     target: Target,
     /// Its position among the file's root columns.
     index: usize,
+    /// A schema field outside the projection, read only to check its
+    /// values (so that which rows are bad never depends on the rules
+    /// loaded), then dropped.
+    check_only: bool,
 }
 
 /// Chooses the columns to read and checks that each one's type can be read
@@ -165,9 +169,7 @@ fn plan_columns(
         let name = f.name();
         let known = fields.iter().position(|d| d.name == name);
         let required = known.is_some_and(|k| fields[k].required);
-        if !required && projection.is_some_and(|p| !p.wants(kind, name)) {
-            continue;
-        }
+        let unread = !required && projection.is_some_and(|p| !p.wants(kind, name));
         if !seen.insert(name.as_str()) {
             return Err(DataError::BadFile {
                 path: file.path.clone(),
@@ -191,7 +193,22 @@ fn plan_columns(
                 ),
             });
         }
-        cols.push(Col { name: name.clone(), target, index });
+        // A column outside the projection is read only when one of its
+        // values can be bad: schema times (any type: text that is no time,
+        // or a time out of range), schema numbers given as text, and extra
+        // columns of a time type (out of range, they have no RFC 3339 text).
+        // Other columns convert without fail, so skipping them changes no
+        // verdict (and an unread `lat` of doubles costs nothing).
+        let fallible = match target {
+            Target::Field(_, Kind::Time) => true,
+            Target::Field(_, Kind::Num) => !f.data_type().is_numeric(),
+            Target::Extra => f.data_type().is_temporal(),
+            Target::Field(..) => false,
+        };
+        if unread && !fallible {
+            continue;
+        }
+        cols.push(Col { name: name.clone(), target, index, check_only: unread });
     }
     Ok(cols)
 }
@@ -389,7 +406,7 @@ impl Part {
             let column = convert(col.target, array, &mut self.strings, &mut local, &mut self.dicts[pos])
                 .map_err(|Unsupported| pos)?;
             problems.extend(local.into_iter().map(|(row, why)| (row, pos, format!("field `{}`: {why}", col.name))));
-            converted.push(column);
+            converted.push(if col.check_only { empty_column(col.target) } else { column });
         }
 
         // The first problem of each row, in the order the record builder
