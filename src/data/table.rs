@@ -40,7 +40,7 @@ impl Times {
     pub fn from_values(values: Vec<Millis>) -> Times {
         let n = values.len();
         let mut present = vec![u64::MAX; n.div_ceil(64)];
-        if n % 64 != 0
+        if !n.is_multiple_of(64)
             && let Some(last) = present.last_mut()
         {
             *last = (1u64 << (n % 64)) - 1;
@@ -68,7 +68,7 @@ impl Times {
     /// Appends one row.
     pub fn push(&mut self, value: Option<Millis>) {
         let row = self.values.len();
-        if row % 64 == 0 {
+        if row.is_multiple_of(64) {
             self.present.push(0);
         }
         if value.is_some() {
@@ -87,7 +87,7 @@ impl Times {
 
     /// Appends every row of `other`.
     pub fn extend(&mut self, other: &Times) {
-        if self.values.len() % 64 == 0 {
+        if self.values.len().is_multiple_of(64) {
             self.values.extend_from_slice(&other.values);
             self.present.extend_from_slice(&other.present);
         } else {
