@@ -37,8 +37,11 @@ impl LongRecords {
     /// whole lines of the limited stream, starting at line `first_line`),
     /// with the reason, keeping `bad` in line order.
     pub fn note_in(&self, block: &[u8], first_line: u64, max: usize, bad: &mut Vec<(u64, String)>) {
-        let lines = memchr::memchr_iter(b'\n', block).count() as u64;
         let long = self.0.lock().expect("never poisoned: no code panics holding it");
+        if long.range(first_line..).next().is_none() {
+            return;
+        }
+        let lines = memchr::memchr_iter(b'\n', block).count() as u64;
         let before = bad.len();
         for (&line, &bytes) in long.range(first_line..first_line + lines) {
             bad.push((
@@ -117,6 +120,20 @@ impl<R: Read> RecordLimit<R> {
 
     /// Takes `data`, the next bytes of the stream, into `out` and `pending`.
     fn take(&mut self, data: &[u8]) {
+        // The usual case, in one copy: no JSONL record that ends or goes on
+        // in `data` can be longer than the maximum.
+        if !self.csv && self.dropping.is_none() && self.pending.len() + data.len() <= self.max {
+            match memchr::memrchr(b'\n', data) {
+                Some(last) => {
+                    self.out.append(&mut self.pending);
+                    self.out.extend_from_slice(&data[..=last]);
+                    self.pending.extend_from_slice(&data[last + 1..]);
+                    self.line += memchr::memchr_iter(b'\n', &data[..=last]).count() as u64;
+                }
+                None => self.pending.extend_from_slice(data),
+            }
+            return;
+        }
         let mut at = 0;
         while at < data.len() {
             let rest_start = at;
@@ -177,19 +194,48 @@ impl<R: Read> RecordLimit<R> {
 
 impl<R: Read> Read for RecordLimit<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.out_at == self.out.len() {
+        loop {
+            if self.out_at < self.out.len() {
+                let n = buf.len().min(self.out.len() - self.out_at);
+                buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
+                self.out_at += n;
+                return Ok(n);
+            }
             self.out.clear();
             self.out_at = 0;
             if self.eof {
                 return Ok(0);
             }
-            let mut chunk = std::mem::take(&mut self.chunk);
-            let n = loop {
-                match self.inner.read(&mut chunk) {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    other => break other,
+            // The usual case, JSONL: read straight into the caller's buffer,
+            // behind the held-back start of the current line, no more than
+            // the maximum in all, so no line in it can be too long; hold
+            // back only what follows the last line break.
+            let p = self.pending.len();
+            let end = buf.len().min(self.max);
+            if !self.csv && self.dropping.is_none() && end > p {
+                buf[..p].copy_from_slice(&self.pending);
+                let n = read_retrying(&mut self.inner, &mut buf[p..end])?;
+                if n == 0 {
+                    self.eof = true;
+                    self.finish();
+                    continue;
                 }
-            };
+                let filled = &buf[..p + n];
+                match memchr::memrchr(b'\n', filled) {
+                    Some(last) => {
+                        self.pending.clear();
+                        self.pending.extend_from_slice(&filled[last + 1..]);
+                        self.line += memchr::memchr_iter(b'\n', &filled[..=last]).count() as u64;
+                        return Ok(last + 1);
+                    }
+                    None => {
+                        self.pending.extend_from_slice(&filled[p..]);
+                        continue;
+                    }
+                }
+            }
+            let mut chunk = std::mem::take(&mut self.chunk);
+            let n = read_retrying(&mut self.inner, &mut chunk);
             let n = match n {
                 Ok(n) => n,
                 Err(e) => {
@@ -205,10 +251,16 @@ impl<R: Read> Read for RecordLimit<R> {
             }
             self.chunk = chunk;
         }
-        let n = buf.len().min(self.out.len() - self.out_at);
-        buf[..n].copy_from_slice(&self.out[self.out_at..self.out_at + n]);
-        self.out_at += n;
-        Ok(n)
+    }
+}
+
+/// One `read`, repeated when interrupted.
+fn read_retrying(inner: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match inner.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
     }
 }
 
@@ -219,10 +271,23 @@ mod tests {
     fn limit(input: &[u8], max: usize, csv: bool) -> (String, Vec<(u64, u64)>) {
         let long = LongRecords::default();
         let mut r = RecordLimit::new(input, max, csv, long.clone());
-        // Small chunks, to cut records at every place.
+        // Small chunks and small reads, to cut records at every place.
         r.chunk = vec![0; 3];
         let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
+        let mut buf = [0u8; 4];
+        loop {
+            let n = r.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        // And big reads, straight into the caller's buffer.
+        let again = LongRecords::default();
+        let mut whole = Vec::new();
+        RecordLimit::new(input, max, csv, again.clone()).read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, out);
+        assert_eq!(*again.0.lock().unwrap(), *long.0.lock().unwrap());
         let dropped = long.0.lock().unwrap().iter().map(|(&l, &b)| (l, b)).collect();
         (String::from_utf8(out).unwrap(), dropped)
     }

@@ -513,8 +513,9 @@ pub struct TableBuilder {
     key_at: usize,
     /// Columns to keep (the plan's projection); `None` keeps all.
     keep: Option<Arc<BTreeSet<String>>>,
-    /// Names of keys met and skipped.
-    skipped: Vec<String>,
+    /// Names of keys met and skipped, with their kind when they are
+    /// fields of the schema (checked though not stored).
+    skipped: Vec<(String, Option<Kind>)>,
     /// Fingerprint of the skipped fields of the row being built.
     unread: u64,
     hasher: foldhash::fast::FixedState,
@@ -607,13 +608,13 @@ impl TableBuilder {
     /// The column of `key`, or `SKIPPED + k` when the projection skips it.
     fn column_of(&mut self, key: &str) -> usize {
         if let Some(&g) = self.key_guess.get(self.key_at) {
-            let name = if g >= SKIPPED { &self.skipped[g - SKIPPED] } else { &self.names[g] };
+            let name = if g >= SKIPPED { &self.skipped[g - SKIPPED].0 } else { &self.names[g] };
             if name == key {
                 self.key_at += 1;
                 return g;
             }
         }
-        let col = match self.skipped.iter().position(|n| n == key) {
+        let col = match self.skipped.iter().position(|(n, _)| n == key) {
             Some(k) => SKIPPED + k,
             None => {
                 let wanted = self.keep.as_ref().is_none_or(|k| k.contains(key))
@@ -629,7 +630,8 @@ impl TableBuilder {
                     // Outside the projection, schema field or not: only
                     // fingerprinted.
                     _ => {
-                        self.skipped.push(key.to_string());
+                        let kind = self.fields.iter().find(|f| f.name == key).map(|f| f.kind);
+                        self.skipped.push((key.to_string(), kind));
                         SKIPPED + self.skipped.len() - 1
                     }
                 }
@@ -666,8 +668,8 @@ impl TableBuilder {
         let col = self.column_of(key);
         let result = if col >= SKIPPED {
             self.fingerprint(key, &value);
-            match self.fields.iter().find(|f| f.name == key) {
-                Some(f) => typed(f.kind, false, value).map(|_| None),
+            match self.skipped[col - SKIPPED].1 {
+                Some(kind) => typed(kind, false, value).map(|_| None),
                 None => Ok(None),
             }
         } else {
