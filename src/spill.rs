@@ -386,8 +386,15 @@ fn encode(t: &Table, out: &mut Vec<u8>) {
         block.extend_from_slice(name.as_bytes());
         block.push(kind);
         match c {
-            Column::Time(_) => (0..n)
-                .for_each(|r| block.extend_from_slice(&c.time(r).unwrap_or(crate::data::table::NO_TIME).to_le_bytes())),
+            // Values, then a bitmap of the rows present: absence is never
+            // a value.
+            Column::Time(_) => {
+                (0..n).for_each(|r| block.extend_from_slice(&c.time(r).unwrap_or(0).to_le_bytes()));
+                for byte in 0..n.div_ceil(8) {
+                    let bits = (0..8).filter(|b| c.time(byte * 8 + b).is_some()).fold(0u8, |acc, b| acc | 1 << b);
+                    block.push(bits);
+                }
+            }
             Column::Sym(_) => (0..n).for_each(|r| put_u32(&mut block, c.sym(r).map_or(0, |s| s.index() as u32 + 1))),
             Column::Num(_) => (0..n).for_each(|r| block.extend_from_slice(&c.num(r).unwrap_or(f64::NAN).to_le_bytes())),
             Column::Text(_) => (0..n).for_each(|r| match c.text(r) {
@@ -470,7 +477,17 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
             let kind = c.take(1)?[0];
             c.expect(n, [8, 4, 8, 4, 4].get(kind as usize).copied().unwrap_or(1))?;
             let column = match kind {
-                0 => Column::Time((0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?),
+                0 => {
+                    let values: Vec<i64> = (0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?;
+                    let bits = c.take(n.div_ceil(8))?;
+                    Column::Time(
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(r, &v)| (bits[r / 8] >> (r % 8) & 1 == 1).then_some(v))
+                            .collect(),
+                    )
+                }
                 1 => {
                     Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?)
                 }
