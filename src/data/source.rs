@@ -420,7 +420,9 @@ impl<R: Read> BlockReader<R> {
                     break;
                 }
                 End::Open(_) => {
-                    let want = (buf.len() * 2).max(pos + self.target).min(pos.saturating_add(self.max_record).saturating_add(1));
+                    let want = (buf.len() * 2)
+                        .max(pos + self.target)
+                        .min(pos.saturating_add(self.max_record).saturating_add(1));
                     let want = want.max(buf.len() + 1);
                     self.fill(&mut buf, want)?;
                 }
