@@ -29,6 +29,7 @@ pub mod run;
 pub mod score;
 pub mod signals;
 pub mod spill;
+pub mod stream;
 pub mod synth;
 pub mod time;
 pub mod tune;
