@@ -31,7 +31,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 create_exception!(_native, ChangelingError, PyException, "Base class of changeling's errors.");
-create_exception!(_native, RulesError, ChangelingError, "Rules that do not load: the diagnostics, as the CLI prints them.");
+create_exception!(
+    _native,
+    RulesError,
+    ChangelingError,
+    "Rules that do not load: the diagnostics, as the CLI prints them."
+);
 create_exception!(_native, DataError, ChangelingError, "A dataset or table that cannot be read.");
 create_exception!(_native, EvalError, ChangelingError, "Alerts or ground truth that cannot be evaluated.");
 
@@ -86,7 +91,8 @@ fn kind_of(name: &str) -> PyResult<TableKind> {
 
 /// Alerts as a `pyarrow.Table`.
 fn alerts_table(batches: Vec<RecordBatch>) -> PyResult<PyArrowType<Table>> {
-    let table = Table::try_new(batches, alerts::parquet_schema()).map_err(|e| ChangelingError::new_err(e.to_string()))?;
+    let table =
+        Table::try_new(batches, alerts::parquet_schema()).map_err(|e| ChangelingError::new_err(e.to_string()))?;
     Ok(PyArrowType(table))
 }
 
@@ -145,7 +151,13 @@ fn score(
     let dir: PathBuf = data.extract().map_err(|_| {
         PyValueError::new_err("data: expected a dataset directory (str or os.PathLike) or a dict of tables")
     })?;
-    let opts = RunOptions { read, memory, tmp: std::env::temp_dir(), force_partitions: None, force_split_before_scoring: false };
+    let opts = RunOptions {
+        read,
+        memory,
+        tmp: std::env::temp_dir(),
+        force_partitions: None,
+        force_split_before_scoring: false,
+    };
     let batches = py.detach(|| {
         pool.install(|| -> PyResult<Vec<RecordBatch>> {
             let mut out = run::run(&dir, plan, &opts, &RunProgress::default())
@@ -248,11 +260,8 @@ impl Run {
     /// chunks of at least `chunk_rows` rows (default 64 Ki).
     #[pyo3(signature = (chunk_rows=None))]
     fn stream(&self, chunk_rows: Option<usize>) -> Stream {
-        let read = ReadOptions {
-            strict: self.strict,
-            projection: Some(self.run.plan.projection()),
-            ..ReadOptions::default()
-        };
+        let read =
+            ReadOptions { strict: self.strict, projection: Some(self.run.plan.projection()), ..ReadOptions::default() };
         let mut inner = StreamScorer::new(self.run.clone(), read);
         if let Some(n) = chunk_rows {
             inner = inner.with_chunk_rows(n);

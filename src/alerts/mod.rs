@@ -525,7 +525,9 @@ fn from_batch(batch: &RecordBatch) -> io::Result<Vec<AlertOut<'_>>> {
             end: end[i],
             score: score[i],
             tier: need(tier[i], "tier")?,
-            families: (f_off[i]..f_off[i + 1]).map(|k| Ok((need(family[k], "families.family")?, evidence[k]))).collect::<io::Result<_>>()?,
+            families: (f_off[i]..f_off[i + 1])
+                .map(|k| Ok((need(family[k], "families.family")?, evidence[k])))
+                .collect::<io::Result<_>>()?,
             hits: hit_list,
         });
     }

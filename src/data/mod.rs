@@ -142,7 +142,16 @@ impl Dataset {
             let mut t = table::Table::new(kind);
             let mut table_report = TableReport { files: 1, ..TableReport::default() };
             let name = PathBuf::from(format!("<{kind}>"));
-            parquet::read_batches(&name, kind, schema, batches.iter().cloned(), &mut t, &mut strings, opts, &mut table_report)?;
+            parquet::read_batches(
+                &name,
+                kind,
+                schema,
+                batches.iter().cloned(),
+                &mut t,
+                &mut strings,
+                opts,
+                &mut table_report,
+            )?;
             report.tables.push((kind, table_report));
             read.insert(kind, t);
         }

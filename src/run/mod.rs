@@ -143,8 +143,9 @@ impl EventsSink<'_> {
         let bytes = self.table.used_bytes() as f64;
         self.bytes_per_row = (bytes / self.table.rows.max(1) as f64).max(16.0);
         let n = self.opts.force_partitions.unwrap_or_else(|| {
-            let want = (bytes * INPUT_GUESS * PARTITION_OVERHEAD / budget::worker_bytes(self.opts.memory, PARTITIONING_SHARE))
-                .ceil() as usize;
+            let want = (bytes * INPUT_GUESS * PARTITION_OVERHEAD
+                / budget::worker_bytes(self.opts.memory, PARTITIONING_SHARE))
+            .ceil() as usize;
             want.clamp(rayon::current_num_threads() * 4, 4096)
         });
         let dir = SpillDir::new(&self.opts.tmp).map_err(|e| DataError::io(&self.opts.tmp, e))?;

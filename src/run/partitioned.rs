@@ -62,8 +62,9 @@ pub(super) fn run(
     trace: &mut MemoryTrace,
     t0: std::time::Instant,
 ) -> Result<RunOutput, RunError> {
-    let Input { dir, plan, memory, force_split, spill: spill_dir, events, impressions, strings, side, mut report, .. } =
-        input;
+    let Input {
+        dir, plan, memory, force_split, spill: spill_dir, events, impressions, strings, side, mut report, ..
+    } = input;
     let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
     let parts: Vec<Part> = events
         .iter()

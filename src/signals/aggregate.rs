@@ -597,7 +597,12 @@ impl Aggregates {
     /// bucket of items at a time and sends each of the `parts` partitions
     /// the entries within its readers' reach of its events, to spill files
     /// in `dir` ([`PartIndexes::load`]). Buckets run in parallel.
-    pub fn finish_by_parts(mut self, strings: &Interner, dir: &SpillDir, parts: usize) -> io::Result<(Facts, PartIndexes)> {
+    pub fn finish_by_parts(
+        mut self,
+        strings: &Interner,
+        dir: &SpillDir,
+        parts: usize,
+    ) -> io::Result<(Facts, PartIndexes)> {
         let mut indexes = PartIndexes::default();
         let mut accs = std::mem::take(&mut self.item_actors);
         for (k, (actions, acc)) in accs.iter_mut().enumerate() {
