@@ -17,9 +17,10 @@ ACCOUNTS=${1:-1000000}
 DAYS=${2:-9}
 WORK=${WORK:-/tmp/changeling-compare}
 VENV=benches/.venv
-BIN=target/release/changeling
+BIN_GIVEN=${BIN:-}
+BIN=${BIN:-target/release/changeling}   # BIN=path runs that binary instead of building
 
-cargo build --release --quiet
+[ -n "${BIN_GIVEN:-}" ] || cargo build --release --quiet
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet duckdb

@@ -16,9 +16,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUDGET=${1:-2GiB}
 WORK=${WORK:-/tmp/changeling-memory}
-BIN=target/release/changeling
+BIN_GIVEN=${BIN:-}
+BIN=${BIN:-target/release/changeling}   # BIN=path runs that binary instead of building
 
-cargo build --release --quiet
+[ -n "${BIN_GIVEN:-}" ] || cargo build --release --quiet
 budget_kb=$(python3 -c '
 import re, sys
 m = re.fullmatch(r"([0-9.]+)\s*([KMGT]?)i?B?", sys.argv[1], re.I)

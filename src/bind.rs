@@ -9,16 +9,16 @@
 //! to that partition's columns ([`crate::score::Scorer`]).
 //!
 //! It does not read data, compute facts or score: facts come in through
-//! the [`Universe`] ([`crate::signals::aggregate`] computes them), and the
+//! the [`Universe`] ([`crate::facts`] computes them), and the
 //! scorer runs the bound plan.
 
 use std::sync::Arc;
 
 use crate::data::Dataset;
+use crate::facts::Aggregates;
 use crate::intern::SymMap;
 use crate::plan::Plan;
 use crate::score::incident::RuleScore;
-use crate::signals::aggregate::Aggregates;
 use crate::signals::{Facts, Judge, Tracker, Universe};
 
 /// One rule, bound.

@@ -5,9 +5,14 @@
 //! ```text
 //! rules/*.toml --load--> RuleFile --validate--> Rule --compile--> Plan
 //! dataset/     --read--> Dataset (columnar, sorted per account)
-//! Plan + facts of the run --bind--> BoundPlan (once per run)
+//! events       --fold--> facts across accounts (population aggregates, item indexes)
+//! Plan + facts of the run (or of a partition) --bind--> BoundPlan
 //! BoundPlan + partition --> Scorer --(rayon, per-worker Scratch)--> incidents --> alerts (JSONL, CSV, Parquet)
 //! ```
+//!
+//! [`run`] drives a whole run, in memory or partitioned through [`spill`]
+//! files; [`facts`] is the first phase (across accounts, by item), the
+//! scorer the second (per account).
 //!
 //! Around the pipeline, for analysts and researchers: [`explain`] (one
 //! account's timeline with every decision), [`ruletest`] (test cases that
@@ -20,7 +25,9 @@ pub mod data;
 pub mod diff;
 pub mod eval;
 pub mod explain;
+pub mod facts;
 pub mod intern;
+pub mod output;
 pub mod plan;
 pub mod report;
 pub mod rules;
@@ -31,5 +38,6 @@ pub mod signals;
 pub mod spill;
 pub mod stream;
 pub mod synth;
+pub mod terminal;
 pub mod time;
 pub mod tune;

@@ -2,15 +2,21 @@
 //! the commands in `cli/`, which use the library.
 //!
 //! Exit codes: 0 ran clean; 1 accounts flagged at or above `--fail-on`;
-//! 2 an error (bad rules, unreadable data, bad arguments).
+//! 2 an error (bad rules, unreadable data, bad arguments, every record of a
+//! table skipped, no rules loaded); 130, 143 and 129 interrupted by SIGINT,
+//! SIGTERM and SIGHUP (after removing spill files and unfinished outputs).
+//! A closed stdout or stderr (`changeling check 2>&1 | head`) is not an
+//! error: the command stops quietly with exit code 0.
 
 mod cli;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cli::install_signal_handlers();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
@@ -18,7 +24,9 @@ fn main() -> ExitCode {
             if cli::is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {e:#}");
+            // The message may quote the data: made safe for a terminal.
+            let message = format!("error: {e:#}");
+            let _ = writeln!(std::io::stderr(), "{}", changeling::terminal::for_terminal(&message));
             ExitCode::from(2)
         }
     }

@@ -330,7 +330,10 @@ fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
                     let mut row: serde_json::Value =
                         serde_json::from_str(&row).map_err(|e| format!("repeat.template is not JSON: {e}"))?;
                     if let (Some(s), Some(e)) = (start, every) {
-                        row["ts"] = format_rfc3339(s + n as i64 * e).into();
+                        let t = i128::from(s) + i128::from(n) * i128::from(e);
+                        let t = crate::time::check_time(t)
+                            .map_err(|why| format!("repeat: the time of row {n} is {why}"))?;
+                        row["ts"] = format_rfc3339(t).into();
                     }
                     text.push_str(&row.to_string());
                     text.push('\n');

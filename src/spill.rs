@@ -30,14 +30,23 @@ use crate::time::Millis;
 /// Directories to remove if the process is interrupted.
 static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Removes every live spill directory; for the binary's Ctrl-C handler,
-/// which then exits. The one global of the crate: an interrupt handler has
-/// no other way to find what to clean up.
+/// Removes every live spill directory; for the binary's signal handler,
+/// which then exits. The one global of the crate: a signal handler has no
+/// other way to find what to clean up. The registry stays locked
+/// afterwards, so that no spill directory can be made between this and the
+/// exit.
 pub fn remove_all_on_interrupt() {
     if let Ok(dirs) = LIVE_DIRS.lock() {
         for d in dirs.iter() {
-            let _ = std::fs::remove_dir_all(d);
+            // A worker may be creating a file in it meanwhile: try again.
+            for _ in 0..5 {
+                if std::fs::remove_dir_all(d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
+        std::mem::forget(dirs);
     }
 }
 
@@ -54,11 +63,12 @@ impl SpillDir {
         let pid = std::process::id();
         for n in 0..1000u32 {
             let path = parent.join(format!("changeling-spill-{pid}-{n}"));
+            // Made and registered under the lock: a signal handler either
+            // sees it or runs before it exists.
+            let mut dirs = LIVE_DIRS.lock().map_err(|_| io::Error::other("spill registry poisoned"))?;
             match private_dir(&path) {
                 Ok(()) => {
-                    if let Ok(mut dirs) = LIVE_DIRS.lock() {
-                        dirs.push(path.clone());
-                    }
+                    dirs.push(path.clone());
                     return Ok(SpillDir { path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -232,12 +242,11 @@ impl Partitioner {
     }
 }
 
-/// A row of a whole-input item index: (item, time, account).
-pub type ItemRow = (Sym, Millis, Sym);
+pub use crate::signals::item_index::ItemRow;
 
 /// Rows of a whole-input item index (who acted on which item when), spilled
 /// in buckets by item, so that the index can be built one bucket at a time
-/// (see [`crate::signals::aggregate`]). Any thread may append; each append
+/// (see [`crate::facts`]). Any thread may append; each append
 /// writes one zstd frame per bucket it touches: `[u32 length][frame]`, the
 /// frame holding 16-byte rows (u32 item, i64 time, u32 account).
 pub struct ItemBuckets {
@@ -377,8 +386,15 @@ fn encode(t: &Table, out: &mut Vec<u8>) {
         block.extend_from_slice(name.as_bytes());
         block.push(kind);
         match c {
-            Column::Time(_) => (0..n)
-                .for_each(|r| block.extend_from_slice(&c.time(r).unwrap_or(crate::data::table::NO_TIME).to_le_bytes())),
+            // Values, then a bitmap of the rows present: absence is never
+            // a value.
+            Column::Time(_) => {
+                (0..n).for_each(|r| block.extend_from_slice(&c.time(r).unwrap_or(0).to_le_bytes()));
+                for byte in 0..n.div_ceil(8) {
+                    let bits = (0..8).filter(|b| c.time(byte * 8 + b).is_some()).fold(0u8, |acc, b| acc | 1 << b);
+                    block.push(bits);
+                }
+            }
             Column::Sym(_) => (0..n).for_each(|r| put_u32(&mut block, c.sym(r).map_or(0, |s| s.index() as u32 + 1))),
             Column::Num(_) => (0..n).for_each(|r| block.extend_from_slice(&c.num(r).unwrap_or(f64::NAN).to_le_bytes())),
             Column::Text(_) => (0..n).for_each(|r| match c.text(r) {
@@ -461,7 +477,17 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
             let kind = c.take(1)?[0];
             c.expect(n, [8, 4, 8, 4, 4].get(kind as usize).copied().unwrap_or(1))?;
             let column = match kind {
-                0 => Column::Time((0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?),
+                0 => {
+                    let values: Vec<i64> = (0..n).map(|_| c.u64().map(|v| v as i64)).collect::<io::Result<_>>()?;
+                    let bits = c.take(n.div_ceil(8))?;
+                    Column::Time(
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(r, &v)| (bits[r / 8] >> (r % 8) & 1 == 1).then_some(v))
+                            .collect(),
+                    )
+                }
                 1 => {
                     Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?)
                 }
@@ -533,6 +559,7 @@ fn append_frame(path: &Path, raw: &[u8]) -> io::Result<u64> {
     let mut compressor = zstd::bulk::Compressor::new(1)?;
     compressor.set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))?;
     let frame = compressor.compress(raw)?;
+    crate::output::fault::spill(4 + frame.len())?;
     let mut f = BufWriter::new(OpenOptions::new().append(true).open(path)?);
     f.write_all(&(frame.len() as u32).to_le_bytes())?;
     f.write_all(&frame)?;

@@ -15,7 +15,7 @@
 //! Limits: [`RunFacts::read`] reads every event of the dataset to compute
 //! the facts, so a task that builds one does the whole input's fold and
 //! item indexes itself; computing them as Spark stages (the item phase by
-//! item, [`crate::signals::aggregate::ItemActors::answer`]) needs the facts
+//! item, [`crate::signals::item_index::ItemActors::answer`]) needs the facts
 //! in a wire format, which does not exist yet. An account whose rows come
 //! back after another account's (input not grouped by account) is an
 //! error, not a silent split.
@@ -30,11 +30,11 @@ use crate::alerts::{self, Context, RuleInfo};
 use crate::bind::BoundPlan;
 use crate::data::table::Table;
 use crate::data::{self, DataError, Dataset, Events, ReadOptions, ReadReport, Side, TableKind, TableReport};
+use crate::facts::Aggregates;
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Scorer};
 use crate::signals::Facts;
-use crate::signals::aggregate::Aggregates;
 
 /// Rows scored as one chunk at least (the last account of a chunk may make
 /// it longer). Not tuned.

@@ -6,6 +6,15 @@
 //! RFC 3339 in UTC, and parses the human durations rules use (`"90s"`,
 //! `"10m"`, `"1h30m"`, `"180d"`).
 //!
+//! **Bounded by construction.** Every time that enters from data is checked
+//! at the border ([`check_time`]) to lie in [`MIN_TIME`, `MAX_TIME`]
+//! (1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z), and every duration a
+//! rule gives is checked at load ([`parse_duration`]) to be at most
+//! [`MAX_DURATION`] (ten years). A time plus or minus a few durations
+//! therefore stays far inside `i64` (see the assertion below), so the
+//! scorer's time arithmetic cannot overflow, and every time it prints is
+//! valid RFC 3339 with a four-digit year.
+//!
 //! It is hand-written rather than taken from `chrono`/`jiff` because the
 //! reader calls it once per record on the hot path and only needs this one
 //! grammar; it does not know about time zones by name, leap seconds or
@@ -22,6 +31,43 @@ pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 /// One day, in milliseconds.
 pub const DAY: Millis = 24 * HOUR;
+
+/// The earliest time a record may carry: 1970-01-01T00:00:00Z. Earlier
+/// times (negative epoch milliseconds) in an activity log are a placeholder
+/// or a unit mistake, not an event.
+pub const MIN_TIME: Millis = 0;
+/// The latest time a record may carry: 9999-12-31T23:59:59.999Z, the last
+/// instant RFC 3339 can write. Epoch microseconds or nanoseconds given
+/// where milliseconds are expected land far beyond it.
+pub const MAX_TIME: Millis = 253_402_300_799_999;
+/// The longest duration a rule or the configuration may give: ten years
+/// (3650 days). Longer ones are typos (`"15250284452w"`), and bounding them
+/// keeps time arithmetic in range.
+pub const MAX_DURATION: Millis = 3650 * DAY;
+
+// Differences of two times, and a time plus or minus a sum of up to a
+// thousand durations, stay inside `i64`: the scorer's arithmetic on checked
+// times and durations cannot overflow.
+const _: () = assert!(MAX_TIME - MIN_TIME + 1000 * MAX_DURATION < i64::MAX / 2);
+const _: () = assert!(MIN_TIME - MAX_TIME - 1000 * MAX_DURATION > i64::MIN / 2);
+
+/// Checks that `ms` lies in [`MIN_TIME`, `MAX_TIME`]; the error (to follow
+/// "`<value>` is ") says the range, and suggests the unit mistake when one fits (seconds, microseconds
+/// or nanoseconds where milliseconds are expected).
+pub fn check_time(ms: i128) -> Result<Millis, String> {
+    if (i128::from(MIN_TIME)..=i128::from(MAX_TIME)).contains(&ms) {
+        return Ok(ms as Millis);
+    }
+    let in_range = |x: i128| (i128::from(MIN_TIME)..=i128::from(MAX_TIME)).contains(&x);
+    let hint = if ms > 0 && in_range(ms / 1_000) && ms / 1_000 >= 946_684_800_000 {
+        " (epoch microseconds? integers are epoch milliseconds)"
+    } else if ms > 0 && in_range(ms / 1_000_000) && ms / 1_000_000 >= 946_684_800_000 {
+        " (epoch nanoseconds? integers are epoch milliseconds)"
+    } else {
+        ""
+    };
+    Err(format!("outside 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999Z{hint}"))
+}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -152,17 +198,29 @@ pub fn parse_rfc3339(s: &str) -> Option<Millis> {
 }
 
 /// Parses a timestamp in either contract form: RFC 3339 text, or an integer
-/// of epoch milliseconds (optionally as text, as CSV cells are).
+/// of epoch milliseconds (optionally as text, as CSV cells are). `None`
+/// when it is neither, or outside [`MIN_TIME`, `MAX_TIME`]; see
+/// [`parse_timestamp_checked`] for the reason.
 pub fn parse_timestamp(s: &str) -> Option<Millis> {
+    parse_timestamp_checked(s).ok()
+}
+
+/// As [`parse_timestamp`], with the reason a text is not a time in range.
+pub fn parse_timestamp_checked(s: &str) -> Result<Millis, String> {
+    let not_time = || format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds");
     let t = s.trim();
     if t.is_empty() {
-        return None;
+        return Err(not_time());
     }
     let digits = t.strip_prefix('-').unwrap_or(t);
     if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
-        return t.parse::<i64>().ok();
+        // Any run of digits is a number of milliseconds; one too long for
+        // i128 is out of range all the same.
+        let ms = t.parse::<i128>().unwrap_or(if t.starts_with('-') { i128::MIN } else { i128::MAX });
+        return check_time(ms).map_err(|why| format!("`{t}` is {why}"));
     }
-    parse_rfc3339(t)
+    let ms = parse_rfc3339(t).ok_or_else(not_time)?;
+    check_time(i128::from(ms)).map_err(|why| format!("`{t}` is {why}"))
 }
 
 /// Appends `ms` as RFC 3339 in UTC: `2020-09-09T14:03:00Z`, with `.mmm` only
@@ -191,8 +249,9 @@ pub fn format_rfc3339(ms: Millis) -> String {
 /// Parses a duration: one or more `<integer><unit>` terms, units `ms`, `s`,
 /// `m`, `h`, `d`, `w` or their words (`min`, `minutes`, `hours`, `days`,
 /// ...), spaces allowed between terms (e.g. `"90s"`, `"1h30m"`,
-/// `"10 minutes"`, `"180d"`). A bare `0` is also accepted. The error says
-/// what was wrong, for a diagnostic.
+/// `"10 minutes"`, `"180d"`). A bare `0` is also accepted. A duration longer
+/// than [`MAX_DURATION`] (ten years) is an error. The error says what was
+/// wrong, for a diagnostic.
 pub fn parse_duration(s: &str) -> Result<Millis, String> {
     let t = s.trim();
     if t == "0" {
@@ -215,7 +274,9 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
         if start == at {
             return Err(format!("expected a number at `{}`", &t[start..]));
         }
-        let n: i64 = t[start..at].parse().map_err(|_| "number too large".to_string())?;
+        let n: i64 = t[start..at]
+            .parse()
+            .map_err(|_| format!("longer than the maximum of {} (ten years)", compact_duration(MAX_DURATION)))?;
         while at < b.len() && b[at] == b' ' {
             at += 1;
         }
@@ -233,8 +294,11 @@ pub fn parse_duration(s: &str) -> Result<Millis, String> {
             "" => return Err(format!("`{n}` has no unit (use ms, s, m, h, d or w)")),
             other => return Err(format!("unknown unit `{other}` (use ms, s, m, h, d or w)")),
         };
-        total =
-            n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| "duration too large".to_string())?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .filter(|&v| v <= MAX_DURATION)
+            .ok_or_else(|| format!("longer than the maximum of {} (ten years)", compact_duration(MAX_DURATION)))?;
     }
     Ok(total)
 }
@@ -317,7 +381,14 @@ mod tests {
     fn timestamp_accepts_epoch_millis() {
         assert_eq!(parse_timestamp("1599660180000"), Some(1_599_660_180_000));
         assert_eq!(parse_timestamp(" 0 "), Some(0));
-        assert_eq!(parse_timestamp("-1000"), Some(-1000));
+        assert_eq!(parse_timestamp("-1000"), None);
+        assert_eq!(parse_timestamp("-9223372036854775808"), None);
+        assert_eq!(parse_timestamp("99999999999999999999999999999999999999999"), None);
+        assert_eq!(parse_timestamp("253402300799999"), Some(MAX_TIME));
+        assert_eq!(parse_timestamp("253402300800000"), None);
+        assert_eq!(parse_timestamp("0000-01-01T00:00:00Z"), None);
+        assert!(parse_timestamp_checked("1599660180000000").unwrap_err().contains("microseconds"));
+        assert!(parse_timestamp_checked("1599660180000000000").unwrap_err().contains("nanoseconds"));
         assert_eq!(parse_timestamp("12ab"), None);
         assert_eq!(parse_timestamp("2020-09-09T14:03:00Z"), Some(1_599_660_180_000));
     }
@@ -348,6 +419,14 @@ mod tests {
         assert_eq!(human_duration(4 * SECOND), "4 s");
     }
 
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+        assert!(parse_duration("3650d1ms").unwrap_err().contains("maximum"));
+        assert!(parse_duration("15250284452w").unwrap_err().contains("maximum"));
+        assert!(parse_duration("99999999999999999999999d").unwrap_err().contains("maximum"));
+    }
+
     proptest::proptest! {
         #[test]
         fn rfc3339_round_trips(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
@@ -355,7 +434,7 @@ mod tests {
         }
 
         #[test]
-        fn durations_round_trip(ms in 0i64..10_000_000_000_000i64) {
+        fn durations_round_trip(ms in 0i64..=MAX_DURATION) {
             proptest::prop_assert_eq!(parse_duration(&compact_duration(ms)), Ok(ms));
         }
     }

@@ -107,3 +107,69 @@ fn fail_on_sets_exit_code_1() {
     let o = changeling(&["score", "--data", "tests/fixtures/story", "--quiet", "--fail-on", "hihg"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn extreme_and_malformed_values_are_skipped_alike_whatever_rules_are_loaded() {
+    let events = Path::new("tests/fixtures/bad-values/events.jsonl").display().to_string();
+    let mut reports = Vec::new();
+    for rules in ["builtin", "rules/follows/api-spree.toml"] {
+        let o = changeling(&["score", "--data", "tests/fixtures/bad-values", "--rules", rules]);
+        assert!(o.status.success(), "{rules}: {}", stderr(&o));
+        let text = stderr(&o);
+        assert!(text.contains("read       3 events (9 skipped"), "{rules}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+        reports.push(text.lines().filter(|l| l.contains(&events)).map(str::to_string).collect::<Vec<_>>());
+    }
+    assert_eq!(reports[0], reports[1], "the skipped records depend on the rules loaded");
+    let text = reports[0].join("\n");
+    assert!(text.contains(&format!("{events}: line 2: field `ts`: `-9223372036854775808` is outside 1970")), "{text}");
+    assert!(text.contains("line 4: field `ts`: `1599660000000000` is outside"), "{text}");
+    assert!(text.contains("(epoch microseconds?"), "{text}");
+    assert!(text.contains("line 5: field `actor`: string is not Unicode text"), "{text}");
+    assert!(text.contains("line 7: field `actor`: expected a string, found a list"), "{text}");
+}
+
+#[test]
+fn durations_beyond_ten_years_are_errors_at_their_value() {
+    let o = changeling(&["check", "tests/fixtures/rules-huge-duration"]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = stderr(&o);
+    assert!(text.contains("changeling.toml:8:8"), "{text}");
+    assert!(text.contains("spree.toml:14:10"), "{text}");
+    assert!(text.contains("spree.toml:15:12"), "{text}");
+    assert!(text.contains("longer than the maximum of 3650d (ten years)"), "{text}");
+    assert!(text.contains("3 errors"), "{text}");
+}
+
+#[test]
+fn records_longer_than_the_maximum_are_skipped_and_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "A".repeat(3 << 20);
+    let jsonl = format!(
+        "{}\n{{\"ts\":1599660000000,\"actor\":\"b\",\"action\":\"like\",\"target\":\"{huge}\"}}\n{}\n",
+        r#"{"ts":1599660000000,"actor":"a","action":"like","target":"x"}"#,
+        r#"{"ts":1599660001000,"actor":"c","action":"like","target":"x"}"#,
+    );
+    let csv = format!(
+        "ts,actor,action,target\n1599660000000,a,like,xyz\n1599660000000,b,like,\"{huge}\n{huge}\"\n1599660001000,c,like,xyz\n"
+    );
+    for (name, text, line) in [("events.jsonl", jsonl, 2), ("events.csv", csv, 3)] {
+        let data = dir.path().join(name.replace('.', "-"));
+        std::fs::create_dir_all(&data).unwrap();
+        let file = data.join(name);
+        std::fs::write(&file, text).unwrap();
+        let o = changeling(&["score", "--data", data.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let text = stderr(&o);
+        assert!(text.contains("read       2 events (1 skipped"), "{name}: {text}");
+        let located = format!("{}: line {line}: record of ", file.display());
+        assert!(text.contains(&located), "{name}: {text}");
+        assert!(text.contains("is longer than the maximum of 1048576 (--max-record-bytes)"), "{name}: {text}");
+        // A lower maximum skips the short records too (CSV's header row, 22
+        // bytes, is kept); a higher one keeps all.
+        let o = changeling(&["score", "--data", data.to_str().unwrap(), "--max-record-bytes", "22"]);
+        assert!(stderr(&o).contains("read       0 events (3 skipped"), "{name}: {}", stderr(&o));
+        let o = changeling(&["score", "--data", data.to_str().unwrap(), "--max-record-bytes", "8MiB"]);
+        assert!(stderr(&o).contains("read       3 events (0 skipped"), "{name}: {}", stderr(&o));
+    }
+}

@@ -63,7 +63,7 @@ fn spill_files_are_removed_on_error() {
     }
     text.push_str("{broken\n");
     std::fs::write(data.path().join("events.jsonl"), text).unwrap();
-    let o = score(data.path(), &["--memory", "256KiB", "--strict", "--tmp", tmp.path().to_str().unwrap()]);
+    let o = score(data.path(), &["--memory", "1MiB", "--strict", "--tmp", tmp.path().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("line 20001"), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(entries(tmp.path()), 0, "spill files left behind after an error");

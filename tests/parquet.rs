@@ -83,7 +83,7 @@ fn twins() -> Vec<Twin> {
                 "\n",
                 r#"{"ts":"2020-09-09T14:07:00Z","actor":"liu","action":"repost","target":907,"tags":[],"n":-1,"ok":false}"#,
                 "\n",
-                r#"{"ts":"1969-12-31T23:59:59.999Z","actor":"old","action":"like","target":1,"lat":-0.25}"#,
+                r#"{"ts":"1970-01-01T00:00:00Z","actor":"old","action":"like","target":1,"lat":-0.25}"#,
                 "\n",
             ),
             parquet: batch(vec![
@@ -96,7 +96,8 @@ fn twins() -> Vec<Twin> {
                         ms("2020-09-09T14:05:00Z") * 1_000_000,
                         ms("2020-09-09T14:06:00Z") * 1_000_000,
                         ms("2020-09-09T14:07:00Z") * 1_000_000,
-                        -1,
+                        // The earliest time accepted, floored from 0.999999 ms.
+                        999_999,
                     ])),
                 ),
                 (
@@ -346,7 +347,7 @@ fn every_table_reads_as_its_jsonl_twin() {
     assert_eq!(events[0]["tags"], "a|b");
     assert_eq!(events[0]["n"], "7");
     assert_eq!(events[0]["ok"], "true");
-    assert_eq!(events[3]["ts"], "-1");
+    assert_eq!(events[3]["ts"], "0");
     assert_eq!(
         skipped(&report),
         [(2, "missing required field `actor`".to_string()), (4, "missing required field `actor`".to_string()),]
@@ -658,4 +659,42 @@ fn score_writes_parquet_when_out_ends_in_parquet() {
     assert_eq!(outputs[0], outputs[1], "same bytes for any thread count");
     let (_, _, from_library) = story_alerts();
     assert_eq!(outputs[0], from_library);
+}
+
+#[test]
+fn unread_fields_are_checked_and_times_out_of_range_are_bad_rows() {
+    // Must skip rows 2 (a `ts` of i64::MAX seconds), 3 (`lat`, a text
+    // column, is no number) and 4 (the extra time column `seen` is before
+    // 1970), whether or not the projection reads `lat` and `seen`.
+    let dir = tempfile::tempdir().unwrap();
+    let t = ms("2020-09-09T14:00:00Z") / 1000;
+    let b = batch(vec![
+        ("ts", Arc::new(TimestampSecondArray::from(vec![t, i64::MAX, t, t])) as ArrayRef),
+        ("actor", Arc::new(StringArray::from(vec!["a", "b", "c", "d"]))),
+        ("action", Arc::new(StringArray::from(vec!["like"; 4]))),
+        ("lat", Arc::new(StringArray::from(vec![Some("1.5"), None, Some("north"), Some("2")]))),
+        ("lon", Arc::new(Float64Array::from(vec![1.0, 2.0, f64::NAN, 4.0]))),
+        ("seen", Arc::new(TimestampNanosecondArray::from(vec![1, 2, 3, -1]))),
+    ]);
+    write_parquet(&dir.path().join("events.parquet"), &b, None);
+    let narrow = ReadOptions {
+        projection: Some(Projection {
+            tables: BTreeMap::from([(TableKind::Events, BTreeSet::from(["target".to_string()]))]),
+        }),
+        ..ReadOptions::default()
+    };
+    let (all, all_report) = read(dir.path(), TableKind::Events, &ReadOptions::default()).unwrap();
+    let (few, few_report) = read(dir.path(), TableKind::Events, &narrow).unwrap();
+    assert_eq!(skipped(&all_report), skipped(&few_report));
+    let bad = skipped(&all_report);
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    assert_eq!(bad[0].0, 2);
+    assert!(bad[0].1.starts_with("field `ts`: timestamp 9223372036854775807 is outside 1970"), "{bad:?}");
+    assert_eq!(bad[1], (3, "field `lat`: `north` is not a number".to_string()));
+    // An extra time column is checked like any time: a time before 1970
+    // cannot be written as RFC 3339 text of the contract.
+    assert_eq!(bad[2].0, 4);
+    assert!(bad[2].1.starts_with("field `seen`: timestamp -1 is outside 1970"), "{bad:?}");
+    assert_eq!((all.len(), few.len()), (1, 1));
+    assert!(!few[0].contains_key("lat"));
 }

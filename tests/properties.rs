@@ -4,9 +4,9 @@
 //! panics on arbitrary bytes.
 
 use changeling::data::{Dataset, TableKind};
+use changeling::facts::Aggregates;
 use changeling::plan::Plan;
 use changeling::score::Scorer;
-use changeling::signals::aggregate::Aggregates;
 use proptest::prelude::*;
 
 /// The shipped rules, with the lowest tier lowered so that small random
@@ -278,5 +278,91 @@ fn sequences_with_different_windows_do_not_share_a_chain() {
         let day_hits: Vec<_> = hits.iter().filter(|h| h.0 == "t/day").collect();
         assert_eq!(day_hits.len(), 1, "with {} rules: {hits:?}", texts.len());
         assert!(hits.iter().all(|h| h.0 != "t/hour"), "the chain is 4 h long: {hits:?}");
+    }
+}
+
+/// A JSON value for a field, drawn from the edges: extreme integers, times
+/// in seconds, milliseconds, microseconds and nanoseconds, RFC 3339 text
+/// at and past the accepted range, empty, huge and non-text strings (lone
+/// surrogates), wrong types and deep nesting.
+fn edge_value() -> impl Strategy<Value = String> {
+    let fixed = prop::sample::select(vec![
+        i64::MIN.to_string(),
+        i64::MAX.to_string(),
+        "-1".into(),
+        "0".into(),
+        "1599660180".into(),
+        "1599660180000".into(),
+        "1599660180000000".into(),
+        "1599660180000000000".into(),
+        "253402300799999".into(),
+        "253402300800000".into(),
+        "99999999999999999999999".into(),
+        "1.5e3".into(),
+        r#""2020-09-09T14:03:00Z""#.into(),
+        r#""0001-01-01T00:00:00Z""#.into(),
+        r#""9999-12-31T23:59:59.999Z""#.into(),
+        r#""-9223372036854775808""#.into(),
+        r#""a""#.into(),
+        r#""""#.into(),
+        r#""\ud800""#.into(),
+        r#""\\ud800""#.into(),
+        r#""x\udc00y""#.into(),
+        r#""\ud83d\ude00""#.into(),
+        "null".into(),
+        "true".into(),
+        "[]".into(),
+        r#"["a",["b"],{"c":1}]"#.into(),
+        "{}".into(),
+    ]);
+    prop_oneof![
+        8 => fixed,
+        1 => (0usize..3000).prop_map(|n| format!("\"{}\"", "s".repeat(n))),
+        1 => (1usize..200).prop_map(|n| format!("{}1{}", "[".repeat(n), "]".repeat(n))),
+        1 => (1usize..200).prop_map(|n| format!("{}1{}", "{\"k\":".repeat(n), "}".repeat(n))),
+    ]
+}
+
+/// A record with edge values in its required fields and in an optional,
+/// an extra or no field besides (or, now and then, a broken line).
+fn edge_record() -> impl Strategy<Value = String> {
+    let field = prop::sample::select(vec!["target", "surface", "lat", "device", "mood"]);
+    prop_oneof![
+        12 => (edge_value(), edge_value(), edge_value(), field, edge_value()).prop_map(|(ts, actor, action, key, v)| {
+            format!(r#"{{"ts":{ts},"actor":{actor},"action":{action},"{key}":{v}}}"#)
+        }),
+        4 => (edge_value(), edge_value()).prop_map(|(ts, v)| format!(r#"{{"ts":{ts},"actor":"a","action":"like","target":{v}}}"#)),
+        1 => "[^\n]{1,40}".prop_map(|s| if s.trim().is_empty() { "x".to_string() } else { s }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Reading records with edge values never panics, and every record is
+    /// either read (kept or dropped as an exact duplicate) or counted as
+    /// skipped; scoring what was read never panics either.
+    #[test]
+    fn edge_values_are_read_or_skipped_never_lost(records in prop::collection::vec(edge_record(), 1..60), max in 200usize..4000) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("events.jsonl"), records.join("\n")).unwrap();
+        let opts = changeling::data::ReadOptions { max_record_bytes: max, ..Default::default() };
+        let data = Dataset::open(dir.path(), &opts).unwrap();
+        let r = data.report.table(TableKind::Events).unwrap();
+        prop_assert_eq!(r.records + r.duplicates + r.skipped, records.len() as u64, "{:?}", r);
+        prop_assert_eq!(r.records as usize, data.events.len());
+        let plan = plan();
+        let scorer = Scorer::new(&plan, &data);
+        let out = scorer.run_sequential();
+        let info = changeling::alerts::RuleInfo::of_plan(&plan);
+        let mut bytes = Vec::new();
+        changeling::alerts::write_jsonl(&mut bytes, &out, changeling::alerts::Context::new(&plan, &info, &data.strings)).unwrap();
+        for line in String::from_utf8(bytes).unwrap().lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            for k in ["start", "end"] {
+                let t = v[k].as_str().unwrap();
+                prop_assert!(changeling::time::parse_rfc3339(t).is_some(), "{}", t);
+            }
+        }
     }
 }

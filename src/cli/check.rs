@@ -7,11 +7,15 @@ use changeling::rules::layers::{self, RuleLayer};
 /// Validates rules; exit 2 when any has an error.
 pub fn check(rules: &[RuleLayer]) -> anyhow::Result<ExitCode> {
     let (set, diags) = layers::load(rules, &changeling::rules::Overrides::default());
-    eprint!("{}", diags.render());
+    super::to_stderr(&diags.render())?;
     match set {
+        Some(set) if set.rules.is_empty() => {
+            super::to_stderr(&format!("error: {}: no rules\n", layers::describe(rules)))?;
+            Ok(ExitCode::from(2))
+        }
         Some(set) => {
             let n = set.rules.len();
-            eprintln!("{}: {n} rule{} OK", layers::describe(rules), if n == 1 { "" } else { "s" });
+            super::to_stderr(&format!("{}: {n} rule{} OK\n", layers::describe(rules), if n == 1 { "" } else { "s" }))?;
             Ok(ExitCode::SUCCESS)
         }
         None => Ok(ExitCode::from(2)),

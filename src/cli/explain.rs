@@ -55,7 +55,8 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let x = explain::explain(&rules.plan, &data, &args.actor, &opts)?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "changeling explain: {name} with the rules in {}", rules.name)?;
-    out.write_all(explain::render(&x, &rules.plan).as_bytes())?;
+    // Values from the data, made safe for a terminal.
+    out.write_all(changeling::terminal::for_terminal(&explain::render(&x, &rules.plan)).as_bytes())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -103,11 +103,64 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
-/// A worker pool of `threads` threads (default: one per core).
+/// Handles SIGINT, SIGTERM and SIGHUP for every command: removes the spill
+/// directories and unfinished output files (see `changeling::output`), then
+/// exits with 128 + the signal's number (130, 143, 129).
+pub fn install_signal_handlers() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else { return };
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            changeling::output::remove_all_on_signal();
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
+/// Writes `text` to stderr; an error (a closed pipe) goes up instead of
+/// panicking as `eprint!` does.
+pub fn to_stderr(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut e = std::io::stderr().lock();
+    e.write_all(text.as_bytes())?;
+    e.flush()
+}
+
+/// An error when writing `out` would overwrite the input file `input`
+/// (the same path, or a link to it).
+pub fn check_not_same_file(out: &std::path::Path, input: &std::path::Path) -> anyhow::Result<()> {
+    let (Ok(o), Ok(i)) = (std::fs::canonicalize(out), std::fs::canonicalize(input)) else { return Ok(()) };
+    #[cfg(unix)]
+    let same_inode = {
+        use std::os::unix::fs::MetadataExt;
+        matches!((std::fs::metadata(&o), std::fs::metadata(&i)), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
+    };
+    #[cfg(not(unix))]
+    let same_inode = false;
+    anyhow::ensure!(o != i && !same_inode, "refusing to write {}: it is the input {}", out.display(), input.display());
+    Ok(())
+}
+
+/// Most worker threads per core: more only adds threads that wait (10,000
+/// threads took minutes to start and to give each its scratch space).
+pub const THREADS_PER_CORE: usize = 4;
+
+/// A worker pool of `threads` threads (default: one per core), at most
+/// [`THREADS_PER_CORE`] per core: more is cut down, with a note.
 pub fn pool(threads: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cap = cores * THREADS_PER_CORE;
+        let n = if n > cap {
+            to_stderr(&format!(
+                "note: --threads {n} is more than {THREADS_PER_CORE} per core; using {cap} ({cores} cores)\n"
+            ))?;
+            cap
+        } else {
+            n
+        };
         pool = pool.num_threads(n);
     }
     anyhow::Context::context(pool.build(), "starting worker threads")
@@ -149,9 +202,17 @@ pub struct Loaded {
 pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
     let (set, diags) = layers::load(layers, &changeling::rules::Overrides::default());
     if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
-        eprint!("{}", diags.render());
+        to_stderr(&diags.render()).ok()?;
     }
     let set = set?;
+    if set.rules.is_empty() {
+        let _ = to_stderr(&format!(
+            "error: no rules in {}: nothing would be scored; pass --rules with a directory of rule files (or \
+             `builtin`)\n",
+            layers::describe(layers)
+        ));
+        return None;
+    }
     let plan = Plan::compile(&set);
     let info = RuleInfo::of_set(&set);
     Some(Loaded { set, plan, info, name: layers::describe(layers) })

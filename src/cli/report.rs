@@ -39,6 +39,11 @@ pub struct ReportArgs {
 
 /// Runs the command.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    // The page is written over neither the alerts nor the dataset.
+    if let Some(d) = &args.data {
+        changeling::output::check_not_input(&args.out, d).map_err(anyhow::Error::msg)?;
+    }
+    super::check_not_same_file(&args.out, &args.alerts)?;
     let alerts = read::read(&args.alerts)?;
     let layers = super::rule_layers(&args.rules)?;
     let (tiers, tier_source) = match changeling::rules::layers::load(&layers, &Default::default()) {
@@ -75,12 +80,12 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         top: args.top,
     };
     let page = report::render(&input)?;
-    std::fs::write(&args.out, page).with_context(|| format!("writing {}", args.out.display()))?;
-    eprintln!(
-        "changeling report: {} incidents of {} written to {}",
+    changeling::output::write_file(&args.out, page.as_bytes())?;
+    super::to_stderr(&format!(
+        "changeling report: {} incidents of {} written to {}\n",
         alerts.len(),
         args.alerts.display(),
         args.out.display()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

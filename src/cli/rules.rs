@@ -53,15 +53,15 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
             let written = changeling::rules::embedded::export(&dir, force)
                 .map_err(|e| anyhow::anyhow!("exporting the rules to {}: {e}", dir.display()))?;
             let tests = written.iter().filter(|p| p.starts_with(dir.join(changeling::rules::TESTS_DIR))).count();
-            eprintln!(
+            super::to_stderr(&format!(
                 "wrote {} files to {}: changeling.toml, {} rule files, {tests} test case files; run them with \
-                 `changeling score --rules {}` and test them with `changeling test {}`",
+                 `changeling score --rules {}` and test them with `changeling test {}`\n",
                 written.len(),
                 dir.display(),
                 written.len() - tests - 1,
                 dir.display(),
                 dir.display()
-            );
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,6 +1,5 @@
 //! `changeling score`: read, score, write alerts, summarise.
 
-use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +10,7 @@ use anyhow::Context as _;
 use changeling::alerts::select::{self, Selection};
 use changeling::alerts::{self, Context, summary};
 use changeling::data::ReadOptions;
+use changeling::output::OutputFile;
 use changeling::rules::Severity;
 use changeling::run::{self, RunOptions, RunOutput, RunProgress};
 use changeling::score::AccountIncidents;
@@ -130,7 +130,8 @@ pub struct ScoreArgs {
     /// Memory budget for events, e.g. 2GiB or 512MiB (default: half of
     /// physical memory). Inputs larger than this are partitioned by account
     /// into spill files and scored part by part, with the same output.
-    #[arg(long, value_parser = run::parse_memory)]
+    /// At least 1MiB (see docs/data.md).
+    #[arg(long, value_parser = run::parse_memory_budget)]
     memory: Option<u64>,
     /// Directory for spill files (default: the system's temp directory).
     /// They are removed on exit, on error and on Ctrl-C.
@@ -142,6 +143,15 @@ pub struct ScoreArgs {
     /// How many skipped records per table to show in the summary.
     #[arg(long, default_value_t = 5)]
     max_errors: usize,
+    /// Fail (exit 2, writing nothing) when a table's share of skipped
+    /// records is over this (0 to 1). Default: fail only when every record
+    /// of a table is skipped; 1 never fails.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    max_skipped_share: Option<f64>,
+    /// A JSONL line or CSV record longer than this is skipped as bad, and
+    /// so is a CSV quoted cell not closed within it (e.g. 4MiB).
+    #[arg(long, value_name = "SIZE", value_parser = run::parse_memory, default_value = "1MiB")]
+    max_record_bytes: u64,
     /// Exit with code 1 when any written incident reaches this tier (or a
     /// higher one).
     #[arg(long, value_name = "TIER")]
@@ -161,6 +171,44 @@ pub fn parse_time(s: &str) -> Result<Millis, String> {
                 "`{s}` is not a time: give RFC 3339 (2020-09-09T14:00:00Z), a date (2020-09-09) or epoch milliseconds"
             )
         })
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a share between 0 and 1")),
+    }
+}
+
+/// An error when too many records of a table were skipped (see
+/// `--max-skipped-share`): a run over data it could not read is no clean
+/// run, and must not replace the previous alerts.
+fn check_skipped(report: &changeling::data::ReadReport, max_share: Option<f64>) -> anyhow::Result<()> {
+    for (kind, t) in &report.tables {
+        let seen = t.records + t.skipped;
+        if t.skipped == 0 {
+            continue;
+        }
+        let share = t.skipped as f64 / seen as f64;
+        let over = match max_share {
+            None => t.records == 0,
+            Some(max) => share > max,
+        };
+        if over {
+            let first = t.samples.first().map_or(String::new(), |s| {
+                format!("; the first: {}", changeling::terminal::value(&s.to_string(), 300))
+            });
+            anyhow::bail!(
+                "{} of {} {kind} records skipped ({:.1}%){first}; nothing written. Fix the data, or pass \
+                 --max-skipped-share (now {}) to accept it",
+                thousands(t.skipped),
+                thousands(seen),
+                share * 100.0,
+                max_share.map_or("all skipped fails".to_string(), |m| m.to_string())
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Where alerts go and in what format.
@@ -221,11 +269,8 @@ fn rate(n: u64, secs: f64) -> String {
 /// Runs the command.
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let pool = super::pool(args.threads)?;
-    // Spill files must not outlive an interrupted run.
-    let _ = ctrlc::set_handler(|| {
-        changeling::spill::remove_all_on_interrupt();
-        std::process::exit(130);
-    });
+    // Spill files do not outlive an interrupted run: see
+    // `super::install_signal_handlers`.
     pool.install(|| score(&args))
 }
 
@@ -343,7 +388,12 @@ fn write(dest: &Destination, rows: CsvRows, accounts: &[AccountIncidents], cx: C
     };
     match (&dest.path, dest.format) {
         (Some(path), Format::Parquet) => {
-            alerts::write_parquet(path, accounts, cx).with_context(|| format!("writing {}", path.display()))
+            // Whole or not at all: see `changeling::output`.
+            let mut f = OutputFile::create(path)?;
+            let n = alerts::write_parquet_to(&mut f, accounts, cx)
+                .with_context(|| format!("writing {}", path.display()))?;
+            f.commit()?;
+            Ok(n)
         }
         (None, Format::Parquet) => {
             anyhow::ensure!(
@@ -358,10 +408,9 @@ fn write(dest: &Destination, rows: CsvRows, accounts: &[AccountIncidents], cx: C
             Ok(n)
         }
         (Some(path), _) => {
-            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = BufWriter::new(f);
-            let n = to(&mut w)?;
-            w.flush().with_context(|| format!("writing {}", path.display()))?;
+            let mut f = OutputFile::create(path)?;
+            let n = to(&mut f)?;
+            f.commit()?;
             Ok(n)
         }
         (None, _) => {
@@ -383,10 +432,14 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let fail_tier = args.fail_on.as_deref().map(|t| tier_index(plan, "--fail-on", t)).transpose()?;
     let selection = selection(args, plan)?;
     let (data, _demo, data_name) = super::data_dir(args.data.as_ref())?;
+    if let Some(path) = &dest.path {
+        changeling::output::check_not_input(path, &data).map_err(anyhow::Error::msg)?;
+    }
     let opts = RunOptions {
         read: ReadOptions {
             strict: args.strict,
             max_samples: args.max_errors,
+            max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
             projection: Some(plan.projection()),
             ..ReadOptions::default()
         },
@@ -410,8 +463,9 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     });
     let mut out = result?;
     for line in &out.memory_trace {
-        eprintln!("{line}");
+        writeln!(std::io::stderr(), "{line}")?;
     }
+    check_skipped(&out.report, args.max_skipped_share)?;
     let before: u64 = out.accounts.iter().map(|a| a.incidents.len() as u64).sum();
     selection.apply(&mut out.accounts, &rules.info);
     let cx = Context::new(plan, &rules.info, &out.strings);
@@ -524,7 +578,8 @@ impl Summary<'_> {
             if t.skipped > 0 {
                 writeln!(e, "  skipped {} {kind} records; first {}:", thousands(t.skipped), t.samples.len())?;
                 for s in &t.samples {
-                    writeln!(e, "    {s}")?;
+                    // Quotes the data: made safe for a terminal.
+                    writeln!(e, "    {}", changeling::terminal::value(&s.to_string(), 300))?;
                 }
             }
         }

@@ -9,7 +9,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use changeling::rules::{Assignment, Overrides, overrides};
 use changeling::ruletest;
 
@@ -48,7 +47,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     let suite = match ruletest::run_layers(&layers, &overrides) {
         Ok(s) => s,
         Err(diags) => {
-            eprint!("{}", diags.render());
+            super::to_stderr(&diags.render())?;
             return Ok(ExitCode::from(2));
         }
     };
@@ -86,7 +85,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
     )?;
     out.flush()?;
     if let Some(path) = &args.junit {
-        std::fs::write(path, suite.junit()).with_context(|| format!("writing {}", path.display()))?;
+        changeling::output::write_file(path, suite.junit().as_bytes())?;
     }
     Ok(if suite.ok() && !uncovered { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use rayon::prelude::*;
 
 use super::schema::ev;
-use super::table::{Column, NO_TIME, Table};
+use super::table::{Column, Table, Times};
 use crate::intern::{Interner, Sym};
 use crate::time::Millis;
 
@@ -111,7 +111,7 @@ impl Events {
     /// Back into a plain table (for writing a sorted partition to disk).
     pub fn into_table(self) -> Table {
         let mut table = self.table;
-        table.columns[ev::TS] = Column::Time(self.ts);
+        table.columns[ev::TS] = Column::Time(Times::from_values(self.ts));
         table.columns[ev::ACTOR] = Column::Sym(self.actor.into_iter().map(Some).collect());
         table.columns[ev::ACTION] = Column::Sym(self.action.into_iter().map(Some).collect());
         table
@@ -198,11 +198,8 @@ impl Events {
 
 /// The values of a required time column, leaving it empty.
 fn take_times(column: &mut Column, n: usize) -> Vec<Millis> {
-    match std::mem::replace(column, Column::Time(Vec::new())) {
-        Column::Time(v) => {
-            assert!(v.len() == n && !v.contains(&NO_TIME), "a required field is present in every row");
-            v
-        }
+    match std::mem::replace(column, Column::Time(Times::new())) {
+        Column::Time(v) => v.into_values(n).expect("a required field is present in every row"),
         _ => unreachable!("the schema makes it a time column"),
     }
 }

@@ -57,9 +57,9 @@ use super::error::{DataError, TableReport};
 use super::read::{ReadOptions, ReadProgress, TableSink, note_bad};
 use super::schema::{Kind, TableKind};
 use super::source::SourceFile;
-use super::table::{Column, NO_TIME, TableBuilder, check_label, parse_num_text, parse_time_text};
+use super::table::{Column, TableBuilder, Times, check_label, parse_num_text, parse_time_text};
 use crate::intern::{Interner, LocalStrings, Sym};
-use crate::time::{Millis, format_rfc3339};
+use crate::time::{Millis, check_time, format_rfc3339};
 
 /// Rows per decoded record batch. Larger batches cost memory, smaller ones
 /// per-batch overhead; not tuned beyond a quick measurement.
@@ -193,6 +193,10 @@ struct Col {
     target: Target,
     /// Its position among the file's root columns.
     index: usize,
+    /// A schema field outside the projection, read only to check its
+    /// values (so that which rows are bad never depends on the rules
+    /// loaded), then dropped.
+    check_only: bool,
 }
 
 /// Chooses the columns to read and checks that each one's type can be read
@@ -210,9 +214,7 @@ fn plan_columns(
         let name = f.name();
         let known = fields.iter().position(|d| d.name == name);
         let required = known.is_some_and(|k| fields[k].required);
-        if !required && projection.is_some_and(|p| !p.wants(kind, name)) {
-            continue;
-        }
+        let unread = !required && projection.is_some_and(|p| !p.wants(kind, name));
         if !seen.insert(name.as_str()) {
             return Err(DataError::BadFile {
                 path: path.to_path_buf(),
@@ -236,7 +238,22 @@ fn plan_columns(
                 ),
             });
         }
-        cols.push(Col { name: name.clone(), target, index });
+        // A column outside the projection is read only when one of its
+        // values can be bad: schema times (any type: text that is no time,
+        // or a time out of range), schema numbers given as text, and extra
+        // columns of a time type (out of range, they have no RFC 3339 text).
+        // Other columns convert without fail, so skipping them changes no
+        // verdict (and an unread `lat` of doubles costs nothing).
+        let fallible = match target {
+            Target::Field(_, Kind::Time) => true,
+            Target::Field(_, Kind::Num) => !f.data_type().is_numeric(),
+            Target::Extra => f.data_type().is_temporal(),
+            Target::Field(..) => false,
+        };
+        if unread && !fallible {
+            continue;
+        }
+        cols.push(Col { name: name.clone(), target, index, check_only: unread });
     }
     Ok(cols)
 }
@@ -434,7 +451,7 @@ impl Part {
             let column = convert(col.target, array, &mut self.strings, &mut local, &mut self.dicts[pos])
                 .map_err(|Unsupported| pos)?;
             problems.extend(local.into_iter().map(|(row, why)| (row, pos, format!("field `{}`: {why}", col.name))));
-            converted.push(column);
+            converted.push(if col.check_only { empty_column(col.target) } else { column });
         }
 
         // The first problem of each row, in the order the record builder
@@ -503,7 +520,7 @@ impl Part {
 
 fn empty_column(target: Target) -> Column {
     match target {
-        Target::Field(_, Kind::Time) => Column::Time(Vec::new()),
+        Target::Field(_, Kind::Time) => Column::Time(Times::new()),
         Target::Field(_, Kind::Sym) | Target::Extra => Column::Sym(Vec::new()),
         Target::Field(_, Kind::List) => Column::List { offsets: Vec::new(), values: Vec::new() },
         Target::Field(_, Kind::Num) => Column::Num(Vec::new()),
@@ -514,7 +531,7 @@ fn empty_column(target: Target) -> Column {
 /// Whether `row` of a fully filled column holds no value.
 fn absent(column: &Column, row: usize) -> bool {
     match column {
-        Column::Time(v) => v[row] == NO_TIME,
+        Column::Time(v) => v.get(row).is_none(),
         Column::Sym(v) => v[row].is_none(),
         Column::Num(v) => v[row].is_nan(),
         Column::Text(v) => v[row].is_none(),
@@ -525,7 +542,7 @@ fn absent(column: &Column, row: usize) -> bool {
 /// Appends the rows of `src` to `dst`; both are fully filled.
 fn extend(dst: &mut Column, src: Column) {
     match (dst, src) {
-        (Column::Time(d), Column::Time(s)) => d.extend(s),
+        (Column::Time(d), Column::Time(s)) => d.extend(&s),
         (Column::Sym(d), Column::Sym(s)) => d.extend(s),
         (Column::Num(d), Column::Num(s)) => d.extend(s),
         (Column::Text(d), Column::Text(s)) => d.extend(s),
@@ -545,7 +562,7 @@ fn extend(dst: &mut Column, src: Column) {
 /// leave it.
 fn drop_if_absent(column: Column) -> Column {
     let empty = match &column {
-        Column::Time(v) => v.iter().all(|&t| t == NO_TIME),
+        Column::Time(v) => v.all_absent(),
         Column::Sym(v) => v.iter().all(Option::is_none),
         Column::Num(v) => v.iter().all(|x| x.is_nan()),
         Column::Text(v) => v.iter().all(Option::is_none),
@@ -553,7 +570,7 @@ fn drop_if_absent(column: Column) -> Column {
     };
     if empty {
         match column {
-            Column::Time(_) => Column::Time(Vec::new()),
+            Column::Time(_) => Column::Time(Times::new()),
             Column::Sym(_) => Column::Sym(Vec::new()),
             Column::Num(_) => Column::Num(Vec::new()),
             Column::Text(_) => Column::Text(Vec::new()),
@@ -815,10 +832,8 @@ fn extra_syms(
         return Ok(out);
     }
     if matches!(a.data_type(), DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) {
-        return Ok(times(a, problems)?
-            .into_iter()
-            .map(|t| (t != NO_TIME).then(|| strings.intern(&format_rfc3339(t))))
-            .collect());
+        let t = times(a, problems)?;
+        return Ok((0..t.len()).map(|r| t.get(r).map(|t| strings.intern(&format_rfc3339(t)))).collect());
     }
     let options = arrow::util::display::FormatOptions::default();
     let shown = arrow::util::display::ArrayFormatter::try_new(a, &options).map_err(|_| Unsupported)?;
@@ -869,17 +884,22 @@ fn row_of(ranges: &[(usize, usize)], i: usize) -> usize {
     ranges.partition_point(|&(_, end)| end <= i)
 }
 
-/// A column read as timestamps, in UTC milliseconds.
-fn times(a: &dyn Array, problems: &mut Problems) -> Result<Vec<Millis>, Unsupported> {
-    let mut out = Vec::with_capacity(a.len());
+/// A column read as timestamps, in UTC milliseconds. A value that is not a
+/// time, or a time outside [`crate::time::MIN_TIME`]..=[`crate::time::MAX_TIME`]
+/// (in any unit), is a problem of its row.
+fn times(a: &dyn Array, problems: &mut Problems) -> Result<Times, Unsupported> {
+    let mut out = Times::new();
     let mut unparsed = Vec::new();
     if let Some(bad) = each_str(a, |s| {
         let t = match s {
-            Some(s) if !s.is_empty() => parse_time_text(s).unwrap_or_else(|why| {
-                unparsed.push((out.len(), why));
-                NO_TIME
-            }),
-            _ => NO_TIME,
+            Some(s) if !s.is_empty() => parse_time_text(s).map_or_else(
+                |why| {
+                    unparsed.push((out.len(), why));
+                    None
+                },
+                Some,
+            ),
+            _ => None,
         };
         out.push(t);
     }) {
@@ -887,50 +907,43 @@ fn times(a: &dyn Array, problems: &mut Problems) -> Result<Vec<Millis>, Unsuppor
         problems.extend(unparsed);
         return Ok(out);
     }
+    let mut checked = |i: usize, ms: Option<i128>, shown: &dyn std::fmt::Display| -> Option<Millis> {
+        match check_time(ms?) {
+            Ok(t) => Some(t),
+            Err(why) => {
+                problems.push((i, format!("timestamp {shown} is {why}")));
+                None
+            }
+        }
+    };
     if let Some(values) = ints(a) {
         for (i, v) in values.into_iter().enumerate() {
-            out.push(match v.map(i64::try_from) {
-                None => NO_TIME,
-                Some(Ok(t)) => t,
-                Some(Err(_)) => {
-                    problems.push((i, format!("`{}` is out of range", v.expect("set"))));
-                    NO_TIME
-                }
-            });
+            let t = v.and_then(|v| checked(i, Some(v), &v));
+            out.push(t);
         }
         return Ok(out);
     }
+    // Scaled to milliseconds in i128, where no unit can overflow, then
+    // checked against the range.
     macro_rules! scaled {
         ($t:ty, $f:expr) => {{
             for (i, v) in a.as_primitive::<$t>().iter().enumerate() {
-                out.push(match v {
-                    None => NO_TIME,
-                    Some(v) => match $f(i64::from(v)) {
-                        Some(t) => t,
-                        None => {
-                            problems.push((i, format!("timestamp {v} is out of range")));
-                            NO_TIME
-                        }
-                    },
-                });
+                let t = v.and_then(|v| checked(i, Some($f(i128::from(v))), &v));
+                out.push(t);
             }
         }};
     }
     match a.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => {
-            scaled!(TimestampSecondType, |v: i64| v.checked_mul(1000))
-        }
-        DataType::Timestamp(TimeUnit::Millisecond, _) => {
-            scaled!(TimestampMillisecondType, Some)
-        }
+        DataType::Timestamp(TimeUnit::Second, _) => scaled!(TimestampSecondType, |v: i128| v * 1000),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => scaled!(TimestampMillisecondType, |v: i128| v),
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
-            scaled!(TimestampMicrosecondType, |v: i64| Some(v.div_euclid(1000)))
+            scaled!(TimestampMicrosecondType, |v: i128| v.div_euclid(1000))
         }
         DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-            scaled!(TimestampNanosecondType, |v: i64| Some(v.div_euclid(1_000_000)))
+            scaled!(TimestampNanosecondType, |v: i128| v.div_euclid(1_000_000))
         }
-        DataType::Date32 => scaled!(Date32Type, |v: i64| v.checked_mul(86_400_000)),
-        DataType::Date64 => scaled!(Date64Type, Some),
+        DataType::Date32 => scaled!(Date32Type, |v: i128| v * 86_400_000),
+        DataType::Date64 => scaled!(Date64Type, |v: i128| v),
         DataType::Dictionary(..) => return times(&undictionary(a)?, problems),
         _ => return Err(Unsupported),
     }
@@ -1056,17 +1069,21 @@ mod tests {
     #[test]
     fn timestamps_of_every_unit_become_utc_millis() {
         let mut p = Vec::new();
+        let all = |t: Times| (0..t.len()).map(|r| t.get(r)).collect::<Vec<_>>();
         let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![Some(1_500_999_999), Some(-1), None]));
-        assert_eq!(times(&ns, &mut p).unwrap(), [1500, -1, NO_TIME]);
-        let us: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![2_000_999]).with_timezone("-05:00"));
-        assert_eq!(times(&us, &mut p).unwrap(), [2000]);
-        let s: ArrayRef = Arc::new(TimestampSecondArray::from(vec![i64::MAX, 3]));
-        assert_eq!(times(&s, &mut p).unwrap(), [NO_TIME, 3000]);
+        assert_eq!(all(times(&ns, &mut p).unwrap()), [Some(1500), None, None]);
         assert_eq!(p.len(), 1);
-        assert!(p[0].1.contains("out of range"), "{p:?}");
+        assert!(p[0].1.contains("outside 1970"), "{p:?}");
+        let mut p = Vec::new();
+        let us: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![2_000_999]).with_timezone("-05:00"));
+        assert_eq!(all(times(&us, &mut p).unwrap()), [Some(2000)]);
+        let s: ArrayRef = Arc::new(TimestampSecondArray::from(vec![i64::MAX, 3, i64::MIN]));
+        assert_eq!(all(times(&s, &mut p).unwrap()), [None, Some(3000), None]);
+        assert_eq!(p.len(), 2);
+        assert!(p[0].1.contains("outside 1970"), "{p:?}");
         let text: ArrayRef = Arc::new(StringArray::from(vec!["1970-01-01T00:00:01Z", "soon", ""]));
         let mut p = Vec::new();
-        assert_eq!(times(&text, &mut p).unwrap(), [1000, NO_TIME, NO_TIME]);
+        assert_eq!(all(times(&text, &mut p).unwrap()), [Some(1000), None, None]);
         assert_eq!(p[0].0, 1);
     }
 

@@ -37,11 +37,25 @@ pub struct ReadOptions {
     /// Columns to read, by table; `None` reads every column. Only Parquet
     /// can skip unread columns cheaply; other formats parse them anyway.
     pub projection: Option<super::Projection>,
+    /// JSONL and CSV: a record (a line, or a CSV record with its quoted
+    /// line breaks) longer than this is skipped as bad, without being held
+    /// whole in memory; so is a CSV quoted cell never closed.
+    pub max_record_bytes: usize,
 }
+
+/// The default of [`ReadOptions::max_record_bytes`]: 1 MiB.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        ReadOptions { strict: false, max_samples: 5, block_bytes: 4 << 20, block_rows: 512 * 1024, projection: None }
+        ReadOptions {
+            strict: false,
+            max_samples: 5,
+            block_bytes: 4 << 20,
+            block_rows: 512 * 1024,
+            projection: None,
+            max_record_bytes: MAX_RECORD_BYTES,
+        }
     }
 }
 
@@ -140,6 +154,11 @@ type Parsed = Vec<(TableBuilder, Vec<(u64, String)>)>;
 /// Reads one JSONL or CSV file as a pipeline: a reader thread cuts the
 /// (decompressed) stream into batches of blocks; each batch is parsed on the
 /// pool while the previous one is merged, in order, into the sink.
+///
+/// When the merge stops early (a bad record under `strict`, a full disk
+/// under the sink), the receiving end of the channel is dropped before the
+/// reader thread is joined, so a reader blocked on a full channel wakes up
+/// with an error and ends: an early stop never hangs.
 fn read_text_file(
     file: &SourceFile,
     kind: TableKind,
@@ -158,7 +177,7 @@ fn read_text_file(
     std::thread::scope(|scope| {
         let header = &header;
         scope.spawn(move || {
-            let mut blocks = BlockReader::new(stream, opts.block_bytes, csv);
+            let mut blocks = BlockReader::with_max_record(stream, opts.block_bytes, opts.max_record_bytes, csv);
             let mut last_bytes = 0;
             loop {
                 let mut pending = Vec::with_capacity(batch);
@@ -166,6 +185,13 @@ fn read_text_file(
                     match blocks.next_block() {
                         Ok(Some(mut block)) => {
                             if csv && header.get().is_none() {
+                                if block.bytes.iter().all(u8::is_ascii_whitespace)
+                                    && let Some((line, why)) = block.bad.first()
+                                {
+                                    let message = format!("line {line}: unreadable header row: {why}");
+                                    let _ = tx.send(Err(DataError::BadFile { path: file.path.clone(), message }));
+                                    return;
+                                }
                                 match csv_format::parse_header(&block.bytes) {
                                     Ok((names, len, lines)) => {
                                         let _ = header.set(names);
@@ -194,46 +220,144 @@ fn read_text_file(
                 }
             }
         });
-
-        let keep = opts.projection.as_ref().and_then(|p| p.tables.get(&kind)).map(|set| Arc::new(set.clone()));
-        let parse = |pending: Vec<Block>| -> Parsed {
-            let header = header.get().map_or(&[][..], Vec::as_slice);
-            pending
-                .par_iter()
-                .map(|block| {
-                    let mut builder = TableBuilder::with_projection(kind, keep.clone());
-                    let mut bad = Vec::new();
-                    if csv {
-                        csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
-                    } else {
-                        jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
-                    }
-                    progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
-                    (builder, bad)
-                })
-                .collect()
-        };
-        let mut merge = |parsed: Parsed| -> Result<(), DataError> {
-            for (builder, bad) in parsed {
-                for (line, why) in bad {
-                    note_bad(report, opts, &file.path, line, "line", why)?;
-                }
-                sink.push(builder, strings)?;
-            }
-            Ok(())
-        };
-        let mut previous: Option<Parsed> = None;
-        for batch in rx.iter() {
-            let batch = batch?;
-            let (merged, parsed) = rayon::join(|| previous.take().map_or(Ok(()), &mut merge), || parse(batch));
-            merged?;
-            previous = Some(parsed);
-        }
-        if let Some(p) = previous {
-            merge(p)?;
-        }
-        Ok(())
+        merge_batches(rx, file, kind, sink, strings, opts, report, progress, header)
     })?;
     report.bytes += progress.bytes.load(Ordering::Relaxed) - bytes_before;
     Ok(())
+}
+
+/// The consuming end of [`read_text_file`]: parses each batch while the
+/// previous one is merged. Takes `rx` by value, so that returning early
+/// drops it and unblocks the reader thread.
+#[allow(clippy::too_many_arguments)]
+fn merge_batches(
+    rx: std::sync::mpsc::Receiver<Result<Vec<Block>, DataError>>,
+    file: &SourceFile,
+    kind: TableKind,
+    sink: &mut dyn TableSink,
+    strings: &mut Interner,
+    opts: &ReadOptions,
+    report: &mut TableReport,
+    progress: &ReadProgress,
+    header: &std::sync::OnceLock<Vec<String>>,
+) -> Result<(), DataError> {
+    let csv = file.format == Format::Csv;
+    let keep = opts.projection.as_ref().and_then(|p| p.tables.get(&kind)).map(|set| Arc::new(set.clone()));
+    let parse = |pending: Vec<Block>| -> Parsed {
+        let header = header.get().map_or(&[][..], Vec::as_slice);
+        pending
+            .into_par_iter()
+            .map(|block| {
+                let mut builder = TableBuilder::with_projection(kind, keep.clone());
+                let mut bad = Vec::new();
+                if csv {
+                    csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
+                } else {
+                    jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
+                }
+                // The records the block reader skipped come after the block's.
+                bad.extend(block.bad);
+                progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
+                (builder, bad)
+            })
+            .collect()
+    };
+    let mut merge = |parsed: Parsed| -> Result<(), DataError> {
+        for (builder, bad) in parsed {
+            for (line, why) in bad {
+                note_bad(report, opts, &file.path, line, "line", why)?;
+            }
+            sink.push(builder, strings)?;
+        }
+        Ok(())
+    };
+    let mut previous: Option<Parsed> = None;
+    for batch in rx.iter() {
+        let batch = batch?;
+        let (merged, parsed) = rayon::join(|| previous.take().map_or(Ok(()), &mut merge), || parse(batch));
+        merged?;
+        previous = Some(parsed);
+    }
+    if let Some(p) = previous {
+        merge(p)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::source::Compression;
+
+    /// Reads `text` as an events file with small blocks, in a thread, and
+    /// fails if it does not end within 30 s.
+    fn read_with_timeout(text: String, name: &str, opts: ReadOptions) -> Result<TableReport, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let (format, compression) = source::classify(name).unwrap();
+        assert_eq!(compression, Compression::None);
+        let file = SourceFile { path, format, compression };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut strings = Interner::new();
+            let r = read_table(TableKind::Events, &[file], &mut strings, &opts, &ReadProgress::default());
+            let _ = tx.send(r.map(|(_, report)| report).map_err(|e| e.to_string()));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the read hung")
+    }
+
+    #[test]
+    fn an_early_stop_does_not_hang_the_reader() {
+        // Far more blocks than the channel and a batch hold, and a bad line
+        // at the start: the strict merge stops while the reader still has
+        // blocks to send.
+        for (name, header) in [("events.jsonl", ""), ("events.csv", "ts,actor,action\n")] {
+            let mut text = header.to_string();
+            text.push_str(if header.is_empty() { "{\"ts\": \"bad\"}\n" } else { "bad,liu,like\n" });
+            for i in 0..20_000 {
+                if header.is_empty() {
+                    text.push_str(&format!("{{\"ts\": {i}, \"actor\": \"a{i}\", \"action\": \"like\"}}\n"));
+                } else {
+                    text.push_str(&format!("{i},a{i},like\n"));
+                }
+            }
+            let opts = ReadOptions { strict: true, block_bytes: 256, ..ReadOptions::default() };
+            let e = read_with_timeout(text, name, opts).unwrap_err();
+            assert!(e.contains("--strict"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_unclosed_csv_quote_costs_one_record() {
+        // A quote opened and never closed near the start used to swallow
+        // the rest of the file into one cell.
+        let mut text = "ts,actor,action,target\n1000,liu,like,\"t-1\n".to_string();
+        for i in 0..2_000 {
+            text.push_str(&format!("{},a{i},like,t-{i}\n", 2000 + i));
+        }
+        let opts = ReadOptions { block_bytes: 1024, max_record_bytes: 4096, ..ReadOptions::default() };
+        let report = read_with_timeout(text, "events.csv", opts).unwrap();
+        assert_eq!((report.records, report.skipped), (2_000, 1));
+        assert_eq!(report.samples[0].record, 2);
+        assert!(report.samples[0].message.contains("quoted cell opened on line 2 is not closed"));
+    }
+
+    #[test]
+    fn a_stray_quote_does_not_split_a_later_quoted_cell() {
+        // A `"` inside an unquoted cell is a character. The old block
+        // cutter took it for an opening quote, cut inside the later quoted
+        // cell, and the second half of that cell was read as a record of
+        // its own (a password_change that never happened).
+        let mut text = "ts,actor,action,target\n1000,li\"u,like,t-1\n".to_string();
+        for i in 0..200 {
+            text.push_str(&format!("{},a{i},like,t-{i}\n", 2000 + i));
+        }
+        text.push_str("9000,liu,post,\"line one\n9001,liu,password_change,x\"\n");
+        for block_bytes in [16, 64, 333, 4096] {
+            let opts = ReadOptions { block_bytes, ..ReadOptions::default() };
+            let report = read_with_timeout(text.clone(), "events.csv", opts).unwrap();
+            assert_eq!((report.records, report.skipped), (202, 0), "block_bytes {block_bytes}");
+        }
+    }
 }

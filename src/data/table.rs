@@ -17,16 +17,122 @@ use std::sync::Arc;
 
 use super::schema::{FieldDef, Kind, TableKind};
 use crate::intern::{Interner, LocalStrings, Sym};
-use crate::time::{Millis, parse_timestamp};
+use crate::time::{Millis, check_time, parse_timestamp_checked};
 
-/// Sentinel for an absent timestamp in a [`Column::Time`].
-pub const NO_TIME: Millis = Millis::MIN;
+/// A column of optional timestamps: the values, and apart from them a
+/// validity bitmap, so that absence is never a value (no time, however
+/// extreme, can be mistaken for "absent"). Rows past the end are absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Times {
+    /// One value per row; that of an absent row is 0 and never read.
+    values: Vec<Millis>,
+    /// Bit `i % 64` of word `i / 64` is set when row `i` has a value.
+    present: Vec<u64>,
+}
+
+impl Times {
+    /// No rows.
+    pub fn new() -> Times {
+        Times::default()
+    }
+
+    /// Every row present, with these values.
+    pub fn from_values(values: Vec<Millis>) -> Times {
+        let n = values.len();
+        let mut present = vec![u64::MAX; n.div_ceil(64)];
+        if !n.is_multiple_of(64)
+            && let Some(last) = present.last_mut()
+        {
+            *last = (1u64 << (n % 64)) - 1;
+        }
+        Times { values, present }
+    }
+
+    /// Number of rows held (absent rows included).
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no rows are held.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value at `row`, if present.
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<Millis> {
+        let word = *self.present.get(row / 64)?;
+        (word >> (row % 64) & 1 == 1).then(|| self.values[row])
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, value: Option<Millis>) {
+        let row = self.values.len();
+        if row.is_multiple_of(64) {
+            self.present.push(0);
+        }
+        if value.is_some() {
+            self.present[row / 64] |= 1 << (row % 64);
+        }
+        self.values.push(value.unwrap_or(0));
+    }
+
+    /// Pads with absent rows up to `len` rows.
+    pub fn pad(&mut self, len: usize) {
+        if len > self.values.len() {
+            self.values.resize(len, 0);
+            self.present.resize(len.div_ceil(64), 0);
+        }
+    }
+
+    /// Appends every row of `other`.
+    pub fn extend(&mut self, other: &Times) {
+        if self.values.len().is_multiple_of(64) {
+            self.values.extend_from_slice(&other.values);
+            self.present.extend_from_slice(&other.present);
+        } else {
+            for r in 0..other.len() {
+                self.push(other.get(r));
+            }
+        }
+    }
+
+    /// Whether no row has a value.
+    pub fn all_absent(&self) -> bool {
+        self.present.iter().all(|&w| w == 0)
+    }
+
+    /// The values, when every one of `n` rows is present.
+    pub fn into_values(self, n: usize) -> Option<Vec<Millis>> {
+        (self.values.len() == n && (0..n).all(|r| self.get(r).is_some())).then_some(self.values)
+    }
+
+    /// Approximate heap bytes held.
+    fn heap_bytes(&self) -> usize {
+        self.values.capacity() * 8 + self.present.capacity() * 8
+    }
+
+    /// Bytes of the rows held.
+    fn used_bytes(&self) -> usize {
+        self.values.len() * 8 + self.present.len() * 8
+    }
+}
+
+impl FromIterator<Option<Millis>> for Times {
+    fn from_iter<I: IntoIterator<Item = Option<Millis>>>(iter: I) -> Times {
+        let mut t = Times::new();
+        for v in iter {
+            t.push(v);
+        }
+        t
+    }
+}
 
 /// One column of a table.
 #[derive(Clone, Debug)]
 pub enum Column {
-    /// Timestamps; [`NO_TIME`] where absent.
-    Time(Vec<Millis>),
+    /// Timestamps, absent where the bitmap says so.
+    Time(Times),
     /// Interned strings.
     Sym(Vec<Option<Sym>>),
     /// Lists of interned strings, as offsets into one value vector.
@@ -45,7 +151,7 @@ pub enum Column {
 impl Column {
     fn new(kind: Kind) -> Column {
         match kind {
-            Kind::Time => Column::Time(Vec::new()),
+            Kind::Time => Column::Time(Times::new()),
             Kind::Sym => Column::Sym(Vec::new()),
             Kind::List => Column::List { offsets: Vec::new(), values: Vec::new() },
             Kind::Num => Column::Num(Vec::new()),
@@ -56,7 +162,7 @@ impl Column {
     /// An empty column of the same kind.
     pub fn empty_like(&self) -> Column {
         match self {
-            Column::Time(_) => Column::Time(Vec::new()),
+            Column::Time(_) => Column::Time(Times::new()),
             Column::Num(_) => Column::Num(Vec::new()),
             Column::Text(_) => Column::Text(Vec::new()),
             Column::List { .. } => Column::List { offsets: Vec::new(), values: Vec::new() },
@@ -68,7 +174,7 @@ impl Column {
     #[inline]
     pub fn time(&self, row: usize) -> Option<Millis> {
         match self {
-            Column::Time(v) => v.get(row).copied().filter(|&t| t != NO_TIME),
+            Column::Time(v) => v.get(row),
             _ => None,
         }
     }
@@ -115,8 +221,8 @@ impl Column {
     fn push(&mut self, row: usize, value: Parsed) {
         match (self, value) {
             (Column::Time(v), Parsed::Time(t)) => {
-                v.resize(row, NO_TIME);
-                v.push(t);
+                v.pad(row);
+                v.push(Some(t));
             }
             (Column::Sym(v), Parsed::Sym(s)) => {
                 v.resize(row, None);
@@ -150,8 +256,8 @@ impl Column {
         match (self, other) {
             (Column::Time(v), Column::Time(o)) => {
                 if !o.is_empty() {
-                    v.resize(base, NO_TIME);
-                    v.extend(o);
+                    v.pad(base);
+                    v.extend(&o);
                 }
             }
             (Column::Sym(v), Column::Sym(o)) => {
@@ -198,7 +304,8 @@ impl Column {
             order.iter().map(|&i| v.get(i as usize).cloned().unwrap_or_else(|| absent.clone())).collect()
         }
         match self {
-            Column::Time(v) => Column::Time(g(v, order, NO_TIME)),
+            Column::Time(v) if v.is_empty() => Column::Time(Times::new()),
+            Column::Time(v) => Column::Time(order.iter().map(|&i| v.get(i as usize)).collect()),
             Column::Sym(v) => Column::Sym(g(v, order, None)),
             Column::Num(v) => Column::Num(g(v, order, f64::NAN)),
             Column::Text(v) => Column::Text(g(v, order, None)),
@@ -246,7 +353,7 @@ impl Column {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         match self {
-            Column::Time(v) => v.capacity() * 8,
+            Column::Time(v) => v.heap_bytes(),
             Column::Sym(v) => v.capacity() * 4,
             Column::Num(v) => v.capacity() * 8,
             Column::Text(v) => v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.capacity() * 16,
@@ -257,7 +364,7 @@ impl Column {
     /// Bytes of the values held (not counting spare capacity).
     pub fn used_bytes(&self) -> usize {
         match self {
-            Column::Time(v) => v.len() * 8,
+            Column::Time(v) => v.used_bytes(),
             Column::Sym(v) => v.len() * 4,
             Column::Num(v) => v.len() * 8,
             Column::Text(v) => v.iter().flatten().map(|t| t.len()).sum::<usize>() + v.len() * 16,
@@ -406,8 +513,9 @@ pub struct TableBuilder {
     key_at: usize,
     /// Columns to keep (the plan's projection); `None` keeps all.
     keep: Option<Arc<BTreeSet<String>>>,
-    /// Names of keys met and skipped.
-    skipped: Vec<String>,
+    /// Names of keys met and skipped, with their kind when they are
+    /// fields of the schema (checked though not stored).
+    skipped: Vec<(String, Option<Kind>)>,
     /// Fingerprint of the skipped fields of the row being built.
     unread: u64,
     hasher: foldhash::fast::FixedState,
@@ -500,13 +608,13 @@ impl TableBuilder {
     /// The column of `key`, or `SKIPPED + k` when the projection skips it.
     fn column_of(&mut self, key: &str) -> usize {
         if let Some(&g) = self.key_guess.get(self.key_at) {
-            let name = if g >= SKIPPED { &self.skipped[g - SKIPPED] } else { &self.names[g] };
+            let name = if g >= SKIPPED { &self.skipped[g - SKIPPED].0 } else { &self.names[g] };
             if name == key {
                 self.key_at += 1;
                 return g;
             }
         }
-        let col = match self.skipped.iter().position(|n| n == key) {
+        let col = match self.skipped.iter().position(|(n, _)| n == key) {
             Some(k) => SKIPPED + k,
             None => {
                 let wanted = self.keep.as_ref().is_none_or(|k| k.contains(key))
@@ -522,7 +630,8 @@ impl TableBuilder {
                     // Outside the projection, schema field or not: only
                     // fingerprinted.
                     _ => {
-                        self.skipped.push(key.to_string());
+                        let kind = self.fields.iter().find(|f| f.name == key).map(|f| f.kind);
+                        self.skipped.push((key.to_string(), kind));
                         SKIPPED + self.skipped.len() - 1
                     }
                 }
@@ -542,6 +651,11 @@ impl TableBuilder {
     }
 
     /// Adds one field of the current record.
+    ///
+    /// A field of the table's schema is checked against its kind whether
+    /// or not the projection keeps it, so which records are bad never
+    /// depends on which rules are loaded; a field outside the projection is
+    /// checked without being stored or interned.
     pub fn field(&mut self, key: &str, value: RawField<'_>) {
         if matches!(value, RawField::Null) {
             return;
@@ -552,11 +666,16 @@ impl TableBuilder {
             return;
         }
         let col = self.column_of(key);
-        if col >= SKIPPED {
+        let result = if col >= SKIPPED {
             self.fingerprint(key, &value);
-            return;
-        }
-        match self.parse(col, value) {
+            match self.skipped[col - SKIPPED].1 {
+                Some(kind) => typed(kind, false, value).map(|_| None),
+                None => Ok(None),
+            }
+        } else {
+            self.parse(col, value)
+        };
+        match result {
             Ok(Some(v)) => self.pending.push((col, v)),
             Ok(None) => {}
             Err(why) => {
@@ -580,47 +699,21 @@ impl TableBuilder {
         self.unread = self.unread.wrapping_add(h);
     }
 
+    /// Types `value` for column `col` and interns its strings.
     fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
-        Ok(Some(match self.kind_of(col) {
-            Kind::Time => match value {
-                RawField::Str(s) => Parsed::Time(parse_time_text(&s)?),
-                RawField::Num(n) => Parsed::Time(
-                    n.parse::<i64>().map_err(|_| format!("`{n}` is not an integer of epoch milliseconds"))?,
-                ),
-                other => return Err(format!("expected a timestamp, found {}", describe(&other))),
-            },
-            Kind::Sym => match value {
-                RawField::Str(s) => Parsed::Sym(self.strings.intern(&s)),
-                RawField::Num(n) | RawField::Json(n) => Parsed::Sym(self.strings.intern(n)),
-                RawField::Bool(b) => Parsed::Sym(self.strings.intern(if b { "true" } else { "false" })),
-                RawField::List(items) => Parsed::Sym(self.strings.intern(&items.join("|"))),
-                RawField::Null => return Ok(None),
-            },
-            Kind::List => match value {
-                RawField::List(items) => {
-                    Parsed::List(items.iter().filter(|s| !s.is_empty()).map(|s| self.strings.intern(s)).collect())
-                }
-                RawField::Str(s) => {
-                    Parsed::List(s.split('|').filter(|p| !p.is_empty()).map(|p| self.strings.intern(p)).collect())
-                }
-                RawField::Num(n) => Parsed::List(vec![self.strings.intern(n)]),
-                other => {
-                    return Err(format!("expected a list of strings, found {}", describe(&other)));
-                }
-            },
-            Kind::Num => match value {
-                RawField::Num(n) => Parsed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?),
-                RawField::Str(s) => match parse_num_text(&s)? {
-                    Some(x) => Parsed::Num(x),
-                    None => return Ok(None),
-                },
-                other => return Err(format!("expected a number, found {}", describe(&other))),
-            },
-            Kind::Text => match value {
-                RawField::Str(s) => Parsed::Text(s.into()),
-                RawField::Num(n) | RawField::Json(n) => Parsed::Text(n.into()),
-                other => return Err(format!("expected text, found {}", describe(&other))),
-            },
+        let extra = col >= self.fields.len();
+        Ok(Some(match typed(self.kind_of(col), extra, value)? {
+            Typed::Absent => return Ok(None),
+            Typed::Time(t) => Parsed::Time(t),
+            Typed::Num(x) => Parsed::Num(x),
+            Typed::Text(t) => Parsed::Text(t.into()),
+            Typed::Sym(s) => Parsed::Sym(self.strings.intern(&s)),
+            Typed::Items(items) => {
+                Parsed::List(items.iter().filter(|s| !s.is_empty()).map(|s| self.strings.intern(s)).collect())
+            }
+            Typed::Joined(s) => {
+                Parsed::List(s.split('|').filter(|p| !p.is_empty()).map(|p| self.strings.intern(p)).collect())
+            }
         }))
     }
 
@@ -667,12 +760,13 @@ impl TableBuilder {
                 Some(c) => c,
                 None => {
                     self.names.push(UNREAD.to_string());
-                    self.columns.push(Column::Time(Vec::new()));
+                    self.columns.push(Column::Time(Times::new()));
                     self.names.len() - 1
                 }
             };
-            let h = (self.unread as i64).max(NO_TIME + 1);
-            self.columns[col].push(row, Parsed::Time(h));
+            // A fingerprint, not a time: only compared for equality and
+            // order, never read as a time.
+            self.columns[col].push(row, Parsed::Time(self.unread as i64));
         }
         self.rows += 1;
         Ok(())
@@ -696,10 +790,76 @@ impl TableBuilder {
     }
 }
 
+/// A value checked against its column's kind, not yet interned.
+enum Typed<'a> {
+    Absent,
+    Time(Millis),
+    Num(f64),
+    Text(Cow<'a, str>),
+    Sym(Cow<'a, str>),
+    /// List items, each one value.
+    Items(Vec<Cow<'a, str>>),
+    /// A list given as one `|`-separated text (CSV).
+    Joined(Cow<'a, str>),
+}
+
+/// Checks `value` against `kind`: the one place that says which values a
+/// field of each kind accepts. An identifier or string field of the schema
+/// takes a string or a number (its decimal text); an extra field (`extra`,
+/// not in the schema) takes any value, as its text.
+fn typed(kind: Kind, extra: bool, value: RawField<'_>) -> Result<Typed<'_>, String> {
+    Ok(match kind {
+        Kind::Time => match value {
+            RawField::Str(s) => Typed::Time(parse_time_text(&s)?),
+            RawField::Num(n) => Typed::Time(parse_time_number(n)?),
+            other => return Err(format!("expected a timestamp, found {}", describe(&other))),
+        },
+        Kind::Sym => match value {
+            RawField::Str(s) => Typed::Sym(s),
+            RawField::Num(n) => Typed::Sym(Cow::Borrowed(n)),
+            RawField::Json(n) if extra => Typed::Sym(Cow::Borrowed(n)),
+            RawField::Bool(b) if extra => Typed::Sym(Cow::Borrowed(if b { "true" } else { "false" })),
+            RawField::List(items) if extra => Typed::Sym(Cow::Owned(items.join("|"))),
+            RawField::Null => Typed::Absent,
+            other => return Err(format!("expected a string, found {}", describe(&other))),
+        },
+        Kind::List => match value {
+            RawField::List(items) => Typed::Items(items),
+            RawField::Str(s) => Typed::Joined(s),
+            RawField::Num(n) => Typed::Items(vec![Cow::Borrowed(n)]),
+            other => return Err(format!("expected a list of strings, found {}", describe(&other))),
+        },
+        Kind::Num => match value {
+            RawField::Num(n) => Typed::Num(n.parse().map_err(|_| format!("`{n}` is not a number"))?),
+            RawField::Str(s) => match parse_num_text(&s)? {
+                Some(x) => Typed::Num(x),
+                None => Typed::Absent,
+            },
+            other => return Err(format!("expected a number, found {}", describe(&other))),
+        },
+        Kind::Text => match value {
+            RawField::Str(s) => Typed::Text(s),
+            RawField::Num(n) | RawField::Json(n) => Typed::Text(Cow::Borrowed(n)),
+            other => return Err(format!("expected text, found {}", describe(&other))),
+        },
+    })
+}
+
 /// Parses a timestamp given as text (RFC 3339 or epoch milliseconds), with
 /// the reason it is bad if it is.
 pub(crate) fn parse_time_text(s: &str) -> Result<Millis, String> {
-    parse_timestamp(s).ok_or_else(|| format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds"))
+    parse_timestamp_checked(s)
+}
+
+/// Parses a timestamp given as a JSON number (epoch milliseconds), checked
+/// to lie in the accepted range (see [`crate::time::MIN_TIME`]).
+pub(crate) fn parse_time_number(n: &str) -> Result<Millis, String> {
+    let digits = n.strip_prefix('-').unwrap_or(n);
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{n}` is not an integer of epoch milliseconds"));
+    }
+    let ms = n.parse::<i128>().unwrap_or(if n.starts_with('-') { i128::MIN } else { i128::MAX });
+    check_time(ms).map_err(|why| format!("`{n}` is {why}"))
 }
 
 /// Parses a number given as text; NaN means absent (`None`).

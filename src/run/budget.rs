@@ -110,9 +110,36 @@ pub fn parse_memory(s: &str) -> Result<u64, String> {
     Ok((n * mult as f64) as u64)
 }
 
+/// The smallest memory budget a run accepts: 1 MiB. Near zero, every
+/// partition is split again and again, down to single accounts, and a run
+/// spends its time opening spill files (`--memory 0` ran for minutes). Any
+/// budget from this one up gives the same alerts; below a few hundred MiB
+/// a large dataset is cut into many small partitions, which is slower.
+pub const MIN_MEMORY: u64 = 1 << 20;
+
+/// A `--memory` argument: a size (see [`parse_memory`]) of at least
+/// [`MIN_MEMORY`].
+pub fn parse_memory_budget(s: &str) -> Result<u64, String> {
+    let n = parse_memory(s)?;
+    if n < MIN_MEMORY {
+        return Err(format!(
+            "`{s}` is below the minimum memory budget of 1MiB: pass 1MiB or more, better some GiB (without \
+             --memory, a run takes half of physical memory)"
+        ));
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_budgets_have_a_minimum() {
+        assert!(parse_memory_budget("0").unwrap_err().contains("pass 1MiB or more"));
+        assert!(parse_memory_budget("1000KiB").is_err());
+        assert_eq!(parse_memory_budget("1MiB"), Ok(1 << 20));
+    }
 
     #[test]
     fn memory_sizes() {

@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use self::budget::{GROWTH, IN_MEMORY_SHARE, INPUT_GUESS, PARTITION_OVERHEAD, PARTITIONING_SHARE, resident_bytes};
-pub use self::budget::{default_memory, parse_memory};
+pub use self::budget::{MIN_MEMORY, default_memory, parse_memory, parse_memory_budget};
 use crate::data::read::TableSink;
 use crate::data::table::{Table, TableBuilder};
 use crate::data::{DataError, ReadOptions, ReadProgress, ReadReport, Reader, TableKind};

@@ -10,7 +10,7 @@
 //! 2. **Item phase**, per bucket of items (in parallel): build the bucket's
 //!    part of each item index, answer every partition's questions with the
 //!    entries within its readers' reach (see
-//!    [`crate::signals::aggregate::ItemActors::answer`]), and write each
+//!    [`crate::signals::item_index::ItemActors::answer`]), and write each
 //!    partition its answers.
 //! 3. **Pass B**, per account partition (in parallel): read its answers
 //!    into its own small item indexes, bind the plan to them, and score.
@@ -32,11 +32,11 @@ use super::budget::{self, IMPRESSION_BYTES, PARTITION_OVERHEAD, WORKER_SHARE};
 use super::{MemoryTrace, RunError, RunOutput, RunProgress};
 use crate::bind::BoundPlan;
 use crate::data::{self, Dataset, Events, Impressions, ReadReport, Side};
+use crate::facts::{Aggregates, PartIndexes};
 use crate::intern::Interner;
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Scorer};
 use crate::signals::Facts;
-use crate::signals::aggregate::{Aggregates, PartIndexes};
 use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
 
 /// What reading left for the partitioned path.
@@ -87,6 +87,7 @@ pub(super) fn run(
         ids: AtomicU64::new(0),
         force_split,
         impressions: impressions.is_some(),
+        unsplittable: AtomicU64::new(0),
     };
 
     // Pass A.
@@ -127,7 +128,11 @@ pub(super) fn run(
     progress.scoring.store(true, Ordering::Relaxed);
     let t1 = std::time::Instant::now();
     let fixed = budget::resident_bytes();
-    let ctx = PartitionCtx { budget: budget::worker_bytes(memory, WORKER_SHARE), ..ctx };
+    let ctx = PartitionCtx {
+        budget: budget::worker_bytes(memory, WORKER_SHARE),
+        unsplittable: AtomicU64::new(ctx.unsplittable.load(Ordering::Relaxed)),
+        ..ctx
+    };
     // Bound once for the notes; each partition binds to its own answers.
     let run_bound = BoundPlan::for_run(plan, &strings, &side, ctx.impressions, &facts);
     let scoring = Scoring { plan, facts: &facts, answers: &answers };
@@ -143,6 +148,17 @@ pub(super) fn run(
     }
     out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
     let mut notes = run_bound.notes.clone();
+    let heavy = ctx.unsplittable.load(Ordering::Relaxed);
+    if heavy > 0 {
+        notes.push(format!(
+            "a partition needing about {} MiB could not be split below a worker's {} MiB share of the {} MiB \
+             memory budget: one account (or a few) holds that many events, and was scored whole, over the \
+             budget (raise --memory, or lower --threads to give each worker more)",
+            heavy >> 20,
+            (ctx.budget as u64) >> 20,
+            memory >> 20
+        ));
+    }
     if fixed as f64 > memory as f64 * 0.75 {
         notes.push(format!(
             "the strings, the tables other than events and the population aggregates alone took {} MiB of the \
@@ -226,6 +242,9 @@ struct PartitionCtx<'a> {
     /// Whether the dataset has an impressions table (partitioned in
     /// [`Part::impressions`], not in `side`).
     impressions: bool,
+    /// The memory the largest partition that could not be split further
+    /// needed (0 if none).
+    unsplittable: AtomicU64,
 }
 
 impl PartitionCtx<'_> {
@@ -268,6 +287,11 @@ impl PartitionCtx<'_> {
         let need =
             (part.events.rows as f64 * self.bytes_per_row + impressions as f64 * IMPRESSION_BYTES) * PARTITION_OVERHEAD;
         if !force && (need <= self.budget || depth >= 6) || part.events.rows <= 1 {
+            if need > self.budget {
+                // One account, or a few, too heavy to split away: said in a
+                // note (the run goes on, over the budget).
+                self.unsplittable.fetch_max(need as u64, Ordering::Relaxed);
+            }
             return Ok(None);
         }
         let n = ((need / self.budget).ceil() as usize * 2).clamp(2, 256);

@@ -62,7 +62,7 @@
 
 use std::sync::Arc;
 
-use super::aggregate::ItemActors;
+use super::item_index::ItemActors;
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
 use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;

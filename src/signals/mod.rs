@@ -31,9 +31,9 @@
 //! or binding.
 
 pub mod after_hit;
-pub mod aggregate;
 pub mod feed_exposure;
 pub mod impossible_travel;
+pub mod item_index;
 pub mod lockstep;
 pub mod new_context;
 pub mod off_pattern;
@@ -149,7 +149,7 @@ impl<K: Signal> Debug for Def<K> {
 }
 
 /// A whole-input fact a signal needs, computed before scoring (see
-/// [`aggregate`]).
+/// [`crate::facts`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Need {
     /// The population's distribution of a feature over history actions.
@@ -236,14 +236,14 @@ impl Universe<'_> {
     }
 }
 
-/// Whole-input facts, finished, for binding (see [`aggregate`]). Keys are
+/// Whole-input facts, finished, for binding (see [`crate::facts`]). Keys are
 /// sorted action names.
 #[derive(Clone, Debug, Default)]
 pub struct Facts {
     /// Population distributions, by (feature, history actions).
     pub priors: HashMap<(off_pattern::Feature, Vec<String>), Arc<off_pattern::Prior>>,
     /// Who did which actions on each item, when, by action set.
-    pub item_actors: HashMap<Vec<String>, Arc<aggregate::ItemActors>>,
+    pub item_actors: HashMap<Vec<String>, Arc<item_index::ItemActors>>,
     /// Population rate of an action set, per account-day.
     pub rates: HashMap<Vec<String>, f64>,
     /// The time of the last event of the whole input (for look-ahead).

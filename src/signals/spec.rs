@@ -21,12 +21,11 @@ use toml::de::DeValue;
 
 use crate::rules::diag::{Code, unknown_name_help};
 use crate::rules::reader::{Ctx, Sp, TableReader};
-use crate::time::{DAY, Millis, compact_duration};
+use crate::time::{Millis, compact_duration};
 
-/// The longest duration a parameter may have: ten years. Longer ones are
-/// typos (`"15250284452w"`), and bounding them keeps time arithmetic in
-/// range.
-pub const MAX_DURATION: Millis = 3650 * DAY;
+/// The longest duration a parameter may have: ten years, as for every
+/// duration (checked when it is parsed, see [`crate::time::parse_duration`]).
+pub use crate::time::MAX_DURATION;
 
 /// What a parameter holds.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -195,15 +194,8 @@ impl<'r, 't, 'i, 'c> ParamReader<'r, 't, 'i, 'c> {
             Default::Same(other) => self.durations.iter().find(|(n, _)| *n == other).map(|(_, d)| *d),
             _ => None,
         };
+        // `r.duration` rejects durations over `MAX_DURATION`, at their span.
         let value = match self.r.duration(self.ctx, name) {
-            Some(d) if d.value > MAX_DURATION => {
-                self.ctx.report(
-                    Code::BadValue,
-                    d.span,
-                    format!("`{name}` is longer than {} days, the most a duration may be", MAX_DURATION / DAY),
-                );
-                default
-            }
             Some(d) => Some(d.value),
             None => default,
         };
