@@ -154,10 +154,10 @@ struct HitOut<'a> {
     strength: f64,
     why: &'a str,
     effect: &'a str,
-    signals: &'a [&'static str],
+    signals: Vec<&'a str>,
     title: &'a str,
-    severity: &'static str,
-    tags: &'a [String],
+    severity: &'a str,
+    tags: Vec<&'a str>,
     version: u64,
 }
 
@@ -193,10 +193,10 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], cx: Context<'a>) -> impl Iterato
                         strength: h.strength,
                         why: &h.why,
                         effect: h.effect.name(),
-                        signals: &h.signals,
+                        signals: h.signals.to_vec(),
                         title: &info.title,
                         severity: info.severity.name(),
-                        tags: &info.tags,
+                        tags: info.tags.iter().map(String::as_str).collect(),
                         version: info.version,
                     }
                 })
@@ -292,9 +292,9 @@ struct AlertColumns<'a> {
     why: Vec<&'a str>,
     effect: Vec<&'a str>,
     signal_offsets: Vec<i32>,
-    signals: Vec<&'static str>,
+    signals: Vec<&'a str>,
     title: Vec<&'a str>,
-    severity: Vec<&'static str>,
+    severity: Vec<&'a str>,
     tag_offsets: Vec<i32>,
     tags: Vec<&'a str>,
     version: Vec<i64>,
@@ -326,11 +326,11 @@ impl<'a> AlertColumns<'a> {
             self.strength.push(h.strength);
             self.why.push(h.why);
             self.effect.push(h.effect);
-            self.signals.extend_from_slice(h.signals);
+            self.signals.extend_from_slice(&h.signals);
             self.signal_offsets.push(offset(self.signals.len())?);
             self.title.push(h.title);
             self.severity.push(h.severity);
-            self.tags.extend(h.tags.iter().map(String::as_str));
+            self.tags.extend_from_slice(&h.tags);
             self.tag_offsets.push(offset(self.tags.len())?);
             self.version.push(i64::try_from(h.version).unwrap_or(i64::MAX));
         }
@@ -396,6 +396,142 @@ impl<'a> AlertColumns<'a> {
 
 fn offset(n: usize) -> io::Result<i32> {
     i32::try_from(n).map_err(|_| io::Error::other("too many hits for one Parquet batch"))
+}
+
+/// Every incident as rows of record batches of [`parquet_schema`] (at most
+/// 64 Ki alerts each; one empty batch when there are none), in output
+/// order: what `write_parquet` writes, for handing over in memory (the
+/// Python package returns them as a `pyarrow.Table`).
+pub fn record_batches(accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<Vec<RecordBatch>> {
+    let schema = parquet_schema();
+    let mut out = Vec::new();
+    let mut columns = AlertColumns::default();
+    for alert in alerts(accounts, cx) {
+        columns.push(alert)?;
+        if columns.len() == PARQUET_BATCH {
+            out.push(columns.take(&schema)?);
+        }
+    }
+    if columns.len() > 0 || out.is_empty() {
+        out.push(columns.take(&schema)?);
+    }
+    Ok(out)
+}
+
+/// Writes alerts given as record batches of [`parquet_schema`] (from
+/// [`record_batches`], or after a trip through Spark or Parquet) as JSON
+/// Lines, byte for byte as [`write_jsonl`] writes the incidents they came
+/// from. Rows are written in the order given: sort them by actor and start
+/// first. Returns how many were written.
+pub fn write_jsonl_from_batches(out: &mut impl Write, batches: &[RecordBatch]) -> io::Result<u64> {
+    let mut n = 0;
+    let mut line = Vec::with_capacity(1024);
+    for batch in batches {
+        for alert in from_batch(batch)? {
+            line.clear();
+            serde_json::to_writer(&mut line, &alert).map_err(io::Error::other)?;
+            line.push(b'\n');
+            out.write_all(&line)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The alerts of one record batch of [`parquet_schema`]: columns found by
+/// name, times of any unit, so that a batch that went through Spark (times
+/// in microseconds) reads back too.
+fn from_batch(batch: &RecordBatch) -> io::Result<Vec<AlertOut<'_>>> {
+    use arrow::array::AsArray;
+    use arrow::datatypes::{Float64Type, Int64Type};
+    fn bad(m: String) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, format!("not an alerts batch: {m}"))
+    }
+    fn col<'b>(s: &'b [ArrayRef], names: &Fields, name: &str) -> io::Result<&'b ArrayRef> {
+        names.iter().position(|f| f.name() == name).map(|i| &s[i]).ok_or_else(|| bad(format!("no column `{name}`")))
+    }
+    fn strs(a: &ArrayRef) -> io::Result<Vec<Option<&str>>> {
+        match a.as_string_opt::<i32>() {
+            Some(s) => Ok(s.iter().collect()),
+            None => Err(bad(format!("{} is not a string column", a.data_type()))),
+        }
+    }
+    fn times(a: &ArrayRef) -> io::Result<Vec<Millis>> {
+        let ms = arrow::compute::cast(a, &DataType::Timestamp(TimeUnit::Millisecond, None))
+            .map_err(|e| bad(e.to_string()))?;
+        let ints = arrow::compute::cast(&ms, &DataType::Int64).map_err(|e| bad(e.to_string()))?;
+        Ok(ints.as_primitive::<Int64Type>().values().to_vec())
+    }
+    fn floats(a: &ArrayRef) -> io::Result<Vec<f64>> {
+        match a.as_primitive_opt::<Float64Type>() {
+            Some(f) => Ok(f.values().to_vec()),
+            None => Err(bad(format!("{} is not a float column", a.data_type()))),
+        }
+    }
+    fn lists(a: &ArrayRef) -> io::Result<(Vec<usize>, &ArrayRef)> {
+        let l = a.as_list_opt::<i32>().ok_or_else(|| bad(format!("{} is not a list column", a.data_type())))?;
+        Ok((l.value_offsets().iter().map(|&o| o as usize).collect(), l.values()))
+    }
+    fn need<'s>(v: Option<&'s str>, name: &str) -> io::Result<&'s str> {
+        v.ok_or_else(|| bad(format!("`{name}` is null")))
+    }
+    let names = batch.schema().fields().clone();
+    let top = batch.columns();
+    let actor = strs(col(top, &names, "actor")?)?;
+    let start = times(col(top, &names, "start")?)?;
+    let end = times(col(top, &names, "end")?)?;
+    let score = floats(col(top, &names, "score")?)?;
+    let tier = strs(col(top, &names, "tier")?)?;
+    let (f_off, fam) = lists(col(top, &names, "families")?)?;
+    let fam = fam.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
+    let family = strs(col(fam.columns(), fam.fields(), "family")?)?;
+    let evidence = floats(col(fam.columns(), fam.fields(), "evidence")?)?;
+    let (h_off, hits) = lists(col(top, &names, "hits")?)?;
+    let hits = hits.as_struct_opt().ok_or_else(|| bad("`hits` is not a list of structs".into()))?;
+    let h = |name: &str| col(hits.columns(), hits.fields(), name);
+    let (rule, ts, action, target) = (strs(h("rule")?)?, times(h("ts")?)?, strs(h("action")?)?, strs(h("target")?)?);
+    let (strength, why, effect) = (floats(h("strength")?)?, strs(h("why")?)?, strs(h("effect")?)?);
+    let (s_off, signals) = lists(h("signals")?)?;
+    let signals = strs(signals)?;
+    let (title, severity) = (strs(h("title")?)?, strs(h("severity")?)?);
+    let (t_off, tags) = lists(h("tags")?)?;
+    let tags = strs(tags)?;
+    let version = h("version")?
+        .as_primitive_opt::<Int64Type>()
+        .map(|v| v.values().to_vec())
+        .ok_or_else(|| bad("`hits.version` is not an int64 column".into()))?;
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let mut hit_list = Vec::new();
+        for j in h_off[i]..h_off[i + 1] {
+            hit_list.push(HitOut {
+                rule: need(rule[j], "hits.rule")?,
+                ts: ts[j],
+                action: need(action[j], "hits.action")?,
+                target: target[j],
+                strength: strength[j],
+                why: need(why[j], "hits.why")?,
+                effect: need(effect[j], "hits.effect")?,
+                signals: signals[s_off[j]..s_off[j + 1]].iter().flatten().copied().collect(),
+                title: need(title[j], "hits.title")?,
+                severity: need(severity[j], "hits.severity")?,
+                tags: tags[t_off[j]..t_off[j + 1]].iter().flatten().copied().collect(),
+                version: u64::try_from(version[j]).unwrap_or(0),
+            });
+        }
+        out.push(AlertOut {
+            actor: need(actor[i], "actor")?,
+            start: start[i],
+            end: end[i],
+            score: score[i],
+            tier: need(tier[i], "tier")?,
+            families: (f_off[i]..f_off[i + 1])
+                .map(|k| Ok((need(family[k], "families.family")?, evidence[k])))
+                .collect::<io::Result<_>>()?,
+            hits: hit_list,
+        });
+    }
+    Ok(out)
 }
 
 /// Writes every incident as one row of a Parquet file at `path` (schema:

@@ -116,6 +116,48 @@ impl Dataset {
     }
 
     /// Sorts events, indexes the other tables, and fills duplicate counts.
+    /// A dataset from Arrow record batches, one entry per table (each with
+    /// its schema, as pyarrow and Spark hand them over), read as Parquet
+    /// columns of those types are ([`parquet::read_batches`]): the same
+    /// conversions, the same bad-row reports (rows numbered from 1 per
+    /// table, the table named `<events>` and so on). For the Python
+    /// package and Spark; the batches are borrowed, not copied, until
+    /// their values are interned.
+    pub fn from_arrow(
+        tables: Vec<(TableKind, arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>)>,
+        opts: &ReadOptions,
+    ) -> Result<Dataset, DataError> {
+        let dir = PathBuf::from("<arrow>");
+        if !tables.iter().any(|(k, _, _)| *k == TableKind::Events) {
+            return Err(DataError::MissingEvents { dir });
+        }
+        let mut strings = Interner::new();
+        let mut report = ReadReport::default();
+        let mut read = BTreeMap::new();
+        // The other tables first, then the events, as a directory is read.
+        let mut order = TableKind::ALL.to_vec();
+        order.rotate_left(1);
+        for kind in order {
+            let Some((_, schema, batches)) = tables.iter().find(|(k, _, _)| *k == kind) else { continue };
+            let mut t = table::Table::new(kind);
+            let mut table_report = TableReport { files: 1, ..TableReport::default() };
+            let name = PathBuf::from(format!("<{kind}>"));
+            parquet::read_batches(
+                &name,
+                kind,
+                schema,
+                batches.iter().cloned(),
+                &mut t,
+                &mut strings,
+                opts,
+                &mut table_report,
+            )?;
+            report.tables.push((kind, table_report));
+            read.insert(kind, t);
+        }
+        Ok(Dataset::assemble(dir, read, strings, report))
+    }
+
     fn assemble(
         dir: PathBuf,
         mut tables: BTreeMap<TableKind, table::Table>,

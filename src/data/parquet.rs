@@ -37,6 +37,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -81,7 +82,7 @@ pub fn read_file(
         message: format!("not a readable Parquet file: {e}"),
     })?;
     drop(handle);
-    let cols = plan_columns(file, kind, &meta, opts.projection.as_ref())?;
+    let cols = plan_columns(&file.path, kind, meta.schema(), opts.projection.as_ref())?;
     let meta = with_dictionaries(meta, &cols);
     let mask = ProjectionMask::roots(meta.parquet_schema(), cols.iter().map(|c| c.index));
 
@@ -132,6 +133,50 @@ pub fn read_file(
     Ok(())
 }
 
+/// Reads Arrow record batches of one table (from pyarrow, Spark or any
+/// Arrow producer) into `sink`, exactly as the columns of a Parquet file
+/// of that schema are read: the same type checks, conversions and bad-row
+/// reports. `name` stands for the file in messages (`<events>`, say);
+/// rows are numbered from 1 across the batches. Each batch is converted as
+/// one block, in order, on this thread.
+#[allow(clippy::too_many_arguments)]
+pub fn read_batches(
+    name: &Path,
+    kind: TableKind,
+    schema: &Schema,
+    batches: impl IntoIterator<Item = RecordBatch>,
+    sink: &mut dyn TableSink,
+    strings: &mut Interner,
+    opts: &ReadOptions,
+    report: &mut TableReport,
+) -> Result<(), DataError> {
+    let cols = plan_columns(name, kind, schema, opts.projection.as_ref())?;
+    let before = sink.rows();
+    let mut row = 0u64;
+    for batch in batches {
+        // The projection keeps a subset of the schema's columns, by index.
+        let batch = batch.project(&cols.iter().map(|c| c.index).collect::<Vec<_>>()).map_err(|e| {
+            DataError::BadFile { path: name.to_path_buf(), message: format!("a batch does not match its schema: {e}") }
+        })?;
+        let mut part = Part::new(&cols);
+        part.add(&batch, row, kind, &cols).map_err(|col| DataError::BadFile {
+            path: name.to_path_buf(),
+            message: format!(
+                "column `{}` changed type between batches, to {}",
+                cols[col].name,
+                batch.column(col).data_type()
+            ),
+        })?;
+        row += batch.num_rows() as u64;
+        for (r, why) in &part.bad {
+            note_bad(report, opts, name, *r, "row", why.clone())?;
+        }
+        sink.push(part.into_builder(kind, &cols), strings)?;
+    }
+    report.records += sink.rows() - before;
+    Ok(())
+}
+
 /// What a column of the file becomes in the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Target {
@@ -157,22 +202,22 @@ struct Col {
 /// Chooses the columns to read and checks that each one's type can be read
 /// as its field's kind.
 fn plan_columns(
-    file: &SourceFile,
+    path: &Path,
     kind: TableKind,
-    meta: &ArrowReaderMetadata,
+    schema: &Schema,
     projection: Option<&Projection>,
 ) -> Result<Vec<Col>, DataError> {
     let fields = kind.fields();
     let mut cols = Vec::new();
     let mut seen = BTreeSet::new();
-    for (index, f) in meta.schema().fields().iter().enumerate() {
+    for (index, f) in schema.fields().iter().enumerate() {
         let name = f.name();
         let known = fields.iter().position(|d| d.name == name);
         let required = known.is_some_and(|k| fields[k].required);
         let unread = !required && projection.is_some_and(|p| !p.wants(kind, name));
         if !seen.insert(name.as_str()) {
             return Err(DataError::BadFile {
-                path: file.path.clone(),
+                path: path.to_path_buf(),
                 message: format!("column `{name}` appears more than once"),
             });
         }
@@ -185,7 +230,7 @@ fn plan_columns(
         let empty = new_empty_array(f.data_type());
         if convert(target, &empty, &mut LocalStrings::new(), &mut Vec::new(), &mut None).is_err() {
             return Err(DataError::BadFile {
-                path: file.path.clone(),
+                path: path.to_path_buf(),
                 message: format!(
                     "column `{name}` has type {}, which cannot be read as {}",
                     f.data_type(),

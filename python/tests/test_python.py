@@ -1,0 +1,94 @@
+"""The Python API gives the CLI's answers, bytes and errors."""
+
+import pyarrow.parquet as pq
+import pytest
+
+import changeling
+
+from conftest import DEMO
+
+
+def test_score_directory_equals_cli(cli_alerts):
+    jsonl, _ = cli_alerts
+    alerts = changeling.score(DEMO)
+    assert changeling.write_jsonl(alerts) == jsonl
+
+
+def test_score_arrow_tables_equals_cli(cli_alerts, demo_tables):
+    jsonl, _ = cli_alerts
+    alerts = changeling.score(demo_tables, "builtin")
+    assert changeling.write_jsonl(alerts) == jsonl
+    # Already in the contract's order.
+    assert changeling.write_jsonl(changeling.sort_alerts(alerts)) == jsonl
+
+
+def test_alerts_schema_is_the_parquet_alerts(cli_alerts):
+    _, parquet = cli_alerts
+    alerts = changeling.score(DEMO)
+    assert alerts.schema == pq.read_schema(parquet).remove_metadata()
+    assert alerts.equals(pq.read_table(parquet).replace_schema_metadata(None))
+
+
+def test_record_batches_and_lists_are_tables_too(demo_tables, cli_alerts):
+    jsonl, _ = cli_alerts
+    data = dict(demo_tables)
+    data["events"] = data["events"].to_batches(max_chunksize=5000)
+    data["items"] = data["items"].to_reader()
+    assert changeling.write_jsonl(changeling.score(data)) == jsonl
+
+
+def test_min_tier_keeps_that_tier_and_higher():
+    alerts = changeling.score(DEMO, min_tier="high")
+    assert alerts.num_rows > 0
+    assert set(alerts.column("tier").to_pylist()) == {"high"}
+    with pytest.raises(ValueError, match="no such tier"):
+        changeling.score(DEMO, min_tier="nope")
+
+
+def test_errors_are_typed_with_the_cli_messages(tmp_path):
+    with pytest.raises(changeling.DataError, match="no such dataset directory"):
+        changeling.score(tmp_path / "missing")
+    (tmp_path / "items.jsonl").write_text("")
+    with pytest.raises(changeling.DataError, match="no events table"):
+        changeling.score(tmp_path)
+    with pytest.raises(changeling.RulesError, match="no such file or directory"):
+        changeling.score(DEMO, tmp_path / "no-rules")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('id = "x/y"\ntitle = "t"\n[events]\nactions = ["like"]\n[[signal]]\nkind = "no_such_kind"\n')
+    with pytest.raises(changeling.RulesError) as e:
+        changeling.score(DEMO, bad)
+    assert "no_such_kind" in str(e.value)
+    import pyarrow as pa
+
+    with pytest.raises(changeling.DataError, match="no events table"):
+        changeling.score({"items": pa.table({"id": ["a"], "author": ["b"]})})
+    with pytest.raises(ValueError, match="no table `event`"):
+        changeling.score({"event": pa.table({"x": [1]})})
+
+
+def test_bad_rows_are_skipped_or_stop_a_strict_run():
+    import pyarrow as pa
+
+    events = pa.table({"ts": ["2024-01-01T00:00:00Z", "not a time"], "actor": ["a", "b"], "action": ["like", "like"]})
+    assert changeling.score({"events": events}).num_rows == 0
+    with pytest.raises(changeling.DataError, match="<events>"):
+        changeling.score({"events": events}, strict=True)
+
+
+def test_check_reports_diagnostics(tmp_path):
+    ok = changeling.check("builtin")
+    assert ok["ok"] and ok["rules"] > 0 and ok["errors"] == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('id = "x/y"\ntitle = "t"\n[events]\nactions = ["like"]\n[[signal]]\nkind = "no_such_kind"\n')
+    out = changeling.check(bad)
+    assert not out["ok"] and out["errors"] >= 1
+    assert "bad.toml" in out["diagnostics"] and "no_such_kind" in out["diagnostics"]
+
+
+def test_eval_measures_alerts_against_labels(cli_alerts, tmp_path):
+    jsonl, _ = cli_alerts
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(jsonl)
+    report = changeling.eval(path, DEMO)
+    assert report["accounts"]["compromised"] > 0
+    assert report["tiers"][0] == "high"
