@@ -467,7 +467,10 @@ fn log_values_reach_the_terminal_escaped_and_shortened() {
 #[test]
 fn a_closed_pipe_is_not_a_crash() {
     // stderr and stdout closed before anything is written.
-    for (args, on_stdout) in [(&["check"][..], false), (&["rules", "list"][..], true), (&["score"][..], true)] {
+    let csv = &["score", "--format", "csv"][..];
+    for (args, on_stdout) in
+        [(&["check"][..], false), (&["rules", "list"][..], true), (&["score"][..], true), (csv, true)]
+    {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_changeling"));

@@ -53,14 +53,26 @@ const HIT_HEADER: [&str; 17] = [
     "why",
 ];
 
+/// The writer's error as the I/O error it is, when it is one (so that a
+/// closed pipe is still seen as one), else wrapped.
+fn io_error(e: ::csv::Error) -> io::Error {
+    if !matches!(e.kind(), ::csv::ErrorKind::Io(_)) {
+        return io::Error::other(e);
+    }
+    match e.into_kind() {
+        ::csv::ErrorKind::Io(e) => e,
+        _ => unreachable!("checked above"),
+    }
+}
+
 /// Writes the incidents as CSV rows of kind `rows`; returns how many
 /// incidents were written.
 pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Context<'_>, rows: Rows) -> io::Result<u64> {
     let mut w = ::csv::WriterBuilder::new().from_writer(out);
     let (plan, s) = (cx.plan, cx.strings);
     match rows {
-        Rows::Incident => w.write_record(INCIDENT_HEADER)?,
-        Rows::Hit => w.write_record(HIT_HEADER)?,
+        Rows::Incident => w.write_record(INCIDENT_HEADER).map_err(io_error)?,
+        Rows::Hit => w.write_record(HIT_HEADER).map_err(io_error)?,
     }
     let mut n = 0;
     for a in accounts {
@@ -105,7 +117,8 @@ pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Contex
                         severity.map_or("", Severity::name),
                         &tags.into_iter().collect::<Vec<_>>().join("|"),
                         strongest.map_or("", |h| h.why.as_str()),
-                    ])?;
+                    ])
+                    .map_err(io_error)?;
                 }
                 Rows::Hit => {
                     for h in &inc.hits {
@@ -128,7 +141,8 @@ pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Contex
                             h.effect.name(),
                             &h.signals.join("|"),
                             &h.why,
-                        ])?;
+                        ])
+                        .map_err(io_error)?;
                     }
                 }
             }
