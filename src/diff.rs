@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::alerts::read::ReadAlert;
 use crate::eval::Truth;
+use crate::terminal::table;
 use crate::time::{Millis, format_rfc3339};
 
 /// One hit as the diff names it.
@@ -318,26 +319,6 @@ pub fn render(d: &Diff, old_name: &str, new_name: &str, max_hits: usize) -> Stri
         }
     }
     out
-}
-
-/// Rows as a table: first column left-aligned, the others right-aligned.
-fn table(out: &mut String, rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            let w = widths[c];
-            if c == 0 {
-                let _ = write!(line, " {cell:<w$}");
-            } else {
-                let _ = write!(line, "  {cell:>w$}");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
 }
 
 #[cfg(test)]

@@ -86,6 +86,27 @@ pub fn value(s: &str, max: usize) -> String {
     shorten(&escape(s, false), max).into_owned()
 }
 
+/// Writes `rows` as a table: first column left-aligned, the others
+/// right-aligned, two spaces between, indented by two.
+pub fn table(out: &mut String, rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    for row in rows {
+        let mut line = String::from(" ");
+        for (c, cell) in row.iter().enumerate() {
+            let w = widths[c];
+            if c == 0 {
+                let _ = write!(line, " {cell:<w$}");
+            } else {
+                let _ = write!(line, "  {cell:>w$}");
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Curves, Listed, Listing, Report, Settings, TierSource};
+use changeling::terminal::table;
 use changeling::time::{Millis, parse_duration};
 use changeling::tune::Summary;
 use serde::Serialize;
@@ -322,27 +323,6 @@ fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Measurement>>>
 /// A ratio with three decimals, or `-` when absent.
 pub fn num(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
-}
-
-/// Writes `rows` as a table: first column left-aligned, the others
-/// right-aligned, two spaces between, indented by two.
-pub fn table(out: &mut String, rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            let w = widths[c];
-            if c == 0 {
-                let _ = write!(line, " {cell:<w$}");
-            } else {
-                let _ = write!(line, "  {cell:>w$}");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
 }
 
 /// The report as text: of `what` (the alerts) against `data`.

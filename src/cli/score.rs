@@ -563,7 +563,7 @@ impl Summary<'_> {
                 rows.push(row);
             }
             let mut table = String::new();
-            super::eval::table(&mut table, &rows);
+            changeling::terminal::table(&mut table, &rows);
             writeln!(e, "  per rule, in the written incidents:")?;
             for line in table.lines() {
                 writeln!(e, "  {line}")?;

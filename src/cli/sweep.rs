@@ -19,7 +19,9 @@ use changeling::time::Millis;
 use changeling::tune::{self, Grid, Loaded, Summary};
 use serde::Serialize;
 
-use super::eval::{count_share, num, parse_slack, table};
+use changeling::terminal::table;
+
+use super::eval::{count_share, num, parse_slack};
 use super::progress::{Progress, Unit};
 
 /// Arguments of `changeling sweep`.
