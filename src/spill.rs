@@ -341,9 +341,9 @@ impl ItemBuckets {
             let mut c = Cursor { b: raw, at: 0 };
             rows.reserve(raw.len() / 16);
             while c.at < raw.len() {
-                let item = sym(c.u32()?);
+                let item = sym(c.u32()?)?;
                 let ts = c.u64()? as Millis;
-                rows.push((item, ts, sym(c.u32()?)));
+                rows.push((item, ts, sym(c.u32()?)?));
             }
             Ok(())
         })?;
@@ -366,7 +366,9 @@ fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
-fn encode(t: &Table, out: &mut Vec<u8>) {
+/// Appends `t` to `out` in the spill format (uncompressed); public for
+/// the fuzz targets, which check that [`decode`] inverts it.
+pub fn encode(t: &Table, out: &mut Vec<u8>) {
     let n = t.rows;
     let mut block = Vec::new();
     let mut cols = 0u32;
@@ -457,11 +459,19 @@ fn corrupt(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("corrupt spill data: {what}"))
 }
 
-fn sym(index: u32) -> Sym {
-    Interner::sym_at(index as usize)
+/// The symbol of a written index; `u32::MAX` is none that the writer
+/// could have numbered, so data holding it is corrupt.
+fn sym(index: u32) -> io::Result<Sym> {
+    if index == u32::MAX {
+        return Err(corrupt("a string index out of range"));
+    }
+    Ok(Interner::sym_at(index as usize))
 }
 
-fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
+/// Decodes the chunks of one uncompressed spill frame. Any byte string is
+/// either tables or an `InvalidData` error, never a panic; public for the
+/// fuzz targets.
+pub fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
     let mut c = Cursor { b: bytes, at: 0 };
     let mut out = Vec::new();
     while c.at < bytes.len() {
@@ -488,9 +498,11 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
                             .collect(),
                     )
                 }
-                1 => {
-                    Column::Sym((0..n).map(|_| c.u32().map(|v| v.checked_sub(1).map(sym))).collect::<io::Result<_>>()?)
-                }
+                1 => Column::Sym(
+                    (0..n)
+                        .map(|_| c.u32().and_then(|v| v.checked_sub(1).map(sym).transpose()))
+                        .collect::<io::Result<_>>()?,
+                ),
                 2 => Column::Num((0..n).map(|_| c.u64().map(f64::from_bits)).collect::<io::Result<_>>()?),
                 3 => Column::Text(
                     (0..n)
@@ -511,7 +523,7 @@ fn decode(bytes: &[u8], kind: TableKind) -> io::Result<Vec<Table>> {
                     }
                     let total = offsets[n] as usize;
                     c.expect(total, 4)?;
-                    let values = (0..total).map(|_| c.u32().map(sym)).collect::<io::Result<_>>()?;
+                    let values = (0..total).map(|_| c.u32().and_then(sym)).collect::<io::Result<_>>()?;
                     Column::List { offsets, values }
                 }
                 _ => return Err(corrupt("unknown column kind")),

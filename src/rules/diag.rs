@@ -128,7 +128,7 @@ impl Source {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
+        let offset = self.text.floor_char_boundary(offset);
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -181,8 +181,11 @@ impl Diagnostic {
         let _ = writeln!(out, "{pad} |");
         let _ = writeln!(out, "{line} | {text}");
         let line_len = text.chars().count();
-        let span_chars = self.source.text
-            [self.span.start.min(self.source.text.len())..self.span.end.min(self.source.text.len())]
+        // Spans are byte offsets; one that falls inside a character (or
+        // past the end) is widened to whole characters.
+        let all = &self.source.text;
+        let start = all.floor_char_boundary(self.span.start);
+        let span_chars = all[start..all.ceil_char_boundary(self.span.end.max(start))]
             .lines()
             .next()
             .map_or(1, |s| s.chars().count().max(1));

@@ -1,0 +1,222 @@
+//! What each fuzz target does with one input. Shared by the fuzz targets
+//! (nightly, `fuzz/run.sh`) and by `tests/fuzz_corpus.rs` (stable `cargo
+//! test`), which replays every saved input through the same function.
+//!
+//! Each body feeds bytes to one of the engine's readers the way a file
+//! would reach it, then checks what must hold whatever the bytes: no panic,
+//! and where a reader accepts the input, the invariants below.
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use changeling::alerts::{self, Context, RuleInfo};
+use changeling::data::source::BlockReader;
+use changeling::data::{Dataset, ReadOptions, TableKind, csv_format};
+use changeling::plan::Plan;
+use changeling::rules::layers::{self, RuleLayer};
+use changeling::rules::overrides::Overrides;
+use changeling::score::Scorer;
+use changeling::spill;
+
+/// A small clean events table, beside a fuzzed table of another kind.
+const EVENTS: &str = r#"{"ts":"2024-03-01T10:00:00Z","actor":"a","action":"like","target":"i1"}
+{"ts":"2024-03-01T10:00:05Z","actor":"b","action":"like","target":"i1"}
+{"ts":"2024-03-01T10:05:00Z","actor":"a","action":"unlike","target":"i1"}
+{"ts":"2024-03-01T11:00:00Z","actor":"a","action":"login","country":"DE"}
+"#;
+
+/// The table a dataset target writes: chosen by the input's first byte.
+fn table_of(byte: u8) -> TableKind {
+    TableKind::ALL[byte as usize % TableKind::ALL.len()]
+}
+
+/// The shipped rules, compiled once.
+fn builtin() -> &'static Plan {
+    static PLAN: OnceLock<Plan> = OnceLock::new();
+    PLAN.get_or_init(|| {
+        let (set, diags) = layers::load(&[RuleLayer::Builtin], &Overrides::default());
+        let set = set.unwrap_or_else(|| panic!("the built-in rules do not load:\n{}", diags.render()));
+        Plan::compile(&set)
+    })
+}
+
+/// Scores `data` with `plan` and writes the alerts: every line must be
+/// one JSON object.
+fn score_and_write(plan: &Plan, data: &Dataset) {
+    let accounts = Scorer::new(plan, data).run_sequential();
+    let rules = RuleInfo::of_plan(plan);
+    let mut out = Vec::new();
+    alerts::write_jsonl(&mut out, &accounts, Context::new(plan, &rules, &data.strings)).expect("writing to memory");
+    for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+            panic!("an alert line is not JSON ({e}): {}", String::from_utf8_lossy(line));
+        }
+    }
+}
+
+/// Rules: the input is a rule file's text, optionally preceded by a
+/// `changeling.toml` text and a NUL byte. Loading never panics; a rule set
+/// that loads compiles and scores a small dataset.
+pub fn rules(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (config, rule) = text.split_once('\0').unwrap_or(("", &text));
+    let (set, diags) = changeling::rules::load_texts(config, &[("rules/fuzz.toml", rule)]);
+    let _ = diags.render();
+    let Some(set) = set else { return };
+    let plan = Plan::compile(&set);
+    let events = Dataset::from_jsonl(&[(TableKind::Events, EVENTS)], true).expect("the fixed events read");
+    score_and_write(&plan, &events);
+}
+
+/// Writes `bytes` as the table picked by the first byte, in `format`
+/// (a file extension), beside a clean events table when the table is not
+/// events; opens the dataset as `score` does, and scores it with the
+/// shipped rules when it opens.
+fn dataset(data: &[u8], ext: &str) {
+    let Some((&pick, bytes)) = data.split_first() else { return };
+    let kind = table_of(pick);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write(dir.path(), &format!("{kind}.{ext}"), bytes);
+    if kind != TableKind::Events {
+        write(dir.path(), "events.jsonl", EVENTS.as_bytes());
+    }
+    // Small blocks, so that block borders fall inside small inputs too.
+    let opts = ReadOptions {
+        strict: pick & 0x80 != 0,
+        block_bytes: 1 + (pick as usize >> 3 & 0x0f) * 37,
+        block_rows: 1 + u64::from(pick >> 3 & 0x0f) * 7,
+        max_record_bytes: if pick & 0x40 != 0 { 97 } else { ReadOptions::default().max_record_bytes },
+        ..ReadOptions::default()
+    };
+    if let Ok(data) = Dataset::open(dir.path(), &opts) {
+        score_and_write(builtin(), &data);
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    std::fs::write(dir.join(name), bytes).expect("writing a temporary file");
+}
+
+/// JSONL: the input (after the first byte) is one table's file.
+pub fn jsonl(data: &[u8]) {
+    dataset(data, "jsonl");
+}
+
+/// CSV: the input (after the first byte) is one table's file.
+pub fn csv(data: &[u8]) {
+    dataset(data, "csv");
+}
+
+/// Parquet: the input (after the first byte) is one table's file.
+pub fn parquet(data: &[u8]) {
+    dataset(data, "parquet");
+}
+
+/// A reader that hands out at most `step` bytes per call, so that the
+/// block cutter's refills fall everywhere.
+struct Dribble<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The block cutter: three bytes choose CSV or lines, the block size, the
+/// maximum record length and the read size; the rest is the stream.
+/// Every block is the input's bytes from the start of its first line
+/// (so nothing is invented or reordered); with nothing skipped, the blocks
+/// are the whole input, and for CSV they hold exactly the records the
+/// parser finds in the whole input.
+pub fn block_cutter(data: &[u8]) {
+    let [mode, size, max, input @ ..] = data else { return };
+    let csv = mode & 1 == 1;
+    let target = 1 + *size as usize % 64;
+    let max_record = if *max == 255 { usize::MAX } else { 1 + *max as usize };
+    let step = 1 + (*mode as usize >> 1) % 17;
+    let mut cutter = BlockReader::with_max_record(Dribble { data: input, step }, target, max_record, csv);
+    let line_starts: Vec<usize> =
+        std::iter::once(0).chain(input.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i + 1)).collect();
+    let mut joined = Vec::new();
+    let mut skipped = 0;
+    let mut records = 0;
+    let mut last_end = 0;
+    while let Some(block) = cutter.next_block().expect("reading from memory") {
+        let line = usize::try_from(block.first_line).unwrap();
+        let start = *line_starts.get(line - 1).unwrap_or_else(|| panic!("block starts at line {line}, past the input"));
+        assert!(start >= last_end, "block at line {line} starts at byte {start}, before the last block ended");
+        let end = start + block.bytes.len();
+        assert!(end <= input.len() && input[start..end] == block.bytes[..], "block at line {line} is not the input");
+        last_end = end;
+        skipped += block.bad.len();
+        if csv {
+            records += count_csv_records(&block.bytes);
+        }
+        joined.extend_from_slice(&block.bytes);
+    }
+    if skipped == 0 {
+        assert_eq!(joined, input, "nothing skipped, yet the blocks are not the input");
+        if csv {
+            assert_eq!(records, count_csv_records(input), "the blocks hold other records than the input");
+        }
+    }
+}
+
+/// Records in a whole CSV text, as the parser splits them.
+fn count_csv_records(text: &[u8]) -> usize {
+    let mut n = 0;
+    let mut pos = 0;
+    while pos < text.len() {
+        match csv_format::scan_record(text, pos, true, None) {
+            csv_format::Scan::Record(end) => {
+                assert!(end > pos, "a record of no bytes at {pos}");
+                pos = end;
+                n += 1;
+            }
+            csv_format::Scan::Open { .. } => return n + 1,
+        }
+    }
+    n
+}
+
+/// The spill decoder: the first byte picks the table kind, the rest is a
+/// decompressed spill frame. Decoding never panics; what decodes encodes
+/// to a canonical form that decodes to itself.
+pub fn spill_decoder(data: &[u8]) {
+    let Some((&pick, raw)) = data.split_first() else { return };
+    let kind = table_of(pick);
+    let Ok(tables) = spill::decode(raw, kind) else { return };
+    let encode = |tables: &[changeling::data::table::Table]| {
+        let mut out = Vec::new();
+        for t in tables {
+            spill::encode(t, &mut out);
+        }
+        out
+    };
+    let once = encode(&tables);
+    let again = spill::decode(&once, kind).expect("decoding what was just encoded");
+    assert_eq!(once, encode(&again), "encoding is not canonical");
+}
+
+/// A spill decoder seed: the JSONL `text` of table `kind` read into a
+/// table and encoded as one spill frame, after the byte that picks `kind`.
+pub fn spill_seed(kind: TableKind, text: &str) -> Vec<u8> {
+    use changeling::data::jsonl;
+    use changeling::data::table::{Table, TableBuilder};
+    let mut builder = TableBuilder::new(kind);
+    let mut bad = Vec::new();
+    jsonl::parse_block(text.as_bytes(), 1, &mut builder, &mut bad);
+    let mut table = Table::new(kind);
+    table.append(builder, &mut changeling::intern::Interner::new());
+    let pick = TableKind::ALL.iter().position(|k| *k == kind).expect("a table of ALL");
+    let mut out = vec![pick as u8];
+    spill::encode(&table, &mut out);
+    out
+}
