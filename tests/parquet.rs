@@ -698,3 +698,33 @@ fn unread_fields_are_checked_and_times_out_of_range_are_bad_rows() {
     assert_eq!((all.len(), few.len()), (1, 1));
     assert!(!few[0].contains_key("lat"));
 }
+
+/// A data page whose bytes changed on disk is an error naming the file
+/// when the writer stored page checksums (pyarrow's `write_page_checksum`,
+/// parquet-mr's default), never rows that were not written. The fixture
+/// holds six events, plain-encoded and uncompressed, so the first
+/// timestamps' bytes sit in the `ts` data page.
+#[test]
+fn a_changed_data_page_with_a_checksum_is_a_bad_file() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parquet-crc/events.parquet");
+    let clean = std::fs::read(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.parquet"), &clean).unwrap();
+    let data = Dataset::open(dir.path(), &ReadOptions::default()).expect("the clean fixture reads");
+    assert_eq!(data.events.len(), 6);
+
+    // The second time: neither the minimum nor the maximum, so only in
+    // the page's data, not in the statistics of its header.
+    let second_ts = (1_709_287_200_000i64 + 60_000).to_le_bytes();
+    let at = clean.windows(8).position(|w| w == second_ts).expect("the second timestamp in the data page");
+    let mut flipped = clean.clone();
+    flipped[at + 5] ^= 0x40;
+    std::fs::write(dir.path().join("events.parquet"), &flipped).unwrap();
+    match Dataset::open(dir.path(), &ReadOptions::default()) {
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains("events.parquet") && msg.contains("CRC"), "{msg}");
+        }
+        Ok(d) => panic!("a changed page was read: {} events", d.events.len()),
+    }
+}
