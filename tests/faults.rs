@@ -86,6 +86,39 @@ fn a_full_disk_under_out_keeps_the_previous_output() {
     assert_eq!(names(dir.path()), ["alerts.csv", "alerts.jsonl", "alerts.parquet"], "temporary files left");
 }
 
+/// `synth --out` and `rules export` write their files the way alerts are
+/// written: a failed write leaves each earlier file as it was and no
+/// shortened one.
+#[test]
+fn a_full_disk_under_synth_and_rules_export_keeps_the_previous_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, "previous\n").unwrap();
+    let o = run(
+        bin()
+            .args(["synth", "--quiet", "--accounts", "300", "--days", "5", "--out"])
+            .arg(dir.path())
+            .env("CHANGELING_FAULT_OUT_FULL_AFTER", "20000"),
+        60,
+    );
+    assert_eq!(o.status.code(), Some(2), "synth: {}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&events).unwrap(), "previous\n", "synth: the earlier events file changed");
+    assert_eq!(names(dir.path()), ["events.jsonl"], "synth: files left behind");
+
+    let rules = dir.path().join("rules");
+    let o = run(bin().args(["rules", "export"]).arg(&rules).env("CHANGELING_FAULT_OUT_FULL_AFTER", "3000"), 60);
+    assert_eq!(o.status.code(), Some(2), "rules export: {}", stderr(&o));
+    let mut shortened = Vec::new();
+    for (path, bytes) in changeling::rules::embedded::rule_files() {
+        if let Ok(written) = std::fs::read_to_string(rules.join(path)) {
+            if written != bytes {
+                shortened.push(path);
+            }
+        }
+    }
+    assert!(shortened.is_empty(), "rules export left shortened files: {shortened:?}");
+}
+
 #[test]
 fn a_full_disk_under_tmp_stops_the_run_cleanly() {
     let tmp = tempfile::tempdir().unwrap();

@@ -62,7 +62,7 @@ pub fn export(dir: &Path, force: bool) -> io::Result<Vec<PathBuf>> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&path, bytes)?;
+        crate::output::write_file(&path, bytes)?;
         written.push(path);
     }
     Ok(written)
@@ -71,7 +71,7 @@ pub fn export(dir: &Path, force: bool) -> io::Result<Vec<PathBuf>> {
 /// Writes the demo dataset into `dir` (which must exist).
 pub fn write_demo(dir: &Path) -> io::Result<()> {
     for (name, bytes) in files::DEMO {
-        std::fs::write(dir.join(name), bytes)?;
+        crate::output::write_file(&dir.join(name), bytes)?;
     }
     Ok(())
 }

@@ -52,12 +52,13 @@ pub mod world;
 pub mod writer;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
+
+use crate::output::OutputFile;
 
 pub use account::Habits;
 use account::{LabelRec, Output, Sim};
@@ -274,8 +275,10 @@ pub fn generate_with_progress(
     let mut files = Vec::new();
     for &t in &tables {
         let path = dir.join(cfg.file_name(t));
-        let f = File::create(&path).map_err(io(&path))?;
-        files.push((t, path, BufWriter::with_capacity(1 << 20, f), 0u64, 0u64));
+        // Each table appears whole at its path when the run succeeds, and
+        // not at all (an earlier file left as it was) when it fails.
+        let f = OutputFile::create(&path).map_err(io(&path))?;
+        files.push((t, path, f, 0u64, 0u64));
     }
     if cfg.format == Format::Csv {
         for (t, path, w, _, bytes) in &mut files {
@@ -344,7 +347,7 @@ pub fn generate_with_progress(
             w.write_all(&empty).map_err(io(&path))?;
             bytes += empty.len() as u64;
         }
-        w.flush().map_err(io(&path))?;
+        w.commit().map_err(io(&path))?;
         report.files.push(FileReport { table: t, path, records, bytes });
     }
     Ok(report)
