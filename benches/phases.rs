@@ -1,7 +1,9 @@
 //! One benchmark per phase of a run, each reporting events per second:
-//! reading a dataset from JSONL and from Parquet (every table, as
+//! reading a dataset from JSONL, CSV and Parquet (every table, as
 //! `changeling score` reads it: `Dataset::open` takes the same path, with
-//! the rules' projection), compiling the rules, scoring.
+//! the rules' projection), compiling the rules, scoring; and, in bytes per
+//! second, cutting a CSV file into blocks of whole records (the quote
+//! machine every CSV byte goes through before it is parsed).
 //!
 //! Inputs are generated once, outside the timed loops, with `changeling
 //! synth` (20,000 accounts over 10 days, about 300 k events) into a temp
@@ -19,6 +21,7 @@ use arrow::array::{
     Array, ArrayRef, Float64Array, ListBuilder, RecordBatch, StringArray, StringBuilder, TimestampMillisecondArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use changeling::data::source::BlockReader;
 use changeling::data::{Dataset, ReadOptions};
 use changeling::plan::Plan;
 use changeling::score::Scorer;
@@ -112,6 +115,11 @@ fn benches(c: &mut Criterion) {
     let data = Dataset::open(&jsonl, &opts).unwrap();
     let events = data.events.len() as u64;
 
+    let csv = tmp.path().join("csv");
+    let csv_cfg = changeling::synth::SynthConfig { format: changeling::synth::Format::Csv, ..cfg.clone() };
+    changeling::synth::generate(&csv_cfg, &csv).unwrap();
+    assert_eq!(Dataset::open(&csv, &opts).unwrap().events.len() as u64, events);
+
     let pq = tmp.path().join("parquet");
     std::fs::create_dir(&pq).unwrap();
     for t in ["events", "items", "follows", "accounts", "labels"] {
@@ -123,8 +131,25 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(events));
     g.bench_function("read_jsonl", |b| b.iter(|| Dataset::open(&jsonl, &opts).unwrap()));
+    g.bench_function("read_csv", |b| b.iter(|| Dataset::open(&csv, &opts).unwrap()));
     g.bench_function("read_parquet", |b| b.iter(|| Dataset::open(&pq, &opts).unwrap()));
     g.bench_function("score", |b| b.iter(|| Scorer::new(&plan, &data).run()));
+    g.finish();
+
+    let text = std::fs::read(csv.join("events.csv")).unwrap();
+    let mut g = c.benchmark_group("csv");
+    g.sample_size(20);
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.bench_function("cut_blocks", |b| {
+        b.iter(|| {
+            let mut cutter = BlockReader::new(&text[..], ReadOptions::default().block_bytes, true);
+            let mut bytes = 0;
+            while let Some(block) = cutter.next_block().unwrap() {
+                bytes += block.bytes.len();
+            }
+            assert_eq!(bytes, text.len());
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("compile");
