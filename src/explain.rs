@@ -343,23 +343,14 @@ fn abstain_reason(def: &SignalDef, require: bool) -> String {
     if require { format!("{reason}; required, so the rule cannot hit") } else { reason }
 }
 
-/// Past tense of common actions.
+/// Past tense of an action: the scorer's words for `why`, and the account
+/// changes a timeline shows besides.
 fn verb(action: &str) -> String {
     match action {
-        "like" => "liked".into(),
-        "unlike" => "unliked".into(),
-        "repost" => "reposted".into(),
-        "unrepost" => "unreposted".into(),
-        "reply" => "replied to".into(),
-        "post" => "posted".into(),
-        "follow" => "followed".into(),
-        "unfollow" => "unfollowed".into(),
-        "login" => "logged in".into(),
-        "logout" => "logged out".into(),
         "password_change" => "changed the password".into(),
         "email_change" => "changed the e-mail".into(),
         "profile_change" => "changed the profile".into(),
-        other => other.to_string(),
+        other => crate::score::verb(other),
     }
 }
 

@@ -96,8 +96,11 @@ struct Case {
     expect: Vec<Expect>,
 }
 
+/// A case's `data`: JSONL text per table, and `[[data.repeat]]` rows made
+/// from a template. Rule cases and the signal case corpus
+/// (`tests/cases/`) write data this way.
 #[derive(Deserialize)]
-struct Data {
+pub struct Data {
     #[serde(flatten)]
     tables: BTreeMap<String, toml::Value>,
 }
@@ -309,6 +312,13 @@ fn table_kind(name: &str) -> Result<TableKind, String> {
         let names: Vec<&str> = TableKind::ALL.iter().map(|k| k.name()).collect();
         format!("unknown table `{name}` (tables: {})", names.join(", "))
     })
+}
+
+impl Data {
+    /// The tables as JSONL text.
+    pub fn tables(&self) -> Result<BTreeMap<TableKind, String>, String> {
+        tables(self)
+    }
 }
 
 /// A case's tables as JSONL text.

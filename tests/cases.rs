@@ -30,13 +30,13 @@
 //! effect = "for"                 # optional
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use changeling::data::{Dataset, TableKind};
 use changeling::plan::Plan;
+use changeling::ruletest::Data;
 use changeling::score::{Hit, Scorer};
-use changeling::time::{format_rfc3339, parse_duration, parse_rfc3339};
+use changeling::time::{format_rfc3339, parse_rfc3339};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -53,27 +53,6 @@ struct Case {
     expect: Vec<Expect>,
 }
 
-#[derive(Deserialize)]
-struct Data {
-    #[serde(flatten)]
-    tables: BTreeMap<String, toml::Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Repeat {
-    #[serde(default = "events")]
-    table: String,
-    count: u64,
-    template: String,
-    start: Option<String>,
-    every: Option<String>,
-}
-
-fn events() -> String {
-    "events".into()
-}
-
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 struct Expect {
@@ -84,38 +63,6 @@ struct Expect {
     why: Vec<String>,
     strength: Option<[f64; 2]>,
     effect: Option<String>,
-}
-
-fn table_kind(name: &str) -> TableKind {
-    TableKind::ALL.into_iter().find(|k| k.name() == name).unwrap_or_else(|| panic!("unknown table `{name}`"))
-}
-
-/// The case's tables as JSONL text.
-fn tables(data: &Data) -> BTreeMap<TableKind, String> {
-    let mut out: BTreeMap<TableKind, String> = BTreeMap::new();
-    for (name, value) in &data.tables {
-        if name == "repeat" {
-            let repeats: Vec<Repeat> = value.clone().try_into().expect("[[data.repeat]] tables");
-            for r in repeats {
-                let text = out.entry(table_kind(&r.table)).or_default();
-                let start = r.start.as_deref().map(|s| parse_rfc3339(s).expect("repeat.start is RFC 3339"));
-                let every = r.every.as_deref().map(|s| parse_duration(s).expect("repeat.every is a duration"));
-                for n in 0..r.count {
-                    let mut row: serde_json::Value =
-                        serde_json::from_str(&r.template.replace("{n}", &n.to_string())).expect("template is JSON");
-                    if let (Some(s), Some(e)) = (start, every) {
-                        row["ts"] = format_rfc3339(s + n as i64 * e).into();
-                    }
-                    text.push_str(&row.to_string());
-                    text.push('\n');
-                }
-            }
-        } else {
-            let text = value.as_str().unwrap_or_else(|| panic!("data.{name} must be JSONL text"));
-            out.entry(table_kind(name)).or_default().push_str(text);
-        }
-    }
-    out
 }
 
 fn run_case(path: &Path) -> Result<(), String> {
@@ -130,7 +77,7 @@ fn run_case(path: &Path) -> Result<(), String> {
     let (set, diags) = changeling::rules::load_texts(&case.config, &texts);
     let set = set.ok_or_else(|| format!("rule does not load:\n{}", diags.render()))?;
     let plan = Plan::compile(&set);
-    let texts = tables(&case.data);
+    let texts = case.data.tables().map_err(|e| format!("{}: {e}", path.display()))?;
     let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
     let scorer = Scorer::new(&plan, &data);

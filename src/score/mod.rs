@@ -394,7 +394,7 @@ impl<'a> Scorer<'a> {
 }
 
 /// Past tense of common actions, for `why`.
-fn verb(action: &str) -> String {
+pub(crate) fn verb(action: &str) -> String {
     match action {
         "like" => "liked".into(),
         "unlike" => "unliked".into(),
