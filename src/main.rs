@@ -17,6 +17,14 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     cli::install_signal_handlers();
+    // A panic inside the Parquet decoder is caught and reported as a bad
+    // file naming it; the default hook's message would only add noise.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !changeling::data::parquet::in_decoder() {
+            default_hook(info);
+        }
+    }));
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,

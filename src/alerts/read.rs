@@ -110,7 +110,12 @@ impl ReadHit {
 pub fn read(path: &Path) -> Result<Vec<ReadAlert>, ReadError> {
     let parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
     let file = File::open(path).map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
-    if parquet { read_parquet(path, file) } else { parse_jsonl(path, std::io::BufReader::new(file)) }
+    if parquet {
+        crate::data::parquet::decoding(|| read_parquet(path, file))
+            .unwrap_or_else(|message| Err(ReadError::BadParquet { path: path.to_path_buf(), message }))
+    } else {
+        parse_jsonl(path, std::io::BufReader::new(file))
+    }
 }
 
 #[derive(Deserialize)]

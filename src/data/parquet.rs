@@ -61,6 +61,36 @@ use super::table::{Column, TableBuilder, Times, check_label, parse_num_text, par
 use crate::intern::{Interner, LocalStrings, Sym};
 use crate::time::{Millis, check_time, format_rfc3339};
 
+thread_local! {
+    /// Whether this thread is inside a call into the Parquet decoder.
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, a call into the Parquet and Arrow decoders on a file's bytes.
+/// Those crates panic on some corrupt files (a negative column chunk
+/// length, a validity bitmap shorter than its page says) instead of
+/// returning an error; such a panic comes back as its message, so that a
+/// corrupt file is a bad file naming it, never a crash.
+pub(crate) fn decoding<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let outer = DECODING.with(|d| d.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    DECODING.with(|d| d.set(outer));
+    result.map_err(|payload| {
+        let why = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        format!("the Parquet decoder failed on this file: {why}")
+    })
+}
+
+/// Whether the current thread is inside the Parquet decoder, where a panic
+/// is caught and reported as a bad file: a panic hook can stay quiet then.
+pub fn in_decoder() -> bool {
+    DECODING.with(|d| d.get())
+}
+
 /// Rows per decoded record batch. Larger batches cost memory, smaller ones
 /// per-batch overhead; not tuned beyond a quick measurement.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -77,10 +107,10 @@ pub fn read_file(
 ) -> Result<(), DataError> {
     let handle = File::open(&file.path).map_err(|e| DataError::io(&file.path, e))?;
     let file_bytes = handle.metadata().map_err(|e| DataError::io(&file.path, e))?.len();
-    let meta = ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()).map_err(|e| DataError::BadFile {
-        path: file.path.clone(),
-        message: format!("not a readable Parquet file: {e}"),
-    })?;
+    let bad = |message: String| DataError::BadFile { path: file.path.clone(), message };
+    let meta = decoding(|| ArrowReaderMetadata::load(&handle, ArrowReaderOptions::new()))
+        .map_err(bad)?
+        .map_err(|e| bad(format!("not a readable Parquet file: {e}")))?;
     drop(handle);
     let cols = plan_columns(&file.path, kind, meta.schema(), opts.projection.as_ref())?;
     let meta = with_dictionaries(meta, &cols);
@@ -375,6 +405,15 @@ struct RowGroupReader<'a> {
 impl RowGroupReader<'_> {
     /// Decodes the row groups of one task into a block.
     fn read(&self, task: &Task) -> Result<Part, DataError> {
+        decoding(|| self.read_groups(task)).unwrap_or_else(|why| {
+            Err(DataError::BadFile {
+                path: self.file.path.clone(),
+                message: format!("row groups {:?}: {why}", task.row_groups),
+            })
+        })
+    }
+
+    fn read_groups(&self, task: &Task) -> Result<Part, DataError> {
         let bad_file = |e: &dyn std::fmt::Display| DataError::BadFile {
             path: self.file.path.clone(),
             message: format!("row groups {:?}: {e}", task.row_groups),
