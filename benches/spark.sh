@@ -16,9 +16,10 @@
 #   DRIVER_MEMORY  Spark driver memory, which in local mode holds the
 #               executors too (default 4g)
 #
-# Peak memory is GNU time's maximum resident set size: for the Spark job
-# that of its largest process (the JVM), not the sum over the JVM and its
-# Python workers.
+# Peak memory: GNU time's maximum resident set size of the process it
+# waits for, and the peak of the sum over the whole process tree (for the
+# Spark job: driver Python, the JVM and its Python workers), sampled every
+# half second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ACCOUNTS=${1:-1000000}
@@ -44,15 +45,28 @@ if [ ! -f "$DATA/events.jsonl" ]; then
 fi
 EVENTS=$(wc -l < "$DATA/events.jsonl")
 
+tree_kb() { # pid: resident KiB of the process and all its descendants
+    ps -eo pid=,ppid=,rss= | awk -v root="$1" '
+        { parent[$1] = $2; rss[$1] = $3 }
+        END { for (p in rss) { q = p; while (q != "" && q != 0 && q != root) q = parent[q]; if (q == root) sum += rss[p] }
+              print sum + 0 }'
+}
+
 timed() { # label, output file, command...
     local label=$1 out=$2; shift 2
-    /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/stdout.txt" 2> "$WORK/stderr.txt" \
-        || { tail -n 40 "$WORK/stderr.txt"; exit 1; }
-    local secs kb
+    /usr/bin/time -v -o "$WORK/time.txt" "$@" > "$WORK/stdout.txt" 2> "$WORK/stderr.txt" &
+    local pid=$! peak=0 kb
+    while kill -0 "$pid" 2> /dev/null; do
+        kb=$(tree_kb "$pid")
+        [ "$kb" -gt "$peak" ] && peak=$kb
+        sleep 0.5
+    done
+    wait "$pid" || { tail -n 40 "$WORK/stderr.txt"; exit 1; }
+    local secs
     secs=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$WORK/time.txt")
     kb=$(awk -F': ' '/Maximum resident set size/ { print $2 }' "$WORK/time.txt")
-    printf '%-22s %9.2f s  %9.0f k events/s  %7.0f MiB peak\n' "$label" "$secs" \
-        "$(echo "$EVENTS / $secs / 1000" | bc -l)" "$(echo "$kb / 1024" | bc -l)"
+    printf '%-16s %8.2f s  %7.0f k events/s  max RSS %6.0f MiB  process tree peak %6.0f MiB\n' "$label" "$secs" \
+        "$(echo "$EVENTS / $secs / 1000" | bc -l)" "$(echo "$kb / 1024" | bc -l)" "$(echo "$peak / 1024" | bc -l)"
     echo "$secs" > "$out"
 }
 
@@ -62,7 +76,7 @@ timed "CLI" "$WORK/cli.secs" "$BIN" score --data "$DATA" --rules builtin --out "
 rm -rf "$WORK/eventlog" "$WORK/spark.jsonl"
 mkdir -p "$WORK/eventlog"
 export PYSPARK_SUBMIT_ARGS="--driver-memory $DRIVER_MEMORY --conf spark.ui.enabled=false \
---conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://$WORK/eventlog \
+--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false --conf spark.eventLog.dir=file://$WORK/eventlog \
 --conf spark.sql.shuffle.partitions=$PARTITIONS pyspark-shell"
 timed "Spark local[2]" "$WORK/spark.secs" "$PY" -m changeling.spark --master 'local[2]' --data "$DATA" \
     --rules builtin --out "$WORK/spark.jsonl" --partitions "$PARTITIONS" --item-buckets "$PARTITIONS"
@@ -79,8 +93,9 @@ fi
 import json, os, sys
 d = sys.argv[1]
 rows = []
-for name in sorted(os.listdir(d)):
-    with open(os.path.join(d, name)) as f:
+files = sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs if not f.startswith((".", "appstatus")))
+for path in files:
+    with open(path) as f:
         for line in f:
             e = json.loads(line)
             if e.get("Event") != "SparkListenerStageCompleted":

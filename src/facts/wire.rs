@@ -717,8 +717,10 @@ mod tests {
             // Phase one, per partition.
             let sent: Vec<PartFacts> =
                 (0..parts).map(|p| part_facts(&plan, &part_data(p), p as u32).unwrap()).collect();
-            let partials: Vec<Partial> =
-                sent.iter().map(|s| Partial::from_batches(&plan, &[s.aggregates.clone()]).unwrap()).collect();
+            let partials: Vec<Partial> = sent
+                .iter()
+                .map(|s| Partial::from_batches(&plan, std::slice::from_ref(&s.aggregates)).unwrap())
+                .collect();
             let mut merged = Partial::from_batches(&plan, &[]).unwrap();
             for p in partials.iter().cloned() {
                 merged.merge(p);
