@@ -28,6 +28,7 @@ venv="${CHANGELING_VENV:-python/.venv}"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
+venv=$(cd "$venv" && pwd)   # absolute, whether given relative or not
 "$venv/bin/pip" install -q --upgrade 'maturin>=1.7,<2' pyspark pyarrow 'pandas<3' pytest
 echo "venv ready: $(( $(date +%s) - start )) s"
 
@@ -46,7 +47,7 @@ rm -rf target/wheels
 "$venv/bin/pip" install -q --force-reinstall --no-deps target/wheels/changeling-*.whl
 echo "wheel built and installed: $(( $(date +%s) - start )) s"
 
-export PYSPARK_PYTHON="$PWD/$venv/bin/python"
+export PYSPARK_PYTHON="$venv/bin/python"
 export PYSPARK_DRIVER_PYTHON="$PYSPARK_PYTHON"
 export CHANGELING_BIN="$PWD/target/$profile/changeling"
 # The installed wheel is tested, not the source tree: run from the tests'

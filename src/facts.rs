@@ -25,6 +25,8 @@ use crate::signals::{Facts, Need, off_pattern, rate_spike};
 use crate::spill::{ItemBuckets, SpillDir};
 use crate::time::Millis;
 
+pub mod wire;
+
 /// The item phase's answers for each partition of a partitioned run: per
 /// item index (its action set), one spill file per partition.
 #[derive(Debug, Default)]
@@ -123,6 +125,24 @@ impl ItemActorsAcc {
         ItemActors::in_seconds(first.unwrap_or(0))
     }
 
+    /// The item phase for one group of whole items: adds `rows` (every
+    /// row of each item they mention) to `index` (empty, of the kind
+    /// [`ItemActorsAcc::empty_index`] gives) and answers `asked` (target,
+    /// time, partition) with the entries within the readers' reach
+    /// ([`ItemActors::answer`]).
+    pub(crate) fn answer_items(
+        &self,
+        mut index: ItemActors,
+        mut rows: Vec<ItemRow>,
+        strings: &Interner,
+        asked: &mut [(Sym, Millis, u32)],
+        out: impl FnMut(u32, &[ItemRow]),
+    ) {
+        index.add_items(&mut rows, strings, self.paired_within());
+        drop(rows);
+        index.answer(self.reach, asked, out);
+    }
+
     fn finish(mut self, strings: &Interner) -> io::Result<ItemActors> {
         let paired = self.paired_within();
         let mut out = self.empty_index();
@@ -156,6 +176,12 @@ pub struct Aggregates {
     /// In a partitioned run, the partitions' questions to the item indexes
     /// (target, time, partition), bucketed by item like the indexes' rows.
     queries: Option<Arc<ItemBuckets>>,
+}
+
+/// The questions an account partition asks the item indexes: the target
+/// and time of each of its events with a target.
+fn questions(rows: &dyn EventRows) -> impl Iterator<Item = (Sym, Millis)> + '_ {
+    (0..rows.rows()).filter_map(|i| rows.target_at(i).map(|t| (t, rows.ts_at(i))))
 }
 
 /// The value of `key` in `v`, added empty if missing.
@@ -283,12 +309,10 @@ impl Aggregates {
         let Some(queries) = &self.queries else { return Ok(()) };
         let who = Interner::sym_at(part as usize);
         let mut batch = Vec::with_capacity(1 << 16);
-        for i in 0..rows.rows() {
-            if let Some(t) = rows.target_at(i) {
-                batch.push((t, rows.ts_at(i), who));
-                if batch.len() == 1 << 16 {
-                    queries.append(&mut batch)?;
-                }
+        for (t, ts) in questions(rows) {
+            batch.push((t, ts, who));
+            if batch.len() == 1 << 16 {
+                queries.append(&mut batch)?;
             }
         }
         queries.append(&mut batch)
@@ -344,12 +368,11 @@ impl Aggregates {
                 let asked: Vec<(Sym, Millis, u32)> =
                     queries.take(b)?.into_iter().map(|(t, ts, p)| (t, ts, p.index() as u32)).collect();
                 for ((_, acc), (_, answers, _)) in accs.iter().zip(&indexes.indexes) {
-                    let mut rows = acc.spill.as_ref().map_or(Ok(Vec::new()), |s| s.take(b))?;
-                    let mut index = acc.empty_index();
-                    index.add_items(&mut rows, strings, acc.paired_within());
-                    drop(rows);
+                    let rows = acc.spill.as_ref().map_or(Ok(Vec::new()), |s| s.take(b))?;
                     let mut by_part: Vec<Vec<ItemRow>> = vec![Vec::new(); parts];
-                    index.answer(acc.reach, &mut asked.clone(), |p, rows| by_part[p as usize].extend_from_slice(rows));
+                    acc.answer_items(acc.empty_index(), rows, strings, &mut asked.clone(), |p, rows| {
+                        by_part[p as usize].extend_from_slice(rows)
+                    });
                     for (p, mut rows) in by_part.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
                         answers.append_to(p, &mut rows)?;
                     }

@@ -14,11 +14,10 @@
 //!
 //! Limits: [`RunFacts::read`] reads every event of the dataset to compute
 //! the facts, so a task that builds one does the whole input's fold and
-//! item indexes itself; computing them as Spark stages (the item phase by
-//! item, [`crate::signals::item_index::ItemActors::answer`]) needs the facts
-//! in a wire format, which does not exist yet. An account whose rows come
-//! back after another account's (input not grouped by account) is an
-//! error, not a silent split.
+//! item indexes itself. The Spark job computes them as stages instead,
+//! with the facts in a wire format ([`crate::facts::wire`]). An account
+//! whose rows come back after another account's (input not grouped by
+//! account) is an error, not a silent split.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,8 +18,10 @@ use arrow::array::RecordBatch;
 use arrow::pyarrow::{PyArrowType, Table};
 use changeling::alerts::select::Selection;
 use changeling::alerts::{self, Context, RuleInfo};
+use changeling::bind::BoundPlan;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Settings, TierSource};
+use changeling::facts::wire::{self, Partial};
 use changeling::plan::Plan;
 use changeling::rules::layers::{self, RuleLayer};
 use changeling::run::{self, RunOptions, RunProgress};
@@ -89,6 +91,21 @@ fn kind_of(name: &str) -> PyResult<TableKind> {
     })
 }
 
+/// A dict from table name to `pyarrow.Table`, as the engine reads tables
+/// given as Arrow.
+type ArrowTables = Vec<(TableKind, arrow::datatypes::SchemaRef, Vec<RecordBatch>)>;
+
+fn tables_of(dict: &Bound<'_, PyDict>) -> PyResult<ArrowTables> {
+    let mut tables = Vec::new();
+    for (k, v) in dict.iter() {
+        let kind = kind_of(&k.extract::<String>()?)?;
+        let t: PyArrowType<Table> = v.extract()?;
+        let (batches, schema) = t.0.into_inner();
+        tables.push((kind, schema, batches));
+    }
+    Ok(tables)
+}
+
 /// Alerts as a `pyarrow.Table`.
 fn alerts_table(batches: Vec<RecordBatch>) -> PyResult<PyArrowType<Table>> {
     let table =
@@ -130,13 +147,7 @@ fn score(
         .map_err(|e| ChangelingError::new_err(e.to_string()))?;
 
     if let Ok(dict) = data.cast::<PyDict>() {
-        let mut tables = Vec::new();
-        for (k, v) in dict.iter() {
-            let kind = kind_of(&k.extract::<String>()?)?;
-            let t: PyArrowType<Table> = v.extract()?;
-            let (batches, schema) = t.0.into_inner();
-            tables.push((kind, schema, batches));
-        }
+        let tables = tables_of(dict)?;
         let batches = py.detach(|| {
             pool.install(|| -> PyResult<Vec<RecordBatch>> {
                 let data = Dataset::from_arrow(tables, &read).map_err(|e| DataError::new_err(e.to_string()))?;
@@ -296,6 +307,110 @@ impl Stream {
     }
 }
 
+/// The work of the Spark job's stages for one set of rules (see
+/// `changeling/spark.py` and `changeling::facts::wire`): each method is
+/// one stage's task, Arrow in and Arrow out, strings on the wire.
+#[pyclass(frozen)]
+struct Stages {
+    loaded: Loaded,
+    strict: bool,
+}
+
+fn wire_err(e: wire::WireError) -> PyErr {
+    DataError::new_err(e.to_string())
+}
+
+fn one_table(t: PyArrowType<Table>) -> Vec<RecordBatch> {
+    t.0.into_inner().0
+}
+
+impl Stages {
+    fn dataset(&self, tables: ArrowTables) -> PyResult<Dataset> {
+        let read = ReadOptions {
+            strict: self.strict,
+            projection: Some(self.loaded.plan.projection()),
+            ..ReadOptions::default()
+        };
+        Dataset::from_arrow(tables, &read).map_err(|e| DataError::new_err(e.to_string()))
+    }
+}
+
+#[pymethods]
+impl Stages {
+    /// Loads and compiles `rules` (as `changeling.score` takes them).
+    #[new]
+    #[pyo3(signature = (rules=None, strict=false))]
+    fn new(rules: Option<Paths>, strict: bool) -> PyResult<Stages> {
+        Ok(Stages { loaded: load(Paths::into_vec(rules))?, strict })
+    }
+
+    /// Stage A for account partition `part`: `tables` are its events
+    /// (whole accounts) and the items they target. Returns its aggregate
+    /// partial, its item rows and its questions, as record batches.
+    #[allow(clippy::type_complexity)]
+    fn part_facts(
+        &self,
+        py: Python<'_>,
+        tables: &Bound<'_, PyDict>,
+        part: u32,
+    ) -> PyResult<(PyArrowType<RecordBatch>, PyArrowType<RecordBatch>, PyArrowType<RecordBatch>)> {
+        let tables = tables_of(tables)?;
+        let out = py.detach(|| -> PyResult<wire::PartFacts> {
+            let data = self.dataset(tables)?;
+            wire::part_facts(&self.loaded.plan, &data, part).map_err(wire_err)
+        })?;
+        Ok((PyArrowType(out.aggregates), PyArrowType(out.item_rows), PyArrowType(out.questions)))
+    }
+
+    /// Merges aggregate partials (tables of the partials' schema) into one
+    /// record batch; the same bytes whatever their order.
+    fn merge(&self, py: Python<'_>, partials: Vec<PyArrowType<Table>>) -> PyResult<PyArrowType<RecordBatch>> {
+        let batches: Vec<RecordBatch> = partials.into_iter().flat_map(one_table).collect();
+        let out = py.detach(|| Partial::from_batches(&self.loaded.plan, &batches)?.to_batch()).map_err(wire_err)?;
+        Ok(PyArrowType(out))
+    }
+
+    /// The item stage for one group of whole items: answers the questions
+    /// with the item rows; returns the answers, with their partition.
+    fn answer(
+        &self,
+        py: Python<'_>,
+        item_rows: PyArrowType<Table>,
+        questions: PyArrowType<Table>,
+    ) -> PyResult<PyArrowType<RecordBatch>> {
+        let (rows, asked) = (one_table(item_rows), one_table(questions));
+        let out = py.detach(|| wire::answer(&self.loaded.plan, &rows, &asked)).map_err(wire_err)?;
+        Ok(PyArrowType(out))
+    }
+
+    /// Stage B for account partition `part`: scores its events (in
+    /// `tables`, with its share of the other tables) with the merged
+    /// aggregates and its answers. Returns its alerts.
+    fn score(
+        &self,
+        py: Python<'_>,
+        tables: &Bound<'_, PyDict>,
+        aggregates: PyArrowType<Table>,
+        answers: PyArrowType<Table>,
+        part: u32,
+    ) -> PyResult<PyArrowType<Table>> {
+        let tables = tables_of(tables)?;
+        let (aggregates, answers) = (one_table(aggregates), one_table(answers));
+        let batches = py.detach(|| -> PyResult<Vec<RecordBatch>> {
+            let plan = &self.loaded.plan;
+            let mut data = self.dataset(tables)?;
+            let partial = Partial::from_batches(plan, &aggregates).map_err(wire_err)?;
+            let strings = Arc::get_mut(&mut data.strings).expect("a dataset just read shares its strings with none");
+            let facts = wire::facts(plan, &partial, &answers, part, strings).map_err(wire_err)?;
+            let bound = BoundPlan::with_facts(plan, &data, &facts).shared();
+            let accounts = Scorer::bound(bound, &data).run_sequential();
+            let cx = Context::new(plan, &self.loaded.info, &data.strings);
+            alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))
+        })?;
+        alerts_table(batches)
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -306,6 +421,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(alerts_schema, m)?)?;
     m.add_class::<Run>()?;
     m.add_class::<Stream>()?;
+    m.add_class::<Stages>()?;
     m.add("ChangelingError", py.get_type::<ChangelingError>())?;
     m.add("RulesError", py.get_type::<RulesError>())?;
     m.add("DataError", py.get_type::<DataError>())?;

@@ -10,30 +10,51 @@ import pytest
 import changeling
 from changeling import spark as cs
 
-from conftest import DEMO
+from conftest import DEMO, cli_binary
 
 
 def test_dataframes_equal_cli(spark, demo_tables, cli_alerts, tmp_path):
     jsonl, _ = cli_alerts
     frames = {name: spark.createDataFrame(t) for name, t in demo_tables.items()}
-    alerts = cs.score(spark, frames, "builtin", stage_dir=str(tmp_path / "stage"))
+    alerts = cs.score(spark, frames, "builtin")
     out = tmp_path / "alerts.jsonl"
     cs.write(alerts, str(out))
     assert out.read_bytes() == jsonl
 
 
-def test_accounts_spanning_batches_and_chunks(spark, demo_parquet, cli_alerts, tmp_path):
-    """Small Arrow batches and small scoring chunks: accounts cross both."""
+@pytest.mark.parametrize("partitions,buckets", [(1, 1), (3, 2), (7, 5)])
+def test_any_partition_count_gives_the_cli_alerts(spark, demo_parquet, cli_alerts, tmp_path, partitions, buckets):
+    """The aggregate partials merge to the same facts, and the item stage
+    answers the same, whatever the numbers of account partitions and item
+    buckets; small Arrow batches make groups span several."""
     jsonl, _ = cli_alerts
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "700")
     try:
-        alerts = cs.score(spark, str(demo_parquet), partitions=3, chunk_rows=1000)
+        alerts = cs.score(spark, str(demo_parquet), partitions=partitions, item_buckets=buckets)
         out = tmp_path / "parts"
         cs.write(alerts, str(out), "jsonl")
         parts = sorted(p for p in out.iterdir() if p.name.startswith("part-"))
         assert b"".join(p.read_bytes() for p in parts) == jsonl
     finally:
         spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+
+
+def test_a_synth_population_gives_the_cli_alerts(spark, tmp_path):
+    """A generated population (JSON Lines read by Spark: timestamps as
+    RFC 3339 strings) gives the CLI's alerts."""
+    data = tmp_path / "synth"
+    subprocess.run(
+        [cli_binary(), "synth", "--accounts", "2000", "--days", "10", "--seed", "3", "--impressions", "--out", str(data), "--quiet"],
+        check=True,
+    )
+    want = tmp_path / "cli.jsonl"
+    subprocess.run(
+        [cli_binary(), "score", "--data", str(data), "--rules", "builtin", "--out", str(want), "--quiet"], check=True
+    )
+    assert want.read_bytes().count(b"\n") > 10, "the synth population should give alerts"
+    out = tmp_path / "spark.jsonl"
+    cs.write(cs.score(spark, str(data), "builtin", partitions=5), str(out))
+    assert out.read_bytes() == want.read_bytes()
 
 
 def test_parquet_output_reads_back_as_the_cli_alerts(spark, demo_parquet, cli_alerts, tmp_path):
