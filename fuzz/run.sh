@@ -22,7 +22,10 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder)
 JOBS=${JOBS:-1}
 
+# Built once: the targets then run as built, even if the sources change
+# while they run.
 cargo +nightly fuzz build -O
+bin=target/x86_64-unknown-linux-gnu/release
 mkdir -p logs
 
 max_len() {
@@ -36,7 +39,7 @@ run_one() {
     local t=$1
     mkdir -p "corpus/$t" "artifacts/$t"
     # One scoring thread: the fuzzer's own fork children are the parallelism.
-    RAYON_NUM_THREADS=1 cargo +nightly fuzz run -O "$t" "corpus/$t" "seeds/$t" -- \
+    RAYON_NUM_THREADS=1 "$bin/$t" "corpus/$t" "seeds/$t" -artifact_prefix="artifacts/$t/" \
         -fork=1 -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1 \
         -max_total_time="$SECONDS_PER" -max_len="$(max_len "$t")" \
         -rss_limit_mb=2048 -timeout=20 >"logs/$t.log" 2>&1 || true
