@@ -71,7 +71,8 @@ pub fn export(dir: &Path, force: bool) -> io::Result<Vec<PathBuf>> {
 /// Writes the demo dataset into `dir` (which must exist).
 pub fn write_demo(dir: &Path) -> io::Result<()> {
     for (name, bytes) in files::DEMO {
-        crate::output::write_file(&dir.join(name), bytes)?;
+        // A scratch copy in a temporary directory, not an output.
+        std::fs::write(dir.join(name), bytes)?;
     }
     Ok(())
 }
