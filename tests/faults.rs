@@ -110,10 +110,8 @@ fn a_full_disk_under_synth_and_rules_export_keeps_the_previous_files() {
     assert_eq!(o.status.code(), Some(2), "rules export: {}", stderr(&o));
     let mut shortened = Vec::new();
     for (path, bytes) in changeling::rules::embedded::rule_files() {
-        if let Ok(written) = std::fs::read_to_string(rules.join(path)) {
-            if written != bytes {
-                shortened.push(path);
-            }
+        if std::fs::read_to_string(rules.join(path)).is_ok_and(|written| written != bytes) {
+            shortened.push(path);
         }
     }
     assert!(shortened.is_empty(), "rules export left shortened files: {shortened:?}");
