@@ -234,13 +234,26 @@ pub enum StreamError {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field, Schema};
 
     use super::*;
     use crate::data::table::Column;
     use crate::rules::layers::{self, RuleLayer};
+
+    /// The demo dataset written to a temporary directory, the built-in
+    /// rules compiled, their infos, and read options with the plan's
+    /// projection (as `score` reads).
+    pub(crate) fn demo() -> (tempfile::TempDir, Plan, Vec<RuleInfo>, ReadOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        crate::rules::embedded::write_demo(dir.path()).unwrap();
+        let (set, _) = layers::load(&[RuleLayer::Builtin], &Default::default());
+        let set = set.unwrap();
+        let (plan, info) = (Plan::compile(&set), RuleInfo::of_set(&set));
+        let opts = ReadOptions { projection: Some(plan.projection()), ..ReadOptions::default() };
+        (dir, plan, info, opts)
+    }
 
     /// The events of `data` as Arrow batches of `rows` rows, sorted by
     /// account text as Spark's `sortWithinPartitions("actor", "ts")` sorts
@@ -284,12 +297,7 @@ mod tests {
     /// the demo gives the in-memory run's alerts, byte for byte.
     #[test]
     fn a_stream_of_account_sorted_batches_gives_the_in_memory_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::rules::embedded::write_demo(dir.path()).unwrap();
-        let (set, _) = layers::load(&[RuleLayer::Builtin], &Default::default());
-        let set = set.unwrap();
-        let (plan, info) = (Plan::compile(&set), RuleInfo::of_set(&set));
-        let opts = ReadOptions { projection: Some(plan.projection()), ..ReadOptions::default() };
+        let (dir, plan, info, opts) = demo();
 
         let data = Dataset::open(dir.path(), &opts).unwrap();
         let accounts = Scorer::new(&plan, &data).run();
@@ -312,11 +320,7 @@ mod tests {
 
     #[test]
     fn an_account_that_comes_back_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::rules::embedded::write_demo(dir.path()).unwrap();
-        let (set, _) = layers::load(&[RuleLayer::Builtin], &Default::default());
-        let set = set.unwrap();
-        let (plan, info) = (Plan::compile(&set), RuleInfo::of_set(&set));
+        let (dir, plan, info, _) = demo();
         let run = Arc::new(RunFacts::read(dir.path(), plan, info, &ReadOptions::default()).unwrap());
         let schema = Arc::new(Schema::new(vec![
             Field::new("ts", DataType::Int64, false),

@@ -89,17 +89,24 @@ pub fn value(s: &str, max: usize) -> String {
 /// Writes `rows` as a table: first column left-aligned, the others
 /// right-aligned, two spaces between, indented by two.
 pub fn table(out: &mut String, rows: &[Vec<String>]) {
+    aligned_table(out, rows, "  ", |c| c > 0);
+}
+
+/// Writes `rows` as a table after `indent`: columns two spaces apart,
+/// right-aligned where `right(column)` holds and left-aligned elsewhere,
+/// trailing spaces trimmed.
+pub fn aligned_table(out: &mut String, rows: &[Vec<String>], indent: &str, right: impl Fn(usize) -> bool) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
     for row in rows {
-        let mut line = String::from(" ");
+        let mut line = String::from(indent);
         for (c, cell) in row.iter().enumerate() {
-            let w = widths[c];
-            if c == 0 {
-                let _ = write!(line, " {cell:<w$}");
+            let (w, sep) = (widths[c], if c == 0 { "" } else { "  " });
+            if right(c) {
+                let _ = write!(line, "{sep}{cell:>w$}");
             } else {
-                let _ = write!(line, "  {cell:>w$}");
+                let _ = write!(line, "{sep}{cell:<w$}");
             }
         }
         out.push_str(line.trim_end());

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Curves, Listed, Listing, Report, Settings, TierSource};
-use changeling::terminal::table;
+use changeling::terminal::{aligned_table, table};
 use changeling::time::{Millis, parse_duration};
 use changeling::tune::Summary;
 use serde::Serialize;
@@ -213,7 +213,7 @@ fn render_listing(out: &mut String, l: &Listing) {
         l.false_positives.len()
     );
     if !l.false_positives.is_empty() {
-        left_table(out, &rows(&l.false_positives, true), &[1]);
+        aligned_table(out, &rows(&l.false_positives, true), "  ", |c| c == 1);
     }
     let _ = writeln!(
         out,
@@ -221,31 +221,7 @@ fn render_listing(out: &mut String, l: &Listing) {
         l.false_negatives.len()
     );
     if !l.false_negatives.is_empty() {
-        left_table(out, &rows(&l.false_negatives, false), &[1]);
-    }
-}
-
-/// Writes `rows` as a table indented by two: columns left-aligned except
-/// those in `right`, the last one unpadded.
-fn left_table(out: &mut String, rows: &[Vec<String>], right: &[usize]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let mut line = String::from(" ");
-        for (c, cell) in row.iter().enumerate() {
-            let w = widths[c];
-            let sep = if c == 0 { " " } else { "  " };
-            if right.contains(&c) {
-                let _ = write!(line, "{sep}{cell:>w$}");
-            } else if c + 1 == row.len() {
-                let _ = write!(line, "{sep}{cell}");
-            } else {
-                let _ = write!(line, "{sep}{cell:<w$}");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        aligned_table(out, &rows(&l.false_negatives, false), "  ", |c| c == 1);
     }
 }
 

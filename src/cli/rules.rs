@@ -103,29 +103,10 @@ fn list(rules: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
             ]);
         }
         let mut text = String::new();
-        left_table(&mut text, &rows);
+        changeling::terminal::aligned_table(&mut text, &rows, "", |_| false);
         writeln!(stdout, "{} rules from {}\n", listed.len(), loaded.name)?;
         stdout.write_all(text.as_bytes())?;
     }
     stdout.flush()?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Rows as a table, every column left-aligned, the last one unpadded.
-fn left_table(out: &mut String, rows: &[Vec<String>]) {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> =
-        (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let mut line = String::new();
-        for (c, cell) in row.iter().enumerate() {
-            if c + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
 }

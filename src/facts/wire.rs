@@ -647,10 +647,9 @@ mod tests {
     use arrow::compute::filter_record_batch;
 
     use super::*;
-    use crate::alerts::{self, Context, RuleInfo};
+    use crate::alerts::{self, Context};
     use crate::bind::BoundPlan;
-    use crate::data::{Events, ReadOptions};
-    use crate::rules::layers::{self, RuleLayer};
+    use crate::data::Events;
     use crate::score::Scorer;
 
     fn bucket(s: &str, n: usize) -> usize {
@@ -684,12 +683,7 @@ mod tests {
     /// order.
     #[test]
     fn partitions_through_the_wire_give_the_in_memory_alerts() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::rules::embedded::write_demo(dir.path()).unwrap();
-        let (set, _) = layers::load(&[RuleLayer::Builtin], &Default::default());
-        let set = set.unwrap();
-        let (plan, info) = (Plan::compile(&set), RuleInfo::of_set(&set));
-        let opts = ReadOptions { projection: Some(plan.projection()), ..ReadOptions::default() };
+        let (dir, plan, info, opts) = crate::stream::tests::demo();
         let data = Dataset::open(dir.path(), &opts).unwrap();
         let mut want = Vec::new();
         alerts::write_jsonl(&mut want, &Scorer::new(&plan, &data).run(), Context::new(&plan, &info, &data.strings))
