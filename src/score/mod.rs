@@ -124,6 +124,8 @@ pub struct Scratch {
     /// Hits of the event being judged, added to `hits` after it.
     fresh: Vec<Hit>,
     candidates: Vec<u32>,
+    /// The signals that fired on the rule being judged: (index, strength).
+    fired: Vec<(usize, f64)>,
 }
 
 impl<'a> Scorer<'a> {
@@ -177,6 +179,7 @@ impl<'a> Scorer<'a> {
             earlier: Vec::new(),
             fresh: Vec::new(),
             candidates: Vec::new(),
+            fired: Vec::new(),
         }
     }
 
@@ -217,7 +220,7 @@ impl<'a> Scorer<'a> {
         for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
             t.reset(state, span, data);
         }
-        let Scratch { states, buffers, hits, earlier, candidates, fresh } = scratch;
+        let Scratch { states, buffers, hits, earlier, candidates, fresh, fired } = scratch;
         hits.clear();
         earlier.clear();
         for i in span.range() {
@@ -232,7 +235,7 @@ impl<'a> Scorer<'a> {
             candidates.extend_from_slice(&self.bound.any_action);
             let mut rules = Vec::new();
             for &ri in candidates.iter() {
-                let hit = self.judge(ri, &e, states, &mut buffers[ri as usize]);
+                let hit = self.judge(ri, &e, states, &mut buffers[ri as usize], fired);
                 if trace.is_some() {
                     rules.push(self.trace_rule(ri, &e, states, &mut buffers[ri as usize], hit.clone()));
                 }
@@ -280,14 +283,21 @@ impl<'a> Scorer<'a> {
 
     /// Runs one rule on one event: its signals are asked without words
     /// first, and again with words only when the rule hits.
-    fn judge(&self, ri: u32, e: &Ev<'_>, states: &[State], buffers: &mut [SignalScratch]) -> Option<Hit> {
+    fn judge(
+        &self,
+        ri: u32,
+        e: &Ev<'_>,
+        states: &[State],
+        buffers: &mut [SignalScratch],
+        fired: &mut Vec<(usize, f64)>,
+    ) -> Option<Hit> {
         let planned = &self.bound.plan.rules[ri as usize];
         let rule = &self.bound.rules[ri as usize];
         if !self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i)) {
             return None;
         }
         let quiet = Ev { words: false, ..*e };
-        let mut fired: Vec<(usize, f64)> = Vec::new();
+        fired.clear();
         let mut spoke = 0;
         for (si, ((judge, slot, require), buffer)) in rule.signals.iter().zip(buffers.iter_mut()).enumerate() {
             match judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, &quiet) {
