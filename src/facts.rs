@@ -21,7 +21,7 @@ use crate::data::{EventRows, Items};
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
 use crate::signals::item_index::{ItemActors, ItemRow};
-use crate::signals::{Facts, Need, off_pattern, rate_spike};
+use crate::signals::{Facts, Need, off_pattern, rate_spike, sorted};
 use crate::spill::{ItemBuckets, SpillDir};
 use crate::time::Millis;
 
@@ -176,12 +176,9 @@ pub struct Aggregates {
     /// In a partitioned run, the partitions' questions to the item indexes
     /// (target, time, partition), bucketed by item like the indexes' rows.
     queries: Option<Arc<ItemBuckets>>,
-}
-
-/// The questions an account partition asks the item indexes: the target
-/// and time of each of its events with a target.
-fn questions(rows: &dyn EventRows) -> impl Iterator<Item = (Sym, Millis)> + '_ {
-    (0..rows.rows()).filter_map(|i| rows.target_at(i).map(|t| (t, rows.ts_at(i))))
+    /// The actions of the events that ask the item indexes, sorted (`None`:
+    /// every event with a target).
+    asked_by: Option<Vec<String>>,
 }
 
 /// The value of `key` in `v`, added empty if missing.
@@ -201,12 +198,24 @@ impl Aggregates {
     /// them ([`super::Needs::facts`]).
     pub fn for_plan(plan: &Plan) -> Aggregates {
         let mut a = Aggregates::default();
-        for need in plan.rules.iter().flat_map(|r| &r.signals).flat_map(|s| s.def.needs().facts) {
+        let mut asked_by = Some(Vec::new());
+        let needs =
+            plan.rules.iter().flat_map(|r| r.signals.iter().flat_map(|s| s.def.needs().facts).map(move |n| (r, n)));
+        for (rule, need) in needs {
+            if let Need::ItemIndex { read_at, .. } = &need {
+                // An index read at the events a rule selects is asked about
+                // by every event when the rule selects every action.
+                let actions = read_at.as_ref().unwrap_or(&rule.actions);
+                match &mut asked_by {
+                    Some(all) if !actions.is_empty() => all.extend(actions.iter().cloned()),
+                    _ => asked_by = None,
+                }
+            }
             match need {
                 Need::Prior { feature, history } => {
                     slot(&mut a.priors, (feature, history));
                 }
-                Need::ItemIndex { actions, every_entry, lockstep_window, reach } => {
+                Need::ItemIndex { actions, every_entry, lockstep_window, reach, read_at: _ } => {
                     let acc = slot(&mut a.item_actors, actions);
                     acc.pairs = true;
                     acc.reach = (acc.reach.0.max(reach.0), acc.reach.1.max(reach.1));
@@ -221,7 +230,24 @@ impl Aggregates {
                 Need::DataEnd => {}
             }
         }
+        a.asked_by = asked_by.map(|all| sorted(&all));
         a
+    }
+
+    /// The questions an account partition asks the item indexes: the
+    /// target and time of each of its events with a target and an action
+    /// some reader reads the indexes at.
+    pub(crate) fn questions<'r>(
+        &self,
+        rows: &'r dyn EventRows,
+        strings: &Interner,
+    ) -> impl Iterator<Item = (Sym, Millis)> + 'r {
+        let actions: Option<Vec<Sym>> =
+            self.asked_by.as_ref().map(|names| names.iter().filter_map(|n| strings.get(n)).collect());
+        (0..rows.rows()).filter_map(move |i| {
+            let asks = actions.as_ref().is_none_or(|a| a.contains(&rows.action_at(i)));
+            if asks { rows.target_at(i).map(|t| (t, rows.ts_at(i))) } else { None }
+        })
     }
 
     /// An empty copy with the same slots, for a parallel part of the fold.
@@ -232,6 +258,7 @@ impl Aggregates {
             rates: self.rates.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
             last: None,
             queries: self.queries.clone(),
+            asked_by: self.asked_by.clone(),
         }
     }
 
@@ -303,13 +330,14 @@ impl Aggregates {
     }
 
     /// Records the questions partition `part` will ask the item indexes:
-    /// one per event with a target (the readers' reach is applied when
-    /// they are answered, [`Aggregates::finish_by_parts`]).
-    pub fn ask(&self, rows: &dyn EventRows, part: u32) -> io::Result<()> {
+    /// one per event with a target that a reader reads them at (the
+    /// readers' reach is applied when they are answered,
+    /// [`Aggregates::finish_by_parts`]).
+    pub fn ask(&self, rows: &dyn EventRows, strings: &Interner, part: u32) -> io::Result<()> {
         let Some(queries) = &self.queries else { return Ok(()) };
         let who = Interner::sym_at(part as usize);
         let mut batch = Vec::with_capacity(1 << 16);
-        for (t, ts) in questions(rows) {
+        for (t, ts) in self.questions(rows, strings) {
             batch.push((t, ts, who));
             if batch.len() == 1 << 16 {
                 queries.append(&mut batch)?;

@@ -71,8 +71,18 @@ fn spill_files_are_removed_on_error() {
 
 /// Alerts of a run through the library, with `tune` applied to the options.
 fn run_alerts(data: &str, tmp: &Path, tune: impl Fn(&mut changeling::run::RunOptions)) -> (Vec<u8>, Option<usize>) {
+    run_alerts_with(Path::new("rules"), data, tmp, tune)
+}
+
+/// [`run_alerts`] with the rules in `rules`.
+fn run_alerts_with(
+    rules: &Path,
+    data: &str,
+    tmp: &Path,
+    tune: impl Fn(&mut changeling::run::RunOptions),
+) -> (Vec<u8>, Option<usize>) {
     use changeling::run::{RunOptions, RunProgress, run};
-    let (set, diags) = changeling::rules::load(Path::new("rules"));
+    let (set, diags) = changeling::rules::load(rules);
     let set = set.unwrap_or_else(|| panic!("{}", diags.render()));
     let plan = changeling::plan::Plan::compile(&set);
     let info = changeling::alerts::RuleInfo::of_set(&set);
@@ -86,12 +96,8 @@ fn run_alerts(data: &str, tmp: &Path, tune: impl Fn(&mut changeling::run::RunOpt
     tune(&mut opts);
     let out = run(Path::new(data), &plan, &opts, &RunProgress::default()).unwrap();
     let mut bytes = Vec::new();
-    changeling::alerts::write_jsonl(
-        &mut bytes,
-        &out.accounts,
-        changeling::alerts::Context::new(&plan, &info, &out.strings),
-    )
-    .unwrap();
+    let cx = changeling::alerts::Context::new(&plan, &info, &out.strings);
+    out.incidents.for_each_chunk(|chunk| changeling::alerts::write_jsonl(&mut bytes, &chunk, cx).map(drop)).unwrap();
     (bytes, out.partitions)
 }
 
@@ -152,6 +158,106 @@ fn impressions_follow_their_accounts_into_partitions() {
         let spilled = score(data.path(), &args);
         assert!(spilled.status.success(), "{}", String::from_utf8_lossy(&spilled.stderr));
         assert!(in_memory.stdout == spilled.stdout, "spilled output differs with impressions (threads {threads})");
+    }
+    assert_eq!(entries(tmp.path()), 0, "spill files left behind");
+}
+
+/// A partition asks the item phase only about its events that some
+/// reader of the item indexes reads them at (lockstep's own actions, or the
+/// actions the rules with `feed_exposure` select). Here `feed_exposure`
+/// reads the repost index at reposts: `b`, whom `a` follows, reposted x
+/// before `a` did, so `a`'s repost of x is explained; `c`'s repost of y is
+/// not.
+/// Spilled in any number of partitions, with the rule selecting reposts
+/// and with it selecting every action, the alerts are the in-memory ones.
+#[test]
+fn item_questions_follow_the_readers_actions() {
+    let data = tempfile::tempdir().unwrap();
+    let t0 = 1_600_000_000_000i64;
+    let mut events = String::new();
+    for (minute, actor, action, target) in [
+        (0, "b", "repost", "x"),
+        (1, "a", "repost", "x"),
+        (2, "c", "repost", "y"),
+        (3, "a", "like", "z"),
+        (4, "c", "like", "z"),
+        (5, "d", "login", ""),
+    ] {
+        let target = if target.is_empty() { String::new() } else { format!(r#","target":"{target}""#) };
+        events.push_str(&format!(
+            "{{\"ts\":{},\"actor\":\"{actor}\",\"action\":\"{action}\"{target}}}\n",
+            t0 + minute * 60_000
+        ));
+    }
+    std::fs::write(data.path().join("events.jsonl"), events).unwrap();
+    let follows = "{\"follower\":\"a\",\"followee\":\"b\"}\n{\"follower\":\"c\",\"followee\":\"e\"}\n";
+    std::fs::write(data.path().join("follows.jsonl"), follows).unwrap();
+    let items = ["x", "y", "z"].map(|i| format!("{{\"id\":\"{i}\",\"author\":\"p{i}\"}}\n")).concat();
+    std::fs::write(data.path().join("items.jsonl"), items).unwrap();
+    let data_path = data.path().to_str().unwrap();
+    for actions in ["actions = [\"repost\"]", ""] {
+        let rules = tempfile::tempdir().unwrap();
+        std::fs::write(rules.path().join("changeling.toml"), "[[tier]]\nname = \"low\"\nmin_score = 0.01\n").unwrap();
+        let rule =
+            format!("id = \"t/unexposed\"\ntitle = \"t\"\n[events]\n{actions}\n[[signal]]\nkind = \"feed_exposure\"\n");
+        std::fs::write(rules.path().join("unexposed.toml"), rule).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (in_memory, parts) = run_alerts_with(rules.path(), data_path, tmp.path(), |_| {});
+        assert_eq!(parts, None);
+        let text = String::from_utf8(in_memory.clone()).unwrap();
+        let mut hits = Vec::new();
+        for line in text.lines() {
+            let incident: serde_json::Value = serde_json::from_str(line).unwrap();
+            for h in incident["hits"].as_array().unwrap() {
+                hits.push(format!("{} {} {}", incident["actor"], h["action"], h["target"]).replace('"', ""));
+            }
+        }
+        assert!(hits.contains(&"c repost y".to_string()), "c's repost is unexplained ({actions}): {hits:?}");
+        assert!(!hits.contains(&"a repost x".to_string()), "a's repost is explained ({actions}): {hits:?}");
+        for n in [1, 2, 3] {
+            let (spilled, parts) =
+                run_alerts_with(rules.path(), data_path, tmp.path(), |o| o.force_partitions = Some(n));
+            assert!(parts.is_some(), "the run was partitioned");
+            assert!(spilled == in_memory, "{n} partitions ({actions}): {}", String::from_utf8_lossy(&spilled));
+        }
+    }
+    assert_eq!(entries(data.path()), 3, "nothing written beside the data");
+}
+
+/// Incidents spilled in sorted runs (a 1 MiB budget spills them after a
+/// few partitions) are merged back as they are written: every format, with
+/// and without a triage filter, gives the in-memory run's file byte for
+/// byte, and the summary counts the same.
+#[test]
+fn spilled_incidents_write_every_format_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let summary = |o: &std::process::Output| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_slice(&o.stderr).expect("a JSON summary");
+        for timing in ["read_secs", "score_secs", "total_secs", "partitions", "incident_runs", "notes"] {
+            v.as_object_mut().unwrap().remove(timing);
+        }
+        v
+    };
+    for (ext, filter) in [("jsonl", None), ("csv", Some("medium")), ("parquet", None), ("parquet", Some("high"))] {
+        let filter: Vec<&str> = filter.map(|t| vec!["--min-tier", t]).unwrap_or_default();
+        let run = |name: &str, extra: &[&str]| {
+            let path = out.path().join(format!("{name}.{ext}"));
+            let args = [&["--json", "--out", path.to_str().unwrap()], &filter[..], extra].concat();
+            let o = Command::new(env!("CARGO_BIN_EXE_changeling"))
+                .args(["score", "--data", "datasets/demo"])
+                .args(args)
+                .output()
+                .expect("the binary runs");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            (std::fs::read(&path).unwrap(), o)
+        };
+        let (want, in_memory) = run("in-memory", &[]);
+        let (got, spilled) = run("spilled", &["--memory", "1MiB", "--tmp", tmp.path().to_str().unwrap()]);
+        let runs: serde_json::Value = serde_json::from_slice(&spilled.stderr).unwrap();
+        assert!(runs["incident_runs"].as_u64().unwrap() > 1, "incidents were spilled: {runs}");
+        assert!(want == got, "{ext} {filter:?}: spilled incidents wrote a different file");
+        assert_eq!(summary(&in_memory), summary(&spilled), "{ext} {filter:?}");
     }
     assert_eq!(entries(tmp.path()), 0, "spill files left behind");
 }

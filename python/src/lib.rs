@@ -171,11 +171,14 @@ fn score(
     };
     let batches = py.detach(|| {
         pool.install(|| -> PyResult<Vec<RecordBatch>> {
-            let mut out = run::run(&dir, plan, &opts, &RunProgress::default())
+            let out = run::run(&dir, plan, &opts, &RunProgress::default())
                 .map_err(|e| DataError::new_err(format!("scoring: {e}")))?;
-            selection.apply(&mut out.accounts, &loaded.info);
-            let cx = Context::new(plan, &loaded.info, &out.strings);
-            alerts::record_batches(&out.accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))
+            let strings = out.strings;
+            let mut accounts =
+                out.incidents.into_vec().map_err(|e| DataError::new_err(format!("reading incidents back: {e}")))?;
+            selection.apply(&mut accounts, &loaded.info);
+            let cx = Context::new(plan, &loaded.info, &strings);
+            alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))
         })
     })?;
     alerts_table(batches)

@@ -68,12 +68,48 @@ fn io_error(e: ::csv::Error) -> io::Error {
 /// Writes the incidents as CSV rows of kind `rows`; returns how many
 /// incidents were written.
 pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Context<'_>, rows: Rows) -> io::Result<u64> {
-    let mut w = ::csv::WriterBuilder::new().from_writer(out);
-    let (plan, s) = (cx.plan, cx.strings);
-    match rows {
-        Rows::Incident => w.write_record(INCIDENT_HEADER).map_err(io_error)?,
-        Rows::Hit => w.write_record(HIT_HEADER).map_err(io_error)?,
+    let mut w = CsvAlerts::new(out, rows)?;
+    let n = w.write(accounts, cx)?;
+    w.finish()?;
+    Ok(n)
+}
+
+/// A CSV alert file written a chunk of accounts at a time: the header
+/// first, then each chunk's rows.
+pub struct CsvAlerts<W: Write> {
+    w: ::csv::Writer<W>,
+    rows: Rows,
+}
+
+impl<W: Write> CsvAlerts<W> {
+    /// Starts the file: writes the header of `rows`.
+    pub fn new(out: W, rows: Rows) -> io::Result<CsvAlerts<W>> {
+        let mut w = ::csv::WriterBuilder::new().from_writer(out);
+        match rows {
+            Rows::Incident => w.write_record(INCIDENT_HEADER).map_err(io_error)?,
+            Rows::Hit => w.write_record(HIT_HEADER).map_err(io_error)?,
+        }
+        Ok(CsvAlerts { w, rows })
     }
+
+    /// Writes the incidents of `accounts`; returns how many.
+    pub fn write(&mut self, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
+        write_rows(&mut self.w, accounts, cx, self.rows)
+    }
+
+    /// Flushes what is buffered and gives the writer back.
+    pub fn finish(self) -> io::Result<W> {
+        self.w.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+fn write_rows<W: Write>(
+    w: &mut ::csv::Writer<W>,
+    accounts: &[AccountIncidents],
+    cx: Context<'_>,
+    rows: Rows,
+) -> io::Result<u64> {
+    let (plan, s) = (cx.plan, cx.strings);
     let mut n = 0;
     for a in accounts {
         let actor = s.resolve(a.actor);
@@ -148,6 +184,5 @@ pub fn write_csv(out: &mut impl Write, accounts: &[AccountIncidents], cx: Contex
             }
         }
     }
-    w.flush()?;
     Ok(n)
 }

@@ -546,24 +546,82 @@ pub fn write_parquet(path: &Path, accounts: &[AccountIncidents], cx: Context<'_>
 
 /// [`write_parquet`] to any writer (stdout, say).
 pub fn write_parquet_to(out: impl Write + Send, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
-    let schema = parquet_schema();
-    let props = WriterProperties::builder()
-        .set_created_by(concat!("changeling ", env!("CARGO_PKG_VERSION")).to_string())
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
-    let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(io::Error::other)?;
-    let mut columns = AlertColumns::default();
-    let mut n = 0;
-    for alert in alerts(accounts, cx) {
-        columns.push(alert)?;
-        n += 1;
-        if columns.len() == PARQUET_BATCH {
-            writer.write(&columns.take(&schema)?).map_err(io::Error::other)?;
+    let mut w = ParquetAlerts::new(out)?;
+    w.write(accounts.to_vec(), cx)?;
+    w.finish(cx)
+}
+
+/// A Parquet alert file written a chunk of accounts at a time: the same
+/// bytes as [`write_parquet_to`] with all of them at once, since row
+/// groups are cut every [`PARQUET_BATCH`] alerts wherever the chunks end.
+/// Holds at most one row group's accounts.
+pub struct ParquetAlerts<W: Write + Send> {
+    writer: ArrowWriter<W>,
+    schema: SchemaRef,
+    /// Accounts with alerts not yet written; the first `skip` alerts of
+    /// them were.
+    pending: Vec<AccountIncidents>,
+    skip: usize,
+    /// Alerts of `pending` not yet written.
+    waiting: usize,
+    written: u64,
+}
+
+impl<W: Write + Send> ParquetAlerts<W> {
+    /// Starts the file.
+    pub fn new(out: W) -> io::Result<ParquetAlerts<W>> {
+        let schema = parquet_schema();
+        let props = WriterProperties::builder()
+            .set_created_by(concat!("changeling ", env!("CARGO_PKG_VERSION")).to_string())
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let writer = ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(io::Error::other)?;
+        Ok(ParquetAlerts { writer, schema, pending: Vec::new(), skip: 0, waiting: 0, written: 0 })
+    }
+
+    /// Adds the incidents of `accounts` (the next in output order),
+    /// writing every full row group; returns how many incidents they hold.
+    pub fn write(&mut self, accounts: Vec<AccountIncidents>, cx: Context<'_>) -> io::Result<u64> {
+        let n: usize = accounts.iter().map(|a| a.incidents.len()).sum();
+        self.pending.extend(accounts);
+        self.waiting += n;
+        while self.waiting >= PARQUET_BATCH {
+            self.flush(PARQUET_BATCH, cx)?;
         }
+        Ok(n as u64)
     }
-    if columns.len() > 0 || n == 0 {
-        writer.write(&columns.take(&schema)?).map_err(io::Error::other)?;
+
+    /// Writes the next `take` alerts as one row group.
+    fn flush(&mut self, take: usize, cx: Context<'_>) -> io::Result<()> {
+        let mut columns = AlertColumns::default();
+        for alert in alerts(&self.pending, cx).skip(self.skip).take(take) {
+            columns.push(alert)?;
+        }
+        self.writer.write(&columns.take(&self.schema)?).map_err(io::Error::other)?;
+        // Accounts whose alerts are all written leave.
+        let mut done = self.skip + take;
+        let whole = self.pending.iter().take_while(|a| {
+            let all = a.incidents.len() <= done;
+            if all {
+                done -= a.incidents.len();
+            }
+            all
+        });
+        let whole = whole.count();
+        self.pending.drain(..whole);
+        self.skip = done;
+        self.waiting -= take;
+        self.written += take as u64;
+        Ok(())
     }
-    writer.close().map_err(io::Error::other)?;
-    Ok(n)
+
+    /// Writes the last row group (an empty one when there were no alerts)
+    /// and the footer; returns how many incidents were written in all.
+    pub fn finish(mut self, cx: Context<'_>) -> io::Result<u64> {
+        if self.waiting > 0 || self.written == 0 {
+            self.flush(self.waiting, cx)?;
+        }
+        self.writer.close().map_err(io::Error::other)?;
+        Ok(self.written)
+    }
 }

@@ -35,6 +35,17 @@ fn tier_map<S: serde::Serializer>(v: &[(String, u64)], s: S) -> Result<S::Ok, S:
 
 /// Per-rule counts over `accounts`' incidents, for every rule of the plan
 /// (rules without hits included, with zeros), by plan order.
+impl RuleSummary {
+    /// Adds the counts of the same rule over other accounts.
+    pub fn add(&mut self, other: &RuleSummary) {
+        self.hits += other.hits;
+        self.accounts += other.accounts;
+        for ((_, n), (_, m)) in self.incidents.iter_mut().zip(&other.incidents) {
+            *n += m;
+        }
+    }
+}
+
 pub fn per_rule(accounts: &[AccountIncidents], cx: Context<'_>) -> Vec<RuleSummary> {
     let tiers = &cx.plan.config.tiers;
     let n = cx.plan.rules.len();

@@ -85,7 +85,8 @@ fn side(p: &Path, data: Option<&Path>) -> anyhow::Result<Side> {
     let out = run::run(data, &rules.plan, &opts, &RunProgress::default())
         .with_context(|| format!("scoring {} with {}", data.display(), p.display()))?;
     let mut bytes = Vec::new();
-    alerts::write_jsonl(&mut bytes, &out.accounts, AlertContext::new(&rules.plan, &rules.info, &out.strings))?;
+    let cx = AlertContext::new(&rules.plan, &rules.info, &out.strings);
+    out.incidents.for_each_chunk(|chunk| alerts::write_jsonl(&mut bytes, &chunk, cx).map(drop))?;
     let alerts = read::parse_jsonl(Path::new("<scored>"), bytes.as_slice())?;
     let tiers = rules.plan.config.tiers.iter().map(|t| t.name.clone()).collect();
     let name = match &layers[..] {

@@ -373,52 +373,131 @@ fn selection(args: &ScoreArgs, plan: &changeling::plan::Plan) -> anyhow::Result<
     })
 }
 
-/// Writes the alerts to `dest`; returns how many were written.
-fn write(dest: &Destination, rows: CsvRows, accounts: &[AccountIncidents], cx: Context<'_>) -> anyhow::Result<u64> {
+/// Writes the alerts to `dest` a chunk of accounts at a time (spilled
+/// incidents are merged back as they are written), after `each` has seen
+/// (and may filter) every chunk; returns how many were written.
+fn write(
+    dest: &Destination,
+    rows: CsvRows,
+    incidents: run::Incidents,
+    cx: Context<'_>,
+    each: impl FnMut(&mut Vec<AccountIncidents>),
+) -> anyhow::Result<u64> {
     let rows = match rows {
         CsvRows::Incident => alerts::csv::Rows::Incident,
         CsvRows::Hit => alerts::csv::Rows::Hit,
     };
-    let to = |mut w: &mut dyn Write| -> std::io::Result<u64> {
-        match dest.format {
-            Format::Jsonl => alerts::write_jsonl(&mut w, accounts, cx),
-            Format::Csv => alerts::csv::write_csv(&mut w, accounts, cx, rows),
-            Format::Parquet => unreachable!("parquet is written below"),
-        }
-    };
-    match (&dest.path, dest.format) {
-        (Some(path), Format::Parquet) => {
+    match &dest.path {
+        Some(path) => {
             // Whole or not at all: see `changeling::output`.
             let mut f = OutputFile::create(path)?;
-            let n = alerts::write_parquet_to(&mut f, accounts, cx)
+            let n = write_to(&mut f, dest.format, rows, incidents, cx, each)
                 .with_context(|| format!("writing {}", path.display()))?;
             f.commit()?;
             Ok(n)
         }
-        (None, Format::Parquet) => {
+        None if dest.format == Format::Parquet => {
             anyhow::ensure!(
                 !std::io::stdout().is_terminal(),
                 "refusing to write Parquet to a terminal: pass --out FILE.parquet or redirect stdout"
             );
             let mut buf = Vec::new();
-            let n = alerts::write_parquet_to(&mut buf, accounts, cx)?;
+            let n = write_to(&mut buf, dest.format, rows, incidents, cx, each)?;
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&buf)?;
             stdout.flush()?;
             Ok(n)
         }
-        (Some(path), _) => {
-            let mut f = OutputFile::create(path)?;
-            let n = to(&mut f)?;
-            f.commit()?;
-            Ok(n)
-        }
-        (None, _) => {
-            let stdout = std::io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
-            let n = to(&mut w)?;
+        None => {
+            let mut w = BufWriter::new(std::io::stdout());
+            let n = write_to(&mut w, dest.format, rows, incidents, cx, each)?;
             w.flush()?;
             Ok(n)
+        }
+    }
+}
+
+/// [`write`] into one writer.
+fn write_to<W: Write + Send>(
+    out: W,
+    format: Format,
+    rows: alerts::csv::Rows,
+    incidents: run::Incidents,
+    cx: Context<'_>,
+    mut each: impl FnMut(&mut Vec<AccountIncidents>),
+) -> std::io::Result<u64> {
+    match format {
+        Format::Jsonl => {
+            let mut out = out;
+            let mut n = 0;
+            incidents.for_each_chunk(|mut chunk| {
+                each(&mut chunk);
+                n += alerts::write_jsonl(&mut out, &chunk, cx)?;
+                Ok(())
+            })?;
+            Ok(n)
+        }
+        Format::Csv => {
+            let mut w = alerts::csv::CsvAlerts::new(out, rows)?;
+            let mut n = 0;
+            incidents.for_each_chunk(|mut chunk| {
+                each(&mut chunk);
+                n += w.write(&chunk, cx)?;
+                Ok(())
+            })?;
+            w.finish()?;
+            Ok(n)
+        }
+        Format::Parquet => {
+            let mut w = alerts::ParquetAlerts::new(out)?;
+            incidents.for_each_chunk(|mut chunk| {
+                each(&mut chunk);
+                w.write(chunk, cx)?;
+                Ok(())
+            })?;
+            w.finish(cx)
+        }
+    }
+}
+
+/// What the summary and the exit code need of the written incidents,
+/// gathered chunk by chunk as they are written.
+struct Tally {
+    /// Incidents before the triage filters.
+    before: u64,
+    /// Accounts with a written incident.
+    flagged: u64,
+    /// Written incidents per tier.
+    per_tier: Vec<u64>,
+    per_rule: Vec<summary::RuleSummary>,
+    /// Whether a written incident reached the `--fail-on` tier.
+    failed: bool,
+    /// Sorted runs the incidents were spilled in (0: held in memory).
+    incident_runs: usize,
+}
+
+impl Tally {
+    fn new(cx: Context<'_>) -> Tally {
+        Tally {
+            before: 0,
+            flagged: 0,
+            per_tier: vec![0; cx.plan.config.tiers.len()],
+            per_rule: summary::per_rule(&[], cx),
+            failed: false,
+            incident_runs: 0,
+        }
+    }
+
+    /// Counts one chunk: `before` the filters, then as written.
+    fn add(&mut self, before: u64, chunk: &[AccountIncidents], cx: Context<'_>, fail_tier: Option<usize>) {
+        self.before += before;
+        self.flagged += chunk.len() as u64;
+        for i in chunk.iter().flat_map(|a| &a.incidents) {
+            self.per_tier[i.tier] += 1;
+            self.failed |= fail_tier.is_some_and(|t| i.tier <= t);
+        }
+        for (total, more) in self.per_rule.iter_mut().zip(summary::per_rule(chunk, cx)) {
+            total.add(&more);
         }
     }
 }
@@ -466,19 +545,28 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stderr(), "{line}")?;
     }
     check_skipped(&out.report, args.max_skipped_share)?;
-    let before: u64 = out.accounts.iter().map(|a| a.incidents.len() as u64).sum();
-    selection.apply(&mut out.accounts, &rules.info);
+    let incidents = std::mem::replace(&mut out.incidents, run::Incidents::in_memory(Vec::new(), out.strings.clone()));
     let cx = Context::new(plan, &rules.info, &out.strings);
-    let written = write(&dest, args.csv_rows, &out.accounts, cx)?;
+    let mut tally = Tally::new(cx);
+    tally.incident_runs = incidents.spilled_runs();
+    let written = write(&dest, args.csv_rows, incidents, cx, |chunk| {
+        let before = chunk.iter().map(|a| a.incidents.len() as u64).sum();
+        selection.apply(chunk, &rules.info);
+        tally.add(before, chunk, cx, fail_tier);
+    })?;
 
     if !args.quiet {
-        let s =
-            Summary { rules: &rules, data: &data_name, out: &out, written, before, total: t0.elapsed().as_secs_f64() };
-        if args.json { s.json(cx)? } else { s.text(cx)? }
+        let s = Summary {
+            rules: &rules,
+            data: &data_name,
+            out: &out,
+            written,
+            tally: &tally,
+            total: t0.elapsed().as_secs_f64(),
+        };
+        if args.json { s.json()? } else { s.text()? }
     }
-    if let Some(t) = fail_tier
-        && out.accounts.iter().any(|a| a.incidents.iter().any(|i| i.tier <= t))
-    {
+    if tally.failed {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -490,24 +578,17 @@ struct Summary<'a> {
     data: &'a str,
     out: &'a RunOutput,
     written: u64,
-    /// Incidents before the triage filters.
-    before: u64,
+    tally: &'a Tally,
     total: f64,
 }
 
 impl Summary<'_> {
     fn per_tier(&self) -> Vec<(String, u64)> {
         let tiers = &self.rules.plan.config.tiers;
-        let mut n = vec![0u64; tiers.len()];
-        for a in &self.out.accounts {
-            for i in &a.incidents {
-                n[i.tier] += 1;
-            }
-        }
-        tiers.iter().zip(n).map(|(t, n)| (t.name.clone(), n)).collect()
+        tiers.iter().zip(&self.tally.per_tier).map(|(t, n)| (t.name.clone(), *n)).collect()
     }
 
-    fn text(&self, cx: Context<'_>) -> anyhow::Result<()> {
+    fn text(&self) -> anyhow::Result<()> {
         let (out, r) = (self.out, &self.out.report);
         let files: usize = r.tables.iter().map(|(_, t)| t.files).sum();
         let dups: u64 = r.tables.iter().map(|(_, t)| t.duplicates).sum();
@@ -531,27 +612,27 @@ impl Summary<'_> {
             rate(out.events, out.read_secs)
         )?;
         if let Some(p) = out.partitions {
+            let runs = match self.tally.incident_runs {
+                0 => String::new(),
+                1 => "; incidents in 1 sorted run".into(),
+                n => format!("; incidents in {n} sorted runs"),
+            };
             writeln!(
                 e,
-                "  spilled    {p} partitions, {:.1} MiB on disk",
+                "  spilled    {p} partitions, {:.1} MiB on disk{runs}",
                 out.spilled_bytes as f64 / (1u64 << 20) as f64
             )?;
         }
-        writeln!(
-            e,
-            "  accounts   {} ({} flagged)",
-            thousands(out.accounts_seen),
-            thousands(out.accounts.len() as u64)
-        )?;
-        let filtered = if self.written < self.before {
-            format!(" (of {} before the filters)", thousands(self.before))
+        writeln!(e, "  accounts   {} ({} flagged)", thousands(out.accounts_seen), thousands(self.tally.flagged))?;
+        let filtered = if self.written < self.tally.before {
+            format!(" (of {} before the filters)", thousands(self.tally.before))
         } else {
             String::new()
         };
         writeln!(e, "  incidents  {} written{filtered}: {}", thousands(self.written), tiers.join(", "))?;
         writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
         writeln!(e, "  total      {:.2} s", self.total)?;
-        let per_rule = summary::per_rule(&out.accounts, cx);
+        let per_rule = &self.tally.per_rule;
         let with_hits: Vec<&summary::RuleSummary> = per_rule.iter().filter(|r| r.hits > 0).collect();
         if !with_hits.is_empty() {
             let tiers = &self.rules.plan.config.tiers;
@@ -592,7 +673,7 @@ impl Summary<'_> {
         Ok(())
     }
 
-    fn json(&self, cx: Context<'_>) -> anyhow::Result<()> {
+    fn json(&self) -> anyhow::Result<()> {
         let (out, r) = (self.out, &self.out.report);
         let tiers: serde_json::Map<String, serde_json::Value> =
             self.per_tier().into_iter().map(|(t, n)| (t, n.into())).collect();
@@ -605,12 +686,13 @@ impl Summary<'_> {
             "skipped": skipped,
             "duplicates": r.tables.iter().map(|(_, t)| t.duplicates).sum::<u64>(),
             "accounts": out.accounts_seen,
-            "accounts_flagged": out.accounts.len(),
+            "accounts_flagged": self.tally.flagged,
             "incidents_written": self.written,
-            "incidents_before_filters": self.before,
+            "incidents_before_filters": self.tally.before,
             "incidents_per_tier": tiers,
-            "per_rule": summary::per_rule(&out.accounts, cx),
+            "per_rule": self.tally.per_rule,
             "partitions": out.partitions,
+            "incident_runs": self.tally.incident_runs,
             "read_secs": out.read_secs,
             "score_secs": out.score_secs,
             "total_secs": self.total,

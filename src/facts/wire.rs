@@ -423,7 +423,7 @@ pub fn part_facts(plan: &Plan, data: &Dataset, part: u32) -> Result<PartFacts, W
     let mut item = StringBuilder::new();
     let mut ts = Vec::new();
     if agg.has_item_indexes() {
-        for (t, at) in super::questions(rows) {
+        for (t, at) in agg.questions(rows, strings) {
             item.append_value(strings.resolve(t));
             ts.push(at);
         }

@@ -33,6 +33,11 @@ pub const WORKER_SHARE: f64 = 0.6;
 /// table, its sorted copy and the scorer's per-account state.
 pub const PARTITION_OVERHEAD: f64 = 3.0;
 
+/// The share of the budget the incidents of a partitioned run may take
+/// in memory while partitions are scored; past it they go to spill files
+/// in sorted runs ([`super::incidents`]).
+pub const INCIDENTS_SHARE: f64 = 0.1;
+
 /// Bytes of one impression in memory (an account's impressions index).
 pub const IMPRESSION_BYTES: f64 = 32.0;
 

@@ -38,7 +38,7 @@ pub(super) fn run(
         ));
     }
     RunOutput {
-        accounts,
+        incidents: super::Incidents::in_memory(accounts, data.strings.clone()),
         events: data.events.len() as u64,
         accounts_seen: data.events.accounts.len() as u64,
         strings: data.strings.clone(),

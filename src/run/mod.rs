@@ -19,14 +19,18 @@
 //!   answers), per account partition again (score).
 //!
 //! What stays in memory in either mode: the interned strings, the items,
-//! follows and accounts tables, the population aggregates, and the
-//! incidents. They grow with accounts, items and follow edges rather than
-//! with events; when they alone take most of the budget the run says so.
+//! follows and accounts tables and the population aggregates. They grow
+//! with accounts, items and follow edges rather than with events; when
+//! they alone take most of the budget the run says so. The incidents grow
+//! with flagged accounts: a partitioned run holds them up to
+//! [`budget::INCIDENTS_SHARE`] of the budget and spills sorted runs past
+//! it ([`incidents`]); the in-memory path holds them.
 //! Nothing here prints: the caller gets notes, counters and (with
 //! `CHANGELING_TRACE_MEMORY` set) a memory trace to show.
 
 pub mod budget;
 mod in_memory;
+pub mod incidents;
 mod partitioned;
 
 use std::path::{Path, PathBuf};
@@ -36,12 +40,12 @@ use std::time::Instant;
 
 use self::budget::{GROWTH, IN_MEMORY_SHARE, INPUT_GUESS, PARTITION_OVERHEAD, PARTITIONING_SHARE, resident_bytes};
 pub use self::budget::{MIN_MEMORY, default_memory, parse_memory, parse_memory_budget};
+pub use self::incidents::Incidents;
 use crate::data::read::TableSink;
 use crate::data::table::{Table, TableBuilder};
 use crate::data::{DataError, ReadOptions, ReadProgress, ReadReport, Reader, TableKind};
 use crate::intern::Interner;
 use crate::plan::Plan;
-use crate::score::AccountIncidents;
 use crate::spill::{Partitioner, SpillDir};
 
 /// How to run.
@@ -85,8 +89,9 @@ pub struct RunProgress {
 /// What a run produced.
 #[derive(Debug)]
 pub struct RunOutput {
-    /// Accounts with incidents, ordered by id.
-    pub accounts: Vec<AccountIncidents>,
+    /// Accounts with incidents, ordered by id (in memory, or in spill
+    /// files when there are many: read them in chunks).
+    pub incidents: Incidents,
     /// Every string, for writing alerts.
     pub strings: Arc<Interner>,
     /// What reading found.

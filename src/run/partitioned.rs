@@ -29,13 +29,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 
 use super::budget::{self, IMPRESSION_BYTES, PARTITION_OVERHEAD, WORKER_SHARE};
+use super::incidents::IncidentStore;
 use super::{MemoryTrace, RunError, RunOutput, RunProgress};
 use crate::bind::BoundPlan;
 use crate::data::{self, Dataset, Events, Impressions, ReadReport, Side};
 use crate::facts::{Aggregates, PartIndexes};
 use crate::intern::Interner;
 use crate::plan::Plan;
-use crate::score::{AccountIncidents, Scorer};
+use crate::score::Scorer;
 use crate::signals::Facts;
 use crate::spill::{self, PartitionFile, Partitioner, SpillDir};
 
@@ -128,14 +129,20 @@ pub(super) fn run(
     progress.scoring.store(true, Ordering::Relaxed);
     let t1 = std::time::Instant::now();
     let fixed = budget::resident_bytes();
+    // The incidents' share is set aside: past it they are spilled.
+    let incident_bytes = (memory as f64 * budget::INCIDENTS_SHARE) as u64;
     let ctx = PartitionCtx {
-        budget: budget::worker_bytes(memory, WORKER_SHARE),
+        budget: budget::worker_bytes(memory - incident_bytes, WORKER_SHARE),
         unsplittable: AtomicU64::new(ctx.unsplittable.load(Ordering::Relaxed)),
         ..ctx
     };
     // Bound once for the notes; each partition binds to its own answers.
     let run_bound = BoundPlan::for_run(plan, &strings, &side, ctx.impressions, &facts);
-    let scoring = Scoring { plan, facts: &facts, answers: &answers };
+    // Beside the run's spill directory, not in it: the incidents outlive
+    // the run until they are written.
+    let beside = spill_dir.path().parent().unwrap_or(spill_dir.path());
+    let store = IncidentStore::new(strings.clone(), incident_bytes as usize, beside);
+    let scoring = Scoring { plan, facts: &facts, answers: &answers, incidents: &store };
     let parts: Vec<PartResult> = sorted
         .par_iter()
         .map(|(id, f)| ctx.score(*id, f, &scoring, progress))
@@ -146,7 +153,7 @@ pub(super) fn run(
     for p in parts {
         out.merge(p);
     }
-    out.accounts.sort_by(|a, b| strings.resolve(a.actor).cmp(strings.resolve(b.actor)));
+    let incidents = store.finish().map_err(spill_err)?;
     let mut notes = run_bound.notes.clone();
     let heavy = ctx.unsplittable.load(Ordering::Relaxed);
     if heavy > 0 {
@@ -168,7 +175,7 @@ pub(super) fn run(
         ));
     }
     Ok(RunOutput {
-        accounts: out.accounts,
+        incidents,
         strings,
         report,
         events: out.events,
@@ -188,11 +195,12 @@ struct Scoring<'a> {
     plan: &'a Plan,
     facts: &'a Facts,
     answers: &'a PartIndexes,
+    /// Where each partition's incidents go.
+    incidents: &'a IncidentStore,
 }
 
 #[derive(Default)]
 struct PartResult {
-    accounts: Vec<AccountIncidents>,
     events: u64,
     accounts_seen: u64,
     /// Partitions scored (more than one when a partition was split again).
@@ -201,7 +209,6 @@ struct PartResult {
 
 impl PartResult {
     fn merge(&mut self, o: PartResult) {
-        self.accounts.extend(o.accounts);
         self.events += o.events;
         self.accounts_seen += o.accounts_seen;
         self.parts += o.parts;
@@ -270,7 +277,7 @@ impl PartitionCtx<'_> {
         aggregates.spill_rows()?;
         let id = u32::try_from(self.ids.fetch_add(1, Ordering::Relaxed))
             .map_err(|_| std::io::Error::other("more than 4 billion partitions"))?;
-        aggregates.ask(&events, id)?;
+        aggregates.ask(&events, self.strings, id)?;
         let salt = self.names.fetch_add(1, Ordering::Relaxed) << 8 | 0xff;
         let mut w = Partitioner::with_salt(self.spill, 1, 1 << 22, salt)?;
         w.add_to(0, &events.into_table())?;
@@ -348,7 +355,7 @@ impl PartitionCtx<'_> {
     fn score(&self, id: u32, part: &Part, s: &Scoring<'_>, progress: &RunProgress) -> std::io::Result<PartResult> {
         let facts = Facts { item_actors: s.answers.load(id as usize)?, ..s.facts.clone() };
         let bound = BoundPlan::for_run(s.plan, self.strings, self.side, self.impressions, &facts).shared();
-        let out = self.score_at(part, &bound, progress, 1)?;
+        let out = self.score_at(part, &bound, s.incidents, progress, 1)?;
         progress.partitions_done.fetch_add(1, Ordering::Relaxed);
         Ok(out)
     }
@@ -357,6 +364,7 @@ impl PartitionCtx<'_> {
         &self,
         part: &Part,
         bound: &Arc<BoundPlan<'_>>,
+        incidents: &IncidentStore,
         progress: &RunProgress,
         depth: u64,
     ) -> std::io::Result<PartResult> {
@@ -364,7 +372,7 @@ impl PartitionCtx<'_> {
         if let Some(subs) = self.split(part, depth, force)? {
             let mut out = PartResult::default();
             for s in &subs {
-                out.merge(self.score_at(s, bound, progress, depth + 1)?);
+                out.merge(self.score_at(s, bound, incidents, progress, depth + 1)?);
             }
             return Ok(out);
         }
@@ -375,13 +383,8 @@ impl PartitionCtx<'_> {
         let data =
             Dataset::from_parts(self.dir.to_path_buf(), self.strings.clone(), events, &side, ReadReport::default());
         let scorer = Scorer::bound(bound.clone(), &data);
-        let accounts = scorer.run_sequential();
+        incidents.add(scorer.run_sequential())?;
         progress.accounts_done.fetch_add(data.events.accounts.len() as u64, Ordering::Relaxed);
-        Ok(PartResult {
-            accounts,
-            events: data.events.len() as u64,
-            accounts_seen: data.events.accounts.len() as u64,
-            parts: 1,
-        })
+        Ok(PartResult { events: data.events.len() as u64, accounts_seen: data.events.accounts.len() as u64, parts: 1 })
     }
 }

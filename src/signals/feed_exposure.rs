@@ -200,6 +200,7 @@ impl Signal for FeedExposure {
             every_entry: true,
             lockstep_window: None,
             reach: (opts.repost_window, 0),
+            read_at: None,
         });
         n
     }

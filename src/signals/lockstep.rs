@@ -158,6 +158,9 @@ impl Signal for Lockstep {
             every_entry: false,
             lockstep_window: Some(opts.window),
             reach: (opts.window, opts.window),
+            // Its own events of these actions, judged or remembered as
+            // recent items.
+            read_at: Some(sorted(&key.actions)),
         });
         n
     }

@@ -168,11 +168,15 @@ pub enum Need {
         every_entry: bool,
         /// The lockstep window the index serves, if any.
         lockstep_window: Option<Millis>,
-        /// How far before and after an account's own event (any event
-        /// with a target) the signal reads the entries of that target: a
-        /// partitioned run sends each partition only the entries within
-        /// this reach of its events (the item phase).
+        /// How far before and after an account's own event the signal
+        /// reads the entries of that event's target: a partitioned run
+        /// sends each partition only the entries within this reach of its
+        /// events (the item phase).
         reach: (Millis, Millis),
+        /// The actions of the account's own events around which the signal
+        /// reads the index (sorted), or `None` for the events its rule
+        /// selects. Only events with these actions ask the item phase.
+        read_at: Option<Vec<String>>,
     },
     /// The population's rate of `actions` per account-day.
     Rate {
