@@ -81,12 +81,14 @@ impl Incidents {
         mut f: impl FnMut(Vec<AccountIncidents>) -> io::Result<()>,
     ) -> io::Result<()> {
         if self.runs.is_empty() {
-            let mut held = self.held;
-            while !held.is_empty() {
-                let rest = held.split_off(held.len().min(size));
-                f(std::mem::replace(&mut held, rest))?;
+            let mut held = self.held.into_iter();
+            loop {
+                let chunk: Vec<AccountIncidents> = held.by_ref().take(size).collect();
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                f(chunk)?;
             }
-            return Ok(());
         }
         let strings = &self.strings;
         let mut sources: Vec<Source> = self.runs.iter().map(|p| Source::open(p)).collect::<io::Result<_>>()?;

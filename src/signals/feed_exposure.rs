@@ -279,8 +279,7 @@ impl Signal for FeedExposure {
             let from = e.ts.saturating_sub(j.opts.repost_window);
             // Visit whichever is smaller: the item's reposters in the window,
             // or the account's followees.
-            let followees = 2 * s.followees.len();
-            let reposted = if j.reposts.count_between_capped(target, from, e.ts, followees) <= followees {
+            let reposted = if j.reposts.count_between(target, from, e.ts) <= 2 * s.followees.len() {
                 j.reposts.between(target, from, e.ts).any(|(_, who)| who != e.actor && followed(s, who, e.ts))
             } else {
                 s.followees

@@ -156,21 +156,6 @@ impl ItemActors {
         }
     }
 
-    /// [`ItemActors::count_between`], counting no further than `cap` + 1:
-    /// the count when it is at most `cap`, else `cap` + 1. Past the first
-    /// entry in the window, it reads only the next `cap` + 1 entries, so a
-    /// small cap costs one search of the item's entries, not two.
-    pub fn count_between_capped(&self, item: Sym, from: Millis, to: Millis, cap: usize) -> usize {
-        match self.range(item) {
-            Some((a, b)) => {
-                let start = self.ts.partition_point(a, b, |t| t < from);
-                let end = b.min(start.saturating_add(cap).saturating_add(1));
-                self.ts.partition_point(start, end, |t| t <= to) - start
-            }
-            None => 0,
-        }
-    }
-
     /// Whether `who` acted on `item` at a time in `from..=to`. Needs the
     /// index built with pairs; without them it scans the item's entries.
     pub fn acted(&self, item: Sym, who: Sym, from: Millis, to: Millis) -> bool {
@@ -358,11 +343,6 @@ mod tests {
                         let w: Vec<_> = whole.between(item, a, b).collect();
                         assert_eq!(part.between(item, a, b).collect::<Vec<_>>(), w, "case {case}");
                         assert_eq!(part.count_between(item, a, b), w.len(), "case {case}");
-                        for cap in [0, 1, 3, w.len(), w.len() + 1] {
-                            let capped = whole.count_between_capped(item, a, b, cap);
-                            assert_eq!(capped, w.len().min(cap + 1), "case {case}, cap {cap}");
-                            assert_eq!(part.count_between_capped(item, a, b, cap), capped, "case {case}");
-                        }
                         for &who in &actors {
                             assert_eq!(part.acted(item, who, a, b), whole.acted(item, who, a, b), "case {case}");
                         }

@@ -213,13 +213,12 @@ impl Signal for Lockstep {
         if !enough(j.index.entries(item)) {
             return Outcome::Quiet;
         }
-        // Most items are not busy in the window: count no further than
-        // needed to tell, then only as far as the listing limit.
-        if !enough(j.index.count_between_capped(item, from, to, p.min_accounts as usize)) {
+        let here = j.index.count_between(item, from, to);
+        if !enough(here) {
             return Outcome::Quiet;
         }
         x.on_item.clear();
-        let listed = j.index.count_between_capped(item, from, to, LIST_AT_MOST) <= LIST_AT_MOST;
+        let listed = here <= LIST_AT_MOST;
         if listed {
             x.on_item.extend(j.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != e.actor));
             x.on_item.sort_unstable();

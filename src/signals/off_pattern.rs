@@ -402,9 +402,6 @@ struct Judgement {
     off: Vec<(u8, Sym, u32, u64, f64)>,
     /// Every value of the off-pattern features (the directions it explores).
     values: Vec<Value>,
-    /// Every value of every feature, by feature: what the event adds to
-    /// the baseline.
-    all: Vec<Value>,
 }
 
 impl Judgement {
@@ -419,16 +416,15 @@ impl Judgement {
     }
 }
 
-/// A history event in the burst window: when, whether it was judged, and
-/// its values if it was novel (then it is not yet in the baseline).
+/// A history event in the burst window: when, which, whether it was
+/// judged, and its values if it was novel (then it is not yet in the
+/// baseline).
 #[derive(Debug)]
 struct Recent {
     ts: Millis,
+    i: u32,
     judged: bool,
     novel: Vec<Value>,
-    /// Every value of the event when it is novel (it enters the baseline
-    /// later); empty otherwise.
-    all: Vec<Value>,
 }
 
 /// Per-account baseline: counts of each feature value over the window,
@@ -436,13 +432,9 @@ struct Recent {
 /// `return_window`) when it engaged with each value, past and future.
 #[derive(Debug, Default)]
 pub struct State {
-    /// History events in the window, oldest first: (ts, number of values
-    /// in `window_values`, judged, novel).
+    /// History events in the window, oldest first: (ts, event index,
+    /// judged, novel).
     window: VecDeque<(Millis, u32, bool, bool)>,
-    /// The values of the events in `window`, in the same order: each
-    /// event's target is looked up once, when it is judged, not again when
-    /// it enters or leaves the baseline.
-    window_values: VecDeque<Value>,
     /// Per feature (in `Key::features` order): value counts and the
     /// number of history events with the feature known.
     counts: Vec<(SymMap<u32>, u32)>,
@@ -461,70 +453,58 @@ pub struct State {
     /// The event the state was last advanced to, and its judgement once
     /// asked for (by a rule or by `observe`: computed once per event).
     current: Option<(usize, OnceCell<Judgement>)>,
+    values: Vec<Sym>,
 }
 
 impl Tracker {
-    /// Adds (`delta` 1) or removes (-1) one history event's values, by
-    /// feature, to or from the baseline.
-    fn add(s: &mut State, values: impl Iterator<Item = Value>, delta: i32) {
-        let mut last = None;
-        for (k, v) in values {
-            let (counts, n) = &mut s.counts[k as usize];
-            if last != Some(k) {
-                // The event has this feature: one more history event.
-                *n = n.wrapping_add_signed(delta);
-                last = Some(k);
+    fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
+        for (k, &f) in self.features.iter().enumerate() {
+            f.values(e, &mut s.values);
+            if s.values.is_empty() {
+                continue;
             }
-            let singles = &mut s.singles[k as usize];
-            let c = counts.entry(v).or_default();
-            let before = *c;
-            *c = c.wrapping_add_signed(delta);
-            *singles = singles.wrapping_add_signed(i32::from(*c == 1) - i32::from(before == 1));
-            if *c == 0 {
-                counts.remove(&v);
+            let (counts, n) = &mut s.counts[k];
+            *n = n.wrapping_add_signed(delta);
+            let singles = &mut s.singles[k];
+            for &v in &s.values {
+                let c = counts.entry(v).or_default();
+                let before = *c;
+                *c = c.wrapping_add_signed(delta);
+                *singles = singles.wrapping_add_signed(i32::from(*c == 1) - i32::from(before == 1));
+                if *c == 0 {
+                    counts.remove(&v);
+                }
             }
         }
     }
 
     /// Moves history events older than `burst_window` into the baseline and
     /// drops baseline events older than `window`.
-    fn evict(&self, s: &mut State, now: Millis) {
+    fn evict(&self, s: &mut State, data: &Dataset, now: Millis) {
         let since = now.saturating_sub(self.burst_window);
         while s.burst.front().is_some_and(|r| r.ts < since) {
             let r = s.burst.pop_front().expect("checked");
             if !r.novel.is_empty() {
-                Tracker::enter_baseline(s, r.ts, &r.all, r.judged, true);
+                self.enter_baseline(s, data, r.ts, r.i, r.judged, true);
             }
         }
         let horizon = now.saturating_sub(self.window);
-        while let Some(&(ts, n, judged, novel)) = s.window.front() {
+        while let Some(&(ts, i, judged, novel)) = s.window.front() {
             if ts >= horizon {
                 break;
             }
             s.window.pop_front();
             s.judged -= u32::from(judged);
             s.novel -= u32::from(novel);
-            let mut values = std::mem::take(&mut s.window_values);
-            Tracker::add(s, values.drain(..n as usize), -1);
-            s.window_values = values;
+            self.add(s, &Ev::at(data, i as usize), -1);
         }
     }
 
-    fn enter_baseline(s: &mut State, ts: Millis, values: &[Value], judged: bool, novel: bool) {
+    fn enter_baseline(&self, s: &mut State, data: &Dataset, ts: Millis, i: u32, judged: bool, novel: bool) {
         s.judged += u32::from(judged);
         s.novel += u32::from(novel);
-        s.window.push_back((ts, values.len() as u32, judged, novel));
-        s.window_values.extend(values.iter().copied());
-        Tracker::add(s, values.iter().copied(), 1);
-    }
-
-    /// Every value of every feature of the event's target, by feature.
-    fn values(&self, e: &Ev<'_>, out: &mut Vec<Value>) {
-        let mut values = Vec::new();
-        for (k, f) in self.features.iter().enumerate() {
-            f.values(e, &mut values);
-            out.extend(values.iter().map(|&v| (k as u8, v)));
-        }
+        s.window.push_back((ts, i, judged, novel));
+        self.add(s, &Ev::at(data, i as usize), 1);
     }
 
     /// Judges the event's target against the baseline (events before it).
@@ -536,7 +516,6 @@ impl Tracker {
             if values.is_empty() {
                 continue;
             }
-            j.all.extend(values.iter().map(|&v| (k as u8, v)));
             let (counts, n) = &s.counts[k];
             let n = u64::from(*n);
             if n < self.min_history {
@@ -756,7 +735,6 @@ impl Signal for OffPattern {
 
     fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, _data: &Dataset) {
         s.window.clear();
-        s.window_values.clear();
         for (c, n) in &mut s.counts {
             c.clear();
             *n = 0;
@@ -769,7 +747,7 @@ impl Signal for OffPattern {
     }
 
     fn advance(t: &Tracker, s: &mut State, e: &Ev<'_>) {
-        t.evict(s, e.ts);
+        t.evict(s, e.data, e.ts);
         s.current = Some((e.i, OnceCell::new()));
     }
 
@@ -838,17 +816,13 @@ impl Signal for OffPattern {
             };
             let jm = asked.unwrap_or_else(|| t.judge(s, e));
             let judged = jm.judged();
-            let (novel, all) = if jm.novel() {
-                (jm.values, jm.all)
-            } else {
-                Tracker::enter_baseline(s, e.ts, &jm.all, judged, false);
-                (Vec::new(), Vec::new())
-            };
-            s.burst.push_back(Recent { ts: e.ts, judged, novel, all });
+            let novel = if jm.novel() { jm.values } else { Vec::new() };
+            if novel.is_empty() {
+                t.enter_baseline(s, e.data, e.ts, e.i as u32, judged, false);
+            }
+            s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
         } else {
-            let mut values = Vec::new();
-            t.values(e, &mut values);
-            Tracker::enter_baseline(s, e.ts, &values, false, false);
+            t.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
         }
     }
 }
