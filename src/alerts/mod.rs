@@ -544,7 +544,9 @@ pub fn write_parquet(path: &Path, accounts: &[AccountIncidents], cx: Context<'_>
     write_parquet_to(file, accounts, cx)
 }
 
-/// [`write_parquet`] to any writer (stdout, say).
+/// [`write_parquet`] to any writer (stdout, say). It copies the accounts
+/// it is given; a caller with many writes them in chunks through
+/// [`ParquetAlerts`], as `score` does.
 pub fn write_parquet_to(out: impl Write + Send, accounts: &[AccountIncidents], cx: Context<'_>) -> io::Result<u64> {
     let mut w = ParquetAlerts::new(out)?;
     w.write(accounts.to_vec(), cx)?;
