@@ -33,8 +33,6 @@ fn tier_map<S: serde::Serializer>(v: &[(String, u64)], s: S) -> Result<S::Ok, S:
     m.end()
 }
 
-/// Per-rule counts over `accounts`' incidents, for every rule of the plan
-/// (rules without hits included, with zeros), by plan order.
 impl RuleSummary {
     /// Adds the counts of the same rule over other accounts.
     pub fn add(&mut self, other: &RuleSummary) {
@@ -46,6 +44,8 @@ impl RuleSummary {
     }
 }
 
+/// Per-rule counts over `accounts`' incidents, for every rule of the plan
+/// (rules without hits included, with zeros), by plan order.
 pub fn per_rule(accounts: &[AccountIncidents], cx: Context<'_>) -> Vec<RuleSummary> {
     let tiers = &cx.plan.config.tiers;
     let n = cx.plan.rules.len();

@@ -419,7 +419,7 @@ fn write(
 
 /// [`write`] into one writer.
 fn write_to<W: Write + Send>(
-    out: W,
+    mut out: W,
     format: Format,
     rows: alerts::csv::Rows,
     incidents: run::Incidents,
@@ -428,7 +428,6 @@ fn write_to<W: Write + Send>(
 ) -> std::io::Result<u64> {
     match format {
         Format::Jsonl => {
-            let mut out = out;
             let mut n = 0;
             incidents.for_each_chunk(|mut chunk| {
                 each(&mut chunk);

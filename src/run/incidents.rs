@@ -41,26 +41,19 @@ pub struct Incidents {
     runs: Vec<PathBuf>,
     dir: Option<SpillDir>,
     strings: Arc<Interner>,
-    /// Accounts and incidents in all.
+    /// Accounts with incidents, in all.
     accounts: u64,
-    incidents: u64,
 }
 
 impl Incidents {
     /// Incidents held in memory; `accounts` must be sorted by account id.
     pub fn in_memory(accounts: Vec<AccountIncidents>, strings: Arc<Interner>) -> Incidents {
-        let incidents = accounts.iter().map(|a| a.incidents.len() as u64).sum();
-        Incidents { accounts: accounts.len() as u64, incidents, held: accounts, runs: Vec::new(), dir: None, strings }
+        Incidents { accounts: accounts.len() as u64, held: accounts, runs: Vec::new(), dir: None, strings }
     }
 
     /// Accounts with incidents.
     pub fn accounts(&self) -> u64 {
         self.accounts
-    }
-
-    /// Incidents in all.
-    pub fn incidents(&self) -> u64 {
-        self.incidents
     }
 
     /// How many runs were spilled to disk (0: all held in memory).
@@ -198,7 +191,6 @@ impl IncidentStore {
         let mut guard = self.inner.lock().map_err(|_| io::Error::other("incident store poisoned"))?;
         let (inner, held) = &mut *guard;
         inner.accounts += accounts.len() as u64;
-        inner.incidents += accounts.iter().map(|a| a.incidents.len() as u64).sum::<u64>();
         inner.held.extend(accounts);
         *held += bytes;
         if *held > self.limit {

@@ -272,6 +272,7 @@ pub fn run(dir: &Path, plan: &Plan, opts: &RunOptions, progress: &RunProgress) -
         plan,
         memory: opts.memory,
         force_split: opts.force_split_before_scoring,
+        tmp: &opts.tmp,
         spill,
         events,
         impressions,

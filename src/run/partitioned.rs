@@ -46,6 +46,8 @@ pub(super) struct Input<'a> {
     pub plan: &'a Plan,
     pub memory: u64,
     pub force_split: bool,
+    /// Where spill directories go (`--tmp`).
+    pub tmp: &'a Path,
     pub spill: SpillDir,
     pub events: Vec<PartitionFile>,
     pub impressions: Option<Vec<PartitionFile>>,
@@ -64,7 +66,18 @@ pub(super) fn run(
     t0: std::time::Instant,
 ) -> Result<RunOutput, RunError> {
     let Input {
-        dir, plan, memory, force_split, spill: spill_dir, events, impressions, strings, side, mut report, ..
+        dir,
+        plan,
+        memory,
+        force_split,
+        tmp,
+        spill: spill_dir,
+        events,
+        impressions,
+        strings,
+        side,
+        mut report,
+        ..
     } = input;
     let spill_err = |e: std::io::Error| RunError::Spill { dir: spill_dir.path().to_path_buf(), error: e };
     let parts: Vec<Part> = events
@@ -138,10 +151,9 @@ pub(super) fn run(
     };
     // Bound once for the notes; each partition binds to its own answers.
     let run_bound = BoundPlan::for_run(plan, &strings, &side, ctx.impressions, &facts);
-    // Beside the run's spill directory, not in it: the incidents outlive
-    // the run until they are written.
-    let beside = spill_dir.path().parent().unwrap_or(spill_dir.path());
-    let store = IncidentStore::new(strings.clone(), incident_bytes as usize, beside);
+    // In a spill directory of their own: the incidents outlive the run's
+    // until they are written.
+    let store = IncidentStore::new(strings.clone(), incident_bytes as usize, tmp);
     let scoring = Scoring { plan, facts: &facts, answers: &answers, incidents: &store };
     let parts: Vec<PartResult> = sorted
         .par_iter()
