@@ -242,7 +242,7 @@ impl Partitioner {
     }
 }
 
-pub use crate::signals::item_index::ItemRow;
+pub use crate::facts::item_index::ItemRow;
 
 /// Rows of a whole-input item index (who acted on which item when), spilled
 /// in buckets by item, so that the index can be built one bucket at a time

@@ -8,19 +8,10 @@
 //! 1. **Aggregate partials** ([`Partial`], schema [`aggregates_schema`]),
 //!    one per account partition ([`part_facts`]), merged in any order and
 //!    grouping ([`Partial::merge`]) into one, which every scoring task
-//!    reads. The population accumulators of the signals
-//!    (`off_pattern::PriorAcc`, `rate_spike::RateAcc`) keep their state to
-//!    themselves, so what crosses is their *input*, reduced without
-//!    reading it: for each prior, the history events as distinct
-//!    (`target_author`, the target item's author, labels and language)
-//!    with a count; for each rate, per account its first and last event
-//!    time and how many of its events have a counted action; and the
-//!    latest event time. [`facts`] runs the signals' own fold over these
-//!    rows (each distinct row repeated its count of times), which gives
-//!    the accumulators the run's events would: every fold is a sum, a
-//!    count, a minimum or a maximum over rows of exactly these fields.
-//!    Sizes: a prior's rows are at most the distinct (author, item)
-//!    pairs of history events; a rate's, one per account.
+//!    reads. Each population fact writes its own partial as rows
+//!    ([`super::Fact::write_rows`]: a text key, a day and two numbers) and
+//!    reads them back, so nothing here knows what a fact holds; one more
+//!    row carries the latest event time.
 //! 2. **Item rows** ([`item_rows_schema`]): each account partition's rows
 //!    of the item indexes (slot of the index in the plan, item, time,
 //!    account), the rows [`Aggregates::add`] collects.
@@ -38,25 +29,18 @@
 //! are the engine's, as the CLI's partitioned run uses them
 //! ([`crate::run`]).
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Int8Array, Int32Array, Int32Builder, Int64Array,
-    Int64Builder, ListBuilder, RecordBatch, StringArray, StringBuilder,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use super::Aggregates;
-use crate::data::schema::it;
-use crate::data::table::{Column, Table, Times};
-use crate::data::{Dataset, EventRows, Items, TableKind};
+use super::item_index::{ItemActors, ItemRow};
+use super::{Aggregates, AnyPartial, FactKey, FactRow, FactRowRef, Facts};
+use crate::data::{Dataset, EventRows};
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
-use crate::signals::Facts;
-use crate::signals::item_index::{ItemActors, ItemRow};
 use crate::time::Millis;
 
 /// A batch that does not have the wire format's shape.
@@ -75,23 +59,16 @@ fn utf8() -> DataType {
     DataType::Utf8
 }
 
-/// The schema of aggregate partials: one row per prior input (`kind` 0),
-/// per account of a rate (`kind` 1), and the latest event time (`kind` 2,
-/// in `first`). `slot` is the prior's or rate's position in the plan's
-/// aggregates.
+/// The schema of aggregate partials: one row per [`super::FactRow`] of
+/// each population fact, `slot` its position among the plan's population
+/// facts; and a row with `slot` -1 whose `a` is the latest event time.
 pub fn aggregates_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
-        Field::new("kind", DataType::Int8, false),
         Field::new("slot", DataType::Int32, false),
-        Field::new("actor", utf8(), true),
-        Field::new("target_author", utf8(), true),
-        Field::new("has_item", DataType::Boolean, true),
-        Field::new("item_author", utf8(), true),
-        Field::new("item_labels", DataType::List(Arc::new(Field::new("item", utf8(), true))), true),
-        Field::new("item_lang", utf8(), true),
-        Field::new("first", DataType::Int64, true),
-        Field::new("last", DataType::Int64, true),
-        Field::new("count", DataType::Int64, true),
+        Field::new("key", utf8(), true),
+        Field::new("day", DataType::Int64, true),
+        Field::new("a", DataType::Int64, false),
+        Field::new("b", DataType::Int64, true),
     ]))
 }
 
@@ -126,136 +103,101 @@ pub fn answers_schema() -> SchemaRef {
     ]))
 }
 
-/// What a prior's fold reads of a history event: its `target_author`, and
-/// the target item's author, labels and language when the item is known.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct PriorInput {
-    target_author: Option<String>,
-    item: Option<(Option<String>, Vec<String>, Option<String>)>,
-}
-
 /// Population aggregates of some account partitions, as crossing the
-/// wire. See the module doc.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// wire: each population fact's partial, its strings in an interner of its
+/// own. See the module doc.
+#[derive(Clone, Debug)]
 pub struct Partial {
-    /// Per prior slot: each distinct input, with its count.
-    priors: Vec<BTreeMap<PriorInput, u64>>,
-    /// Per rate slot: per account, (first time, last time, counted events).
-    rates: Vec<BTreeMap<String, (Millis, Millis, u64)>>,
+    keys: Vec<FactKey>,
+    strings: Interner,
+    facts: Vec<AnyPartial>,
     /// The latest event time.
     last: Option<Millis>,
 }
 
 impl Partial {
-    /// Nothing yet, with the slots of `plan`.
-    fn empty(agg: &Aggregates) -> Partial {
-        Partial {
-            priors: vec![BTreeMap::new(); agg.priors.len()],
-            rates: vec![BTreeMap::new(); agg.rates.len()],
-            last: None,
+    /// The population facts folded in `agg`, with their strings.
+    fn from_aggregates(agg: Aggregates, strings: &Interner) -> Partial {
+        let mut out = Partial::empty(&agg);
+        let (facts, last) = agg.into_population();
+        for ((_, p), slot) in facts.into_iter().zip(&mut out.facts) {
+            let mut rows = Vec::new();
+            p.write_rows(strings, &mut rows);
+            for r in &rows {
+                slot.read_row(r.as_ref(), &mut out.strings).expect("rows a partial wrote read back");
+            }
         }
+        out.last = last;
+        out
+    }
+}
+
+impl PartialEq for Partial {
+    fn eq(&self, other: &Partial) -> bool {
+        self.keys == other.keys && self.last == other.last && self.rows() == other.rows()
+    }
+}
+
+impl Partial {
+    /// Nothing yet, with the population facts of `agg`.
+    fn empty(agg: &Aggregates) -> Partial {
+        let keys = agg.fact_keys();
+        let facts = keys.iter().map(FactKey::empty).collect();
+        Partial { keys, strings: Interner::new(), facts, last: None }
+    }
+
+    /// Each fact's rows, by slot.
+    fn rows(&self) -> Vec<Vec<FactRow>> {
+        self.facts
+            .iter()
+            .map(|p| {
+                let mut rows = Vec::new();
+                p.write_rows(&self.strings, &mut rows);
+                rows
+            })
+            .collect()
     }
 
     /// Adds another partial of the same plan. The result does not depend
     /// on the order or grouping of merges.
     pub fn merge(&mut self, other: Partial) {
-        for (a, b) in self.priors.iter_mut().zip(other.priors) {
-            for (k, n) in b {
-                *a.entry(k).or_default() += n;
+        for ((p, rows), key) in self.facts.iter_mut().zip(other.rows()).zip(&self.keys) {
+            let mut more = key.empty();
+            for r in &rows {
+                more.read_row(r.as_ref(), &mut self.strings).expect("rows a partial wrote read back");
             }
-        }
-        for (a, b) in self.rates.iter_mut().zip(other.rates) {
-            for (k, (f, l, n)) in b {
-                let e = a.entry(k).or_insert((f, l, 0));
-                e.0 = e.0.min(f);
-                e.1 = e.1.max(l);
-                e.2 += n;
-            }
+            p.merge(more);
         }
         self.last = self.last.max(other.last);
     }
 
     /// As a record batch of [`aggregates_schema`], rows in a fixed order.
     pub fn to_batch(&self) -> Result<RecordBatch, WireError> {
-        let mut kind = Vec::new();
-        let mut slot = Int32Builder::new();
-        let mut actor = StringBuilder::new();
-        let mut target_author = StringBuilder::new();
-        let mut has_item = BooleanBuilder::new();
-        let mut item_author = StringBuilder::new();
-        let mut item_labels = ListBuilder::new(StringBuilder::new());
-        let mut item_lang = StringBuilder::new();
-        let mut first = Int64Builder::new();
-        let mut last = Int64Builder::new();
-        let mut count = Int64Builder::new();
-        let n = |v: u64| i64::try_from(v).map_err(|_| WireError::Format(format!("count {v} out of range")));
-        for (s, inputs) in self.priors.iter().enumerate() {
-            for (k, &c) in inputs {
-                kind.push(0i8);
-                slot.append_value(s as i32);
-                actor.append_null();
-                target_author.append_option(k.target_author.as_deref());
-                has_item.append_value(k.item.is_some());
-                match &k.item {
-                    Some((author, labels, lang)) => {
-                        item_author.append_option(author.as_deref());
-                        for l in labels {
-                            item_labels.values().append_value(l);
-                        }
-                        item_labels.append(true);
-                        item_lang.append_option(lang.as_deref());
-                    }
-                    None => {
-                        item_author.append_null();
-                        item_labels.append(false);
-                        item_lang.append_null();
-                    }
-                }
-                first.append_null();
-                last.append_null();
-                count.append_value(n(c)?);
-            }
-        }
-        for (s, spans) in self.rates.iter().enumerate() {
-            for (who, &(f, l, c)) in spans {
-                kind.push(1);
-                slot.append_value(s as i32);
-                actor.append_value(who);
-                target_author.append_null();
-                has_item.append_null();
-                item_author.append_null();
-                item_labels.append(false);
-                item_lang.append_null();
-                first.append_value(f);
-                last.append_value(l);
-                count.append_value(n(c)?);
+        let mut slot = Vec::new();
+        let mut key = StringBuilder::new();
+        let (mut day, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for (s, rows) in self.rows().into_iter().enumerate() {
+            for r in rows {
+                slot.push(s as i32);
+                key.append_option(r.key.as_deref());
+                day.push(r.day);
+                a.push(r.a);
+                b.push(r.b);
             }
         }
         if let Some(t) = self.last {
-            kind.push(2);
-            slot.append_value(0);
-            actor.append_null();
-            target_author.append_null();
-            has_item.append_null();
-            item_author.append_null();
-            item_labels.append(false);
-            item_lang.append_null();
-            first.append_value(t);
-            last.append_null();
-            count.append_null();
+            slot.push(-1);
+            key.append_null();
+            day.push(None);
+            a.push(t);
+            b.push(None);
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(Int8Array::from(kind)),
-            Arc::new(slot.finish()),
-            Arc::new(actor.finish()),
-            Arc::new(target_author.finish()),
-            Arc::new(has_item.finish()),
-            Arc::new(item_author.finish()),
-            Arc::new(item_labels.finish()),
-            Arc::new(item_lang.finish()),
-            Arc::new(first.finish()),
-            Arc::new(last.finish()),
-            Arc::new(count.finish()),
+            Arc::new(Int32Array::from(slot)),
+            Arc::new(key.finish()),
+            Arc::new(Int64Array::from(day)),
+            Arc::new(Int64Array::from(a)),
+            Arc::new(Int64Array::from(b)),
         ];
         Ok(RecordBatch::try_new(aggregates_schema(), columns)?)
     }
@@ -265,55 +207,43 @@ impl Partial {
     pub fn from_batches(plan: &Plan, batches: &[RecordBatch]) -> Result<Partial, WireError> {
         let agg = Aggregates::for_plan(plan);
         let mut out = Partial::empty(&agg);
-        for b in batches {
-            let kind = column(b, "kind", &DataType::Int8)?;
-            let kind = kind.as_primitive::<arrow::datatypes::Int8Type>();
-            let slot = ints32(b, "slot")?;
-            let actor = strings(b, "actor")?;
-            let target_author = strings(b, "target_author")?;
-            let has_item = column(b, "has_item", &DataType::Boolean)?;
-            let has_item: &BooleanArray = has_item.as_boolean();
-            let item_author = strings(b, "item_author")?;
-            let labels_type = DataType::List(Arc::new(Field::new("item", utf8(), true)));
-            let item_labels = column(b, "item_labels", &labels_type)?;
-            let item_labels = item_labels.as_list::<i32>();
-            let item_lang = strings(b, "item_lang")?;
-            let first = ints64(b, "first")?;
-            let last = ints64(b, "last")?;
-            let count = ints64(b, "count")?;
-            let text = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
-            let n = |i: usize| {
-                u64::try_from(count.value(i)).map_err(|_| WireError::Format(format!("negative count at row {i}")))
-            };
-            for i in 0..b.num_rows() {
+        for batch in batches {
+            let slot = ints32(batch, "slot")?;
+            let key = strings(batch, "key")?;
+            let day = ints64(batch, "day")?;
+            let a = ints64(batch, "a")?;
+            let b = ints64(batch, "b")?;
+            for i in 0..batch.num_rows() {
                 let s = slot.value(i);
-                let s = usize::try_from(s).map_err(|_| WireError::Format(format!("slot {s}")))?;
-                match kind.value(i) {
-                    0 => {
-                        let item = has_item.value(i).then(|| {
-                            let labels = item_labels.value(i);
-                            let labels = labels.as_string::<i32>();
-                            let labels = (0..labels.len()).map(|j| labels.value(j).to_string()).collect();
-                            (text(&item_author, i), labels, text(&item_lang, i))
-                        });
-                        let k = PriorInput { target_author: text(&target_author, i), item };
-                        let slot = out.priors.get_mut(s).ok_or_else(|| no_slot("prior", s))?;
-                        *slot.entry(k).or_default() += n(i)?;
-                    }
-                    1 => {
-                        let who =
-                            text(&actor, i).ok_or_else(|| WireError::Format("a rate row without actor".into()))?;
-                        let slot = out.rates.get_mut(s).ok_or_else(|| no_slot("rate", s))?;
-                        let (f, l) = (first.value(i), last.value(i));
-                        let e = slot.entry(who).or_insert((f, l, 0));
-                        e.0 = e.0.min(f);
-                        e.1 = e.1.max(l);
-                        e.2 += n(i)?;
-                    }
-                    2 => out.last = out.last.max(Some(first.value(i))),
-                    k => return Err(WireError::Format(format!("unknown row kind {k}"))),
+                if s == -1 {
+                    out.last = out.last.max(Some(a.value(i)));
+                    continue;
                 }
+                let p = usize::try_from(s).ok().and_then(|s| out.facts.get_mut(s));
+                let p = p.ok_or_else(|| no_slot("population fact", s.max(0) as usize))?;
+                let row = FactRowRef {
+                    key: key.is_valid(i).then(|| key.value(i)),
+                    day: day.is_valid(i).then(|| day.value(i)),
+                    a: a.value(i),
+                    b: b.is_valid(i).then(|| b.value(i)),
+                };
+                p.read_row(row, &mut out.strings).map_err(|e| WireError::Format(format!("row {i}: {e}")))?;
             }
+        }
+        Ok(out)
+    }
+
+    /// The finished population facts, their strings interned into
+    /// `strings`.
+    fn finish_into(self, strings: &mut Interner) -> Result<Vec<(FactKey, AnyPartial)>, WireError> {
+        let rows = self.rows();
+        let mut out = Vec::new();
+        for (key, rows) in self.keys.into_iter().zip(rows) {
+            let mut p = key.empty();
+            for r in &rows {
+                p.read_row(r.as_ref(), strings).map_err(WireError::Format)?;
+            }
+            out.push((key, p));
         }
         Ok(out)
     }
@@ -362,37 +292,12 @@ pub fn part_facts(plan: &Plan, data: &Dataset, part: u32) -> Result<PartFacts, W
     let n = rows.rows();
     let mut agg = Aggregates::for_plan(plan);
     let resolve = |names: &[String]| -> Vec<Sym> { names.iter().filter_map(|x| strings.get(x)).collect() };
-    let text = |s: Option<Sym>| s.map(|s| strings.resolve(s).to_string());
-    let mut partial = Partial::empty(&agg);
 
-    for (slot, ((_, history), _)) in agg.priors.iter().enumerate() {
-        let history = resolve(history);
-        let mut counts: HashMap<(Option<Sym>, Option<usize>), u64> = HashMap::new();
-        for i in (0..n).filter(|&i| history.contains(&rows.action_at(i))) {
-            let item = rows.target_at(i).and_then(|t| data.items.row(t));
-            *counts.entry((rows.target_author_at(i), item)).or_default() += 1;
-        }
-        for ((author, item), c) in counts {
-            let item = item.map(|r| {
-                let labels = data.items.labels(r).iter().map(|&l| strings.resolve(l).to_string()).collect();
-                (text(data.items.author(r)), labels, text(data.items.lang(r)))
-            });
-            *partial.priors[slot].entry(PriorInput { target_author: text(author), item }).or_default() += c;
-        }
-    }
-    for (slot, (actions, _)) in agg.rates.iter().enumerate() {
-        let actions = resolve(actions);
-        let mut spans: HashMap<Sym, (Millis, Millis, u64)> = HashMap::new();
-        for i in 0..n {
-            let ts = rows.ts_at(i);
-            let e = spans.entry(rows.actor_at(i)).or_insert((ts, ts, 0));
-            e.0 = e.0.min(ts);
-            e.1 = e.1.max(ts);
-            e.2 += u64::from(actions.contains(&rows.action_at(i)));
-        }
-        partial.rates[slot] = spans.into_iter().map(|(who, s)| (strings.resolve(who).to_string(), s)).collect();
-    }
-    partial.last = (0..n).map(|i| rows.ts_at(i)).max();
+    // The population facts, folded here and written with their strings.
+    let mut population = agg.empty_like();
+    population.clear_item_indexes();
+    population.add_all(rows, strings, &data.items);
+    let partial = Partial::from_aggregates(population, strings);
 
     // The item indexes' rows, as the fold collects them.
     let mut slot_col = Vec::new();
@@ -516,63 +421,7 @@ pub fn facts(
     strings: &mut Interner,
 ) -> Result<Facts, WireError> {
     let mut agg = Aggregates::for_plan(plan);
-    // The replayed rows' actions: one counted (the only one in the list
-    // given to the fold), one not.
-    let (counted, other) = (Interner::sym_at(0), Interner::sym_at(1));
-    for (((feature, _), acc), inputs) in agg.priors.iter_mut().zip(&aggregates.priors) {
-        // Each distinct item read gets a stand-in item with its author,
-        // labels and language.
-        let mut ids = Interner::new();
-        let mut items = Table::new(TableKind::Items);
-        let mut targets = Vec::with_capacity(inputs.len());
-        let (mut id, mut author, mut lang, mut offsets, mut values) = (vec![], vec![], vec![], vec![0u32], vec![]);
-        for k in inputs.keys() {
-            targets.push(k.item.as_ref().map(|(a, labels, l)| {
-                let t = ids.intern(&id.len().to_string());
-                id.push(Some(t));
-                author.push(a.as_deref().map(|a| strings.intern(a)));
-                lang.push(l.as_deref().map(|l| strings.intern(l)));
-                values.extend(labels.iter().map(|l| strings.intern(l)));
-                offsets.push(values.len() as u32);
-                t
-            }));
-        }
-        items.rows = id.len();
-        for (c, column) in items.columns.iter_mut().enumerate() {
-            *column = match c {
-                it::ID => Column::Sym(std::mem::take(&mut id)),
-                it::AUTHOR => Column::Sym(std::mem::take(&mut author)),
-                it::LANG => Column::Sym(std::mem::take(&mut lang)),
-                it::LABELS => {
-                    Column::List { offsets: std::mem::take(&mut offsets), values: std::mem::take(&mut values) }
-                }
-                _ => absent(column, items.rows),
-            };
-        }
-        let (items, _) = Items::new(items, &ids);
-        for ((k, &c), target) in inputs.iter().zip(targets) {
-            let row = Repeat {
-                n: usize::try_from(c).map_err(|_| WireError::Format(format!("count {c} out of range")))?,
-                ts: 0,
-                actor: counted,
-                action: counted,
-                target,
-                target_author: k.target_author.as_deref().map(|a| strings.intern(a)),
-            };
-            acc.add(*feature, &[counted], &row, 0..row.n, &items);
-        }
-    }
-    for ((_, acc), spans) in agg.rates.iter_mut().zip(&aggregates.rates) {
-        for (who, &(first, last, c)) in spans {
-            let actor = strings.intern(who);
-            let n = usize::try_from(c).map_err(|_| WireError::Format(format!("count {c} out of range")))?;
-            let row = |ts, action, n| Repeat { n, ts, actor, action, target: None, target_author: None };
-            for r in [row(first, other, 1), row(last, other, 1), row(first, counted, n)] {
-                acc.add(&r, 0..r.n, &[counted]);
-            }
-        }
-    }
-    agg.last = aggregates.last;
+    agg.set_population(aggregates.clone().finish_into(strings)?, aggregates.last);
 
     let mut shares: Vec<Vec<ItemRow>> = vec![Vec::new(); agg.item_actors.len()];
     for b in answers {
@@ -596,60 +445,16 @@ pub fn facts(
     Ok(facts)
 }
 
-/// A column of `rows` absent values, of `like`'s kind.
-fn absent(like: &Column, rows: usize) -> Column {
-    match like {
-        Column::Time(_) => {
-            let mut t = Times::new();
-            t.pad(rows);
-            Column::Time(t)
-        }
-        Column::Sym(_) => Column::Sym(vec![None; rows]),
-        Column::List { .. } => Column::List { offsets: vec![0; rows + 1], values: Vec::new() },
-        Column::Num(_) => Column::Num(vec![f64::NAN; rows]),
-        Column::Text(_) => Column::Text(vec![None; rows]),
-    }
-}
-
-/// One event row repeated `n` times, for replaying a counted fold input.
-struct Repeat {
-    n: usize,
-    ts: Millis,
-    actor: Sym,
-    action: Sym,
-    target: Option<Sym>,
-    target_author: Option<Sym>,
-}
-
-impl EventRows for Repeat {
-    fn rows(&self) -> usize {
-        self.n
-    }
-    fn ts_at(&self, _: usize) -> Millis {
-        self.ts
-    }
-    fn actor_at(&self, _: usize) -> Sym {
-        self.actor
-    }
-    fn action_at(&self, _: usize) -> Sym {
-        self.action
-    }
-    fn target_at(&self, _: usize) -> Option<Sym> {
-        self.target
-    }
-    fn target_author_at(&self, _: usize) -> Option<Sym> {
-        self.target_author
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use arrow::array::BooleanArray;
     use arrow::compute::filter_record_batch;
 
     use super::*;
     use crate::alerts::{self, Context};
     use crate::bind::BoundPlan;
     use crate::data::Events;
+    use crate::data::table::Table;
     use crate::score::Scorer;
 
     fn bucket(s: &str, n: usize) -> usize {

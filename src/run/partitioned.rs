@@ -365,7 +365,8 @@ impl PartitionCtx<'_> {
     /// Pass B for sorted partition `id`: binds the plan to its answers and
     /// scores it.
     fn score(&self, id: u32, part: &Part, s: &Scoring<'_>, progress: &RunProgress) -> std::io::Result<PartResult> {
-        let facts = Facts { item_actors: s.answers.load(id as usize)?, ..s.facts.clone() };
+        let mut facts = s.facts.clone();
+        facts.item_actors = s.answers.load(id as usize)?;
         let bound = BoundPlan::for_run(s.plan, self.strings, self.side, self.impressions, &facts).shared();
         let out = self.score_at(part, &bound, s.incidents, progress, 1)?;
         progress.partitions_done.fetch_add(1, Ordering::Relaxed);

@@ -62,11 +62,11 @@
 
 use std::sync::Arc;
 
-use super::item_index::ItemActors;
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
 use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
+use crate::facts::item_index::ItemActors;
 use crate::intern::{Sym, SymMap};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
 
@@ -222,7 +222,7 @@ impl Signal for FeedExposure {
             repost: has("repost"),
             impression: has("impression"),
             navigation: if has("navigation") { u.resolve_all(&opts.navigation_surfaces) } else { Vec::new() },
-            reposts: u.facts.item_actors.get(&sorted(&opts.repost_actions)).cloned().unwrap_or_default(),
+            reposts: u.item_index(&sorted(&opts.repost_actions)),
             opts: opts.clone(),
         }
     }

@@ -41,11 +41,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use super::item_index::ItemActors;
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
 use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
+use crate::facts::item_index::ItemActors;
 use crate::intern::{Sym, SymMap};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};
 
@@ -170,7 +170,7 @@ impl Signal for Lockstep {
     }
 
     fn judge(key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
-        Judge { opts: opts.clone(), index: u.facts.item_actors.get(&sorted(&key.actions)).cloned().unwrap_or_default() }
+        Judge { opts: opts.clone(), index: u.item_index(&sorted(&key.actions)) }
     }
 
     fn new_state(_t: &Tracker) -> State {

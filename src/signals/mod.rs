@@ -33,7 +33,6 @@
 pub mod after_hit;
 pub mod feed_exposure;
 pub mod impossible_travel;
-pub mod item_index;
 pub mod lockstep;
 pub mod new_context;
 pub mod off_pattern;
@@ -42,13 +41,15 @@ pub mod sequence;
 pub mod spec;
 pub mod unlike_latency;
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 
 use crate::data::schema::{TableKind, ev};
 use crate::data::{AccountSpan, Dataset, Items};
+pub use crate::facts::Facts;
+use crate::facts::item_index::ItemActors;
+use crate::facts::{FactKey, Registered};
 use crate::intern::{Interner, Sym};
 use crate::rules::Effect;
 use crate::rules::reader::Sp;
@@ -152,13 +153,8 @@ impl<K: Signal> Debug for Def<K> {
 /// [`crate::facts`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Need {
-    /// The population's distribution of a feature over history actions.
-    Prior {
-        /// The feature.
-        feature: off_pattern::Feature,
-        /// The history actions, sorted.
-        history: Vec<String>,
-    },
+    /// A population fact ([`crate::facts::Fact`]).
+    Fact(FactKey),
     /// Who did which of `actions` on each item, when.
     ItemIndex {
         /// The actions, sorted.
@@ -177,11 +173,6 @@ pub enum Need {
         /// reads the index (sorted), or `None` for the events its rule
         /// selects. Only events with these actions ask the item phase.
         read_at: Option<Vec<String>>,
-    },
-    /// The population's rate of `actions` per account-day.
-    Rate {
-        /// The actions, sorted.
-        actions: Vec<String>,
     },
     /// When the whole input ends (for look-ahead).
     DataEnd,
@@ -238,20 +229,29 @@ impl Universe<'_> {
     pub fn resolve(&self, name: &str) -> Option<Sym> {
         self.strings.get(name)
     }
-}
 
-/// Whole-input facts, finished, for binding (see [`crate::facts`]). Keys are
-/// sorted action names.
-#[derive(Clone, Debug, Default)]
-pub struct Facts {
-    /// Population distributions, by (feature, history actions).
-    pub priors: HashMap<(off_pattern::Feature, Vec<String>), Arc<off_pattern::Prior>>,
-    /// Who did which actions on each item, when, by action set.
-    pub item_actors: HashMap<Vec<String>, Arc<item_index::ItemActors>>,
-    /// Population rate of an action set, per account-day.
-    pub rates: HashMap<Vec<String>, f64>,
-    /// The time of the last event of the whole input (for look-ahead).
-    pub data_end: Option<Millis>,
+    /// The population fact of kind `F` with key `key`. Binding checks
+    /// that every fact the plan's signals declare ([`Needs::facts`]) was
+    /// computed, so a signal asks only for what it declared: a key it did
+    /// not declare is an engine bug, and stops the run rather than give an
+    /// empty answer.
+    pub fn fact<F: Registered>(&self, key: &F::Key) -> Arc<F::Value> {
+        match self.facts.get::<F>(key) {
+            Some(v) => v.clone(),
+            None => panic!("internal error: a signal asked for the {} fact {key:?}, which it did not declare", F::NAME),
+        }
+    }
+
+    /// The item index of `actions` (sorted), under the same contract as
+    /// [`Universe::fact`].
+    pub fn item_index(&self, actions: &[String]) -> Arc<ItemActors> {
+        match self.facts.item_actors.get(actions) {
+            Some(v) => v.clone(),
+            None => {
+                panic!("internal error: a signal asked for the item index of {actions:?}, which it did not declare")
+            }
+        }
+    }
 }
 
 /// What a signal says about an event.

@@ -111,54 +111,17 @@ use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
 use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, fmt_prob, sorted};
 use crate::data::schema::TableKind;
-use crate::data::{AccountSpan, Dataset, EventRows, Items};
+use crate::data::{AccountSpan, Dataset};
+pub use crate::facts::prior::Feature;
+use crate::facts::prior::{self, Prior};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::time::{DAY, HOUR, Millis, compact_duration};
 
-/// A property of the target that a baseline is kept of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Feature {
-    /// The item's labels (multi-valued).
-    Labels,
-    /// The item's author.
-    Author,
-    /// The item's language.
-    Lang,
-}
-
-impl Feature {
-    const NAMES: [&'static str; 3] = ["labels", "author", "lang"];
-
-    /// The feature's name, as rules write it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Feature::Labels => "labels",
-            Feature::Author => "author",
-            Feature::Lang => "lang",
-        }
-    }
-
-    /// The feature's values for an event's target, into `out`.
-    fn values(self, e: &Ev<'_>, out: &mut Vec<Sym>) {
-        let author = e.data.events.sym(crate::data::schema::ev::TARGET_AUTHOR, e.i);
-        self.values_of(e.target(), author, &e.data.items, out);
-    }
-
-    /// The feature's values for a target with an optional explicit author.
-    fn values_of(self, target: Option<Sym>, author: Option<Sym>, items: &Items, out: &mut Vec<Sym>) {
-        out.clear();
-        let row = target.and_then(|t| items.row(t));
-        match self {
-            Feature::Labels => {
-                if let Some(r) = row {
-                    out.extend_from_slice(items.labels(r));
-                }
-            }
-            Feature::Author => out.extend(author.or_else(|| row.and_then(|r| items.author(r)))),
-            Feature::Lang => out.extend(row.and_then(|r| items.lang(r))),
-        }
-    }
+/// The feature's values for an event's target, into `out`.
+fn values_at(f: Feature, e: &Ev<'_>, out: &mut Vec<Sym>) {
+    let author = e.data.events.sym(crate::data::schema::ev::TARGET_AUTHOR, e.i);
+    f.values_of(e.target(), author, &e.data.items, out);
 }
 
 /// The kind.
@@ -275,67 +238,6 @@ fn novelty_prior(r: &mut ParamReader<'_, '_, '_, '_>) -> Option<Num> {
     value
 }
 
-/// The population's distribution of one feature over history events.
-#[derive(Debug, Default)]
-pub struct Prior {
-    share: SymMap<f64>,
-    unseen: f64,
-}
-
-impl Prior {
-    fn of(&self, v: Sym) -> f64 {
-        self.share.get(&v).copied().unwrap_or(self.unseen)
-    }
-}
-
-/// Accumulates a [`Prior`] (see [`super::aggregate`]).
-#[derive(Clone, Debug, Default)]
-pub struct PriorAcc {
-    counts: SymMap<u64>,
-    total: u64,
-}
-
-impl PriorAcc {
-    pub(crate) fn add(
-        &mut self,
-        feature: Feature,
-        history: &[Sym],
-        rows: &dyn EventRows,
-        range: std::ops::Range<usize>,
-        items: &Items,
-    ) {
-        let mut values = Vec::new();
-        for i in range {
-            if !history.contains(&rows.action_at(i)) {
-                continue;
-            }
-            feature.values_of(rows.target_at(i), rows.target_author_at(i), items, &mut values);
-            if !values.is_empty() {
-                self.total += 1;
-            }
-            for &v in &values {
-                *self.counts.entry(v).or_default() += 1;
-            }
-        }
-    }
-
-    pub(crate) fn merge(&mut self, other: PriorAcc) {
-        self.total += other.total;
-        for (k, v) in other.counts {
-            *self.counts.entry(k).or_default() += v;
-        }
-    }
-
-    pub(crate) fn finish(self) -> Prior {
-        // Laplace smoothing, so that a value never seen still has a share.
-        let denom = self.total as f64 + self.counts.len() as f64 + 1.0;
-        Prior {
-            share: self.counts.into_iter().map(|(k, c)| (k, (c as f64 + 1.0) / denom)).collect(),
-            unseen: 1.0 / denom,
-        }
-    }
-}
-
 /// How sure the baseline is that the account's own rate of a value is at
 /// most `max_probability`: with `c` of `n` history events carrying it and a
 /// population share `pi`, the account's rate has the posterior
@@ -368,7 +270,7 @@ fn window_words(ms: Millis) -> String {
 pub struct Tracker {
     features: Vec<Feature>,
     history: Vec<Sym>,
-    priors: Vec<Arc<Prior>>,
+    priors: Vec<Arc<prior::Value>>,
     window: Millis,
     min_history: u64,
     max_probability: f64,
@@ -459,7 +361,7 @@ pub struct State {
 impl Tracker {
     fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
         for (k, &f) in self.features.iter().enumerate() {
-            f.values(e, &mut s.values);
+            values_at(f, e, &mut s.values);
             if s.values.is_empty() {
                 continue;
             }
@@ -512,7 +414,7 @@ impl Tracker {
         let mut j = Judgement::default();
         let mut values = Vec::new();
         for (k, (f, prior)) in self.features.iter().zip(&self.priors).enumerate() {
-            f.values(e, &mut values);
+            values_at(*f, e, &mut values);
             if values.is_empty() {
                 continue;
             }
@@ -616,7 +518,7 @@ impl Tracker {
                 continue;
             }
             for &(k, v) in values {
-                self.features[k as usize].values(&later, &mut found);
+                values_at(self.features[k as usize], &later, &mut found);
                 if found.contains(&v) {
                     return None;
                 }
@@ -653,8 +555,8 @@ impl Signal for OffPattern {
         let list = r.spanned_list("features");
         let mut features = Vec::new();
         for f in &list.value {
-            match Feature::NAMES.iter().position(|n| *n == f.value) {
-                Some(i) => features.push([Feature::Labels, Feature::Author, Feature::Lang][i]),
+            match Feature::named(&f.value) {
+                Some(feature) => features.push(feature),
                 None => r.unknown_name(f, "off_pattern feature", &Feature::NAMES),
             }
         }
@@ -694,7 +596,7 @@ impl Signal for OffPattern {
                     n.read(TableKind::Events, &["target_author"]).read(TableKind::Items, &["id", "author"])
                 }
             };
-            n.facts.push(Need::Prior { feature: *f, history: sorted(&key.history) });
+            n.facts.push(Need::Fact(prior::Key { feature: *f, history: sorted(&key.history) }.into()));
         }
         if key.return_window > 0 {
             n.facts.push(Need::DataEnd);
@@ -710,7 +612,7 @@ impl Signal for OffPattern {
             priors: key
                 .features
                 .iter()
-                .map(|&f| u.facts.priors.get(&(f, history.clone())).cloned().unwrap_or_default())
+                .map(|&feature| u.fact::<Prior>(&prior::Key { feature, history: history.clone() }))
                 .collect(),
             window: key.window,
             min_history: key.min_history,

@@ -47,8 +47,9 @@ use statrs::distribution::{DiscreteCDF, Poisson};
 use super::spec::{Default as D, Param, ParamReader, Ty, key};
 use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
-use crate::data::{AccountSpan, Dataset, EventRows};
-use crate::intern::{Sym, SymMap};
+use crate::data::{AccountSpan, Dataset};
+use crate::facts::rate::{self, Rate};
+use crate::intern::Sym;
 use crate::rules::diag::Code;
 use crate::time::{DAY, HOUR, Millis, compact_duration};
 
@@ -99,43 +100,6 @@ pub struct Key {
 /// No other parameter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Opts;
-
-/// Accumulates the population's rate of the counted actions per
-/// account-day (see [`super::aggregate`]): an account's days are the span
-/// from its first to its last event, at least one.
-#[derive(Clone, Debug, Default)]
-pub struct RateAcc {
-    count: u64,
-    spans: SymMap<(Millis, Millis)>,
-}
-
-impl RateAcc {
-    pub(crate) fn add(&mut self, rows: &dyn EventRows, range: std::ops::Range<usize>, actions: &[Sym]) {
-        for i in range {
-            let (actor, ts) = (rows.actor_at(i), rows.ts_at(i));
-            let span = self.spans.entry(actor).or_insert((ts, ts));
-            span.0 = span.0.min(ts);
-            span.1 = span.1.max(ts);
-            if actions.contains(&rows.action_at(i)) {
-                self.count += 1;
-            }
-        }
-    }
-
-    pub(crate) fn merge(&mut self, other: RateAcc) {
-        self.count += other.count;
-        for (k, (a, b)) in other.spans {
-            let span = self.spans.entry(k).or_insert((a, b));
-            span.0 = span.0.min(a);
-            span.1 = span.1.max(b);
-        }
-    }
-
-    pub(crate) fn finish(self) -> f64 {
-        let days: f64 = self.spans.values().map(|&(a, b)| ((b - a) as f64 / DAY as f64).max(1.0)).sum();
-        if days > 0.0 { self.count as f64 / days } else { 0.0 }
-    }
-}
 
 /// The key bound to a run.
 #[derive(Debug)]
@@ -239,7 +203,7 @@ impl Signal for RateSpike {
     fn needs(key: &Key, _opts: &Opts) -> Needs {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["action"]);
-        n.facts.push(Need::Rate { actions: sorted(&key.actions) });
+        n.facts.push(Need::Fact(rate::Key { actions: sorted(&key.actions) }.into()));
         n
     }
 
@@ -247,7 +211,7 @@ impl Signal for RateSpike {
         Tracker {
             key: key.clone(),
             actions: u.resolve_all(&key.actions),
-            population_per_day: u.facts.rates.get(&sorted(&key.actions)).copied().unwrap_or(0.0),
+            population_per_day: u.fact::<Rate>(&rate::Key { actions: sorted(&key.actions) }).per_day(),
         }
     }
 

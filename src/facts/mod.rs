@@ -1,18 +1,36 @@
 //! Facts across accounts, the first phase of scoring: what signals need to
-//! know about *all* accounts (the population's label distribution, who
-//! reposted or liked which item when, the population's action rates).
+//! know about *all* accounts (the population's label distribution, its
+//! action rates, who reposted or liked which item when).
 //!
-//! They are computed as a fold: [`Aggregates::add`] over any slice of
+//! Two kinds of fact:
+//!
+//! - **Population facts** implement [`Fact`], one file per kind ([`prior`],
+//!   [`rate`]) and one line in the `registry!` below. A fact folds any
+//!   slice of rows into a partial, merges partials in any order, finishes
+//!   into the value signals read, and writes its partial as rows of strings
+//!   and numbers ([`FactRow`]) and reads them back: the same contract serves
+//!   the in-memory fold, the partitioned run, the Spark stages
+//!   ([`wire`]) and, for daily runs, the state a later run resumes from.
+//!   Signals ask for a fact by its typed key ([`crate::signals::Universe::fact`]);
+//!   binding checks that every fact a plan declares was computed, so a
+//!   lookup never silently finds nothing.
+//! - **Item indexes** ([`item_index`]): who did which actions on each item,
+//!   when. They are too large to merge in one place, so a partitioned run
+//!   sends their rows to buckets by item, and the item phase
+//!   ([`Aggregates::finish_by_parts`]) answers each account partition with
+//!   the entries its events can read.
+//!
+//! [`Aggregates`] drives the fold: [`Aggregates::add`] over any slice of
 //! rows, [`Aggregates::merge`] of partial results, [`Aggregates::finish`]
-//! into the [`Facts`] that binding reads. The in-memory run folds over the
-//! sorted events in parallel. A partitioned run folds per account partition
-//! and sends the item indexes' rows to buckets by item; the item phase
-//! ([`Aggregates::finish_by_parts`]) then answers each partition with the
-//! entries its events can read. Every result is a sum or a sorted list, so
-//! it is the same whatever the order and grouping of the rows.
+//! into the [`Facts`] that binding reads. Every result is a sum, a count, a
+//! minimum, a maximum or a sorted list, so it is the same whatever the
+//! order and grouping of the rows.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::io;
+use std::ops::Range;
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -20,12 +38,259 @@ use rayon::prelude::*;
 use crate::data::{EventRows, Items};
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
-use crate::signals::item_index::{ItemActors, ItemRow};
-use crate::signals::{Facts, Need, off_pattern, rate_spike, sorted};
+use crate::signals::{Need, sorted};
 use crate::spill::{ItemBuckets, SpillDir};
 use crate::time::Millis;
+use item_index::{ItemActors, ItemRow};
 
+pub mod item_index;
+pub mod prior;
+pub mod rate;
 pub mod wire;
+
+/// A population fact kind: what every kind implements. See the module doc.
+pub trait Fact: Sized + 'static {
+    /// Its name, in plans and messages.
+    const NAME: &'static str;
+    /// What tells two facts of this kind apart: signals asking with equal
+    /// keys share one fact.
+    type Key: Clone + Debug + PartialEq + Eq + Hash + PartialOrd + Ord + Send + Sync;
+    /// The fold over some rows, before merging.
+    type Partial: Clone + Debug + Default + PartialEq + Send + Sync;
+    /// The finished fact, as signals read it.
+    type Value: Debug + Default + Send + Sync;
+
+    /// Folds rows `range` of `rows` into `p`.
+    fn fold(key: &Self::Key, p: &mut Self::Partial, cx: &FoldCx<'_>, rows: &dyn EventRows, range: Range<usize>);
+
+    /// Merges another partial of the same key into `p`: the result does not
+    /// depend on the order or grouping of merges.
+    fn merge(p: &mut Self::Partial, other: Self::Partial);
+
+    /// The finished fact.
+    fn finish(key: &Self::Key, p: Self::Partial) -> Self::Value;
+
+    /// The partial as rows, strings resolved, in an order that depends only
+    /// on its content.
+    fn write_rows(p: &Self::Partial, strings: &Interner, out: &mut Vec<FactRow>);
+
+    /// Adds one row written by [`Fact::write_rows`] to `p`, interning its
+    /// strings into `strings`; a partial read from rows equals the one
+    /// written. An error says what is wrong with the row.
+    fn read_row(p: &mut Self::Partial, row: FactRowRef<'_>, strings: &mut Interner) -> Result<(), String>;
+}
+
+/// What a fold reads beside the rows: the run's strings (to resolve the
+/// names in keys) and its items.
+#[derive(Clone, Copy)]
+pub struct FoldCx<'a> {
+    /// Every string of the run.
+    pub strings: &'a Interner,
+    /// The items table.
+    pub items: &'a Items,
+}
+
+impl FoldCx<'_> {
+    /// The run's symbols of `names` (names no event has are left out).
+    pub fn resolve(&self, names: &[String]) -> Vec<Sym> {
+        names.iter().filter_map(|n| self.strings.get(n)).collect()
+    }
+}
+
+/// One row of a fact's partial, as it crosses between processes (and is
+/// kept between runs): a text key, a day, and two numbers, each kind
+/// saying in its [`Fact::write_rows`] what they hold.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FactRow {
+    /// A value, an account, ... (absent for a total).
+    pub key: Option<String>,
+    /// A day number (days since 1970-01-01, UTC), for facts kept by day.
+    pub day: Option<i64>,
+    /// A count or a time.
+    pub a: i64,
+    /// A second count or time.
+    pub b: Option<i64>,
+}
+
+impl FactRow {
+    /// A row of a count for `key`.
+    pub fn keyed(key: &str, count: u64) -> FactRow {
+        FactRow { key: Some(key.to_string()), day: None, a: count.min(i64::MAX as u64) as i64, b: None }
+    }
+
+    /// A row of a count without key.
+    pub fn count(count: u64) -> FactRow {
+        FactRow { key: None, day: None, a: count.min(i64::MAX as u64) as i64, b: None }
+    }
+
+    /// The row, its strings borrowed.
+    pub fn as_ref(&self) -> FactRowRef<'_> {
+        FactRowRef { key: self.key.as_deref(), day: self.day, a: self.a, b: self.b }
+    }
+}
+
+/// A [`FactRow`] being read, its strings borrowed.
+#[derive(Clone, Copy, Debug)]
+pub struct FactRowRef<'a> {
+    /// See [`FactRow::key`].
+    pub key: Option<&'a str>,
+    /// See [`FactRow::day`].
+    pub day: Option<i64>,
+    /// See [`FactRow::a`].
+    pub a: i64,
+    /// See [`FactRow::b`].
+    pub b: Option<i64>,
+}
+
+impl FactRowRef<'_> {
+    /// `a` as a count.
+    pub fn count(&self) -> Result<u64, String> {
+        u64::try_from(self.a).map_err(|_| format!("negative count {}", self.a))
+    }
+}
+
+/// A fact kind listed in the registry: how its keys, partials and values
+/// sit in the registry's enums.
+pub trait Registered: Fact {
+    /// The key as a registry key.
+    fn key(k: Self::Key) -> FactKey;
+    /// The value, if `v` is one of this kind.
+    fn value(v: &AnyValue) -> Option<&Arc<Self::Value>>;
+}
+
+/// Generates the registry: one enum variant per kind for its key, partial
+/// and value, and the dispatch over them.
+macro_rules! registry {
+    ($( $variant:ident => $module:ident :: $kind:ident; )*) => {
+        /// A population fact: its kind and key.
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum FactKey {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Fact>::Key),
+            )*
+        }
+
+        /// A population fact's partial.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum AnyPartial {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Fact>::Partial),
+            )*
+        }
+
+        /// A finished population fact.
+        #[derive(Clone, Debug)]
+        pub enum AnyValue {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(Arc<<$module::$kind as Fact>::Value>),
+            )*
+        }
+
+        $(
+            impl Registered for $module::$kind {
+                fn key(k: Self::Key) -> FactKey {
+                    FactKey::$variant(k)
+                }
+                #[allow(unreachable_patterns)]
+                fn value(v: &AnyValue) -> Option<&Arc<Self::Value>> {
+                    match v {
+                        AnyValue::$variant(x) => Some(x),
+                        _ => None,
+                    }
+                }
+            }
+
+            impl From<<$module::$kind as Fact>::Key> for FactKey {
+                fn from(k: <$module::$kind as Fact>::Key) -> FactKey {
+                    FactKey::$variant(k)
+                }
+            }
+        )*
+
+        impl FactKey {
+            /// The kind's name.
+            pub fn kind(&self) -> &'static str {
+                match self { $( FactKey::$variant(_) => <$module::$kind as Fact>::NAME, )* }
+            }
+
+            /// An empty partial of this fact.
+            pub fn empty(&self) -> AnyPartial {
+                match self { $( FactKey::$variant(_) => AnyPartial::$variant(Default::default()), )* }
+            }
+
+            /// Folds rows `range` of `rows` into `p`.
+            fn fold(&self, p: &mut AnyPartial, cx: &FoldCx<'_>, rows: &dyn EventRows, range: Range<usize>) {
+                match (self, p) {
+                    $( (FactKey::$variant(k), AnyPartial::$variant(p)) => <$module::$kind as Fact>::fold(k, p, cx, rows, range), )*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a partial is always used with the key that made it"),
+                }
+            }
+
+            /// The finished fact.
+            fn finish(&self, p: AnyPartial) -> AnyValue {
+                match (self, p) {
+                    $( (FactKey::$variant(k), AnyPartial::$variant(p)) => AnyValue::$variant(Arc::new(<$module::$kind as Fact>::finish(k, p))), )*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a partial is always used with the key that made it"),
+                }
+            }
+        }
+
+        impl AnyPartial {
+            /// Merges another partial of the same key.
+            pub fn merge(&mut self, other: AnyPartial) {
+                match (self, other) {
+                    $( (AnyPartial::$variant(a), AnyPartial::$variant(b)) => <$module::$kind as Fact>::merge(a, b), )*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("partials merged are of one key"),
+                }
+            }
+
+            /// The partial as rows (see [`Fact::write_rows`]).
+            pub fn write_rows(&self, strings: &Interner, out: &mut Vec<FactRow>) {
+                match self { $( AnyPartial::$variant(p) => <$module::$kind as Fact>::write_rows(p, strings, out), )* }
+            }
+
+            /// Adds a row (see [`Fact::read_row`]).
+            pub fn read_row(&mut self, row: FactRowRef<'_>, strings: &mut Interner) -> Result<(), String> {
+                match self { $( AnyPartial::$variant(p) => <$module::$kind as Fact>::read_row(p, row, strings), )* }
+            }
+        }
+    };
+}
+
+registry! {
+    Prior => prior::Prior;
+    Rate => rate::Rate;
+}
+
+/// Every fact a plan's signals need, finished, for binding: population
+/// facts by key, item indexes by their action set, and when the input ends.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    values: Vec<(FactKey, AnyValue)>,
+    /// Who did which actions on each item, when, by action set (sorted).
+    pub item_actors: HashMap<Vec<String>, Arc<ItemActors>>,
+    /// The time of the last event of the whole input (for look-ahead).
+    pub data_end: Option<Millis>,
+}
+
+impl Facts {
+    /// The population fact of kind `F` with key `key`, if it was computed.
+    pub fn get<F: Registered>(&self, key: &F::Key) -> Option<&Arc<F::Value>> {
+        let want = F::key(key.clone());
+        self.values.iter().find(|(k, _)| *k == want).and_then(|(_, v)| F::value(v))
+    }
+
+    /// Whether the population fact `key` was computed.
+    pub fn has(&self, key: &FactKey) -> bool {
+        self.values.iter().any(|(k, _)| k == key)
+    }
+}
 
 /// The item phase's answers for each partition of a partitioned run: per
 /// item index (its action set), one spill file per partition.
@@ -168,9 +433,9 @@ impl ItemActorsAcc {
 /// The aggregates a plan needs, being accumulated.
 #[derive(Clone, Debug, Default)]
 pub struct Aggregates {
-    priors: Vec<((off_pattern::Feature, Vec<String>), off_pattern::PriorAcc)>,
+    /// The population facts, in the order the plan first declares them.
+    facts: Vec<(FactKey, AnyPartial)>,
     item_actors: Vec<(Vec<String>, ItemActorsAcc)>,
-    rates: Vec<(Vec<String>, rate_spike::RateAcc)>,
     /// The latest event time seen.
     last: Option<Millis>,
     /// In a partitioned run, the partitions' questions to the item indexes
@@ -212,8 +477,11 @@ impl Aggregates {
                 }
             }
             match need {
-                Need::Prior { feature, history } => {
-                    slot(&mut a.priors, (feature, history));
+                Need::Fact(key) => {
+                    if !a.facts.iter().any(|(k, _)| *k == key) {
+                        let empty = key.empty();
+                        a.facts.push((key, empty));
+                    }
                 }
                 Need::ItemIndex { actions, every_entry, lockstep_window, reach, read_at: _ } => {
                     let acc = slot(&mut a.item_actors, actions);
@@ -224,14 +492,35 @@ impl Aggregates {
                         acc.lockstep_window = Some(acc.lockstep_window.map_or(w, |x| x.max(w)));
                     }
                 }
-                Need::Rate { actions } => {
-                    slot(&mut a.rates, actions);
-                }
                 Need::DataEnd => {}
             }
         }
         a.asked_by = asked_by.map(|all| sorted(&all));
         a
+    }
+
+    /// The population facts, in the order they are declared.
+    pub fn fact_keys(&self) -> Vec<FactKey> {
+        self.facts.iter().map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Leaves out the item indexes (for a fold of the population facts
+    /// alone).
+    pub(crate) fn clear_item_indexes(&mut self) {
+        self.item_actors.clear();
+    }
+
+    /// The population facts' partials and the latest event time.
+    pub(crate) fn into_population(self) -> (Vec<(FactKey, AnyPartial)>, Option<Millis>) {
+        (self.facts, self.last)
+    }
+
+    /// Replaces the population facts' partials and the latest event time
+    /// with `facts` (of the same keys) and `last`.
+    pub(crate) fn set_population(&mut self, facts: Vec<(FactKey, AnyPartial)>, last: Option<Millis>) {
+        debug_assert!(facts.iter().map(|(k, _)| k).eq(self.facts.iter().map(|(k, _)| k)));
+        self.facts = facts;
+        self.last = last;
     }
 
     /// The questions an account partition asks the item indexes: the
@@ -253,9 +542,8 @@ impl Aggregates {
     /// An empty copy with the same slots, for a parallel part of the fold.
     pub fn empty_like(&self) -> Aggregates {
         Aggregates {
-            priors: self.priors.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
+            facts: self.facts.iter().map(|(k, _)| (k.clone(), k.empty())).collect(),
             item_actors: self.item_actors.iter().map(|(k, a)| (k.clone(), a.empty_like())).collect(),
-            rates: self.rates.iter().map(|(k, _)| (k.clone(), Default::default())).collect(),
             last: None,
             queries: self.queries.clone(),
             asked_by: self.asked_by.clone(),
@@ -264,15 +552,12 @@ impl Aggregates {
 
     /// Adds rows `range` of `rows`. Items must be the dataset's.
     pub fn add(&mut self, rows: &dyn EventRows, range: std::ops::Range<usize>, strings: &Interner, items: &Items) {
-        let resolve = |names: &[String]| -> Vec<Sym> { names.iter().filter_map(|n| strings.get(n)).collect() };
-        for ((feature, history), acc) in &mut self.priors {
-            acc.add(*feature, &resolve(history), rows, range.clone(), items);
+        let cx = FoldCx { strings, items };
+        for (key, p) in &mut self.facts {
+            key.fold(p, &cx, rows, range.clone());
         }
         for (actions, acc) in &mut self.item_actors {
-            acc.add(rows, range.clone(), &resolve(actions));
-        }
-        for (actions, acc) in &mut self.rates {
-            acc.add(rows, range.clone(), &resolve(actions));
+            acc.add(rows, range.clone(), &cx.resolve(actions));
         }
         let last = range.map(|i| rows.ts_at(i)).max();
         self.last = self.last.max(last);
@@ -298,14 +583,11 @@ impl Aggregates {
 
     /// Merges another partial result of the same plan.
     pub fn merge(&mut self, other: Aggregates) {
-        for ((_, a), (_, b)) in self.priors.iter_mut().zip(other.priors) {
+        for ((_, a), (_, b)) in self.facts.iter_mut().zip(other.facts) {
             a.merge(b);
         }
         for ((_, a), (_, b)) in self.item_actors.iter_mut().zip(other.item_actors) {
             a.rows.extend(b.rows);
-        }
-        for ((_, a), (_, b)) in self.rates.iter_mut().zip(other.rates) {
-            a.merge(b);
         }
         self.last = self.last.max(other.last);
     }
@@ -408,7 +690,12 @@ impl Aggregates {
                 Ok(())
             })?;
         }
-        let facts = self.finish(strings)?;
+        let mut facts = self.finish(strings)?;
+        // The run's facts hold each index empty: a partition is bound with
+        // its own share ([`PartIndexes::load`]), never with these.
+        for (actions, _, _) in &indexes.indexes {
+            facts.item_actors.insert(actions.clone(), Arc::new(ItemActors::default()));
+        }
         Ok((facts, indexes))
     }
 
@@ -420,9 +707,8 @@ impl Aggregates {
             item_actors.insert(k, Arc::new(a.finish(strings)?));
         }
         Ok(Facts {
-            priors: self.priors.into_iter().map(|(k, a)| (k, Arc::new(a.finish()))).collect(),
+            values: self.facts.into_iter().map(|(k, p)| (k.clone(), k.finish(p))).collect(),
             item_actors,
-            rates: self.rates.into_iter().map(|(k, a)| (k, a.finish())).collect(),
             data_end: self.last,
         })
     }
