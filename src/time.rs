@@ -32,6 +32,18 @@ pub const HOUR: Millis = 60 * MINUTE;
 /// One day, in milliseconds.
 pub const DAY: Millis = 24 * HOUR;
 
+/// The UTC day of `t`: days since 1970-01-01 (negative before).
+#[inline]
+pub fn day_of(t: Millis) -> i64 {
+    t.div_euclid(DAY)
+}
+
+/// Whole days covering `window` (at least one): the days a fact kept by day
+/// reads for a window of that length.
+pub fn days_covering(window: Millis) -> u32 {
+    u32::try_from(window.div_euclid(DAY) + i64::from(window.rem_euclid(DAY) > 0)).unwrap_or(u32::MAX).max(1)
+}
+
 /// The earliest time a record may carry: 1970-01-01T00:00:00Z. Earlier
 /// times (negative epoch milliseconds) in an activity log are a placeholder
 /// or a unit mistake, not an event.

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use crate::data::{EventRows, Items};
+use crate::data::{EventRows, Events, Items};
 use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
 use crate::signals::{Need, sorted};
@@ -81,19 +81,28 @@ pub trait Fact: Sized + 'static {
 }
 
 /// What a fold reads beside the rows: the run's strings (to resolve the
-/// names in keys) and its items.
+/// names in keys), its items, and (in a daily run) which accounts earlier
+/// runs have seen.
 #[derive(Clone, Copy)]
 pub struct FoldCx<'a> {
     /// Every string of the run.
     pub strings: &'a Interner,
     /// The items table.
     pub items: &'a Items,
+    /// Accounts seen before this run's events (a daily run's state); none
+    /// when the run holds all events.
+    pub seen_before: Option<&'a (dyn Fn(Sym) -> bool + Sync)>,
 }
 
 impl FoldCx<'_> {
     /// The run's symbols of `names` (names no event has are left out).
     pub fn resolve(&self, names: &[String]) -> Vec<Sym> {
         names.iter().filter_map(|n| self.strings.get(n)).collect()
+    }
+
+    /// Whether `account`'s first event in these rows is its first ever.
+    pub fn is_new(&self, account: Sym) -> bool {
+        self.seen_before.is_none_or(|seen| !seen(account))
     }
 }
 
@@ -550,9 +559,10 @@ impl Aggregates {
         }
     }
 
-    /// Adds rows `range` of `rows`. Items must be the dataset's.
+    /// Adds rows `range` of `rows`: whole accounts, each in time order.
+    /// Items must be the dataset's.
     pub fn add(&mut self, rows: &dyn EventRows, range: std::ops::Range<usize>, strings: &Interner, items: &Items) {
-        let cx = FoldCx { strings, items };
+        let cx = FoldCx { strings, items, seen_before: None };
         for (key, p) in &mut self.facts {
             key.fold(p, &cx, rows, range.clone());
         }
@@ -563,16 +573,23 @@ impl Aggregates {
         self.last = self.last.max(last);
     }
 
-    /// Adds all of `rows`, in parallel chunks.
-    pub fn add_all(&mut self, rows: &dyn EventRows, strings: &Interner, items: &Items) {
-        let n = rows.rows();
-        let chunk = (n / (rayon::current_num_threads() * 4)).max(1 << 16);
-        let starts: Vec<usize> = (0..n).step_by(chunk).collect();
+    /// Adds all of `events`, in parallel chunks of whole accounts.
+    pub fn add_all(&mut self, events: &Events, strings: &Interner, items: &Items) {
+        let chunk = (events.len() / (rayon::current_num_threads() * 4)).max(1 << 16);
+        // Chunk boundaries at account boundaries: the first span starting
+        // at or after each multiple of `chunk`.
+        let mut starts = vec![0usize];
+        for span in &events.accounts {
+            if span.start as usize >= starts[starts.len() - 1] + chunk {
+                starts.push(span.start as usize);
+            }
+        }
+        starts.push(events.len());
         let parts: Vec<Aggregates> = starts
-            .par_iter()
-            .map(|&s| {
+            .par_windows(2)
+            .map(|w| {
                 let mut a = self.empty_like();
-                a.add(rows, s..(s + chunk).min(n), strings, items);
+                a.add(events, w[0]..w[1], strings, items);
                 a
             })
             .collect();

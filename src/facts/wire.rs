@@ -296,7 +296,7 @@ pub fn part_facts(plan: &Plan, data: &Dataset, part: u32) -> Result<PartFacts, W
     // The population facts, folded here and written with their strings.
     let mut population = agg.empty_like();
     population.clear_item_indexes();
-    population.add_all(rows, strings, &data.items);
+    population.add_all(&data.events, strings, &data.items);
     let partial = Partial::from_aggregates(population, strings);
 
     // The item indexes' rows, as the fold collects them.

@@ -116,7 +116,7 @@ pub use crate::facts::prior::Feature;
 use crate::facts::prior::{self, Prior};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
-use crate::time::{DAY, HOUR, Millis, compact_duration};
+use crate::time::{DAY, HOUR, Millis, compact_duration, day_of, days_covering};
 
 /// The feature's values for an event's target, into `out`.
 fn values_at(f: Feature, e: &Ev<'_>, out: &mut Vec<Sym>) {
@@ -413,6 +413,7 @@ impl Tracker {
     fn judge(&self, s: &State, e: &Ev<'_>) -> Judgement {
         let mut j = Judgement::default();
         let mut values = Vec::new();
+        let day = day_of(e.ts);
         for (k, (f, prior)) in self.features.iter().zip(&self.priors).enumerate() {
             values_at(*f, e, &mut values);
             if values.is_empty() {
@@ -429,7 +430,7 @@ impl Tracker {
                 .iter()
                 .map(|&v| {
                     let c = counts.get(&v).copied().unwrap_or(0);
-                    (v, c, (f64::from(c) + self.smoothing * prior.of(v)) / (n as f64 + self.smoothing))
+                    (v, c, (f64::from(c) + self.smoothing * prior.of(v, day)) / (n as f64 + self.smoothing))
                 })
                 .max_by(|a, b| a.2.total_cmp(&b.2).then_with(|| e.text(b.0).cmp(e.text(a.0))))
                 .expect("values is not empty");
@@ -596,7 +597,7 @@ impl Signal for OffPattern {
                     n.read(TableKind::Events, &["target_author"]).read(TableKind::Items, &["id", "author"])
                 }
             };
-            n.facts.push(Need::Fact(prior::Key { feature: *f, history: sorted(&key.history) }.into()));
+            n.facts.push(Need::Fact(prior::Key { feature: *f, history: sorted(&key.history), days: days_covering(key.window) }.into()));
         }
         if key.return_window > 0 {
             n.facts.push(Need::DataEnd);
@@ -612,7 +613,7 @@ impl Signal for OffPattern {
             priors: key
                 .features
                 .iter()
-                .map(|&feature| u.fact::<Prior>(&prior::Key { feature, history: history.clone() }))
+                .map(|&feature| u.fact::<Prior>(&prior::Key { feature, history: history.clone(), days: days_covering(key.window) }))
                 .collect(),
             window: key.window,
             min_history: key.min_history,
@@ -666,7 +667,7 @@ impl Signal for OffPattern {
         let mut why = Vec::new();
         for &(k, best, c, n, prob) in &jm.off {
             let f = t.features[k as usize];
-            strength = strength.min(confidence(t, c, n, t.priors[k as usize].of(best)));
+            strength = strength.min(confidence(t, c, n, t.priors[k as usize].of(best, day_of(e.ts))));
             if !e.words {
                 continue;
             }

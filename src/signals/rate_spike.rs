@@ -41,6 +41,7 @@
 //! posts in an hour. Pair with `new_context` (client) for automation.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use statrs::distribution::{DiscreteCDF, Poisson};
 
@@ -51,7 +52,7 @@ use crate::data::{AccountSpan, Dataset};
 use crate::facts::rate::{self, Rate};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
-use crate::time::{DAY, HOUR, Millis, compact_duration};
+use crate::time::{DAY, HOUR, Millis, compact_duration, day_of, days_covering};
 
 /// The kind.
 pub struct RateSpike;
@@ -106,8 +107,14 @@ pub struct Opts;
 pub struct Tracker {
     key: Key,
     actions: Vec<Sym>,
-    /// Population rate: counted actions per account-day.
-    population_per_day: f64,
+    /// Population rate of the counted actions per account-day, by day.
+    population: Arc<rate::Value>,
+}
+
+/// The population rate a rate spike reads: of its actions, over its
+/// baseline's days.
+fn rate_key(key: &Key) -> rate::Key {
+    rate::Key { actions: sorted(&key.actions), days: days_covering(key.baseline) }
 }
 
 /// Nothing to bind beyond the key.
@@ -136,7 +143,8 @@ impl Tracker {
         let first = s.first_seen.unwrap_or(e.ts);
         let since = first.max(window_start.saturating_sub(p.baseline));
         let baseline_days = (window_start.saturating_sub(since).max(0) as f64) / DAY as f64;
-        let rate = (in_baseline as f64 + p.smoothing_days.0 * self.population_per_day)
+        let population = self.population.per_day(day_of(e.ts));
+        let rate = (in_baseline as f64 + p.smoothing_days.0 * population)
             / (baseline_days + p.smoothing_days.0).max(1e-9);
         let lambda = (rate * p.window as f64 / DAY as f64).max(1e-9);
         let tail = Poisson::new(lambda).map_or(1.0, |d| d.sf(in_window - 1));
@@ -203,7 +211,7 @@ impl Signal for RateSpike {
     fn needs(key: &Key, _opts: &Opts) -> Needs {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["action"]);
-        n.facts.push(Need::Fact(rate::Key { actions: sorted(&key.actions) }.into()));
+        n.facts.push(Need::Fact(rate_key(key).into()));
         n
     }
 
@@ -211,7 +219,7 @@ impl Signal for RateSpike {
         Tracker {
             key: key.clone(),
             actions: u.resolve_all(&key.actions),
-            population_per_day: u.fact::<Rate>(&rate::Key { actions: sorted(&key.actions) }).per_day(),
+            population: u.fact::<Rate>(&rate_key(key)),
         }
     }
 
