@@ -9,8 +9,8 @@
 //! the distribution over the history events of days `d - days` to `d - 1`:
 //! never the event's own day, never anything after it, so that a daily run
 //! that has seen only the days before gives the same verdict as a run over
-//! all of them. On the first day of the data nothing is known: every value
-//! then has the share 1, which calls nothing off pattern.
+//! all of them. On the first day of the data nothing is known
+//! ([`Value::known`]), and `off_pattern` abstains.
 //!
 //! Fold: a count per (value, day) over history events with the feature
 //! known, and per day how many such events there were. Finished: each
@@ -120,6 +120,13 @@ impl Value {
     /// Index into the per-day arrays of the days before `day`, clamped.
     fn at(&self, day: i64) -> usize {
         (day - self.first).clamp(0, self.total.len().saturating_sub(1) as i64) as usize
+    }
+
+    /// Whether the days before `day` hold any history event with the
+    /// feature known (without, the population's distribution is unknown).
+    pub fn known(&self, day: i64) -> bool {
+        let (from, to) = (self.at(day - self.days), self.at(day));
+        self.total.get(to).copied().unwrap_or(0) > self.total.get(from).copied().unwrap_or(0)
     }
 
     /// The population's share of value `v` on day `day`: its share among

@@ -13,10 +13,17 @@
 //! `feed_exposure` and give one hit a modest weight.
 //!
 //! **How.** For each feature value `v` the account's baseline counts `c_v`
-//! among the `n` history events (actions in `history`, within `window`
+//! among the `n` history events (actions in `history` within `window`
 //! before the event: never the event itself or anything after it). The
+//! baseline is kept by day (for a window of two days or more; by hour for
+//! two hours or more, else by minute), and a day leaves it whole: at an
+//! event of day `d`, a 180-day window holds days `d - 180` to `d`, up to
+//! the event. Kept by day, a baseline is a few counts per day, whatever the
+//! number of events, which is what a daily run carries from one run to the
+//! next. The
 //! probability of `v` is smoothed toward the population's distribution
-//! `pi_v` (over all accounts' history events) with `smoothing` pseudo-events:
+//! `pi_v` (over all accounts' history events of the `window`'s days before
+//! the event's day: [`crate::facts::prior`]) with `smoothing` pseudo-events:
 //! `p_v = (c_v + smoothing * pi_v) / (n + smoothing)`. For the item's labels
 //! the most familiar label counts: `p = max_v p_v`. The signal fires when
 //! `p <= max_probability`, with strength `2 * P[rate <= max_probability] - 1`
@@ -98,9 +105,9 @@
 //! fizzles looks like an intruder's visit; so does a one-off link from a
 //! friend. Items without labels give no evidence; a dataset without `items`
 //! makes `labels` and `lang` silent (only `author` works from
-//! `target_author`). The population distribution is computed over the
-//! whole input, so it does look ahead at the population level (not at the
-//! account).
+//! `target_author`). The population distribution is read as of the day
+//! before the event: a new trend that everyone takes up today is still
+//! rare for the population until tomorrow.
 
 use std::cell::OnceCell;
 use std::collections::VecDeque;
@@ -116,7 +123,7 @@ pub use crate::facts::prior::Feature;
 use crate::facts::prior::{self, Prior};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
-use crate::time::{DAY, HOUR, Millis, compact_duration, day_of, days_covering};
+use crate::time::{DAY, HOUR, MINUTE, Millis, compact_duration, day_of, days_covering};
 
 /// The feature's values for an event's target, into `out`.
 fn values_at(f: Feature, e: &Ev<'_>, out: &mut Vec<Sym>) {
@@ -279,6 +286,10 @@ pub struct Tracker {
     novelty_prior: Option<f64>,
     novelty_smoothing: f64,
     return_window: Millis,
+    /// The width of the baseline's buckets, and how many of them before
+    /// the current one it holds.
+    bucket: Millis,
+    buckets: i64,
     /// When the whole input ends (for look-ahead near the end).
     data_end: Option<Millis>,
 }
@@ -318,27 +329,40 @@ impl Judgement {
     }
 }
 
-/// A history event in the burst window: when, which, whether it was
-/// judged, and its values if it was novel (then it is not yet in the
-/// baseline).
+/// A history event in the burst window: when, whether it was judged, and
+/// its values if it was novel (then it is not yet in the baseline).
 #[derive(Debug)]
 struct Recent {
     ts: Millis,
-    i: u32,
     judged: bool,
     novel: Vec<Value>,
 }
 
+/// What the history events of one bucket of time (a day, for windows of
+/// days) added to the baseline, for taking it out again when the bucket
+/// leaves the window.
+#[derive(Debug, Default)]
+struct Bucket {
+    /// The bucket's number (time divided by the bucket width).
+    at: i64,
+    /// (feature index, value, count).
+    values: Vec<(u8, Sym, u32)>,
+    /// Per feature: history events with the feature known.
+    known: Vec<u32>,
+    /// Judged and novel history events.
+    judged: u32,
+    novel: u32,
+}
+
 /// Per-account baseline: counts of each feature value over the window,
-/// the account's own novelty rate, its recent burst, and (with
-/// `return_window`) when it engaged with each value, past and future.
+/// kept by bucket of time, the account's own novelty rate, and its recent
+/// burst.
 #[derive(Debug, Default)]
 pub struct State {
-    /// History events in the window, oldest first: (ts, event index,
-    /// judged, novel).
-    window: VecDeque<(Millis, u32, bool, bool)>,
+    /// The buckets of the window, oldest first.
+    buckets: VecDeque<Bucket>,
     /// Per feature (in `Key::features` order): value counts and the
-    /// number of history events with the feature known.
+    /// number of history events with the feature known, over the buckets.
     counts: Vec<(SymMap<u32>, u32)>,
     /// Per feature: how many values the baseline holds exactly once.
     singles: Vec<u32>,
@@ -355,58 +379,110 @@ pub struct State {
     /// The event the state was last advanced to, and its judgement once
     /// asked for (by a rule or by `observe`: computed once per event).
     current: Option<(usize, OnceCell<Judgement>)>,
-    values: Vec<Sym>,
+}
+
+/// The width of the buckets a baseline of `window` is kept in: a day for a
+/// window of two days or more, an hour for one of two hours or more, else
+/// a minute.
+fn bucket_width(window: Millis) -> Millis {
+    if window >= 2 * DAY {
+        DAY
+    } else if window >= 2 * HOUR {
+        HOUR
+    } else {
+        MINUTE
+    }
 }
 
 impl Tracker {
-    fn add(&self, s: &mut State, e: &Ev<'_>, delta: i32) {
+    /// Every feature value of `e`'s target, by feature index.
+    fn event_values(&self, e: &Ev<'_>) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut values = Vec::new();
         for (k, &f) in self.features.iter().enumerate() {
-            values_at(f, e, &mut s.values);
-            if s.values.is_empty() {
-                continue;
+            values_at(f, e, &mut values);
+            out.extend(values.iter().map(|&v| (k as u8, v)));
+        }
+        out
+    }
+
+    /// Adds (`delta` 1) or takes out (-1) one value of feature `k`.
+    fn count(s: &mut State, k: u8, v: Sym, delta: i32) {
+        let (counts, _) = &mut s.counts[k as usize];
+        let singles = &mut s.singles[k as usize];
+        let c = counts.entry(v).or_default();
+        let before = *c;
+        *c = c.wrapping_add_signed(delta);
+        *singles = singles.wrapping_add_signed(i32::from(*c == 1) - i32::from(before == 1));
+        if *c == 0 {
+            counts.remove(&v);
+        }
+    }
+
+    /// Moves history events older than `burst_window` into the baseline and
+    /// drops the buckets that have left the window.
+    fn evict(&self, s: &mut State, now: Millis) {
+        let since = now.saturating_sub(self.burst_window);
+        while s.burst.front().is_some_and(|r| r.ts < since) {
+            let r = s.burst.pop_front().expect("checked");
+            if !r.novel.is_empty() {
+                self.enter_baseline(s, r.ts, &r.novel, r.judged, true);
             }
-            let (counts, n) = &mut s.counts[k];
-            *n = n.wrapping_add_signed(delta);
-            let singles = &mut s.singles[k];
-            for &v in &s.values {
-                let c = counts.entry(v).or_default();
-                let before = *c;
-                *c = c.wrapping_add_signed(delta);
-                *singles = singles.wrapping_add_signed(i32::from(*c == 1) - i32::from(before == 1));
-                if *c == 0 {
-                    counts.remove(&v);
+        }
+        let oldest = now.div_euclid(self.bucket) - self.buckets;
+        while s.buckets.front().is_some_and(|b| b.at < oldest) {
+            let b = s.buckets.pop_front().expect("checked");
+            s.judged -= b.judged;
+            s.novel -= b.novel;
+            for (k, n) in b.known.iter().enumerate() {
+                s.counts[k].1 -= n;
+            }
+            for &(k, v, n) in &b.values {
+                for _ in 0..n {
+                    Tracker::count(s, k, v, -1);
                 }
             }
         }
     }
 
-    /// Moves history events older than `burst_window` into the baseline and
-    /// drops baseline events older than `window`.
-    fn evict(&self, s: &mut State, data: &Dataset, now: Millis) {
-        let since = now.saturating_sub(self.burst_window);
-        while s.burst.front().is_some_and(|r| r.ts < since) {
-            let r = s.burst.pop_front().expect("checked");
-            if !r.novel.is_empty() {
-                self.enter_baseline(s, data, r.ts, r.i, r.judged, true);
+    /// Adds a history event at `ts` with `values` to the baseline.
+    fn enter_baseline(&self, s: &mut State, ts: Millis, values: &[Value], judged: bool, novel: bool) {
+        let at = ts.div_euclid(self.bucket);
+        let features = self.features.len();
+        // The event's bucket: the last, or (for a burst event entering
+        // late, after midnight) one before it.
+        let i = match s.buckets.iter().rposition(|b| b.at <= at) {
+            Some(i) if s.buckets[i].at == at => i,
+            found => {
+                let i = found.map_or(0, |i| i + 1);
+                s.buckets.insert(i, Bucket { at, known: vec![0; features], ..Bucket::default() });
+                i
+            }
+        };
+        let b = &mut s.buckets[i];
+        b.judged += u32::from(judged);
+        b.novel += u32::from(novel);
+        for k in 0..features as u8 {
+            if values.iter().any(|v| v.0 == k) {
+                b.known[k as usize] += 1;
             }
         }
-        let horizon = now.saturating_sub(self.window);
-        while let Some(&(ts, i, judged, novel)) = s.window.front() {
-            if ts >= horizon {
-                break;
+        for &(k, v) in values {
+            match b.values.iter_mut().find(|x| x.0 == k && x.1 == v) {
+                Some(x) => x.2 += 1,
+                None => b.values.push((k, v, 1)),
             }
-            s.window.pop_front();
-            s.judged -= u32::from(judged);
-            s.novel -= u32::from(novel);
-            self.add(s, &Ev::at(data, i as usize), -1);
         }
-    }
-
-    fn enter_baseline(&self, s: &mut State, data: &Dataset, ts: Millis, i: u32, judged: bool, novel: bool) {
         s.judged += u32::from(judged);
         s.novel += u32::from(novel);
-        s.window.push_back((ts, i, judged, novel));
-        self.add(s, &Ev::at(data, i as usize), 1);
+        for k in 0..features as u8 {
+            if values.iter().any(|v| v.0 == k) {
+                s.counts[k as usize].1 += 1;
+            }
+        }
+        for &(k, v) in values {
+            Tracker::count(s, k, v, 1);
+        }
     }
 
     /// Judges the event's target against the baseline (events before it).
@@ -421,7 +497,9 @@ impl Tracker {
             }
             let (counts, n) = &s.counts[k];
             let n = u64::from(*n);
-            if n < self.min_history {
+            // Too little history of its own, or none of the population's
+            // (the first day of the data): no judgement.
+            if n < self.min_history || !prior.known(day) {
                 j.abstained = true;
                 continue;
             }
@@ -597,7 +675,9 @@ impl Signal for OffPattern {
                     n.read(TableKind::Events, &["target_author"]).read(TableKind::Items, &["id", "author"])
                 }
             };
-            n.facts.push(Need::Fact(prior::Key { feature: *f, history: sorted(&key.history), days: days_covering(key.window) }.into()));
+            n.facts.push(Need::Fact(
+                prior::Key { feature: *f, history: sorted(&key.history), days: days_covering(key.window) }.into(),
+            ));
         }
         if key.return_window > 0 {
             n.facts.push(Need::DataEnd);
@@ -613,7 +693,9 @@ impl Signal for OffPattern {
             priors: key
                 .features
                 .iter()
-                .map(|&feature| u.fact::<Prior>(&prior::Key { feature, history: history.clone(), days: days_covering(key.window) }))
+                .map(|&feature| {
+                    u.fact::<Prior>(&prior::Key { feature, history: history.clone(), days: days_covering(key.window) })
+                })
                 .collect(),
             window: key.window,
             min_history: key.min_history,
@@ -623,6 +705,9 @@ impl Signal for OffPattern {
             novelty_prior: key.novelty_prior.map(|x| x.0),
             novelty_smoothing: key.novelty_smoothing.0,
             return_window: key.return_window,
+            bucket: bucket_width(key.window),
+            buckets: key.window.div_euclid(bucket_width(key.window))
+                + i64::from(key.window.rem_euclid(bucket_width(key.window)) > 0),
             data_end: u.facts.data_end,
         }
     }
@@ -637,7 +722,7 @@ impl Signal for OffPattern {
     }
 
     fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, _data: &Dataset) {
-        s.window.clear();
+        s.buckets.clear();
         for (c, n) in &mut s.counts {
             c.clear();
             *n = 0;
@@ -650,7 +735,7 @@ impl Signal for OffPattern {
     }
 
     fn advance(t: &Tracker, s: &mut State, e: &Ev<'_>) {
-        t.evict(s, e.data, e.ts);
+        t.evict(s, e.ts);
         s.current = Some((e.i, OnceCell::new()));
     }
 
@@ -721,11 +806,11 @@ impl Signal for OffPattern {
             let judged = jm.judged();
             let novel = if jm.novel() { jm.values } else { Vec::new() };
             if novel.is_empty() {
-                t.enter_baseline(s, e.data, e.ts, e.i as u32, judged, false);
+                t.enter_baseline(s, e.ts, &t.event_values(e), judged, false);
             }
-            s.burst.push_back(Recent { ts: e.ts, i: e.i as u32, judged, novel });
+            s.burst.push_back(Recent { ts: e.ts, judged, novel });
         } else {
-            t.enter_baseline(s, e.data, e.ts, e.i as u32, false, false);
+            t.enter_baseline(s, e.ts, &t.event_values(e), false, false);
         }
     }
 }

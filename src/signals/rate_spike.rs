@@ -16,7 +16,8 @@
 //! **How.** Expected rate `r = (n_b + smoothing_days * p) / (T_b + smoothing_days)`,
 //! with `n_b` counted actions over the `T_b` days of baseline the account
 //! has (its history, at most `baseline`) and `p` the population's daily rate
-//! per account (over the whole input). `lambda = r * window`. It fires when
+//! per account, over the `baseline`'s days before the event's day
+//! ([`crate::facts::rate`]). `lambda = r * window`. It fires when
 //! `P[Poisson(lambda) >= k] <= max_tail` (statrs), with strength rising
 //! from 0.5 at the threshold to 1 at a thousandth of it. After a spiking
 //! action it is quiet for `cooldown` (default: `window`), so one spree
@@ -144,8 +145,8 @@ impl Tracker {
         let since = first.max(window_start.saturating_sub(p.baseline));
         let baseline_days = (window_start.saturating_sub(since).max(0) as f64) / DAY as f64;
         let population = self.population.per_day(day_of(e.ts));
-        let rate = (in_baseline as f64 + p.smoothing_days.0 * population)
-            / (baseline_days + p.smoothing_days.0).max(1e-9);
+        let rate =
+            (in_baseline as f64 + p.smoothing_days.0 * population) / (baseline_days + p.smoothing_days.0).max(1e-9);
         let lambda = (rate * p.window as f64 / DAY as f64).max(1e-9);
         let tail = Poisson::new(lambda).map_or(1.0, |d| d.sf(in_window - 1));
         if tail > p.max_tail.0 {
@@ -216,11 +217,7 @@ impl Signal for RateSpike {
     }
 
     fn tracker(key: &Key, u: &Universe<'_>) -> Tracker {
-        Tracker {
-            key: key.clone(),
-            actions: u.resolve_all(&key.actions),
-            population: u.fact::<Rate>(&rate_key(key)),
-        }
+        Tracker { key: key.clone(), actions: u.resolve_all(&key.actions), population: u.fact::<Rate>(&rate_key(key)) }
     }
 
     fn judge(_key: &Key, _opts: &Opts, _u: &Universe<'_>) -> Judge {
