@@ -46,6 +46,9 @@ pub struct BoundPlan<'p> {
     pub scoring: Vec<RuleScore>,
     /// Things the user should know about this binding, each said once.
     pub notes: Vec<String>,
+    /// When the run's data ends: a look-ahead reaching past it is still
+    /// open.
+    pub data_end: Option<crate::time::Millis>,
 }
 
 impl<'p> BoundPlan<'p> {
@@ -83,7 +86,16 @@ impl<'p> BoundPlan<'p> {
                 }
             }
         }
-        BoundPlan { plan, trackers, rules, by_action, any_action, scoring: RuleScore::of_plan(plan), notes }
+        BoundPlan {
+            plan,
+            trackers,
+            rules,
+            by_action,
+            any_action,
+            scoring: RuleScore::of_plan(plan),
+            notes,
+            data_end: u.facts.data_end,
+        }
     }
 
     /// Binds `plan` to `data` alone (the whole run in memory): computes the
@@ -100,6 +112,7 @@ impl<'p> BoundPlan<'p> {
     /// partition).
     pub fn with_facts(plan: &'p Plan, data: &Dataset, facts: &Facts) -> BoundPlan<'p> {
         let rule_ids: Vec<String> = plan.rules.iter().map(|r| r.id.clone()).collect();
+        let rule_horizons: Vec<crate::signals::Horizon> = plan.rules.iter().map(|r| r.horizon).collect();
         let u = Universe {
             strings: &data.strings,
             items: &data.items,
@@ -107,6 +120,7 @@ impl<'p> BoundPlan<'p> {
             impressions: data.impressions.is_some(),
             facts,
             rule_ids: &rule_ids,
+            rule_horizons: &rule_horizons,
         };
         BoundPlan::new(plan, &u)
     }
@@ -122,6 +136,7 @@ impl<'p> BoundPlan<'p> {
         facts: &Facts,
     ) -> BoundPlan<'p> {
         let rule_ids: Vec<String> = plan.rules.iter().map(|r| r.id.clone()).collect();
+        let rule_horizons: Vec<crate::signals::Horizon> = plan.rules.iter().map(|r| r.horizon).collect();
         let u = Universe {
             strings,
             items: &side.items,
@@ -129,6 +144,7 @@ impl<'p> BoundPlan<'p> {
             impressions,
             facts,
             rule_ids: &rule_ids,
+            rule_horizons: &rule_horizons,
         };
         BoundPlan::new(plan, &u)
     }

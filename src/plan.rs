@@ -14,7 +14,8 @@ use crate::data::Projection;
 use crate::data::schema::TableKind;
 use crate::rules::filter::{FieldRef, Filter};
 use crate::rules::{Config, Effect, RuleSet, Severity, When};
-use crate::signals::{SignalDef, StateKey};
+use crate::signals::{Horizon, SignalDef, StateKey};
+use crate::time::Millis;
 
 /// One signal of a planned rule.
 #[derive(Clone, Debug)]
@@ -53,6 +54,10 @@ pub struct PlannedRule {
     /// Its evidence families, as indices into the config's
     /// `score.families`.
     pub families: Vec<usize>,
+    /// How long after an event its verdict on it may change: the longest
+    /// look-ahead of its signals, and of the rules its `after_hit` signals
+    /// follow (their hits may change, and with them this verdict).
+    pub horizon: Horizon,
 }
 
 /// A per-account state shared by the signals with one state key.
@@ -78,6 +83,35 @@ pub struct Plan {
     pub slots: Vec<Slot>,
     /// Columns read, per table.
     pub reads: BTreeMap<TableKind, BTreeSet<String>>,
+}
+
+/// Each rule's horizon: its signals' own, and the horizons of the rules its
+/// `after_hit` signals follow, to a fixed point (horizons only grow, and
+/// never beyond the longest signal's, so it ends).
+fn settle_horizons(rules: &mut [PlannedRule]) {
+    let own: Vec<Horizon> =
+        rules.iter().map(|r| r.signals.iter().fold(Horizon::default(), |h, s| h.max(s.def.horizon()))).collect();
+    let follows: Vec<Vec<usize>> = rules
+        .iter()
+        .map(|r| r.signals.iter().flat_map(|s| s.def.followed_rules()).map(|n| n as usize).collect())
+        .collect();
+    let mut horizon = own.clone();
+    loop {
+        let mut changed = false;
+        for r in 0..rules.len() {
+            let h = follows[r].iter().filter_map(|&f| horizon.get(f)).fold(own[r], |h, &f| h.max(f)).max(horizon[r]);
+            if h != horizon[r] {
+                horizon[r] = h;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (r, h) in rules.iter_mut().zip(horizon) {
+        r.horizon = h;
+    }
 }
 
 impl Plan {
@@ -146,9 +180,21 @@ impl Plan {
                     .iter()
                     .map(|f| set.config.score.family(f).expect("rule families are validated against the config"))
                     .collect(),
+                horizon: Horizon::default(),
             });
         }
+        settle_horizons(&mut rules);
         Plan { config: set.config.clone(), rules, slots, reads }
+    }
+
+    /// How long after its last hit an incident may still change: a later
+    /// hit joins it up to the incident gap or link after, and a verdict may
+    /// turn into such a hit up to the longest `adds` horizon after its
+    /// event. (Each hit may also change up to its rule's horizon after it;
+    /// see [`crate::score::incident`].)
+    pub fn join_horizon(&self) -> Millis {
+        let adds = self.rules.iter().map(|r| r.horizon.adds).max().unwrap_or(0);
+        self.config.incident_gap.max(self.config.incident_link).saturating_add(adds)
     }
 
     /// The columns to read, for readers that can skip the rest: of a table

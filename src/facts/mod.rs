@@ -501,7 +501,6 @@ impl Aggregates {
                         acc.lockstep_window = Some(acc.lockstep_window.map_or(w, |x| x.max(w)));
                     }
                 }
-                Need::DataEnd => {}
             }
         }
         a.asked_by = asked_by.map(|all| sorted(&all));

@@ -19,6 +19,7 @@
 
 pub mod filter;
 pub mod incident;
+pub mod verdict;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,11 +30,12 @@ use crate::bind::BoundPlan;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::plan::Plan;
-use crate::rules::{Effect, When};
-use crate::signals::{EarlierHit, Ev, Facts, Outcome, Scratch as SignalScratch, State};
+use crate::rules::Effect;
+use crate::signals::{Cause, EarlierHit, Ev, Facts, Judge, Outcome, Scratch as SignalScratch, State, Tracker};
 use crate::time::Millis;
 pub use filter::BoundFilter;
 pub use incident::{FamilyEvidence, Incident, RuleScore};
+use verdict::{Record, Said};
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -118,14 +120,18 @@ pub struct Scratch {
     states: Vec<State>,
     /// Per rule, per signal: the judge's buffers.
     buffers: Vec<Vec<SignalScratch>>,
-    hits: Vec<Hit>,
-    /// The hits so far, as signals see them.
+    /// The account's verdicts that hit or may still change, in event order.
+    records: Vec<Record>,
+    /// The first record that may still be waiting.
+    waiting_from: usize,
+    /// The hits so far as the walk sees them, for signals that read them.
     earlier: Vec<EarlierHit>,
-    /// Hits of the event being judged, added to `hits` after it.
-    fresh: Vec<Hit>,
     candidates: Vec<u32>,
-    /// The signals that fired on the rule being judged: (index, strength).
-    fired: Vec<(usize, f64)>,
+    /// What the signals of the rule being judged said.
+    said: Vec<Said>,
+    /// The trace of each selected rule of the event being walked, when
+    /// tracing.
+    traced: Vec<RuleTrace>,
 }
 
 impl<'a> Scorer<'a> {
@@ -175,94 +181,117 @@ impl<'a> Scorer<'a> {
                 .iter()
                 .map(|r| r.signals.iter().map(|(j, _, _)| j.new_scratch()).collect())
                 .collect(),
-            hits: Vec::new(),
+            records: Vec::new(),
+            waiting_from: 0,
             earlier: Vec::new(),
-            fresh: Vec::new(),
             candidates: Vec::new(),
-            fired: Vec::new(),
+            said: Vec::new(),
+            traced: Vec::new(),
         }
     }
 
     /// Scores one account: its hits grouped into incidents.
     pub fn score_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Incident> {
-        self.collect_hits(span, scratch);
-        if scratch.hits.is_empty() {
+        let hits = self.account_hits(span, scratch);
+        if hits.is_empty() {
             return Vec::new();
         }
-        incident::group(std::mem::take(&mut scratch.hits), &self.bound.scoring, &self.bound.plan.config)
+        incident::group(hits, &self.bound.scoring, &self.bound.plan.config)
     }
 
     /// Every rule hit on one account, in event order, before grouping.
     pub fn account_hits(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Hit> {
-        self.collect_hits(span, scratch);
-        std::mem::take(&mut scratch.hits)
+        self.walk(span, scratch, None);
+        self.finish(scratch)
     }
 
     /// Every event of one account with what each rule that selects it made
     /// of it: whether its filters let it through, what every one of its
-    /// signals said (each is asked, even after one has ruled the hit out),
-    /// and the hit, exactly as scoring makes it. For `changeling explain`.
+    /// signals said when the event was judged (each is asked, even after
+    /// one has ruled the hit out), and the hit it makes once everything
+    /// after it is known (a look-ahead may take it back), exactly as scoring
+    /// makes it. For `changeling explain`.
     pub fn trace_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<EventTrace> {
         let mut trace = Vec::new();
         self.walk(span, scratch, Some(&mut trace));
+        let hits = self.finish(scratch);
+        for t in &mut trace {
+            for r in &mut t.rules {
+                r.hit = hits.iter().find(|h| h.event as usize == t.event && h.rule == r.rule).cloned();
+            }
+        }
         trace
     }
 
-    fn collect_hits(&self, span: &AccountSpan, scratch: &mut Scratch) {
-        self.walk(span, scratch, None);
-    }
-
-    /// Walks one account's events: hits into `scratch.hits`, and, when
-    /// asked, what every rule made of every event into `trace`.
+    /// Walks one account's events into `scratch.records`, and, when asked,
+    /// what every rule made of every event into `trace`.
     fn walk(&self, span: &AccountSpan, scratch: &mut Scratch, mut trace: Option<&mut Vec<EventTrace>>) {
         let data = self.data;
         let trackers = &self.bound.trackers;
         for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
             t.reset(state, span, data);
         }
-        let Scratch { states, buffers, hits, earlier, candidates, fresh, fired } = scratch;
-        hits.clear();
-        earlier.clear();
+        scratch.records.clear();
+        scratch.earlier.clear();
+        scratch.waiting_from = 0;
         for i in span.range() {
-            let e = Ev { hits: &earlier[..], ..Ev::at(data, i) };
-            for (t, state) in trackers.iter().zip(states.iter_mut()) {
+            let e = Ev::at(data, i);
+            for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
                 t.advance(state, &e);
             }
+            // What this event changes of verdicts waiting on it.
+            self.revise(scratch, &Cause::Event(&e), e.ts);
+            let Scratch { states, buffers, records, earlier, candidates, said, traced, .. } = scratch;
+            let e = Ev { hits: &earlier[..], ..e };
             candidates.clear();
             if let Some(rs) = self.bound.by_action.get(&e.action) {
                 candidates.extend_from_slice(rs);
             }
             candidates.extend_from_slice(&self.bound.any_action);
-            let mut rules = Vec::new();
+            let before = records.len();
             for &ri in candidates.iter() {
-                let hit = self.judge(ri, &e, states, &mut buffers[ri as usize], fired);
-                if trace.is_some() {
-                    rules.push(self.trace_rule(ri, &e, states, &mut buffers[ri as usize], hit.clone()));
+                let buffers = &mut buffers[ri as usize];
+                if let Some(r) = self.judge(ri, &e, states, buffers, said) {
+                    records.push(r);
                 }
-                if let Some(hit) = hit {
-                    fresh.push(hit);
+                if trace.is_some() {
+                    traced.push(self.trace_rule(ri, &e, states, buffers));
                 }
             }
             if let Some(trace) = trace.as_deref_mut() {
-                trace.push(EventTrace { event: i, rules });
+                trace.push(EventTrace { event: i, rules: std::mem::take(traced) });
             }
             for (t, state) in trackers.iter().zip(states.iter_mut()) {
                 t.observe(state, &e);
             }
-            earlier.extend(fresh.iter().map(Hit::earlier));
-            hits.append(fresh);
+            // Later events see this one's hits as they stand now.
+            for r in &records[before..] {
+                earlier.extend(r.earlier(&self.bound.plan.rules[r.rule as usize]));
+            }
         }
     }
 
+    /// Revises the waiting verdicts with `cause`, at time `now`.
+    fn revise(&self, scratch: &mut Scratch, cause: &Cause<'_>, now: Millis) {
+        let from = scratch.waiting_from;
+        verdict::revise(&mut scratch.records, from, &*self.bound, cause, now);
+        while scratch.records.get(scratch.waiting_from).is_some_and(|r| !r.waiting()) {
+            scratch.waiting_from += 1;
+        }
+    }
+
+    /// The end of an account's events: the look-ahead is settled as far as
+    /// the data reaches, and the hits are derived from the verdicts.
+    fn finish(&self, scratch: &mut Scratch) -> Vec<Hit> {
+        if let Some(end) = self.bound.data_end {
+            self.revise(scratch, &Cause::End(end), end.saturating_add(1));
+        }
+        let now = self.bound.data_end.map_or(Millis::MAX, |end| end.saturating_add(1));
+        verdict::derive(&mut scratch.records, &self.bound.plan.rules, &*self.bound, &self.data.strings, now)
+    }
+
     /// What rule `ri` made of one event, every signal asked.
-    fn trace_rule(
-        &self,
-        ri: u32,
-        e: &Ev<'_>,
-        states: &[State],
-        buffers: &mut [SignalScratch],
-        hit: Option<Hit>,
-    ) -> RuleTrace {
+    fn trace_rule(&self, ri: u32, e: &Ev<'_>, states: &[State], buffers: &mut [SignalScratch]) -> RuleTrace {
         let planned = &self.bound.plan.rules[ri as usize];
         let selected = self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i));
         let outcomes = if selected {
@@ -278,81 +307,67 @@ impl<'a> Scorer<'a> {
         } else {
             Vec::new()
         };
-        RuleTrace { rule: ri, selected, outcomes, hit }
+        RuleTrace { rule: ri, selected, outcomes, hit: None }
     }
 
-    /// Runs one rule on one event: its signals are asked without words
-    /// first, and again with words only when the rule hits.
+    /// Runs one rule on one event: its verdict, if it hits or may still
+    /// change. Signals are asked without words first, and again with words
+    /// only when the rule may hit.
     fn judge(
         &self,
         ri: u32,
         e: &Ev<'_>,
         states: &[State],
         buffers: &mut [SignalScratch],
-        fired: &mut Vec<(usize, f64)>,
-    ) -> Option<Hit> {
+        said: &mut Vec<Said>,
+    ) -> Option<Record> {
         let planned = &self.bound.plan.rules[ri as usize];
         let rule = &self.bound.rules[ri as usize];
         if !self.filters[ri as usize].iter().all(|f| f.test(self.data, e.i)) {
             return None;
         }
         let quiet = Ev { words: false, ..*e };
-        fired.clear();
-        let mut spoke = 0;
-        for (si, ((judge, slot, require), buffer)) in rule.signals.iter().zip(buffers.iter_mut()).enumerate() {
-            match judge.eval(&self.bound.trackers[*slot], &states[*slot], buffer, &quiet) {
-                Outcome::Fire { strength, .. } => {
-                    spoke += 1;
-                    fired.push((si, strength));
-                }
-                Outcome::Quiet => {
-                    spoke += 1;
-                    if planned.when == When::All {
-                        return None;
-                    }
-                }
-                Outcome::Abstain if *require => return None,
-                Outcome::Abstain => {}
+        said.clear();
+        let waits = planned.horizon.longest() > 0;
+        for ((judge, slot, _), buffer) in rule.signals.iter().zip(buffers.iter_mut()) {
+            let (tracker, state) = (&self.bound.trackers[*slot], &states[*slot]);
+            let outcome = judge.eval(tracker, state, buffer, &quiet);
+            let later = if waits { judge.later(tracker, state, &quiet, &outcome) } else { None };
+            said.push(Said { outcome, later });
+            if verdict::dead(planned, said) {
+                return None;
             }
         }
-        let strength = if rule.signals.is_empty() {
-            1.0
-        } else if fired.is_empty() || spoke == 0 {
+        if !said.iter().any(|s| s.later.is_some())
+            && verdict::combine(planned, said.iter().map(|s| &s.outcome)).is_none()
+        {
             return None;
-        } else {
-            match planned.when {
-                When::All => fired.iter().map(|f| f.1).product(),
-                When::Any => 1.0 - fired.iter().map(|f| 1.0 - f.1).product::<f64>(),
-            }
-        };
-        let mut why = describe_event(e);
-        if fired.is_empty() {
-            why.push_str(": matched the rule's selection");
-        } else {
-            // The words of the signals that fired, asked for now.
-            let words: Vec<String> = fired
-                .iter()
-                .map(|&(si, _)| {
-                    let (judge, slot, _) = &rule.signals[si];
-                    match judge.eval(&self.bound.trackers[*slot], &states[*slot], &mut buffers[si], e) {
-                        Outcome::Fire { why, .. } => why,
-                        other => unreachable!("a signal's verdict does not depend on words: {other:?}"),
-                    }
-                })
-                .collect();
-            why.push_str(": ");
-            why.push_str(&words.join("; "));
         }
-        Some(Hit {
+        // It hits or may: the words of the signals that fired, asked for
+        // now (and how each may change, with them).
+        for (si, ((judge, slot, _), buffer)) in rule.signals.iter().zip(buffers.iter_mut()).enumerate() {
+            if !matches!(said[si].outcome, Outcome::Fire { .. }) {
+                continue;
+            }
+            let (tracker, state) = (&self.bound.trackers[*slot], &states[*slot]);
+            let worded = judge.eval(tracker, state, buffer, e);
+            debug_assert!(
+                matches!(worded, Outcome::Fire { .. }),
+                "a signal's verdict does not depend on words: {worded:?}"
+            );
+            if said[si].later.is_some() {
+                said[si].later = judge.later(tracker, state, e, &worded);
+            }
+            said[si].outcome = worded;
+        }
+        Some(Record {
             rule: ri,
             event: e.i as u32,
             ts: e.ts,
             action: e.action,
             target: e.target(),
-            strength: incident::round4(strength),
-            effect: planned.effect,
-            why,
-            signals: fired.iter().map(|&(si, _)| planned.signals[si].def.kind()).collect(),
+            head: describe_event(e),
+            said: said.clone(),
         })
     }
 
@@ -400,6 +415,13 @@ impl<'a> Scorer<'a> {
     fn sort(&self, out: &mut [AccountIncidents]) {
         let s = &self.data.strings;
         out.sort_by(|a, b| s.resolve(a.actor).cmp(s.resolve(b.actor)));
+    }
+}
+
+impl verdict::Judges for BoundPlan<'_> {
+    fn judge(&self, rule: u32, si: usize) -> (&Judge, &Tracker) {
+        let (judge, slot, _) = &self.rules[rule as usize].signals[si];
+        (judge, &self.trackers[*slot])
     }
 }
 

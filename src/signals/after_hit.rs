@@ -35,7 +35,7 @@
 //! signal adds none of its own.
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{EarlierHit, Ev, Needs, Outcome, Signal, Universe};
+use super::{Cause, EarlierHit, Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
@@ -50,7 +50,7 @@ pub struct AfterHit;
 /// The parameters.
 pub const PARAMS: &[Param] = &[
     key("rules", Ty::List, D::Required, "rule ids whose hits count"),
-    opt("within", Ty::Duration, D::Duration(48 * HOUR), "how far back the earlier hit may be"),
+    key("within", Ty::Duration, D::Duration(48 * HOUR), "how far back the earlier hit may be"),
     opt("same_target", Ty::Bool, D::Bool(true), "the earlier hit must be on the same target"),
     opt("inherit_strength", Ty::Bool, D::Bool(true), "strength is the earlier hit's (else 1: a pure link)"),
     key(
@@ -63,14 +63,18 @@ pub const PARAMS: &[Param] = &[
 ];
 
 /// The parameters the per-account state depends on: which rules' hits it
-/// follows, and whether it records what the account did to their targets.
+/// follows, and whether (and how far back) it records what the account did
+/// to targets.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     /// Rule ids whose hits count, sorted.
     pub rules: Vec<String>,
     /// Their numbers in the plan (set when the plan is compiled).
     pub numbers: Vec<u32>,
-    /// Whether the state records the account's events on hit targets
+    /// How far back the earlier hit may be (and what the account did is
+    /// kept, with `coverage`).
+    pub within: Millis,
+    /// Whether the state records the account's events on targets
     /// (`coverage` above 0).
     pub track: bool,
     /// The coverage weight.
@@ -80,15 +84,13 @@ pub struct Key {
 /// The other parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Opts {
-    /// Rule ids as written, with where.
+    /// The rule ids as written, for diagnostics.
     pub written: Vec<Sp<String>>,
-    /// How far back the earlier hit may be.
-    pub within: Millis,
-    /// Whether the earlier hit must be on the same target.
+    /// The earlier hit must be on the same target.
     pub same_target: bool,
-    /// Whether the strength is the earlier hit's (else 1: a pure link).
+    /// Strength is the earlier hit's.
     pub inherit_strength: bool,
-    /// Hits of `rules` closer than this to each other form one burst.
+    /// Hits of `rules` closer than this form one burst.
     pub burst_gap: Millis,
 }
 
@@ -102,16 +104,29 @@ pub struct Tracker {
 #[derive(Debug)]
 pub struct Judge {
     opts: Opts,
-    /// Every rule id of the plan, by number (for the `why`).
     ids: Vec<String>,
+    /// How long after their events the referenced rules' hits may still
+    /// change (and this verdict with them).
+    horizon: Millis,
 }
 
-/// Per-account state: with `coverage`, the (action, target) of the
-/// account's events on targets that `rules` hit before (the scorer hands
-/// the earlier hits themselves over).
+/// Per-account state (with `coverage`): the account's events on targets
+/// within `within`, (time, action, target), oldest first.
 #[derive(Debug, Default)]
 pub struct State {
-    acted: Vec<(Sym, Sym)>,
+    acted: std::collections::VecDeque<(Millis, Sym, Sym)>,
+}
+
+/// What a verdict is decided on, beside the account's earlier hits: the
+/// event, and (with `coverage`) the account's earlier events on targets.
+/// Kept while the earlier hits may still change.
+#[derive(Clone, Debug)]
+pub struct Context {
+    ts: Millis,
+    action: Sym,
+    target: Option<Sym>,
+    acted: Vec<(Millis, Sym, Sym)>,
+    deadline: Millis,
 }
 
 impl Tracker {
@@ -119,12 +134,13 @@ impl Tracker {
         h.effect == Effect::For && self.key.numbers.contains(&h.rule)
     }
 
-    /// The share of the burst of `rules` hits around `h0` whose targets the
-    /// account has now acted on with this event's action (this event
-    /// included): (followed up, hits).
-    fn covered(&self, gap: Millis, s: &State, e: &Ev<'_>, h0: &EarlierHit) -> (usize, usize) {
-        let hits: Vec<&EarlierHit> = e.hits.iter().filter(|h| self.counts(h)).collect();
-        let Some(at) = hits.iter().position(|h| std::ptr::eq(*h, h0)) else { return (1, 1) };
+    /// The share of the burst of `rules` hits around `h0` (an element of
+    /// `hits`) whose targets the account has since acted on with this
+    /// event's action (this event included): (followed up, hits).
+    fn covered(&self, gap: Millis, cx: &Context, all: &[EarlierHit], found: usize) -> (usize, usize) {
+        let counting: Vec<usize> = (0..all.len()).filter(|&i| self.counts(&all[i])).collect();
+        let Some(at) = counting.iter().position(|&i| i == found) else { return (1, 1) };
+        let hits: Vec<&EarlierHit> = counting.iter().map(|&i| &all[i]).collect();
         let mut lo = at;
         while lo > 0 && hits[lo].ts.saturating_sub(hits[lo - 1].ts) <= gap {
             lo -= 1;
@@ -133,14 +149,74 @@ impl Tracker {
         while hi + 1 < hits.len() && hits[hi + 1].ts.saturating_sub(hits[hi].ts) <= gap {
             hi += 1;
         }
-        let mut targets: Vec<Sym> = hits[lo..=hi].iter().filter_map(|h| h.target).collect();
+        let mut targets: Vec<(Sym, Millis)> =
+            hits[lo..=hi].iter().filter_map(|h| h.target.map(|t| (t, h.ts))).collect();
         targets.sort_unstable();
-        targets.dedup();
+        targets.dedup_by_key(|t| t.0);
         let done = targets
             .iter()
-            .filter(|&&t| Some(t) == e.target() || s.acted.iter().any(|&(a, x)| a == e.action && x == t))
+            .filter(|&&(t, hit_at)| {
+                Some(t) == cx.target || cx.acted.iter().any(|&(ts, a, x)| ts > hit_at && a == cx.action && x == t)
+            })
             .count();
         (done.max(1), targets.len().max(1))
+    }
+
+    /// The verdict on the event of `cx`, given the account's hits on
+    /// earlier events.
+    fn decide(
+        &self,
+        j: &Judge,
+        cx: &Context,
+        hits: &[EarlierHit],
+        words: bool,
+        text: &dyn Fn(Sym) -> String,
+    ) -> Outcome {
+        let o = &j.opts;
+        if o.same_target && cx.target.is_none() {
+            return Outcome::Quiet;
+        }
+        let found = hits
+            .iter()
+            .enumerate()
+            .rev()
+            .take_while(|(_, h)| h.ts >= cx.ts.saturating_sub(self.key.within))
+            .find(|(_, h)| self.counts(h) && (!o.same_target || h.target == cx.target));
+        let Some((at, h)) = found else { return Outcome::Quiet };
+        let mut strength = if o.inherit_strength { h.strength } else { 1.0 };
+        let covered = self.key.track.then(|| self.covered(o.burst_gap, cx, hits, at));
+        if let Some((done, of)) = covered {
+            strength *= (done as f64 / of as f64).powf(self.key.coverage.0);
+        }
+        if strength <= 0.0 {
+            return Outcome::Quiet;
+        }
+        if !words {
+            return Outcome::Fire { strength, why: String::new() };
+        }
+        let mut why = format!(
+            "the {} of {} at {} was hit by {} (strength {})",
+            text(h.action),
+            h.target.map_or_else(|| "-".to_string(), text),
+            format_rfc3339(h.ts),
+            j.ids[h.rule as usize],
+            h.strength
+        );
+        if let Some((done, of)) = covered {
+            why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
+        }
+        Outcome::Fire { strength, why }
+    }
+
+    /// The context of a verdict on `e`.
+    fn context(&self, j: &Judge, s: &State, e: &Ev<'_>) -> Context {
+        Context {
+            ts: e.ts,
+            action: e.action,
+            target: e.target(),
+            acted: s.acted.iter().copied().collect(),
+            deadline: e.ts.saturating_add(j.horizon),
+        }
     }
 }
 
@@ -154,6 +230,7 @@ impl Signal for AfterHit {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = Context;
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let written = if r.raw("rules").is_some() {
@@ -176,13 +253,13 @@ impl Signal for AfterHit {
         rules.dedup();
         let opts = Opts {
             written,
-            within: r.duration("within"),
             same_target: r.flag("same_target"),
             inherit_strength: r.flag("inherit_strength"),
             burst_gap: r.duration("burst_gap"),
         };
+        let within = r.duration("within");
         let coverage = r.number("coverage");
-        let key = Key { rules, numbers: Vec::new(), track: coverage > 0.0, coverage: super::Num(coverage) };
+        let key = Key { rules, numbers: Vec::new(), within, track: coverage > 0.0, coverage: super::Num(coverage) };
         (key, opts)
     }
 
@@ -202,8 +279,9 @@ impl Signal for AfterHit {
         Tracker { key: key.clone() }
     }
 
-    fn judge(_key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
-        Judge { opts: opts.clone(), ids: u.rule_ids.to_vec() }
+    fn judge(key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
+        let horizon = key.numbers.iter().filter_map(|&r| u.rule_horizons.get(r as usize)).map(|h| h.longest()).max();
+        Judge { opts: opts.clone(), ids: u.rule_ids.to_vec(), horizon: horizon.unwrap_or(0) }
     }
 
     fn new_state(_t: &Tracker) -> State {
@@ -218,47 +296,35 @@ impl Signal for AfterHit {
         if !t.key.track {
             return;
         }
-        if let Some(target) = e.target()
-            && e.hits.iter().any(|h| t.counts(h) && h.target == Some(target))
-        {
-            s.acted.push((e.action, target));
+        let horizon = e.ts.saturating_sub(t.key.within);
+        while s.acted.front().is_some_and(|&(at, _, _)| at < horizon) {
+            s.acted.pop_front();
+        }
+        if let Some(target) = e.target() {
+            s.acted.push_back((e.ts, e.action, target));
         }
     }
 
     fn eval(j: &Judge, t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
-        let o = &j.opts;
-        let target = e.target();
-        if o.same_target && target.is_none() {
-            return Outcome::Quiet;
-        }
-        let found = e
-            .hits
-            .iter()
-            .rev()
-            .take_while(|h| h.ts >= e.ts.saturating_sub(o.within))
-            .find(|h| t.counts(h) && (!o.same_target || h.target == target));
-        let Some(h) = found else { return Outcome::Quiet };
-        let mut strength = if o.inherit_strength { h.strength } else { 1.0 };
-        let covered = t.key.track.then(|| t.covered(o.burst_gap, s, e, h));
-        if let Some((done, of)) = covered {
-            strength *= (done as f64 / of as f64).powf(t.key.coverage.0);
-        }
-        if strength <= 0.0 {
-            return Outcome::Quiet;
-        }
-        Outcome::fire(e, strength, || {
-            let mut why = format!(
-                "the {} of {} at {} was hit by {} (strength {})",
-                e.text(h.action),
-                h.target.map_or("-", |t| e.text(t)),
-                format_rfc3339(h.ts),
-                j.ids[h.rule as usize],
-                h.strength
-            );
-            if let Some((done, of)) = covered {
-                why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
-            }
-            why
-        })
+        let text = |x: Sym| e.text(x).to_string();
+        t.decide(j, &t.context(j, s, e), e.hits, e.words, &text)
+    }
+
+    /// The referenced rules' hits are decided later (look-ahead, other
+    /// accounts' later actions): the verdict is decided again on the hits
+    /// as they stand at the end ([`Cause::Hits`]).
+    fn later(j: &Judge, t: &Tracker, s: &State, e: &Ev<'_>, _said: &Outcome) -> Option<Context> {
+        Some(t.context(j, s, e))
+    }
+
+    fn revise(j: &Judge, t: &Tracker, cx: &mut Context, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
+        let Cause::Hits(hits, strings) = *cause else { return None };
+        let text = |x: Sym| strings.resolve(x).to_string();
+        let now = t.decide(j, cx, hits, true, &text);
+        (now != *said).then_some(now)
+    }
+
+    fn deadline(cx: &Context) -> Millis {
+        cx.deadline
     }
 }

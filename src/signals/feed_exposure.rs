@@ -63,7 +63,7 @@
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
+use super::{Ev, Horizon, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
@@ -166,6 +166,7 @@ impl Signal for FeedExposure {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let listed = r.spanned_list("paths");
@@ -225,6 +226,13 @@ impl Signal for FeedExposure {
             reposts: u.item_index(&sorted(&opts.repost_actions)),
             opts: opts.clone(),
         }
+    }
+
+    /// A logged impression may come up to `impression_slack` after the
+    /// action and take a fired verdict back.
+    fn horizon(_key: &Key, opts: &Opts) -> Horizon {
+        let impression = opts.paths.iter().any(|p| p == "impression");
+        Horizon { adds: 0, revokes: if impression { opts.impression_slack } else { 0 } }
     }
 
     fn note(t: &Tracker) -> Option<String> {

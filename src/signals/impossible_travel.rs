@@ -103,6 +103,7 @@ impl Signal for ImpossibleTravel {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         (Key, Opts { max_speed_kmh: r.number("max_speed_kmh"), min_distance_km: r.number("min_distance_km") })

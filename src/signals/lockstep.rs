@@ -42,7 +42,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Ev, Need, Needs, Outcome, Signal, Universe, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
@@ -107,6 +107,21 @@ pub struct Tracker {
 pub struct Judge {
     opts: Opts,
     index: Arc<ItemActors>,
+    /// When the run's data ends: a verdict on an event closer to it than
+    /// the window may change when later data comes (a daily run).
+    data_end: Option<Millis>,
+}
+
+/// A verdict waiting for the data after it: what it was judged on, to judge
+/// it again when other accounts' later actions are known.
+#[derive(Clone, Debug)]
+pub struct Frozen {
+    ts: Millis,
+    actor: Sym,
+    item: Sym,
+    /// The account's recent items then.
+    recent: Vec<(Millis, Sym)>,
+    window: Millis,
 }
 
 /// Per-account state: this account's recent items.
@@ -138,6 +153,7 @@ impl Signal for Lockstep {
     type Judge = Judge;
     type State = State;
     type Scratch = Scratch;
+    type Later = Frozen;
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let key = Key { actions: r.list("actions"), lookback: r.duration("lookback") };
@@ -170,7 +186,7 @@ impl Signal for Lockstep {
     }
 
     fn judge(key: &Key, opts: &Opts, u: &Universe<'_>) -> Judge {
-        Judge { opts: opts.clone(), index: u.item_index(&sorted(&key.actions)) }
+        Judge { opts: opts.clone(), index: u.item_index(&sorted(&key.actions)), data_end: u.facts.data_end }
     }
 
     fn new_state(_t: &Tracker) -> State {
@@ -193,82 +209,134 @@ impl Signal for Lockstep {
         }
     }
 
+    fn horizon(_key: &Key, opts: &Opts) -> Horizon {
+        Horizon { adds: opts.window, revokes: 0 }
+    }
+
+    /// A verdict on an event less than the window before the data's end
+    /// may change when the later actions of other accounts come.
+    fn later(j: &Judge, t: &Tracker, s: &State, e: &Ev<'_>, _said: &Outcome) -> Option<Frozen> {
+        let item = e.target()?;
+        let window = j.opts.window;
+        if !t.actions.contains(&e.action) || j.data_end.is_some_and(|end| e.ts.saturating_add(window) <= end) {
+            return None;
+        }
+        let horizon = e.ts.saturating_sub(t.lookback);
+        let recent = s.recent.iter().copied().filter(|&(at, _)| at >= horizon).collect();
+        Some(Frozen { ts: e.ts, actor: e.actor, item, recent, window })
+    }
+
+    fn deadline(f: &Frozen) -> Millis {
+        f.ts.saturating_add(f.window)
+    }
+
     fn eval(j: &Judge, t: &Tracker, s: &State, x: &mut Scratch, e: &Ev<'_>) -> Outcome {
         let Some(item) = e.target() else { return Outcome::Quiet };
         if !t.actions.contains(&e.action) {
             return Outcome::Quiet;
         }
-        let p = &j.opts;
-        let cap = p.max_scan as usize;
-        // Lockstep needs other recent items of this account: without enough
-        // of them, say nothing before touching the index.
         let horizon = e.ts.saturating_sub(t.lookback);
-        let others = s.recent.iter().filter(|&&(at, i)| at >= horizon && i != item).count() as u64;
-        if others + 1 < p.min_items {
-            return Outcome::Quiet;
+        let recent = s.recent.iter().copied().filter(|&(at, _)| at >= horizon);
+        let text = |i: Sym| e.text(i).to_string();
+        judge_item(j, x, (e.ts, e.actor, item), recent, e.words, &text)
+    }
+
+    /// Judged again when the other accounts' later actions are known (a
+    /// daily run's next batch), on what it was judged on then.
+    fn revise(j: &Judge, _t: &Tracker, f: &mut Frozen, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
+        let Cause::Refreshed(strings) = *cause else { return None };
+        let text = |i: Sym| strings.resolve(i).to_string();
+        let now =
+            judge_item(j, &mut Scratch::default(), (f.ts, f.actor, f.item), f.recent.iter().copied(), true, &text);
+        (now != *said).then_some(now)
+    }
+}
+
+/// The verdict on an account's action on `item` at `ts` (`at`: time,
+/// account, item), given its recent items (within the lookback, the item
+/// itself among them or not) and the index of everyone's actions.
+fn judge_item(
+    j: &Judge,
+    x: &mut Scratch,
+    (ts, actor, item): (Millis, Sym, Sym),
+    recent: impl Iterator<Item = (Millis, Sym)>,
+    words: bool,
+    text: &dyn Fn(Sym) -> String,
+) -> Outcome {
+    let p = &j.opts;
+    let cap = p.max_scan as usize;
+    // Lockstep needs other recent items of this account: without enough
+    // of them, say nothing before touching the index.
+    let recent: Vec<(Millis, Sym)> = recent.filter(|&(_, i)| i != item).collect();
+    let others = recent.len() as u64;
+    if others + 1 < p.min_items {
+        return Outcome::Quiet;
+    }
+    // Enough co-actors on this item at all? (Counted, not visited.)
+    let (from, to) = (ts.saturating_sub(p.window), ts.saturating_add(p.window));
+    let enough = |n: usize| n as u64 > p.min_accounts;
+    if !enough(j.index.entries(item)) {
+        return Outcome::Quiet;
+    }
+    let here = j.index.count_between(item, from, to);
+    if !enough(here) {
+        return Outcome::Quiet;
+    }
+    x.on_item.clear();
+    let listed = here <= LIST_AT_MOST;
+    if listed {
+        x.on_item.extend(j.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != actor));
+        x.on_item.sort_unstable();
+    }
+    // For each other recent item, its co-actors (within the window of
+    // this account's action on it) that were also in step on this item;
+    // per co-actor, on how many items (this one included).
+    x.counts.clear();
+    let mut shared_items = vec![item];
+    for (at, other) in recent {
+        if shared_items.contains(&other) {
+            continue;
         }
-        // Enough co-actors on this item at all? (Counted, not visited.)
-        let (from, to) = (e.ts.saturating_sub(p.window), e.ts.saturating_add(p.window));
-        let enough = |n: usize| n as u64 > p.min_accounts;
-        if !enough(j.index.entries(item)) {
-            return Outcome::Quiet;
-        }
-        let here = j.index.count_between(item, from, to);
-        if !enough(here) {
-            return Outcome::Quiet;
-        }
-        x.on_item.clear();
-        let listed = here <= LIST_AT_MOST;
-        if listed {
-            x.on_item.extend(j.index.between(item, from, to).map(|(_, w)| w).filter(|&w| w != e.actor));
-            x.on_item.sort_unstable();
-        }
-        // For each other recent item, its co-actors (within the window of
-        // this account's action on it) that were also in step on this item;
-        // per co-actor, on how many items (this one included).
-        x.counts.clear();
-        let mut shared_items = vec![item];
-        let recent: Vec<(Millis, Sym)> =
-            s.recent.iter().copied().filter(|&(at, i)| at >= horizon && i != item).collect();
-        for (at, other) in recent {
-            if shared_items.contains(&other) {
-                continue;
-            }
-            let mut any = false;
-            let k = shared_items.len() as u32;
-            let co_actors = j
-                .index
-                .between(other, at.saturating_sub(p.window), at.saturating_add(p.window))
-                .filter(|&(_, w)| w != e.actor);
-            for (_, who) in co_actors.take(cap) {
-                let in_step = x.counts.contains_key(&who)
-                    || if listed { x.on_item.binary_search(&who).is_ok() } else { j.index.acted(item, who, from, to) };
-                if in_step {
-                    let c = x.counts.entry(who).or_insert((1, 0));
-                    if c.1 != k {
-                        *c = (c.0 + 1, k);
-                        any = true;
-                    }
+        let mut any = false;
+        let k = shared_items.len() as u32;
+        let co_actors = j
+            .index
+            .between(other, at.saturating_sub(p.window), at.saturating_add(p.window))
+            .filter(|&(_, w)| w != actor);
+        for (_, who) in co_actors.take(cap) {
+            let in_step = x.counts.contains_key(&who)
+                || if listed { x.on_item.binary_search(&who).is_ok() } else { j.index.acted(item, who, from, to) };
+            if in_step {
+                let c = x.counts.entry(who).or_insert((1, 0));
+                if c.1 != k {
+                    *c = (c.0 + 1, k);
+                    any = true;
                 }
             }
-            if any {
-                shared_items.push(other);
-            }
         }
-        let need = p.min_items as u32;
-        let accounts = x.counts.values().filter(|c| c.0 >= need).count() as u64;
-        if accounts < p.min_accounts {
-            return Outcome::Quiet;
+        if any {
+            shared_items.push(other);
         }
-        let strength = 1.0 - 0.5f64.powf(accounts as f64 / p.min_accounts as f64);
-        Outcome::fire(e, strength, || {
-            let mut names: Vec<&str> = shared_items.iter().map(|&i| e.text(i)).collect();
+    }
+    let need = p.min_items as u32;
+    let accounts = x.counts.values().filter(|c| c.0 >= need).count() as u64;
+    if accounts < p.min_accounts {
+        return Outcome::Quiet;
+    }
+    let strength = 1.0 - 0.5f64.powf(accounts as f64 / p.min_accounts as f64);
+    if !words {
+        return Outcome::Fire { strength, why: String::new() };
+    }
+    Outcome::Fire {
+        strength,
+        why: {
+            let mut names: Vec<String> = shared_items.iter().map(|&i| text(i)).collect();
             names.sort_unstable();
             format!(
                 "{accounts} other accounts acted on at least {need} of the same items within {} of this account ({})",
                 compact_duration(p.window),
                 names.join(", ")
             )
-        })
+        },
     }
 }

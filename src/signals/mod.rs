@@ -81,6 +81,9 @@ pub trait Signal: 'static {
     /// Buffers one worker reuses in [`Signal::eval`]; they carry nothing
     /// from one event to the next.
     type Scratch: Debug + Default + Send;
+    /// How a verdict of this kind may still change after it is given
+    /// ([`Signal::later`]); `()` for a kind whose verdicts are final.
+    type Later: Debug + Clone + Send + Sync;
 
     /// Reads the parameters of a `[[signal]]` table.
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Self::Key, Self::Opts);
@@ -119,6 +122,86 @@ pub trait Signal: 'static {
 
     /// Feeds one event of the account to `s` (after every rule judged it).
     fn observe(t: &Self::Tracker, s: &mut Self::State, e: &Ev<'_>);
+
+    /// How long after an event a verdict of a signal with these parameters
+    /// may still change: its declared look-ahead. Final at once by default.
+    fn horizon(_key: &Self::Key, _opts: &Self::Opts) -> Horizon {
+        Horizon::default()
+    }
+
+    /// After [`Signal::eval`] said `said` on `e`: how the verdict may still
+    /// change, or `None` when it is final. Called only on verdicts that
+    /// matter (their rule may hit), with the state `eval` saw.
+    fn later(
+        _j: &Self::Judge,
+        _t: &Self::Tracker,
+        _s: &Self::State,
+        _e: &Ev<'_>,
+        _said: &Outcome,
+    ) -> Option<Self::Later> {
+        None
+    }
+
+    /// Revises a verdict that was waiting (`said`, with `later`) given
+    /// `cause`; returns the new verdict when it changed. The words of a
+    /// revised verdict are always written.
+    fn revise(
+        _j: &Self::Judge,
+        _t: &Self::Tracker,
+        _later: &mut Self::Later,
+        _cause: &Cause<'_>,
+        _said: &Outcome,
+    ) -> Option<Outcome> {
+        None
+    }
+
+    /// The time after which `later` can no longer change its verdict.
+    fn deadline(_later: &Self::Later) -> Millis {
+        Millis::MIN
+    }
+}
+
+/// How long after an event a signal's verdict on it may change (see
+/// [`Signal::horizon`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Horizon {
+    /// Later data may turn the verdict on, or change its strength (lockstep:
+    /// other accounts acting on the item within the window after).
+    pub adds: Millis,
+    /// Later data may only take a fired verdict back (off_pattern's
+    /// look-ahead: the account engaging with the value again).
+    pub revokes: Millis,
+}
+
+impl Horizon {
+    /// The longer of the two.
+    pub fn longest(&self) -> Millis {
+        self.adds.max(self.revokes)
+    }
+
+    /// Each the longer of `self`'s and `other`'s.
+    pub fn max(self, other: Horizon) -> Horizon {
+        Horizon { adds: self.adds.max(other.adds), revokes: self.revokes.max(other.revokes) }
+    }
+}
+
+/// What may change a waiting verdict (see [`Signal::revise`]).
+#[derive(Clone, Copy)]
+pub enum Cause<'a> {
+    /// A later event of the same account, before the states observe it.
+    Event(&'a Ev<'a>),
+    /// The data of the run ends at this time: what the look-ahead could
+    /// see is known up to here (a verdict whose deadline is past is
+    /// final).
+    End(Millis),
+    /// The facts across accounts were computed again over later data (a
+    /// daily run's next batch: other accounts' actions after the verdict's
+    /// event are known now), with the run's strings for words.
+    Refreshed(&'a Interner),
+    /// The account's rule hits on events before the verdict's, as they
+    /// stand (for verdicts on earlier hits: `after_hit`), with the run's
+    /// strings for words.
+    Hits(&'a [EarlierHit], &'a Interner),
 }
 
 /// A signal as declared in a rule, parameters validated.
@@ -174,8 +257,6 @@ pub enum Need {
         /// selects. Only events with these actions ask the item phase.
         read_at: Option<Vec<String>>,
     },
-    /// When the whole input ends (for look-ahead).
-    DataEnd,
 }
 
 /// What one signal needs.
@@ -213,6 +294,9 @@ pub struct Universe<'a> {
     pub facts: &'a Facts,
     /// Every rule id of the plan, by number.
     pub rule_ids: &'a [String],
+    /// Every rule's horizon ([`crate::plan::PlannedRule::horizon`]), by
+    /// number.
+    pub rule_horizons: &'a [Horizon],
 }
 
 impl Universe<'_> {
@@ -420,6 +504,15 @@ macro_rules! registry {
             )*
         }
 
+        /// How a waiting verdict of one signal may still change.
+        #[derive(Clone, Debug)]
+        pub enum Later {
+            $(
+                #[doc = concat!("See [`", stringify!($module), "`].")]
+                $variant(<$module::$kind as Signal>::Later),
+            )*
+        }
+
         /// Buffers a worker reuses for one signal of one rule.
         #[derive(Debug)]
         pub enum Scratch {
@@ -494,6 +587,20 @@ macro_rules! registry {
                     $( SignalDef::$variant(d) => Judge::$variant(<$module::$kind as Signal>::judge(&d.key, &d.opts, u)), )*
                 }
             }
+
+            /// The plan numbers of the rules whose hits it follows
+            /// (`after_hit`), once resolved.
+            pub fn followed_rules(&self) -> Vec<u32> {
+                match self {
+                    SignalDef::AfterHit(d) => d.key.numbers.clone(),
+                    _ => Vec::new(),
+                }
+            }
+
+            /// How long after an event its verdict may change.
+            pub fn horizon(&self) -> Horizon {
+                match self { $( SignalDef::$variant(d) => <$module::$kind as Signal>::horizon(&d.key, &d.opts), )* }
+            }
         }
 
         impl Tracker {
@@ -532,7 +639,45 @@ macro_rules! registry {
             }
         }
 
+        impl Later {
+            /// Whether it follows the account's earlier hits (decided when
+            /// the hits are derived, not as events pass).
+            pub fn follows_hits(&self) -> bool {
+                matches!(self, Later::AfterHit(_))
+            }
+
+            /// The time after which it can no longer change its verdict.
+            pub fn deadline(&self) -> Millis {
+                match self { $( Later::$variant(l) => <$module::$kind as Signal>::deadline(l), )* }
+            }
+        }
+
         impl Judge {
+            /// How the verdict `said` on `e` may still change, if it may.
+            pub fn later(&self, tracker: &Tracker, state: &State, e: &Ev<'_>, said: &Outcome) -> Option<Later> {
+                match (self, tracker, state) {
+                    $(
+                        (Judge::$variant(j), Tracker::$variant(t), State::$variant(s)) => {
+                            <$module::$kind as Signal>::later(j, t, s, e, said).map(Later::$variant)
+                        }
+                    )*
+                    _ => unreachable!("a judge is always used with a tracker and state of its kind"),
+                }
+            }
+
+            /// Revises a waiting verdict given `cause`: the new verdict, if
+            /// it changed.
+            pub fn revise(&self, tracker: &Tracker, later: &mut Later, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
+                match (self, tracker, later) {
+                    $(
+                        (Judge::$variant(j), Tracker::$variant(t), Later::$variant(l)) => {
+                            <$module::$kind as Signal>::revise(j, t, l, cause, said)
+                        }
+                    )*
+                    _ => unreachable!("a later is always revised by the judge that made it"),
+                }
+            }
+
             /// Fresh buffers for this judge.
             pub fn new_scratch(&self) -> Scratch {
                 match self { $( Judge::$variant(_) => Scratch::$variant(Default::default()), )* }

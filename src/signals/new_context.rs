@@ -116,6 +116,7 @@ impl Signal for NewContext {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let list = r.spanned_list("fields");

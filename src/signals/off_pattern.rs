@@ -116,14 +116,14 @@ use std::sync::Arc;
 use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, fmt_prob, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Num, Outcome, Signal, Universe, fmt_prob, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 pub use crate::facts::prior::Feature;
 use crate::facts::prior::{self, Prior};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
-use crate::time::{DAY, HOUR, MINUTE, Millis, compact_duration, day_of, days_covering};
+use crate::time::{DAY, HOUR, MINUTE, Millis, compact_duration, day_of, days_covering, format_rfc3339};
 
 /// The feature's values for an event's target, into `out`.
 fn values_at(f: Feature, e: &Ev<'_>, out: &mut Vec<Sym>) {
@@ -290,8 +290,6 @@ pub struct Tracker {
     /// the current one it holds.
     bucket: Millis,
     buckets: i64,
-    /// When the whole input ends (for look-ahead near the end).
-    data_end: Option<Millis>,
 }
 
 /// The options bound to a run.
@@ -327,6 +325,18 @@ impl Judgement {
     fn judged(&self) -> bool {
         !self.abstained && (self.familiar || !self.off.is_empty())
     }
+}
+
+/// A fired verdict waiting on the look-ahead: a history event of the
+/// account carrying one of `values`, after `from` and up to `to`, takes it
+/// back; once the data reaches past `to`, its words say so.
+#[derive(Clone, Debug)]
+pub struct Watch {
+    values: Vec<Value>,
+    from: Millis,
+    to: Millis,
+    /// The verdict's words before and after the look-ahead's.
+    words: (String, String),
 }
 
 /// A history event in the burst window: when, whether it was judged, and
@@ -374,11 +384,11 @@ pub struct State {
     /// against the history before it (an attacker's first likes do not make
     /// the next ones familiar); the others are.
     burst: VecDeque<Recent>,
-    /// One past the account's last event (look-ahead reads up to it).
-    span_end: usize,
     /// The event the state was last advanced to, and its judgement once
     /// asked for (by a rule or by `observe`: computed once per event).
     current: Option<(usize, OnceCell<Judgement>)>,
+    /// Buffers for an event's values.
+    scratch: (Vec<Sym>, Vec<Value>),
 }
 
 /// The width of the buckets a baseline of `window` is kept in: a day for a
@@ -395,15 +405,13 @@ fn bucket_width(window: Millis) -> Millis {
 }
 
 impl Tracker {
-    /// Every feature value of `e`'s target, by feature index.
-    fn event_values(&self, e: &Ev<'_>) -> Vec<Value> {
-        let mut out = Vec::new();
-        let mut values = Vec::new();
+    /// Every feature value of `e`'s target, by feature index, into `out`.
+    fn event_values(&self, e: &Ev<'_>, syms: &mut Vec<Sym>, out: &mut Vec<Value>) {
+        out.clear();
         for (k, &f) in self.features.iter().enumerate() {
-            values_at(f, e, &mut values);
-            out.extend(values.iter().map(|&v| (k as u8, v)));
+            values_at(f, e, syms);
+            out.extend(syms.iter().map(|&v| (k as u8, v)));
         }
-        out
     }
 
     /// Adds (`delta` 1) or takes out (-1) one value of feature `k`.
@@ -580,42 +588,18 @@ impl Tracker {
         (factor, words)
     }
 
-    /// Look-ahead: whether the account engages with any of `values` again
-    /// after the incident, and the words for it. `None` when it returns.
-    fn look_ahead(&self, o: &Opts, s: &State, e: &Ev<'_>, values: &[Value]) -> Option<String> {
-        let from = e.ts.saturating_add(o.return_after);
-        let to = e.ts.saturating_add(self.return_window);
-        // The account's later history events in (from, to]: read only when
-        // a novel event is judged, which is rare.
-        let mut found = Vec::new();
-        for i in e.i + 1..s.span_end {
-            let later = Ev::at(e.data, i);
-            if later.ts > to {
-                break;
-            }
-            if later.ts <= from || !self.history.contains(&later.action) {
-                continue;
-            }
-            for &(k, v) in values {
-                values_at(self.features[k as usize], &later, &mut found);
-                if found.contains(&v) {
-                    return None;
-                }
-            }
-        }
-        if !e.words {
-            return Some(String::new());
-        }
-        let end = self.data_end.unwrap_or(to);
-        Some(if end >= to {
+    /// The look-ahead's words while the account may still engage with the
+    /// values again (provisional), and once it can no longer.
+    fn look_ahead_words(&self, to: Millis, settled: bool) -> String {
+        if settled {
             format!("not engaged with again in the {} after (look-ahead)", compact_duration(self.return_window))
         } else {
             format!(
-                "not engaged with again in the {} of log after it (look-ahead {} wanted: provisional)",
-                compact_duration(end.saturating_sub(e.ts).max(0)),
-                compact_duration(self.return_window)
+                "not engaged with again yet (look-ahead {}: provisional until {})",
+                compact_duration(self.return_window),
+                format_rfc3339(to)
             )
-        })
+        }
     }
 }
 
@@ -629,6 +613,7 @@ impl Signal for OffPattern {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = Watch;
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let list = r.spanned_list("features");
@@ -679,9 +664,6 @@ impl Signal for OffPattern {
                 prior::Key { feature: *f, history: sorted(&key.history), days: days_covering(key.window) }.into(),
             ));
         }
-        if key.return_window > 0 {
-            n.facts.push(Need::DataEnd);
-        }
         n
     }
 
@@ -708,7 +690,6 @@ impl Signal for OffPattern {
             bucket: bucket_width(key.window),
             buckets: key.window.div_euclid(bucket_width(key.window))
                 + i64::from(key.window.rem_euclid(bucket_width(key.window)) > 0),
-            data_end: u.facts.data_end,
         }
     }
 
@@ -721,7 +702,7 @@ impl Signal for OffPattern {
         State { counts: (0..n).map(|_| (SymMap::default(), 0)).collect(), singles: vec![0; n], ..State::default() }
     }
 
-    fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, _data: &Dataset) {
+    fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.buckets.clear();
         for (c, n) in &mut s.counts {
             c.clear();
@@ -731,7 +712,6 @@ impl Signal for OffPattern {
         (s.judged, s.novel) = (0, 0);
         s.burst.clear();
         s.current = None;
-        s.span_end = span.end as usize;
     }
 
     fn advance(t: &Tracker, s: &mut State, e: &Ev<'_>) {
@@ -776,11 +756,8 @@ impl Signal for OffPattern {
                 window_words(t.window),
             ));
         }
-        if t.return_window > 0 {
-            match t.look_ahead(o, s, e, &jm.values) {
-                Some(words) => why.push(words),
-                None => return Outcome::Quiet,
-            }
+        if t.return_window > 0 && e.words {
+            why.push(t.look_ahead_words(e.ts.saturating_add(t.return_window), false));
         }
         if t.burst_window > 0 {
             let (factor, words) = t.burst(o, s, &jm.values, e.words);
@@ -791,6 +768,61 @@ impl Signal for OffPattern {
             return Outcome::Quiet;
         }
         Outcome::Fire { strength, why: why.join("; ") }
+    }
+
+    fn horizon(key: &Key, _opts: &Opts) -> Horizon {
+        Horizon { adds: 0, revokes: key.return_window }
+    }
+
+    /// With a look-ahead, a fired verdict waits: the account engaging with
+    /// one of its values again after `return_after` and within
+    /// `return_window` takes it back ([`Watch`]).
+    fn later(j: &Judge, t: &Tracker, s: &State, e: &Ev<'_>, said: &Outcome) -> Option<Watch> {
+        let Outcome::Fire { why, .. } = said else { return None };
+        if t.return_window == 0 {
+            return None;
+        }
+        let to = e.ts.saturating_add(t.return_window);
+        let clause = t.look_ahead_words(to, false);
+        let (before, after) =
+            why.split_once(&clause).map_or((why.clone(), String::new()), |(a, b)| (a.into(), b.into()));
+        Some(Watch {
+            values: t.judgement(s, e).values.clone(),
+            from: e.ts.saturating_add(j.opts.return_after),
+            to,
+            words: (before, after),
+        })
+    }
+
+    fn revise(_j: &Judge, t: &Tracker, w: &mut Watch, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
+        let settled = |said: &Outcome| match said {
+            Outcome::Fire { strength, .. } => Some(Outcome::Fire {
+                strength: *strength,
+                why: format!("{}{}{}", w.words.0, t.look_ahead_words(w.to, true), w.words.1),
+            }),
+            other => Some(other.clone()),
+        };
+        match *cause {
+            Cause::Event(e) if e.ts > w.to => settled(said),
+            Cause::Event(e) if e.ts > w.from && t.history.contains(&e.action) => {
+                let mut found = Vec::new();
+                let returned = w.values.iter().any(|&(k, v)| {
+                    values_at(t.features[k as usize], e, &mut found);
+                    found.contains(&v)
+                });
+                // Taken back for good: nothing can change it now.
+                returned.then(|| {
+                    w.to = Millis::MIN;
+                    Outcome::Quiet
+                })
+            }
+            Cause::End(end) if end >= w.to => settled(said),
+            _ => None,
+        }
+    }
+
+    fn deadline(w: &Watch) -> Millis {
+        w.to
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
@@ -806,11 +838,17 @@ impl Signal for OffPattern {
             let judged = jm.judged();
             let novel = if jm.novel() { jm.values } else { Vec::new() };
             if novel.is_empty() {
-                t.enter_baseline(s, e.ts, &t.event_values(e), judged, false);
+                let (mut syms, mut values) = std::mem::take(&mut s.scratch);
+                t.event_values(e, &mut syms, &mut values);
+                t.enter_baseline(s, e.ts, &values, judged, false);
+                s.scratch = (syms, values);
             }
             s.burst.push_back(Recent { ts: e.ts, judged, novel });
         } else {
-            t.enter_baseline(s, e.ts, &t.event_values(e), false, false);
+            let (mut syms, mut values) = std::mem::take(&mut s.scratch);
+            t.event_values(e, &mut syms, &mut values);
+            t.enter_baseline(s, e.ts, &values, false, false);
+            s.scratch = (syms, values);
         }
     }
 }

@@ -180,6 +180,7 @@ impl Signal for RateSpike {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let actions = if r.raw("actions").is_some() {

@@ -101,6 +101,7 @@ impl Signal for Sequence {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let mut steps = Vec::new();

@@ -162,6 +162,7 @@ impl Signal for UnlikeLatency {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
+    type Later = ();
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let key = Key {

@@ -1,0 +1,218 @@
+//! A rule's verdict on one event, kept while it hits or may still change.
+//!
+//! Most verdicts are final the moment they are given: the rule hits or it
+//! does not, and only hits are kept. Some signals declare a look-ahead
+//! ([`crate::signals::Signal::horizon`]): `off_pattern` takes a novel like
+//! back when the account engages with the value again within its
+//! `return_window`; `lockstep` may fire once other accounts' later actions
+//! are known; `after_hit` follows other rules' hits, which may themselves
+//! change. A rule's verdict with such a signal is a [`Record`]: what each
+//! of its signals said, and how each waiting one may still change
+//! ([`Said::later`]). Later events revise it; at the end of an account's
+//! events the hits are derived from the records in time order
+//! ([`derive`]), `after_hit` deciding on the hits as they then stand.
+//!
+//! The same records serve a run over all the data and a daily run that
+//! resumes from a state: a verdict never reads past its event except
+//! through what its signal declared, so both end with the same hits.
+
+use super::Hit;
+use crate::intern::{Interner, Sym};
+use crate::plan::PlannedRule;
+use crate::rules::When;
+use crate::signals::{Cause, EarlierHit, Judge, Later, Outcome, Tracker};
+use crate::time::Millis;
+
+/// What one signal of a rule says about an event, and how it may still
+/// change.
+#[derive(Clone, Debug)]
+pub struct Said {
+    /// The verdict as it stands (with words when it fired).
+    pub outcome: Outcome,
+    /// How it may still change; `None` when final.
+    pub later: Option<Later>,
+}
+
+/// One rule's verdict on one event of an account.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// The rule, by plan index.
+    pub rule: u32,
+    /// The event's index in the dataset (for ordering and tracing).
+    pub event: u32,
+    /// The event's time.
+    pub ts: Millis,
+    /// The event's action.
+    pub action: Sym,
+    /// The event's target, if any.
+    pub target: Option<Sym>,
+    /// The event in words ("liked t-905 by acct-77 (labels: adult)").
+    pub head: String,
+    /// What each of the rule's signals says, in the rule's order.
+    pub said: Vec<Said>,
+}
+
+impl Record {
+    /// Whether any of its signals may still change.
+    pub fn waiting(&self) -> bool {
+        self.said.iter().any(|s| s.later.is_some())
+    }
+
+    /// The hit it makes now as signals see it on later events, if it hits.
+    pub fn earlier(&self, planned: &PlannedRule) -> Option<EarlierHit> {
+        let (strength, _) = combine(planned, self.said.iter().map(|s| &s.outcome))?;
+        Some(EarlierHit {
+            rule: self.rule,
+            ts: self.ts,
+            action: self.action,
+            target: self.target,
+            strength: super::incident::round4(strength),
+            effect: planned.effect,
+        })
+    }
+
+    /// The hit it makes now, if it hits.
+    pub fn hit(&self, planned: &PlannedRule) -> Option<Hit> {
+        let (strength, fired) = combine(planned, self.said.iter().map(|s| &s.outcome))?;
+        let mut why = self.head.clone();
+        if fired.is_empty() {
+            why.push_str(": matched the rule's selection");
+        } else {
+            why.push_str(": ");
+            let words: Vec<&str> = fired
+                .iter()
+                .map(|&si| match &self.said[si].outcome {
+                    Outcome::Fire { why, .. } => why.as_str(),
+                    _ => unreachable!("fired signals fire"),
+                })
+                .collect();
+            why.push_str(&words.join("; "));
+        }
+        Some(Hit {
+            rule: self.rule,
+            event: self.event,
+            ts: self.ts,
+            action: self.action,
+            target: self.target,
+            strength: super::incident::round4(strength),
+            effect: planned.effect,
+            why,
+            signals: fired.iter().map(|&si| planned.signals[si].def.kind()).collect(),
+        })
+    }
+}
+
+/// How a rule's signals' outcomes combine: `None` for no hit, else the
+/// hit's strength and the signals that fired.
+pub fn combine<'a>(planned: &PlannedRule, outcomes: impl Iterator<Item = &'a Outcome>) -> Option<(f64, Vec<usize>)> {
+    let mut fired = Vec::new();
+    let mut strengths = Vec::new();
+    let mut spoke = 0;
+    let mut any = false;
+    for (si, o) in outcomes.enumerate() {
+        any = true;
+        match o {
+            Outcome::Fire { strength, .. } => {
+                spoke += 1;
+                fired.push(si);
+                strengths.push(*strength);
+            }
+            Outcome::Quiet => {
+                spoke += 1;
+                if planned.when == When::All {
+                    return None;
+                }
+            }
+            Outcome::Abstain if planned.signals[si].require => return None,
+            Outcome::Abstain => {}
+        }
+    }
+    if !any {
+        return Some((1.0, fired));
+    }
+    if fired.is_empty() || spoke == 0 {
+        return None;
+    }
+    let strength = match planned.when {
+        When::All => strengths.iter().product(),
+        When::Any => 1.0 - strengths.iter().map(|s| 1.0 - s).product::<f64>(),
+    };
+    Some((strength, fired))
+}
+
+/// Whether a verdict can never hit, whatever its waiting signals say
+/// later: a final quiet signal under `when = "all"`, or a final abstention
+/// of a required one.
+pub fn dead(planned: &PlannedRule, said: &[Said]) -> bool {
+    said.iter().enumerate().any(|(si, s)| {
+        s.later.is_none()
+            && match s.outcome {
+                Outcome::Quiet => planned.when == When::All,
+                Outcome::Abstain => planned.signals[si].require,
+                Outcome::Fire { .. } => false,
+            }
+    })
+}
+
+/// What revising needs of the bound plan: each rule's signals' judges and
+/// trackers.
+pub trait Judges {
+    /// The judge and tracker of signal `si` of rule `rule`.
+    fn judge(&self, rule: u32, si: usize) -> (&Judge, &Tracker);
+}
+
+/// Revises every waiting verdict of `records` (from `from` on) with
+/// `cause`; a verdict whose deadline is before `now` becomes final (but
+/// one that follows earlier hits waits for [`derive`], which decides it).
+pub fn revise(records: &mut [Record], from: usize, judges: &impl Judges, cause: &Cause<'_>, now: Millis) {
+    for r in &mut records[from..] {
+        for (si, said) in r.said.iter_mut().enumerate() {
+            let Some(later) = &mut said.later else { continue };
+            let (judge, tracker) = judges.judge(r.rule, si);
+            if let Some(o) = judge.revise(tracker, later, cause, &said.outcome) {
+                said.outcome = o;
+            }
+            if later.deadline() < now && !later.follows_hits() {
+                said.later = None;
+            }
+        }
+    }
+}
+
+/// The hits of an account's records, in order: each record's waiting
+/// verdicts on earlier hits decided on the hits of the events before it as
+/// they now stand; those whose deadline is before `now` become final.
+pub fn derive(
+    records: &mut [Record],
+    rules: &[PlannedRule],
+    judges: &impl Judges,
+    strings: &Interner,
+    now: Millis,
+) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut earlier: Vec<EarlierHit> = Vec::new();
+    // Hits of the records of the current event, seen by later events only.
+    let mut current: Option<u32> = None;
+    let mut fresh = 0;
+    for r in records.iter_mut() {
+        if current != Some(r.event) {
+            earlier.extend(hits[hits.len() - fresh..].iter().map(Hit::earlier));
+            (current, fresh) = (Some(r.event), 0);
+        }
+        for (si, said) in r.said.iter_mut().enumerate() {
+            let Some(later) = &mut said.later else { continue };
+            let (judge, tracker) = judges.judge(r.rule, si);
+            if let Some(o) = judge.revise(tracker, later, &Cause::Hits(&earlier, strings), &said.outcome) {
+                said.outcome = o;
+            }
+            if later.deadline() < now {
+                said.later = None;
+            }
+        }
+        if let Some(hit) = r.hit(&rules[r.rule as usize]) {
+            hits.push(hit);
+            fresh += 1;
+        }
+    }
+    hits
+}
