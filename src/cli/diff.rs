@@ -134,7 +134,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         s.push('\n');
         s
     } else {
-        diff::render(&d, &old.name, &new.name, args.max_hits)
+        changeling::terminal::for_terminal(&diff::render(&d, &old.name, &new.name, args.max_hits)).into_owned()
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

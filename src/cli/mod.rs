@@ -202,7 +202,7 @@ pub struct Loaded {
 pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
     let (set, diags) = layers::load(layers, &changeling::rules::Overrides::default());
     if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
-        to_stderr(&diags.render()).ok()?;
+        to_stderr(&changeling::terminal::for_terminal(&diags.render())).ok()?;
     }
     let set = set?;
     if set.rules.is_empty() {
