@@ -124,3 +124,27 @@ fn macros_within_the_limit_still_load() {
     let o = check(&rules);
     assert!(o.status.success(), "{}", text(&o.stderr));
 }
+
+#[test]
+fn a_sweep_grid_past_the_limit_is_refused_before_reading() {
+    let values = |n: usize| (0..n).map(|i| format!("0.{i:02}")).collect::<Vec<_>>().join(",");
+    let o = bin()
+        .args(["sweep", "--data", "/nonexistent-dataset", "--set"])
+        .arg(format!("likes/new-device.hit.weight={}", values(50)))
+        .arg("--set")
+        .arg(format!("score.caps.content={}", values(50)))
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("the grid has 2500 settings (50 x 50), more than 400"), "{err}");
+    // Hundreds of axes: the product does not overflow.
+    let mut cmd = bin();
+    cmd.args(["sweep", "--data", "/nonexistent-dataset"]);
+    for i in 0..70 {
+        cmd.arg("--set").arg(format!("a{i}.b=1,2,3,4"));
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("the grid has too many settings"), "{}", text(&o.stderr));
+}
