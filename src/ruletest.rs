@@ -300,7 +300,11 @@ fn xml(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            // Characters XML 1.0 does not allow (C0 controls, U+FFFE,
+            // U+FFFF) would make the file not well-formed: shown escaped.
+            c if ((c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -321,13 +325,26 @@ impl Data {
     }
 }
 
+/// The most rows the `repeat`s of one case may generate, together. A case
+/// is a few hundred events at most; the shipped ones generate up to a few
+/// thousand.
+pub const MAX_REPEAT_ROWS: u64 = 100_000;
+
 /// A case's tables as JSONL text.
 fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
     let mut out: BTreeMap<TableKind, String> = BTreeMap::new();
+    let mut rows: u64 = 0;
     for (name, value) in &data.tables {
         if name == "repeat" {
             let repeats: Vec<Repeat> = value.clone().try_into().map_err(|e| format!("[[case.data.repeat]]: {e}"))?;
             for r in repeats {
+                rows = rows.saturating_add(r.count);
+                if rows > MAX_REPEAT_ROWS {
+                    return Err(format!(
+                        "repeat.count {}: the repeats of a case may generate at most {MAX_REPEAT_ROWS} rows together",
+                        r.count
+                    ));
+                }
                 let text = out.entry(table_kind(&r.table)?).or_default();
                 let start = r
                     .start

@@ -148,3 +148,47 @@ fn a_sweep_grid_past_the_limit_is_refused_before_reading() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("the grid has too many settings"), "{}", text(&o.stderr));
 }
+
+/// A rules directory with the shipped new-device rule and one case file.
+fn rules_with_case(dir: &Path, case: &str) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(rules.join("tests")).unwrap();
+    std::fs::copy("rules/likes/new-device.toml", rules.join("new-device.toml")).unwrap();
+    std::fs::write(rules.join("tests/new-device.toml"), case).unwrap();
+    rules
+}
+
+fn repeat_case(counts: &[u64]) -> String {
+    let mut s = String::from(
+        "# A case that asks for many rows.\nrule = \"likes/new-device\"\n\n[[case]]\nname = \"many rows\"\n[case.data]\n",
+    );
+    for count in counts {
+        s.push_str(&format!(
+            "[[case.data.repeat]]\ncount = {count}\n\
+             template = '{{\"actor\":\"a\",\"action\":\"like\",\"target\":\"i{{n}}\",\"device\":\"phone\"}}'\n\
+             start = \"2020-01-01T00:00:00Z\"\nevery = \"1s\"\n"
+        ));
+    }
+    s
+}
+
+#[test]
+fn a_test_cases_repeats_are_bounded() {
+    for counts in [&[100_001u64][..], &[100_000_000], &[i64::MAX as u64], &[60_000, 60_000]] {
+        let tmp = tempfile::tempdir().unwrap();
+        let rules = rules_with_case(tmp.path(), &repeat_case(counts));
+        let o = bin().arg("test").arg(&rules).output().unwrap();
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+        let last = counts.last().unwrap();
+        assert!(
+            out.contains(&format!("repeat.count {last}: the repeats of a case may generate at most 100000 rows")),
+            "{out}"
+        );
+    }
+    // Within the bound, a case runs.
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = rules_with_case(tmp.path(), &repeat_case(&[20]));
+    let o = bin().args(["test", "-v"]).arg(&rules).output().unwrap();
+    assert!(text(&o.stdout).contains("ok    "), "{}", text(&o.stdout));
+}

@@ -1,0 +1,56 @@
+//! Small faults of issue 21, item 11: each a behaviour at the edge of a
+//! command (JUnit characters, `report -o -`, an unwritable `--out`, files
+//! left by a killed run, messages).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_changeling"));
+    c.env_remove("CHANGELING_RULES");
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the binary runs")
+}
+
+/// Whether every character of `s` is one XML 1.0 allows.
+fn xml_chars_only(s: &str) -> Result<(), char> {
+    match s.chars().find(|&c| {
+        !matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}')
+    }) {
+        Some(c) => Err(c),
+        None => Ok(()),
+    }
+}
+
+/// A rules directory with the shipped new-device rule and a case file.
+fn rules_with_case(dir: &Path, case: &str) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(rules.join("tests")).unwrap();
+    std::fs::copy("rules/likes/new-device.toml", rules.join("new-device.toml")).unwrap();
+    std::fs::write(rules.join("tests/new-device.toml"), case).unwrap();
+    rules
+}
+
+#[test]
+fn junit_xml_is_well_formed_whatever_the_case_names_hold() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = rules_with_case(
+        tmp.path(),
+        "# Cases named with characters XML does not allow.\nrule = \"likes/new-device\"\n\n\
+         [[case]]\nname = \"non-characters \\uFFFE and \\uFFFF, a bell \\u0007\"\n[case.data]\n\
+         events = '''\n{\"ts\":\"2020-01-01T00:00:00Z\",\"actor\":\"a\",\"action\":\"like\",\"target\":\"x\"}\n'''\n",
+    );
+    let xml = tmp.path().join("junit.xml");
+    let o = run(bin().arg("test").arg(&rules).arg("--junit").arg(&xml));
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let doc = std::fs::read_to_string(&xml).unwrap();
+    assert_eq!(xml_chars_only(&doc), Ok(()), "{doc}");
+    assert!(doc.contains("non-characters \\u{fffe} and \\u{ffff}, a bell \\u{7}"), "{doc}");
+}
