@@ -192,3 +192,25 @@ fn a_test_cases_repeats_are_bounded() {
     let o = bin().args(["test", "-v"]).arg(&rules).output().unwrap();
     assert!(text(&o.stdout).contains("ok    "), "{}", text(&o.stdout));
 }
+
+#[test]
+fn directory_link_loops_in_rules_and_tests_are_not_walked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = rules_with_case(
+        tmp.path(),
+        "# A benign case.\nrule = \"likes/new-device\"\n\n[[case]]\nname = \"one like\"\n[case.data]\n\
+         events = '''\n{\"ts\":\"2020-01-01T00:00:00Z\",\"actor\":\"a\",\"action\":\"like\",\"target\":\"x\"}\n'''\n",
+    );
+    std::os::unix::fs::symlink("..", rules.join("up")).unwrap();
+    std::os::unix::fs::symlink(".", rules.join("tests/again")).unwrap();
+    let o = bin().arg("check").arg(&rules).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("1 rule OK"), "{err}");
+    assert_eq!(err.matches("warning[W104]").count(), 2, "{err}");
+    assert!(err.contains("up: warning") || err.contains("rules/up"), "{err}");
+    let o = bin().arg("test").arg(&rules).output().unwrap();
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    assert!(out.contains("1 passed, 0 failed\n"), "{out}");
+}

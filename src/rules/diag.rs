@@ -69,6 +69,9 @@ pub enum Code {
     /// W103: the score model lets one family of evidence alone reach the
     /// top tier.
     SingleFamilyTops,
+    /// W104: a directory link in a rules directory or its `tests/` that
+    /// leads to a directory already read (a loop): not followed.
+    DirectoryLoop,
 }
 
 impl Code {
@@ -96,6 +99,7 @@ impl Code {
             Code::FieldLooksMisspelled => "W101",
             Code::UnusualAction => "W102",
             Code::SingleFamilyTops => "W103",
+            Code::DirectoryLoop => "W104",
         }
     }
 
