@@ -229,6 +229,7 @@ pub fn load(layers: &[RuleLayer], overrides: &Overrides) -> (Option<RuleSet>, Di
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn later_layers_replace_rules_by_id_and_keep_the_last_config() {
