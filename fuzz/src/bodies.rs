@@ -131,10 +131,11 @@ impl Read for Dribble<'_> {
 
 /// The block cutter: three bytes choose CSV or lines, the block size, the
 /// maximum record length and the read size; the rest is the stream.
-/// Every block is the input's bytes from the start of its first line
-/// (so nothing is invented or reordered); with nothing skipped, the blocks
-/// are the whole input, and for CSV they hold exactly the records the
-/// parser finds in the whole input.
+/// Every block is the input's bytes from the start of its first line, but
+/// for records skipped as too long, whose lines are left empty (so nothing
+/// is invented or reordered, and line numbers hold); with nothing skipped,
+/// the blocks are the whole input, and for CSV they hold exactly the
+/// records the parser finds in the whole input.
 pub fn block_cutter(data: &[u8]) {
     let [mode, size, max, input @ ..] = data else { return };
     let csv = mode & 1 == 1;
@@ -147,14 +148,30 @@ pub fn block_cutter(data: &[u8]) {
     let mut joined = Vec::new();
     let mut skipped = 0;
     let mut records = 0;
-    let mut last_end = 0;
+    let mut next_line = 1;
     while let Some(block) = cutter.next_block().expect("reading from memory") {
         let line = usize::try_from(block.first_line).unwrap();
-        let start = *line_starts.get(line - 1).unwrap_or_else(|| panic!("block starts at line {line}, past the input"));
-        assert!(start >= last_end, "block at line {line} starts at byte {start}, before the last block ended");
-        let end = start + block.bytes.len();
-        assert!(end <= input.len() && input[start..end] == block.bytes[..], "block at line {line} is not the input");
-        last_end = end;
+        assert!(line >= next_line, "block at line {line} starts before the last block ended (line {next_line})");
+        let first_bad = block.bad.iter().map(|b| usize::try_from(b.0).unwrap()).min();
+        let input_line = |l: usize| -> &[u8] {
+            let start = *line_starts.get(l - 1).unwrap_or_else(|| panic!("block reaches line {l}, past the input"));
+            let end = memchr_newline(&input[start..]).map_or(input.len(), |i| start + i);
+            &input[start..end]
+        };
+        let parts: Vec<&[u8]> = block.bytes.split(|b| *b == b'\n').collect();
+        for (j, part) in parts.iter().enumerate() {
+            let l = line + j;
+            if j + 1 == parts.len() && part.is_empty() {
+                break;
+            }
+            let whole = input_line(l);
+            let cut = part.is_empty() && first_bad.is_some_and(|b| b <= l);
+            assert!(
+                *part == whole || (j + 1 == parts.len() && whole.starts_with(part)) || cut,
+                "block at line {line}: its line {l} is not the input's"
+            );
+        }
+        next_line = line + parts.len() - 1;
         skipped += block.bad.len();
         if csv {
             records += count_csv_records(&block.bytes);
@@ -167,6 +184,10 @@ pub fn block_cutter(data: &[u8]) {
             assert_eq!(records, count_csv_records(input), "the blocks hold other records than the input");
         }
     }
+}
+
+fn memchr_newline(s: &[u8]) -> Option<usize> {
+    s.iter().position(|b| *b == b'\n')
 }
 
 /// Records in a whole CSV text, as the parser splits them.

@@ -278,8 +278,10 @@ fn merge_batches(
                 } else {
                     jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
                 }
-                // The records the block reader skipped come after the block's.
+                // The records the block reader skipped are among the block's:
+                // in line order.
                 bad.extend(block.bad);
+                bad.sort_by_key(|b| b.0);
                 progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
                 (builder, bad)
             })
