@@ -54,3 +54,57 @@ fn junit_xml_is_well_formed_whatever_the_case_names_hold() {
     assert_eq!(xml_chars_only(&doc), Ok(()), "{doc}");
     assert!(doc.contains("non-characters \\u{fffe} and \\u{ffff}, a bell \\u{7}"), "{doc}");
 }
+
+#[test]
+fn report_to_dash_writes_the_page_to_stdout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let alerts = tmp.path().join("alerts.jsonl");
+    let o = run(bin().args(["score", "-q", "--data", "tests/fixtures/story", "-o"]).arg(&alerts));
+    assert!(o.status.success());
+    let cwd = tmp.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let o = run(bin().arg("report").arg("--alerts").arg(&alerts).args(["-o", "-"]).current_dir(&cwd));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let page = text(&o.stdout);
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    assert!(!cwd.join("-").exists(), "a file named `-` was written");
+    assert!(text(&o.stderr).contains("written to stdout"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn an_unwritable_out_is_found_before_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-such-dir");
+    // The dataset does not exist either: the output is checked first, so
+    // the error is the output's.
+    let out = missing.join("alerts.jsonl");
+    let o = run(bin().args(["score", "-q", "--data"]).arg(tmp.path().join("no-data")).arg("-o").arg(&out));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains(&out.display().to_string()) && !err.contains("no-data"), "{err}");
+
+    let page = missing.join("report.html");
+    let o = run(bin().args(["report", "--alerts"]).arg(tmp.path().join("no-alerts.jsonl")).arg("-o").arg(&page));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains(&page.display().to_string()) && !err.contains("no-alerts"), "{err}");
+
+    // A directory given as the output file.
+    let o = run(bin().args(["score", "-q", "--data"]).arg(tmp.path().join("no-data")).arg("-o").arg(tmp.path()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!text(&o.stderr).contains("no-data"), "{}", text(&o.stderr));
+
+    // `test --junit`: before any case runs.
+    let junit = missing.join("junit.xml");
+    let o = run(bin().args(["test", "--junit"]).arg(&junit));
+    assert_ne!(o.status.code(), Some(0));
+    assert!(text(&o.stdout).is_empty(), "cases ran first:\n{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains(&junit.display().to_string()), "{}", text(&o.stderr));
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+    );
+}

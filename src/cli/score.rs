@@ -525,6 +525,8 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let (data, _demo, data_name) = super::data_dir(args.data.as_ref())?;
     if let Some(path) = &dest.path {
         changeling::output::check_not_input(path, &data).map_err(anyhow::Error::msg)?;
+        // Found now, not after the whole run.
+        changeling::output::check_writable(path)?;
     }
     let opts = RunOptions {
         read: ReadOptions {

@@ -44,6 +44,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(values.len() == 1, "--set {path}: give one value to test with");
         overrides.assignments.push(Assignment { path: path.clone(), value: values[0].clone() });
     }
+    if let Some(path) = &args.junit {
+        changeling::output::check_writable(path)?;
+    }
     let name = changeling::rules::layers::describe(&layers);
     let suite = match ruletest::run_layers(&layers, &overrides) {
         Ok(s) => s,
