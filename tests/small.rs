@@ -108,3 +108,49 @@ fn an_unwritable_out_is_found_before_the_run() {
         std::fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp"))
     );
 }
+
+/// The id of a process that has ended.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || !Path::new("/proc/self").exists());
+    pid
+}
+
+#[test]
+fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
+    if !Path::new("/proc/self").exists() {
+        eprintln!("skipped: no /proc to tell live processes from dead ones");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (dead, live) = (dead_pid(), std::process::id());
+    let make = |name: String| {
+        let d = tmp.path().join(name);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/part-0"), b"spilled").unwrap();
+        d
+    };
+    let dead_spill = make(format!("changeling-spill-{dead}-0"));
+    let live_spill = make(format!("changeling-spill-{live}-3"));
+    let dead_demo = make(format!("changeling-demo-{dead}-x1y2z3"));
+    let live_demo = make(format!("changeling-demo-{live}-a1b2c3"));
+    let other = make("changeling-spill-notapid".into());
+    // A run that spills (the story at the smallest budget) under --tmp,
+    // with the demo dataset's copy under TMPDIR.
+    let o = run(bin()
+        .args(["score", "-q", "--memory", "1MiB", "--tmp"])
+        .arg(tmp.path())
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null()));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!dead_spill.exists(), "the spill directory of a dead process is left");
+    assert!(!dead_demo.exists(), "the demo copy of a dead process is left");
+    for kept in [&live_spill, &live_demo, &other] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    let left: Vec<String> =
+        std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left.len(), 3, "{left:?}");
+}
