@@ -154,3 +154,23 @@ fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
         std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(left.len(), 3, "{left:?}");
 }
+
+#[test]
+fn a_typo_in_one_rule_is_not_an_unknown_rule_for_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    let o = run(bin().args(["rules", "export"]).arg(&rules));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // likes/removed-suspicious-like refers to likes/unexposed-off-pattern
+    // (after_hit), which now has a typo.
+    let file = rules.join("likes/unexposed-off-pattern.toml");
+    let t = std::fs::read_to_string(&file).unwrap();
+    assert!(t.contains("kind = \"feed_exposure\""));
+    std::fs::write(&file, t.replacen("kind = \"feed_exposure\"", "kind = \"feed_exposur\"", 1)).unwrap();
+    let o = run(bin().arg("check").arg(&rules));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("error[E005]: unknown signal kind `feed_exposur`"), "{err}");
+    assert!(!err.contains("E017"), "a misleading unknown-rule error:\n{err}");
+    assert!(err.contains("1 error, "), "{err}");
+}

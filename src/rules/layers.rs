@@ -184,7 +184,7 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
 }
 
 /// The id a rule file declares, if it parses far enough to tell.
-fn declared_id(src: &Source) -> Option<String> {
+pub(crate) fn declared_id(src: &Source) -> Option<String> {
     let (root, _) = toml::de::DeTable::parse_recoverable(&src.text);
     match root.get_ref().get("id")?.get_ref() {
         toml::de::DeValue::String(s) => Some(s.to_string()),

@@ -97,13 +97,18 @@ pub(crate) fn load_sources(
         None => Config::default(),
     };
     let mut rules = Vec::new();
+    // The ids of rule files that declare one but have errors: a reference
+    // to them is not "no rule has id" (their own errors say what is wrong).
+    let mut unloaded = Vec::new();
     for src in &sources {
-        if let Some(rule) = load_rule(&layer.source(src), &mut layer, &config, &mut diags) {
-            rules.push(rule);
+        let src = layer.source(src);
+        match load_rule(&src, &mut layer, &config, &mut diags) {
+            Some(rule) => rules.push(rule),
+            None => unloaded.extend(layers::declared_id(&src)),
         }
     }
     check_unique_ids(&rules, &mut diags);
-    check_references(&rules, &mut diags);
+    check_references(&rules, &unloaded, &mut diags);
     rules.sort_by(|a, b| a.id.value.cmp(&b.id.value));
     layer.finish(&mut diags);
     if diags.has_errors() {
@@ -240,12 +245,12 @@ fn load_rule(src: &Arc<Source>, layer: &mut Layer, config: &Config, diags: &mut 
 }
 
 /// Every rule id a signal refers to must exist.
-fn check_references(rules: &[Rule], diags: &mut Diagnostics) {
+fn check_references(rules: &[Rule], unloaded: &[String], diags: &mut Diagnostics) {
     let ids: Vec<&str> = rules.iter().map(|r| r.id.value.as_str()).collect();
     for r in rules {
         for s in &r.signals {
             for id in s.def.needs().rules {
-                if !ids.contains(&id.value.as_str()) {
+                if !ids.contains(&id.value.as_str()) && !unloaded.contains(&id.value) {
                     let help = diag::unknown_name_help(&id.value, &ids);
                     diags
                         .push(Code::UnknownRule, &r.source, id.span.clone(), format!("no rule has id `{}`", id.value))
