@@ -174,3 +174,32 @@ fn a_typo_in_one_rule_is_not_an_unknown_rule_for_another() {
     assert!(!err.contains("E017"), "a misleading unknown-rule error:\n{err}");
     assert!(err.contains("1 error, "), "{err}");
 }
+
+#[test]
+fn explain_never_prints_a_year_past_9999() {
+    for (around, window) in [("9999-12-31T00:00:00Z", "3650d"), ("1970-01-01T00:00:00Z", "3650d")] {
+        let o = run(bin().args([
+            "explain",
+            "--data",
+            "tests/fixtures/story",
+            "--actor",
+            "liu",
+            "--around",
+            around,
+            "--window",
+            window,
+        ]));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let out = text(&o.stdout);
+        assert!(
+            !out.contains("10009") && !out.contains("-3650") && !out.contains("1960"),
+            "{}",
+            &out[..out.len().min(600)]
+        );
+        assert!(
+            out.contains("9999-12-31T23:59:59.999Z") || out.contains("1970-01-01T00:00:00Z"),
+            "{}",
+            &out[..out.len().min(600)]
+        );
+    }
+}
