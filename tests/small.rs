@@ -203,3 +203,49 @@ fn explain_never_prints_a_year_past_9999() {
         );
     }
 }
+
+/// A dataset of a few accounts' likes and one account's `heavy` events:
+/// `distinct` different ones, each written `copies` times.
+fn heavy_dataset(dir: &Path, distinct: usize, copies: usize) -> PathBuf {
+    let data = dir.join(format!("heavy-{distinct}-{copies}"));
+    std::fs::create_dir_all(&data).unwrap();
+    let mut s = String::new();
+    for i in 0..200 {
+        s.push_str(&format!(
+            "{{\"ts\":{},\"actor\":\"a{}\",\"action\":\"like\",\"target\":\"t-{}\"}}\n",
+            1_600_000_000_000i64 + i * 60_000,
+            i % 7,
+            i % 13
+        ));
+    }
+    for i in 0..distinct {
+        let line = format!(
+            "{{\"ts\":{},\"actor\":\"heavy\",\"action\":\"like\",\"target\":\"t-1\"}}\n",
+            1_600_000_000_000i64 + i as i64
+        );
+        for _ in 0..copies {
+            s.push_str(&line);
+        }
+    }
+    std::fs::write(data.join("events.jsonl"), s).unwrap();
+    data
+}
+
+#[test]
+fn the_heavy_partition_note_counts_events_not_repeated_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let note = "could not be split below a worker's";
+    // One event written 30,000 times: deduplicated, it is light.
+    let data = heavy_dataset(tmp.path(), 1, 30_000);
+    let o = run(bin().args(["score", "--memory", "1MiB", "--data"]).arg(&data).stdout(std::process::Stdio::null()));
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("29,999 duplicates dropped"), "{err}");
+    assert!(!err.contains(note), "a heavy partition claimed for one event:\n{err}");
+    // 5,000 distinct events of one account: heavy indeed, and said.
+    let data = heavy_dataset(tmp.path(), 5_000, 1);
+    let o = run(bin().args(["score", "--memory", "1MiB", "--data"]).arg(&data).stdout(std::process::Stdio::null()));
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains(note), "{err}");
+}
