@@ -249,3 +249,35 @@ fn the_heavy_partition_note_counts_events_not_repeated_lines() {
     assert!(o.status.success(), "{err}");
     assert!(err.contains(note), "{err}");
 }
+
+#[test]
+fn messages_for_huge_floats_bad_regexes_and_a_tmp_file_say_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rule = std::fs::read_to_string("rules/likes/new-device.toml").unwrap().replace(
+        "actions = [\"like\", \"repost\"]",
+        "actions = [\"like\", \"repost\"]\nwhere = [{ field = \"client\", matches = \"ab(c\" }, \
+         { field = \"client\", matches = \"(a{1000}){1000}\" }, { field = \"lat\", ge = 1e400 }]",
+    );
+    std::fs::write(rules.join("x.toml"), rule.replace("weight = 0.3", "weight = -1e400")).unwrap();
+    let o = run(bin().arg("check").arg(&rules));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2));
+    for want in [
+        "`matches` is not a valid regex: unclosed group at character 3 of the pattern",
+        "`matches` is not a valid regex: it compiles to more than 10 MiB (the size limit)",
+        "`ge` must be a finite number: this one is infinite, or too large for a float",
+        "`weight` must be a finite number: this one is minus infinite, or too large for a float",
+    ] {
+        assert!(err.contains(want), "no `{want}` in:\n{err}");
+    }
+    assert!(!err.contains("found a float"), "{err}");
+
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = run(bin().args(["score", "-q", "--memory", "1MiB", "--data", "tests/fixtures/story", "--tmp"]).arg(&file));
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("--tmp") && err.contains("not a directory"), "{err}");
+}

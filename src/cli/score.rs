@@ -528,6 +528,15 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         // Found now, not after the whole run.
         changeling::output::check_writable(path)?;
     }
+    if let Some(t) = &args.tmp
+        && t.exists()
+        && !t.is_dir()
+    {
+        anyhow::bail!(
+            "--tmp {}: not a directory; give a directory for the spill files (one that does not exist yet is made)",
+            t.display()
+        );
+    }
     let opts = RunOptions {
         read: ReadOptions {
             strict: args.strict,

@@ -337,7 +337,11 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
     let number = |ctx: &mut Ctx<'_>| -> Option<f64> {
         match as_number(v.get_ref()) {
             Some(x) if x.is_finite() => Some(x),
-            _ => {
+            Some(x) => {
+                ctx.report(Code::BadValue, v.span(), super::reader::not_finite(key, x));
+                None
+            }
+            None => {
                 ctx.report(
                     Code::WrongType,
                     v.span(),
@@ -360,13 +364,10 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
             match Regex::new(&pattern) {
                 Ok(re) => Op::Matches(re),
                 Err(e) => {
-                    let msg = e.to_string();
-                    let last =
-                        msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid regex").to_string();
                     ctx.report(
                         Code::BadRegex,
                         v.span(),
-                        format!("`matches` is not a valid regex: {}", last.trim_start_matches("error: ")),
+                        format!("`matches` is not a valid regex: {}", regex_error(&pattern, &e)),
                     );
                     return None;
                 }
@@ -603,6 +604,34 @@ fn expand_within(
         }
     }
     out
+}
+
+/// What is wrong with a pattern, in one line: the parser's reason and
+/// where in the pattern (`unclosed group at character 2 of the pattern`),
+/// or, for a pattern that parses but is too large once compiled, that.
+fn regex_error(pattern: &str, e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => {
+            let why = text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or("invalid syntax");
+            // The parser shows the pattern indented by four spaces and a
+            // caret line under it.
+            let at = text
+                .lines()
+                .find(|l| l.trim_start().starts_with('^'))
+                .and_then(|l| l.find('^'))
+                .filter(|_| !pattern.contains('\n'))
+                .map(|c| c.saturating_sub(4));
+            match at {
+                Some(c) => format!("{why} at character {} of the pattern", pattern[..].chars().take(c).count() + 1),
+                None => why.to_string(),
+            }
+        }
+        regex::Error::CompiledTooBig(limit) => format!(
+            "it compiles to more than {} MiB (the size limit): its repetitions multiply; use smaller counts",
+            limit >> 20
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The names a scope's known fields have, for docs and suggestions.
