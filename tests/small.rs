@@ -281,3 +281,32 @@ fn messages_for_huge_floats_bad_regexes_and_a_tmp_file_say_what_is_wrong() {
     let err = text(&o.stderr);
     assert!(err.contains("--tmp") && err.contains("not a directory"), "{err}");
 }
+
+#[test]
+fn a_rule_that_can_never_fire_is_e016() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rules = tmp.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let base = std::fs::read_to_string("rules/likes/new-device.toml").unwrap();
+    let with = |filter: &str| {
+        base.replace(
+            "actions = [\"like\", \"repost\"]",
+            &format!("actions = [\"like\", \"repost\"]\nwhere = [{filter}]"),
+        )
+    };
+    std::fs::write(rules.join("never.toml"), with("{ field = \"action\", eq = \"follow\" }")).unwrap();
+    let o = run(bin().arg("check").arg(&rules));
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("error[E016]: this rule can never fire: none of its [events] actions (like, repost)"),
+        "{err}"
+    );
+    assert!(err.contains("never.toml:16:"), "{err}");
+    // A test some action passes is fine.
+    for ok in ["{ field = \"action\", eq = \"repost\" }", "{ field = \"action\", not_in = [\"like\"] }"] {
+        std::fs::write(rules.join("never.toml"), with(ok)).unwrap();
+        let o = run(bin().arg("check").arg(&rules));
+        assert!(o.status.success(), "{ok}: {}", text(&o.stderr));
+    }
+}
