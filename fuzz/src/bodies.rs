@@ -241,3 +241,62 @@ pub fn spill_seed(kind: TableKind, text: &str) -> Vec<u8> {
     spill::encode(&table, &mut out);
     out
 }
+
+/// Alerts read back, as `eval`, `diff` and `report` read them: the first
+/// byte picks JSON Lines (even) or Parquet (odd), the rest is the file.
+/// Reading never panics; alerts that are read keep the contract (`end`
+/// not before `start`, `score` in [0, 1], a tier, no alert repeated whole);
+/// a diff of the alerts with themselves moves nothing; the report and the
+/// evaluation (against labels naming the first alert's account
+/// compromised) are made without a panic, and the page shows no raw
+/// control or invisible character.
+pub fn alerts(data: &[u8]) {
+    use changeling::alerts::read;
+    use changeling::eval::{self, Settings, TierSource, Truth, Window};
+    let Some((&pick, bytes)) = data.split_first() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(if pick % 2 == 0 { "alerts.jsonl" } else { "alerts.parquet" });
+    write(dir.path(), path.file_name().and_then(|n| n.to_str()).expect("a name"), bytes);
+    let Ok(alerts) = read::read(&path) else { return };
+    for (i, a) in alerts.iter().enumerate() {
+        assert!(a.start <= a.end, "alert {} ends before it starts", a.line);
+        assert!((0.0..=1.0).contains(&a.score), "alert {} scores {}", a.line, a.score);
+        assert!(!a.tier.is_empty(), "alert {} has no tier", a.line);
+        assert!(
+            !alerts[..i].iter().any(|b| read::ReadAlert { line: a.line, ..b.clone() } == *a),
+            "alert {} repeats an earlier one",
+            a.line
+        );
+    }
+    let tiers = read::tiers_of(&alerts);
+    let d = changeling::diff::diff(&alerts, &alerts, &tiers, None);
+    assert!(d.moved.is_empty() && d.changed_within_tier == 0, "alerts differ from themselves");
+    let _ = changeling::diff::render(&d, "a", "b", 3);
+
+    let mut truth = Truth::default();
+    if let Some(first) = alerts.first() {
+        truth.add(&first.actor, true, Window { start: Some(first.start), end: Some(first.end) }, None);
+    }
+    let days: std::collections::BTreeMap<String, u64> = alerts.iter().map(|a| (a.actor.clone(), 1)).collect();
+    let file = eval::AlertFile::from_read(&path, &alerts);
+    let settings = Settings { tiers: tiers.clone(), tier_source: TierSource::Alerts, slack: 0, rules_tier: None };
+    if let Ok(report) = eval::evaluate(&truth, &days, &file, &settings) {
+        let _ = serde_json::to_string(&report).expect("a report serializes");
+    }
+    let _ = eval::curves(&truth, &days, &file, &settings);
+    let _ = eval::listing(&truth, &days, &file, &settings);
+    let input = changeling::report::Input {
+        alerts_name: "alerts".into(),
+        alerts: &alerts,
+        tiers,
+        tier_source: TierSource::Alerts,
+        labels: Some(changeling::report::Labels { dataset: "d".into(), truth: &truth, days: &days, slack: 0 }),
+        top: 5,
+    };
+    if let Ok(page) = changeling::report::render(&input) {
+        let raw = page.chars().find(|&c| {
+            (c.is_control() && c != '\n' && c != '\t' && c != '\r') || changeling::terminal::is_invisible(c)
+        });
+        assert!(raw.is_none(), "the report shows a raw {raw:?}");
+    }
+}
