@@ -19,7 +19,7 @@ cd "$(dirname "$0")"
 SECONDS_PER=${1:-1800}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder alerts)
 JOBS=${JOBS:-1}
 
 # Built once: the targets then run as built, even if the sources change
@@ -30,7 +30,7 @@ mkdir -p logs
 
 max_len() {
     case "$1" in
-        jsonl | csv | parquet) echo 16384 ;;
+        jsonl | csv | parquet | alerts) echo 16384 ;;
         *) echo 8192 ;;
     esac
 }

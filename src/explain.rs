@@ -184,7 +184,12 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
     let incidents = scorer.score_account(span, &mut scratch);
     let traces = scorer.trace_account(span, &mut scratch);
     let range = match opts.around {
-        Some(t) => (t.saturating_sub(opts.window), t.saturating_add(opts.window)),
+        // Within the times that exist (a window past year 9999 would print
+        // the year 10009).
+        Some(t) => (
+            t.saturating_sub(opts.window).clamp(0, crate::time::MAX_TIME),
+            t.saturating_add(opts.window).clamp(0, crate::time::MAX_TIME),
+        ),
         None => (data.events.ts(span.start as usize), data.events.ts(span.end as usize - 1)),
     };
     let full = opts.all || opts.around.is_some();

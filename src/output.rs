@@ -205,6 +205,22 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.commit()
 }
 
+/// Whether `path` can be written, checked before a run: its temporary file
+/// is made beside it and removed again (a missing directory, a directory
+/// given as the file, a directory without write permission are errors
+/// naming the path, as they would be after the run). A destination that
+/// exists and is not a regular file (`/dev/null`, a pipe) is not opened: it
+/// is written directly, and opening a pipe would wait for its reader.
+pub fn check_writable(path: &Path) -> io::Result<()> {
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+        && !m.is_dir()
+    {
+        return Ok(());
+    }
+    OutputFile::create(path).map(drop)
+}
+
 /// Why an output path is refused: it is, or would be read as, a file of the
 /// dataset `data`.
 pub fn check_not_input(out: &Path, data: &Path) -> Result<(), String> {

@@ -75,8 +75,11 @@ fn hex(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-/// Text escaped for HTML.
+/// Text escaped for HTML, with control and invisible characters shown as
+/// escapes (`\u{200b}`, as on a terminal: see `crate::terminal`), so that
+/// two distinct values never look the same.
 fn esc(s: &str) -> String {
+    let s = crate::terminal::escape(s, true);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

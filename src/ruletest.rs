@@ -30,6 +30,7 @@
 //! every = "1h"
 //! [[case.expect]]                  # exactly these hits of the rule, in time order
 //! ts = "2020-01-01T00:00:00Z"
+//! rule = "likes/lockstep"          # optional (the rule under test)
 //! actor = "a"                      # optional
 //! target = "p1"                    # optional
 //! why = ["5 other accounts"]       # substrings of the hit's why
@@ -52,6 +53,10 @@
 //! line = 9                         # optional
 //! message = "unknown signal kind"  # a substring, optional
 //! ```
+//!
+//! Cases are matched by [`check_hits`], which the signal case corpus
+//! (`tests/cases.rs`) uses too: one matcher, and both check that the
+//! parallel scorer agrees with the one-thread reference.
 //!
 //! A broken variant is loaded as one more rule file on top of the rules
 //! under test (replacing the rule with its id), so it sees their lists and
@@ -120,9 +125,14 @@ fn events() -> String {
     "events".into()
 }
 
+/// One expected hit, as a case writes it (`[[case.expect]]` in rule test
+/// cases, `[[expect]]` in the signal case corpus of `tests/cases/`): both
+/// are matched by [`check_hits`].
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
-struct Expect {
+pub struct Expect {
+    /// The rule that hits: required when the case has several rules.
+    rule: Option<String>,
     ts: String,
     actor: Option<String>,
     target: Option<String>,
@@ -300,7 +310,11 @@ fn xml(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            // Characters XML 1.0 does not allow (C0 controls, U+FFFE,
+            // U+FFFF) would make the file not well-formed: shown escaped.
+            c if ((c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r')) || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                let _ = std::fmt::Write::write_fmt(&mut out, format_args!("\\u{{{:x}}}", c as u32));
+            }
             c => out.push(c),
         }
     }
@@ -321,13 +335,26 @@ impl Data {
     }
 }
 
+/// The most rows the `repeat`s of one case may generate, together. A case
+/// is a few hundred events at most; the shipped ones generate up to a few
+/// thousand.
+pub const MAX_REPEAT_ROWS: u64 = 100_000;
+
 /// A case's tables as JSONL text.
 fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
     let mut out: BTreeMap<TableKind, String> = BTreeMap::new();
+    let mut rows: u64 = 0;
     for (name, value) in &data.tables {
         if name == "repeat" {
             let repeats: Vec<Repeat> = value.clone().try_into().map_err(|e| format!("[[case.data.repeat]]: {e}"))?;
             for r in repeats {
+                rows = rows.saturating_add(r.count);
+                if rows > MAX_REPEAT_ROWS {
+                    return Err(format!(
+                        "repeat.count {}: the repeats of a case may generate at most {MAX_REPEAT_ROWS} rows together",
+                        r.count
+                    ));
+                }
                 let text = out.entry(table_kind(&r.table)?).or_default();
                 let start = r
                     .start
@@ -357,29 +384,47 @@ fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
     Ok(out)
 }
 
-/// The hits of `rule` in the case's data, scored with the whole plan.
-fn hits_of(plan: &Plan, rule: usize, case: &Case) -> Result<(Vec<Hit>, Dataset), String> {
+fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
     let texts = tables(&case.data)?;
     let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
-    let mut hits = Vec::new();
-    {
-        let scorer = Scorer::new(plan, &data);
-        let mut scratch = scorer.scratch();
-        for span in &data.events.accounts {
-            hits.extend(scorer.account_hits(span, &mut scratch).into_iter().filter(|h| h.rule as usize == rule));
-        }
-    }
-    hits.sort_by_key(|h| (h.ts, h.event));
-    Ok((hits, data))
+    check_hits(plan, &data, Some(rule), &case.expect)
 }
 
-fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
-    let (hits, data) = hits_of(plan, rule, case)?;
+/// The one matcher of the rule test cases and the signal case corpus
+/// (`tests/cases.rs`). Scores `data` with the whole `plan` on one thread,
+/// checks that the parallel scorer writes the same incidents, and matches
+/// the hits (of the rule `only`, or of every rule), in order of time, then
+/// event, then rule, against `expect`: exactly as many hits, and each with
+/// the expected time, rule, actor and target (when given), every `why`
+/// substring, a strength in the inclusive range and the effect (when
+/// given). Without `only`, each expected hit must name its rule. The error
+/// says what differs and lists every hit.
+pub fn check_hits(plan: &Plan, data: &Dataset, only: Option<usize>, expect: &[Expect]) -> Result<(), String> {
+    let scorer = Scorer::new(plan, data);
+    let mut hits: Vec<Hit> = Vec::new();
+    {
+        let mut scratch = scorer.scratch();
+        for span in &data.events.accounts {
+            hits.extend(
+                scorer
+                    .account_hits(span, &mut scratch)
+                    .into_iter()
+                    .filter(|h| only.is_none_or(|r| h.rule as usize == r)),
+            );
+        }
+    }
+    hits.sort_by_key(|h| (h.ts, h.event, h.rule));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().map_err(|e| e.to_string())?;
+    let (seq, par) = pool.install(|| (scorer.run_sequential(), scorer.run()));
+    if seq != par {
+        return Err("the parallel scorer's incidents differ from the one-thread reference's".into());
+    }
     let s = &data.strings;
     let show = |h: &Hit| {
         format!(
-            "{} {} {} strength {} {}: {}",
+            "{} {} {} {} strength {} {}: {}",
+            plan.rules[h.rule as usize].id,
             s.resolve(data.events.actor(h.event as usize)),
             format_rfc3339(h.ts),
             h.target.map_or("-", |t| s.resolve(t)),
@@ -389,12 +434,18 @@ fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
         )
     };
     let all: String = hits.iter().map(|h| format!("\n    {}", show(h))).collect();
-    if hits.len() != case.expect.len() {
+    let of = if only.is_some() { " of the rule" } else { "" };
+    if hits.len() != expect.len() {
         let got = if hits.is_empty() { " none".to_string() } else { all };
-        return Err(format!("expected {} hit(s) of the rule, got {}:{got}", case.expect.len(), hits.len()));
+        return Err(format!("expected {} hit(s){of}, got {}:{got}", expect.len(), hits.len()));
     }
-    for (i, (h, e)) in hits.iter().zip(&case.expect).enumerate() {
+    for (i, (h, e)) in hits.iter().zip(expect).enumerate() {
         let mut problems = Vec::new();
+        match (&e.rule, only) {
+            (Some(rule), _) if plan.rules[h.rule as usize].id != *rule => problems.push(format!("rule is not {rule}")),
+            (None, None) => problems.push("the expected hit names no `rule` (the case has several)".into()),
+            _ => {}
+        }
         match parse_rfc3339(&e.ts) {
             Some(ts) if ts == h.ts => {}
             Some(_) => problems.push(format!("ts is not {}", e.ts)),
@@ -424,7 +475,7 @@ fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
             problems.push(format!("effect is not {effect}"));
         }
         if !problems.is_empty() {
-            return Err(format!("hit {} of {}: {}; the rule's hits:{all}", i + 1, hits.len(), problems.join(", ")));
+            return Err(format!("hit {} of {}: {}; the hits{of}:{all}", i + 1, hits.len(), problems.join(", ")));
         }
     }
     Ok(())

@@ -56,19 +56,63 @@ pub struct SpillDir {
     path: PathBuf,
 }
 
+/// The prefix of spill directories' names, before `<pid>-<n>`.
+pub const SPILL_PREFIX: &str = "changeling-spill-";
+
+/// Removes the entries of `parent` named `<prefix><pid>-...` whose process
+/// `pid` is no longer running (a run killed with SIGKILL, which no handler
+/// sees) and whose owner is the owner of `mine` (an entry this process
+/// made there). Returns how many were removed. Liveness is read from
+/// `/proc`; where there is none, nothing is removed. A process id reused
+/// by a live process keeps its entries until that process ends.
+pub fn remove_left_by_dead_processes(parent: &Path, prefix: &str, mine: &Path) -> usize {
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    #[cfg(unix)]
+    let owner = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+    #[cfg(not(unix))]
+    let owner = |_: &Path| None::<u32>;
+    let Some(me) = owner(mine) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let path = entry.path();
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() || owner(&path) != Some(me) {
+            continue;
+        }
+        let gone = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 impl SpillDir {
-    /// Creates `changeling-spill-<pid>-<n>` under `parent`.
+    /// Creates `changeling-spill-<pid>-<n>` under `parent`, and removes the
+    /// spill directories there of processes that are gone
+    /// ([`remove_left_by_dead_processes`]).
     pub fn new(parent: &Path) -> io::Result<SpillDir> {
         std::fs::create_dir_all(parent)?;
         let pid = std::process::id();
         for n in 0..1000u32 {
-            let path = parent.join(format!("changeling-spill-{pid}-{n}"));
+            let path = parent.join(format!("{SPILL_PREFIX}{pid}-{n}"));
             // Made and registered under the lock: a signal handler either
             // sees it or runs before it exists.
             let mut dirs = LIVE_DIRS.lock().map_err(|_| io::Error::other("spill registry poisoned"))?;
             match private_dir(&path) {
                 Ok(()) => {
                     dirs.push(path.clone());
+                    drop(dirs);
+                    remove_left_by_dead_processes(parent, SPILL_PREFIX, &path);
                     return Ok(SpillDir { path });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

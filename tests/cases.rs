@@ -22,8 +22,9 @@
 //! every = "1h"
 //!
 //! [[expect]]                     # exactly these hits, in time order
-//! rule = "t/x"
+//! rule = "t/x"                   # required here (a case may have several rules)
 //! ts = "2020-01-02T00:00:00Z"
+//! actor = "a"                    # optional
 //! target = "i9"
 //! why = ["label 'adult'"]        # substrings of the hit's why
 //! strength = [0.5, 1.0]          # inclusive range (optional)
@@ -34,9 +35,7 @@ use std::path::{Path, PathBuf};
 
 use changeling::data::{Dataset, TableKind};
 use changeling::plan::Plan;
-use changeling::ruletest::Data;
-use changeling::score::{Hit, Scorer};
-use changeling::time::{format_rfc3339, parse_rfc3339};
+use changeling::ruletest::{Data, Expect, check_hits};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -49,20 +48,9 @@ struct Case {
     #[serde(default)]
     extra_rules: Vec<String>,
     data: Data,
+    /// Matched by the rule tests' own matcher (`ruletest::check_hits`).
     #[serde(default)]
     expect: Vec<Expect>,
-}
-
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-struct Expect {
-    rule: String,
-    ts: String,
-    target: Option<String>,
-    #[serde(default)]
-    why: Vec<String>,
-    strength: Option<[f64; 2]>,
-    effect: Option<String>,
 }
 
 fn run_case(path: &Path) -> Result<(), String> {
@@ -80,68 +68,7 @@ fn run_case(path: &Path) -> Result<(), String> {
     let texts = case.data.tables().map_err(|e| format!("{}: {e}", path.display()))?;
     let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
-    let scorer = Scorer::new(&plan, &data);
-
-    let mut scratch = scorer.scratch();
-    let mut hits: Vec<Hit> = Vec::new();
-    for span in &data.events.accounts {
-        hits.extend(scorer.account_hits(span, &mut scratch));
-    }
-    hits.sort_by_key(|h| (h.ts, h.event, h.rule));
-    // The parallel scorer must agree with the one-thread reference.
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
-    let (seq, par) = pool.install(|| (scorer.run_sequential(), scorer.run()));
-    if seq != par {
-        return Err("sequential and parallel scorers disagree".into());
-    }
-
-    let show = |h: &Hit| {
-        format!(
-            "{} {} {} strength {} {}: {}",
-            plan.rules[h.rule as usize].id,
-            format_rfc3339(h.ts),
-            data.events.target(h.event as usize).map_or("-", |t| data.strings.resolve(t)),
-            h.strength,
-            h.effect.name(),
-            h.why
-        )
-    };
-    let all: String = hits.iter().map(|h| format!("\n    {}", show(h))).collect();
-    if hits.len() != case.expect.len() {
-        return Err(format!("expected {} hits, got {}:{all}", case.expect.len(), hits.len()));
-    }
-    for (h, e) in hits.iter().zip(&case.expect) {
-        let target = data.events.target(h.event as usize).map(|t| data.strings.resolve(t).to_string());
-        let mut problems = Vec::new();
-        if plan.rules[h.rule as usize].id != e.rule {
-            problems.push(format!("rule is not {}", e.rule));
-        }
-        if Some(h.ts) != parse_rfc3339(&e.ts) {
-            problems.push(format!("ts is not {}", e.ts));
-        }
-        if e.target.is_some() && target != e.target {
-            problems.push(format!("target is not {:?}", e.target));
-        }
-        for w in &e.why {
-            if !h.why.contains(w.as_str()) {
-                problems.push(format!("why lacks {w:?}"));
-            }
-        }
-        if let Some([lo, hi]) = e.strength
-            && !(lo..=hi).contains(&h.strength)
-        {
-            problems.push(format!("strength not in [{lo}, {hi}]"));
-        }
-        if let Some(effect) = &e.effect
-            && h.effect.name() != effect
-        {
-            problems.push(format!("effect is not {effect}"));
-        }
-        if !problems.is_empty() {
-            return Err(format!("hit {} : {}; all hits:{all}", show(h), problems.join(", ")));
-        }
-    }
-    Ok(())
+    check_hits(&plan, &data, None, &case.expect)
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -71,6 +71,11 @@ fn spill_decoder_corpus() {
     replay("spill_decoder", bodies::spill_decoder);
 }
 
+#[test]
+fn alerts_corpus() {
+    replay("alerts", bodies::alerts);
+}
+
 /// The spill decoder's seeds are frames of today's encoder (rewrite them
 /// with `CHANGELING_WRITE_SEEDS=1 cargo test --test fuzz_corpus`).
 #[test]

@@ -300,6 +300,32 @@ fn part_directories_read_or_refuse_every_file() {
 }
 
 #[test]
+fn a_csv_part_without_a_header_row_is_refused_naming_it() {
+    // Before: its first record was read as the header and lost uncounted.
+    let with = events_csv(6);
+    let without: String = with.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    for codec in [Codec::Plain, Codec::Gz] {
+        Case::new("header-less part", 2, "part-1.csv")
+            .text("events/part-0.csv", codec, &with)
+            .text("events/part-1.csv", codec, &without)
+            .run();
+        Case::new("header-less part", 2, "the header row has no column `ts`, `actor`, `action`")
+            .text("events/part-0.csv", codec, &with)
+            .text("events/part-1.csv", codec, &without)
+            .run();
+        // A header naming only some of the required columns.
+        Case::new("header without actor", 2, "the header row has no column `actor` (every events record needs it)")
+            .text("events.csv", codec, "ts,who,action\n1600000000000,a,like\n")
+            .run();
+    }
+    // Items need `id` and `author`.
+    Case::new("items without a header", 2, "no column `id`, `author`")
+        .text("events.csv", Codec::Plain, &with)
+        .text("items.csv", Codec::Plain, "t-1,a1\nt-2,a2\n")
+        .run();
+}
+
+#[test]
 fn csv_quotes_lose_one_record_and_invent_none() {
     // An unterminated quote on line 3 of 100,000 rows used to read as 11
     // events and 0 skipped.

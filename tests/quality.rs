@@ -63,9 +63,18 @@ fn shipped_rules_meet_the_quality_floor() {
     let benign = report["accounts"]["benign"].as_f64().unwrap();
     let fp = high["false_positives"].as_f64().unwrap();
     assert!(fp / benign <= 0.002, "{fp} of {benign} benign accounts at high: {report:#}");
+    let mut lookalikes = Vec::new();
     for s in high["benign_styles"].as_array().unwrap() {
         assert!(s["fp_rate"].as_f64().unwrap() <= 0.1, "look-alike at high: {s}");
+        lookalikes.push(s["style"].as_str().unwrap().to_string());
     }
+    // A look-alike of every episode style is planted and was measured: an
+    // empty list would check nothing.
+    assert_eq!(
+        lookalikes,
+        ["lookalike-campaign", "lookalike-follow_spree", "lookalike-quiet", "lookalike-story", "lookalike-takeover"],
+        "{report:#}"
+    );
     let auc = report["ranking"]["roc_auc"].as_f64().unwrap();
     assert!(auc >= 0.97, "ROC AUC {auc}");
 }

@@ -131,10 +131,11 @@ impl Read for Dribble<'_> {
 
 /// The block cutter: three bytes choose CSV or lines, the block size, the
 /// maximum record length and the read size; the rest is the stream.
-/// Every block is the input's bytes from the start of its first line
-/// (so nothing is invented or reordered); with nothing skipped, the blocks
-/// are the whole input, and for CSV they hold exactly the records the
-/// parser finds in the whole input.
+/// Every block is the input's bytes from the start of its first line, but
+/// for records skipped as too long, whose lines are left empty (so nothing
+/// is invented or reordered, and line numbers hold); with nothing skipped,
+/// the blocks are the whole input, and for CSV they hold exactly the
+/// records the parser finds in the whole input.
 pub fn block_cutter(data: &[u8]) {
     let [mode, size, max, input @ ..] = data else { return };
     let csv = mode & 1 == 1;
@@ -147,14 +148,30 @@ pub fn block_cutter(data: &[u8]) {
     let mut joined = Vec::new();
     let mut skipped = 0;
     let mut records = 0;
-    let mut last_end = 0;
+    let mut next_line = 1;
     while let Some(block) = cutter.next_block().expect("reading from memory") {
         let line = usize::try_from(block.first_line).unwrap();
-        let start = *line_starts.get(line - 1).unwrap_or_else(|| panic!("block starts at line {line}, past the input"));
-        assert!(start >= last_end, "block at line {line} starts at byte {start}, before the last block ended");
-        let end = start + block.bytes.len();
-        assert!(end <= input.len() && input[start..end] == block.bytes[..], "block at line {line} is not the input");
-        last_end = end;
+        assert!(line >= next_line, "block at line {line} starts before the last block ended (line {next_line})");
+        let first_bad = block.bad.iter().map(|b| usize::try_from(b.0).unwrap()).min();
+        let input_line = |l: usize| -> &[u8] {
+            let start = *line_starts.get(l - 1).unwrap_or_else(|| panic!("block reaches line {l}, past the input"));
+            let end = memchr_newline(&input[start..]).map_or(input.len(), |i| start + i);
+            &input[start..end]
+        };
+        let parts: Vec<&[u8]> = block.bytes.split(|b| *b == b'\n').collect();
+        for (j, part) in parts.iter().enumerate() {
+            let l = line + j;
+            if j + 1 == parts.len() && part.is_empty() {
+                break;
+            }
+            let whole = input_line(l);
+            let cut = part.is_empty() && first_bad.is_some_and(|b| b <= l);
+            assert!(
+                *part == whole || (j + 1 == parts.len() && whole.starts_with(part)) || cut,
+                "block at line {line}: its line {l} is not the input's"
+            );
+        }
+        next_line = line + parts.len() - 1;
         skipped += block.bad.len();
         if csv {
             records += count_csv_records(&block.bytes);
@@ -167,6 +184,10 @@ pub fn block_cutter(data: &[u8]) {
             assert_eq!(records, count_csv_records(input), "the blocks hold other records than the input");
         }
     }
+}
+
+fn memchr_newline(s: &[u8]) -> Option<usize> {
+    s.iter().position(|b| *b == b'\n')
 }
 
 /// Records in a whole CSV text, as the parser splits them.
@@ -219,4 +240,63 @@ pub fn spill_seed(kind: TableKind, text: &str) -> Vec<u8> {
     let mut out = vec![pick as u8];
     spill::encode(&table, &mut out);
     out
+}
+
+/// Alerts read back, as `eval`, `diff` and `report` read them: the first
+/// byte picks JSON Lines (even) or Parquet (odd), the rest is the file.
+/// Reading never panics; alerts that are read keep the contract (`end`
+/// not before `start`, `score` in [0, 1], a tier, no alert repeated whole);
+/// a diff of the alerts with themselves moves nothing; the report and the
+/// evaluation (against labels naming the first alert's account
+/// compromised) are made without a panic, and the page shows no raw
+/// control or invisible character.
+pub fn alerts(data: &[u8]) {
+    use changeling::alerts::read;
+    use changeling::eval::{self, Settings, TierSource, Truth, Window};
+    let Some((&pick, bytes)) = data.split_first() else { return };
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(if pick % 2 == 0 { "alerts.jsonl" } else { "alerts.parquet" });
+    write(dir.path(), path.file_name().and_then(|n| n.to_str()).expect("a name"), bytes);
+    let Ok(alerts) = read::read(&path) else { return };
+    for (i, a) in alerts.iter().enumerate() {
+        assert!(a.start <= a.end, "alert {} ends before it starts", a.line);
+        assert!((0.0..=1.0).contains(&a.score), "alert {} scores {}", a.line, a.score);
+        assert!(!a.tier.is_empty(), "alert {} has no tier", a.line);
+        assert!(
+            !alerts[..i].iter().any(|b| read::ReadAlert { line: a.line, ..b.clone() } == *a),
+            "alert {} repeats an earlier one",
+            a.line
+        );
+    }
+    let tiers = read::tiers_of(&alerts);
+    let d = changeling::diff::diff(&alerts, &alerts, &tiers, None);
+    assert!(d.moved.is_empty() && d.changed_within_tier == 0, "alerts differ from themselves");
+    let _ = changeling::diff::render(&d, "a", "b", 3);
+
+    let mut truth = Truth::default();
+    if let Some(first) = alerts.first() {
+        truth.add(&first.actor, true, Window { start: Some(first.start), end: Some(first.end) }, None);
+    }
+    let days: std::collections::BTreeMap<String, u64> = alerts.iter().map(|a| (a.actor.clone(), 1)).collect();
+    let file = eval::AlertFile::from_read(&path, &alerts);
+    let settings = Settings { tiers: tiers.clone(), tier_source: TierSource::Alerts, slack: 0, rules_tier: None };
+    if let Ok(report) = eval::evaluate(&truth, &days, &file, &settings) {
+        let _ = serde_json::to_string(&report).expect("a report serializes");
+    }
+    let _ = eval::curves(&truth, &days, &file, &settings);
+    let _ = eval::listing(&truth, &days, &file, &settings);
+    let input = changeling::report::Input {
+        alerts_name: "alerts".into(),
+        alerts: &alerts,
+        tiers,
+        tier_source: TierSource::Alerts,
+        labels: Some(changeling::report::Labels { dataset: "d".into(), truth: &truth, days: &days, slack: 0 }),
+        top: 5,
+    };
+    if let Ok(page) = changeling::report::render(&input) {
+        let raw = page.chars().find(|&c| {
+            (c.is_control() && c != '\n' && c != '\t' && c != '\r') || changeling::terminal::is_invisible(c)
+        });
+        assert!(raw.is_none(), "the report shows a raw {raw:?}");
+    }
 }

@@ -11,6 +11,14 @@
 //! Per hit: `actor, incident_start, incident_end, score, tier` (of its
 //! incident), then the hit's `rule, title, severity, tags, version, ts,
 //! action, target, strength, effect, signals, why`.
+//!
+//! A spreadsheet opening the file runs a cell that starts with `=`, `+`,
+//! `-` or `@` (or a tab or carriage return before one) as a formula, and
+//! actors, targets, actions and `why` come from the logs: a cell that
+//! starts with one of those characters, or with their full-width forms
+//! (`＝＋－＠`), is written with a `'` before it, as the common guidance
+//! for CSV injection says ([`neutralise`]). The raw values stay in the
+//! JSON Lines and Parquet alerts.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -63,6 +71,23 @@ fn io_error(e: ::csv::Error) -> io::Error {
         ::csv::ErrorKind::Io(e) => e,
         _ => unreachable!("checked above"),
     }
+}
+
+/// `cell` as written to the CSV file: with a `'` before it when it starts
+/// with a character that makes a spreadsheet read it as a formula (`=`,
+/// `+`, `-`, `@`, tab, carriage return, or the full-width `＝＋－＠`).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}') => {
+            std::borrow::Cow::Owned(format!("'{cell}"))
+        }
+        _ => std::borrow::Cow::Borrowed(cell),
+    }
+}
+
+/// Writes one record, each cell through [`neutralise`].
+fn record<W: Write, const N: usize>(w: &mut ::csv::Writer<W>, cells: [&str; N]) -> io::Result<()> {
+    w.write_record(cells.map(neutralise).iter().map(|c| c.as_bytes())).map_err(io_error)
 }
 
 /// Writes the incidents as CSV rows of kind `rows`; returns how many
@@ -141,44 +166,48 @@ fn write_rows<W: Write>(
                         .iter()
                         .filter(|h| h.effect == crate::rules::Effect::For)
                         .reduce(|a, b| if b.strength > a.strength { b } else { a });
-                    w.write_record([
-                        actor,
-                        &start,
-                        &end,
-                        &score,
-                        tier,
-                        &families.join("|"),
-                        &inc.hits.len().to_string(),
-                        &rules.join("|"),
-                        severity.map_or("", Severity::name),
-                        &tags.into_iter().collect::<Vec<_>>().join("|"),
-                        strongest.map_or("", |h| h.why.as_str()),
-                    ])
-                    .map_err(io_error)?;
-                }
-                Rows::Hit => {
-                    for h in &inc.hits {
-                        let info = &cx.rules[h.rule as usize];
-                        w.write_record([
+                    record(
+                        w,
+                        [
                             actor,
                             &start,
                             &end,
                             &score,
                             tier,
-                            &info.id,
-                            &info.title,
-                            info.severity.name(),
-                            &info.tags.join("|"),
-                            &info.version.to_string(),
-                            &format_rfc3339(h.ts),
-                            s.resolve(h.action),
-                            h.target.map_or("", |t| s.resolve(t)),
-                            &h.strength.to_string(),
-                            h.effect.name(),
-                            &h.signals.join("|"),
-                            &h.why,
-                        ])
-                        .map_err(io_error)?;
+                            &families.join("|"),
+                            &inc.hits.len().to_string(),
+                            &rules.join("|"),
+                            severity.map_or("", Severity::name),
+                            &tags.into_iter().collect::<Vec<_>>().join("|"),
+                            strongest.map_or("", |h| h.why.as_str()),
+                        ],
+                    )?;
+                }
+                Rows::Hit => {
+                    for h in &inc.hits {
+                        let info = &cx.rules[h.rule as usize];
+                        record(
+                            w,
+                            [
+                                actor,
+                                &start,
+                                &end,
+                                &score,
+                                tier,
+                                &info.id,
+                                &info.title,
+                                info.severity.name(),
+                                &info.tags.join("|"),
+                                &info.version.to_string(),
+                                &format_rfc3339(h.ts),
+                                s.resolve(h.action),
+                                h.target.map_or("", |t| s.resolve(t)),
+                                &h.strength.to_string(),
+                                h.effect.name(),
+                                &h.signals.join("|"),
+                                &h.why,
+                            ],
+                        )?;
                     }
                 }
             }

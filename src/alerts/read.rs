@@ -7,7 +7,10 @@
 //! `signals`, `title`, `severity`, `tags`, `version`). Other fields are
 //! ignored, so alerts of older versions and of other tools that follow the
 //! contract read too. Alerts are changeling's own output, so a record that
-//! is not an alert is an error naming its line (or row), not skipped.
+//! is not an alert is an error naming its line (or row), not skipped, and
+//! so is an alert repeated whole (a file concatenated twice would count
+//! every incident twice). `families` keep their order in the file, in
+//! both formats.
 
 use std::fs::File;
 use std::io::BufRead;
@@ -126,8 +129,32 @@ struct RawAlert {
     score: f64,
     tier: String,
     #[serde(default)]
-    families: serde_json::Map<String, serde_json::Value>,
+    families: Families,
     hits: Vec<RawHit>,
+}
+
+/// A JSON object's members in file order (serde_json's map sorts them).
+#[derive(Default)]
+struct Families(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Families {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Families, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = Families;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of family names to numbers")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Families, A::Error> {
+                let mut out = Vec::new();
+                while let Some(member) = map.next_entry::<String, serde_json::Value>()? {
+                    out.push(member);
+                }
+                Ok(Families(out))
+            }
+        }
+        d.deserialize_map(Members)
+    }
 }
 
 #[derive(Deserialize)]
@@ -192,13 +219,39 @@ pub fn parse_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<ReadAlert>, 
                 tags: h.tags,
             });
         }
-        let families = raw.families.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect();
+        let families = raw.families.0.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect();
         let alert =
             ReadAlert { line: n, actor: raw.actor, start, end, score: raw.score, tier: raw.tier, families, hits };
         check(&alert).map_err(bad)?;
         alerts.push(alert);
     }
+    refuse_repeats(path, &alerts)?;
     Ok(alerts)
+}
+
+/// An error at the first alert that repeats an earlier one whole (all but
+/// its line).
+fn refuse_repeats(path: &Path, alerts: &[ReadAlert]) -> Result<(), ReadError> {
+    let mut seen: std::collections::HashMap<(&str, Millis, Millis), Vec<usize>> = Default::default();
+    for (i, a) in alerts.iter().enumerate() {
+        let same = seen.entry((&a.actor, a.start, a.end)).or_default();
+        if let Some(&j) = same.iter().find(|&&j| ReadAlert { line: a.line, ..alerts[j].clone() } == *a) {
+            return Err(ReadError::BadAlert {
+                path: path.to_path_buf(),
+                line: a.line,
+                message: format!(
+                    "repeats the alert of {} {} (actor {:?}, start {}): every incident is written once; was the \
+                     file written twice into one?",
+                    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")) { "row" } else { "line" },
+                    alerts[j].line,
+                    a.actor,
+                    crate::time::format_rfc3339(a.start)
+                ),
+            });
+        }
+        same.push(i);
+    }
+    Ok(())
 }
 
 /// The contract's rules an alert must keep.
@@ -345,6 +398,7 @@ fn read_parquet(path: &Path, file: File) -> Result<Vec<ReadAlert>, ReadError> {
             alerts.push(alert);
         }
     }
+    refuse_repeats(path, &alerts)?;
     Ok(alerts)
 }
 

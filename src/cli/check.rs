@@ -7,7 +7,7 @@ use changeling::rules::layers::{self, RuleLayer};
 /// Validates rules; exit 2 when any has an error.
 pub fn check(rules: &[RuleLayer]) -> anyhow::Result<ExitCode> {
     let (set, diags) = layers::load(rules, &changeling::rules::Overrides::default());
-    super::to_stderr(&diags.render())?;
+    super::to_stderr(&changeling::terminal::for_terminal(&diags.render()))?;
     match set {
         Some(set) if set.rules.is_empty() => {
             super::to_stderr(&format!("error: {}: no rules\n", layers::describe(rules)))?;

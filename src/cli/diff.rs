@@ -116,6 +116,19 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
+    // An alert of a tier the rules do not have would count as no alert:
+    // refused, as `eval` does.
+    for (side, path) in [(&old, &args.old), (&new, &args.new)] {
+        if let Some(a) = side.alerts.iter().find(|a| !tiers.contains(&a.tier)) {
+            return Err(eval::EvalError::UnknownAlertTier {
+                path: path.clone(),
+                line: a.line,
+                tier: a.tier.clone(),
+                tiers: tiers.clone(),
+            }
+            .into());
+        }
+    }
     let truth = match &args.data {
         Some(d) => {
             let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
@@ -134,7 +147,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
         s.push('\n');
         s
     } else {
-        diff::render(&d, &old.name, &new.name, args.max_hits)
+        changeling::terminal::for_terminal(&diff::render(&d, &old.name, &new.name, args.max_hits)).into_owned()
     };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;

@@ -166,6 +166,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
             text
         }
     };
+    // Actors, tiers and rule ids come from the alerts and the data.
+    let text = if args.json { text } else { changeling::terminal::for_terminal(&text).into_owned() };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;

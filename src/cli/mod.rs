@@ -202,7 +202,7 @@ pub struct Loaded {
 pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
     let (set, diags) = layers::load(layers, &changeling::rules::Overrides::default());
     if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
-        to_stderr(&diags.render()).ok()?;
+        to_stderr(&changeling::terminal::for_terminal(&diags.render())).ok()?;
     }
     let set = set?;
     if set.rules.is_empty() {
@@ -224,10 +224,14 @@ pub fn data_dir(data: Option<&PathBuf>) -> anyhow::Result<(PathBuf, Option<tempf
     match data {
         Some(d) => Ok((d.clone(), None, d.display().to_string())),
         None => {
+            // Named with the process id, so that a later run can remove
+            // the copy a killed run left (SIGKILL runs no handler).
+            let prefix = format!("changeling-demo-{}-", std::process::id());
             let tmp = tempfile::Builder::new()
-                .prefix("changeling-demo-")
+                .prefix(&prefix)
                 .tempdir()
                 .map_err(|e| anyhow::anyhow!("creating a directory for the demo dataset: {e}"))?;
+            changeling::spill::remove_left_by_dead_processes(&std::env::temp_dir(), "changeling-demo-", tmp.path());
             changeling::rules::embedded::write_demo(tmp.path())
                 .map_err(|e| anyhow::anyhow!("writing the demo dataset: {e}"))?;
             Ok((tmp.path().to_path_buf(), Some(tmp), "the built-in demo dataset".into()))

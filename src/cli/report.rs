@@ -22,7 +22,7 @@ pub struct ReportArgs {
     /// precision-recall curves and per-rule true and false positives.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The HTML file to write.
+    /// The HTML file to write; `-` writes the page to stdout.
     #[arg(long, short, default_value = "report.html")]
     out: PathBuf,
     /// Rules whose tiers order the alerts' (default: builtin; when they do
@@ -39,11 +39,16 @@ pub struct ReportArgs {
 
 /// Runs the command.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    // The page is written over neither the alerts nor the dataset.
-    if let Some(d) = &args.data {
-        changeling::output::check_not_input(&args.out, d).map_err(anyhow::Error::msg)?;
+    let to_stdout = args.out.as_os_str() == "-";
+    if !to_stdout {
+        // The page is written over neither the alerts nor the dataset, and
+        // a destination that cannot be written is found before any work.
+        if let Some(d) = &args.data {
+            changeling::output::check_not_input(&args.out, d).map_err(anyhow::Error::msg)?;
+        }
+        super::check_not_same_file(&args.out, &args.alerts)?;
+        changeling::output::check_writable(&args.out)?;
     }
-    super::check_not_same_file(&args.out, &args.alerts)?;
     let alerts = read::read(&args.alerts)?;
     let layers = super::rule_layers(&args.rules)?;
     let (tiers, tier_source) = match changeling::rules::layers::load(&layers, &Default::default()) {
@@ -80,12 +85,20 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         top: args.top,
     };
     let page = report::render(&input)?;
-    changeling::output::write_file(&args.out, page.as_bytes())?;
+    let written_to = if to_stdout {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        out.write_all(page.as_bytes())?;
+        out.flush()?;
+        "stdout".to_string()
+    } else {
+        changeling::output::write_file(&args.out, page.as_bytes())?;
+        args.out.display().to_string()
+    };
     super::to_stderr(&format!(
-        "changeling report: {} incidents of {} written to {}\n",
+        "changeling report: {} incidents of {} written to {written_to}\n",
         alerts.len(),
         args.alerts.display(),
-        args.out.display()
     ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -408,6 +408,19 @@ fn write(
             stdout.flush()?;
             Ok(n)
         }
+        None if std::io::stdout().is_terminal() => {
+            // Values from the data would drive the terminal: control and
+            // invisible characters are escaped (JSON Lines as JSON escapes,
+            // the same values; CSV cells as `\x1b`, `\u{200b}`).
+            let text = match dest.format {
+                Format::Jsonl => changeling::terminal::Text::Json,
+                _ => changeling::terminal::Text::Plain,
+            };
+            let mut w = changeling::terminal::EscapingWriter::new(BufWriter::new(std::io::stdout()), text);
+            let n = write_to(&mut w, dest.format, rows, incidents, cx, each)?;
+            w.finish()?.flush()?;
+            Ok(n)
+        }
         None => {
             let mut w = BufWriter::new(std::io::stdout());
             let n = write_to(&mut w, dest.format, rows, incidents, cx, each)?;
@@ -512,6 +525,17 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let (data, _demo, data_name) = super::data_dir(args.data.as_ref())?;
     if let Some(path) = &dest.path {
         changeling::output::check_not_input(path, &data).map_err(anyhow::Error::msg)?;
+        // Found now, not after the whole run.
+        changeling::output::check_writable(path)?;
+    }
+    if let Some(t) = &args.tmp
+        && t.exists()
+        && !t.is_dir()
+    {
+        anyhow::bail!(
+            "--tmp {}: not a directory; give a directory for the spill files (one that does not exist yet is made)",
+            t.display()
+        );
     }
     let opts = RunOptions {
         read: ReadOptions {

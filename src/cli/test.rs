@@ -5,6 +5,7 @@
 //! be read, or (with `--require-coverage`) a rule lacks a positive or a
 //! benign case; 2 the rules do not load.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,15 +44,20 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         anyhow::ensure!(values.len() == 1, "--set {path}: give one value to test with");
         overrides.assignments.push(Assignment { path: path.clone(), value: values[0].clone() });
     }
+    if let Some(path) = &args.junit {
+        changeling::output::check_writable(path)?;
+    }
     let name = changeling::rules::layers::describe(&layers);
     let suite = match ruletest::run_layers(&layers, &overrides) {
         Ok(s) => s,
         Err(diags) => {
-            super::to_stderr(&diags.render())?;
+            super::to_stderr(&changeling::terminal::for_terminal(&diags.render()))?;
             return Ok(ExitCode::from(2));
         }
     };
-    let mut out = std::io::stdout().lock();
+    // Case names, rule ids and the actors of case data come from the rule
+    // and case files: the text is escaped for the terminal as a whole.
+    let mut out = String::new();
     writeln!(out, "changeling test: {} case(s) of the rules in {name}", suite.results.len())?;
     for r in &suite.results {
         match &r.outcome {
@@ -83,7 +89,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             format!(", {} case file(s) unreadable", suite.file_errors.len())
         }
     )?;
-    out.flush()?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(changeling::terminal::for_terminal(&out).as_bytes())?;
+    stdout.flush()?;
     if let Some(path) = &args.junit {
         changeling::output::write_file(path, suite.junit().as_bytes())?;
     }

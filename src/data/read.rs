@@ -151,6 +151,28 @@ pub(crate) fn note_bad(
 
 type Parsed = Vec<(TableBuilder, Vec<(u64, String)>)>;
 
+/// The header `h` of a CSV file of table `kind`, or an error when it lacks
+/// a column every record needs. Such a "header" is most likely the first
+/// record of a file written without a header row (one part of a Spark
+/// export among others with one): read as names, that record would be
+/// lost without a count, and every record after it skipped.
+fn header_has_required(kind: TableKind, h: (Vec<String>, usize, u64)) -> Result<(Vec<String>, usize, u64), String> {
+    let names = &h.0;
+    let missing: Vec<&str> =
+        kind.fields().iter().filter(|f| f.required && !names.iter().any(|n| n == f.name)).map(|f| f.name).collect();
+    if missing.is_empty() {
+        return Ok(h);
+    }
+    Err(format!(
+        "the header row has no column {} (every {} record needs {}); a file without a header row? Its first line \
+         reads `{}`",
+        missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+        kind.name(),
+        if missing.len() == 1 { "it" } else { "them" },
+        crate::terminal::value(&names.join(","), 200)
+    ))
+}
+
 /// Reads one JSONL or CSV file as a pipeline: a reader thread cuts the
 /// (decompressed) stream into batches of blocks; each batch is parsed on the
 /// pool while the previous one is merged, in order, into the sink.
@@ -192,7 +214,8 @@ fn read_text_file(
                                     let _ = tx.send(Err(DataError::BadFile { path: file.path.clone(), message }));
                                     return;
                                 }
-                                match csv_format::parse_header(&block.bytes) {
+                                match csv_format::parse_header(&block.bytes).and_then(|h| header_has_required(kind, h))
+                                {
                                     Ok((names, len, lines)) => {
                                         let _ = header.set(names);
                                         block.bytes.drain(..len);
@@ -255,8 +278,10 @@ fn merge_batches(
                 } else {
                     jsonl::parse_block(&block.bytes, block.first_line, &mut builder, &mut bad);
                 }
-                // The records the block reader skipped come after the block's.
+                // The records the block reader skipped are among the block's:
+                // in line order.
                 bad.extend(block.bad);
+                bad.sort_by_key(|b| b.0);
                 progress.records.fetch_add((builder.rows() + bad.len()) as u64, Ordering::Relaxed);
                 (builder, bad)
             })

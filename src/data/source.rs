@@ -245,8 +245,9 @@ pub struct Block {
     pub bytes: Vec<u8>,
     /// 1-based line number of the block's first line in its file.
     pub first_line: u64,
-    /// Records the reader skipped just after `bytes`, as (line, reason):
-    /// longer than the maximum, or a quoted CSV cell never closed.
+    /// Records the reader skipped, as (line, reason): longer than the
+    /// maximum (cut out of `bytes`, their line breaks left as blank lines),
+    /// or a quoted CSV cell never closed (just after `bytes`).
     pub bad: Vec<(u64, String)>,
 }
 
@@ -259,7 +260,11 @@ pub struct Block {
 /// `max_record` bytes is skipped as bad (reported in [`Block::bad`]) without
 /// being held in memory whole; a CSV quoted cell left open at the end of the
 /// input or past that length is skipped the same way, and reading resumes at
-/// the line after the one it opened on.
+/// the line after the one it opened on. A long record whose end is already
+/// in the buffer is cut out of the block in place (its line breaks stay, as
+/// blank lines, so that line numbers hold) and the block goes on: a file of
+/// many long records costs one pass, not a block and a copy of the buffer
+/// per record.
 pub struct BlockReader<R> {
     inner: R,
     carry: Vec<u8>,
@@ -270,6 +275,10 @@ pub struct BlockReader<R> {
     eof: bool,
     /// Dropping bytes up to the next line break (after a record too long).
     skipping: bool,
+    /// Whether a record with more than blanks has been passed on (in CSV,
+    /// the first one is the header: a bad one ends its block, so that the
+    /// reader of the header sees it missing).
+    data_seen: bool,
     /// Bytes read from the (decompressed) stream so far.
     pub bytes_read: u64,
 }
@@ -299,6 +308,7 @@ impl<R: Read> BlockReader<R> {
             next_line: 1,
             eof: false,
             skipping: false,
+            data_seen: false,
             bytes_read: 0,
         }
     }
@@ -369,10 +379,15 @@ impl<R: Read> BlockReader<R> {
         if self.skipping {
             self.skip_line(&mut buf)?;
         }
-        // `pos`: the end of the whole records scanned so far. After a bad
-        // record, `resume` says where reading goes on: `Some(r)` at byte r,
-        // `None` after the next line break, beyond `buf`.
+        // `pos`: the end of the whole records scanned so far; `kept`: the
+        // end of the block's bytes, `buf[..kept]`, the records scanned with
+        // each long one replaced by its line breaks; `lines`: the line
+        // breaks scanned. After a bad record that ends the block, `resume`
+        // says where reading goes on: `Some(r)` at byte r, `None` after the
+        // next line break, beyond `buf`.
         let mut pos = 0;
+        let mut kept = 0;
+        let mut lines = 0u64;
         let mut bad = Vec::new();
         let mut resume: Option<Option<usize>> = None;
         while pos < self.target {
@@ -384,19 +399,36 @@ impl<R: Read> BlockReader<R> {
                 continue;
             }
             match self.record_end(&buf, pos) {
-                End::At(end) if end - pos <= self.max_record => pos = end,
+                End::At(end) if end - pos <= self.max_record => {
+                    if kept != pos {
+                        buf.copy_within(pos..end, kept);
+                    }
+                    if !self.data_seen {
+                        self.data_seen = buf[kept..kept + end - pos].iter().any(|b| !b.is_ascii_whitespace());
+                    }
+                    kept += end - pos;
+                    lines += newlines(&buf[kept - (end - pos)..kept]);
+                    pos = end;
+                }
                 End::At(end) => {
                     let what = if self.csv { "record" } else { "line" };
                     let why = format!("{what} of {} bytes, over the maximum of {}", end - pos, self.max_record);
-                    bad.push((self.line_at(&buf, pos), why));
-                    resume = Some(Some(end));
-                    break;
+                    bad.push((self.next_line + lines, why));
+                    if self.csv && !self.data_seen {
+                        resume = Some(Some(end));
+                        break;
+                    }
+                    let breaks = newlines(&buf[pos..end]);
+                    buf[kept..kept + breaks as usize].fill(b'\n');
+                    kept += breaks as usize;
+                    lines += breaks;
+                    pos = end;
                 }
                 End::Open(quote) if self.eof || buf.len() - pos > self.max_record => {
-                    let line = self.line_at(&buf, pos);
+                    let line = self.next_line + lines;
                     match quote {
                         Some(q) => {
-                            let opened = self.line_at(&buf, q);
+                            let opened = line + newlines(&buf[pos..q]);
                             let why = if self.eof && buf.len() - pos <= self.max_record {
                                 "before the end of the file".to_string()
                             } else {
@@ -431,29 +463,23 @@ impl<R: Read> BlockReader<R> {
         let first_line = self.next_line;
         match resume {
             None => {
-                self.next_line += newlines(&buf[..pos]);
+                self.next_line += lines;
                 self.carry = buf.split_off(pos);
             }
             Some(Some(r)) => {
-                self.next_line += newlines(&buf[..r]);
+                self.next_line += lines + newlines(&buf[pos..r]);
                 self.carry = buf[r..].to_vec();
-                buf.truncate(pos);
             }
             Some(None) => {
-                self.next_line += newlines(&buf);
+                self.next_line += lines + newlines(&buf[pos..]);
                 self.skipping = true;
-                buf.truncate(pos);
             }
         }
+        buf.truncate(kept);
         if buf.is_empty() && bad.is_empty() {
             return Ok(None);
         }
         Ok(Some(Block { bytes: buf, first_line, bad }))
-    }
-
-    /// The line number of byte `at` of `buf` (which starts at `next_line`).
-    fn line_at(&self, buf: &[u8], at: usize) -> u64 {
-        self.next_line + newlines(&buf[..at])
     }
 }
 
@@ -552,8 +578,12 @@ mod tests {
         let (mut kept, mut bad) = (String::new(), Vec::new());
         while let Some(b) = r.next_block().unwrap() {
             let mut line = b.first_line;
+            // Blank lines (a long record cut out leaves its line breaks)
+            // are skipped, as the parsers skip them.
             for l in String::from_utf8(b.bytes).unwrap().split_inclusive('\n') {
-                kept.push_str(&format!("{line}:{l}"));
+                if l != "\n" {
+                    kept.push_str(&format!("{line}:{l}"));
+                }
                 line += 1;
             }
             bad.extend(b.bad.into_iter().map(|(l, why)| (l, line, why)));
@@ -594,5 +624,24 @@ mod tests {
             let lines: Vec<u64> = bad.iter().map(|b| b.0).collect();
             assert_eq!(lines, [2, 4], "target {target}: {bad:?}");
         }
+    }
+
+    #[test]
+    fn many_long_lines_are_cut_out_of_one_block() {
+        // Before, every long line ended its block (and the rest of the
+        // buffer was copied): 1,000 long lines made 1,000 blocks.
+        let long = "x".repeat(50);
+        let text: String = (0..1000).map(|i| format!("{long}\nshort {i}\n")).collect();
+        let mut r = BlockReader::with_max_record(text.as_bytes(), 1 << 20, 20, false);
+        let (mut blocks, mut bad, mut kept) = (0, 0, 0);
+        while let Some(b) = r.next_block().unwrap() {
+            blocks += 1;
+            bad += b.bad.len();
+            kept += b.bytes.split(|c| *c == b'\n').filter(|l| !l.is_empty()).count();
+            for (i, (line, _)) in b.bad.iter().enumerate() {
+                assert_eq!(*line, b.first_line + 2 * i as u64, "line numbers hold");
+            }
+        }
+        assert_eq!((blocks, bad, kept), (1, 1000, 1000));
     }
 }

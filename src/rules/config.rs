@@ -315,7 +315,9 @@ impl Config {
         }
 
         if let Some(macros) = r.table(&mut ctx, "macros", "[macros]") {
+            let mut spans = BTreeMap::new();
             for (key, value) in macros.entries() {
+                spans.insert(key.get_ref().to_string(), key.span());
                 let DeValue::Array(items) = value.get_ref() else {
                     ctx.report(
                         Code::WrongType,
@@ -329,6 +331,7 @@ impl Config {
                 let body: Vec<Filter> = items.iter().filter_map(|i| filter::parse_filter(&mut mctx, i, 1)).collect();
                 config.macros.insert(key.get_ref().to_string(), body);
             }
+            filter::check_macros(&mut ctx, &mut config.macros, &spans);
         }
         r.finish(&mut ctx);
         config

@@ -69,6 +69,9 @@ pub enum Code {
     /// W103: the score model lets one family of evidence alone reach the
     /// top tier.
     SingleFamilyTops,
+    /// W104: a directory link in a rules directory or its `tests/` that
+    /// leads to a directory already read (a loop): not followed.
+    DirectoryLoop,
 }
 
 impl Code {
@@ -96,6 +99,7 @@ impl Code {
             Code::FieldLooksMisspelled => "W101",
             Code::UnusualAction => "W102",
             Code::SingleFamilyTops => "W103",
+            Code::DirectoryLoop => "W104",
         }
     }
 
@@ -178,17 +182,21 @@ impl Diagnostic {
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad}--> {}:{line}:{col}", self.source.path.display());
         let text = self.source.text.lines().nth(line - 1).unwrap_or("");
+        // The line is shown with its control and invisible characters
+        // escaped (see `crate::terminal`); the caret is placed and sized in
+        // the escaped text.
+        let shown = |s: &str| crate::terminal::escape(s, false).chars().count();
         let _ = writeln!(out, "{pad} |");
-        let _ = writeln!(out, "{line} | {text}");
-        let line_len = text.chars().count();
+        let _ = writeln!(out, "{line} | {}", crate::terminal::escape(text, false));
+        let line_len = shown(text);
+        let before: String = text.chars().take(col - 1).collect();
+        let col = shown(&before) + 1;
         // Spans are byte offsets; one that falls inside a character (or
         // past the end) is widened to whole characters.
         let all = &self.source.text;
         let start = all.floor_char_boundary(self.span.start);
-        let span_chars = all[start..all.ceil_char_boundary(self.span.end.max(start))]
-            .lines()
-            .next()
-            .map_or(1, |s| s.chars().count().max(1));
+        let span_chars =
+            all[start..all.ceil_char_boundary(self.span.end.max(start))].lines().next().map_or(1, |s| shown(s).max(1));
         let carets = span_chars.min(line_len.saturating_sub(col - 1).max(1));
         let _ = writeln!(out, "{pad} | {}{}", " ".repeat(col - 1), "^".repeat(carets));
         for h in &self.help {

@@ -21,8 +21,13 @@
 //! except `ne`, `not_in` and `exists = false`.
 //!
 //! Validation resolves `@list` references, compiles regexes and expands
-//! macros (at most [`MAX_DEPTH`] deep, cycles reported); what remains is
-//! data-independent. Binding to a dataset happens in the plan.
+//! macros; what remains is data-independent. Binding to a dataset happens
+//! in the plan. Macros are checked once, where `changeling.toml` declares
+//! them ([`check_macros`]): unknown macros, cycles, nesting past
+//! [`MAX_DEPTH`] and expansions past [`MAX_EXPANDED`] filters (macros that
+//! use each other twice at each of 40 levels would expand to 2^40) are each
+//! one error at the macro. A rule's own filters are expanded within the
+//! same bound ([`expand`]).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -37,6 +42,11 @@ use crate::data::schema::{self, TableKind};
 
 /// How deep `any`/`all` groups and macros may nest.
 pub const MAX_DEPTH: usize = 16;
+
+/// The most filters (tests, groups and macro uses, counted after expansion)
+/// that one macro, or one rule's `where`, may expand to. Each is checked
+/// on every event the rule sees; the shipped rules use a few dozen.
+pub const MAX_EXPANDED: usize = 4096;
 
 /// Which record a field is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -327,7 +337,11 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
     let number = |ctx: &mut Ctx<'_>| -> Option<f64> {
         match as_number(v.get_ref()) {
             Some(x) if x.is_finite() => Some(x),
-            _ => {
+            Some(x) => {
+                ctx.report(Code::BadValue, v.span(), super::reader::not_finite(key, x));
+                None
+            }
+            None => {
                 ctx.report(
                     Code::WrongType,
                     v.span(),
@@ -350,13 +364,10 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
             match Regex::new(&pattern) {
                 Ok(re) => Op::Matches(re),
                 Err(e) => {
-                    let msg = e.to_string();
-                    let last =
-                        msg.lines().rev().find(|l| l.starts_with("error:")).unwrap_or("invalid regex").to_string();
                     ctx.report(
                         Code::BadRegex,
                         v.span(),
-                        format!("`matches` is not a valid regex: {}", last.trim_start_matches("error: ")),
+                        format!("`matches` is not a valid regex: {}", regex_error(&pattern, &e)),
                     );
                     return None;
                 }
@@ -381,47 +392,246 @@ fn parse_op(ctx: &mut Ctx<'_>, key: &str, v: &Spanned<DeValue<'_>>) -> Option<Op
     })
 }
 
-/// Replaces every `use` by the macro's filters, reporting unknown macros
-/// and cycles. `macros` holds each macro's unexpanded filters.
+/// What [`check_macros`] found of one macro.
+#[derive(Clone, Copy)]
+enum Checked {
+    /// Being checked (a use of it now is a cycle).
+    Open,
+    /// Fine: how many filters it expands to, and how deep its macros nest.
+    Good { size: usize, depth: usize },
+    /// In error (reported once, at the macro at fault).
+    Bad,
+}
+
+/// Checks the macros of a config once, in declaration order, reporting at
+/// the macro (its name in `[macros]`, `spans`) or at the faulty `use` in
+/// its body: a `use` of a macro that is not declared (E010), a macro that
+/// refers to itself (E015), macros nested more than [`MAX_DEPTH`] deep
+/// (E015), and a macro that expands to more than [`MAX_EXPANDED`] filters
+/// (E015). Each fault is reported once, at the first macro it is found in;
+/// a macro in error, and every macro that uses one, is emptied (the config
+/// has an error, so no rule of it is run). Runs in time linear in the
+/// macros' text, whatever their expansion would be.
+pub fn check_macros(
+    ctx: &mut Ctx<'_>,
+    macros: &mut BTreeMap<String, Vec<Filter>>,
+    spans: &BTreeMap<String, Range<usize>>,
+) {
+    let mut checked: BTreeMap<String, Checked> = BTreeMap::new();
+    let names: Vec<String> = spans.keys().cloned().collect();
+    for name in &names {
+        let mut stack = Vec::new();
+        check_macro(ctx, name, macros, spans, &mut checked, &mut stack);
+    }
+    for (name, c) in &checked {
+        if matches!(c, Checked::Bad)
+            && let Some(body) = macros.get_mut(name)
+        {
+            body.clear();
+        }
+    }
+}
+
+fn check_macro(
+    ctx: &mut Ctx<'_>,
+    name: &str,
+    macros: &BTreeMap<String, Vec<Filter>>,
+    spans: &BTreeMap<String, Range<usize>>,
+    checked: &mut BTreeMap<String, Checked>,
+    stack: &mut Vec<String>,
+) -> Checked {
+    if let Some(&c) = checked.get(name) {
+        if matches!(c, Checked::Open) {
+            let at = stack.iter().position(|s| s == name).unwrap_or(0);
+            let through: Vec<&str> = stack[at..].iter().map(String::as_str).chain([name]).collect();
+            let span = spans.get(name).cloned().unwrap_or(0..0);
+            ctx.report(
+                Code::MacroDepth,
+                span,
+                format!("macro `{name}` refers to itself (through {})", through.join(" -> ")),
+            );
+            checked.insert(name.to_string(), Checked::Bad);
+            return Checked::Bad;
+        }
+        return c;
+    }
+    let Some(body) = macros.get(name) else { return Checked::Bad };
+    checked.insert(name.to_string(), Checked::Open);
+    stack.push(name.to_string());
+    let mut size = 0usize;
+    let mut depth = 0usize;
+    let mut bad = false;
+    let mut uses = Vec::new();
+    count_filters(body, &mut size, &mut uses);
+    for used in uses {
+        if !spans.contains_key(&used.value) {
+            let declared: Vec<&str> = macros.keys().map(String::as_str).collect();
+            let help = unknown_name_help(&used.value, &declared);
+            ctx.report(
+                Code::UnknownMacro,
+                used.span.clone(),
+                format!("no macro named `{}` is declared in [macros]", used.value),
+            )
+            .help = help;
+            bad = true;
+            continue;
+        }
+        match check_macro(ctx, &used.value, macros, spans, checked, stack) {
+            Checked::Good { size: s, depth: d } => {
+                size = size.saturating_add(s);
+                depth = depth.max(d + 1);
+            }
+            Checked::Open | Checked::Bad => bad = true,
+        }
+        if bad || size > MAX_EXPANDED || depth >= MAX_DEPTH {
+            break;
+        }
+    }
+    stack.pop();
+    let span = spans.get(name).cloned().unwrap_or(0..0);
+    let result = if bad {
+        Checked::Bad
+    } else if depth >= MAX_DEPTH {
+        ctx.report(
+            Code::MacroDepth,
+            span,
+            format!("macro `{name}` nests macros more than {MAX_DEPTH} deep (each uses the next)"),
+        );
+        Checked::Bad
+    } else if size > MAX_EXPANDED {
+        ctx.report(
+            Code::MacroDepth,
+            span,
+            format!(
+                "macro `{name}` expands to more than {MAX_EXPANDED} filters: the macros it uses repeat each other's \
+                 filters; use each macro once, or write the filters out"
+            ),
+        );
+        Checked::Bad
+    } else {
+        Checked::Good { size, depth }
+    };
+    checked.insert(name.to_string(), result);
+    result
+}
+
+/// Adds to `size` the filters of `filters` without their macros (a `use`
+/// counts one, for the group it becomes), and collects the macros used.
+fn count_filters<'f>(filters: &'f [Filter], size: &mut usize, uses: &mut Vec<&'f Sp<String>>) {
+    for f in filters {
+        *size += 1;
+        match f {
+            Filter::Any(fs) | Filter::All(fs) => count_filters(fs, size, uses),
+            Filter::Use(name) => uses.push(name),
+            Filter::Test { .. } => {}
+        }
+    }
+}
+
+/// Replaces every `use` by the macro's filters (checked by
+/// [`check_macros`]), reporting unknown macros at the rule's `use`, and a
+/// rule whose filters expand to more than [`MAX_EXPANDED`] filters once, at
+/// the `use` that goes past it. `macros` holds each macro's unexpanded
+/// filters.
 pub fn expand(
     ctx: &mut Ctx<'_>,
     filters: Vec<Filter>,
     macros: &BTreeMap<String, Vec<Filter>>,
     stack: &mut Vec<String>,
 ) -> Vec<Filter> {
+    let mut left = MAX_EXPANDED + 1;
+    expand_within(ctx, filters, macros, stack, &mut left, None)
+}
+
+/// [`expand`] with `left` filters still allowed; `at` is the rule's `use`
+/// being expanded (spans inside macros are the config file's).
+fn expand_within(
+    ctx: &mut Ctx<'_>,
+    filters: Vec<Filter>,
+    macros: &BTreeMap<String, Vec<Filter>>,
+    stack: &mut Vec<String>,
+    left: &mut usize,
+    at: Option<&Sp<String>>,
+) -> Vec<Filter> {
     let mut out = Vec::new();
     for f in filters {
+        if *left == 0 {
+            break;
+        }
+        *left -= 1;
+        if *left == 0 {
+            let (span, via) = match (at, &f) {
+                (Some(u), _) | (None, Filter::Use(u)) => (u.span.clone(), format!(" (with macro `{}`)", u.value)),
+                (None, Filter::Test { span, .. }) => (span.clone(), String::new()),
+                (None, _) => (0..0, String::new()),
+            };
+            ctx.report(
+                Code::MacroDepth,
+                span,
+                format!("the rule's filters expand to more than {MAX_EXPANDED} filters{via}"),
+            );
+            break;
+        }
         match f {
             Filter::Use(name) => {
                 let Some(body) = macros.get(&name.value) else {
-                    let names: Vec<&str> = macros.keys().map(String::as_str).collect();
-                    let help = unknown_name_help(&name.value, &names);
-                    ctx.report(
-                        Code::UnknownMacro,
-                        name.span.clone(),
-                        format!("no macro named `{}` is declared in [macros]", name.value),
-                    )
-                    .help = help;
+                    // Inside a macro, `check_macros` has reported it.
+                    if at.is_none() {
+                        let names: Vec<&str> = macros.keys().map(String::as_str).collect();
+                        let help = unknown_name_help(&name.value, &names);
+                        ctx.report(
+                            Code::UnknownMacro,
+                            name.span.clone(),
+                            format!("no macro named `{}` is declared in [macros]", name.value),
+                        )
+                        .help = help;
+                    }
                     continue;
                 };
+                // Cycles and depth are reported by `check_macros`, which
+                // empties such macros; this guards a config not checked.
                 if stack.contains(&name.value) || stack.len() >= MAX_DEPTH {
-                    ctx.report(
-                        Code::MacroDepth,
-                        name.span.clone(),
-                        format!("macro `{}` refers to itself (through {})", name.value, stack.join(" -> ")),
-                    );
                     continue;
                 }
                 stack.push(name.value.clone());
-                out.push(Filter::All(expand(ctx, body.clone(), macros, stack)));
+                let inner = expand_within(ctx, body.clone(), macros, stack, left, at.or(Some(&name)));
+                out.push(Filter::All(inner));
                 stack.pop();
             }
-            Filter::Any(fs) => out.push(Filter::Any(expand(ctx, fs, macros, stack))),
-            Filter::All(fs) => out.push(Filter::All(expand(ctx, fs, macros, stack))),
+            Filter::Any(fs) => out.push(Filter::Any(expand_within(ctx, fs, macros, stack, left, at))),
+            Filter::All(fs) => out.push(Filter::All(expand_within(ctx, fs, macros, stack, left, at))),
             test @ Filter::Test { .. } => out.push(test),
         }
     }
     out
+}
+
+/// What is wrong with a pattern, in one line: the parser's reason and
+/// where in the pattern (`unclosed group at character 2 of the pattern`),
+/// or, for a pattern that parses but is too large once compiled, that.
+fn regex_error(pattern: &str, e: &regex::Error) -> String {
+    match e {
+        regex::Error::Syntax(text) => {
+            let why = text.lines().rev().find_map(|l| l.strip_prefix("error: ")).unwrap_or("invalid syntax");
+            // The parser shows the pattern indented by four spaces and a
+            // caret line under it.
+            let at = text
+                .lines()
+                .find(|l| l.trim_start().starts_with('^'))
+                .and_then(|l| l.find('^'))
+                .filter(|_| !pattern.contains('\n'))
+                .map(|c| c.saturating_sub(4));
+            match at {
+                Some(c) => format!("{why} at character {} of the pattern", pattern[..].chars().take(c).count() + 1),
+                None => why.to_string(),
+            }
+        }
+        regex::Error::CompiledTooBig(limit) => format!(
+            "it compiles to more than {} MiB (the size limit): its repetitions multiply; use smaller counts",
+            limit >> 20
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// The names a scope's known fields have, for docs and suggestions.

@@ -19,7 +19,7 @@
 //! them out.
 
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::diag::{self, Code, Diagnostics, Source};
@@ -156,7 +156,7 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
                 tests: Vec::new(),
                 config_path: diag::display_path(&dir.join(CONFIG_FILE)),
             };
-            match super::discover(path) {
+            match super::discover(path, diags) {
                 Ok((config, rules)) => {
                     files.config = config.and_then(|p| super::read_source(&p, diags));
                     files.rules = rules.iter().filter_map(|p| super::read_source(p, diags)).collect();
@@ -168,7 +168,13 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
             }
             if path.is_dir() {
                 let mut tests = Vec::new();
-                let _ = walk_tests(&path.join(TESTS_DIR), &mut tests);
+                let dir = path.join(TESTS_DIR);
+                if dir.is_dir()
+                    && let Err(e) = super::walk_toml(&dir, None, &mut tests, diags)
+                {
+                    let src = Source::new(diag::display_path(&dir), "");
+                    diags.push(Code::Unreadable, &src, 0..0, format!("cannot read rule tests: {e}"));
+                }
                 tests.sort();
                 files.tests = tests.iter().filter_map(|p| super::read_source(p, diags)).collect();
             }
@@ -177,26 +183,8 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
     }
 }
 
-fn walk_tests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if !dir.is_dir() {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-            continue;
-        }
-        if p.is_dir() {
-            walk_tests(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "toml") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
 /// The id a rule file declares, if it parses far enough to tell.
-fn declared_id(src: &Source) -> Option<String> {
+pub(crate) fn declared_id(src: &Source) -> Option<String> {
     let (root, _) = toml::de::DeTable::parse_recoverable(&src.text);
     match root.get_ref().get("id")?.get_ref() {
         toml::de::DeValue::String(s) => Some(s.to_string()),
@@ -241,6 +229,7 @@ pub fn load(layers: &[RuleLayer], overrides: &Overrides) -> (Option<RuleSet>, Di
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn later_layers_replace_rules_by_id_and_keep_the_last_config() {

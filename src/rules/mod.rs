@@ -60,7 +60,7 @@ pub fn load(path: &Path) -> (Option<RuleSet>, Diagnostics) {
 /// validated (see [`overrides`]).
 pub fn load_with(path: &Path, overrides: &Overrides) -> (Option<RuleSet>, Diagnostics) {
     let mut diags = Diagnostics::default();
-    let (config_path, rule_paths) = match discover(path) {
+    let (config_path, rule_paths) = match discover(path, &mut diags) {
         Ok(found) => found,
         Err(e) => {
             let src = Source::new(diag::display_path(path), "");
@@ -97,13 +97,18 @@ pub(crate) fn load_sources(
         None => Config::default(),
     };
     let mut rules = Vec::new();
+    // The ids of rule files that declare one but have errors: a reference
+    // to them is not "no rule has id" (their own errors say what is wrong).
+    let mut unloaded = Vec::new();
     for src in &sources {
-        if let Some(rule) = load_rule(&layer.source(src), &mut layer, &config, &mut diags) {
-            rules.push(rule);
+        let src = layer.source(src);
+        match load_rule(&src, &mut layer, &config, &mut diags) {
+            Some(rule) => rules.push(rule),
+            None => unloaded.extend(layers::declared_id(&src)),
         }
     }
     check_unique_ids(&rules, &mut diags);
-    check_references(&rules, &mut diags);
+    check_references(&rules, &unloaded, &mut diags);
     rules.sort_by(|a, b| a.id.value.cmp(&b.id.value));
     layer.finish(&mut diags);
     if diags.has_errors() {
@@ -113,8 +118,9 @@ pub(crate) fn load_sources(
 }
 
 /// The config file and the rule files of a rules directory (not its
-/// `tests/`), or of one rule file.
-pub(crate) fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
+/// `tests/`), or of one rule file. A directory link that leads to a
+/// directory already read is not followed, with a warning (W104).
+pub(crate) fn discover(path: &Path, diags: &mut Diagnostics) -> std::io::Result<(Option<PathBuf>, Vec<PathBuf>)> {
     if path.is_file() {
         let mut dir = path.parent();
         while let Some(d) = dir {
@@ -130,26 +136,64 @@ pub(crate) fn discover(path: &Path) -> std::io::Result<(Option<PathBuf>, Vec<Pat
     if !meta.is_dir() {
         return Err(std::io::Error::other("not a file or directory"));
     }
+    let tests = path.join(TESTS_DIR);
     let mut files = Vec::new();
-    walk(path, &mut files)?;
+    walk_toml(path, Some(&tests), &mut files, diags)?;
     files.sort();
     let config = path.join(CONFIG_FILE);
     let has_config = config.is_file();
-    let tests = path.join(TESTS_DIR);
-    files.retain(|f| f != &config && !f.starts_with(&tests));
+    files.retain(|f| f != &config);
     Ok((has_config.then_some(config), files))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The `.toml` files under `dir` (not under `skip`, nor hidden), each
+/// directory read once: a symbolic link to a directory already read (a
+/// loop back to an ancestor, or a second way to one) is not followed, and
+/// is a warning (W104) naming the link and where it leads. Without this a
+/// loop was walked until the system's limit on path length, 40 levels.
+pub(crate) fn walk_toml(
+    dir: &Path,
+    skip: Option<&Path>,
+    out: &mut Vec<PathBuf>,
+    diags: &mut Diagnostics,
+) -> std::io::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    seen.insert(std::fs::canonicalize(dir)?);
+    walk(dir, skip, out, &mut seen, diags)
+}
+
+fn walk(
+    dir: &Path,
+    skip: Option<&Path>,
+    out: &mut Vec<PathBuf>,
+    seen: &mut std::collections::HashSet<PathBuf>,
+    diags: &mut Diagnostics,
+) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let p = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if hidden {
+        if !entry.file_name().to_string_lossy().starts_with('.') {
+            entries.push(entry.path());
+        }
+    }
+    entries.sort();
+    for p in entries {
+        if skip.is_some_and(|s| p == s) {
             continue;
         }
         if p.is_dir() {
-            walk(&p, out)?;
+            let real = std::fs::canonicalize(&p)?;
+            if !seen.insert(real.clone()) {
+                let src = Source::new(diag::display_path(&p), "");
+                diags.push(
+                    Code::DirectoryLoop,
+                    &src,
+                    0..0,
+                    format!("a link to {}, which is already read: not followed", diag::display_path(&real).display()),
+                );
+                continue;
+            }
+            walk(&p, skip, out, seen, diags)?;
         } else if p.extension().is_some_and(|e| e == "toml") {
             out.push(p);
         }
@@ -201,12 +245,12 @@ fn load_rule(src: &Arc<Source>, layer: &mut Layer, config: &Config, diags: &mut 
 }
 
 /// Every rule id a signal refers to must exist.
-fn check_references(rules: &[Rule], diags: &mut Diagnostics) {
+fn check_references(rules: &[Rule], unloaded: &[String], diags: &mut Diagnostics) {
     let ids: Vec<&str> = rules.iter().map(|r| r.id.value.as_str()).collect();
     for r in rules {
         for s in &r.signals {
             for id in s.def.needs().rules {
-                if !ids.contains(&id.value.as_str()) {
+                if !ids.contains(&id.value.as_str()) && !unloaded.contains(&id.value) {
                     let help = diag::unknown_name_help(&id.value, &ids);
                     diags
                         .push(Code::UnknownRule, &r.source, id.span.clone(), format!("no rule has id `{}`", id.value))

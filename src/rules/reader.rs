@@ -56,6 +56,20 @@ impl Ctx<'_> {
     }
 }
 
+/// The message for a number that is not finite: TOML's `inf` and `nan`, or
+/// a literal too large for a float (`1e400` reads as infinity).
+pub fn not_finite(key: &str, x: f64) -> String {
+    if x.is_nan() {
+        format!("`{key}` must be a finite number, not nan")
+    } else {
+        format!(
+            "`{key}` must be a finite number: this one is {}infinite, or too large for a float (the largest is about \
+             1.8e308)",
+            if x < 0.0 { "minus " } else { "" }
+        )
+    }
+}
+
 /// The TOML type name of a value, for messages.
 pub fn type_name(v: &DeValue<'_>) -> &'static str {
     match v {
@@ -173,8 +187,8 @@ impl<'t, 'i> TableReader<'t, 'i> {
         let v = self.get(key)?;
         match as_number(v.get_ref()) {
             Some(x) if x.is_finite() => Some(Sp::new(x, v.span())),
-            Some(_) => {
-                ctx.report(Code::BadValue, v.span(), format!("`{key}` must be a finite number"));
+            Some(x) => {
+                ctx.report(Code::BadValue, v.span(), not_finite(key, x));
                 None
             }
             None => {

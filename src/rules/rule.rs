@@ -226,6 +226,9 @@ impl Rule {
             events.finish(ctx);
         }
         let filters = filter::expand(ctx, filters, macros, &mut Vec::new());
+        if let Some((span, message)) = contradiction(&actions, &filters) {
+            ctx.report(Code::Inconsistent, span, message);
+        }
 
         let mut signals = Vec::new();
         for mut t in r.tables(ctx, "signal", "[[signal]]") {
@@ -329,4 +332,49 @@ fn read_families(hit: &mut TableReader<'_, '_>, ctx: &mut Ctx<'_>, config: &supe
 /// once by the signal's own parser).
 fn tableof<'t, 'i>(r: &TableReader<'t, 'i>) -> &'t toml::de::DeTable<'i> {
     r.raw()
+}
+
+/// A test of the event's `action` in `where` (at its top level, or in
+/// `all` groups and macros) that none of the rule's `[events] actions`
+/// passes: the rule can never fire (E016). Its span and message, if any.
+fn contradiction(actions: &[Sp<String>], filters: &[Filter]) -> Option<(Range<usize>, String)> {
+    use super::filter::{Op, Scope};
+    if actions.is_empty() {
+        return None;
+    }
+    for f in filters {
+        match f {
+            Filter::All(fs) => {
+                if let Some(found) = contradiction(actions, fs) {
+                    return Some(found);
+                }
+            }
+            Filter::Test { field, op, span } if field.scope == Scope::Event && field.name == "action" => {
+                let passes = |a: &str| match op {
+                    Op::Eq(v) => a == v,
+                    Op::Ne(v) => a != v,
+                    Op::In(l) => l.iter().any(|v| v == a),
+                    Op::NotIn(l) => !l.iter().any(|v| v == a),
+                    Op::Matches(re) => re.is_match(a),
+                    Op::Exists(present) => *present,
+                    // Numbers compared with an action: not judged here.
+                    Op::Gt(_) | Op::Ge(_) | Op::Lt(_) | Op::Le(_) => true,
+                };
+                if !actions.iter().any(|a| passes(&a.value)) {
+                    let names: Vec<&str> = actions.iter().map(|a| a.value.as_str()).collect();
+                    return Some((
+                        span.clone(),
+                        format!(
+                            "this rule can never fire: none of its [events] actions ({}) passes this test of `action` \
+                             (`{}`)",
+                            names.join(", "),
+                            op.key()
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }

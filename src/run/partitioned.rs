@@ -271,7 +271,9 @@ impl PartitionCtx<'_> {
     /// share of the budget; sort and deduplicate; fold the aggregates and
     /// ask the item phase; write it back sorted. Impressions pass through.
     fn prepare(&self, part: &Part, depth: u64) -> std::io::Result<Prepared> {
-        if let Some(subs) = self.split(part, depth, false)? {
+        // Before deduplication: a partition heavy only with repeated
+        // records is not noted here (scoring, after it, notes what is left).
+        if let Some(subs) = self.split(part, depth, false, false)? {
             let mut out = Prepared { files: Vec::new(), aggregates: self.template.empty_like(), duplicates: 0 };
             for s in &subs {
                 let p = self.prepare(s, depth + 1)?;
@@ -300,13 +302,14 @@ impl PartitionCtx<'_> {
 
     /// If `part` is too large for a worker's share of the budget, splits it
     /// by account into smaller parts (rows keep their order, so a sorted
-    /// file gives sorted parts) and removes its files.
-    fn split(&self, part: &Part, depth: u64, force: bool) -> std::io::Result<Option<Vec<Part>>> {
+    /// file gives sorted parts) and removes its files. A part too heavy that
+    /// cannot be split is noted for the run's notes when `note`.
+    fn split(&self, part: &Part, depth: u64, force: bool, note: bool) -> std::io::Result<Option<Vec<Part>>> {
         let impressions = part.impressions.as_ref().map_or(0, |f| f.rows);
         let need =
             (part.events.rows as f64 * self.bytes_per_row + impressions as f64 * IMPRESSION_BYTES) * PARTITION_OVERHEAD;
         if !force && (need <= self.budget || depth >= 6) || part.events.rows <= 1 {
-            if need > self.budget {
+            if need > self.budget && note {
                 // One account, or a few, too heavy to split away: said in a
                 // note (the run goes on, over the budget).
                 self.unsplittable.fetch_max(need as u64, Ordering::Relaxed);
@@ -382,7 +385,7 @@ impl PartitionCtx<'_> {
         depth: u64,
     ) -> std::io::Result<PartResult> {
         let force = depth == 1 && self.force_split;
-        if let Some(subs) = self.split(part, depth, force)? {
+        if let Some(subs) = self.split(part, depth, force, true)? {
             let mut out = PartResult::default();
             for s in &subs {
                 out.merge(self.score_at(s, bound, incidents, progress, depth + 1)?);
