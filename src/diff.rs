@@ -343,7 +343,20 @@ mod tests {
     }
 
     fn alert(actor: &str, score: f64, tier: &str, hits: Vec<ReadHit>) -> ReadAlert {
-        ReadAlert { line: 1, actor: actor.into(), start: 0, end: 10, score, tier: tier.into(), families: vec![], hits }
+        ReadAlert {
+            line: 1,
+            actor: actor.into(),
+            start: 0,
+            end: 10,
+            score,
+            tier: tier.into(),
+            id: None,
+            status: None,
+            final_after: None,
+            campaign: None,
+            families: vec![],
+            hits,
+        }
     }
 
     #[test]

@@ -563,6 +563,10 @@ mod tests {
             end: day * DAY + 60_000,
             score,
             tier: tier.into(),
+            id: None,
+            status: None,
+            final_after: None,
+            campaign: None,
             families: vec![("content".into(), 0.4)],
             hits: vec![ReadHit {
                 rule: "likes/<odd>".into(),

@@ -258,7 +258,12 @@ pub fn score_plans(data: &Dataset, plans: &[&Plan], done: &AtomicU64) -> Vec<Sco
                         members
                             .iter()
                             .zip(&scoring)
-                            .map(|(&i, r)| incident::group(hits.clone(), r, &plans[i].config))
+                            .map(|(&i, r)| {
+                                let mut incidents = incident::group(hits.clone(), r, &plans[i].config);
+                                let actor = data.strings.resolve(span.actor);
+                                incident::settle(&mut incidents, actor, plans[i], &data.strings, scorer.data_end());
+                                incidents
+                            })
                             .collect()
                     };
                     (span.actor, incidents)

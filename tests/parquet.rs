@@ -579,6 +579,7 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
         let col = |name: &str| b.column_by_name(name).unwrap().clone();
         let (actor, start, end, tier) =
             (strs(&col("actor")), utc_times(&col("start")), utc_times(&col("end")), strs(&col("tier")));
+        let (id, status, final_after) = (strs(&col("id")), strs(&col("status")), utc_times(&col("final_after")));
         let score = col("score");
         let families = col("families");
         let families = families.as_list::<i32>();
@@ -632,7 +633,8 @@ fn parquet_alerts_read_back_as_the_jsonl_alerts() {
             got.push(json!({
                 "actor": actor[i], "start": start[i], "end": end[i],
                 "score": score.as_primitive::<arrow::datatypes::Float64Type>().value(i),
-                "tier": tier[i], "families": family_map, "hits": hits,
+                "tier": tier[i], "id": id[i], "status": status[i], "final_after": final_after[i],
+                "families": family_map, "hits": hits,
             }));
         }
     }

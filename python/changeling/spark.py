@@ -72,6 +72,7 @@ SIDE = ("items", "follows", "accounts", "impressions")
 #: The alerts schema as Spark DDL: the CLI's Parquet alerts schema.
 ALERTS_DDL = (
     "actor string, start timestamp, end timestamp, score double, tier string, "
+    "id string, status string, final_after timestamp, campaign string, "
     "families array<struct<family:string,evidence:double>>, "
     "hits array<struct<rule:string,ts:timestamp,action:string,target:string,strength:double,"
     "why:string,effect:string,signals:array<string>,title:string,severity:string,"
@@ -127,6 +128,7 @@ def alerts_schema():
     )
     return struct(
         ("actor", s), ("start", ts), ("end", ts), ("score", d), ("tier", s),
+        ("id", s), ("status", s), ("final_after", ts), ("campaign", s),
         ("families", ArrayType(family)), ("hits", ArrayType(hit)),
     )
 

@@ -3,14 +3,16 @@
 //! joined with `|`, as the data contract's CSV does; times are RFC 3339
 //! UTC; numbers are those of the JSON alerts.
 //!
-//! Per incident: `actor, start, end, score, tier, families` (`name=value`
-//! pairs), `hits` (how many), `rules` (the distinct rule ids, in order of
-//! first hit), `severity` (the highest of its rules'), `tags` (of its
-//! rules, sorted), `why` (the strongest hit's).
+//! Per incident: `actor, start, end, score, tier, id, status, final_after,
+//! campaign` (empty when the incident belongs to none), `families`
+//! (`name=value` pairs), `hits` (how many), `rules` (the distinct rule ids,
+//! in order of first hit), `severity` (the highest of its rules'), `tags`
+//! (of its rules, sorted), `why` (the strongest hit's).
 //!
-//! Per hit: `actor, incident_start, incident_end, score, tier` (of its
-//! incident), then the hit's `rule, title, severity, tags, version, ts,
-//! action, target, strength, effect, signals, why`.
+//! Per hit: `actor, incident_start, incident_end, score, tier, id, status,
+//! final_after, campaign` (of its incident), then the hit's `rule, title,
+//! severity, tags, version, ts, action, target, strength, effect, signals,
+//! why`.
 //!
 //! A spreadsheet opening the file runs a cell that starts with `=`, `+`,
 //! `-` or `@` (or a tab or carriage return before one) as a formula, and
@@ -38,15 +40,34 @@ pub enum Rows {
     Hit,
 }
 
-const INCIDENT_HEADER: [&str; 11] =
-    ["actor", "start", "end", "score", "tier", "families", "hits", "rules", "severity", "tags", "why"];
+const INCIDENT_HEADER: [&str; 15] = [
+    "actor",
+    "start",
+    "end",
+    "score",
+    "tier",
+    "id",
+    "status",
+    "final_after",
+    "campaign",
+    "families",
+    "hits",
+    "rules",
+    "severity",
+    "tags",
+    "why",
+];
 
-const HIT_HEADER: [&str; 17] = [
+const HIT_HEADER: [&str; 21] = [
     "actor",
     "incident_start",
     "incident_end",
     "score",
     "tier",
+    "id",
+    "status",
+    "final_after",
+    "campaign",
     "rule",
     "title",
     "severity",
@@ -143,6 +164,8 @@ fn write_rows<W: Write>(
             let (start, end) = (format_rfc3339(inc.start), format_rfc3339(inc.end));
             let score = inc.score.to_string();
             let tier = plan.config.tiers[inc.tier].name.as_str();
+            let (id, status, final_after) = (inc.id.as_str(), inc.status.name(), format_rfc3339(inc.final_after));
+            let campaign = "";
             match rows {
                 Rows::Incident => {
                     let families: Vec<String> = inc
@@ -174,6 +197,10 @@ fn write_rows<W: Write>(
                             &end,
                             &score,
                             tier,
+                            id,
+                            status,
+                            &final_after,
+                            campaign,
                             &families.join("|"),
                             &inc.hits.len().to_string(),
                             &rules.join("|"),
@@ -194,6 +221,10 @@ fn write_rows<W: Write>(
                                 &end,
                                 &score,
                                 tier,
+                                id,
+                                status,
+                                &final_after,
+                                campaign,
                                 &info.id,
                                 &info.title,
                                 info.severity.name(),

@@ -3,7 +3,11 @@
 //!
 //! One alert per incident, accounts in id order, incidents by start:
 //! `actor`, `start`, `end`, `score`, `tier`, `hits` (each `rule`, `ts`,
-//! `action`, `target`, `strength`, `why`), plus an added incident field,
+//! `action`, `target`, `strength`, `why`); the fields for daily runs,
+//! `id` (the incident's stable identity: [`crate::score::incident::incident_id`]),
+//! `status` (`new`, `updated`, `final` or `withdrawn`), `final_after` (after
+//! this time no later event can change it) and `campaign` (when it belongs
+//! to one; absent otherwise); plus an added incident field,
 //! `families` (what each evidence family contributed to the score, after
 //! discount and cap: `{"cleanup": 0.55, "content": 0.7}`; in Parquet a list
 //! of `{family, evidence}`), and added hit fields: `effect` (`for` or
@@ -127,6 +131,12 @@ struct AlertOut<'a> {
     end: Millis,
     score: f64,
     tier: &'a str,
+    id: &'a str,
+    status: &'a str,
+    #[serde(serialize_with = "rfc3339")]
+    final_after: Millis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    campaign: Option<&'a str>,
     #[serde(serialize_with = "family_map")]
     families: Vec<(&'a str, f64)>,
     hits: Vec<HitOut<'a>>,
@@ -175,6 +185,10 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], cx: Context<'a>) -> impl Iterato
             end: inc.end,
             score: inc.score,
             tier: &plan.config.tiers[inc.tier].name,
+            id: &inc.id,
+            status: inc.status.name(),
+            final_after: inc.final_after,
+            campaign: None,
             families: inc
                 .families
                 .iter()
@@ -267,6 +281,10 @@ pub fn parquet_schema() -> SchemaRef {
         Field::new("end", utc_millis(), false),
         Field::new("score", DataType::Float64, false),
         Field::new("tier", DataType::Utf8, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("final_after", utc_millis(), false),
+        Field::new("campaign", DataType::Utf8, true),
         Field::new("families", DataType::List(family_item()), false),
         Field::new("hits", DataType::List(hit_item()), false),
     ]))
@@ -280,6 +298,10 @@ struct AlertColumns<'a> {
     end: Vec<Millis>,
     score: Vec<f64>,
     tier: Vec<&'a str>,
+    id: Vec<&'a str>,
+    status: Vec<&'a str>,
+    final_after: Vec<Millis>,
+    campaign: Vec<Option<&'a str>>,
     family_offsets: Vec<i32>,
     family: Vec<&'a str>,
     evidence: Vec<f64>,
@@ -313,6 +335,10 @@ impl<'a> AlertColumns<'a> {
         self.end.push(a.end);
         self.score.push(a.score);
         self.tier.push(a.tier);
+        self.id.push(a.id);
+        self.status.push(a.status);
+        self.final_after.push(a.final_after);
+        self.campaign.push(a.campaign);
         for (f, e) in a.families {
             self.family.push(f);
             self.evidence.push(e);
@@ -386,6 +412,10 @@ impl<'a> AlertColumns<'a> {
                 times(c.end),
                 Arc::new(Float64Array::from(c.score)),
                 strs(c.tier),
+                strs(c.id),
+                strs(c.status),
+                times(c.final_after),
+                Arc::new(StringArray::from(c.campaign)),
                 Arc::new(families),
                 Arc::new(hits),
             ],
@@ -482,6 +512,10 @@ fn from_batch(batch: &RecordBatch) -> io::Result<Vec<AlertOut<'_>>> {
     let end = times(col(top, &names, "end")?)?;
     let score = floats(col(top, &names, "score")?)?;
     let tier = strs(col(top, &names, "tier")?)?;
+    let id = strs(col(top, &names, "id")?)?;
+    let status = strs(col(top, &names, "status")?)?;
+    let final_after = times(col(top, &names, "final_after")?)?;
+    let campaign = strs(col(top, &names, "campaign")?)?;
     let (f_off, fam) = lists(col(top, &names, "families")?)?;
     let fam = fam.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
     let family = strs(col(fam.columns(), fam.fields(), "family")?)?;
@@ -525,6 +559,10 @@ fn from_batch(batch: &RecordBatch) -> io::Result<Vec<AlertOut<'_>>> {
             end: end[i],
             score: score[i],
             tier: need(tier[i], "tier")?,
+            id: need(id[i], "id")?,
+            status: need(status[i], "status")?,
+            final_after: final_after[i],
+            campaign: campaign[i],
             families: (f_off[i]..f_off[i + 1])
                 .map(|k| Ok((need(family[k], "families.family")?, evidence[k])))
                 .collect::<io::Result<_>>()?,

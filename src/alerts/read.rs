@@ -70,6 +70,14 @@ pub struct ReadAlert {
     pub score: f64,
     /// Tier name.
     pub tier: String,
+    /// The incident's stable identity, when written.
+    pub id: Option<String>,
+    /// `new`, `updated`, `final` or `withdrawn`, when written.
+    pub status: Option<String>,
+    /// After this time no later event can change it, when written.
+    pub final_after: Option<Millis>,
+    /// The campaign it belongs to, when it belongs to one.
+    pub campaign: Option<String>,
     /// What each family contributed (empty when the file does not say).
     pub families: Vec<(String, f64)>,
     /// Its hits, in file order.
@@ -128,6 +136,14 @@ struct RawAlert {
     end: String,
     score: f64,
     tier: String,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    final_after: Option<String>,
+    #[serde(default)]
+    campaign: Option<String>,
     #[serde(default)]
     families: Families,
     hits: Vec<RawHit>,
@@ -220,8 +236,21 @@ pub fn parse_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<ReadAlert>, 
             });
         }
         let families = raw.families.0.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect();
-        let alert =
-            ReadAlert { line: n, actor: raw.actor, start, end, score: raw.score, tier: raw.tier, families, hits };
+        let final_after = raw.final_after.as_deref().map(|t| time("final_after", t)).transpose()?;
+        let alert = ReadAlert {
+            line: n,
+            actor: raw.actor,
+            start,
+            end,
+            score: raw.score,
+            tier: raw.tier,
+            id: raw.id,
+            status: raw.status,
+            final_after,
+            campaign: raw.campaign,
+            families,
+            hits,
+        };
         check(&alert).map_err(bad)?;
         alerts.push(alert);
     }
@@ -330,6 +359,14 @@ fn read_parquet(path: &Path, file: File) -> Result<Vec<ReadAlert>, ReadError> {
         let end = millis(col("end")?).map_err(&bad)?;
         let score = floats(col("score")?).map_err(&bad)?;
         let tier = texts(col("tier")?).map_err(&bad)?;
+        let optional_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
+            batch.column_by_name(name).map_or_else(|| Ok(vec![None; batch.num_rows()]), |a| texts(a).map_err(&bad))
+        };
+        let (id, status, campaign) = (optional_texts("id")?, optional_texts("status")?, optional_texts("campaign")?);
+        let final_after = match batch.column_by_name("final_after") {
+            Some(a) => millis(a).map_err(&bad)?,
+            None => vec![None; batch.num_rows()],
+        };
         let hits = col("hits")?;
         let hits = list(hits).map_err(&bad)?;
         let families = batch.column_by_name("families");
@@ -344,6 +381,10 @@ fn read_parquet(path: &Path, file: File) -> Result<Vec<ReadAlert>, ReadError> {
                 end: end[i].ok_or_else(|| at("`end` is null".into()))?,
                 score: score[i].ok_or_else(|| at("`score` is null".into()))?,
                 tier: need(tier[i].clone(), "tier")?,
+                id: id[i].clone(),
+                status: status[i].clone(),
+                final_after: final_after[i],
+                campaign: campaign[i].clone(),
                 families: Vec::new(),
                 hits: Vec::new(),
             };

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::intern::{Interner, Sym};
 use crate::rules::Effect;
-use crate::score::{AccountIncidents, FamilyEvidence, Hit, Incident};
+use crate::score::{AccountIncidents, FamilyEvidence, Hit, Incident, Status};
 use crate::signals::KINDS;
 use crate::spill::SpillDir;
 
@@ -262,6 +262,10 @@ fn encode(a: &AccountIncidents, out: &mut Vec<u8>) {
     put_u32(out, a.actor.index() as u32);
     put_u32(out, a.incidents.len() as u32);
     for i in &a.incidents {
+        put_u32(out, i.id.len() as u32);
+        out.extend_from_slice(i.id.as_bytes());
+        put_u64(out, i.final_after as u64);
+        out.push(i.status as u8);
         put_u64(out, i.start as u64);
         put_u64(out, i.end as u64);
         put_u64(out, i.score.to_bits());
@@ -312,6 +316,15 @@ impl<R: Read> Fields<'_, R> {
     fn u64(&mut self) -> io::Result<u64> {
         Ok(u64::from_le_bytes(self.bytes()?))
     }
+    fn text(&mut self) -> io::Result<String> {
+        let len = self.u32()? as usize;
+        let mut bytes = Vec::new();
+        self.r.by_ref().take(len as u64).read_to_end(&mut bytes)?;
+        if bytes.len() != len {
+            return Err(corrupt("truncated"));
+        }
+        String::from_utf8(bytes).map_err(|_| corrupt("a text that is not UTF-8"))
+    }
     fn sym(&mut self) -> io::Result<Sym> {
         let n = self.u32()?;
         if n == u32::MAX {
@@ -341,6 +354,15 @@ fn decode(r: &mut impl Read) -> io::Result<Option<AccountIncidents>> {
     let n = f.u32()?;
     let mut incidents = Vec::with_capacity(n.min(1 << 16) as usize);
     for _ in 0..n {
+        let id = f.text()?;
+        let final_after = f.u64()? as i64;
+        let status = match f.u8()? {
+            0 => Status::New,
+            1 => Status::Updated,
+            2 => Status::Final,
+            3 => Status::Withdrawn,
+            _ => return Err(corrupt("an unknown status")),
+        };
         let start = f.u64()? as i64;
         let end = f.u64()? as i64;
         let score = f64::from_bits(f.u64()?);
@@ -363,19 +385,13 @@ fn decode(r: &mut impl Read) -> io::Result<Option<AccountIncidents>> {
             };
             let strength = f64::from_bits(f.u64()?);
             let effect = if f.u8()? == 1 { Effect::Against } else { Effect::For };
-            let len = f.u32()? as usize;
-            let mut why = Vec::new();
-            f.r.by_ref().take(len as u64).read_to_end(&mut why)?;
-            if why.len() != len {
-                return Err(corrupt("truncated"));
-            }
-            let why = String::from_utf8(why).map_err(|_| corrupt("a why that is not UTF-8"))?;
+            let why = f.text()?;
             let signals = (0..f.u8()?)
                 .map(|_| KINDS.get(f.u8()? as usize).copied().ok_or_else(|| corrupt("an unknown signal kind")))
                 .collect::<io::Result<Vec<_>>>()?;
             hits.push(Hit { rule, event, ts, action, target, strength, effect, why, signals });
         }
-        incidents.push(Incident { start, end, score, tier, families, hits });
+        incidents.push(Incident { id, start, end, score, tier, families, hits, final_after, status });
     }
     Ok(Some(AccountIncidents { actor, incidents }))
 }
@@ -441,7 +457,17 @@ mod tests {
             why: "liked it".into(),
             signals: vec![KINDS[0]],
         };
-        let incident = Incident { start: 1000, end: 1000, score: 0.5, tier: 0, families: Vec::new(), hits: vec![hit] };
+        let incident = Incident {
+            id: "i".into(),
+            start: 1000,
+            end: 1000,
+            score: 0.5,
+            tier: 0,
+            families: Vec::new(),
+            hits: vec![hit],
+            final_after: 2000,
+            status: Status::New,
+        };
         let a = AccountIncidents { actor, incidents: vec![incident] };
         let mut bytes = Vec::new();
         encode(&a, &mut bytes);

@@ -36,13 +36,18 @@
 //! unless it names two.
 
 use super::Hit;
+use crate::intern::Sym;
 use crate::rules::config::ScoreModel;
 use crate::rules::{Config, Effect};
+use crate::signals::Horizon;
 use crate::time::Millis;
 
 /// One incident of one account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Incident {
+    /// Its stable identity ([`incident_id`]): empty until
+    /// [`Incident::identify`].
+    pub id: String,
     /// First hit's time.
     pub start: Millis,
     /// Last hit's time.
@@ -56,6 +61,88 @@ pub struct Incident {
     pub families: Vec<FamilyEvidence>,
     /// Its hits, by time.
     pub hits: Vec<Hit>,
+    /// After this time no later event can change it: a later hit joins an
+    /// incident up to the incident gap or link after its last hit (and a
+    /// verdict may become such a hit up to the plan's longest `adds`
+    /// horizon after its event), and each of its hits may change up to its
+    /// rule's horizon after it.
+    pub final_after: Millis,
+    /// Where it stands in its lifecycle.
+    pub status: Status,
+}
+
+/// Where an incident stands, as a run reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// First seen by this run, and later data may still change it.
+    #[default]
+    New,
+    /// Seen before, changed by this run's data, and may still change.
+    Updated,
+    /// No later event can change it (its `final_after` is past).
+    Final,
+    /// No longer an incident: later data took its evidence back.
+    Withdrawn,
+}
+
+impl Status {
+    /// The name alerts use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::New => "new",
+            Status::Updated => "updated",
+            Status::Final => "final",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn named(name: &str) -> Option<Status> {
+        [Status::New, Status::Updated, Status::Final, Status::Withdrawn].into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl Incident {
+    /// Sets its identity, from the account and its first hit.
+    pub fn identify(&mut self, actor: &str, rule_id: impl Fn(u32) -> String, text: impl Fn(Sym) -> String) {
+        let first = &self.hits[0];
+        let target = first.target.map(&text);
+        self.id = incident_id(actor, first.ts, &rule_id(first.rule), target.as_deref());
+    }
+}
+
+/// Gives `incidents` of account `actor` their identity, and the status a
+/// run over data ending at `data_end` reports: final when no later event
+/// can change them, else new.
+pub fn settle(
+    incidents: &mut [Incident],
+    actor: &str,
+    plan: &crate::plan::Plan,
+    strings: &crate::intern::Interner,
+    data_end: Option<Millis>,
+) {
+    for inc in incidents {
+        inc.identify(actor, |r| plan.rules[r as usize].id.clone(), |t| strings.resolve(t).to_string());
+        inc.status = if data_end.is_some_and(|end| inc.final_after <= end) { Status::Final } else { Status::New };
+    }
+}
+
+/// An incident's identity: a deterministic function of the account and its
+/// first hit (time, rule, target), the same in every run that sees it: 32
+/// hex digits of the 128-bit FNV-1a hash of those fields, each ended by a
+/// NUL byte (the time as decimal milliseconds).
+pub fn incident_id(actor: &str, ts: Millis, rule: &str, target: Option<&str>) -> String {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    let ts = ts.to_string();
+    for part in [actor, ts.as_str(), rule, target.unwrap_or("")] {
+        for &b in part.as_bytes().iter().chain(&[0u8]) {
+            h ^= u128::from(b);
+            h = h.wrapping_mul(PRIME);
+        }
+    }
+    format!("{h:032x}")
 }
 
 /// One family's contribution to an incident's score.
@@ -76,12 +163,17 @@ pub struct RuleScore {
     pub weight: f64,
     /// Its families, as indices into the config's `score.families`.
     pub families: Vec<usize>,
+    /// How long after its event a hit of the rule may change.
+    pub horizon: Horizon,
 }
 
 impl RuleScore {
     /// What the score needs of each rule of `plan`, by rule index.
     pub fn of_plan(plan: &crate::plan::Plan) -> Vec<RuleScore> {
-        plan.rules.iter().map(|r| RuleScore { weight: r.weight, families: r.families.clone() }).collect()
+        plan.rules
+            .iter()
+            .map(|r| RuleScore { weight: r.weight, families: r.families.clone(), horizon: r.horizon })
+            .collect()
     }
 }
 
@@ -151,12 +243,27 @@ pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incide
             groups[i].push(h);
         }
     }
+    let adds = rules.iter().map(|r| r.horizon.adds).max().unwrap_or(0);
+    let join = gap.max(link).saturating_add(adds);
     let mut out = Vec::new();
     for mut g in groups {
         g.sort_by_key(|h| (h.ts, h.rule, h.event));
         let (score, families) = score(&g, rules, &config.score);
         if let Some(tier) = config.tier_of(score) {
-            out.push(Incident { start: g[0].ts, end: g[g.len() - 1].ts, score, tier, families, hits: g });
+            let (start, end) = (g[0].ts, g[g.len() - 1].ts);
+            let changes =
+                g.iter().map(|h| h.ts.saturating_add(rules[h.rule as usize].horizon.longest())).max().unwrap_or(end);
+            out.push(Incident {
+                id: String::new(),
+                start,
+                end,
+                score,
+                tier,
+                families,
+                hits: g,
+                final_after: end.saturating_add(join).max(changes),
+                status: Status::New,
+            });
         }
     }
     out
@@ -253,11 +360,11 @@ mod tests {
     /// Rules 0 and 1 are content, 2 cleanup, 3 both context and automation, 4 against.
     fn rules() -> Vec<RuleScore> {
         vec![
-            RuleScore { weight: 0.5, families: vec![0] },
-            RuleScore { weight: 1.0, families: vec![0] },
-            RuleScore { weight: 0.5, families: vec![2] },
-            RuleScore { weight: 0.5, families: vec![3, 4] },
-            RuleScore { weight: 0.8, families: vec![0] },
+            RuleScore { weight: 0.5, families: vec![0], horizon: Horizon::default() },
+            RuleScore { weight: 1.0, families: vec![0], horizon: Horizon::default() },
+            RuleScore { weight: 0.5, families: vec![2], horizon: Horizon::default() },
+            RuleScore { weight: 0.5, families: vec![3, 4], horizon: Horizon::default() },
+            RuleScore { weight: 0.8, families: vec![0], horizon: Horizon::default() },
         ]
     }
 
@@ -303,7 +410,7 @@ mod tests {
         let hits: Vec<Hit> = (0..5).map(|k| hit(1, k, 1.0, Effect::For)).collect();
         assert_eq!(score(&hits, &rules(), &m).0, 0.4499);
         // Cleanup keeps the general cap.
-        let cleanup = RuleScore { weight: 1.0, families: vec![2] };
+        let cleanup = RuleScore { weight: 1.0, families: vec![2], horizon: Horizon::default() };
         let hits: Vec<Hit> = (0..5).map(|k| hit(0, k, 1.0, Effect::For)).collect();
         assert_eq!(score(&hits, &[cleanup], &m).0, 0.7999);
     }

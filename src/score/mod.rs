@@ -34,7 +34,7 @@ use crate::rules::Effect;
 use crate::signals::{Cause, EarlierHit, Ev, Facts, Judge, Outcome, Scratch as SignalScratch, State, Tracker};
 use crate::time::Millis;
 pub use filter::BoundFilter;
-pub use incident::{FamilyEvidence, Incident, RuleScore};
+pub use incident::{FamilyEvidence, Incident, RuleScore, Status};
 use verdict::{Record, Said};
 
 /// One rule firing on one event.
@@ -196,7 +196,15 @@ impl<'a> Scorer<'a> {
         if hits.is_empty() {
             return Vec::new();
         }
-        incident::group(hits, &self.bound.scoring, &self.bound.plan.config)
+        let mut incidents = incident::group(hits, &self.bound.scoring, &self.bound.plan.config);
+        let actor = self.data.strings.resolve(span.actor);
+        incident::settle(&mut incidents, actor, self.bound.plan, &self.data.strings, self.bound.data_end);
+        incidents
+    }
+
+    /// When the run's data ends (the latest event of the whole input).
+    pub fn data_end(&self) -> Option<Millis> {
+        self.bound.data_end
     }
 
     /// Every rule hit on one account, in event order, before grouping.
