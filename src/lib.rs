@@ -36,6 +36,7 @@ pub mod run;
 pub mod score;
 pub mod signals;
 pub mod spill;
+pub mod state;
 pub mod stream;
 pub mod synth;
 pub mod terminal;

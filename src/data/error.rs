@@ -106,6 +106,9 @@ pub struct TableReport {
     pub skipped: u64,
     /// Exact duplicates dropped (events only).
     pub duplicates: u64,
+    /// Records at or before a daily state's watermark, left out (late:
+    /// a batch holds what came after the previous one).
+    pub late: u64,
     /// The first few skipped records.
     pub samples: Vec<RecordError>,
 }

@@ -268,7 +268,11 @@ impl Side {
     }
 
     /// Indexes tables already read.
-    fn from_tables(mut tables: BTreeMap<TableKind, table::Table>, strings: &Interner, report: &mut ReadReport) -> Side {
+    pub(crate) fn from_tables(
+        mut tables: BTreeMap<TableKind, table::Table>,
+        strings: &Interner,
+        report: &mut ReadReport,
+    ) -> Side {
         let mut set_dups = |kind: TableKind, dups: u64| {
             if let Some((_, r)) = report.tables.iter_mut().find(|(k, _)| *k == kind) {
                 r.duplicates = dups;

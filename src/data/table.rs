@@ -430,6 +430,33 @@ impl Table {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Row `row` as one JSON object of its present fields whose names
+    /// `keep` accepts (times as RFC 3339 text, lists as arrays): a row a
+    /// daily state keeps, read back as a JSON Lines record of the table.
+    pub fn row_json(&self, row: usize, strings: &Interner, keep: impl Fn(&str) -> bool) -> String {
+        let mut obj = serde_json::Map::new();
+        for (name, column) in self.names.iter().zip(&self.columns) {
+            if !keep(name) {
+                continue;
+            }
+            let value = match column {
+                Column::Time(_) => column.time(row).map(|t| crate::time::format_rfc3339(t).into()),
+                Column::Sym(_) => column.sym(row).map(|s| strings.resolve(s).into()),
+                Column::List { .. } => {
+                    let values = column.list(row);
+                    (!values.is_empty() || row < self.rows)
+                        .then(|| values.iter().map(|&s| serde_json::Value::from(strings.resolve(s))).collect())
+                }
+                Column::Num(_) => column.num(row).and_then(serde_json::Number::from_f64).map(serde_json::Value::Number),
+                Column::Text(_) => column.text(row).map(Into::into),
+            };
+            if let Some(v) = value {
+                obj.insert(name.clone(), v);
+            }
+        }
+        serde_json::Value::Object(obj).to_string()
+    }
+
     /// Names of the extra (unknown) fields met, in first-seen order.
     pub fn extra_names(&self) -> &[String] {
         &self.names[self.kind.fields().len()..]

@@ -173,6 +173,11 @@ impl Follows {
         self.followee[a..b].iter().copied().zip(self.since[a..b].iter().copied())
     }
 
+    /// Every follower with at least one edge.
+    pub fn followers(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.runs.iter().enumerate().filter(|(_, (a, b))| b > a).map(|(i, _)| Interner::sym_at(i))
+    }
+
     /// Number of edges.
     pub fn len(&self) -> usize {
         self.edges
@@ -184,41 +189,49 @@ impl Follows {
     }
 }
 
-/// Logged impressions: which account was shown which item, first when.
+/// Logged impressions: which account was shown which item, when.
 #[derive(Clone, Debug, Default)]
 pub struct Impressions {
-    /// (actor, item, first ts), sorted.
-    first: Vec<(Sym, Sym, Millis)>,
+    /// (actor, item, ts), sorted, each once.
+    shown: Vec<(Sym, Sym, Millis)>,
 }
 
 impl Impressions {
     /// Indexes the impressions table.
     pub fn new(table: &Table) -> Impressions {
-        let mut first: Vec<(Sym, Sym, Millis)> = (0..table.rows)
+        let mut shown: Vec<(Sym, Sym, Millis)> = (0..table.rows)
             .filter_map(|r| Some((table.columns[0].sym(r)?, table.columns[1].sym(r)?, table.columns[2].time(r)?)))
             .collect();
-        first.sort_unstable();
-        first.dedup_by_key(|(a, i, _)| (*a, *i));
-        Impressions { first }
+        shown.sort_unstable();
+        shown.dedup();
+        Impressions { shown }
     }
 
-    /// When `item` was first shown to `actor`, if ever.
-    pub fn first_shown(&self, actor: Sym, item: Sym) -> Option<Millis> {
-        let at = self.first.partition_point(|&(a, i, _)| (a, i) < (actor, item));
-        match self.first.get(at) {
-            Some(&(a, i, t)) if a == actor && i == item => Some(t),
-            _ => None,
-        }
+    /// Whether `item` was shown to `actor` at some time in `from..=to`.
+    pub fn shown_between(&self, actor: Sym, item: Sym, from: Millis, to: Millis) -> bool {
+        let at = self.shown.partition_point(|&(a, i, t)| (a, i, t) < (actor, item, from));
+        self.shown.get(at).is_some_and(|&(a, i, t)| a == actor && i == item && t <= to)
     }
 
-    /// Number of distinct (account, item) pairs shown.
+    /// Every impression of `actor`: (item, time), by item then time.
+    pub fn of(&self, actor: Sym) -> impl Iterator<Item = (Sym, Millis)> + '_ {
+        let start = self.shown.partition_point(|&(a, _, _)| a < actor);
+        self.shown[start..].iter().take_while(move |&&(a, _, _)| a == actor).map(|&(_, i, t)| (i, t))
+    }
+
+    /// Every account shown something, in order.
+    pub fn actors(&self) -> impl Iterator<Item = Sym> + '_ {
+        self.shown.chunk_by(|a, b| a.0 == b.0).map(|run| run[0].0)
+    }
+
+    /// Number of distinct impressions.
     pub fn len(&self) -> usize {
-        self.first.len()
+        self.shown.len()
     }
 
     /// Whether nothing was shown.
     pub fn is_empty(&self) -> bool {
-        self.first.is_empty()
+        self.shown.is_empty()
     }
 }
 

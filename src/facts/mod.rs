@@ -78,6 +78,10 @@ pub trait Fact: Sized + 'static {
     /// strings into `strings`; a partial read from rows equals the one
     /// written. An error says what is wrong with the row.
     fn read_row(p: &mut Self::Partial, row: FactRowRef<'_>, strings: &mut Interner) -> Result<(), String>;
+
+    /// Forgets what no verdict on an event after `watermark` can read (a
+    /// daily run keeps the rest for the next).
+    fn retain(key: &Self::Key, p: &mut Self::Partial, watermark: Millis);
 }
 
 /// What a fold reads beside the rows: the run's strings (to resolve the
@@ -267,6 +271,15 @@ macro_rules! registry {
             /// Adds a row (see [`Fact::read_row`]).
             pub fn read_row(&mut self, row: FactRowRef<'_>, strings: &mut Interner) -> Result<(), String> {
                 match self { $( AnyPartial::$variant(p) => <$module::$kind as Fact>::read_row(p, row, strings), )* }
+            }
+
+            /// Forgets what no later verdict reads (see [`Fact::retain`]).
+            pub fn retain(&mut self, key: &FactKey, watermark: Millis) {
+                match (key, self) {
+                    $( (FactKey::$variant(k), AnyPartial::$variant(p)) => <$module::$kind as Fact>::retain(k, p, watermark), )*
+                    #[allow(unreachable_patterns)]
+                    _ => unreachable!("a partial is always used with the key that made it"),
+                }
             }
         }
     };
@@ -492,7 +505,7 @@ impl Aggregates {
                         a.facts.push((key, empty));
                     }
                 }
-                Need::ItemIndex { actions, every_entry, lockstep_window, reach, read_at: _ } => {
+                Need::ItemIndex { actions, every_entry, lockstep_window, reach, read_at: _, keep: _ } => {
                     let acc = slot(&mut a.item_actors, actions);
                     acc.pairs = true;
                     acc.reach = (acc.reach.0.max(reach.0), acc.reach.1.max(reach.1));
@@ -505,6 +518,99 @@ impl Aggregates {
         }
         a.asked_by = asked_by.map(|all| sorted(&all));
         a
+    }
+
+    /// Adds all of `events` as [`Aggregates::add_all`] does, in a daily run
+    /// whose state has seen the accounts `seen_before` says.
+    pub fn add_all_seen(
+        &mut self,
+        events: &Events,
+        strings: &Interner,
+        items: &Items,
+        seen_before: &(dyn Fn(Sym) -> bool + Sync),
+    ) {
+        let parts: Vec<Aggregates> = events
+            .accounts
+            .par_chunks(4096)
+            .map(|spans| {
+                let mut a = self.empty_like();
+                let cx = FoldCx { strings, items, seen_before: Some(seen_before) };
+                for span in spans {
+                    a.add_with(events, span.range(), &cx);
+                }
+                a
+            })
+            .collect();
+        for p in parts {
+            self.merge(p);
+        }
+    }
+
+    fn add_with(&mut self, rows: &dyn EventRows, range: std::ops::Range<usize>, cx: &FoldCx<'_>) {
+        for (key, p) in &mut self.facts {
+            key.fold(p, cx, rows, range.clone());
+        }
+        for (actions, acc) in &mut self.item_actors {
+            acc.add(rows, range.clone(), &cx.resolve(actions));
+        }
+        let last = range.map(|i| rows.ts_at(i)).max();
+        self.last = self.last.max(last);
+    }
+
+    /// Merges a population fact's partial from elsewhere (a daily run's
+    /// state) into fact `slot`.
+    pub fn merge_fact(&mut self, slot: usize, p: AnyPartial) {
+        self.facts[slot].1.merge(p);
+    }
+
+    /// Adds entries of item index `slot` from elsewhere (a daily run's
+    /// state).
+    pub fn add_index_rows(&mut self, slot: usize, rows: impl IntoIterator<Item = ItemRow>) {
+        self.item_actors[slot].1.rows.extend(rows);
+    }
+
+    /// The latest event time is at least `t` (a daily run's watermark).
+    pub fn see_time(&mut self, t: Option<Millis>) {
+        self.last = self.last.max(t);
+    }
+
+    /// The latest event time seen.
+    pub fn last(&self) -> Option<Millis> {
+        self.last
+    }
+
+    /// Each population fact's rows, what no verdict after `watermark` reads
+    /// left out: what a daily run keeps for the next.
+    pub fn kept_facts(&self, strings: &Interner, watermark: Millis) -> Vec<Vec<FactRow>> {
+        self.facts
+            .iter()
+            .map(|(key, p)| {
+                let mut p = p.clone();
+                p.retain(key, watermark);
+                let mut rows = Vec::new();
+                p.write_rows(strings, &mut rows);
+                rows
+            })
+            .collect()
+    }
+
+    /// Each item index's entries at or after `since(index)`: what a daily
+    /// run keeps for the next.
+    pub fn kept_entries(&self, since: impl Fn(&[String]) -> Millis) -> Vec<Vec<ItemRow>> {
+        self.item_actors
+            .iter()
+            .map(|(actions, acc)| {
+                let from = since(actions);
+                let mut rows: Vec<ItemRow> = acc.rows.iter().copied().filter(|r| r.1 >= from).collect();
+                rows.sort_unstable_by_key(|r| (r.1, r.0, r.2));
+                rows
+            })
+            .collect()
+    }
+
+    /// The item indexes' action sets, in the order they are declared.
+    pub fn item_index_keys(&self) -> Vec<Vec<String>> {
+        self.item_actors.iter().map(|(k, _)| k.clone()).collect()
     }
 
     /// The population facts, in the order they are declared.

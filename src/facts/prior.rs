@@ -23,7 +23,7 @@ use std::ops::Range;
 use super::{Fact, FactRow, FactRowRef, FoldCx};
 use crate::data::{EventRows, Items};
 use crate::intern::{Interner, Sym, SymMap};
-use crate::time::day_of;
+use crate::time::{Millis, day_of};
 
 /// A property of the target that a baseline is kept of.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -254,6 +254,10 @@ impl Fact for Prior {
         values.sort_unstable();
         out.extend(values.into_iter().map(|(v, d, c)| FactRow { day: Some(d), ..FactRow::keyed(v, c) }));
         out.extend(p.totals.iter().map(|(&d, &n)| FactRow { day: Some(d), ..FactRow::count(n) }));
+    }
+
+    fn retain(key: &Key, p: &mut Partial, watermark: Millis) {
+        p.retain_from(day_of(watermark) - i64::from(key.days.max(1)));
     }
 
     fn read_row(p: &mut Partial, row: FactRowRef<'_>, strings: &mut Interner) -> Result<(), String> {

@@ -20,7 +20,7 @@ use std::ops::Range;
 use super::{Fact, FactRow, FactRowRef, FoldCx};
 use crate::data::EventRows;
 use crate::intern::Interner;
-use crate::time::day_of;
+use crate::time::{Millis, day_of};
 
 /// The fact kind.
 pub struct Rate;
@@ -152,6 +152,10 @@ impl Fact for Rate {
     fn write_rows(p: &Partial, _strings: &Interner, out: &mut Vec<FactRow>) {
         let n = |x: u64| x.min(i64::MAX as u64) as i64;
         out.extend(p.days.iter().map(|(&d, &(a, s))| FactRow { key: None, day: Some(d), a: n(a), b: Some(n(s)) }));
+    }
+
+    fn retain(key: &Key, p: &mut Partial, watermark: Millis) {
+        p.retain_from(day_of(watermark) - i64::from(key.days.max(1)));
     }
 
     fn read_row(p: &mut Partial, row: FactRowRef<'_>, _strings: &mut Interner) -> Result<(), String> {

@@ -29,6 +29,7 @@
 //! `CHANGELING_TRACE_MEMORY` set) a memory trace to show.
 
 pub mod budget;
+pub mod daily;
 mod in_memory;
 pub mod incidents;
 mod partitioned;

@@ -165,6 +165,8 @@ pub struct RuleScore {
     pub families: Vec<usize>,
     /// How long after its event a hit of the rule may change.
     pub horizon: Horizon,
+    /// How far back its `after_hit` signals read earlier hits (0 without).
+    pub follow_up: Millis,
 }
 
 impl RuleScore {
@@ -172,7 +174,12 @@ impl RuleScore {
     pub fn of_plan(plan: &crate::plan::Plan) -> Vec<RuleScore> {
         plan.rules
             .iter()
-            .map(|r| RuleScore { weight: r.weight, families: r.families.clone(), horizon: r.horizon })
+            .map(|r| RuleScore {
+                weight: r.weight,
+                families: r.families.clone(),
+                horizon: r.horizon,
+                follow_up: r.signals.iter().map(|s| s.def.follow_up()).max().unwrap_or(0),
+            })
             .collect()
     }
 }
@@ -182,19 +189,47 @@ pub fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// Groups `hits` (sorted by time) into scored incidents; drops incidents
-/// below the lowest tier.
-pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incident> {
+/// One group of an account's hits, scored: an incident when its score
+/// reaches a tier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Group {
+    /// Its hits, as positions in the hits given to [`form`], by time.
+    pub members: Vec<usize>,
+    /// The combined score.
+    pub score: f64,
+    /// What each family contributed.
+    pub families: Vec<FamilyEvidence>,
+    /// The tier the score reaches (`None`: below the lowest, not written).
+    pub tier: Option<usize>,
+    /// After this time no later event can change it (see
+    /// [`Incident::final_after`]).
+    pub final_after: Millis,
+}
+
+/// How long after a group's last hit a later event may still change it: a
+/// later hit joins it up to the incident gap or link after (and a verdict
+/// on an event up to the longest `adds` horizon before becomes a hit), and
+/// an `after_hit` verdict up to `follow_up` after may still read its hits,
+/// which a daily run must keep until then.
+pub fn join_horizon(rules: &[RuleScore], config: &Config) -> Millis {
+    let adds = rules.iter().map(|r| r.horizon.adds).max().unwrap_or(0);
+    let follow_up = rules.iter().map(|r| r.follow_up).max().unwrap_or(0);
+    config.incident_gap.max(config.incident_link).max(follow_up).saturating_add(adds)
+}
+
+/// Groups `hits` (sorted by time) and scores each group, those below the
+/// lowest tier included. See the module doc for how hits group.
+pub fn form(hits: &[Hit], rules: &[RuleScore], config: &Config) -> Vec<Group> {
     let (gap, link) = (config.incident_gap, config.incident_link);
     // Groups in order of their first hit; a group merged into an earlier
     // one is left empty.
-    let mut groups: Vec<Vec<Hit>> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut against = Vec::new();
     // The group gap grouping extends, and the time of its latest hit.
     let mut open: Option<(usize, Millis)> = None;
-    for h in hits {
+    for (i, h) in hits.iter().enumerate() {
         if h.effect == Effect::Against {
-            against.push(h);
+            against.push(i);
             continue;
         }
         let by_gap = open.filter(|&(_, t)| h.ts.saturating_sub(t) <= gap).map(|(g, _)| g);
@@ -203,8 +238,8 @@ pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incide
         let by_link = h.target.filter(|_| link > 0).and_then(|target| {
             groups.iter().enumerate().rev().find_map(|(g, hs)| {
                 let holds = Some(g) != by_gap
-                    && hs.iter().any(|x| x.target == Some(target))
-                    && hs.iter().map(|x| x.ts).max().is_some_and(|last| h.ts.saturating_sub(last) <= link);
+                    && hs.iter().any(|&x| hits[x].target == Some(target))
+                    && hs.iter().map(|&x| hits[x].ts).max().is_some_and(|last| h.ts.saturating_sub(last) <= link);
                 holds.then_some(g)
             })
         });
@@ -222,60 +257,92 @@ pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incide
                 groups.len() - 1
             }
         };
-        groups[g].push(h.clone());
+        groups[g].push(i);
         open = Some((g, h.ts));
     }
     groups.retain(|g| !g.is_empty());
+    let order = |x: &usize| (hits[*x].ts, hits[*x].rule, hits[*x].event);
     for g in &mut groups {
-        g.sort_by_key(|h| (h.ts, h.rule, h.event));
+        g.sort_by_key(order);
     }
-    for h in against {
+    for i in against {
+        let h = &hits[i];
         // The latest group, before the hit, with a hit for on the same
         // target: an undone tap speaks against that like, not against
         // whatever else the account did that day.
         let best = groups
             .iter()
             .enumerate()
-            .filter(|(_, g)| g[0].ts <= h.ts && h.ts <= g[g.len() - 1].ts.saturating_add(gap))
-            .filter(|(_, g)| h.target.is_some() && g.iter().any(|x| x.effect == Effect::For && x.target == h.target))
-            .max_by_key(|(_, g)| g[0].ts);
-        if let Some((i, _)) = best {
-            groups[i].push(h);
+            .filter(|(_, g)| hits[g[0]].ts <= h.ts && h.ts <= hits[g[g.len() - 1]].ts.saturating_add(gap))
+            .filter(|(_, g)| {
+                h.target.is_some() && g.iter().any(|&x| hits[x].effect == Effect::For && hits[x].target == h.target)
+            })
+            .max_by_key(|(_, g)| hits[g[0]].ts);
+        if let Some((k, _)) = best {
+            groups[k].push(i);
         }
     }
-    let adds = rules.iter().map(|r| r.horizon.adds).max().unwrap_or(0);
-    let join = gap.max(link).saturating_add(adds);
-    let mut out = Vec::new();
-    for mut g in groups {
-        g.sort_by_key(|h| (h.ts, h.rule, h.event));
-        let (score, families) = score(&g, rules, &config.score);
-        if let Some(tier) = config.tier_of(score) {
-            let (start, end) = (g[0].ts, g[g.len() - 1].ts);
+    let join = join_horizon(rules, config);
+    groups
+        .into_iter()
+        .map(|mut members| {
+            members.sort_by_key(order);
+            let g: Vec<&Hit> = members.iter().map(|&x| &hits[x]).collect();
+            let (score, families) = score(g.iter().copied(), rules, &config.score);
+            let end = g[g.len() - 1].ts;
             let changes =
                 g.iter().map(|h| h.ts.saturating_add(rules[h.rule as usize].horizon.longest())).max().unwrap_or(end);
-            out.push(Incident {
-                id: String::new(),
-                start,
-                end,
+            Group {
+                members,
                 score,
-                tier,
                 families,
-                hits: g,
+                tier: config.tier_of(score),
                 final_after: end.saturating_add(join).max(changes),
+            }
+        })
+        .collect()
+}
+
+/// Groups `hits` (sorted by time) into scored incidents; drops incidents
+/// below the lowest tier.
+pub fn group(hits: Vec<Hit>, rules: &[RuleScore], config: &Config) -> Vec<Incident> {
+    incidents(&hits, form(&hits, rules, config))
+}
+
+/// The groups of `hits` that reach a tier, as incidents.
+pub fn incidents(hits: &[Hit], groups: Vec<Group>) -> Vec<Incident> {
+    groups
+        .into_iter()
+        .filter_map(|g| {
+            let tier = g.tier?;
+            let hits: Vec<Hit> = g.members.iter().map(|&x| hits[x].clone()).collect();
+            Some(Incident {
+                id: String::new(),
+                start: hits[0].ts,
+                end: hits[hits.len() - 1].ts,
+                score: g.score,
+                tier,
+                families: g.families,
+                hits,
+                final_after: g.final_after,
                 status: Status::New,
-            });
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 /// The score of one incident's hits, and each family's share of it.
-pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec<FamilyEvidence>) {
+pub fn score<'h, I>(hits: I, rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec<FamilyEvidence>)
+where
+    I: IntoIterator<Item = &'h Hit>,
+    I::IntoIter: Clone,
+{
+    let hits = hits.into_iter();
     let evidence = |h: &Hit| (rules[h.rule as usize].weight * h.strength).clamp(0.0, 1.0);
     // A hit against (an accidental tap undone) discounts the hits for on
     // the target it undoes, made before it: that like, not the rest.
     let against = |h: &Hit| -> f64 {
-        hits.iter()
+        hits.clone()
             .filter(|a| a.effect == Effect::Against && a.target.is_some() && a.target == h.target && a.ts >= h.ts)
             .map(|a| 1.0 - evidence(a))
             .product()
@@ -286,7 +353,7 @@ pub fn score(hits: &[Hit], rules: &[RuleScore], model: &ScoreModel) -> (f64, Vec
     for f in 0..model.families.len() {
         es.clear();
         es.extend(
-            hits.iter()
+            hits.clone()
                 .filter(|h| h.effect == Effect::For && rules[h.rule as usize].families.contains(&f))
                 .map(|h| evidence(h) * against(h)),
         );
@@ -360,11 +427,11 @@ mod tests {
     /// Rules 0 and 1 are content, 2 cleanup, 3 both context and automation, 4 against.
     fn rules() -> Vec<RuleScore> {
         vec![
-            RuleScore { weight: 0.5, families: vec![0], horizon: Horizon::default() },
-            RuleScore { weight: 1.0, families: vec![0], horizon: Horizon::default() },
-            RuleScore { weight: 0.5, families: vec![2], horizon: Horizon::default() },
-            RuleScore { weight: 0.5, families: vec![3, 4], horizon: Horizon::default() },
-            RuleScore { weight: 0.8, families: vec![0], horizon: Horizon::default() },
+            RuleScore { weight: 0.5, families: vec![0], horizon: Horizon::default(), follow_up: 0 },
+            RuleScore { weight: 1.0, families: vec![0], horizon: Horizon::default(), follow_up: 0 },
+            RuleScore { weight: 0.5, families: vec![2], horizon: Horizon::default(), follow_up: 0 },
+            RuleScore { weight: 0.5, families: vec![3, 4], horizon: Horizon::default(), follow_up: 0 },
+            RuleScore { weight: 0.8, families: vec![0], horizon: Horizon::default(), follow_up: 0 },
         ]
     }
 
@@ -410,7 +477,7 @@ mod tests {
         let hits: Vec<Hit> = (0..5).map(|k| hit(1, k, 1.0, Effect::For)).collect();
         assert_eq!(score(&hits, &rules(), &m).0, 0.4499);
         // Cleanup keeps the general cap.
-        let cleanup = RuleScore { weight: 1.0, families: vec![2], horizon: Horizon::default() };
+        let cleanup = RuleScore { weight: 1.0, families: vec![2], horizon: Horizon::default(), follow_up: 0 };
         let hits: Vec<Hit> = (0..5).map(|k| hit(0, k, 1.0, Effect::For)).collect();
         assert_eq!(score(&hits, &[cleanup], &m).0, 0.7999);
     }

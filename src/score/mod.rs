@@ -31,11 +31,15 @@ use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::plan::Plan;
 use crate::rules::Effect;
-use crate::signals::{Cause, EarlierHit, Ev, Facts, Judge, Outcome, Scratch as SignalScratch, State, Tracker};
+use crate::signals::{Cause, EarlierHit, Ev, Facts, Judge, Later, Outcome, Scratch as SignalScratch, State, Tracker};
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::Millis;
 pub use filter::BoundFilter;
 pub use incident::{FamilyEvidence, Incident, RuleScore, Status};
 use verdict::{Record, Said};
+
+/// The version of what [`Scorer::resume_account`] carries.
+const CARRY_VERSION: u8 = 1;
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,6 +99,17 @@ pub struct EventTrace {
     pub event: usize,
     /// One entry per rule selecting the event's action, in plan order.
     pub rules: Vec<RuleTrace>,
+}
+
+/// What [`Scorer::resume_account`] concludes of one account.
+#[derive(Clone, Debug)]
+pub struct Resumed {
+    /// Its incidents, settled as a run over all the data so far reports
+    /// them.
+    pub incidents: Vec<Incident>,
+    /// The earliest time one of its waiting verdicts may change without
+    /// events of its own (`None`: none waits).
+    pub due: Option<Millis>,
 }
 
 /// An account's incidents.
@@ -233,15 +248,26 @@ impl<'a> Scorer<'a> {
 
     /// Walks one account's events into `scratch.records`, and, when asked,
     /// what every rule made of every event into `trace`.
-    fn walk(&self, span: &AccountSpan, scratch: &mut Scratch, mut trace: Option<&mut Vec<EventTrace>>) {
-        let data = self.data;
-        let trackers = &self.bound.trackers;
-        for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
-            t.reset(state, span, data);
+    fn walk(&self, span: &AccountSpan, scratch: &mut Scratch, trace: Option<&mut Vec<EventTrace>>) {
+        self.begin(span, scratch);
+        self.walk_events(span, scratch, trace);
+    }
+
+    /// Starts an account with no history.
+    fn begin(&self, span: &AccountSpan, scratch: &mut Scratch) {
+        for (t, state) in self.bound.trackers.iter().zip(scratch.states.iter_mut()) {
+            t.reset(state, span, self.data);
         }
         scratch.records.clear();
         scratch.earlier.clear();
         scratch.waiting_from = 0;
+    }
+
+    /// Walks the events of `span` from where the account's states and
+    /// verdicts stand.
+    fn walk_events(&self, span: &AccountSpan, scratch: &mut Scratch, mut trace: Option<&mut Vec<EventTrace>>) {
+        let data = self.data;
+        let trackers = &self.bound.trackers;
         for i in span.range() {
             let e = Ev::at(data, i);
             for (t, state) in trackers.iter().zip(scratch.states.iter_mut()) {
@@ -277,6 +303,161 @@ impl<'a> Scorer<'a> {
                 earlier.extend(r.earlier(&self.bound.plan.rules[r.rule as usize]));
             }
         }
+    }
+
+    /// Scores one account of a daily run: resumes from what an earlier run
+    /// carried for it (`carried`; none for an account new to the state),
+    /// walks its events of this batch (`span`, if it has any), and
+    /// concludes at the run's end (`data_end`, the watermark): returns its
+    /// incidents, settled as a run over all the data so far reports them,
+    /// and writes into `w` what the next run resumes from (its states, and
+    /// the verdicts that hit in a group that may still change or may
+    /// themselves still change).
+    pub fn resume_account(
+        &self,
+        actor: Sym,
+        carried: Option<&mut Dec<'_>>,
+        span: Option<&AccountSpan>,
+        scratch: &mut Scratch,
+        w: &mut Enc<'_>,
+    ) -> Result<Resumed, CodecError> {
+        let empty = AccountSpan { actor, start: 0, end: 0 };
+        match carried {
+            Some(r) => {
+                self.restore(scratch, r)?;
+                self.revise(scratch, &Cause::Refreshed(self.data), Millis::MIN);
+            }
+            None => self.begin(span.unwrap_or(&empty), scratch),
+        }
+        if let Some(span) = span {
+            self.walk_events(span, scratch, None);
+        }
+        let now = self.bound.data_end.unwrap_or(Millis::MIN);
+        if let Some(end) = self.bound.data_end {
+            self.revise(scratch, &Cause::End(end), end.saturating_add(1));
+        }
+        let (hits, from) = verdict::derive_from(
+            &mut scratch.records,
+            &self.bound.plan.rules,
+            &*self.bound,
+            &self.data.strings,
+            now.saturating_add(1),
+        );
+        let groups = incident::form(&hits, &self.bound.scoring, &self.bound.plan.config);
+        // The verdicts the next run needs: those that may still change, and
+        // the hits of groups that may (or that a later hit may still join).
+        let join = incident::join_horizon(&self.bound.scoring, &self.bound.plan.config);
+        let mut keep: Vec<bool> = scratch.records.iter().map(Record::waiting).collect();
+        for (h, &r) in hits.iter().zip(&from) {
+            keep[r] |= h.ts.saturating_add(join) > now;
+        }
+        for g in groups.iter().filter(|g| g.final_after > now) {
+            for &m in &g.members {
+                keep[from[m]] = true;
+            }
+        }
+        self.carry(scratch, &keep, now, w);
+        let due = scratch
+            .records
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .flat_map(|(r, _)| r.said.iter().filter_map(|s| s.later.as_ref()))
+            .map(|l| l.due(now))
+            .min();
+        let mut incidents = incident::incidents(&hits, groups);
+        let actor = self.data.strings.resolve(actor);
+        incident::settle(&mut incidents, actor, self.bound.plan, &self.data.strings, self.bound.data_end);
+        Ok(Resumed { incidents, due })
+    }
+
+    /// What [`Scorer::resume_account`] carries for an account that has
+    /// nothing to remember (fresh states, no verdicts): a daily state need
+    /// not keep it.
+    pub fn fresh_payload(&self, now: Millis) -> Vec<u8> {
+        let mut scratch = self.scratch();
+        for (t, state) in self.bound.trackers.iter().zip(scratch.states.iter_mut()) {
+            *state = t.new_state();
+        }
+        let mut w = Enc::new(&self.data.strings);
+        self.carry(&scratch, &[], now, &mut w);
+        crate::run::daily::finish_fresh(&mut w);
+        w.finish()
+    }
+
+    /// Writes the account's states and the verdicts `keep` marks.
+    fn carry(&self, scratch: &Scratch, keep: &[bool], now: Millis, w: &mut Enc<'_>) {
+        w.u8(CARRY_VERSION);
+        for (t, state) in self.bound.trackers.iter().zip(&scratch.states) {
+            t.save(state, now, w);
+        }
+        let kept: Vec<&Record> = scratch.records.iter().zip(keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+        w.count(kept.len());
+        let mut ordinal = 0u32;
+        let mut last = None;
+        for r in kept {
+            if last.is_some_and(|l| l != (r.ts, r.event)) {
+                ordinal += 1;
+            }
+            last = Some((r.ts, r.event));
+            w.u64(u64::from(ordinal));
+            w.text(&self.bound.plan.rules[r.rule as usize].id);
+            w.time(r.ts);
+            w.sym(r.action);
+            w.opt_sym(r.target);
+            w.text(&r.head);
+            w.count(r.said.len());
+            for said in &r.said {
+                w.outcome(&said.outcome);
+                w.bool(said.later.is_some());
+                if let Some(l) = &said.later {
+                    l.save(w);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Scorer::carry`] wrote into `scratch`. A verdict of a
+    /// rule the plan no longer has, or whose signals changed, is left out.
+    fn restore(&self, scratch: &mut Scratch, r: &mut Dec<'_>) -> Result<(), CodecError> {
+        let version = r.u8()?;
+        if version != CARRY_VERSION {
+            return Err(CodecError(format!(
+                "an account state of version {version} (this build reads {CARRY_VERSION})"
+            )));
+        }
+        for (t, state) in self.bound.trackers.iter().zip(scratch.states.iter_mut()) {
+            *state = t.new_state();
+            t.load(state, r, self.data)?;
+        }
+        scratch.records.clear();
+        scratch.earlier.clear();
+        scratch.waiting_from = 0;
+        for _ in 0..r.count()? {
+            let event = r.u32()?;
+            let id = r.text()?;
+            let (ts, action, target) = (r.time()?, r.sym()?, r.opt_sym()?);
+            let head = r.text()?.to_string();
+            let mut said = Vec::new();
+            for _ in 0..r.count()? {
+                let outcome = r.outcome()?;
+                let later = if r.bool()? { Some(Later::load(r)?) } else { None };
+                said.push(Said { outcome, later });
+            }
+            let rule = self.bound.plan.rules.iter().position(|p| p.id == id);
+            let fits = |p: &crate::plan::PlannedRule| {
+                p.signals.len() == said.len()
+                    && p.signals
+                        .iter()
+                        .zip(&said)
+                        .all(|(s, x)| x.later.as_ref().is_none_or(|l| l.kind() == s.def.kind()))
+            };
+            let Some(rule) = rule.filter(|&k| fits(&self.bound.plan.rules[k])) else { continue };
+            let record = Record { rule: rule as u32, event, ts, action, target, head, said };
+            scratch.earlier.extend(record.earlier(&self.bound.plan.rules[rule]));
+            scratch.records.push(record);
+        }
+        Ok(())
     }
 
     /// Revises the waiting verdicts with `cause`, at time `now`.

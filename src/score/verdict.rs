@@ -189,15 +189,27 @@ pub fn derive(
     strings: &Interner,
     now: Millis,
 ) -> Vec<Hit> {
+    derive_from(records, rules, judges, strings, now).0
+}
+
+/// [`derive`], with each hit's record (its position in `records`).
+pub fn derive_from(
+    records: &mut [Record],
+    rules: &[PlannedRule],
+    judges: &impl Judges,
+    strings: &Interner,
+    now: Millis,
+) -> (Vec<Hit>, Vec<usize>) {
     let mut hits: Vec<Hit> = Vec::new();
+    let mut from = Vec::new();
     let mut earlier: Vec<EarlierHit> = Vec::new();
     // Hits of the records of the current event, seen by later events only.
-    let mut current: Option<u32> = None;
+    let mut current: Option<(Millis, u32)> = None;
     let mut fresh = 0;
-    for r in records.iter_mut() {
-        if current != Some(r.event) {
+    for (k, r) in records.iter_mut().enumerate() {
+        if current != Some((r.ts, r.event)) {
             earlier.extend(hits[hits.len() - fresh..].iter().map(Hit::earlier));
-            (current, fresh) = (Some(r.event), 0);
+            (current, fresh) = (Some((r.ts, r.event)), 0);
         }
         for (si, said) in r.said.iter_mut().enumerate() {
             let Some(later) = &mut said.later else { continue };
@@ -211,8 +223,9 @@ pub fn derive(
         }
         if let Some(hit) = r.hit(&rules[r.rule as usize]) {
             hits.push(hit);
+            from.push(k);
             fresh += 1;
         }
     }
-    hits
+    (hits, from)
 }

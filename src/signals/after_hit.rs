@@ -35,13 +35,14 @@
 //! signal adds none of its own.
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, EarlierHit, Ev, Needs, Outcome, Signal, Universe};
+use super::{Cause, EarlierHit, Ev, Needs, Outcome, Persist, Signal, Universe};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::Effect;
 use crate::rules::diag::Code;
 use crate::rules::reader::Sp;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{HOUR, MINUTE, Millis, format_rfc3339};
 
 /// The kind.
@@ -263,10 +264,11 @@ impl Signal for AfterHit {
         (key, opts)
     }
 
-    fn needs(_key: &Key, opts: &Opts) -> Needs {
+    fn needs(key: &Key, opts: &Opts) -> Needs {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["target"]);
         n.rules = opts.written.clone();
+        n.reach = key.within;
         n
     }
 
@@ -326,5 +328,43 @@ impl Signal for AfterHit {
 
     fn deadline(cx: &Context) -> Millis {
         cx.deadline
+    }
+
+    fn save(t: &Tracker, s: &State, now: Millis, w: &mut Enc<'_>) {
+        let kept = s.acted.iter().filter(|&&(at, _, _)| at >= now.saturating_sub(t.key.within));
+        w.count(kept.clone().count());
+        for &(at, action, target) in kept {
+            w.time(at);
+            w.sym(action);
+            w.sym(target);
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for _ in 0..r.count()? {
+            s.acted.push_back((r.time()?, r.sym()?, r.sym()?));
+        }
+        Ok(())
+    }
+}
+
+impl Persist for Context {
+    fn save(&self, w: &mut Enc<'_>) {
+        w.time(self.ts);
+        w.sym(self.action);
+        w.opt_sym(self.target);
+        w.count(self.acted.len());
+        for &(at, action, target) in &self.acted {
+            w.time(at);
+            w.sym(action);
+            w.sym(target);
+        }
+        w.time(self.deadline);
+    }
+
+    fn load(r: &mut Dec<'_>) -> Result<Context, CodecError> {
+        let (ts, action, target) = (r.time()?, r.sym()?, r.opt_sym()?);
+        let acted = (0..r.count()?).map(|_| Ok((r.time()?, r.sym()?, r.sym()?))).collect::<Result<_, CodecError>>()?;
+        Ok(Context { ts, action, target, acted, deadline: r.time()? })
     }
 }

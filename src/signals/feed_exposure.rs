@@ -26,8 +26,8 @@
 //! - `repost`: a followee reposted the item within `repost_window` before
 //!   (pushed).
 //! - `impression`: an impression of the item for the account was logged
-//!   before (up to `impression_slack` after, for clock skew between logs)
-//!   (pushed).
+//!   in the `impression_window` before (up to `impression_slack` after, for
+//!   clock skew between logs) (pushed).
 //! - `navigation`: the action's `surface` is one of `navigation_surfaces`
 //!   (partly explained). Without this path, navigation explains nothing.
 //!
@@ -45,7 +45,11 @@
 //!   the item (0: navigation explains fully; 1: it explains nothing)
 //! - `repost_actions = ["repost"]`, `repost_window = "7d"`
 //! - `follow_action = "follow"`, `unfollow_action = "unfollow"`
-//! - `impression_slack = "1m"`
+//! - `impression_window = "7d"`: an impression older than this explains
+//!   nothing (a daily run keeps the impressions of this long)
+//! - `impression_slack = "1m"`: an impression logged up to this long after
+//!   the action still counts (a verdict that close to the end of the data
+//!   waits for the next batch's impressions)
 //!
 //! ```toml
 //! [[signal]]
@@ -63,11 +67,12 @@
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Ev, Horizon, Need, Needs, Outcome, Signal, Universe, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
 use crate::intern::{Sym, SymMap};
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
 
 /// The exposure paths, by name.
@@ -95,6 +100,7 @@ pub const PARAMS: &[Param] = &[
     opt("repost_window", Ty::Duration, D::Duration(7 * DAY), "how long a followee's repost keeps the item in the feed"),
     key("follow_action", Ty::Text, D::Text("follow"), "the action that adds a followee"),
     key("unfollow_action", Ty::Text, D::Text("unfollow"), "the action that removes one"),
+    opt("impression_window", Ty::Duration, D::Duration(7 * DAY), "how long an impression keeps the item explained"),
     opt("impression_slack", Ty::Duration, D::Duration(MINUTE), "how late an impression may be logged and still count"),
 ];
 
@@ -121,8 +127,33 @@ pub struct Opts {
     pub repost_actions: Vec<String>,
     /// How long a followee's repost keeps the item in the feed.
     pub repost_window: Millis,
+    /// How long an impression keeps the item explained.
+    pub impression_window: Millis,
     /// How late an impression may be logged and still count.
     pub impression_slack: Millis,
+}
+
+/// A fired verdict waiting for impressions logged after the data's end: an
+/// impression of `item` for `actor` up to `until` takes it back.
+#[derive(Clone, Debug)]
+pub struct Unshown {
+    actor: Sym,
+    item: Sym,
+    from: Millis,
+    until: Millis,
+}
+
+impl Persist for Unshown {
+    fn save(&self, w: &mut Enc<'_>) {
+        w.sym(self.actor);
+        w.sym(self.item);
+        w.time(self.from);
+        w.time(self.until);
+    }
+
+    fn load(r: &mut Dec<'_>) -> Result<Unshown, CodecError> {
+        Ok(Unshown { actor: r.sym()?, item: r.sym()?, from: r.time()?, until: r.time()? })
+    }
 }
 
 /// The key bound to a run.
@@ -144,6 +175,8 @@ pub struct Judge {
     impression: bool,
     navigation: Vec<Sym>,
     reposts: Arc<ItemActors>,
+    /// When the run's data ends (impressions after it may still come).
+    data_end: Option<Millis>,
 }
 
 /// Per-account state: whom the account follows, since when.
@@ -166,7 +199,7 @@ impl Signal for FeedExposure {
     type Judge = Judge;
     type State = State;
     type Scratch = ();
-    type Later = ();
+    type Later = Unshown;
 
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Key, Opts) {
         let listed = r.spanned_list("paths");
@@ -184,6 +217,7 @@ impl Signal for FeedExposure {
             navigation_strength: r.number("navigation_strength"),
             repost_actions: r.list("repost_actions"),
             repost_window: r.duration("repost_window"),
+            impression_window: r.duration("impression_window"),
             impression_slack: r.duration("impression_slack"),
         };
         let key = Key { follow_action: r.text("follow_action"), unfollow_action: r.text("unfollow_action") };
@@ -202,7 +236,12 @@ impl Signal for FeedExposure {
             lockstep_window: None,
             reach: (opts.repost_window, 0),
             read_at: None,
+            keep: opts.repost_window,
         });
+        n.reach = opts.repost_window.max(opts.impression_window);
+        if opts.paths.iter().any(|p| p == "impression") {
+            n.impressions = opts.impression_window;
+        }
         n
     }
 
@@ -224,6 +263,7 @@ impl Signal for FeedExposure {
             impression: has("impression"),
             navigation: if has("navigation") { u.resolve_all(&opts.navigation_surfaces) } else { Vec::new() },
             reposts: u.item_index(&sorted(&opts.repost_actions)),
+            data_end: u.facts.data_end,
             opts: opts.clone(),
         }
     }
@@ -233,6 +273,29 @@ impl Signal for FeedExposure {
     fn horizon(_key: &Key, opts: &Opts) -> Horizon {
         let impression = opts.paths.iter().any(|p| p == "impression");
         Horizon { adds: 0, revokes: if impression { opts.impression_slack } else { 0 } }
+    }
+
+    /// A fired verdict less than `impression_slack` before the data's end
+    /// waits for the impressions of the next batch.
+    fn later(j: &Judge, t: &Tracker, _s: &State, e: &Ev<'_>, said: &Outcome) -> Option<Unshown> {
+        let until = e.ts.saturating_add(j.opts.impression_slack);
+        let waits = matches!(said, Outcome::Fire { .. })
+            && j.impression
+            && t.impressions_known
+            && j.data_end.is_some_and(|end| until > end);
+        let from = e.ts.saturating_sub(j.opts.impression_window);
+        let item = e.target().filter(|_| waits)?;
+        Some(Unshown { actor: e.actor, item, from, until })
+    }
+
+    fn revise(_j: &Judge, _t: &Tracker, u: &mut Unshown, cause: &Cause<'_>, _said: &Outcome) -> Option<Outcome> {
+        let Cause::Refreshed(data) = *cause else { return None };
+        let shown = data.impressions.as_ref().is_some_and(|i| i.shown_between(u.actor, u.item, u.from, u.until));
+        shown.then_some(Outcome::Quiet)
+    }
+
+    fn deadline(u: &Unshown) -> Millis {
+        u.until
     }
 
     fn note(t: &Tracker) -> Option<String> {
@@ -252,6 +315,25 @@ impl Signal for FeedExposure {
         if let Some(f) = &data.follows {
             s.followees.extend(f.followees(span.actor));
         }
+    }
+
+    /// The followees, by name (so that the bytes do not depend on the
+    /// run's numbering of strings).
+    fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
+        let mut followees: Vec<(Sym, Millis)> = s.followees.iter().map(|(&k, &v)| (k, v)).collect();
+        followees.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+        w.count(followees.len());
+        for (who, since) in followees {
+            w.sym(who);
+            w.time(since);
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for _ in 0..r.count()? {
+            s.followees.insert(r.sym()?, r.time()?);
+        }
+        Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
@@ -300,7 +382,12 @@ impl Signal for FeedExposure {
         }
         if j.impression
             && let Some(imp) = &e.data.impressions
-            && imp.first_shown(e.actor, target).is_some_and(|at| at <= e.ts.saturating_add(j.opts.impression_slack))
+            && imp.shown_between(
+                e.actor,
+                target,
+                e.ts.saturating_sub(j.opts.impression_window),
+                e.ts.saturating_add(j.opts.impression_slack),
+            )
         {
             return Outcome::Quiet;
         }

@@ -29,6 +29,8 @@ use super::spec::{Default as D, Param, ParamReader, Ty, opt};
 use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::{TableKind, ev};
 use crate::data::{AccountSpan, Dataset};
+use crate::intern::Sym;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{HOUR, Millis, format_rfc3339, human_duration};
 
 /// The kind.
@@ -84,7 +86,7 @@ pub struct Judge {
 /// Per-account state: the last located event.
 #[derive(Debug, Default)]
 pub struct State {
-    last: Option<(Millis, f64, f64, usize)>,
+    last: Option<(Millis, f64, f64, Option<Sym>)>,
 }
 
 fn location(e: &Ev<'_>) -> Option<(f64, f64)> {
@@ -131,16 +133,33 @@ impl Signal for ImpossibleTravel {
         s.last = None;
     }
 
+    fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
+        w.bool(s.last.is_some());
+        if let Some((at, lat, lon, country)) = s.last {
+            w.time(at);
+            w.f64(lat);
+            w.f64(lon);
+            w.opt_sym(country);
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        if r.bool()? {
+            s.last = Some((r.time()?, r.f64()?, r.f64()?, r.opt_sym()?));
+        }
+        Ok(())
+    }
+
     fn observe(_t: &Tracker, s: &mut State, e: &Ev<'_>) {
         if let Some((lat, lon)) = location(e) {
-            s.last = Some((e.ts, lat, lon, e.i));
+            s.last = Some((e.ts, lat, lon, e.data.events.sym(ev::COUNTRY, e.i)));
         }
     }
 
     fn eval(j: &Judge, _t: &Tracker, s: &State, _scratch: &mut (), e: &Ev<'_>) -> Outcome {
         let o = &j.opts;
         let Some(here) = location(e) else { return Outcome::Abstain };
-        let Some((then, lat, lon, i)) = s.last else { return Outcome::Abstain };
+        let Some((then, lat, lon, country)) = s.last else { return Outcome::Abstain };
         let km = haversine_km((lat, lon), here);
         if km < o.min_distance_km {
             return Outcome::Quiet;
@@ -150,15 +169,14 @@ impl Signal for ImpossibleTravel {
         if speed <= o.max_speed_kmh {
             return Outcome::Quiet;
         }
-        let place =
-            |i: usize| e.data.events.sym(ev::COUNTRY, i).map_or(String::new(), |c| format!(" in {}", e.text(c)));
+        let place = |c: Option<Sym>| c.map_or(String::new(), |c| format!(" in {}", e.text(c)));
         Outcome::fire(e, 1.0 - o.max_speed_kmh / speed, || {
             format!(
                 "{km:.0} km from the previous located event{} at {} ({} earlier){}: {speed:.0} km/h, above {} km/h",
-                place(i),
+                place(country),
                 format_rfc3339(then),
                 human_duration(e.ts.saturating_sub(then)),
-                place(e.i),
+                place(e.data.events.sym(ev::COUNTRY, e.i)),
                 o.max_speed_kmh
             )
         })

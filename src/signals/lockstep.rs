@@ -42,11 +42,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Signal, Universe, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
 use crate::intern::{Sym, SymMap};
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration};
 
 /// The kind.
@@ -110,6 +111,26 @@ pub struct Judge {
     /// When the run's data ends: a verdict on an event closer to it than
     /// the window may change when later data comes (a daily run).
     data_end: Option<Millis>,
+}
+
+impl Persist for Frozen {
+    fn save(&self, w: &mut Enc<'_>) {
+        w.time(self.ts);
+        w.sym(self.actor);
+        w.sym(self.item);
+        w.count(self.recent.len());
+        for &(at, item) in &self.recent {
+            w.time(at);
+            w.sym(item);
+        }
+        w.time(self.window);
+    }
+
+    fn load(r: &mut Dec<'_>) -> Result<Frozen, CodecError> {
+        let (ts, actor, item) = (r.time()?, r.sym()?, r.sym()?);
+        let recent = (0..r.count()?).map(|_| Ok((r.time()?, r.sym()?))).collect::<Result<_, CodecError>>()?;
+        Ok(Frozen { ts, actor, item, recent, window: r.time()? })
+    }
 }
 
 /// A verdict waiting for the data after it: what it was judged on, to judge
@@ -177,7 +198,11 @@ impl Signal for Lockstep {
             // Its own events of these actions, judged or remembered as
             // recent items.
             read_at: Some(sorted(&key.actions)),
+            // A later event reads around its recent items, within the
+            // lookback, and a verdict waiting for later data around its own.
+            keep: key.lookback.saturating_add(opts.window.saturating_mul(2)),
         });
+        n.reach = key.lookback.saturating_add(opts.window);
         n
     }
 
@@ -230,6 +255,22 @@ impl Signal for Lockstep {
         f.ts.saturating_add(f.window)
     }
 
+    fn save(t: &Tracker, s: &State, now: Millis, w: &mut Enc<'_>) {
+        let kept = s.recent.iter().filter(|&&(at, _)| at >= now.saturating_sub(t.lookback));
+        w.count(kept.clone().count());
+        for &(at, item) in kept {
+            w.time(at);
+            w.sym(item);
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for _ in 0..r.count()? {
+            s.recent.push_back((r.time()?, r.sym()?));
+        }
+        Ok(())
+    }
+
     fn eval(j: &Judge, t: &Tracker, s: &State, x: &mut Scratch, e: &Ev<'_>) -> Outcome {
         let Some(item) = e.target() else { return Outcome::Quiet };
         if !t.actions.contains(&e.action) {
@@ -244,8 +285,8 @@ impl Signal for Lockstep {
     /// Judged again when the other accounts' later actions are known (a
     /// daily run's next batch), on what it was judged on then.
     fn revise(j: &Judge, _t: &Tracker, f: &mut Frozen, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
-        let Cause::Refreshed(strings) = *cause else { return None };
-        let text = |i: Sym| strings.resolve(i).to_string();
+        let Cause::Refreshed(data) = *cause else { return None };
+        let text = |i: Sym| data.strings.resolve(i).to_string();
         let now =
             judge_item(j, &mut Scratch::default(), (f.ts, f.actor, f.item), f.recent.iter().copied(), true, &text);
         (now != *said).then_some(now)

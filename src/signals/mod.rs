@@ -53,6 +53,7 @@ use crate::facts::{FactKey, Registered};
 use crate::intern::{Interner, Sym};
 use crate::rules::Effect;
 use crate::rules::reader::Sp;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::Millis;
 pub use spec::{Param, ParamReader};
 
@@ -83,7 +84,7 @@ pub trait Signal: 'static {
     type Scratch: Debug + Default + Send;
     /// How a verdict of this kind may still change after it is given
     /// ([`Signal::later`]); `()` for a kind whose verdicts are final.
-    type Later: Debug + Clone + Send + Sync;
+    type Later: Debug + Clone + Send + Sync + Persist;
 
     /// Reads the parameters of a `[[signal]]` table.
     fn parse(r: &mut ParamReader<'_, '_, '_, '_>) -> (Self::Key, Self::Opts);
@@ -123,6 +124,16 @@ pub trait Signal: 'static {
     /// Feeds one event of the account to `s` (after every rule judged it).
     fn observe(t: &Self::Tracker, s: &mut Self::State, e: &Ev<'_>);
 
+    /// Writes `s`, after an account's events up to `now`, for a later run
+    /// to resume from ([`Signal::load`]). What no event after `now` can
+    /// read any more (a window's old end) may be left out.
+    fn save(t: &Self::Tracker, s: &Self::State, now: Millis, w: &mut Enc<'_>);
+
+    /// Reads a state [`Signal::save`] wrote into `s` (fresh from
+    /// [`Signal::new_state`]), for an account whose next events are in
+    /// `data`.
+    fn load(t: &Self::Tracker, s: &mut Self::State, r: &mut Dec<'_>, data: &Dataset) -> Result<(), CodecError>;
+
     /// How long after an event a verdict of a signal with these parameters
     /// may still change: its declared look-ahead. Final at once by default.
     fn horizon(_key: &Self::Key, _opts: &Self::Opts) -> Horizon {
@@ -161,6 +172,22 @@ pub trait Signal: 'static {
     }
 }
 
+/// What can be written for a later run and read back: a signal's
+/// [`Signal::Later`].
+pub trait Persist: Sized {
+    /// Writes it.
+    fn save(&self, w: &mut Enc<'_>);
+    /// Reads what [`Persist::save`] wrote.
+    fn load(r: &mut Dec<'_>) -> Result<Self, CodecError>;
+}
+
+impl Persist for () {
+    fn save(&self, _w: &mut Enc<'_>) {}
+    fn load(_r: &mut Dec<'_>) -> Result<(), CodecError> {
+        Ok(())
+    }
+}
+
 /// How long after an event a signal's verdict on it may change (see
 /// [`Signal::horizon`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -194,10 +221,11 @@ pub enum Cause<'a> {
     /// see is known up to here (a verdict whose deadline is past is
     /// final).
     End(Millis),
-    /// The facts across accounts were computed again over later data (a
-    /// daily run's next batch: other accounts' actions after the verdict's
-    /// event are known now), with the run's strings for words.
-    Refreshed(&'a Interner),
+    /// A daily run's next batch: the facts across accounts were computed
+    /// again over later data (other accounts' actions after the verdict's
+    /// event are known now), and the account's later impressions are in
+    /// this dataset (with the run's strings, for words).
+    Refreshed(&'a Dataset),
     /// The account's rule hits on events before the verdict's, as they
     /// stand (for verdicts on earlier hits: `after_hit`), with the run's
     /// strings for words.
@@ -256,6 +284,9 @@ pub enum Need {
         /// reads the index (sorted), or `None` for the events its rule
         /// selects. Only events with these actions ask the item phase.
         read_at: Option<Vec<String>>,
+        /// How far before a later event of the account it may read an
+        /// entry: a daily run keeps the entries of this long.
+        keep: Millis,
     },
 }
 
@@ -268,6 +299,12 @@ pub struct Needs {
     pub facts: Vec<Need>,
     /// Rule ids referred to, with where they are written.
     pub rules: Vec<Sp<String>>,
+    /// How far before an event the signal reads anything (its longest
+    /// window): a daily run keeps the items and accounts seen within the
+    /// plan's longest.
+    pub reach: Millis,
+    /// How far before an event it reads the account's impressions.
+    pub impressions: Millis,
 }
 
 impl Needs {
@@ -477,6 +514,17 @@ macro_rules! registry {
             )*
         }
 
+        impl StateKey {
+            /// The key as text that does not depend on the plan it is in
+            /// (rule numbers left out): what a daily state records.
+            pub fn stable(&self) -> String {
+                match self {
+                    StateKey::AfterHit(k) => format!("{:?}", StateKey::AfterHit(after_hit::Key { numbers: Vec::new(), ..k.clone() })),
+                    other => format!("{other:?}"),
+                }
+            }
+        }
+
         /// A key bound to a run: drives one per-account state.
         #[derive(Debug)]
         pub enum Tracker {
@@ -597,6 +645,15 @@ macro_rules! registry {
                 }
             }
 
+            /// How far back it reads the account's earlier hits
+            /// (`after_hit`'s `within`; 0 for the others).
+            pub fn follow_up(&self) -> Millis {
+                match self {
+                    SignalDef::AfterHit(d) => d.key.within,
+                    _ => 0,
+                }
+            }
+
             /// How long after an event its verdict may change.
             pub fn horizon(&self) -> Horizon {
                 match self { $( SignalDef::$variant(d) => <$module::$kind as Signal>::horizon(&d.key, &d.opts), )* }
@@ -633,6 +690,22 @@ macro_rules! registry {
                 }
             }
 
+            /// Writes `state` for a later run (see [`Signal::save`]).
+            pub fn save(&self, state: &State, now: Millis, w: &mut Enc<'_>) {
+                match (self, state) {
+                    $( (Tracker::$variant(t), State::$variant(s)) => <$module::$kind as Signal>::save(t, s, now, w), )*
+                    _ => unreachable!("a state is always used with the tracker that made it"),
+                }
+            }
+
+            /// Reads a state written by [`Tracker::save`] into `state`.
+            pub fn load(&self, state: &mut State, r: &mut Dec<'_>, data: &Dataset) -> Result<(), CodecError> {
+                match (self, state) {
+                    $( (Tracker::$variant(t), State::$variant(s)) => <$module::$kind as Signal>::load(t, s, r, data), )*
+                    _ => unreachable!("a state is always used with the tracker that made it"),
+                }
+            }
+
             /// A note for the user about this binding, said once per run.
             pub fn note(&self) -> Option<String> {
                 match self { $( Tracker::$variant(t) => <$module::$kind as Signal>::note(t), )* }
@@ -640,10 +713,55 @@ macro_rules! registry {
         }
 
         impl Later {
+            /// The kind of signal that made it.
+            pub fn kind(&self) -> &'static str {
+                match self { $( Later::$variant(_) => <$module::$kind as Signal>::NAME, )* }
+            }
+
             /// Whether it follows the account's earlier hits (decided when
             /// the hits are derived, not as events pass).
             pub fn follows_hits(&self) -> bool {
                 matches!(self, Later::AfterHit(_))
+            }
+
+            /// Writes it, its kind first.
+            pub fn save(&self, w: &mut Enc<'_>) {
+                let mut kind = 0u8;
+                $(
+                    if let Later::$variant(l) = self {
+                        w.u8(kind);
+                        Persist::save(l, w);
+                        return;
+                    }
+                    kind += 1;
+                )*
+                let _ = kind;
+            }
+
+            /// Reads what [`Later::save`] wrote.
+            pub fn load(r: &mut Dec<'_>) -> Result<Later, CodecError> {
+                let want = r.u8()?;
+                let mut kind = 0u8;
+                $(
+                    if want == kind {
+                        return Ok(Later::$variant(Persist::load(r)?));
+                    }
+                    kind += 1;
+                )*
+                let _ = kind;
+                Err(CodecError(format!("a waiting verdict of unknown kind {want}")))
+            }
+
+            /// When a run must look at it again, though the account has no
+            /// events of its own then: the next run, for a verdict that
+            /// waits for other accounts' later actions or the account's
+            /// later impressions (lockstep, feed exposure); its deadline
+            /// for one that only becomes final then.
+            pub fn due(&self, now: Millis) -> Millis {
+                match self {
+                    Later::Lockstep(_) | Later::FeedExposure(_) => now.saturating_add(1),
+                    other => other.deadline(),
+                }
             }
 
             /// The time after which it can no longer change its verdict.

@@ -40,8 +40,9 @@ use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
 use super::{Ev, Needs, Outcome, Signal, Universe};
 use crate::data::schema::{Kind, TableKind};
 use crate::data::{AccountSpan, Dataset};
-use crate::intern::SymMap;
+use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{Millis, format_rfc3339, human_duration};
 
 /// The kind.
@@ -168,6 +169,36 @@ impl Signal for NewContext {
             f.events = 0;
             f.singletons = 0;
         }
+    }
+
+    /// Per field, the values seen by name with their count and first time,
+    /// and the field's event and singleton counts.
+    fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
+        for h in &s.fields {
+            let mut seen: Vec<(Sym, (u32, Millis))> = h.seen.iter().map(|(&k, &v)| (k, v)).collect();
+            seen.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+            w.count(seen.len());
+            for (v, (n, first)) in seen {
+                w.sym(v);
+                w.u64(u64::from(n));
+                w.time(first);
+            }
+            w.u64(u64::from(h.events));
+            w.u64(u64::from(h.singletons));
+        }
+    }
+
+    fn load(t: &Tracker, s: &mut State, r: &mut Dec<'_>, data: &Dataset) -> Result<(), CodecError> {
+        s.columns = t.fields.iter().map(|f| data.events.table.column_index(f)).collect();
+        s.table = &data.events.table as *const _ as usize;
+        for h in &mut s.fields {
+            for _ in 0..r.count()? {
+                h.seen.insert(r.sym()?, (r.u32()?, r.time()?));
+            }
+            h.events = r.u32()?;
+            h.singletons = r.u32()?;
+        }
+        Ok(())
     }
 
     fn observe(_t: &Tracker, s: &mut State, e: &Ev<'_>) {

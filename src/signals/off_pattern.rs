@@ -116,13 +116,14 @@ use std::sync::Arc;
 use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, Ev, Horizon, Need, Needs, Num, Outcome, Signal, Universe, fmt_prob, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Num, Outcome, Persist, Signal, Universe, fmt_prob, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 pub use crate::facts::prior::Feature;
 use crate::facts::prior::{self, Prior};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{DAY, HOUR, MINUTE, Millis, compact_duration, day_of, days_covering, format_rfc3339};
 
 /// The feature's values for an event's target, into `out`.
@@ -337,6 +338,37 @@ pub struct Watch {
     to: Millis,
     /// The verdict's words before and after the look-ahead's.
     words: (String, String),
+}
+
+impl Persist for Watch {
+    fn save(&self, w: &mut Enc<'_>) {
+        save_values(&self.values, w);
+        w.time(self.from);
+        w.time(self.to);
+        w.text(&self.words.0);
+        w.text(&self.words.1);
+    }
+
+    fn load(r: &mut Dec<'_>) -> Result<Watch, CodecError> {
+        let values = load_values(r)?;
+        let (from, to) = (r.time()?, r.time()?);
+        let words = (r.text()?.to_string(), r.text()?.to_string());
+        Ok(Watch { values, from, to, words })
+    }
+}
+
+/// Writes feature values.
+fn save_values(values: &[Value], w: &mut Enc<'_>) {
+    w.count(values.len());
+    for &(k, v) in values {
+        w.u8(k);
+        w.sym(v);
+    }
+}
+
+/// Reads what [`save_values`] wrote.
+fn load_values(r: &mut Dec<'_>) -> Result<Vec<Value>, CodecError> {
+    (0..r.count()?).map(|_| Ok((r.u8()?, r.sym()?))).collect()
 }
 
 /// A history event in the burst window: when, whether it was judged, and
@@ -664,6 +696,7 @@ impl Signal for OffPattern {
                 prior::Key { feature: *f, history: sorted(&key.history), days: days_covering(key.window) }.into(),
             ));
         }
+        n.reach = key.window;
         n
     }
 
@@ -823,6 +856,72 @@ impl Signal for OffPattern {
 
     fn deadline(w: &Watch) -> Millis {
         w.to
+    }
+
+    /// The buckets still in the window at `now` (the counts are theirs
+    /// summed, rebuilt on loading) and the burst.
+    fn save(t: &Tracker, s: &State, now: Millis, w: &mut Enc<'_>) {
+        let oldest = now.div_euclid(t.bucket) - t.buckets;
+        let kept: Vec<&Bucket> = s.buckets.iter().filter(|b| b.at >= oldest).collect();
+        w.count(kept.len());
+        for b in kept {
+            w.i64(b.at);
+            let mut values = b.values.clone();
+            values.sort_unstable_by(|x, y| (x.0, w.text_of(x.1)).cmp(&(y.0, w.text_of(y.1))));
+            w.count(values.len());
+            for (k, v, n) in values {
+                w.u8(k);
+                w.sym(v);
+                w.u64(u64::from(n));
+            }
+            for &n in &b.known {
+                w.u64(u64::from(n));
+            }
+            w.u64(u64::from(b.judged));
+            w.u64(u64::from(b.novel));
+        }
+        w.count(s.burst.len());
+        for r in &s.burst {
+            w.time(r.ts);
+            w.bool(r.judged);
+            save_values(&r.novel, w);
+        }
+    }
+
+    fn load(t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        let features = t.features.len();
+        let feature = |k: u8| -> Result<u8, CodecError> {
+            if (k as usize) < features { Ok(k) } else { Err(CodecError(format!("feature {k} of {features}"))) }
+        };
+        for _ in 0..r.count()? {
+            let mut b = Bucket { at: r.i64()?, ..Bucket::default() };
+            for _ in 0..r.count()? {
+                b.values.push((feature(r.u8()?)?, r.sym()?, r.u32()?));
+            }
+            b.known = (0..features).map(|_| r.u32()).collect::<Result<_, _>>()?;
+            (b.judged, b.novel) = (r.u32()?, r.u32()?);
+            for &(k, v, n) in &b.values {
+                *s.counts[k as usize].0.entry(v).or_default() += n;
+            }
+            for (k, &n) in b.known.iter().enumerate() {
+                s.counts[k].1 += n;
+            }
+            s.judged += b.judged;
+            s.novel += b.novel;
+            s.buckets.push_back(b);
+        }
+        for (k, (counts, _)) in s.counts.iter().enumerate() {
+            s.singles[k] = counts.values().filter(|&&c| c == 1).count() as u32;
+        }
+        for _ in 0..r.count()? {
+            let (ts, judged) = (r.time()?, r.bool()?);
+            let novel = load_values(r)?;
+            if novel.iter().any(|v| v.0 as usize >= features) {
+                return Err(CodecError("a burst value of an unknown feature".into()));
+            }
+            s.burst.push_back(Recent { ts, judged, novel });
+        }
+        Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {

@@ -53,6 +53,7 @@ use crate::data::{AccountSpan, Dataset};
 use crate::facts::rate::{self, Rate};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{DAY, HOUR, Millis, compact_duration, day_of, days_covering};
 
 /// The kind.
@@ -214,6 +215,7 @@ impl Signal for RateSpike {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["action"]);
         n.facts.push(Need::Fact(rate_key(key).into()));
+        n.reach = key.baseline.saturating_add(key.window);
         n
     }
 
@@ -233,6 +235,29 @@ impl Signal for RateSpike {
         s.times.clear();
         s.first_seen = None;
         s.quiet_until = Millis::MIN;
+    }
+
+    fn save(t: &Tracker, s: &State, now: Millis, w: &mut Enc<'_>) {
+        let horizon = now.saturating_sub(t.key.baseline.saturating_add(t.key.window));
+        let kept = s.times.iter().filter(|&&at| at >= horizon);
+        w.count(kept.clone().count());
+        for &at in kept {
+            w.time(at);
+        }
+        w.bool(s.first_seen.is_some());
+        if let Some(first) = s.first_seen {
+            w.time(first);
+        }
+        w.time(s.quiet_until);
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for _ in 0..r.count()? {
+            s.times.push_back(r.time()?);
+        }
+        s.first_seen = if r.bool()? { Some(r.time()?) } else { None };
+        s.quiet_until = r.time()?;
+        Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {

@@ -41,6 +41,7 @@ use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
 use crate::rules::diag::Code;
 use crate::rules::reader::str_list_value;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{HOUR, Millis, compact_duration, format_rfc3339};
 
 /// The kind.
@@ -142,9 +143,10 @@ impl Signal for Sequence {
         (Key { steps, within: r.duration("within") }, Opts)
     }
 
-    fn needs(_key: &Key, _opts: &Opts) -> Needs {
+    fn needs(key: &Key, _opts: &Opts) -> Needs {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["action"]);
+        n.reach = key.within;
         n
     }
 
@@ -163,6 +165,28 @@ impl Signal for Sequence {
     fn reset(_t: &Tracker, s: &mut State, _span: &AccountSpan, _data: &Dataset) {
         s.reached.iter_mut().for_each(|r| *r = None);
         s.trail.iter_mut().for_each(Vec::clear);
+    }
+
+    fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
+        for (reached, trail) in s.reached.iter().zip(&s.trail) {
+            w.bool(reached.is_some());
+            if let Some((start, at)) = reached {
+                w.time(*start);
+                w.time(*at);
+            }
+            w.count(trail.len());
+            for &t in trail {
+                w.time(t);
+            }
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for k in 0..s.reached.len() {
+            s.reached[k] = if r.bool()? { Some((r.time()?, r.time()?)) } else { None };
+            s.trail[k] = (0..r.count()?).map(|_| r.time()).collect::<Result<_, _>>()?;
+        }
+        Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {

@@ -43,6 +43,7 @@ use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
 use crate::rules::diag::Code;
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{HOUR, MINUTE, Millis, compact_duration, format_rfc3339, human_duration};
 
 /// The kind.
@@ -190,9 +191,10 @@ impl Signal for UnlikeLatency {
         (key, opts)
     }
 
-    fn needs(_key: &Key, _opts: &Opts) -> Needs {
+    fn needs(key: &Key, _opts: &Opts) -> Needs {
         let mut n = Needs::default();
         n.read(TableKind::Events, &["action", "target"]);
+        n.reach = key.max;
         n
     }
 
@@ -212,6 +214,56 @@ impl Signal for UnlikeLatency {
         s.open.clear();
         s.bursts.clear();
         s.last_like = None;
+    }
+
+    /// The likes still open that a later unlike can find in the band
+    /// (liked at most `max` before `now`), by target name, and the bursts
+    /// they belong to (and the last, which the next like may join).
+    fn save(t: &Tracker, s: &State, now: Millis, w: &mut Enc<'_>) {
+        let mut open: Vec<(Sym, Millis, u32)> = s
+            .open
+            .iter()
+            .filter(|&(_, &(liked, _))| liked >= now.saturating_sub(t.key.max))
+            .map(|(&target, &(liked, id))| (target, liked, id))
+            .collect();
+        open.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+        let mut kept: Vec<u32> = open.iter().map(|o| o.2).collect();
+        kept.extend(s.bursts.len().checked_sub(1).map(|last| last as u32));
+        kept.sort_unstable();
+        kept.dedup();
+        w.count(kept.len());
+        for &id in &kept {
+            let b = &s.bursts[id as usize];
+            w.time(b.start);
+            w.u64(u64::from(b.likes));
+            w.u64(u64::from(b.chain));
+            w.time(b.last_removal);
+        }
+        w.count(open.len());
+        for (target, liked, id) in open {
+            w.sym(target);
+            w.time(liked);
+            w.u64(kept.binary_search(&id).expect("an open like's burst is kept") as u64);
+        }
+        w.bool(s.last_like.is_some());
+        if let Some(at) = s.last_like {
+            w.time(at);
+        }
+    }
+
+    fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
+        for _ in 0..r.count()? {
+            s.bursts.push(Burst { start: r.time()?, likes: r.u32()?, chain: r.u32()?, last_removal: r.time()? });
+        }
+        for _ in 0..r.count()? {
+            let (target, liked, id) = (r.sym()?, r.time()?, r.u32()?);
+            if id as usize >= s.bursts.len() {
+                return Err(CodecError(format!("burst {id} of {}", s.bursts.len())));
+            }
+            s.open.insert(target, (liked, id));
+        }
+        s.last_like = if r.bool()? { Some(r.time()?) } else { None };
+        Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {

@@ -1,0 +1,689 @@
+//! A daily run: one batch of new events, scored against the state the
+//! previous run left ([`crate::state`]), which it updates.
+//!
+//! 1. **Read the batch.** Its tables as a dataset directory: the events are
+//!    the new events; events at or before the state's watermark are late,
+//!    counted and left out (a batch holds what came after the last one).
+//!    Side tables may be full snapshots or only what is new: the items an
+//!    event targets that the batch does not list, the metadata of the
+//!    accounts it involves and each acting account's impressions within
+//!    the impression window come from the state.
+//! 2. **Facts.** The population facts fold the batch and merge the state's
+//!    partials; the item indexes hold the state's entries within reach and
+//!    the batch's; the data's end is the new watermark.
+//! 3. **Accounts.** Every account with events in the batch, every account
+//!    with something due by the new watermark (a verdict waiting for later
+//!    data, an incident turning final) and every follower of the batch's
+//!    follows table new to the state resumes from its state, walks its new
+//!    events and concludes (see [`crate::score::Scorer::resume_account`]).
+//! 4. **Changes.** Each account's incidents are compared with the last
+//!    version it reported of each: new and changed ones are written with
+//!    status `new`, `updated` or `final`, and those no longer there as
+//!    `withdrawn`; or, with [`Emit::Open`], every incident not yet final.
+//! 5. **The next state**: every account resumed, the facts' partials and the
+//!    indexes' entries still within reach, the side rows seen within the
+//!    plan's reach, the new watermark.
+//!
+//! Folding the changes of consecutive runs (the last version of each `id`,
+//! withdrawn ones dropped) gives what one run over all the data gives,
+//! apart from `status`: tests/daily.rs checks it at random cuts.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use super::{Incidents, RunError, RunProgress};
+use crate::bind::BoundPlan;
+use crate::data::schema::{TableKind, ev, it};
+use crate::data::table::{Table, TableBuilder};
+use crate::data::{self, AccountSpan, DataError, Dataset, Events, ReadOptions, ReadReport, Side, TableReport};
+use crate::facts::Aggregates;
+use crate::facts::item_index::ItemRow;
+use crate::intern::{Interner, Sym};
+use crate::plan::Plan;
+use crate::score::{AccountIncidents, Incident, Scorer, Status};
+use crate::state::codec::{CodecError, Dec, Enc, intern_strings};
+use crate::state::{self, Account, Kept, Mismatch, State};
+use crate::time::{Millis, format_rfc3339};
+
+/// What a daily run writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Emit {
+    /// The incidents this batch made new or changed (withdrawn ones
+    /// included).
+    #[default]
+    Changes,
+    /// Every incident not yet final.
+    Open,
+}
+
+/// What a daily run produced.
+#[derive(Debug)]
+pub struct DailyOutput {
+    /// The incidents to write, by account, each with its status.
+    pub incidents: Incidents,
+    /// Every string, for writing them.
+    pub strings: Arc<Interner>,
+    /// What reading found (late records are counted as skipped).
+    pub report: ReadReport,
+    /// Events of the batch scored.
+    pub events: u64,
+    /// Events at or before the state's watermark, left out.
+    pub late_events: u64,
+    /// Impressions at or before the watermark, left out.
+    pub late_impressions: u64,
+    /// Accounts with events in the batch.
+    pub accounts_seen: u64,
+    /// Accounts resumed (with events, or with something due).
+    pub accounts_resumed: u64,
+    /// The watermark before and after.
+    pub watermark: (Option<Millis>, Option<Millis>),
+    /// Whether the run started from an empty state.
+    pub fresh: bool,
+    /// Notes to show once.
+    pub notes: Vec<String>,
+}
+
+/// An error of a daily run.
+#[derive(Debug, thiserror::Error)]
+pub enum DailyError {
+    /// Reading the batch failed.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The state was written for other rules.
+    #[error("the state was written for other rules: {0}; rebuild it from history with `changeling state rebuild`")]
+    Mismatch(#[from] Mismatch),
+    /// An account's state is corrupt.
+    #[error("the state of account {account:?}: {error}")]
+    Corrupt {
+        /// The account.
+        account: String,
+        /// What is wrong.
+        error: CodecError,
+    },
+}
+
+impl From<DataError> for DailyError {
+    fn from(e: DataError) -> DailyError {
+        DailyError::Run(RunError::Data(e))
+    }
+}
+
+/// The last version of an incident an account reported.
+#[derive(Clone, Debug, PartialEq)]
+struct Reported {
+    id: String,
+    status: Status,
+    fingerprint: u64,
+    start: Millis,
+    end: Millis,
+    score: f64,
+    tier: String,
+    final_after: Millis,
+}
+
+/// Scores the batch in `dir` with `plan`, resuming from `state`, which
+/// becomes the next state. On error `state` is left as it was.
+pub fn run(
+    dir: &Path,
+    plan: &Plan,
+    state: &mut State,
+    opts: &ReadOptions,
+    emit: Emit,
+    progress: &RunProgress,
+) -> Result<DailyOutput, DailyError> {
+    state.check(plan)?;
+    let fresh = state.watermark.is_none() && state.accounts.is_empty();
+    let before = state.watermark;
+
+    // 1. The batch, late records left out, with the state's side rows.
+    let mut strings = Interner::new();
+    let mut report = ReadReport::default();
+    let mut tables: BTreeMap<TableKind, Table> = BTreeMap::new();
+    for kind in [TableKind::Items, TableKind::Follows, TableKind::Accounts, TableKind::Impressions] {
+        if let Some(files) = data::source::locate(dir, kind)? {
+            let (table, r) = data::read::read_table(kind, &files, &mut strings, opts, &progress.read)?;
+            report.tables.push((kind, r));
+            tables.insert(kind, table);
+        }
+    }
+    let files = data::events_files(dir)?;
+    let (mut events, r) = data::read::read_table(TableKind::Events, &files, &mut strings, opts, &progress.read)?;
+    report.tables.push((TableKind::Events, r));
+    let late_events = drop_late(&mut events, ev::TS, before);
+    let late_impressions = match tables.get_mut(&TableKind::Impressions) {
+        Some(t) => drop_late(t, 2, before),
+        None => 0,
+    };
+    note_late(&mut report, TableKind::Events, late_events);
+    note_late(&mut report, TableKind::Impressions, late_impressions);
+    if late_events > 0 && opts.strict {
+        return Err(DataError::BadFile {
+            path: dir.to_path_buf(),
+            message: format!(
+                "{late_events} events at or before the state's watermark {} (late; stopped because of --strict)",
+                before.map(format_rfc3339).unwrap_or_default()
+            ),
+        }
+        .into());
+    }
+    add_state_rows(plan, state, &mut tables, &events, &mut strings, opts)?;
+    let mut side = Side::from_tables(tables, &strings, &mut report);
+    // Tables an earlier batch had stay known: the graph lives on in the
+    // accounts' states, impressions in the state's rows.
+    if state.tables.contains(&TableKind::Follows) && side.follows.is_none() {
+        side.follows = Some(Arc::new(data::Follows::default()));
+    }
+    if state.tables.contains(&TableKind::Impressions) && side.impressions.is_none() {
+        side.impressions = Some(Arc::new(data::Impressions::default()));
+    }
+    let (events, dups) = Events::from_table(events, &strings);
+    data::note_duplicates(&mut report, dups);
+
+    // The accounts to resume: those with events, those with something due
+    // by the new watermark, new followers.
+    let last = events.all_ts().iter().copied().max();
+    let watermark = before.max(last);
+    let mut resume: BTreeSet<String> = events.accounts.iter().map(|a| strings.resolve(a.actor).to_string()).collect();
+    for (id, a) in &state.accounts {
+        if a.due.is_some_and(|d| watermark.is_some_and(|w| d <= w)) || (emit == Emit::Open && a.open) {
+            resume.insert(id.clone());
+        }
+    }
+    if let Some(f) = &side.follows {
+        for who in f.followers() {
+            let id = strings.resolve(who);
+            if !state.accounts.contains_key(id) {
+                resume.insert(id.to_string());
+            }
+        }
+    }
+    // Their states' strings, and the facts' and indexes' kept rows, into
+    // the run's strings.
+    for id in &resume {
+        strings.intern(id);
+        if let Some(a) = state.accounts.get(id) {
+            intern_strings(&a.payload, &mut strings)
+                .map_err(|error| DailyError::Corrupt { account: id.clone(), error })?;
+        }
+    }
+    let mut agg = Aggregates::for_plan(plan);
+    let mut kept_facts = Vec::new();
+    for (key, rows) in agg.fact_keys().into_iter().zip(&state.facts) {
+        let mut p = key.empty();
+        for r in rows {
+            p.read_row(r.as_ref(), &mut strings).map_err(|e| corrupt_state("population facts", e))?;
+        }
+        kept_facts.push(p);
+    }
+    let kept_entries: Vec<Vec<ItemRow>> = state
+        .indexes
+        .iter()
+        .map(|rows| rows.iter().map(|(item, ts, who)| (strings.intern(item), *ts, strings.intern(who))).collect())
+        .collect();
+    let strings = Arc::new(strings);
+
+    // 2. Facts.
+    let acted = |a: Sym| state.accounts.get(strings.resolve(a)).is_some_and(|x| x.acted);
+    agg.add_all_seen(&events, &strings, &side.items, &acted);
+    for (slot, p) in kept_facts.into_iter().enumerate() {
+        agg.merge_fact(slot, p);
+    }
+    for (slot, rows) in kept_entries.into_iter().enumerate() {
+        agg.add_index_rows(slot, rows);
+    }
+    agg.see_time(before);
+    let w = agg.last().unwrap_or(Millis::MIN);
+    let next_facts = agg.kept_facts(&strings, w);
+    let keep = state::index_keep(plan);
+    let next_entries = agg.kept_entries(|actions| {
+        let k = keep.iter().find(|(a, _)| a.as_slice() == actions).map_or(0, |(_, k)| *k);
+        w.saturating_sub(k)
+    });
+    let facts = agg.finish(&strings).map_err(|e| RunError::Spill { dir: dir.to_path_buf(), error: e })?;
+
+    // 3. The accounts, resumed.
+    let data = Dataset::from_parts(dir.to_path_buf(), strings.clone(), events, &side, report);
+    let bound = BoundPlan::with_facts(plan, &data, &facts).shared();
+    let scorer = Scorer::bound(bound, &data);
+    let spans: BTreeMap<&str, &AccountSpan> =
+        data.events.accounts.iter().map(|a| (strings.resolve(a.actor), a)).collect();
+    let empty = scorer.fresh_payload(w);
+    progress.scoring.store(true, Ordering::Relaxed);
+    progress.accounts_total.store(resume.len() as u64, Ordering::Relaxed);
+    let resume: Vec<String> = resume.into_iter().collect();
+    let results: Vec<Result<(Account, Vec<Incident>), DailyError>> = resume
+        .par_iter()
+        .map_init(
+            || scorer.scratch(),
+            |scratch, id| {
+                progress.accounts_done.fetch_add(1, Ordering::Relaxed);
+                let actor = strings.get(id).expect("interned above");
+                let span = spans.get(id.as_str()).copied();
+                let before = state.accounts.get(id);
+                resume_one(&scorer, actor, span, before, scratch, emit)
+                    .map_err(|error| DailyError::Corrupt { account: id.clone(), error })
+            },
+        )
+        .collect();
+    let mut changed = Vec::with_capacity(results.len());
+    for (id, r) in resume.into_iter().zip(results) {
+        let (account, incidents) = r?;
+        changed.push((id, account, incidents));
+    }
+
+    // 4. What to write, by account in id order.
+    let out: Vec<AccountIncidents> = changed
+        .iter()
+        .filter(|(_, _, incidents)| !incidents.is_empty())
+        .map(|(id, _, incidents)| AccountIncidents {
+            actor: strings.get(id).expect("interned above"),
+            incidents: incidents.clone(),
+        })
+        .collect();
+
+    // 5. The next state.
+    let accounts_resumed = changed.len() as u64;
+    for (id, account, _) in changed {
+        if account.payload == empty && !account.open {
+            state.accounts.remove(&id);
+        } else {
+            state.accounts.insert(id, account);
+        }
+    }
+    state.facts = next_facts;
+    state.indexes = next_entries
+        .into_iter()
+        .map(|rows| {
+            rows.into_iter()
+                .map(|(item, ts, who)| (strings.resolve(item).to_string(), ts, strings.resolve(who).to_string()))
+                .collect()
+        })
+        .collect();
+    keep_side_rows(plan, state, &data, w);
+    state.watermark = watermark;
+    if data.follows.is_some() {
+        state.tables.insert(TableKind::Follows);
+    }
+    if data.impressions.is_some() {
+        state.tables.insert(TableKind::Impressions);
+    }
+
+    Ok(DailyOutput {
+        incidents: Incidents::in_memory(out, strings.clone()),
+        strings: strings.clone(),
+        report: data.report.clone(),
+        events: data.events.len() as u64,
+        late_events,
+        late_impressions,
+        accounts_seen: data.events.accounts.len() as u64,
+        accounts_resumed,
+        watermark: (before, watermark),
+        fresh,
+        notes: scorer.notes().to_vec(),
+    })
+}
+
+/// Resumes one account: its incidents to write (by `emit`) and its next
+/// entry.
+fn resume_one(
+    scorer: &Scorer<'_>,
+    actor: Sym,
+    span: Option<&AccountSpan>,
+    before: Option<&Account>,
+    scratch: &mut crate::score::Scratch,
+    emit: Emit,
+) -> Result<(Account, Vec<Incident>), CodecError> {
+    let strings = &scorer.data().strings;
+    let now = scorer.data_end().unwrap_or(Millis::MIN);
+    let mut w = Enc::new(strings);
+    let mut r = before.map(|a| Dec::new(&a.payload, strings)).transpose()?;
+    let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, &mut w)?;
+    let reported = match &mut r {
+        Some(r) => {
+            let reported = read_reported(r)?;
+            if !r.done() {
+                return Err(CodecError("bytes after the account's state".into()));
+            }
+            reported
+        }
+        None => Vec::new(),
+    };
+    let plan = scorer.plan();
+    let tier_name = |t: usize| plan.config.tiers[t].name.clone();
+    let mut out = Vec::new();
+    let mut next = Vec::new();
+    for mut inc in resumed.incidents {
+        let fingerprint = fingerprint(&inc, plan, strings);
+        let last = reported.iter().find(|p| p.id == inc.id);
+        let final_now = inc.final_after <= now;
+        inc.status = match (last, final_now) {
+            (None, true) => Status::Final,
+            (None, false) => Status::New,
+            (Some(_), true) => Status::Final,
+            (Some(p), false) if p.fingerprint != fingerprint => Status::Updated,
+            (Some(p), false) => p.status,
+        };
+        let changed = last.is_none_or(|p| p.fingerprint != fingerprint || final_now);
+        if !final_now {
+            next.push(Reported {
+                id: inc.id.clone(),
+                status: inc.status,
+                fingerprint,
+                start: inc.start,
+                end: inc.end,
+                score: inc.score,
+                tier: tier_name(inc.tier),
+                final_after: inc.final_after,
+            });
+        }
+        let write = match emit {
+            Emit::Changes => changed,
+            Emit::Open => !final_now,
+        };
+        if write {
+            out.push(inc);
+        }
+    }
+    if emit == Emit::Changes {
+        for p in reported.iter().filter(|p| !next.iter().any(|n| n.id == p.id)) {
+            if out.iter().any(|i| i.id == p.id) {
+                continue;
+            }
+            // Gone: no longer an incident after this batch.
+            let tier = plan.config.tiers.iter().position(|t| t.name == p.tier).unwrap_or(plan.config.tiers.len() - 1);
+            out.push(Incident {
+                id: p.id.clone(),
+                start: p.start,
+                end: p.end,
+                score: p.score,
+                tier,
+                families: Vec::new(),
+                hits: Vec::new(),
+                final_after: p.final_after,
+                status: Status::Withdrawn,
+            });
+        }
+        out.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
+    }
+    write_reported(&mut w, &next);
+    let due = next.iter().map(|p| p.final_after).chain(resumed.due).min();
+    let account = Account {
+        due,
+        acted: before.is_some_and(|a| a.acted) || span.is_some(),
+        open: !next.is_empty(),
+        payload: w.finish(),
+    };
+    Ok((account, out))
+}
+
+/// Ends a fresh account's payload: no incidents reported.
+pub(crate) fn finish_fresh(w: &mut Enc<'_>) {
+    write_reported(w, &[]);
+}
+
+/// The version of the reported incidents' section.
+const REPORTED_VERSION: u8 = 1;
+
+fn write_reported(w: &mut Enc<'_>, reported: &[Reported]) {
+    w.u8(REPORTED_VERSION);
+    w.count(reported.len());
+    for p in reported {
+        w.text(&p.id);
+        w.u8(p.status as u8);
+        w.u64(p.fingerprint);
+        w.time(p.start);
+        w.time(p.end);
+        w.f64(p.score);
+        w.text(&p.tier);
+        w.time(p.final_after);
+    }
+}
+
+fn read_reported(r: &mut Dec<'_>) -> Result<Vec<Reported>, CodecError> {
+    let version = r.u8()?;
+    if version != REPORTED_VERSION {
+        return Err(CodecError(format!("reported incidents of version {version}")));
+    }
+    (0..r.count()?)
+        .map(|_| {
+            let id = r.text()?.to_string();
+            let status = match r.u8()? {
+                0 => Status::New,
+                1 => Status::Updated,
+                2 => Status::Final,
+                3 => Status::Withdrawn,
+                k => return Err(CodecError(format!("a status of {k}"))),
+            };
+            Ok(Reported {
+                id,
+                status,
+                fingerprint: r.u64()?,
+                start: r.time()?,
+                end: r.time()?,
+                score: r.f64()?,
+                tier: r.text()?.to_string(),
+                final_after: r.time()?,
+            })
+        })
+        .collect()
+}
+
+/// A hash of everything an alert says of an incident but its status: two
+/// versions with equal fingerprints write equal alerts.
+fn fingerprint(inc: &Incident, plan: &Plan, strings: &Interner) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    eat(&inc.start.to_le_bytes());
+    eat(&inc.end.to_le_bytes());
+    eat(&inc.score.to_bits().to_le_bytes());
+    eat(plan.config.tiers[inc.tier].name.as_bytes());
+    eat(&inc.final_after.to_le_bytes());
+    for f in &inc.families {
+        eat(plan.config.score.families[f.family].as_bytes());
+        eat(&f.evidence.to_bits().to_le_bytes());
+    }
+    for hit in &inc.hits {
+        eat(plan.rules[hit.rule as usize].id.as_bytes());
+        eat(&hit.ts.to_le_bytes());
+        eat(strings.resolve(hit.action).as_bytes());
+        eat(hit.target.map_or("", |t| strings.resolve(t)).as_bytes());
+        eat(&hit.strength.to_bits().to_le_bytes());
+        eat(hit.effect.name().as_bytes());
+        eat(hit.why.as_bytes());
+        for s in &hit.signals {
+            eat(s.as_bytes());
+        }
+    }
+    h
+}
+
+/// Drops the rows of `table` whose time column `col` is at or before
+/// `watermark`; returns how many.
+fn drop_late(table: &mut Table, col: usize, watermark: Option<Millis>) -> u64 {
+    let Some(w) = watermark else { return 0 };
+    let keep: Vec<u32> =
+        (0..table.rows as u32).filter(|&r| table.columns[col].time(r as usize).is_none_or(|t| t > w)).collect();
+    let late = (table.rows - keep.len()) as u64;
+    if late > 0 {
+        table.gather(&keep);
+    }
+    late
+}
+
+/// Counts late records in the report.
+fn note_late(report: &mut ReadReport, kind: TableKind, late: u64) {
+    if let Some((_, r)) = report.tables.iter_mut().find(|(k, _)| *k == kind) {
+        r.records = r.records.saturating_sub(late);
+        r.late += late;
+    }
+}
+
+fn corrupt_state(what: &str, e: String) -> DailyError {
+    DailyError::Corrupt { account: format!("<{what}>"), error: CodecError(e) }
+}
+
+/// Adds to the batch's side tables what the state keeps of the items its
+/// events target, of the accounts they involve, and of the impressions of
+/// its acting accounts.
+fn add_state_rows(
+    plan: &Plan,
+    state: &State,
+    tables: &mut BTreeMap<TableKind, Table>,
+    events: &Table,
+    strings: &mut Interner,
+    opts: &ReadOptions,
+) -> Result<(), DailyError> {
+    let col = |name: &str| events.column_index(name);
+    let syms = |c: Option<usize>| -> Vec<Sym> {
+        c.map_or_else(Vec::new, |c| (0..events.rows).filter_map(|r| events.columns[c].sym(r)).collect())
+    };
+    let listed = |t: Option<&Table>, id: usize| -> HashSet<Sym> {
+        t.map_or_else(HashSet::new, |t| (0..t.rows).filter_map(|r| t.columns[id].sym(r)).collect())
+    };
+    // Items targeted that the batch does not list.
+    let have = listed(tables.get(&TableKind::Items), it::ID);
+    let mut wanted: BTreeSet<&str> = BTreeSet::new();
+    for t in syms(col("target")) {
+        if !have.contains(&t) {
+            wanted.insert(strings.resolve(t));
+        }
+    }
+    let lines: Vec<&str> = wanted.iter().filter_map(|id| state.items.get(*id).map(|k| k.json.as_str())).collect();
+    let text = lines.join("\n");
+    append_rows(tables, TableKind::Items, &text, strings, opts)?;
+    // Accounts acting or written to, and the authors of targeted items.
+    let have = listed(tables.get(&TableKind::Accounts), 0);
+    let mut who: BTreeSet<Sym> = syms(col("actor")).into_iter().chain(syms(col("target_author"))).collect();
+    if let Some(items) = tables.get(&TableKind::Items) {
+        who.extend((0..items.rows).filter_map(|r| items.columns[it::AUTHOR].sym(r)));
+    }
+    let lines: Vec<String> = who
+        .into_iter()
+        .filter(|w| !have.contains(w))
+        .filter_map(|w| state.profiles.get(strings.resolve(w)).map(|k| k.json.clone()))
+        .collect();
+    let text = lines.join("\n");
+    append_rows(tables, TableKind::Accounts, &text, strings, opts)?;
+    // The acting accounts' impressions.
+    if state::impressions_reach(plan) > 0 && !state.impressions.is_empty() {
+        let actors: BTreeSet<&str> = syms(col("actor")).into_iter().map(|a| strings.resolve(a)).collect();
+        let mut lines = Vec::new();
+        for a in actors {
+            for (item, ts) in state.impressions.get(a).into_iter().flatten() {
+                lines.push(serde_json::json!({ "actor": a, "item": item, "ts": format_rfc3339(*ts) }).to_string());
+            }
+        }
+        let text = lines.join("\n");
+        append_rows(tables, TableKind::Impressions, &text, strings, opts)?;
+    }
+    Ok(())
+}
+
+/// Appends the JSON lines `text` to table `kind` (made when absent).
+fn append_rows(
+    tables: &mut BTreeMap<TableKind, Table>,
+    kind: TableKind,
+    text: &str,
+    strings: &mut Interner,
+    opts: &ReadOptions,
+) -> Result<(), DailyError> {
+    if text.is_empty() {
+        return Ok(());
+    }
+    let keep = opts.projection.as_ref().and_then(|p| p.tables.get(&kind).cloned()).map(Arc::new);
+    let mut builder = TableBuilder::with_projection(kind, keep);
+    let mut bad = Vec::new();
+    data::jsonl::parse_block(text.as_bytes(), 1, &mut builder, &mut bad);
+    if let Some((line, why)) = bad.first() {
+        return Err(corrupt_state(&format!("{kind} row {line}"), why.clone()));
+    }
+    tables.entry(kind).or_insert_with(|| Table::new(kind)).append(builder, strings);
+    Ok(())
+}
+
+/// Updates the state's side rows after a run at watermark `w`: rows the
+/// batch listed or its events referred to are seen now; rows not seen
+/// within the plan's reach, and impressions older than the impression
+/// window, are forgotten.
+fn keep_side_rows(plan: &Plan, state: &mut State, data: &Dataset, w: Millis) {
+    let s = &data.strings;
+    // The fields the rules read, and the table's required ones.
+    let reads = |kind: TableKind| {
+        let mut cols = plan.reads.get(&kind).cloned().unwrap_or_default();
+        cols.extend(kind.fields().iter().filter(|f| f.required).map(|f| f.name.to_string()));
+        cols
+    };
+    let since = w.saturating_sub(state::reach(plan));
+    // Items: every row of the run's table (listed, or brought from the
+    // state because targeted) is seen now.
+    let item_cols = reads(TableKind::Items);
+    let items = &data.items.table;
+    for r in 0..items.rows {
+        if let Some(id) = items.columns[it::ID].sym(r) {
+            let json = items.row_json(r, s, |c| item_cols.contains(c));
+            state.items.insert(s.resolve(id).to_string(), Kept { seen: w, json });
+        }
+    }
+    state.items.retain(|_, k| k.seen >= since);
+    let account_cols = reads(TableKind::Accounts);
+    let accounts = &data.accounts.table;
+    // Kept only when a rule reads more of an account than its id.
+    let read = plan.reads.get(&TableKind::Accounts).is_some_and(|c| c.iter().any(|c| c != "id"));
+    for r in (0..accounts.rows).filter(|_| read) {
+        if let Some(id) = accounts.columns[0].sym(r) {
+            let json = accounts.row_json(r, s, |c| account_cols.contains(c));
+            state.profiles.insert(s.resolve(id).to_string(), Kept { seen: w, json });
+        }
+    }
+    state.profiles.retain(|_, k| k.seen >= since);
+    let reach = state::impressions_reach(plan);
+    if reach > 0 {
+        let from = w.saturating_sub(reach);
+        if let Some(imp) = &data.impressions {
+            for span in &data.events.accounts {
+                let kept: Vec<(String, Millis)> = imp
+                    .of(span.actor)
+                    .filter(|&(_, t)| t >= from)
+                    .map(|(i, t)| (s.resolve(i).to_string(), t))
+                    .collect();
+                let who = s.resolve(span.actor).to_string();
+                if kept.is_empty() {
+                    state.impressions.remove(&who);
+                } else {
+                    state.impressions.insert(who, kept);
+                }
+            }
+            // Impressions of accounts that did not act: kept as logged.
+            for who in imp.actors() {
+                let id = s.resolve(who);
+                if data.events.accounts.iter().any(|a| a.actor == who) {
+                    continue;
+                }
+                let entry = state.impressions.entry(id.to_string()).or_default();
+                entry.extend(imp.of(who).map(|(i, t)| (s.resolve(i).to_string(), t)));
+                entry.sort();
+                entry.dedup();
+            }
+        }
+        for list in state.impressions.values_mut() {
+            list.retain(|&(_, t)| t >= from);
+        }
+        state.impressions.retain(|_, l| !l.is_empty());
+    } else {
+        state.impressions.clear();
+    }
+}
+
+/// What a batch's records count: one event table report, for the summary.
+pub fn events_report(report: &ReadReport) -> Option<&TableReport> {
+    report.table(TableKind::Events)
+}

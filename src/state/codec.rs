@@ -1,0 +1,369 @@
+//! The byte encoding of what one account carries from one daily run to the
+//! next (its signals' states, its waiting verdicts, its open incidents):
+//! the payload of a state file's `state` column (see [`super`] and
+//! docs/state.md).
+//!
+//! A payload is self-contained: its strings (labels, devices, items, ...)
+//! are written once, in a table at its start, and referred to by their
+//! position, so a run that reads it interns them into its own strings.
+//! Integers are LEB128 varints (signed ones zigzag-encoded), floats their
+//! 8 IEEE-754 bytes little-endian, texts a length and UTF-8 bytes.
+//!
+//! ```text
+//! payload := strings body
+//! strings := count (len utf8-bytes)*
+//! ```
+//!
+//! Decoding never panics on bad bytes: every read checks its bounds and
+//! says what is wrong ([`CodecError`]).
+
+use std::collections::HashMap;
+
+use crate::intern::{Interner, Sym};
+use crate::signals::Outcome;
+use crate::time::Millis;
+
+/// Bytes that are not a payload this version writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt state payload: {0}")]
+pub struct CodecError(pub String);
+
+fn bad<T>(what: impl Into<String>) -> Result<T, CodecError> {
+    Err(CodecError(what.into()))
+}
+
+/// Writes a payload.
+pub struct Enc<'s> {
+    strings: &'s Interner,
+    /// Each symbol's position in the payload's table.
+    table: HashMap<Sym, u32, foldhash::fast::FixedState>,
+    order: Vec<Sym>,
+    body: Vec<u8>,
+}
+
+impl<'s> Enc<'s> {
+    /// An empty payload whose symbols are those of `strings`.
+    pub fn new(strings: &'s Interner) -> Enc<'s> {
+        Enc { strings, table: HashMap::default(), order: Vec::new(), body: Vec::new() }
+    }
+
+    /// The text of a symbol (to order what is written by name).
+    pub fn text_of(&self, s: Sym) -> &'s str {
+        self.strings.resolve(s)
+    }
+
+    /// An unsigned integer.
+    pub fn u64(&mut self, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                self.body.push(byte);
+                return;
+            }
+            self.body.push(byte | 0x80);
+        }
+    }
+
+    /// A count or length.
+    pub fn count(&mut self, n: usize) {
+        self.u64(n as u64);
+    }
+
+    /// A signed integer.
+    pub fn i64(&mut self, v: i64) {
+        self.u64(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    /// A time.
+    pub fn time(&mut self, t: Millis) {
+        self.i64(t);
+    }
+
+    /// A float, exactly.
+    pub fn f64(&mut self, v: f64) {
+        self.body.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+
+    /// A flag.
+    pub fn bool(&mut self, v: bool) {
+        self.body.push(u8::from(v));
+    }
+
+    /// A byte.
+    pub fn u8(&mut self, v: u8) {
+        self.body.push(v);
+    }
+
+    /// A text.
+    pub fn text(&mut self, s: &str) {
+        self.count(s.len());
+        self.body.extend_from_slice(s.as_bytes());
+    }
+
+    /// A symbol: its position in the payload's table of strings.
+    pub fn sym(&mut self, s: Sym) {
+        let next = self.order.len() as u32;
+        let at = *self.table.entry(s).or_insert_with(|| {
+            self.order.push(s);
+            next
+        });
+        self.u64(u64::from(at));
+    }
+
+    /// An optional symbol.
+    pub fn opt_sym(&mut self, s: Option<Sym>) {
+        match s {
+            Some(s) => {
+                self.bool(true);
+                self.sym(s);
+            }
+            None => self.bool(false),
+        }
+    }
+
+    /// A signal's verdict.
+    pub fn outcome(&mut self, o: &Outcome) {
+        match o {
+            Outcome::Fire { strength, why } => {
+                self.u8(0);
+                self.f64(*strength);
+                self.text(why);
+            }
+            Outcome::Quiet => self.u8(1),
+            Outcome::Abstain => self.u8(2),
+        }
+    }
+
+    /// The payload: its table of strings, then its body.
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + self.order.len() * 12 + 8);
+        let mut head = Enc { strings: self.strings, table: HashMap::default(), order: Vec::new(), body: out };
+        head.count(self.order.len());
+        for &s in &self.order {
+            head.text(self.strings.resolve(s));
+        }
+        out = head.body;
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+/// Reads a payload whose strings were interned into a run's strings.
+pub struct Dec<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    syms: Vec<Sym>,
+}
+
+impl<'a> Dec<'a> {
+    /// Starts reading `bytes`, its strings looked up in `strings` (where
+    /// [`intern_strings`] put them).
+    pub fn new(bytes: &'a [u8], strings: &Interner) -> Result<Dec<'a>, CodecError> {
+        let mut d = Dec { bytes, at: 0, syms: Vec::new() };
+        let n = d.count()?;
+        for _ in 0..n {
+            let t = d.text()?;
+            match strings.get(t) {
+                Some(s) => d.syms.push(s),
+                None => return bad(format!("string {t:?} was not interned")),
+            }
+        }
+        Ok(d)
+    }
+
+    /// Whether every byte was read.
+    pub fn done(&self) -> bool {
+        self.at == self.bytes.len()
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        match self.bytes.get(self.at..self.at.saturating_add(n)) {
+            Some(b) if self.at.checked_add(n).is_some() => {
+                self.at += n;
+                Ok(b)
+            }
+            _ => bad("truncated"),
+        }
+    }
+
+    /// An unsigned integer.
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            if shift == 63 && byte > 1 {
+                return bad("an integer of more than 64 bits");
+            }
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        bad("an integer of more than 64 bits")
+    }
+
+    /// A count or length, checked against the bytes left (each counted
+    /// thing takes at least one byte), so that a bad count cannot make a
+    /// reader allocate without bound.
+    pub fn count(&mut self) -> Result<usize, CodecError> {
+        let n = self.u64()?;
+        match usize::try_from(n) {
+            Ok(n) if n <= self.bytes.len() - self.at => Ok(n),
+            _ => bad(format!("a count of {n} with {} bytes left", self.bytes.len() - self.at)),
+        }
+    }
+
+    /// A signed integer.
+    pub fn i64(&mut self) -> Result<i64, CodecError> {
+        let v = self.u64()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+    }
+
+    /// A time.
+    pub fn time(&mut self) -> Result<Millis, CodecError> {
+        self.i64()
+    }
+
+    /// A count that fits 32 bits.
+    pub fn u32(&mut self) -> Result<u32, CodecError> {
+        let v = self.u64()?;
+        u32::try_from(v).or_else(|_| bad(format!("{v} does not fit 32 bits")))
+    }
+
+    /// A float.
+    pub fn f64(&mut self) -> Result<f64, CodecError> {
+        let b = self.take(8)?;
+        Ok(f64::from_bits(u64::from_le_bytes(b.try_into().expect("eight bytes"))))
+    }
+
+    /// A flag.
+    pub fn bool(&mut self) -> Result<bool, CodecError> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => bad(format!("a flag of {b}")),
+        }
+    }
+
+    /// A byte.
+    pub fn u8(&mut self) -> Result<u8, CodecError> {
+        Ok(self.take(1)?[0])
+    }
+
+    /// A text.
+    pub fn text(&mut self) -> Result<&'a str, CodecError> {
+        let n = self.count()?;
+        std::str::from_utf8(self.take(n)?).or_else(|_| bad("a text that is not UTF-8"))
+    }
+
+    /// A symbol.
+    pub fn sym(&mut self) -> Result<Sym, CodecError> {
+        let i = self.u64()?;
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.syms.get(i).copied())
+            .map_or_else(|| bad(format!("string {i} of a table of {}", self.syms.len())), Ok)
+    }
+
+    /// An optional symbol.
+    pub fn opt_sym(&mut self) -> Result<Option<Sym>, CodecError> {
+        if self.bool()? { Ok(Some(self.sym()?)) } else { Ok(None) }
+    }
+
+    /// A signal's verdict.
+    pub fn outcome(&mut self) -> Result<Outcome, CodecError> {
+        match self.u8()? {
+            0 => Ok(Outcome::Fire { strength: self.f64()?, why: self.text()?.to_string() }),
+            1 => Ok(Outcome::Quiet),
+            2 => Ok(Outcome::Abstain),
+            k => bad(format!("a verdict of kind {k}")),
+        }
+    }
+}
+
+/// Interns the strings of a payload into `strings` (before it is read with
+/// [`Dec::new`], when the run's strings can still grow).
+pub fn intern_strings(bytes: &[u8], strings: &mut Interner) -> Result<(), CodecError> {
+    let mut d = Dec { bytes, at: 0, syms: Vec::new() };
+    let n = d.count()?;
+    for _ in 0..n {
+        strings.intern(d.text()?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_read_back_as_written_and_every_cut_is_an_error() {
+        let mut strings = Interner::new();
+        let (a, b) = (strings.intern("alpha"), strings.intern("β"));
+        let mut e = Enc::new(&strings);
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            e.u64(v);
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            e.i64(v);
+        }
+        e.f64(0.1);
+        e.f64(f64::NEG_INFINITY);
+        e.sym(b);
+        e.sym(a);
+        e.sym(b);
+        e.opt_sym(None);
+        e.text("why, with words");
+        e.outcome(&Outcome::Fire { strength: 0.25, why: "x".into() });
+        e.outcome(&Outcome::Abstain);
+        let bytes = e.finish();
+
+        let mut other = Interner::new();
+        intern_strings(&bytes, &mut other).unwrap();
+        let mut d = Dec::new(&bytes, &other).unwrap();
+        for v in [0u64, 1, 127, 128, 300, u64::MAX] {
+            assert_eq!(d.u64().unwrap(), v);
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(d.i64().unwrap(), v);
+        }
+        assert_eq!(d.f64().unwrap(), 0.1);
+        assert_eq!(d.f64().unwrap(), f64::NEG_INFINITY);
+        assert_eq!(other.resolve(d.sym().unwrap()), "β");
+        assert_eq!(other.resolve(d.sym().unwrap()), "alpha");
+        assert_eq!(other.resolve(d.sym().unwrap()), "β");
+        assert_eq!(d.opt_sym().unwrap(), None);
+        assert_eq!(d.text().unwrap(), "why, with words");
+        assert_eq!(d.outcome().unwrap(), Outcome::Fire { strength: 0.25, why: "x".into() });
+        assert_eq!(d.outcome().unwrap(), Outcome::Abstain);
+        assert!(d.done());
+
+        // Every proper prefix fails somewhere, never panics.
+        for cut in 0..bytes.len() {
+            let prefix = &bytes[..cut];
+            let read = || -> Result<(), CodecError> {
+                let mut other = Interner::new();
+                intern_strings(prefix, &mut other)?;
+                let mut d = Dec::new(prefix, &other)?;
+                for _ in 0..6 {
+                    d.u64()?;
+                }
+                for _ in 0..5 {
+                    d.i64()?;
+                }
+                d.f64()?;
+                d.f64()?;
+                for _ in 0..3 {
+                    d.sym()?;
+                }
+                d.opt_sym()?;
+                d.text()?;
+                d.outcome()?;
+                d.outcome()?;
+                Ok(())
+            };
+            assert!(read().is_err(), "a payload cut at {cut} of {} read", bytes.len());
+        }
+    }
+}

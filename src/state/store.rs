@@ -1,0 +1,1 @@
+//! Placeholder: the state directory's files (written in the next step).
