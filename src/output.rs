@@ -320,6 +320,18 @@ pub mod fault {
         }
     }
 
+    /// A daily run writing a state dies here (as if killed) when this names
+    /// the step: `layers`, `files`, `manifest`, `switch` or `cleanup`.
+    pub const STATE_KILL_ENV: &str = "CHANGELING_FAULT_STATE_KILL_AT";
+
+    /// Dies at once, as a killed process does, when [`STATE_KILL_ENV`]
+    /// names `step`.
+    pub fn state_step(step: &str) {
+        if std::env::var(STATE_KILL_ENV).is_ok_and(|s| s == step) {
+            std::process::abort();
+        }
+    }
+
     /// Counts `n` bytes about to be written to a spill file: an error once
     /// past the injected limit, if any.
     pub fn spill(n: usize) -> io::Result<()> {

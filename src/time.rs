@@ -32,6 +32,11 @@ pub const HOUR: Millis = 60 * MINUTE;
 /// One day, in milliseconds.
 pub const DAY: Millis = 24 * HOUR;
 
+/// The time now, by the system clock (for messages, never for scoring).
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as Millis)
+}
+
 /// The UTC day of `t`: days since 1970-01-01 (negative before).
 #[inline]
 pub fn day_of(t: Millis) -> i64 {

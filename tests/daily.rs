@@ -104,19 +104,52 @@ fn one_shot(dir: &Path, plan: &Plan, info: &[RuleInfo]) -> BTreeMap<String, Valu
     by_id(&out)
 }
 
+/// Where the state lives between runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Kept {
+    InMemory,
+    OnDisk,
+}
+
+/// One daily run: from `state` (in memory) or the state directory `dir`.
+fn daily_run(batch: &Path, plan: &Plan, state: &mut State, dir: &Path, kept: Kept) -> daily::DailyOutput {
+    let opts = ReadOptions::default();
+    match kept {
+        Kept::InMemory => {
+            let (out, update) = daily::run(batch, plan, state, &opts, Emit::Changes, &RunProgress::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", batch.display()));
+            state.apply(update);
+            out
+        }
+        Kept::OnDisk => {
+            let opened = changeling::state::store::Store::open(dir).unwrap();
+            let (out, update) = daily::run(batch, plan, &opened, &opts, Emit::Changes, &RunProgress::default())
+                .unwrap_or_else(|e| panic!("{}: {e}", batch.display()));
+            let (store, opened) = opened;
+            store.commit(opened, update, &changeling::state::Keys::of(plan)).unwrap();
+            out
+        }
+    }
+}
+
 /// Runs the batches one after the other from an empty state and checks the
 /// fold after each against the one-shot run up to that cut; returns how
 /// many alerts of each status the runs wrote.
 fn check_cuts(full: &Path, cuts: &[i64], what: &str) -> BTreeMap<String, usize> {
+    check_cuts_kept(full, cuts, what, Kept::InMemory)
+}
+
+fn check_cuts_kept(full: &Path, cuts: &[i64], what: &str, kept: Kept) -> BTreeMap<String, usize> {
     let (plan, info) = builtin();
     let work = tempfile::tempdir().unwrap();
     let (batches, upto) = cut(full, cuts, work.path());
     let mut state = State::new(&plan);
+    let state_dir = work.path().join("state");
     let mut folded: BTreeMap<String, Value> = BTreeMap::new();
     let mut seen_statuses = BTreeMap::new();
     for (k, (batch, upto)) in batches.iter().zip(&upto).enumerate() {
-        let out = daily::run(batch, &plan, &mut state, &ReadOptions::default(), Emit::Changes, &RunProgress::default())
-            .unwrap_or_else(|e| panic!("{what}, batch {k}: {e}"));
+        let _ = k;
+        let out = daily_run(batch, &plan, &mut state, &state_dir, kept);
         let strings = out.strings.clone();
         let accounts = out.incidents.into_vec().unwrap();
         let mut jsonl = Vec::new();
@@ -201,6 +234,10 @@ fn thirty_five_daily_runs_report_every_status_and_fold_to_the_run_over_all_the_d
     for s in ["new", "updated", "final", "withdrawn"] {
         assert!(statuses.contains_key(s), "no {s} alert in 35 daily runs: {statuses:?}");
     }
+    // The same through a state directory, its files written and read back
+    // between runs (layers merged as they grow).
+    let on_disk = check_cuts_kept(full.path(), &cuts, "35 days on disk", Kept::OnDisk);
+    assert_eq!(on_disk, statuses, "a state on disk changes nothing");
 }
 
 #[test]

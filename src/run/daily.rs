@@ -46,7 +46,8 @@ use crate::intern::{Interner, Sym};
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Incident, Scorer, Status};
 use crate::state::codec::{CodecError, Dec, Enc, intern_strings};
-use crate::state::{self, Account, Kept, Mismatch, State};
+use crate::state::store::StoreError;
+use crate::state::{self, Account, Kept, Mismatch, Source, Update};
 use crate::time::{Millis, format_rfc3339};
 
 /// What a daily run writes.
@@ -96,6 +97,9 @@ pub enum DailyError {
     /// The state was written for other rules.
     #[error("the state was written for other rules: {0}; rebuild it from history with `changeling state rebuild`")]
     Mismatch(#[from] Mismatch),
+    /// The state directory could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// An account's state is corrupt.
     #[error("the state of account {account:?}: {error}")]
     Corrupt {
@@ -125,19 +129,22 @@ struct Reported {
     final_after: Millis,
 }
 
-/// Scores the batch in `dir` with `plan`, resuming from `state`, which
-/// becomes the next state. On error `state` is left as it was.
+/// Scores the batch in `dir` with `plan`, resuming from the state
+/// `source` holds; returns what to write and what changes of the state.
 pub fn run(
     dir: &Path,
     plan: &Plan,
-    state: &mut State,
+    source: &dyn Source,
     opts: &ReadOptions,
     emit: Emit,
     progress: &RunProgress,
-) -> Result<DailyOutput, DailyError> {
-    state.check(plan)?;
-    let fresh = state.watermark.is_none() && state.accounts.is_empty();
-    let before = state.watermark;
+) -> Result<(DailyOutput, Update), DailyError> {
+    let head = source.head();
+    let fresh = head.watermark.is_none() && head.keys == state::Keys::default();
+    if !fresh {
+        head.check(plan)?;
+    }
+    let before = head.watermark;
 
     // 1. The batch, late records left out, with the state's side rows.
     let mut strings = Interner::new();
@@ -170,14 +177,14 @@ pub fn run(
         }
         .into());
     }
-    add_state_rows(plan, state, &mut tables, &events, &mut strings, opts)?;
+    add_state_rows(plan, source, &mut tables, &events, &mut strings, opts)?;
     let mut side = Side::from_tables(tables, &strings, &mut report);
     // Tables an earlier batch had stay known: the graph lives on in the
     // accounts' states, impressions in the state's rows.
-    if state.tables.contains(&TableKind::Follows) && side.follows.is_none() {
+    if head.tables.contains(&TableKind::Follows) && side.follows.is_none() {
         side.follows = Some(Arc::new(data::Follows::default()));
     }
-    if state.tables.contains(&TableKind::Impressions) && side.impressions.is_none() {
+    if head.tables.contains(&TableKind::Impressions) && side.impressions.is_none() {
         side.impressions = Some(Arc::new(data::Impressions::default()));
     }
     let (events, dups) = Events::from_table(events, &strings);
@@ -188,38 +195,37 @@ pub fn run(
     let last = events.all_ts().iter().copied().max();
     let watermark = before.max(last);
     let mut resume: BTreeSet<String> = events.accounts.iter().map(|a| strings.resolve(a.actor).to_string()).collect();
-    for (id, a) in &state.accounts {
-        if a.due.is_some_and(|d| watermark.is_some_and(|w| d <= w)) || (emit == Emit::Open && a.open) {
-            resume.insert(id.clone());
+    for (id, due, open) in source.timers() {
+        if due.is_some_and(|d| watermark.is_some_and(|w| d <= w)) || (emit == Emit::Open && open) {
+            resume.insert(id);
         }
     }
-    if let Some(f) = &side.follows {
-        for who in f.followers() {
-            let id = strings.resolve(who);
-            if !state.accounts.contains_key(id) {
-                resume.insert(id.to_string());
-            }
-        }
-    }
+    let followers: BTreeSet<String> =
+        side.follows.iter().flat_map(|f| f.followers()).map(|who| strings.resolve(who).to_string()).collect();
+    let mut ask = resume.clone();
+    ask.extend(followers.iter().cloned());
+    let known = source.accounts(&ask)?;
+    // Followers new to the state start with the batch's graph.
+    resume.extend(followers.into_iter().filter(|f| !known.contains_key(f)));
     // Their states' strings, and the facts' and indexes' kept rows, into
     // the run's strings.
     for id in &resume {
         strings.intern(id);
-        if let Some(a) = state.accounts.get(id) {
+        if let Some(a) = known.get(id) {
             intern_strings(&a.payload, &mut strings)
                 .map_err(|error| DailyError::Corrupt { account: id.clone(), error })?;
         }
     }
     let mut agg = Aggregates::for_plan(plan);
     let mut kept_facts = Vec::new();
-    for (key, rows) in agg.fact_keys().into_iter().zip(&state.facts) {
+    for (key, rows) in agg.fact_keys().into_iter().zip(&head.facts) {
         let mut p = key.empty();
         for r in rows {
             p.read_row(r.as_ref(), &mut strings).map_err(|e| corrupt_state("population facts", e))?;
         }
         kept_facts.push(p);
     }
-    let kept_entries: Vec<Vec<ItemRow>> = state
+    let kept_entries: Vec<Vec<ItemRow>> = head
         .indexes
         .iter()
         .map(|rows| rows.iter().map(|(item, ts, who)| (strings.intern(item), *ts, strings.intern(who))).collect())
@@ -227,7 +233,7 @@ pub fn run(
     let strings = Arc::new(strings);
 
     // 2. Facts.
-    let acted = |a: Sym| state.accounts.get(strings.resolve(a)).is_some_and(|x| x.acted);
+    let acted = |a: Sym| known.get(strings.resolve(a)).is_some_and(|x| x.acted);
     agg.add_all_seen(&events, &strings, &side.items, &acted);
     for (slot, p) in kept_facts.into_iter().enumerate() {
         agg.merge_fact(slot, p);
@@ -263,7 +269,7 @@ pub fn run(
                 progress.accounts_done.fetch_add(1, Ordering::Relaxed);
                 let actor = strings.get(id).expect("interned above");
                 let span = spans.get(id.as_str()).copied();
-                let before = state.accounts.get(id);
+                let before = known.get(id);
                 resume_one(&scorer, actor, span, before, scratch, emit)
                     .map_err(|error| DailyError::Corrupt { account: id.clone(), error })
             },
@@ -285,34 +291,37 @@ pub fn run(
         })
         .collect();
 
-    // 5. The next state.
+    // 5. What changes of the state.
     let accounts_resumed = changed.len() as u64;
+    let mut update = Update {
+        watermark,
+        tables: head.tables.clone(),
+        facts: next_facts,
+        indexes: next_entries
+            .into_iter()
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(item, ts, who)| (strings.resolve(item).to_string(), ts, strings.resolve(who).to_string()))
+                    .collect()
+            })
+            .collect(),
+        impressions: head.impressions.clone(),
+        since: w.saturating_sub(state::reach(plan)),
+        ..Update::default()
+    };
     for (id, account, _) in changed {
-        if account.payload == empty && !account.open {
-            state.accounts.remove(&id);
-        } else {
-            state.accounts.insert(id, account);
-        }
+        let gone = account.payload == empty && !account.open;
+        update.accounts.insert(id, (!gone).then_some(account));
     }
-    state.facts = next_facts;
-    state.indexes = next_entries
-        .into_iter()
-        .map(|rows| {
-            rows.into_iter()
-                .map(|(item, ts, who)| (strings.resolve(item).to_string(), ts, strings.resolve(who).to_string()))
-                .collect()
-        })
-        .collect();
-    keep_side_rows(plan, state, &data, w);
-    state.watermark = watermark;
+    keep_side_rows(plan, &mut update, &data, w);
     if data.follows.is_some() {
-        state.tables.insert(TableKind::Follows);
+        update.tables.insert(TableKind::Follows);
     }
     if data.impressions.is_some() {
-        state.tables.insert(TableKind::Impressions);
+        update.tables.insert(TableKind::Impressions);
     }
 
-    Ok(DailyOutput {
+    let output = DailyOutput {
         incidents: Incidents::in_memory(out, strings.clone()),
         strings: strings.clone(),
         report: data.report.clone(),
@@ -324,7 +333,8 @@ pub fn run(
         watermark: (before, watermark),
         fresh,
         notes: scorer.notes().to_vec(),
-    })
+    };
+    Ok((output, update))
 }
 
 /// Resumes one account: its incidents to write (by `emit`) and its next
@@ -536,7 +546,7 @@ fn corrupt_state(what: &str, e: String) -> DailyError {
 /// its acting accounts.
 fn add_state_rows(
     plan: &Plan,
-    state: &State,
+    source: &dyn Source,
     tables: &mut BTreeMap<TableKind, Table>,
     events: &Table,
     strings: &mut Interner,
@@ -557,7 +567,9 @@ fn add_state_rows(
             wanted.insert(strings.resolve(t));
         }
     }
-    let lines: Vec<&str> = wanted.iter().filter_map(|id| state.items.get(*id).map(|k| k.json.as_str())).collect();
+    let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_string).collect();
+    let found = source.kept(false, &wanted)?;
+    let lines: Vec<&str> = found.values().map(|k| k.json.as_str()).collect();
     let text = lines.join("\n");
     append_rows(tables, TableKind::Items, &text, strings, opts)?;
     // Accounts acting or written to, and the authors of targeted items.
@@ -566,19 +578,20 @@ fn add_state_rows(
     if let Some(items) = tables.get(&TableKind::Items) {
         who.extend((0..items.rows).filter_map(|r| items.columns[it::AUTHOR].sym(r)));
     }
-    let lines: Vec<String> = who
-        .into_iter()
-        .filter(|w| !have.contains(w))
-        .filter_map(|w| state.profiles.get(strings.resolve(w)).map(|k| k.json.clone()))
-        .collect();
+    let read = plan.reads.get(&TableKind::Accounts).is_some_and(|c| c.iter().any(|c| c != "id"));
+    let who: BTreeSet<String> =
+        who.into_iter().filter(|w| read && !have.contains(w)).map(|w| strings.resolve(w).to_string()).collect();
+    let found = source.kept(true, &who)?;
+    let lines: Vec<&str> = found.values().map(|k| k.json.as_str()).collect();
     let text = lines.join("\n");
     append_rows(tables, TableKind::Accounts, &text, strings, opts)?;
     // The acting accounts' impressions.
-    if state::impressions_reach(plan) > 0 && !state.impressions.is_empty() {
+    let impressions = &source.head().impressions;
+    if state::impressions_reach(plan) > 0 && !impressions.is_empty() {
         let actors: BTreeSet<&str> = syms(col("actor")).into_iter().map(|a| strings.resolve(a)).collect();
         let mut lines = Vec::new();
         for a in actors {
-            for (item, ts) in state.impressions.get(a).into_iter().flatten() {
+            for (item, ts) in impressions.get(a).into_iter().flatten() {
                 lines.push(serde_json::json!({ "actor": a, "item": item, "ts": format_rfc3339(*ts) }).to_string());
             }
         }
@@ -614,7 +627,7 @@ fn append_rows(
 /// batch listed or its events referred to are seen now; rows not seen
 /// within the plan's reach, and impressions older than the impression
 /// window, are forgotten.
-fn keep_side_rows(plan: &Plan, state: &mut State, data: &Dataset, w: Millis) {
+fn keep_side_rows(plan: &Plan, state: &mut Update, data: &Dataset, w: Millis) {
     let s = &data.strings;
     // The fields the rules read, and the table's required ones.
     let reads = |kind: TableKind| {
@@ -622,7 +635,6 @@ fn keep_side_rows(plan: &Plan, state: &mut State, data: &Dataset, w: Millis) {
         cols.extend(kind.fields().iter().filter(|f| f.required).map(|f| f.name.to_string()));
         cols
     };
-    let since = w.saturating_sub(state::reach(plan));
     // Items: every row of the run's table (listed, or brought from the
     // state because targeted) is seen now.
     let item_cols = reads(TableKind::Items);
@@ -633,7 +645,6 @@ fn keep_side_rows(plan: &Plan, state: &mut State, data: &Dataset, w: Millis) {
             state.items.insert(s.resolve(id).to_string(), Kept { seen: w, json });
         }
     }
-    state.items.retain(|_, k| k.seen >= since);
     let account_cols = reads(TableKind::Accounts);
     let accounts = &data.accounts.table;
     // Kept only when a rule reads more of an account than its id.
@@ -644,7 +655,6 @@ fn keep_side_rows(plan: &Plan, state: &mut State, data: &Dataset, w: Millis) {
             state.profiles.insert(s.resolve(id).to_string(), Kept { seen: w, json });
         }
     }
-    state.profiles.retain(|_, k| k.seen >= since);
     let reach = state::impressions_reach(plan);
     if reach > 0 {
         let from = w.saturating_sub(reach);

@@ -23,7 +23,7 @@
 pub mod codec;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::facts::FactRow;
 use crate::plan::Plan;
@@ -169,6 +169,89 @@ impl State {
             why.push("the population facts or item indexes differ".into());
         }
         Err(Mismatch(why.join("; ")))
+    }
+}
+
+/// Where a daily run reads the state from: the in-memory [`State`] (tests,
+/// the Python package) or a state directory ([`store::Store`]).
+pub trait Source: Sync {
+    /// Everything but the keyed rows (accounts, items, profiles), which
+    /// the run asks for by key.
+    fn head(&self) -> &State;
+    /// Accounts with something due (when) or incidents open.
+    fn timers(&self) -> Vec<(String, Option<Millis>, bool)>;
+    /// The entries of `ids` the state has.
+    fn accounts(&self, ids: &BTreeSet<String>) -> Result<BTreeMap<String, Account>, store::StoreError>;
+    /// The items (or, with `profiles`, accounts metadata) rows of `ids` the
+    /// state has.
+    fn kept(&self, profiles: bool, ids: &BTreeSet<String>) -> Result<BTreeMap<String, Kept>, store::StoreError>;
+}
+
+/// What a daily run changes of the state.
+#[derive(Clone, Debug, Default)]
+pub struct Update {
+    /// The new watermark.
+    pub watermark: Option<Millis>,
+    /// The side tables some batch had.
+    pub tables: BTreeSet<crate::data::TableKind>,
+    /// The population facts' rows, whole.
+    pub facts: Vec<Vec<FactRow>>,
+    /// The item indexes' entries, whole.
+    pub indexes: Vec<IndexRows>,
+    /// The impressions, whole.
+    pub impressions: BTreeMap<String, Vec<(String, Millis)>>,
+    /// Accounts resumed: their new entry, or `None` when nothing of them
+    /// needs keeping.
+    pub accounts: BTreeMap<String, Option<Account>>,
+    /// Items and accounts metadata rows seen by the run.
+    pub items: BTreeMap<String, Kept>,
+    /// See `items`.
+    pub profiles: BTreeMap<String, Kept>,
+    /// Rows not seen since this time may be forgotten.
+    pub since: Millis,
+}
+
+impl Source for State {
+    fn head(&self) -> &State {
+        self
+    }
+
+    fn timers(&self) -> Vec<(String, Option<Millis>, bool)> {
+        self.accounts
+            .iter()
+            .filter(|(_, a)| a.due.is_some() || a.open)
+            .map(|(k, a)| (k.clone(), a.due, a.open))
+            .collect()
+    }
+
+    fn accounts(&self, ids: &BTreeSet<String>) -> Result<BTreeMap<String, Account>, store::StoreError> {
+        Ok(ids.iter().filter_map(|id| self.accounts.get(id).map(|a| (id.clone(), a.clone()))).collect())
+    }
+
+    fn kept(&self, profiles: bool, ids: &BTreeSet<String>) -> Result<BTreeMap<String, Kept>, store::StoreError> {
+        let table = if profiles { &self.profiles } else { &self.items };
+        Ok(ids.iter().filter_map(|id| table.get(id).map(|k| (id.clone(), k.clone()))).collect())
+    }
+}
+
+impl State {
+    /// Applies what a run changed.
+    pub fn apply(&mut self, u: Update) {
+        self.watermark = u.watermark;
+        self.tables = u.tables;
+        self.facts = u.facts;
+        self.indexes = u.indexes;
+        self.impressions = u.impressions;
+        for (k, a) in u.accounts {
+            match a {
+                Some(a) => self.accounts.insert(k, a),
+                None => self.accounts.remove(&k),
+            };
+        }
+        self.items.extend(u.items);
+        self.profiles.extend(u.profiles);
+        self.items.retain(|_, k| k.seen >= u.since);
+        self.profiles.retain(|_, k| k.seen >= u.since);
     }
 }
 
