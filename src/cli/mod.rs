@@ -9,6 +9,7 @@ mod progress;
 mod report;
 mod rules;
 mod score;
+mod state;
 mod sweep;
 mod synth;
 mod test;
@@ -78,6 +79,10 @@ enum Command {
     Rules(rules::RulesCommand),
     /// Generate a synthetic dataset with planted compromise episodes.
     Synth(synth::SynthArgs),
+    /// Daily states (`score --state`): rebuild one from history, show one,
+    /// remove a stale lock.
+    #[command(subcommand)]
+    State(state::StateCommand),
 }
 
 /// Runs a parsed command line.
@@ -94,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ExplainPlan { rules } => check::explain_plan(&rule_layers(&rules)?),
         Command::Rules(cmd) => rules::run(cmd),
         Command::Synth(args) => synth::run(args),
+        Command::State(cmd) => state::run(cmd),
     }
 }
 

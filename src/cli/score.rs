@@ -38,6 +38,15 @@ enum CsvRows {
     Hit,
 }
 
+/// What a daily run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum EmitArg {
+    /// Incidents new or changed by the batch.
+    Changes,
+    /// Every incident not yet final.
+    Open,
+}
+
 /// A rule severity, as rules write it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum SeverityArg {
@@ -156,6 +165,16 @@ pub struct ScoreArgs {
     /// higher one).
     #[arg(long, value_name = "TIER")]
     fail_on: Option<String>,
+    /// A daily run: --data is the new batch of events, scored against the
+    /// state the previous run left in DIR, which this run updates (a DIR
+    /// that does not exist starts empty). See docs/state.md.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// With --state: write the incidents this batch made new or changed
+    /// (`changes`: new, updated, final, withdrawn), or every incident not
+    /// yet final (`open`).
+    #[arg(long, value_enum, requires = "state")]
+    emit: Option<EmitArg>,
     /// No progress bars and no summary on stderr (errors are still printed).
     #[arg(long, short)]
     quiet: bool,
@@ -550,6 +569,10 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         force_partitions: None,
         force_split_before_scoring: false,
     };
+    if let Some(state) = &args.state {
+        let daily = Daily { args, rules: &rules, dest: &dest, selection, fail_tier, state, t0 };
+        return daily.run(&data, &data_name, &opts.read);
+    }
     let progress = RunProgress::default();
     let done = AtomicBool::new(false);
     let show = !args.quiet && std::io::stderr().is_terminal();
@@ -586,6 +609,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             written,
             tally: &tally,
             total: t0.elapsed().as_secs_f64(),
+            state: None,
         };
         if args.json { s.json()? } else { s.text()? }
     }
@@ -593,6 +617,107 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A daily run of `score --state`.
+struct Daily<'a> {
+    args: &'a ScoreArgs,
+    rules: &'a super::Loaded,
+    dest: &'a Destination,
+    selection: Selection,
+    fail_tier: Option<usize>,
+    state: &'a Path,
+    t0: Instant,
+}
+
+impl Daily<'_> {
+    /// Reads the state, scores the batch, writes the alerts, then the next
+    /// state: alerts first, so that a run that fails after them writes
+    /// them again next time rather than lose them.
+    fn run(self, data: &Path, data_name: &str, read: &ReadOptions) -> anyhow::Result<ExitCode> {
+        use changeling::run::daily::{self, Emit};
+        use changeling::state::store::Store;
+        let plan = &self.rules.plan;
+        let opened = Store::open(self.state)?;
+        let emit = match self.args.emit {
+            Some(EmitArg::Open) => Emit::Open,
+            _ => Emit::Changes,
+        };
+        let progress = RunProgress::default();
+        let done = AtomicBool::new(false);
+        let show = !self.args.quiet && std::io::stderr().is_terminal();
+        let result = std::thread::scope(|s| {
+            if show {
+                let total = input_bytes(data);
+                let (p, d) = (&progress, &done);
+                s.spawn(move || show_progress(p, d, total));
+            }
+            let r = daily::run(data, plan, &opened, read, emit, &progress).context("scoring the batch");
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        let (out, update) = result?;
+        check_skipped(&out.report, self.args.max_skipped_share)?;
+        let cx = Context::new(plan, &self.rules.info, &out.strings);
+        let mut tally = Tally::new(cx);
+        let incidents = out.incidents;
+        let selection = &self.selection;
+        let written = write(self.dest, self.args.csv_rows, incidents, cx, |chunk| {
+            let before = chunk.iter().map(|a| a.incidents.len() as u64).sum();
+            selection.apply(chunk, &self.rules.info);
+            tally.add(before, chunk, cx, self.fail_tier);
+        })?;
+        let (store, opened) = opened;
+        let committed = store
+            .commit(opened, update, &changeling::state::Keys::of(plan))
+            .with_context(|| format!("writing the state in {}", self.state.display()))?;
+        if !self.args.quiet {
+            let run = RunOutput {
+                incidents: run::Incidents::in_memory(Vec::new(), out.strings.clone()),
+                strings: out.strings.clone(),
+                report: out.report.clone(),
+                events: out.events,
+                accounts_seen: out.accounts_seen,
+                notes: out.notes.clone(),
+                partitions: None,
+                spilled_bytes: 0,
+                read_secs: out.read_secs,
+                score_secs: out.score_secs,
+                memory_trace: Vec::new(),
+            };
+            let state = StateLine {
+                dir: self.state,
+                fresh: out.fresh,
+                watermark: out.watermark,
+                late: out.late_events,
+                resumed: out.accounts_resumed,
+                committed: &committed,
+                emit,
+            };
+            let s = Summary {
+                rules: self.rules,
+                data: data_name,
+                out: &run,
+                written,
+                tally: &tally,
+                total: self.t0.elapsed().as_secs_f64(),
+                state: Some(state),
+            };
+            if self.args.json { s.json()? } else { s.text()? }
+        }
+        Ok(if tally.failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    }
+}
+
+/// What the summary says of a daily run's state.
+struct StateLine<'a> {
+    dir: &'a Path,
+    fresh: bool,
+    watermark: (Option<Millis>, Option<Millis>),
+    late: u64,
+    resumed: u64,
+    committed: &'a changeling::state::store::Committed,
+    emit: changeling::run::daily::Emit,
 }
 
 /// What the summary on stderr is made of.
@@ -603,6 +728,8 @@ struct Summary<'a> {
     written: u64,
     tally: &'a Tally,
     total: f64,
+    /// A daily run's state, with `--state`.
+    state: Option<StateLine<'a>>,
 }
 
 impl Summary<'_> {
@@ -647,6 +774,40 @@ impl Summary<'_> {
             )?;
         }
         writeln!(e, "  accounts   {} ({} flagged)", thousands(out.accounts_seen), thousands(self.tally.flagged))?;
+        if let Some(st) = &self.state {
+            let at = |w: Option<Millis>| w.map_or("-".to_string(), changeling::time::format_rfc3339);
+            let start = if st.fresh {
+                "started empty".to_string()
+            } else {
+                format!("resumed at watermark {}", at(st.watermark.0))
+            };
+            let late = if st.late > 0 {
+                format!("; {} late events (at or before the watermark) left out", thousands(st.late))
+            } else {
+                String::new()
+            };
+            writeln!(
+                e,
+                "  state      {}: {start}, now at {}; {} accounts resumed{late}",
+                st.dir.display(),
+                at(st.watermark.1),
+                thousands(st.resumed)
+            )?;
+            writeln!(
+                e,
+                "             generation {}: {} accounts, {:.1} MiB ({:.0} bytes an account){}",
+                st.committed.generation,
+                thousands(st.committed.accounts),
+                st.committed.bytes as f64 / (1u64 << 20) as f64,
+                st.committed.bytes as f64 / st.committed.accounts.max(1) as f64,
+                if st.committed.compacted { "; layers merged" } else { "" }
+            )?;
+            let what = match st.emit {
+                changeling::run::daily::Emit::Changes => "new or changed",
+                changeling::run::daily::Emit::Open => "open",
+            };
+            writeln!(e, "             incidents written: the {what} ones")?;
+        }
         let filtered = if self.written < self.tally.before {
             format!(" (of {} before the filters)", thousands(self.tally.before))
         } else {
@@ -720,6 +881,18 @@ impl Summary<'_> {
             "score_secs": out.score_secs,
             "total_secs": self.total,
             "notes": out.notes,
+            "state": self.state.as_ref().map(|st| serde_json::json!({
+                "dir": st.dir.display().to_string(),
+                "fresh": st.fresh,
+                "watermark_before": st.watermark.0.map(changeling::time::format_rfc3339),
+                "watermark": st.watermark.1.map(changeling::time::format_rfc3339),
+                "late_events": st.late,
+                "accounts_resumed": st.resumed,
+                "generation": st.committed.generation,
+                "accounts": st.committed.accounts,
+                "bytes": st.committed.bytes,
+                "compacted": st.committed.compacted,
+            })),
         });
         let mut e = std::io::stderr().lock();
         writeln!(e, "{}", serde_json::to_string_pretty(&v)?)?;

@@ -67,6 +67,11 @@ pub struct SynthArgs {
     /// When the log starts (RFC 3339 or epoch milliseconds).
     #[arg(long, default_value = "2024-01-01T00:00:00Z")]
     start: String,
+    /// Also write the population as one dataset per day, under
+    /// OUT/daily/<date>/: each day's events, impressions and new items, the
+    /// follow graph and accounts in the first (for `score --state`).
+    #[arg(long)]
+    daily: bool,
     /// Worker threads (default: one per core). The output does not depend
     /// on it.
     #[arg(long)]
@@ -115,6 +120,12 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
     let report = pool
         .install(|| synth::generate(&cfg, &args.out))
         .with_context(|| format!("generating into {}", args.out.display()))?;
+    let days = if args.daily {
+        pool.install(|| synth::daily::split(&cfg, &args.out))
+            .with_context(|| format!("writing the days into {}", args.out.join("daily").display()))?
+    } else {
+        Vec::new()
+    };
     let secs = t0.elapsed().as_secs_f64();
     if !args.quiet {
         let mut e = std::io::stderr().lock();
@@ -147,6 +158,9 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
              {} late unlikes, {} dormant returns",
             h.binges, h.binges_kept, h.link_shares, h.rating_sessions, h.cleanups, h.late_unlikes, h.comebacks
         )?;
+        if let (Some(a), Some(b)) = (days.first(), days.last()) {
+            writeln!(e, "  daily        {} datasets, {} .. {}", days.len(), a.display(), b.display())?;
+        }
         writeln!(e, "  took         {secs:.2} s ({:.2} M events/s)", events as f64 / secs.max(1e-9) / 1e6)?;
     }
     Ok(ExitCode::SUCCESS)

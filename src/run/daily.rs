@@ -84,6 +84,10 @@ pub struct DailyOutput {
     pub watermark: (Option<Millis>, Option<Millis>),
     /// Whether the run started from an empty state.
     pub fresh: bool,
+    /// Seconds reading the batch and the state's rows.
+    pub read_secs: f64,
+    /// Seconds computing the facts and resuming the accounts.
+    pub score_secs: f64,
     /// Notes to show once.
     pub notes: Vec<String>,
 }
@@ -139,6 +143,7 @@ pub fn run(
     emit: Emit,
     progress: &RunProgress,
 ) -> Result<(DailyOutput, Update), DailyError> {
+    let t0 = std::time::Instant::now();
     let head = source.head();
     let fresh = head.watermark.is_none() && head.keys == state::Keys::default();
     if !fresh {
@@ -233,6 +238,7 @@ pub fn run(
     let strings = Arc::new(strings);
 
     // 2. Facts.
+    let read_secs = t0.elapsed().as_secs_f64();
     let acted = |a: Sym| known.get(strings.resolve(a)).is_some_and(|x| x.acted);
     agg.add_all_seen(&events, &strings, &side.items, &acted);
     for (slot, p) in kept_facts.into_iter().enumerate() {
@@ -311,6 +317,7 @@ pub fn run(
     };
     for (id, account, _) in changed {
         let gone = account.payload == empty && !account.open;
+        update.accounts_added += i64::from(!gone) - i64::from(known.contains_key(&id));
         update.accounts.insert(id, (!gone).then_some(account));
     }
     keep_side_rows(plan, &mut update, &data, w);
@@ -332,6 +339,8 @@ pub fn run(
         accounts_resumed,
         watermark: (before, watermark),
         fresh,
+        read_secs,
+        score_secs: t0.elapsed().as_secs_f64() - read_secs,
         notes: scorer.notes().to_vec(),
     };
     Ok((output, update))

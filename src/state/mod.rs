@@ -209,6 +209,8 @@ pub struct Update {
     pub profiles: BTreeMap<String, Kept>,
     /// Rows not seen since this time may be forgotten.
     pub since: Millis,
+    /// Accounts the state gains (added less removed).
+    pub accounts_added: i64,
 }
 
 impl Source for State {

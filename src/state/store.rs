@@ -779,7 +779,27 @@ impl Store {
     /// Writes the state `opened` holds with `update` applied as a new
     /// generation, and makes it current; then removes the previous one.
     pub fn commit(self, opened: Opened, update: Update, keys: &Keys) -> Result<Committed, StoreError> {
+        self.write(opened, update, keys, false)
+    }
+
+    /// Writes `update` as the whole of a new generation, nothing of the
+    /// previous one kept (`changeling state rebuild`), and makes it
+    /// current.
+    pub fn replace(self, update: Update, keys: &Keys) -> Result<Committed, StoreError> {
+        let opened = Opened { state: State::default(), timers: BTreeMap::new() };
+        self.write(opened, update, keys, true)
+    }
+
+    fn write(mut self, opened: Opened, update: Update, keys: &Keys, replace: bool) -> Result<Committed, StoreError> {
         let generation = self.manifest.as_ref().map_or(1, |m| m.generation + 1);
+        if replace {
+            if let Some(m) = &mut self.manifest {
+                m.accounts = Layers::default();
+                m.items = Layers::default();
+                m.profiles = Layers::default();
+            }
+            (self.accounts, self.items, self.profiles) = (Vec::new(), Vec::new(), Vec::new());
+        }
         let partitions = self.manifest.as_ref().map_or(PARTITIONS, |m| m.partitions);
         let name = format!("gen-{generation:06}");
         let gen_dir = self.dir.join(&name);
@@ -794,6 +814,7 @@ impl Store {
         // Keyed tables: the old layers linked, a new layer of the rows the
         // run changed; merged into one when they grow many.
         let since = update.since;
+        let accounts_added = update.accounts_added;
         let accounts: Vec<(String, Value)> = update.accounts.into_iter().map(|(k, a)| (k, Value::Account(a))).collect();
         let items: Vec<(String, Value)> = update.items.into_iter().map(|(k, v)| (k, Value::Kept(Some(v)))).collect();
         let profiles: Vec<(String, Value)> =
@@ -842,7 +863,12 @@ impl Store {
                 let layer = format!("{}-{generation:06}", kind.name());
                 write_layer(&gen_dir, &layer, kind, partitions, rows, &mut files)?;
                 out.layers.push(layer);
-                out.rows += new_rows;
+                // Accounts are counted exactly (the run knows which are new
+                // or gone); items and profiles as rows written.
+                out.rows = match kind {
+                    Keyed::Accounts => out.rows.saturating_add_signed(accounts_added),
+                    _ => out.rows + new_rows,
+                };
             }
             Ok(out)
         };

@@ -45,6 +45,7 @@
 //! see the submodules for the model's simplifications.
 
 pub mod account;
+pub mod daily;
 pub mod episodes;
 pub mod population;
 pub mod rng;
