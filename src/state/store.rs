@@ -225,7 +225,7 @@ impl Lock {
     fn take(dir: &Path) -> Result<Lock, StoreError> {
         let path = dir.join("LOCK");
         let holder = format!(
-            "pid {} on {}, started {}",
+            "pid {} on {} started {}",
             std::process::id(),
             hostname(),
             format_rfc3339(crate::time::now_millis())
