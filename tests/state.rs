@@ -177,6 +177,9 @@ fn a_kill_at_any_step_of_writing_the_state_leaves_the_previous_one_whole() {
     }
 }
 
+/// A way to damage a file.
+type Damage = Box<dyn Fn(&Path)>;
+
 #[test]
 fn a_damaged_state_file_is_an_error_naming_it_never_a_fresh_start() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,7 +194,7 @@ fn a_damaged_state_file_is_an_error_naming_it_never_a_fresh_start() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     let layer = gen_files.iter().find(|f| f.starts_with("accounts-") && !f.contains("index")).unwrap().clone();
-    let damages: Vec<(String, Box<dyn Fn(&Path)>)> = vec![
+    let damages: Vec<(String, Damage)> = vec![
         (
             layer.clone(),
             Box::new(|p: &Path| {
