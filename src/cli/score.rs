@@ -638,7 +638,9 @@ impl Daily<'_> {
         use changeling::run::daily::{self, Emit};
         use changeling::state::store::Store;
         let plan = &self.rules.plan;
+        let t_open = Instant::now();
         let opened = Store::open(self.state)?;
+        let open_secs = t_open.elapsed().as_secs_f64();
         let emit = match self.args.emit {
             Some(EmitArg::Open) => Emit::Open,
             _ => Emit::Changes,
@@ -668,9 +670,11 @@ impl Daily<'_> {
             tally.add(before, chunk, cx, self.fail_tier);
         })?;
         let (store, opened) = opened;
+        let t_commit = Instant::now();
         let committed = store
             .commit(opened, update, &changeling::state::Keys::of(plan))
             .with_context(|| format!("writing the state in {}", self.state.display()))?;
+        let write_secs = t_commit.elapsed().as_secs_f64();
         if !self.args.quiet {
             let run = RunOutput {
                 incidents: run::Incidents::in_memory(Vec::new(), out.strings.clone()),
@@ -686,6 +690,8 @@ impl Daily<'_> {
                 memory_trace: Vec::new(),
             };
             let state = StateLine {
+                read_secs: open_secs + out.state_read_secs,
+                write_secs,
                 dir: self.state,
                 fresh: out.fresh,
                 watermark: out.watermark,
@@ -711,6 +717,10 @@ impl Daily<'_> {
 
 /// What the summary says of a daily run's state.
 struct StateLine<'a> {
+    /// Seconds opening the state and reading its rows.
+    read_secs: f64,
+    /// Seconds writing the next generation.
+    write_secs: f64,
     dir: &'a Path,
     fresh: bool,
     watermark: (Option<Millis>, Option<Millis>),
@@ -795,12 +805,15 @@ impl Summary<'_> {
             )?;
             writeln!(
                 e,
-                "             generation {}: {} accounts, {:.1} MiB ({:.0} bytes an account){}",
+                "             generation {}: {} accounts, {:.1} MiB ({:.0} bytes an account){}; read in {:.2} s, \
+                 written in {:.2} s",
                 st.committed.generation,
                 thousands(st.committed.accounts),
                 st.committed.bytes as f64 / (1u64 << 20) as f64,
                 st.committed.bytes as f64 / st.committed.accounts.max(1) as f64,
-                if st.committed.compacted { "; layers merged" } else { "" }
+                if st.committed.compacted { "; layers merged" } else { "" },
+                st.read_secs,
+                st.write_secs
             )?;
             let what = match st.emit {
                 changeling::run::daily::Emit::Changes => "new or changed",
@@ -892,6 +905,8 @@ impl Summary<'_> {
                 "accounts": st.committed.accounts,
                 "bytes": st.committed.bytes,
                 "compacted": st.committed.compacted,
+                "state_read_secs": st.read_secs,
+                "state_write_secs": st.write_secs,
             })),
         });
         let mut e = std::io::stderr().lock();

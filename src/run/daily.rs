@@ -88,6 +88,8 @@ pub struct DailyOutput {
     pub read_secs: f64,
     /// Seconds computing the facts and resuming the accounts.
     pub score_secs: f64,
+    /// Seconds of the above spent reading the state's rows.
+    pub state_read_secs: f64,
     /// Notes to show once.
     pub notes: Vec<String>,
 }
@@ -182,7 +184,9 @@ pub fn run(
         }
         .into());
     }
+    let t_side = std::time::Instant::now();
     add_state_rows(plan, source, &mut tables, &events, &mut strings, opts)?;
+    let side_secs = t_side.elapsed().as_secs_f64();
     let mut side = Side::from_tables(tables, &strings, &mut report);
     // Tables an earlier batch had stay known: the graph lives on in the
     // accounts' states, impressions in the state's rows.
@@ -209,11 +213,14 @@ pub fn run(
         side.follows.iter().flat_map(|f| f.followers()).map(|who| strings.resolve(who).to_string()).collect();
     let mut ask = resume.clone();
     ask.extend(followers.iter().cloned());
+    let t_state = std::time::Instant::now();
     let known = source.accounts(&ask)?;
+    let state_read_secs = t_state.elapsed().as_secs_f64() + side_secs;
     // Followers new to the state start with the batch's graph.
     resume.extend(followers.into_iter().filter(|f| !known.contains_key(f)));
     // Their states' strings, and the facts' and indexes' kept rows, into
     // the run's strings.
+    let t_intern = std::time::Instant::now();
     for id in &resume {
         strings.intern(id);
         if let Some(a) = known.get(id) {
@@ -236,6 +243,7 @@ pub fn run(
         .map(|rows| rows.iter().map(|(item, ts, who)| (strings.intern(item), *ts, strings.intern(who))).collect())
         .collect();
     let strings = Arc::new(strings);
+    let state_read_secs = state_read_secs + t_intern.elapsed().as_secs_f64();
 
     // 2. Facts.
     let read_secs = t0.elapsed().as_secs_f64();
@@ -341,6 +349,7 @@ pub fn run(
         fresh,
         read_secs,
         score_secs: t0.elapsed().as_secs_f64() - read_secs,
+        state_read_secs,
         notes: scorer.notes().to_vec(),
     };
     Ok((output, update))
