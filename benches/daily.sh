@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Daily runs at scale: a population of ACCOUNTS accounts over 91 days from
-# `changeling synth --daily`; the state of days 1-90 built once; then, each timed as a whole process (/usr/bin/time -v) RUNS
-# times from a fresh copy of that state:
+# `changeling synth --daily`; the state of days 1-90 built once; then, each
+# timed as a whole process (/usr/bin/time -v) RUNS times from a fresh copy of
+# that state:
 #
 #   daily      day 91 scored against the state of day 90 (score --state)
 #   alone      day 91 scored with no history at all
