@@ -42,10 +42,10 @@ use crate::data::table::{Table, TableBuilder};
 use crate::data::{self, AccountSpan, DataError, Dataset, Events, ReadOptions, ReadReport, Side, TableReport};
 use crate::facts::Aggregates;
 use crate::facts::item_index::ItemRow;
-use crate::intern::{Interner, Sym};
+use crate::intern::{Interner, LocalStrings, Sym};
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Incident, Scorer, Status};
-use crate::state::codec::{CodecError, Dec, Enc, intern_strings};
+use crate::state::codec::{CodecError, Dec, Enc, read_strings, unpack};
 use crate::state::store::StoreError;
 use crate::state::{self, Account, Kept, Mismatch, Source, Update};
 use crate::time::{Millis, format_rfc3339};
@@ -223,11 +223,9 @@ pub fn run(
     let t_intern = std::time::Instant::now();
     for id in &resume {
         strings.intern(id);
-        if let Some(a) = known.get(id) {
-            intern_strings(&a.payload, &mut strings)
-                .map_err(|error| DailyError::Corrupt { account: id.clone(), error })?;
-        }
     }
+    let resume: Vec<String> = resume.into_iter().collect();
+    let tables = payload_strings(&resume, &known, &mut strings)?;
     let mut agg = Aggregates::for_plan(plan);
     let mut kept_facts = Vec::new();
     for (key, rows) in agg.fact_keys().into_iter().zip(&head.facts) {
@@ -274,16 +272,16 @@ pub fn run(
     let empty = scorer.fresh_payload(w);
     progress.scoring.store(true, Ordering::Relaxed);
     progress.accounts_total.store(resume.len() as u64, Ordering::Relaxed);
-    let resume: Vec<String> = resume.into_iter().collect();
     let results: Vec<Result<(Account, Vec<Incident>), DailyError>> = resume
         .par_iter()
+        .zip(tables.into_par_iter())
         .map_init(
             || scorer.scratch(),
-            |scratch, id| {
+            |scratch, (id, table)| {
                 progress.accounts_done.fetch_add(1, Ordering::Relaxed);
                 let actor = strings.get(id).expect("interned above");
                 let span = spans.get(id.as_str()).copied();
-                let before = known.get(id);
+                let before = known.get(id).zip(table);
                 resume_one(&scorer, actor, span, before, scratch, emit)
                     .map_err(|error| DailyError::Corrupt { account: id.clone(), error })
             },
@@ -355,20 +353,66 @@ pub fn run(
     Ok((output, update))
 }
 
+/// Accounts whose payloads' strings are read on one thread at a time.
+const STRINGS_CHUNK: usize = 4096;
+
+/// The tables of strings of the payloads of the accounts in `resume` the
+/// state has, read in parallel and merged into `strings`: per account (in
+/// `resume`'s order), where its payload's body starts and its strings'
+/// symbols.
+#[allow(clippy::type_complexity)]
+fn payload_strings(
+    resume: &[String],
+    known: &BTreeMap<String, Account>,
+    strings: &mut Interner,
+) -> Result<Vec<Option<(usize, Vec<Sym>)>>, DailyError> {
+    let read: Vec<Result<(LocalStrings, Vec<Option<(usize, Vec<Sym>)>>), DailyError>> = resume
+        .par_chunks(STRINGS_CHUNK)
+        .map(|chunk| {
+            let mut local = LocalStrings::new();
+            let mut tables = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                tables.push(match known.get(id) {
+                    Some(a) => {
+                        let corrupt = |error| DailyError::Corrupt { account: id.clone(), error };
+                        let raw = unpack(&a.payload).map_err(corrupt)?;
+                        let (syms, at) = read_strings(&raw, &mut local).map_err(corrupt)?;
+                        Some((at, syms))
+                    }
+                    None => None,
+                });
+            }
+            Ok((local, tables))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(resume.len());
+    for r in read {
+        let (local, tables) = r?;
+        let map = strings.absorb(&local);
+        out.extend(tables.into_iter().map(|t| t.map(|(at, syms)| (at, syms.iter().map(|s| map[s.index()]).collect()))));
+    }
+    Ok(out)
+}
+
 /// Resumes one account: its incidents to write (by `emit`) and its next
 /// entry.
 fn resume_one(
     scorer: &Scorer<'_>,
     actor: Sym,
     span: Option<&AccountSpan>,
-    before: Option<&Account>,
+    before: Option<(&Account, (usize, Vec<Sym>))>,
     scratch: &mut crate::score::Scratch,
     emit: Emit,
 ) -> Result<(Account, Vec<Incident>), CodecError> {
     let strings = &scorer.data().strings;
     let now = scorer.data_end().unwrap_or(Millis::MIN);
     let mut w = Enc::new(strings);
-    let mut r = before.map(|a| Dec::new(&a.payload, strings)).transpose()?;
+    let (before, table) = match before {
+        Some((a, t)) => (Some(a), Some(t)),
+        None => (None, None),
+    };
+    let raw = before.map(|a| unpack(&a.payload)).transpose()?;
+    let mut r = raw.as_deref().zip(table).map(|(raw, (at, syms))| Dec::with_syms(raw, at, syms));
     let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, &mut w)?;
     let reported = match &mut r {
         Some(r) => {
@@ -691,11 +735,12 @@ fn keep_side_rows(plan: &Plan, state: &mut Update, data: &Dataset, w: Millis) {
                 }
             }
             // Impressions of accounts that did not act: kept as logged.
+            let acted: HashSet<Sym> = data.events.accounts.iter().map(|a| a.actor).collect();
             for who in imp.actors() {
-                let id = s.resolve(who);
-                if data.events.accounts.iter().any(|a| a.actor == who) {
+                if acted.contains(&who) {
                     continue;
                 }
+                let id = s.resolve(who);
                 let entry = state.impressions.entry(id.to_string()).or_default();
                 entry.extend(imp.of(who).map(|(i, t)| (s.resolve(i).to_string(), t)));
                 entry.sort();

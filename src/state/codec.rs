@@ -14,12 +14,17 @@
 //! strings := count (len utf8-bytes)*
 //! ```
 //!
+//! The payload is stored compressed: its length, then one LZ4 block
+//! ([`Enc::finish`], [`unpack`]), so that a state file's blocks need no
+//! compression of their own and a run decompresses only the accounts it
+//! resumes, on the thread that resumes them.
+//!
 //! Decoding never panics on bad bytes: every read checks its bounds and
 //! says what is wrong ([`CodecError`]).
 
 use std::collections::HashMap;
 
-use crate::intern::{Interner, Sym};
+use crate::intern::{Interner, LocalStrings, Sym};
 use crate::signals::Outcome;
 use crate::time::Millis;
 
@@ -135,7 +140,8 @@ impl<'s> Enc<'s> {
         }
     }
 
-    /// The payload: its table of strings, then its body.
+    /// The payload: its table of strings, then its body, compressed
+    /// ([`unpack`] reverses it).
     pub fn finish(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + self.order.len() * 12 + 8);
         let mut head = Enc { strings: self.strings, table: HashMap::default(), order: Vec::new(), body: out };
@@ -145,8 +151,24 @@ impl<'s> Enc<'s> {
         }
         out = head.body;
         out.extend_from_slice(&self.body);
-        out
+        lz4_flex::block::compress_prepend_size(&out)
     }
+}
+
+/// The largest payload read, uncompressed: far above any account's.
+const MAX_PAYLOAD: usize = 1 << 30;
+
+/// A payload as [`Enc::finish`] wrote it (its uncompressed length as four
+/// bytes little-endian, then an LZ4 block), uncompressed: what [`Dec`]
+/// reads.
+pub fn unpack(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let Some(head) = payload.get(..4) else { return bad("truncated") };
+    let n = u32::from_le_bytes(head.try_into().expect("four bytes")) as usize;
+    // An LZ4 block expands its input at most 255 times.
+    if n > MAX_PAYLOAD || n > payload.len().saturating_mul(255) {
+        return bad(format!("a payload of {n} bytes from {}", payload.len()));
+    }
+    lz4_flex::block::decompress_size_prepended(payload).map_err(|e| CodecError(format!("not an LZ4 block: {e}")))
 }
 
 /// Reads a payload whose strings were interned into a run's strings.
@@ -157,19 +179,18 @@ pub struct Dec<'a> {
 }
 
 impl<'a> Dec<'a> {
-    /// Starts reading `bytes`, its strings looked up in `strings` (where
-    /// [`intern_strings`] put them).
-    pub fn new(bytes: &'a [u8], strings: &Interner) -> Result<Dec<'a>, CodecError> {
-        let mut d = Dec { bytes, at: 0, syms: Vec::new() };
-        let n = d.count()?;
-        for _ in 0..n {
-            let t = d.text()?;
-            match strings.get(t) {
-                Some(s) => d.syms.push(s),
-                None => return bad(format!("string {t:?} was not interned")),
-            }
-        }
-        Ok(d)
+    /// Starts reading `bytes` alone, its strings interned into `strings`.
+    pub fn open(bytes: &'a [u8], strings: &mut Interner) -> Result<Dec<'a>, CodecError> {
+        let mut local = LocalStrings::new();
+        let (syms, at) = read_strings(bytes, &mut local)?;
+        let map = strings.absorb(&local);
+        Ok(Dec::with_syms(bytes, at, syms.into_iter().map(|s| map[s.index()]).collect()))
+    }
+
+    /// Reads the body of `bytes`, which starts at `at`, its table's strings
+    /// being `syms` ([`read_strings`], mapped to the run's strings).
+    pub fn with_syms(bytes: &'a [u8], at: usize, syms: Vec<Sym>) -> Dec<'a> {
+        Dec { bytes, at, syms }
     }
 
     /// Whether every byte was read.
@@ -282,15 +303,19 @@ impl<'a> Dec<'a> {
     }
 }
 
-/// Interns the strings of a payload into `strings` (before it is read with
-/// [`Dec::new`], when the run's strings can still grow).
-pub fn intern_strings(bytes: &[u8], strings: &mut Interner) -> Result<(), CodecError> {
+/// Reads the table of strings at the start of a payload into `local`:
+/// each string's symbol there, in table order, and where the body starts.
+/// Accounts' tables are read so in parallel, into one [`LocalStrings`] per
+/// chunk of accounts, which [`Interner::absorb`] then merges into the run's
+/// strings ([`Dec::with_syms`] reads the body).
+pub fn read_strings(bytes: &[u8], local: &mut LocalStrings) -> Result<(Vec<Sym>, usize), CodecError> {
     let mut d = Dec { bytes, at: 0, syms: Vec::new() };
     let n = d.count()?;
+    let mut syms = Vec::with_capacity(n.min(bytes.len()));
     for _ in 0..n {
-        strings.intern(d.text()?);
+        syms.push(local.intern(d.text()?));
     }
-    Ok(())
+    Ok((syms, d.at))
 }
 
 #[cfg(test)]
@@ -320,8 +345,8 @@ mod tests {
         let bytes = e.finish();
 
         let mut other = Interner::new();
-        intern_strings(&bytes, &mut other).unwrap();
-        let mut d = Dec::new(&bytes, &other).unwrap();
+        let raw = unpack(&bytes).unwrap();
+        let mut d = Dec::open(&raw, &mut other).unwrap();
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             assert_eq!(d.u64().unwrap(), v);
         }
@@ -344,8 +369,8 @@ mod tests {
             let prefix = &bytes[..cut];
             let read = || -> Result<(), CodecError> {
                 let mut other = Interner::new();
-                intern_strings(prefix, &mut other)?;
-                let mut d = Dec::new(prefix, &other)?;
+                let raw = unpack(prefix)?;
+                let mut d = Dec::open(&raw, &mut other)?;
                 for _ in 0..6 {
                     d.u64()?;
                 }

@@ -51,8 +51,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, Int32Array, Int64Array, RecordBatch,
-    StringArray, StringBuilder, UInt32Array,
+    Array, ArrayRef, AsArray, BinaryArray, BinaryBuilder, BooleanArray, FixedSizeBinaryArray, Int32Array, Int64Array,
+    RecordBatch, StringArray, StringBuilder, UInt32Array,
 };
 use arrow::buffer::Buffer;
 use arrow::datatypes::Int32Type;
@@ -60,6 +60,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type
 use arrow::ipc::reader::{FileDecoder, read_footer_length};
 use arrow::ipc::writer::{FileWriter, IpcWriteOptions};
 use arrow::ipc::{Block, CompressionType, root_as_footer};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{Account, IndexRows, Kept, Keys, Source, State, Update};
@@ -71,7 +72,7 @@ use crate::time::{Millis, format_rfc3339, parse_timestamp};
 /// The format's name and version, in every manifest.
 pub const FORMAT: &str = "changeling-state";
 /// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Rows of a keyed table per record batch, at most: small, so that a run
 /// touching few accounts reads few rows besides theirs.
 pub const BLOCK_ROWS: usize = 32;
@@ -278,6 +279,17 @@ pub fn unlock(dir: &Path) -> Result<bool, StoreError> {
     }
 }
 
+/// One block's entry in a layer's index.
+#[derive(Debug)]
+struct BlockEntry {
+    partition: u32,
+    first: String,
+    last: String,
+    crc32: u32,
+    /// A Bloom filter of the block's keys ([`bloom_of`]).
+    bloom: [u8; BLOOM_BYTES],
+}
+
 /// One layer of a keyed table, opened: its blocks and their index.
 #[derive(Debug)]
 struct Layer {
@@ -286,8 +298,7 @@ struct Layer {
     schema: SchemaRef,
     version: arrow::ipc::MetadataVersion,
     blocks: Vec<Block>,
-    /// Per block: (partition, first key, last key, CRC32 of its bytes).
-    index: Vec<(u32, String, String, u32)>,
+    index: Vec<BlockEntry>,
 }
 
 impl Layer {
@@ -302,8 +313,19 @@ impl Layer {
             let first = b.column(1).as_string_opt::<i32>().ok_or_else(|| bad("first key column"))?;
             let last = b.column(2).as_string_opt::<i32>().ok_or_else(|| bad("last key column"))?;
             let crc = b.column(3).as_primitive_opt::<UInt32Type>().ok_or_else(|| bad("crc column"))?;
+            let bloom = b
+                .column(4)
+                .as_fixed_size_binary_opt()
+                .filter(|a| a.value_length() as usize == BLOOM_BYTES)
+                .ok_or_else(|| bad("bloom column"))?;
             for i in 0..b.num_rows() {
-                index.push((part.value(i), first.value(i).to_string(), last.value(i).to_string(), crc.value(i)));
+                index.push(BlockEntry {
+                    partition: part.value(i),
+                    first: first.value(i).to_string(),
+                    last: last.value(i).to_string(),
+                    crc32: crc.value(i),
+                    bloom: bloom.value(i).try_into().expect("checked length"),
+                });
             }
         }
         let file = File::open(&path).map_err(io_at(&path))?;
@@ -326,7 +348,7 @@ impl Layer {
                 StoreError::Io { path: self.path.clone(), error: e }
             }
         })?;
-        if crc32fast::hash(&bytes) != self.index[k].3 {
+        if crc32fast::hash(&bytes) != self.index[k].crc32 {
             return Err(corrupt(&self.path, format!("block {k}: its bytes do not match their CRC32")));
         }
         let decoder = FileDecoder::new(self.schema.clone(), self.version);
@@ -340,11 +362,63 @@ impl Layer {
         }
     }
 
-    /// The blocks that may hold `(partition, key)`.
-    fn block_of(&self, partition: u32, key: &str) -> Option<usize> {
-        let at = self.index.partition_point(|(p, _, last, _)| (*p, last.as_str()) < (partition, key));
-        self.index.get(at).filter(|(p, first, _, _)| *p == partition && first.as_str() <= key).map(|_| at)
+    /// The block that may hold `(partition, key)` whose hash is `hash`:
+    /// the one whose key range covers it, if its Bloom filter does not
+    /// rule it out.
+    fn block_of(&self, partition: u32, key: &str, hash: u64) -> Option<usize> {
+        let at = self.index.partition_point(|e| (e.partition, e.last.as_str()) < (partition, key));
+        self.index
+            .get(at)
+            .filter(|e| e.partition == partition && e.first.as_str() <= key && bloom_has(&e.bloom, hash))
+            .map(|_| at)
     }
+
+    /// The blocks of partition `p`.
+    fn blocks_of(&self, p: u32) -> std::ops::Range<usize> {
+        self.index.partition_point(|e| e.partition < p)..self.index.partition_point(|e| e.partition <= p)
+    }
+}
+
+/// Bytes of a block's Bloom filter: 16 bits a key at [`BLOCK_ROWS`] keys,
+/// four probes, so that about one block in 400 is read for a key it does
+/// not hold.
+const BLOOM_BYTES: usize = 64;
+const BLOOM_PROBES: u64 = 4;
+
+/// A key's 64-bit hash for the Bloom filters: FNV-1a, then SplitMix64's
+/// finalizer (docs/state.md).
+fn key_hash(key: &str) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &b in key.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// The bits of a Bloom filter a hash sets: `h1 + i * h2` for each probe
+/// `i`, with `h1` and `h2` the hash's low and high halves (`h2` odd).
+fn bloom_bits(hash: u64) -> impl Iterator<Item = usize> {
+    let (h1, h2) = (hash & 0xffff_ffff, (hash >> 32) | 1);
+    (0..BLOOM_PROBES).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % (BLOOM_BYTES as u64 * 8)) as usize)
+}
+
+fn bloom_of<'a>(keys: impl Iterator<Item = &'a str>) -> [u8; BLOOM_BYTES] {
+    let mut bloom = [0u8; BLOOM_BYTES];
+    for k in keys {
+        for bit in bloom_bits(key_hash(k)) {
+            bloom[bit / 8] |= 1 << (bit % 8);
+        }
+    }
+    bloom
+}
+
+fn bloom_has(bloom: &[u8; BLOOM_BYTES], hash: u64) -> bool {
+    bloom_bits(hash).all(|bit| bloom[bit / 8] & (1 << (bit % 8)) != 0)
 }
 
 /// The schema, metadata version and record batch blocks of an Arrow IPC
@@ -394,18 +468,30 @@ fn read_small(path: &Path, sums: &BTreeMap<String, FileSum>) -> Result<Vec<Recor
     read.map_err(|m| corrupt(path, m))
 }
 
-/// Writes `batches` as an Arrow IPC file at `path` (zstd-compressed
-/// buffers), synced; returns its blocks' CRC32s, in order.
-fn write_arrow(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u32>, StoreError> {
-    let file = File::create(path).map_err(io_at(path))?;
-    let options = IpcWriteOptions::default()
-        .try_with_compression(Some(CompressionType::ZSTD))
-        .map_err(|e| corrupt(path, e.to_string()))?;
-    let mut w = FileWriter::try_new_with_options(io::BufWriter::new(file), schema, options)
-        .map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })?;
-    for b in batches {
-        w.write(b).map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })?;
-    }
+/// Compression of the keyed tables' layers: none, as an account's state
+/// is compressed by itself ([`super::codec`]), so that a run decompresses
+/// only the accounts it asks for, each on the thread that resumes it (the
+/// layers' buffers compressed, zstd's or LZ4's set-up per buffer cost more
+/// than the reading of a block).
+const LAYER_COMPRESSION: Option<CompressionType> = None;
+
+/// An Arrow IPC file writer of `schema` on `file`, buffers compressed with
+/// `compression`.
+fn ipc_writer(
+    path: &Path,
+    file: File,
+    schema: &SchemaRef,
+    compression: Option<CompressionType>,
+) -> Result<FileWriter<io::BufWriter<File>>, StoreError> {
+    let options =
+        IpcWriteOptions::default().try_with_compression(compression).map_err(|e| corrupt(path, e.to_string()))?;
+    FileWriter::try_new_with_options(io::BufWriter::new(file), schema, options)
+        .map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })
+}
+
+/// Ends an Arrow IPC file: its footer written, the file synced; returns
+/// its blocks' CRC32s, in order.
+fn finish_arrow(path: &Path, mut w: FileWriter<io::BufWriter<File>>) -> Result<Vec<u32>, StoreError> {
     w.finish().map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })?;
     let file = w.into_inner().map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })?;
     let file = file.into_inner().map_err(|e| StoreError::Io { path: path.to_path_buf(), error: e.into_error() })?;
@@ -413,14 +499,26 @@ fn write_arrow(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Resu
     drop(file);
     let file = File::open(path).map_err(io_at(path))?;
     let (_, _, blocks) = footer(path, &file)?;
+    let mut bytes = Vec::new();
     blocks
         .iter()
         .map(|b| {
-            let mut bytes = vec![0u8; b.metaDataLength() as usize + b.bodyLength() as usize];
+            bytes.resize(b.metaDataLength() as usize + b.bodyLength() as usize, 0);
             file.read_exact_at(&mut bytes, b.offset() as u64).map_err(io_at(path))?;
             Ok(crc32fast::hash(&bytes))
         })
         .collect()
+}
+
+/// Writes `batches` as an Arrow IPC file at `path` (zstd-compressed
+/// buffers), synced; returns its blocks' CRC32s, in order.
+fn write_arrow(path: &Path, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u32>, StoreError> {
+    let file = File::create(path).map_err(io_at(path))?;
+    let mut w = ipc_writer(path, file, schema, Some(CompressionType::ZSTD))?;
+    for b in batches {
+        w.write(b).map_err(|e| StoreError::Io { path: path.to_path_buf(), error: io::Error::other(e) })?;
+    }
+    finish_arrow(path, w)
 }
 
 /// The size and CRC32 of a file just written.
@@ -472,6 +570,219 @@ enum Value {
     Kept(Option<Kept>),
 }
 
+/// A row of a keyed table to write: its partition, key and value.
+type Row = (u32, String, Value);
+
+/// `rows` sorted by (partition, key), as blocks of at most [`BLOCK_ROWS`]
+/// rows within one partition.
+fn blocks_of_rows(kind: Keyed, rows: Vec<(String, Value)>, partitions: u32) -> Vec<(u32, RecordBatch)> {
+    let mut rows: Vec<Row> = rows.into_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
+    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let schema = keyed_schema(kind);
+    let mut out = Vec::new();
+    for group in rows.chunk_by(|a, b| a.0 == b.0) {
+        for block in group.chunks(BLOCK_ROWS) {
+            out.push((block[0].0, block_batch(kind, &schema, block)));
+        }
+    }
+    out
+}
+
+/// One block of rows as a record batch of `schema`.
+fn block_batch(kind: Keyed, schema: &SchemaRef, block: &[Row]) -> RecordBatch {
+    let mut key = StringBuilder::new();
+    let part: UInt32Array = block.iter().map(|r| r.0).collect();
+    for r in block {
+        key.append_value(&r.1);
+    }
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(key.finish()), Arc::new(part)];
+    match kind {
+        Keyed::Accounts => {
+            fn a(r: &Row) -> Option<&Account> {
+                match &r.2 {
+                    Value::Account(a) => a.as_ref(),
+                    Value::Kept(_) => unreachable!("an accounts layer holds accounts"),
+                }
+            }
+            let due: Int64Array = block.iter().map(|r| a(r).and_then(|a| a.due)).collect();
+            let acted: BooleanArray = block.iter().map(|r| Some(a(r).is_some_and(|a| a.acted))).collect();
+            let open: BooleanArray = block.iter().map(|r| Some(a(r).is_some_and(|a| a.open))).collect();
+            let mut state = BinaryBuilder::new();
+            for r in block {
+                match a(r) {
+                    Some(a) => state.append_value(&a.payload),
+                    None => state.append_null(),
+                }
+            }
+            columns.extend([Arc::new(due) as ArrayRef, Arc::new(acted), Arc::new(open), Arc::new(state.finish())]);
+        }
+        Keyed::Items | Keyed::Profiles => {
+            fn k(r: &Row) -> Option<&Kept> {
+                match &r.2 {
+                    Value::Kept(k) => k.as_ref(),
+                    Value::Account(_) => unreachable!("an items layer holds rows"),
+                }
+            }
+            let seen: Int64Array = block.iter().map(|r| Some(k(r).map_or(0, |k| k.seen))).collect();
+            let mut row = StringBuilder::new();
+            for r in block {
+                row.append_option(k(r).map(|k| k.json.as_str()));
+            }
+            columns.extend([Arc::new(seen) as ArrayRef, Arc::new(row.finish())]);
+        }
+    }
+    RecordBatch::try_new(schema.clone(), columns).expect("columns of the schema")
+}
+
+/// A block's columns, their types checked.
+struct Columns<'a> {
+    key: &'a StringArray,
+    /// Accounts: due, acted, open, state.
+    due: Option<&'a Int64Array>,
+    acted: Option<&'a BooleanArray>,
+    open: Option<&'a BooleanArray>,
+    state: Option<&'a BinaryArray>,
+    /// Items and profiles: seen, row.
+    seen: Option<&'a Int64Array>,
+    row: Option<&'a StringArray>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(path: &Path, kind: Keyed, b: &'a RecordBatch) -> Result<Columns<'a>, StoreError> {
+        let bad = |m: &str| corrupt(path, format!("a block's {m} column is not as written"));
+        let key = b.column_by_name("key").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| bad("key"))?;
+        let mut c = Columns { key, due: None, acted: None, open: None, state: None, seen: None, row: None };
+        match kind {
+            Keyed::Accounts => {
+                c.due = Some(
+                    b.column_by_name("due")
+                        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                        .ok_or_else(|| bad("due"))?,
+                );
+                c.acted = Some(b.column_by_name("acted").and_then(|c| c.as_boolean_opt()).ok_or_else(|| bad("acted"))?);
+                c.open = Some(b.column_by_name("open").and_then(|c| c.as_boolean_opt()).ok_or_else(|| bad("open"))?);
+                c.state =
+                    Some(b.column_by_name("state").and_then(|c| c.as_binary_opt::<i32>()).ok_or_else(|| bad("state"))?);
+            }
+            Keyed::Items | Keyed::Profiles => {
+                c.seen = Some(
+                    b.column_by_name("seen")
+                        .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                        .ok_or_else(|| bad("seen"))?,
+                );
+                c.row = Some(b.column_by_name("row").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| bad("row"))?);
+            }
+        }
+        Ok(c)
+    }
+
+    /// The row holding `key`, by binary search (a block's keys are sorted).
+    fn find(&self, key: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.key.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.key.value(mid).cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The value of row `i`.
+    fn value(&self, i: usize) -> Value {
+        match (self.state, self.row) {
+            (Some(state), _) => {
+                let (due, acted, open) = (self.due.expect("accounts"), self.acted.expect("a"), self.open.expect("a"));
+                Value::Account(state.is_valid(i).then(|| Account {
+                    due: due.is_valid(i).then(|| due.value(i)),
+                    acted: acted.value(i),
+                    open: open.value(i),
+                    payload: state.value(i).to_vec(),
+                }))
+            }
+            (None, Some(row)) => {
+                let seen = self.seen.expect("rows");
+                Value::Kept(row.is_valid(i).then(|| Kept { seen: seen.value(i), json: row.value(i).to_string() }))
+            }
+            (None, None) => unreachable!("checked in Columns::of"),
+        }
+    }
+
+    /// Whether row `i` is kept by a compaction: a present account, or a
+    /// row seen since `since`.
+    fn live(&self, i: usize, since: Millis) -> bool {
+        match (self.state, self.row) {
+            (Some(state), _) => state.is_valid(i),
+            (_, Some(row)) => row.is_valid(i) && self.seen.expect("rows").value(i) >= since,
+            (None, None) => false,
+        }
+    }
+}
+
+/// Writes a layer of a keyed table block by block, then its index.
+struct LayerWriter {
+    path: PathBuf,
+    index_path: PathBuf,
+    name: String,
+    writer: FileWriter<io::BufWriter<File>>,
+    /// Per block: partition, first and last key, Bloom filter.
+    index: Vec<(u32, String, String, [u8; BLOOM_BYTES])>,
+}
+
+impl LayerWriter {
+    fn create(dir: &Path, name: &str, kind: Keyed) -> Result<LayerWriter, StoreError> {
+        let path = dir.join(format!("{name}.arrow"));
+        let file = File::create(&path).map_err(io_at(&path))?;
+        let writer = ipc_writer(&path, file, &keyed_schema(kind), LAYER_COMPRESSION)?;
+        Ok(LayerWriter {
+            index_path: dir.join(format!("{name}.index.arrow")),
+            name: name.to_string(),
+            path,
+            writer,
+            index: Vec::new(),
+        })
+    }
+
+    /// Appends a block of partition `p` (rows sorted by key).
+    fn push(&mut self, p: u32, block: &RecordBatch) -> Result<(), StoreError> {
+        let key = block.column(0).as_string::<i32>();
+        let n = key.len();
+        self.index.push((p, key.value(0).to_string(), key.value(n - 1).to_string(), bloom_of(key.iter().flatten())));
+        self.writer.write(block).map_err(|e| StoreError::Io { path: self.path.clone(), error: io::Error::other(e) })
+    }
+
+    /// Ends the layer: its file synced, its blocks' CRC32s in its index,
+    /// the index written and summed in `sums`.
+    fn finish(self, sums: &mut BTreeMap<String, FileSum>) -> Result<(), StoreError> {
+        let crcs = finish_arrow(&self.path, self.writer)?;
+        let index_schema = Arc::new(Schema::new(vec![
+            Field::new("partition", DataType::UInt32, false),
+            Field::new("first", DataType::Utf8, false),
+            Field::new("last", DataType::Utf8, false),
+            Field::new("crc32", DataType::UInt32, false),
+            Field::new("bloom", DataType::FixedSizeBinary(BLOOM_BYTES as i32), false),
+        ]));
+        let bloom = FixedSizeBinaryArray::try_from_iter(self.index.iter().map(|i| i.3))
+            .map_err(|e| corrupt(&self.index_path, e.to_string()))?;
+        let index_batch = RecordBatch::try_new(
+            index_schema.clone(),
+            vec![
+                Arc::new(self.index.iter().map(|i| i.0).collect::<UInt32Array>()),
+                Arc::new(self.index.iter().map(|i| Some(i.1.as_str())).collect::<StringArray>()),
+                Arc::new(self.index.iter().map(|i| Some(i.2.as_str())).collect::<StringArray>()),
+                Arc::new(crcs.into_iter().collect::<UInt32Array>()),
+                Arc::new(bloom),
+            ],
+        )
+        .map_err(|e| corrupt(&self.index_path, e.to_string()))?;
+        write_arrow(&self.index_path, &index_schema, &[index_batch])?;
+        sums.insert(format!("{}.index.arrow", self.name), sum_of(&self.index_path)?);
+        Ok(())
+    }
+}
+
 /// Writes one layer of a keyed table: `rows` (key, value), sorted here by
 /// (partition, key), in blocks of at most [`BLOCK_ROWS`] rows within one
 /// partition; and its index.
@@ -483,149 +794,130 @@ fn write_layer(
     rows: Vec<(String, Value)>,
     sums: &mut BTreeMap<String, FileSum>,
 ) -> Result<(), StoreError> {
-    let mut rows: Vec<(u32, String, Value)> =
-        rows.into_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
-    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let schema = keyed_schema(kind);
-    let mut batches = Vec::new();
-    let mut index = Vec::new();
-    for group in rows.chunk_by(|a, b| a.0 == b.0) {
-        for block in group.chunks(BLOCK_ROWS) {
-            let mut key = StringBuilder::new();
-            let part: UInt32Array = block.iter().map(|r| r.0).collect();
-            for r in block {
-                key.append_value(&r.1);
-            }
-            let mut columns: Vec<ArrayRef> = vec![Arc::new(key.finish()), Arc::new(part)];
-            match kind {
-                Keyed::Accounts => {
-                    let a = |r: &(u32, String, Value)| match &r.2 {
-                        Value::Account(a) => a.clone(),
-                        Value::Kept(_) => unreachable!("an accounts layer holds accounts"),
-                    };
-                    let due: Int64Array = block.iter().map(|r| a(r).and_then(|a| a.due)).collect();
-                    let acted: BooleanArray = block.iter().map(|r| Some(a(r).is_some_and(|a| a.acted))).collect();
-                    let open: BooleanArray = block.iter().map(|r| Some(a(r).is_some_and(|a| a.open))).collect();
-                    let mut state = BinaryBuilder::new();
-                    for r in block {
-                        match a(r) {
-                            Some(a) => state.append_value(&a.payload),
-                            None => state.append_null(),
-                        }
+    let mut w = LayerWriter::create(dir, name, kind)?;
+    for (p, block) in blocks_of_rows(kind, rows, partitions) {
+        w.push(p, &block)?;
+    }
+    w.finish(sums)
+}
+
+/// Partitions merged at a time by a compaction, in parallel: its memory is
+/// about this share of the table's.
+const MERGE_PARTITIONS: u32 = 8;
+
+/// Merges `layers` (oldest first) and the new `rows` into one layer: each
+/// key's newest value, deleted accounts and rows not seen since `since`
+/// left out. Streams partition by partition; returns the rows written.
+#[allow(clippy::too_many_arguments)]
+fn merge_layers(
+    dir: &Path,
+    name: &str,
+    kind: Keyed,
+    partitions: u32,
+    layers: &[Layer],
+    rows: Vec<(String, Value)>,
+    since: Millis,
+    sums: &mut BTreeMap<String, FileSum>,
+) -> Result<u64, StoreError> {
+    let new = blocks_of_rows(kind, rows, partitions);
+    let new_path = dir.join(format!("{name}.arrow"));
+    let mut w = LayerWriter::create(dir, name, kind)?;
+    let mut written = 0u64;
+    let parts: Vec<u32> = (0..partitions).collect();
+    for group in parts.chunks(MERGE_PARTITIONS as usize) {
+        let merged: Vec<Result<Vec<RecordBatch>, StoreError>> = group
+            .par_iter()
+            .map(|&p| {
+                // The partition's blocks, oldest layer first, the new rows last.
+                let mut sources: Vec<(&Path, RecordBatch)> = Vec::new();
+                for layer in layers {
+                    for k in layer.blocks_of(p) {
+                        sources.push((&layer.path, layer.block(k)?));
                     }
-                    columns.extend([
-                        Arc::new(due) as ArrayRef,
-                        Arc::new(acted),
-                        Arc::new(open),
-                        Arc::new(state.finish()),
-                    ]);
                 }
-                Keyed::Items | Keyed::Profiles => {
-                    let k = |r: &(u32, String, Value)| match &r.2 {
-                        Value::Kept(k) => k.clone(),
-                        Value::Account(_) => unreachable!("an items layer holds rows"),
-                    };
-                    let seen: Int64Array = block.iter().map(|r| Some(k(r).map_or(0, |k| k.seen))).collect();
-                    let mut row = StringBuilder::new();
-                    for r in block {
-                        row.append_option(k(r).map(|k| k.json));
-                    }
-                    columns.extend([Arc::new(seen) as ArrayRef, Arc::new(row.finish())]);
-                }
+                let lo = new.partition_point(|(q, _)| *q < p);
+                let hi = new.partition_point(|(q, _)| *q <= p);
+                sources.extend(new[lo..hi].iter().map(|(_, b)| (new_path.as_path(), b.clone())));
+                let cols: Vec<Columns<'_>> =
+                    sources.iter().map(|(path, b)| Columns::of(path, kind, b)).collect::<Result<_, _>>()?;
+                // Every (source, row), by key and newest first; the first of
+                // each key kept if live.
+                let mut at: Vec<(usize, usize)> =
+                    cols.iter().enumerate().flat_map(|(s, c)| (0..c.key.len()).map(move |i| (s, i))).collect();
+                at.sort_by(|a, b| cols[a.0].key.value(a.1).cmp(cols[b.0].key.value(b.1)).then(b.0.cmp(&a.0)));
+                at.dedup_by(|b, a| cols[a.0].key.value(a.1) == cols[b.0].key.value(b.1));
+                at.retain(|&(s, i)| cols[s].live(i, since));
+                let batches: Vec<&RecordBatch> = sources.iter().map(|(_, b)| b).collect();
+                at.chunks(BLOCK_ROWS)
+                    .map(|chunk| {
+                        arrow::compute::interleave_record_batch(&batches, chunk)
+                            .map_err(|e| corrupt(&new_path, e.to_string()))
+                    })
+                    .collect()
+            })
+            .collect();
+        for (&p, blocks) in group.iter().zip(merged) {
+            for b in blocks? {
+                written += b.num_rows() as u64;
+                w.push(p, &b)?;
             }
-            batches.push(
-                RecordBatch::try_new(schema.clone(), columns).map_err(|e| corrupt(&dir.join(name), e.to_string()))?,
-            );
-            index.push((block[0].0, block[0].1.clone(), block[block.len() - 1].1.clone()));
         }
     }
-    let path = dir.join(format!("{name}.arrow"));
-    let crcs = write_arrow(&path, &schema, &batches)?;
-    let index_schema = Arc::new(Schema::new(vec![
-        Field::new("partition", DataType::UInt32, false),
-        Field::new("first", DataType::Utf8, false),
-        Field::new("last", DataType::Utf8, false),
-        Field::new("crc32", DataType::UInt32, false),
-    ]));
-    let index_batch = RecordBatch::try_new(
-        index_schema.clone(),
-        vec![
-            Arc::new(index.iter().map(|i| i.0).collect::<UInt32Array>()),
-            Arc::new(index.iter().map(|i| Some(i.1.as_str())).collect::<StringArray>()),
-            Arc::new(index.iter().map(|i| Some(i.2.as_str())).collect::<StringArray>()),
-            Arc::new(crcs.into_iter().collect::<UInt32Array>()),
-        ],
-    )
-    .map_err(|e| corrupt(&path, e.to_string()))?;
-    let index_path = dir.join(format!("{name}.index.arrow"));
-    write_arrow(&index_path, &index_schema, &[index_batch])?;
-    sums.insert(format!("{name}.index.arrow"), sum_of(&index_path)?);
-    Ok(())
+    w.finish(sums)?;
+    Ok(written)
 }
 
 /// Reads the value of each of `keys` (any order) from `layers` (newest
-/// wins); absent keys are left out.
+/// wins); absent keys are left out. Each layer is asked only for the keys
+/// not found in a newer one, and of each block only the rows asked for are
+/// decoded; blocks are read in parallel.
 fn lookup(
     layers: &[Layer],
     kind: Keyed,
     keys: &BTreeSet<String>,
     partitions: u32,
 ) -> Result<BTreeMap<String, Value>, StoreError> {
+    let mut pending: Vec<(u32, &str, u64)> =
+        keys.iter().map(|k| (partition_of(k, partitions), k.as_str(), key_hash(k))).collect();
+    pending.sort_unstable();
     let mut found: BTreeMap<String, Value> = BTreeMap::new();
     for layer in layers.iter().rev() {
-        // The blocks to read, and the keys in each.
-        let mut wanted: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
-        for k in keys.iter().filter(|k| !found.contains_key(*k)) {
-            if let Some(b) = layer.block_of(partition_of(k, partitions), k) {
-                wanted.entry(b).or_default().push(k);
-            }
+        if pending.is_empty() {
+            break;
         }
-        for (b, ks) in wanted {
-            let batch = layer.block(b)?;
-            for (key, value) in rows_of(&layer.path, kind, &batch)? {
-                if ks.binary_search(&key.as_str()).is_ok() {
-                    found.insert(key, value);
+        // The blocks to read, and the keys asked of each (blocks come in
+        // order, as the keys are sorted as the blocks).
+        let mut wanted: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, (p, k, h)) in pending.iter().enumerate() {
+            if let Some(b) = layer.block_of(*p, k, *h) {
+                match wanted.last_mut() {
+                    Some((last, ks)) if *last == b => ks.push(i),
+                    _ => wanted.push((b, vec![i])),
                 }
             }
         }
+        let read: Vec<Result<Vec<(usize, Value)>, StoreError>> = wanted
+            .par_iter()
+            .map(|(b, ks)| {
+                let batch = layer.block(*b)?;
+                let cols = Columns::of(&layer.path, kind, &batch)?;
+                Ok(ks.iter().filter_map(|&i| cols.find(pending[i].1).map(|r| (i, cols.value(r)))).collect())
+            })
+            .collect();
+        let mut hit = vec![false; pending.len()];
+        for r in read {
+            for (i, value) in r? {
+                hit[i] = true;
+                found.insert(pending[i].1.to_string(), value);
+            }
+        }
+        let mut i = 0;
+        pending.retain(|_| {
+            i += 1;
+            !hit[i - 1]
+        });
     }
     Ok(found)
-}
-
-/// The rows of a block of a keyed table.
-fn rows_of(path: &Path, kind: Keyed, b: &RecordBatch) -> Result<Vec<(String, Value)>, StoreError> {
-    let bad = |m: &str| corrupt(path, format!("a block's {m} column is not as written"));
-    let key = b.column_by_name("key").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| bad("key"))?;
-    let mut out = Vec::with_capacity(b.num_rows());
-    match kind {
-        Keyed::Accounts => {
-            let due =
-                b.column_by_name("due").and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(|| bad("due"))?;
-            let acted = b.column_by_name("acted").and_then(|c| c.as_boolean_opt()).ok_or_else(|| bad("acted"))?;
-            let open = b.column_by_name("open").and_then(|c| c.as_boolean_opt()).ok_or_else(|| bad("open"))?;
-            let state: &BinaryArray =
-                b.column_by_name("state").and_then(|c| c.as_binary_opt::<i32>()).ok_or_else(|| bad("state"))?;
-            for i in 0..b.num_rows() {
-                let account = state.is_valid(i).then(|| Account {
-                    due: due.is_valid(i).then(|| due.value(i)),
-                    acted: acted.value(i),
-                    open: open.value(i),
-                    payload: state.value(i).to_vec(),
-                });
-                out.push((key.value(i).to_string(), Value::Account(account)));
-            }
-        }
-        Keyed::Items | Keyed::Profiles => {
-            let seen =
-                b.column_by_name("seen").and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(|| bad("seen"))?;
-            let row = b.column_by_name("row").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| bad("row"))?;
-            for i in 0..b.num_rows() {
-                let kept = row.is_valid(i).then(|| Kept { seen: seen.value(i), json: row.value(i).to_string() });
-                out.push((key.value(i).to_string(), Value::Kept(kept)));
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// A state directory opened for a run: its current generation (or none,
@@ -819,30 +1111,25 @@ impl Store {
         let items: Vec<(String, Value)> = update.items.into_iter().map(|(k, v)| (k, Value::Kept(Some(v)))).collect();
         let profiles: Vec<(String, Value)> =
             update.profiles.into_iter().map(|(k, v)| (k, Value::Kept(Some(v)))).collect();
+        // Timers: the old ones, those of the accounts resumed replaced.
+        let mut timers = opened.timers;
+        for (k, v) in &accounts {
+            timers.remove(k);
+            if let Value::Account(Some(a)) = v
+                && (a.due.is_some() || a.open)
+            {
+                timers.insert(k.clone(), (a.due, a.open));
+            }
+        }
         let old = self.manifest.clone();
         let mut table = |kind: Keyed, rows: Vec<(String, Value)>, layers: &[Layer], was: Option<&Layers>| {
             let mut out = was.cloned().unwrap_or_default();
             let new_rows = rows.len() as u64;
             let merge = !layers.is_empty() && (layers.len() + 1 > MAX_LAYERS || new_rows * 2 > out.rows);
             if merge {
-                // Every key's newest value, gone ones and rows unseen within
-                // reach left out.
-                let mut all: BTreeMap<String, Value> = BTreeMap::new();
-                for layer in layers {
-                    for k in 0..layer.blocks.len() {
-                        for (key, value) in rows_of(&layer.path, kind, &layer.block(k)?)? {
-                            all.insert(key, value);
-                        }
-                    }
-                }
-                all.extend(rows);
-                all.retain(|_, v| match v {
-                    Value::Account(a) => a.is_some(),
-                    Value::Kept(k) => k.as_ref().is_some_and(|k| k.seen >= since),
-                });
                 let layer = format!("{}-{generation:06}", kind.name());
-                out = Layers { layers: vec![layer.clone()], rows: all.len() as u64 };
-                write_layer(&gen_dir, &layer, kind, partitions, all.into_iter().collect(), &mut files)?;
+                let rows = merge_layers(&gen_dir, &layer, kind, partitions, layers, rows, since, &mut files)?;
+                out = Layers { layers: vec![layer], rows };
                 compacted = true;
                 return Ok::<Layers, StoreError>(out);
             }
@@ -872,22 +1159,11 @@ impl Store {
             }
             Ok(out)
         };
-        let accounts_layers =
-            table(Keyed::Accounts, accounts.clone(), &self.accounts, old.as_ref().map(|m| &m.accounts))?;
+        let accounts_layers = table(Keyed::Accounts, accounts, &self.accounts, old.as_ref().map(|m| &m.accounts))?;
         let items_layers = table(Keyed::Items, items, &self.items, old.as_ref().map(|m| &m.items))?;
         let profiles_layers = table(Keyed::Profiles, profiles, &self.profiles, old.as_ref().map(|m| &m.profiles))?;
         fault::state_step("layers");
 
-        // Timers: the old ones, those of the accounts resumed replaced.
-        let mut timers = opened.timers;
-        for (k, v) in &accounts {
-            timers.remove(k);
-            if let Value::Account(Some(a)) = v
-                && (a.due.is_some() || a.open)
-            {
-                timers.insert(k.clone(), (a.due, a.open));
-            }
-        }
         write_small(&gen_dir, "timers.arrow", timers_batch(&timers), &mut files)?;
         write_small(&gen_dir, "facts.arrow", facts_batch(&update.facts), &mut files)?;
         write_small(&gen_dir, "indexes.arrow", indexes_batch(&update.indexes), &mut files)?;
