@@ -45,7 +45,7 @@ use crate::facts::item_index::ItemRow;
 use crate::intern::{Interner, LocalStrings, Sym};
 use crate::plan::Plan;
 use crate::score::{AccountIncidents, Incident, Scorer, Status};
-use crate::state::codec::{CodecError, Dec, Enc, read_strings, unpack};
+use crate::state::codec::{CodecError, Dec, Enc, read_strings, unpack_body};
 use crate::state::store::StoreError;
 use crate::state::{self, Account, Kept, Mismatch, Source, Update};
 use crate::time::{Millis, format_rfc3339};
@@ -276,7 +276,7 @@ pub fn run(
         .par_iter()
         .zip(tables.into_par_iter())
         .map_init(
-            || scorer.scratch(),
+            || Resuming { scratch: scorer.scratch(), enc: Enc::new(&strings), body: Vec::new() },
             |scratch, (id, table)| {
                 progress.accounts_done.fetch_add(1, Ordering::Relaxed);
                 let actor = strings.get(id).expect("interned above");
@@ -358,26 +358,24 @@ const STRINGS_CHUNK: usize = 4096;
 
 /// The tables of strings of the payloads of the accounts in `resume` the
 /// state has, read in parallel and merged into `strings`: per account (in
-/// `resume`'s order), where its payload's body starts and its strings'
-/// symbols.
+/// `resume`'s order), its strings' symbols.
 #[allow(clippy::type_complexity)]
 fn payload_strings(
     resume: &[String],
     known: &BTreeMap<String, Account>,
     strings: &mut Interner,
-) -> Result<Vec<Option<(usize, Vec<Sym>)>>, DailyError> {
-    let read: Vec<Result<(LocalStrings, Vec<Option<(usize, Vec<Sym>)>>), DailyError>> = resume
+) -> Result<Vec<Option<Vec<Sym>>>, DailyError> {
+    let read: Vec<Result<(LocalStrings, Vec<Option<Vec<Sym>>>), DailyError>> = resume
         .par_chunks(STRINGS_CHUNK)
         .map(|chunk| {
             let mut local = LocalStrings::new();
+            let mut scratch = Vec::new();
             let mut tables = Vec::with_capacity(chunk.len());
             for id in chunk {
                 tables.push(match known.get(id) {
                     Some(a) => {
                         let corrupt = |error| DailyError::Corrupt { account: id.clone(), error };
-                        let raw = unpack(&a.payload).map_err(corrupt)?;
-                        let (syms, at) = read_strings(&raw, &mut local).map_err(corrupt)?;
-                        Some((at, syms))
+                        Some(read_strings(&a.payload, &mut local, &mut scratch).map_err(corrupt)?)
                     }
                     None => None,
                 });
@@ -389,9 +387,17 @@ fn payload_strings(
     for r in read {
         let (local, tables) = r?;
         let map = strings.absorb(&local);
-        out.extend(tables.into_iter().map(|t| t.map(|(at, syms)| (at, syms.iter().map(|s| map[s.index()]).collect()))));
+        out.extend(tables.into_iter().map(|t| t.map(|syms| syms.iter().map(|s| map[s.index()]).collect())));
     }
     Ok(out)
+}
+
+/// What one thread keeps from one account it resumes to the next.
+struct Resuming<'s> {
+    scratch: crate::score::Scratch,
+    enc: Enc<'s>,
+    /// The payload's body, uncompressed.
+    body: Vec<u8>,
 }
 
 /// Resumes one account: its incidents to write (by `emit`) and its next
@@ -400,20 +406,23 @@ fn resume_one(
     scorer: &Scorer<'_>,
     actor: Sym,
     span: Option<&AccountSpan>,
-    before: Option<(&Account, (usize, Vec<Sym>))>,
-    scratch: &mut crate::score::Scratch,
+    before: Option<(&Account, Vec<Sym>)>,
+    buffers: &mut Resuming<'_>,
     emit: Emit,
 ) -> Result<(Account, Vec<Incident>), CodecError> {
     let strings = &scorer.data().strings;
     let now = scorer.data_end().unwrap_or(Millis::MIN);
-    let mut w = Enc::new(strings);
-    let (before, table) = match before {
-        Some((a, t)) => (Some(a), Some(t)),
+    let Resuming { scratch, enc: w, body } = buffers;
+    w.clear();
+    let (before, syms) = match before {
+        Some((a, syms)) => (Some(a), Some(syms)),
         None => (None, None),
     };
-    let raw = before.map(|a| unpack(&a.payload)).transpose()?;
-    let mut r = raw.as_deref().zip(table).map(|(raw, (at, syms))| Dec::with_syms(raw, at, syms));
-    let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, &mut w)?;
+    if let Some(a) = before {
+        unpack_body(&a.payload, body)?;
+    }
+    let mut r = syms.map(|syms| Dec::with_syms(body, syms));
+    let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, w)?;
     let reported = match &mut r {
         Some(r) => {
             let reported = read_reported(r)?;
@@ -481,7 +490,7 @@ fn resume_one(
         }
         out.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
     }
-    write_reported(&mut w, &next);
+    write_reported(w, &next);
     let due = next.iter().map(|p| p.final_after).chain(resumed.due).min();
     let account = Account {
         due,

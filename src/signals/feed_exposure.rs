@@ -320,10 +320,11 @@ impl Signal for FeedExposure {
     /// The followees, by name (so that the bytes do not depend on the
     /// run's numbering of strings).
     fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
-        let mut followees: Vec<(Sym, Millis)> = s.followees.iter().map(|(&k, &v)| (k, v)).collect();
-        followees.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+        // By name, so that the bytes do not depend on the run's symbols.
+        let mut followees: Vec<(&str, Sym, Millis)> = s.followees.iter().map(|(&k, &v)| (w.text_of(k), k, v)).collect();
+        followees.sort_unstable();
         w.count(followees.len());
-        for (who, since) in followees {
+        for (_, who, since) in followees {
             w.sym(who);
             w.time(since);
         }

@@ -10,14 +10,19 @@
 //! 8 IEEE-754 bytes little-endian, texts a length and UTF-8 bytes.
 //!
 //! ```text
-//! payload := strings body
+//! payload := strings body                 (uncompressed)
 //! strings := count (len utf8-bytes)*
+//! stored  := len(lz4(strings)) lz4(strings) lz4(body)
 //! ```
 //!
-//! The payload is stored compressed: its length, then one LZ4 block
-//! ([`Enc::finish`], [`unpack`]), so that a state file's blocks need no
-//! compression of their own and a run decompresses only the accounts it
-//! resumes, on the thread that resumes them.
+//! The payload is stored compressed, its two parts apart: the length of
+//! the strings' block, the strings as one LZ4 block, then the body as
+//! another ([`Enc::finish`]; each block is its uncompressed length as four
+//! bytes little-endian, then LZ4's block format). A state file's blocks
+//! need no compression of their own, a run decompresses only the accounts
+//! it resumes, on the thread that resumes them, and it reads the strings
+//! of every payload first ([`read_strings`]) without decompressing the
+//! bodies twice ([`unpack_body`]).
 //!
 //! Decoding never panics on bad bytes: every read checks its bounds and
 //! says what is wrong ([`CodecError`]).
@@ -44,12 +49,46 @@ pub struct Enc<'s> {
     table: HashMap<Sym, u32, foldhash::fast::FixedState>,
     order: Vec<Sym>,
     body: Vec<u8>,
+    /// Buffers kept from one payload to the next.
+    head: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// Appends an unsigned LEB128 varint.
+fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            buf.push(byte);
+            return;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+/// Appends `raw` as a block: its length as four bytes little-endian, then
+/// LZ4's block format.
+fn put_lz4(out: &mut Vec<u8>, raw: &[u8]) {
+    let len = u32::try_from(raw.len()).expect("a payload part under 4 GiB");
+    out.extend_from_slice(&len.to_le_bytes());
+    let at = out.len();
+    out.resize(at + lz4_flex::block::get_maximum_output_size(raw.len()), 0);
+    let n = lz4_flex::block::compress_into(raw, &mut out[at..]).expect("room for the worst case");
+    out.truncate(at + n);
 }
 
 impl<'s> Enc<'s> {
     /// An empty payload whose symbols are those of `strings`.
     pub fn new(strings: &'s Interner) -> Enc<'s> {
-        Enc { strings, table: HashMap::default(), order: Vec::new(), body: Vec::new() }
+        Enc {
+            strings,
+            table: HashMap::default(),
+            order: Vec::new(),
+            body: Vec::new(),
+            head: Vec::new(),
+            out: Vec::new(),
+        }
     }
 
     /// The text of a symbol (to order what is written by name).
@@ -58,16 +97,8 @@ impl<'s> Enc<'s> {
     }
 
     /// An unsigned integer.
-    pub fn u64(&mut self, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.body.push(byte);
-                return;
-            }
-            self.body.push(byte | 0x80);
-        }
+    pub fn u64(&mut self, v: u64) {
+        put_u64(&mut self.body, v);
     }
 
     /// A count or length.
@@ -141,34 +172,76 @@ impl<'s> Enc<'s> {
     }
 
     /// The payload: its table of strings, then its body, compressed
-    /// ([`unpack`] reverses it).
-    pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.body.len() + self.order.len() * 12 + 8);
-        let mut head = Enc { strings: self.strings, table: HashMap::default(), order: Vec::new(), body: out };
-        head.count(self.order.len());
+    /// ([`unpack`] reverses it). The encoder is left empty, its buffers
+    /// kept, for the next payload.
+    pub fn finish(&mut self) -> Vec<u8> {
+        self.head.clear();
+        put_u64(&mut self.head, self.order.len() as u64);
         for &s in &self.order {
-            head.text(self.strings.resolve(s));
+            let text = self.strings.resolve(s);
+            put_u64(&mut self.head, text.len() as u64);
+            self.head.extend_from_slice(text.as_bytes());
         }
-        out = head.body;
-        out.extend_from_slice(&self.body);
-        lz4_flex::block::compress_prepend_size(&out)
+        self.out.clear();
+        put_lz4(&mut self.out, &self.head);
+        let strings_len = self.out.len();
+        put_lz4(&mut self.out, &self.body);
+        let mut payload = Vec::with_capacity(self.out.len() + 5);
+        put_u64(&mut payload, strings_len as u64);
+        payload.extend_from_slice(&self.out);
+        self.clear();
+        payload
+    }
+
+    /// Forgets what was written since the last payload.
+    pub fn clear(&mut self) {
+        self.table.clear();
+        self.order.clear();
+        self.body.clear();
     }
 }
 
 /// The largest payload read, uncompressed: far above any account's.
 const MAX_PAYLOAD: usize = 1 << 30;
 
-/// A payload as [`Enc::finish`] wrote it (its uncompressed length as four
-/// bytes little-endian, then an LZ4 block), uncompressed: what [`Dec`]
-/// reads.
-pub fn unpack(payload: &[u8]) -> Result<Vec<u8>, CodecError> {
-    let Some(head) = payload.get(..4) else { return bad("truncated") };
+/// A payload's two blocks, still compressed: its strings' and its body's.
+fn blocks(payload: &[u8]) -> Result<(&[u8], &[u8]), CodecError> {
+    let mut d = Dec { bytes: payload, at: 0, syms: Vec::new() };
+    let n = d.count()?;
+    Ok((&payload[d.at..d.at + n], &payload[d.at + n..]))
+}
+
+/// One block as [`put_lz4`] wrote it, uncompressed into `out`.
+fn unpack_into(block: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let Some(head) = block.get(..4) else { return bad("truncated") };
     let n = u32::from_le_bytes(head.try_into().expect("four bytes")) as usize;
     // An LZ4 block expands its input at most 255 times.
-    if n > MAX_PAYLOAD || n > payload.len().saturating_mul(255) {
-        return bad(format!("a payload of {n} bytes from {}", payload.len()));
+    if n > MAX_PAYLOAD || n > block.len().saturating_mul(255) {
+        return bad(format!("a payload of {n} bytes from {}", block.len()));
     }
-    lz4_flex::block::decompress_size_prepended(payload).map_err(|e| CodecError(format!("not an LZ4 block: {e}")))
+    out.clear();
+    out.resize(n, 0);
+    match lz4_flex::block::decompress_into(&block[4..], out) {
+        Ok(m) if m == n => Ok(()),
+        Ok(m) => bad(format!("an LZ4 block of {m} bytes where its head says {n}")),
+        Err(e) => bad(format!("not an LZ4 block: {e}")),
+    }
+}
+
+/// A payload's body as [`Enc::finish`] wrote it, uncompressed into `out`
+/// (for [`Dec::with_syms`]).
+pub fn unpack_body(payload: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    unpack_into(blocks(payload)?.1, out)
+}
+
+/// A payload's table of strings and its body, uncompressed (for
+/// [`Dec::open`]).
+pub fn unpack(payload: &[u8]) -> Result<(Vec<u8>, Vec<u8>), CodecError> {
+    let (strings, body) = blocks(payload)?;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    unpack_into(strings, &mut a)?;
+    unpack_into(body, &mut b)?;
+    Ok((a, b))
 }
 
 /// Reads a payload whose strings were interned into a run's strings.
@@ -179,18 +252,19 @@ pub struct Dec<'a> {
 }
 
 impl<'a> Dec<'a> {
-    /// Starts reading `bytes` alone, its strings interned into `strings`.
-    pub fn open(bytes: &'a [u8], strings: &mut Interner) -> Result<Dec<'a>, CodecError> {
+    /// Starts reading a payload's `body` alone, the strings of its `table`
+    /// interned into `strings` ([`unpack`] gives both).
+    pub fn open(table: &[u8], body: &'a [u8], strings: &mut Interner) -> Result<Dec<'a>, CodecError> {
         let mut local = LocalStrings::new();
-        let (syms, at) = read_strings(bytes, &mut local)?;
+        let syms = parse_strings(table, &mut local)?;
         let map = strings.absorb(&local);
-        Ok(Dec::with_syms(bytes, at, syms.into_iter().map(|s| map[s.index()]).collect()))
+        Ok(Dec::with_syms(body, syms.into_iter().map(|s| map[s.index()]).collect()))
     }
 
-    /// Reads the body of `bytes`, which starts at `at`, its table's strings
+    /// Reads a payload's `body` ([`unpack_body`]), its table's strings
     /// being `syms` ([`read_strings`], mapped to the run's strings).
-    pub fn with_syms(bytes: &'a [u8], at: usize, syms: Vec<Sym>) -> Dec<'a> {
-        Dec { bytes, at, syms }
+    pub fn with_syms(body: &'a [u8], syms: Vec<Sym>) -> Dec<'a> {
+        Dec { bytes: body, at: 0, syms }
     }
 
     /// Whether every byte was read.
@@ -303,19 +377,28 @@ impl<'a> Dec<'a> {
     }
 }
 
-/// Reads the table of strings at the start of a payload into `local`:
-/// each string's symbol there, in table order, and where the body starts.
+/// Reads the table of strings of a payload into `local`: each string's
+/// symbol there, in table order (`scratch` holds the table uncompressed).
 /// Accounts' tables are read so in parallel, into one [`LocalStrings`] per
 /// chunk of accounts, which [`Interner::absorb`] then merges into the run's
 /// strings ([`Dec::with_syms`] reads the body).
-pub fn read_strings(bytes: &[u8], local: &mut LocalStrings) -> Result<(Vec<Sym>, usize), CodecError> {
-    let mut d = Dec { bytes, at: 0, syms: Vec::new() };
+pub fn read_strings(payload: &[u8], local: &mut LocalStrings, scratch: &mut Vec<u8>) -> Result<Vec<Sym>, CodecError> {
+    unpack_into(blocks(payload)?.0, scratch)?;
+    parse_strings(scratch, local)
+}
+
+/// The strings of an uncompressed table, all of it.
+fn parse_strings(table: &[u8], local: &mut LocalStrings) -> Result<Vec<Sym>, CodecError> {
+    let mut d = Dec { bytes: table, at: 0, syms: Vec::new() };
     let n = d.count()?;
-    let mut syms = Vec::with_capacity(n.min(bytes.len()));
+    let mut syms = Vec::with_capacity(n);
     for _ in 0..n {
         syms.push(local.intern(d.text()?));
     }
-    Ok((syms, d.at))
+    if !d.done() {
+        return bad("bytes after the table of strings");
+    }
+    Ok(syms)
 }
 
 #[cfg(test)]
@@ -345,8 +428,8 @@ mod tests {
         let bytes = e.finish();
 
         let mut other = Interner::new();
-        let raw = unpack(&bytes).unwrap();
-        let mut d = Dec::open(&raw, &mut other).unwrap();
+        let (table, body) = unpack(&bytes).unwrap();
+        let mut d = Dec::open(&table, &body, &mut other).unwrap();
         for v in [0u64, 1, 127, 128, 300, u64::MAX] {
             assert_eq!(d.u64().unwrap(), v);
         }
@@ -369,8 +452,8 @@ mod tests {
             let prefix = &bytes[..cut];
             let read = || -> Result<(), CodecError> {
                 let mut other = Interner::new();
-                let raw = unpack(prefix)?;
-                let mut d = Dec::open(&raw, &mut other)?;
+                let (table, body) = unpack(prefix)?;
+                let mut d = Dec::open(&table, &body, &mut other)?;
                 for _ in 0..6 {
                     d.u64()?;
                 }

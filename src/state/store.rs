@@ -23,8 +23,10 @@
 //! read from the newest layer that has it, through the layer's index: only
 //! the blocks that hold the keys asked for are read, so a run costs in
 //! proportion to the accounts it touches, not to the state. When the layers
-//! grow many, or the newest large beside the rest, a run merges them into
-//! one (compaction), leaving out rows not seen within the plan's reach.
+//! grow many, the newest large beside the rest, or the layers above the
+//! oldest outweigh it, a run merges them into one (compaction), leaving out
+//! rows not seen within the plan's reach: the old versions of keys never
+//! take more room than the live ones.
 //!
 //! **Partitions** are those of the Spark job: `pmod(hash(key), P)` with
 //! Spark's `hash` (Murmur3, seed 42; [`spark_hash`]), so a Spark task of
@@ -72,7 +74,7 @@ use crate::time::{Millis, format_rfc3339, parse_timestamp};
 /// The format's name and version, in every manifest.
 pub const FORMAT: &str = "changeling-state";
 /// The version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Rows of a keyed table per record batch, at most: small, so that a run
 /// touching few accounts reads few rows besides theirs.
 pub const BLOCK_ROWS: usize = 32;
@@ -302,6 +304,11 @@ struct Layer {
 }
 
 impl Layer {
+    /// The bytes of its blocks.
+    fn bytes(&self) -> u64 {
+        self.blocks.iter().map(|b| b.metaDataLength() as u64 + b.bodyLength() as u64).sum()
+    }
+
     fn open(dir: &Path, name: &str, sums: &BTreeMap<String, FileSum>) -> Result<Layer, StoreError> {
         let path = dir.join(format!("{name}.arrow"));
         let index_path = dir.join(format!("{name}.index.arrow"));
@@ -1125,7 +1132,12 @@ impl Store {
         let mut table = |kind: Keyed, rows: Vec<(String, Value)>, layers: &[Layer], was: Option<&Layers>| {
             let mut out = was.cloned().unwrap_or_default();
             let new_rows = rows.len() as u64;
-            let merge = !layers.is_empty() && (layers.len() + 1 > MAX_LAYERS || new_rows * 2 > out.rows);
+            // Merged when the layers grow many, the new one is large, or
+            // those above the oldest together outweigh it: then a key's old
+            // versions take at most as much room as the live ones.
+            let upper: u64 = layers.iter().skip(1).map(Layer::bytes).sum();
+            let merge = !layers.is_empty()
+                && (layers.len() + 1 > MAX_LAYERS || new_rows * 2 > out.rows || upper > layers[0].bytes());
             if merge {
                 let layer = format!("{}-{generation:06}", kind.name());
                 let rows = merge_layers(&gen_dir, &layer, kind, partitions, layers, rows, since, &mut files)?;
@@ -1404,5 +1416,53 @@ mod tests {
         for (s, hash, part) in spark {
             assert_eq!((spark_hash(s), partition_of(s, 64)), (hash, part), "hash({s:?})");
         }
+    }
+}
+
+#[cfg(test)]
+mod compaction {
+    use super::*;
+    use crate::state::{Account, Keys, Update};
+
+    /// The bytes of the current generation's account layers, oldest first.
+    fn layer_bytes(dir: &Path) -> Vec<u64> {
+        let current = fs::read_to_string(dir.join("CURRENT")).unwrap();
+        let mut layers: Vec<(String, u64)> = fs::read_dir(dir.join(current.trim()))
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().to_string(), e.metadata().unwrap().len()))
+            .filter(|(n, _)| n.starts_with("accounts-") && !n.ends_with(".index.arrow"))
+            .collect();
+        layers.sort();
+        layers.into_iter().map(|(_, b)| b).collect()
+    }
+
+    fn day(dir: &Path, accounts: impl Iterator<Item = usize>, payload: usize, added: i64) {
+        let (store, opened) = Store::open(dir).unwrap();
+        let mut update = Update::default();
+        for i in accounts {
+            let a = Account { due: None, acted: true, open: false, payload: vec![7; payload] };
+            update.accounts.insert(format!("a{i:05}"), Some(a));
+        }
+        update.accounts_added = added;
+        store.commit(opened, update, &Keys::default()).unwrap();
+    }
+
+    /// Days that each change a few accounts (too few, and too few days, for
+    /// the other reasons to merge), whose payloads grow: the layers above
+    /// the oldest never outweigh it by more than the newest one.
+    #[test]
+    fn old_versions_never_outweigh_the_live_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        day(dir.path(), 0..2000, 200, 2000);
+        let mut merged = false;
+        for d in 0..7 {
+            day(dir.path(), (0..150).map(|i| (d * 150 + i) % 2000), 800, 0);
+            let bytes = layer_bytes(dir.path());
+            merged |= bytes.len() == 1;
+            let upper: u64 = bytes[1..bytes.len().saturating_sub(1).max(1)].iter().sum();
+            assert!(upper <= bytes[0], "day {d}: layers of {bytes:?} bytes");
+        }
+        assert!(merged, "the days never merged the layers");
     }
 }
