@@ -72,6 +72,8 @@ def score(
     memory: Optional[str] = None,
     strict: bool = False,
     threads: Optional[int] = None,
+    state: Optional[PathLike] = None,
+    emit: str = "changes",
 ):
     """Scores a dataset and returns its alerts as a ``pyarrow.Table``.
 
@@ -87,6 +89,14 @@ def score(
     the CLI's flags of the same names (``memory`` and the spill to disk
     apply to a directory only).
 
+    With ``state`` (a directory, as ``score --state``), ``data`` is a
+    batch directory: it is scored against the state the previous run left
+    (none: the first run), the alerts are the incidents it made new or
+    changed (``emit="changes"``, withdrawn ones included) or every
+    incident not yet final (``emit="open"``), and the next state is written
+    before the table is returned. The state's files are the CLI's: the CLI
+    and Python can take turns on one state.
+
     Alerts are in the contract's order (actor, then start), one row per
     incident, ``hits`` a list of structs.
     """
@@ -94,7 +104,18 @@ def score(
         data = {k: _table(v) for k, v in data.items()}
     else:
         data = os.fspath(data)
-    return _native.score(data, _rules(rules), min_tier=min_tier, memory=memory, strict=strict, threads=threads)
+    if state is not None:
+        state = os.fspath(state)
+    return _native.score(
+        data,
+        _rules(rules),
+        min_tier=min_tier,
+        memory=memory,
+        strict=strict,
+        threads=threads,
+        state=state,
+        emit=emit,
+    )
 
 
 def check(rules: Rules = None) -> dict:

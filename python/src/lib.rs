@@ -24,8 +24,11 @@ use changeling::eval::{self, Settings, TierSource};
 use changeling::facts::wire::{self, Partial};
 use changeling::plan::Plan;
 use changeling::rules::layers::{self, RuleLayer};
+use changeling::run::daily::Emit;
 use changeling::run::{self, RunOptions, RunProgress};
 use changeling::score::Scorer;
+use changeling::state::Keys;
+use changeling::state::store::Store;
 use changeling::stream::{RunFacts, StreamScorer};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -116,7 +119,8 @@ fn alerts_table(batches: Vec<RecordBatch>) -> PyResult<PyArrowType<Table>> {
 /// Scores a dataset directory or a dict of Arrow tables; see
 /// `changeling.score`.
 #[pyfunction]
-#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None))]
+#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, state=None, emit=None))]
+#[allow(clippy::too_many_arguments)]
 fn score(
     py: Python<'_>,
     data: &Bound<'_, PyAny>,
@@ -125,6 +129,8 @@ fn score(
     memory: Option<String>,
     strict: bool,
     threads: Option<usize>,
+    state: Option<PathBuf>,
+    emit: Option<String>,
 ) -> PyResult<PyArrowType<Table>> {
     let loaded = load(Paths::into_vec(rules))?;
     let plan = &loaded.plan;
@@ -146,6 +152,18 @@ fn score(
         .build()
         .map_err(|e| ChangelingError::new_err(e.to_string()))?;
 
+    let emit = match emit.as_deref() {
+        None | Some("changes") => Emit::Changes,
+        Some("open") => Emit::Open,
+        Some(e) => return Err(PyValueError::new_err(format!("emit: {e:?} is neither \"changes\" nor \"open\""))),
+    };
+    if let Some(state) = state {
+        let dir: PathBuf = data.extract().map_err(|_| {
+            PyValueError::new_err("data: a run with a state takes a dataset directory (str or os.PathLike)")
+        })?;
+        let batches = py.detach(|| pool.install(|| daily(&dir, &state, &loaded, &read, emit, &selection)))?;
+        return alerts_table(batches);
+    }
     if let Ok(dict) = data.cast::<PyDict>() {
         let tables = tables_of(dict)?;
         let batches = py.detach(|| {
@@ -185,6 +203,36 @@ fn score(
 }
 
 /// Checks rules; see `changeling.check`.
+/// A daily run (`score --data DIR --state STATE`): the batch scored
+/// against the state, the alerts made, then the next state written, as
+/// the CLI does (so a failure to write the state loses no alert: the next
+/// run reports them again).
+fn daily(
+    dir: &std::path::Path,
+    state: &std::path::Path,
+    loaded: &Loaded,
+    read: &ReadOptions,
+    emit: Emit,
+    selection: &Selection,
+) -> PyResult<Vec<RecordBatch>> {
+    let plan = &loaded.plan;
+    let failed = |what: &str, e: &dyn std::fmt::Display| ChangelingError::new_err(format!("{what}: {e}"));
+    let opened = Store::open(state).map_err(|e| failed(&format!("opening the state in {}", state.display()), &e))?;
+    let (out, update) = run::daily::run(dir, plan, &opened, read, emit, &RunProgress::default())
+        .map_err(|e| DataError::new_err(format!("scoring the batch: {e}")))?;
+    let strings = out.strings;
+    let mut accounts =
+        out.incidents.into_vec().map_err(|e| DataError::new_err(format!("reading incidents back: {e}")))?;
+    selection.apply(&mut accounts, &loaded.info);
+    let cx = Context::new(plan, &loaded.info, &strings);
+    let batches = alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))?;
+    let (store, opened) = opened;
+    store
+        .commit(opened, update, &Keys::of(plan))
+        .map_err(|e| failed(&format!("writing the state in {}", state.display()), &e))?;
+    Ok(batches)
+}
+
 #[pyfunction]
 #[pyo3(signature = (rules=None))]
 fn check(py: Python<'_>, rules: Option<Paths>) -> PyResult<Py<PyDict>> {

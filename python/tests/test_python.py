@@ -1,11 +1,14 @@
 """The Python API gives the CLI's answers, bytes and errors."""
 
+import json
+import subprocess
+
 import pyarrow.parquet as pq
 import pytest
 
 import changeling
 
-from conftest import DEMO
+from conftest import DEMO, cli_binary
 
 
 def test_score_directory_equals_cli(cli_alerts):
@@ -92,3 +95,34 @@ def test_eval_measures_alerts_against_labels(cli_alerts, tmp_path):
     report = changeling.eval(path, DEMO)
     assert report["accounts"]["compromised"] > 0
     assert report["tiers"][0] == "high"
+
+
+def test_daily_runs_with_a_state_give_the_clis_bytes_and_share_its_state(tmp_path):
+    pop = tmp_path / "pop"
+    subprocess.run(
+        [cli_binary(), "synth", "--quiet", "--accounts", "300", "--days", "4", "--seed", "5"]
+        + ["--compromise-rate", "0.05", "--daily", "--out", str(pop)],
+        check=True,
+    )
+    days = sorted((pop / "daily").iterdir())
+    assert len(days) == 4
+
+    def cli(day, state):
+        return subprocess.run(
+            [cli_binary(), "score", "--quiet", "--rules", "builtin", "--format", "jsonl", "-o", "-"]
+            + ["--data", str(day), "--state", str(state)],
+            check=True,
+            capture_output=True,
+        ).stdout
+
+    ours, theirs = tmp_path / "py-state", tmp_path / "cli-state"
+    statuses = set()
+    for day in days[:-1]:
+        got = changeling.write_jsonl(changeling.score(day, "builtin", state=ours))
+        assert got == cli(day, theirs), day.name
+        statuses |= {json.loads(line)["status"] for line in got.splitlines()}
+    assert "new" in statuses, "the days should give incidents"
+    # The CLI carries on from the state Python wrote, as from its own.
+    assert cli(days[-1], ours) == cli(days[-1], theirs)
+    with pytest.raises(ValueError, match="emit"):
+        changeling.score(days[0], "builtin", state=tmp_path / "other", emit="all")
