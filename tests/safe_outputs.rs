@@ -95,6 +95,77 @@ fn csv_cells_from_the_logs_cannot_run_as_formulas() {
     assert!(first.iter().any(|a| a["hits"].as_array().unwrap().iter().any(|h| h["target"] == FORMULA_TARGET)));
 }
 
+/// The neutralised cells of CSV alerts read back as the raw values (issue
+/// 20, item 9): a file of hit rows reads to the JSON Lines alerts (but for
+/// `families`, not in those rows), one of incident rows to their incidents
+/// and rule ids; `eval` gives the same answer on all three and `diff` sees
+/// no change between the JSON Lines and the hit rows.
+#[test]
+fn neutralised_csv_cells_read_back_as_the_raw_values() {
+    use changeling::alerts::read::{Need, read, read_for};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = hostile_story(tmp.path());
+    let jsonl = hostile_alerts(tmp.path(), &data);
+    let (incident, hit) = (tmp.path().join("incident.csv"), tmp.path().join("hit.csv"));
+    for (rows, out) in [("incident", &incident), ("hit", &hit)] {
+        let o = run(bin().args(["score", "-q", "--csv-rows", rows, "--data"]).arg(&data).arg("-o").arg(out));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let want = read(&jsonl).unwrap();
+    assert!(want.iter().any(|a| a.actor == FORMULA_ACTOR), "the story lost its hostile actor");
+    assert!(want.iter().flat_map(|a| &a.hits).any(|h| h.target.as_deref() == Some(FORMULA_TARGET)));
+    // Hit rows: every field but `families` and the line.
+    let got = read(&hit).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(!w.families.is_empty() && g.families.is_empty());
+        let w = changeling::alerts::read::ReadAlert { line: g.line, families: vec![], ..w.clone() };
+        assert_eq!(*g, w);
+    }
+    // Incident rows: the incidents whole, and the rule ids of their hits.
+    let got = read_for(&incident, Need::Rules).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.actor, g.start, g.end, g.score, &g.tier), (&w.actor, w.start, w.end, w.score, &w.tier));
+        assert_eq!((&g.id, &g.status, g.final_after, &g.families), (&w.id, &w.status, w.final_after, &w.families));
+        let mut rules: Vec<&str> = Vec::new();
+        for h in &w.hits {
+            if !rules.contains(&h.rule.as_str()) {
+                rules.push(&h.rule);
+            }
+        }
+        assert_eq!(g.hits.iter().map(|h| h.rule.as_str()).collect::<Vec<_>>(), rules);
+    }
+    // `read` (what diff and report need) refuses incident rows, saying why.
+    let e = read(&incident).unwrap_err().to_string();
+    assert!(e.contains("incident.csv:1:") && e.contains("--csv-rows hit"), "{e}");
+    // The commands.
+    let eval = |alerts: &Path| {
+        let o = run(bin().args(["eval", "--json", "--data"]).arg(&data).arg("--alerts").arg(alerts));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).replace(&alerts.display().to_string(), "ALERTS")
+    };
+    let e = eval(&jsonl);
+    assert!(e.contains("\"read\": "), "{e}");
+    assert_eq!(eval(&incident), e);
+    assert_eq!(eval(&hit), e);
+    let o = run(bin().args(["diff", "--json"]).arg(&jsonl).arg(&hit));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&d["diff"]["moved"], &d["diff"]["changed_within_tier"]),
+        (&serde_json::json!([]), &serde_json::json!(0))
+    );
+    let page = tmp.path().join("r.html");
+    let o = run(bin().args(["report", "--alerts"]).arg(&hit).arg("-o").arg(&page));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for cmd in [&["diff"][..], &["report", "-o", "-", "--alerts"][..]] {
+        let o = run(bin().args(cmd).arg(&incident).args(if cmd[0] == "diff" { vec![&hit] } else { vec![] }));
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("write the alerts with `--csv-rows hit`"), "{}", text(&o.stderr));
+    }
+}
+
 /// The alerts of the hostile story as JSON Lines, in `dir`.
 fn hostile_alerts(dir: &Path, data: &Path) -> PathBuf {
     let alerts = dir.join("alerts.jsonl");

@@ -27,8 +27,8 @@ pub struct EvalArgs {
     /// the worst of each column across them.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Alerts to measure, as `changeling score` writes them (JSON Lines, or
-    /// Parquet when the name ends in .parquet), one file per --data, in the
+    /// Alerts to measure, as `changeling score` writes them (JSON Lines,
+    /// Parquet or CSV by the name's .parquet or .csv), one file per --data, in the
     /// same order. Without it, each dataset is scored in memory with
     /// --rules and the result measured.
     #[arg(long)]
