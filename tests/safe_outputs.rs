@@ -265,6 +265,12 @@ fn test_check_and_rules_list_escape_what_rule_files_hold() {
     assert!(out.contains("Likes\\x1b]0;pwned\\x07 from a new\\u{200b} device"), "{out}");
     assert_no_raw_controls("rules list", &out);
 
+    let o = run(bin().arg("explain-plan").arg(&rules));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("Likes\\x1b]0;pwned\\x07 from a new\\u{200b} device"), "{out}");
+    assert_no_raw_controls("explain-plan", &out);
+
     // A raw escape and a zero-width space in a rule file: the echoed line
     // shows them escaped, with the caret under the escaped text.
     let bad = tmp.path().join("bad");
@@ -310,4 +316,51 @@ fn alerts_on_a_terminal_are_escaped_and_the_same_in_a_file() {
             .collect()
     };
     assert_eq!(parse(&jsonl), parse(&text(&file.stdout)));
+}
+
+/// JSON printed for a person on a terminal (`--json` of `rules list`,
+/// `eval`, `diff`, and of `score`'s summary on stderr) escapes control and
+/// invisible characters as JSON escapes, the same values as in a pipe.
+#[test]
+fn json_on_a_terminal_is_escaped_and_the_same_in_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = hostile_story(tmp.path());
+    let alerts = hostile_alerts(tmp.path(), &data);
+    let rules = hostile_rules(tmp.path());
+    let exe = env!("CARGO_BIN_EXE_changeling");
+    let (d, a, r) = (data.display(), alerts.display(), rules.display());
+    let hidden = tmp.path().join("st\u{200b}ory");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::copy(data.join("events.jsonl"), hidden.join("events.jsonl")).unwrap();
+    let commands = [
+        (format!("rules list --json {r}"), "Likes\\u001b]0;pwned\\u0007 from a new\\u200b device"),
+        (format!("eval --json --list --tier low --data {d} --alerts {a}"), "ctl\\u001b[2J_search\\u200b"),
+        (format!("diff --json {a} {a} --data {d}"), "\"diff\""),
+        // The summary holds counts, rule ids and the dataset's path.
+        (format!("score --json --data {} -o /dev/null --format jsonl 2>&1", hidden.display()), "st\\u200bory"),
+    ];
+    for (args, want) in commands {
+        let Some(shown) = on_a_terminal(&format!("{exe} {args}")) else {
+            assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed under CI");
+            eprintln!("skipped: no `script` to give the command a terminal");
+            return;
+        };
+        // What comes before the JSON is score's progress bars on stderr.
+        let shown = shown.replace('\r', "");
+        let from = ["{\n", "[\n"].iter().filter_map(|p| shown.find(p)).min().unwrap_or(0);
+        let shown = &shown[from..];
+        assert!(shown.contains(want), "{args}: {want} not in\n{shown}");
+        assert_no_raw_controls(&args, shown);
+        let piped =
+            Command::new("sh").arg("-c").arg(format!("{exe} {args}")).env_remove("CHANGELING_RULES").output().unwrap();
+        // The same values, but the run's times.
+        let value = |s: &str| {
+            let mut v = serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|e| panic!("{args}: {e}\n{s}"));
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| !k.ends_with("_secs"));
+            }
+            v
+        };
+        assert_eq!(value(shown), value(&text(&piped.stdout)), "{args}");
+    }
 }

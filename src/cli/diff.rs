@@ -145,7 +145,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             "old": old.name, "new": new.name, "diff": d,
         }))?;
         s.push('\n');
-        s
+        changeling::terminal::json_for(&s, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
     } else {
         changeling::terminal::for_terminal(&diff::render(&d, &old.name, &new.name, args.max_hits)).into_owned()
     };

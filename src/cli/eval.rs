@@ -167,7 +167,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Actors, tiers and rule ids come from the alerts and the data.
-    let text = if args.json { text } else { changeling::terminal::for_terminal(&text).into_owned() };
+    let text = match args.json {
+        true => {
+            changeling::terminal::json_for(&text, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
+        }
+        false => changeling::terminal::for_terminal(&text).into_owned(),
+    };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
