@@ -504,5 +504,9 @@ mod tests {
         .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!((ok[0].actor.as_str(), ok[0].hits.len(), ok[1].line), ("=u", 2, 4));
+        // As a spreadsheet saves it again: a byte order mark, CRLF line ends.
+        let saved = format!("\u{feff}{head}'=u,{t},{t},0.5,high,r1,{t}\n").replace('\n', "\r\n");
+        let again = read(&saved, Need::Hits).unwrap();
+        assert_eq!((again[0].actor.as_str(), again[0].hits[0].ts), ("=u", ok[0].hits[0].ts));
     }
 }
