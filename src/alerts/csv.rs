@@ -10,7 +10,7 @@
 //! (of its rules, sorted), `why` (the strongest hit's).
 //!
 //! Per hit: `actor, incident_start, incident_end, score, tier, id, status,
-//! final_after, campaign` (of its incident), then the hit's `rule, title,
+//! final_after, campaign, families` (of its incident), then the hit's `rule, title,
 //! severity, tags, version, ts, action, target, strength, effect, signals,
 //! why`.
 //!
@@ -26,8 +26,9 @@
 //! Read back ([`read_csv`], for `eval`, `diff` and `report`): a cell that
 //! starts with `'` is read without it ([`restore`]), so `'=cmd` reads as
 //! `=cmd` and `''x` as `'x`. A file of hit rows gives each incident whole
-//! but for its `families` (not in those rows); a file of incident rows
-//! gives only the incidents and their rule ids, which is what `eval` needs.
+//! (of a file written before hit rows had `families`, without them); a
+//! file of incident rows gives only the incidents and their rule ids, which
+//! is what `eval` needs.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -65,7 +66,7 @@ const INCIDENT_HEADER: [&str; 15] = [
     "why",
 ];
 
-const HIT_HEADER: [&str; 21] = [
+const HIT_HEADER: [&str; 22] = [
     "actor",
     "incident_start",
     "incident_end",
@@ -75,6 +76,7 @@ const HIT_HEADER: [&str; 21] = [
     "status",
     "final_after",
     "campaign",
+    "families",
     "rule",
     "title",
     "severity",
@@ -175,13 +177,14 @@ fn write_rows<W: Write>(
             let tier = plan.config.tiers[inc.tier].name.as_str();
             let (id, status, final_after) = (inc.id.as_str(), inc.status.name(), format_rfc3339(inc.final_after));
             let campaign = "";
+            let families: Vec<String> = inc
+                .families
+                .iter()
+                .map(|f| format!("{}={}", plan.config.score.families[f.family], f.evidence))
+                .collect();
+            let families = families.join("|");
             match rows {
                 Rows::Incident => {
-                    let families: Vec<String> = inc
-                        .families
-                        .iter()
-                        .map(|f| format!("{}={}", plan.config.score.families[f.family], f.evidence))
-                        .collect();
                     let mut rules: Vec<&str> = Vec::new();
                     let mut tags = BTreeSet::new();
                     let mut severity: Option<Severity> = None;
@@ -210,7 +213,7 @@ fn write_rows<W: Write>(
                             status,
                             &final_after,
                             campaign,
-                            &families.join("|"),
+                            &families,
                             &inc.hits.len().to_string(),
                             &rules.join("|"),
                             severity.map_or("", Severity::name),
@@ -234,6 +237,7 @@ fn write_rows<W: Write>(
                                 status,
                                 &final_after,
                                 campaign,
+                                &families,
                                 &info.id,
                                 &info.title,
                                 info.severity.name(),
@@ -281,8 +285,9 @@ pub enum Need {
 /// names them in errors, which give the line a record starts on.
 ///
 /// The kind of rows is told by the header. A file of hit rows
-/// (`--csv-rows hit`) gives each incident whole, its hits in file order;
-/// its `families` are not in the file and read as none. A file of incident
+/// (`--csv-rows hit`) gives each incident whole, its hits in file order
+/// (the consecutive rows with the same incident fields); one written before
+/// hit rows had `families` reads without them. A file of incident
 /// rows carries only each incident's rule ids: with [`Need::Rules`] each
 /// alert gets one hit per rule id, of which only `rule` is meaningful
 /// (`ts` is the incident's start, the rest empty); with [`Need::Hits`] it
@@ -365,14 +370,14 @@ pub fn read_csv(
         };
         let key: Vec<Option<String>> = [Some(actor), Some(start), Some(end), Some(score), Some(tier), id, status]
             .into_iter()
-            .chain([final_after, campaign])
+            .chain([final_after, campaign, col("families")])
             .map(|i| i.map(|i| cell(i).to_string()))
             .collect();
         let same_incident = rows == Rows::Hit && previous.as_ref() == Some(&key);
         if !same_incident {
             let (start_ms, end_ms) = (time(&header[start], start)?, time(&header[end], end)?);
-            let families = match (rows, col("families")) {
-                (Rows::Incident, Some(f)) => {
+            let families = match col("families") {
+                Some(f) => {
                     let mut out = Vec::new();
                     for pair in list(Some(f)) {
                         let value =
@@ -383,7 +388,7 @@ pub fn read_csv(
                     }
                     out
                 }
-                _ => Vec::new(),
+                None => Vec::new(),
             };
             let alert = ReadAlert {
                 line,
