@@ -286,7 +286,9 @@ pub enum Need {
 ///
 /// The kind of rows is told by the header. A file of hit rows
 /// (`--csv-rows hit`) gives each incident whole, its hits in file order
-/// (the consecutive rows with the same incident fields); one written before
+/// (the rows with the same incident fields, wherever they are: a
+/// spreadsheet may have sorted them; a row repeated whole is an error);
+/// one written before
 /// hit rows had `families` reads without them. A file of incident
 /// rows carries only each incident's rule ids: with [`Need::Rules`] each
 /// alert gets one hit per rule id, of which only `rule` is meaningful
@@ -342,9 +344,11 @@ pub fn read_csv(
     };
     let (id, status, final_after, campaign) = (col("id"), col("status"), col("final_after"), col("campaign"));
     let mut alerts: Vec<ReadAlert> = Vec::new();
-    // The incident fields of the previous hit row: the next row with the
-    // same ones is a hit of the same incident.
-    let mut previous: Option<Vec<Option<String>>> = None;
+    // Hit rows with the same incident fields are hits of one incident,
+    // wherever they are in the file (a spreadsheet may have sorted them):
+    // the incident's index by its fields, and the line of each of its hits.
+    let mut incidents: std::collections::HashMap<Vec<Option<String>>, usize> = Default::default();
+    let mut hit_lines: Vec<Vec<u64>> = Vec::new();
     let mut record = ::csv::StringRecord::new();
     loop {
         match r.read_record(&mut record) {
@@ -373,8 +377,13 @@ pub fn read_csv(
             .chain([final_after, campaign, col("families")])
             .map(|i| i.map(|i| cell(i).to_string()))
             .collect();
-        let same_incident = rows == Rows::Hit && previous.as_ref() == Some(&key);
-        if !same_incident {
+        let known = match rows {
+            Rows::Hit => incidents.get(&key).copied(),
+            Rows::Incident => None,
+        };
+        let index = if let Some(i) = known {
+            i
+        } else {
             let (start_ms, end_ms) = (time(&header[start], start)?, time(&header[end], end)?);
             let families = match col("families") {
                 Some(f) => {
@@ -409,9 +418,13 @@ pub fn read_csv(
             };
             super::read::check(&alert).map_err(|m| bad(line, m))?;
             alerts.push(alert);
-            previous = Some(key);
-        }
-        let alert = alerts.last_mut().expect("pushed above");
+            hit_lines.push(Vec::new());
+            if rows == Rows::Hit {
+                incidents.insert(key, alerts.len() - 1);
+            }
+            alerts.len() - 1
+        };
+        let alert = &mut alerts[index];
         match rows {
             Rows::Incident => {
                 for rule in list(Some(at("rules"))) {
@@ -438,7 +451,7 @@ pub fn read_csv(
                     None | Some("") => 0.0,
                     Some(_) => number("strength", at("strength"))?,
                 };
-                alert.hits.push(ReadHit {
+                let hit = ReadHit {
                     rule,
                     ts: time("ts", at("ts"))?,
                     action: col("action").map(cell).unwrap_or_default().to_string(),
@@ -449,7 +462,21 @@ pub fn read_csv(
                     title: col("title").map(|i| cell(i).to_string()),
                     severity: col("severity").map(|i| cell(i).to_string()),
                     tags: list(col("tags")),
-                });
+                };
+                // Two files joined without the second header would give each
+                // incident its hits twice.
+                if let Some(j) = alert.hits.iter().position(|h| *h == hit) {
+                    return Err(bad(
+                        line,
+                        format!(
+                            "repeats the hit of line {} (actor {:?}, rule {}): every hit is written once; were two \
+                             files joined into one?",
+                            hit_lines[index][j], alert.actor, hit.rule
+                        ),
+                    ));
+                }
+                alert.hits.push(hit);
+                hit_lines[index].push(line);
             }
         }
     }
@@ -470,6 +497,7 @@ fn csv_message(e: &::csv::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::read::ReadAlert;
 
     #[test]
     fn a_neutralised_cell_is_restored_exactly() {
@@ -509,6 +537,21 @@ mod tests {
         .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!((ok[0].actor.as_str(), ok[0].hits.len(), ok[1].line), ("=u", 2, 4));
+        // Sorted by a spreadsheet: the rows of an incident apart.
+        let sorted = read(
+            &format!("{head}'=u,{t},{t},0.5,high,r1,{t}\nv,{t},{t},0.5,high,r1,{t}\n'=u,{t},{t},0.5,high,r2,{t}\n"),
+            Need::Hits,
+        )
+        .unwrap();
+        assert_eq!(
+            sorted,
+            ok.into_iter().map(|a| ReadAlert { line: 2 + u64::from(a.actor == "v"), ..a }).collect::<Vec<_>>()
+        );
+        // Two files joined without the second header: each hit twice.
+        let rows = format!("'=u,{t},{t},0.5,high,r1,{t}\n'=u,{t},{t},0.5,high,r2,{t}\n");
+        let e = read(&format!("{head}{rows}{rows}"), Need::Hits).unwrap_err();
+        assert!(e.contains("a.csv:4: repeats the hit of line 2 (actor \"=u\", rule r1)"), "{e}");
+        let ok = read(&format!("{head}{rows}"), Need::Hits).unwrap();
         // As a spreadsheet saves it again: a byte order mark, CRLF line ends.
         let saved = format!("\u{feff}{head}'=u,{t},{t},0.5,high,r1,{t}\n").replace('\n', "\r\n");
         let again = read(&saved, Need::Hits).unwrap();
