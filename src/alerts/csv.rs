@@ -15,7 +15,7 @@
 //! why`.
 //!
 //! A spreadsheet opening the file runs a cell that starts with `=`, `+`,
-//! `-` or `@` (or a tab or carriage return before one) as a formula, and
+//! `-` or `@` (or a tab, carriage return or line feed before one) as a formula, and
 //! actors, targets, actions and `why` come from the logs: a cell that
 //! starts with one of those characters, or with their full-width forms
 //! (`＝＋－＠`), is written with a `'` before it, as the common guidance
@@ -105,12 +105,12 @@ fn io_error(e: ::csv::Error) -> io::Error {
 
 /// `cell` as written to the CSV file: with a `'` before it when it starts
 /// with a character that makes a spreadsheet read it as a formula (`=`,
-/// `+`, `-`, `@`, tab, carriage return, or the full-width `＝＋－＠`), or
+/// `+`, `-`, `@`, tab, carriage return, line feed, or the full-width `＝＋－＠`), or
 /// with `'` itself, so that reading back ([`restore`]) is exact: a cell that
 /// starts with `'` lost one, and no other did.
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}' | '\'') => {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '\u{ff1d}' | '\u{ff0b}' | '\u{ff0d}' | '\u{ff20}' | '\'') => {
             std::borrow::Cow::Owned(format!("'{cell}"))
         }
         _ => std::borrow::Cow::Borrowed(cell),
@@ -501,9 +501,11 @@ mod tests {
 
     #[test]
     fn a_neutralised_cell_is_restored_exactly() {
-        for raw in ["=1+1", "+x", "-1", "@SUM(A1)", "\tx", "\rx", "＝x", "'x", "''", "'=x", "x'", "", "plain", "1e3"] {
+        for raw in
+            ["=1+1", "+x", "-1", "@SUM(A1)", "\tx", "\rx", "\n=1", "＝x", "'x", "''", "'=x", "x'", "", "plain", "1e3"]
+        {
             let written = neutralise(raw);
-            assert!(!written.starts_with(['=', '+', '-', '@', '\t', '\r', '＝']), "{raw:?} -> {written:?}");
+            assert!(!written.starts_with(['=', '+', '-', '@', '\t', '\r', '\n', '＝']), "{raw:?} -> {written:?}");
             assert_eq!(restore(&written), raw, "{written:?}");
         }
         assert_eq!(neutralise("'x"), "''x");
