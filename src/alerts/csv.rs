@@ -315,6 +315,12 @@ pub fn read_csv(
         Rows::Incident => &["actor", "start", "end", "score", "tier", "rules"],
         Rows::Hit => &["actor", "incident_start", "incident_end", "score", "tier", "rule", "ts"],
     };
+    if header.is_empty() {
+        return Err(bad(
+            1,
+            "not a CSV alerts file: it is empty (`changeling score --format csv` writes at least the header)".into(),
+        ));
+    }
     let missing: Vec<&str> = names.iter().copied().filter(|n| col(n).is_none()).collect();
     if !missing.is_empty() {
         return Err(bad(
@@ -516,6 +522,8 @@ mod tests {
     fn csv_alerts_that_are_not_alerts_are_errors_at_their_line() {
         let path = std::path::Path::new("a.csv");
         let read = |text: &str, need| read_csv(path, text.as_bytes(), need).map_err(|e| e.to_string());
+        let e = read("", Need::Rules).unwrap_err();
+        assert!(e.contains("a.csv:1: not a CSV alerts file: it is empty"), "{e}");
         let e = read("a,b\n1,2\n", Need::Rules).unwrap_err();
         assert!(e.contains("a.csv:1: not a CSV alerts file: the header lacks `actor`"), "{e}");
         let head = "actor,incident_start,incident_end,score,tier,rule,ts\n";
