@@ -220,6 +220,8 @@ pub fn parse_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<ReadAlert>, 
             std::io::ErrorKind::InvalidData => bad("not UTF-8 text".into()),
             _ => ReadError::Io { path: path.to_path_buf(), source: e },
         })?;
+        // A byte order mark, as an editor saving the file again may add.
+        let line = if n == 1 { line.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(line) } else { line };
         if line.trim().is_empty() {
             continue;
         }
@@ -499,5 +501,9 @@ mod tests {
         );
         assert_eq!(a[1].hits[0].effect, "for");
         assert_eq!(a[1].hits[0].ts, a[1].start);
+        // Saved again by an editor: a byte order mark, CRLF line ends.
+        let saved = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+        let b = parse_jsonl(Path::new("a.jsonl"), saved.as_bytes()).unwrap();
+        assert_eq!(b, a);
     }
 }
