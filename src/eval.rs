@@ -198,12 +198,13 @@ impl AlertFile {
     }
 }
 
-/// Reads an alerts file: JSON Lines, or Parquet when its name ends in
-/// `.parquet` (see [`crate::alerts::read`]). Blank lines are skipped; any
+/// Reads an alerts file: JSON Lines, Parquet when its name ends in
+/// `.parquet`, CSV of either kind of rows when it ends in `.csv` (see
+/// [`crate::alerts::read`]). Blank lines are skipped; any
 /// other record that is not an alert of the contract is an error naming its
 /// line, since alerts are changeling's own output.
 pub fn read_alerts(path: &Path) -> Result<AlertFile, EvalError> {
-    Ok(AlertFile::from_read(path, &crate::alerts::read::read(path)?))
+    Ok(AlertFile::from_read(path, &crate::alerts::read::read_for(path, crate::alerts::read::Need::Rules)?))
 }
 
 /// Parses JSON Lines alerts from `reader`; `path` is used in error messages

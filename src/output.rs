@@ -8,7 +8,9 @@
 //! removed; on SIGINT, SIGTERM or SIGHUP the binary's handler calls
 //! [`remove_all_on_signal`], which removes the temporary files and the
 //! spill directories. Only SIGKILL (or a crash of the machine) can leave a
-//! temporary file behind, and never a partial file at the destination.
+//! temporary file behind, and never a partial file at the destination; the
+//! next run that writes the same destination removes those of processes
+//! that are gone ([`crate::spill::remove_left_by_dead_processes`]).
 //!
 //! A destination that exists and is not a regular file (`/dev/null`, a
 //! named pipe, a terminal) is written directly: it cannot be replaced by a
@@ -119,6 +121,9 @@ impl OutputFile {
                 Err(e) => return Err(named(e)),
             }
         };
+        // Temporary files of this destination left by runs killed with
+        // SIGKILL (no handler removes them) go when their process is gone.
+        crate::spill::remove_left_by_dead_processes(&dir, &format!(".{name}.changeling-"), &temp);
         if let Some(m) = existing {
             // The new file keeps the old one's permissions.
             let _ = f.set_permissions(m.permissions());

@@ -216,6 +216,9 @@ pub struct Suite {
     /// Rules of the set without a positive or a benign case, with which is
     /// missing.
     pub coverage: Vec<(String, &'static str)>,
+    /// The warnings of loading the rules and their case files (a link to a
+    /// directory already read, say), for the caller to show.
+    pub warnings: Diagnostics,
 }
 
 impl Suite {
@@ -603,7 +606,7 @@ pub fn run_layers(layers: &[RuleLayer], overrides: &Overrides) -> Result<Suite, 
     let files: Vec<LayerFiles> = layers.iter().map(|l| layers::read(l, &mut diags)).collect();
     let (set, diags) = layers::stack(&files, overrides, diags);
     match set {
-        Some(set) => Ok(run(&files, &set)),
+        Some(set) => Ok(Suite { warnings: diags, ..run(&files, &set) }),
         None => Err(diags),
     }
 }
@@ -635,6 +638,7 @@ mod tests {
             ],
             file_errors: vec![],
             coverage: vec![],
+            warnings: Default::default(),
         };
         let x = suite.junit();
         assert!(x.contains("tests=\"2\" failures=\"1\" errors=\"0\""), "{x}");

@@ -151,6 +151,12 @@ pub fn escape_json(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// JSON text for a stream: as [`escape_json`] when the stream
+/// `is_terminal`, else as is (files and pipes get the exact text).
+pub fn json_for(s: &str, is_terminal: bool) -> Cow<'_, str> {
+    if is_terminal { escape_json(s) } else { Cow::Borrowed(s) }
+}
+
 /// What an [`EscapingWriter`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Text {

@@ -209,8 +209,12 @@ fn directory_link_loops_in_rules_and_tests_are_not_walked() {
     assert!(err.contains("1 rule OK"), "{err}");
     assert_eq!(err.matches("warning[W104]").count(), 2, "{err}");
     assert!(err.contains("up: warning") || err.contains("rules/up"), "{err}");
+    // A link is no text: no empty source line under the location.
+    assert!(!err.contains("1 | \n"), "{err}");
     let o = bin().arg("test").arg(&rules).output().unwrap();
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}{}", text(&o.stderr));
     assert!(out.contains("1 passed, 0 failed\n"), "{out}");
+    // `test` says which links it did not follow, as `check` does.
+    assert_eq!(text(&o.stderr).matches("warning[W104]").count(), 2, "{}", text(&o.stderr));
 }

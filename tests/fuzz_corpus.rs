@@ -92,3 +92,56 @@ fn spill_seeds_are_todays_format() {
         assert!(have == want, "{} is not today's spill format; rewrite with CHANGELING_WRITE_SEEDS=1", path.display());
     }
 }
+
+/// A few hundred mutations of the CSV alert seeds (bytes flipped,
+/// inserted, removed; the file cut) through the alerts target's body, on
+/// stable: the CSV reader is new, and a fuzzer is not always at hand. The
+/// mutations are drawn from a fixed seed, so the run is the same each time;
+/// how many still read as alerts is counted, so that the loop is seen to
+/// reach past the parser.
+#[test]
+fn mutated_csv_alerts_keep_the_alerts_body() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/alerts");
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    const BYTES: &[u8] = b"\",'=\r\n|-x0";
+    let (mut read, mut tried) = (0, 0);
+    for seed in ["small-hostile-hit.csv", "story-incident.csv"] {
+        let original = std::fs::read(root.join(seed)).expect("a CSV seed");
+        for _ in 0..150 {
+            let mut data = original.clone();
+            for _ in 0..1 + next(4) {
+                let at = 1 + next(data.len() - 1);
+                match next(4) {
+                    0 => data[at] = BYTES[next(BYTES.len())],
+                    1 => data.insert(at, BYTES[next(BYTES.len())]),
+                    2 if data.len() > 2 => drop(data.remove(at)),
+                    _ => data.truncate(at.max(2)),
+                }
+            }
+            tried += 1;
+            if let Err(e) = panic::catch_unwind(AssertUnwindSafe(|| bodies::alerts(&data))) {
+                panic!("{seed} mutated to {:?}: {e:?}", String::from_utf8_lossy(&data));
+            }
+            let path = std::env::temp_dir().join(format!("changeling-mutated-{}.csv", std::process::id()));
+            std::fs::write(&path, &data[1..]).expect("a temporary file");
+            let need = if data[0] % 4 == 3 {
+                changeling::alerts::read::Need::Rules
+            } else {
+                changeling::alerts::read::Need::Hits
+            };
+            read += usize::from(changeling::alerts::read::read_for(&path, need).is_ok());
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    eprintln!("{read} of {tried} mutated CSV alert files read as alerts");
+    assert!(
+        read >= tried / 10,
+        "only {read} of {tried} mutated files read as alerts: the mutations stop at the parser"
+    );
+}

@@ -1,5 +1,5 @@
 //! Alerts read back by `eval`, `diff` and `report` (issue 21, items 3 and
-//! 4): the same alerts give the same answers in either format; an alert
+//! 4; issue 20, item 9): the same alerts give the same answers in any format; an alert
 //! repeated whole, or of a tier the rules do not have, is refused rather
 //! than counted as something else.
 
@@ -33,15 +33,19 @@ fn story_alerts(dir: &Path, name: &str) -> PathBuf {
 }
 
 #[test]
-fn the_report_of_parquet_alerts_is_the_report_of_the_same_jsonl_alerts() {
+fn the_report_of_parquet_or_csv_alerts_is_the_report_of_the_same_jsonl_alerts() {
     let tmp = tempfile::tempdir().unwrap();
     let jsonl = story_alerts(tmp.path(), "alerts.jsonl");
     let parquet = story_alerts(tmp.path(), "alerts.parquet");
+    // CSV of hit rows reads back whole too (issue 20, item 9).
+    let csv = tmp.path().join("alerts.csv");
+    let o = run(args!["score", "-q", "--data", STORY, "--csv-rows", "hit", "-o", &csv]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
     // The story's high incident has three families, written out of name
     // order (content, cleanup, context): the order is part of what is read.
     assert!(std::fs::read_to_string(&jsonl).unwrap().contains(r#""families":{"content":"#));
     let mut pages = Vec::new();
-    for (alerts, page) in [(&jsonl, "a.html"), (&parquet, "b.html")] {
+    for (alerts, page) in [(&jsonl, "a.html"), (&parquet, "b.html"), (&csv, "c.html")] {
         let out = tmp.path().join(page);
         let o = run(args!["report", "--alerts", alerts, "--data", STORY, "-o", &out]);
         assert!(o.status.success(), "{}", text(&o.stderr));
@@ -50,14 +54,16 @@ fn the_report_of_parquet_alerts_is_the_report_of_the_same_jsonl_alerts() {
         pages.push(html.replace(&alerts.display().to_string(), "ALERTS"));
     }
     assert!(pages[0].contains("cleanup"), "the report does not show the families");
-    if pages[0] != pages[1] {
-        let at = pages[0].bytes().zip(pages[1].bytes()).position(|(a, b)| a != b).unwrap_or(0);
-        let from = pages[0].floor_char_boundary(at.saturating_sub(200));
-        panic!(
-            "the reports differ at byte {at}:\nJSONL:   {}\nParquet: {}",
-            &pages[0][from..pages[0].floor_char_boundary(at + 200)],
-            &pages[1][from..pages[1].floor_char_boundary(at + 200)]
-        );
+    for (other, name) in [(&pages[1], "Parquet"), (&pages[2], "CSV")] {
+        if pages[0] != *other {
+            let at = pages[0].bytes().zip(other.bytes()).position(|(a, b)| a != b).unwrap_or(0);
+            let from = pages[0].floor_char_boundary(at.saturating_sub(200));
+            panic!(
+                "the reports differ at byte {at}:\nJSONL: {}\n{name}: {}",
+                &pages[0][from..pages[0].floor_char_boundary(at + 200)],
+                &other[from..other.floor_char_boundary(at + 200)]
+            );
+        }
     }
 }
 

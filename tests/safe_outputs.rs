@@ -95,6 +95,76 @@ fn csv_cells_from_the_logs_cannot_run_as_formulas() {
     assert!(first.iter().any(|a| a["hits"].as_array().unwrap().iter().any(|h| h["target"] == FORMULA_TARGET)));
 }
 
+/// The neutralised cells of CSV alerts read back as the raw values (issue
+/// 20, item 9): a file of hit rows reads to the JSON Lines alerts, one of
+/// incident rows to their incidents
+/// and rule ids; `eval` gives the same answer on all three and `diff` sees
+/// no change between the JSON Lines and the hit rows.
+#[test]
+fn neutralised_csv_cells_read_back_as_the_raw_values() {
+    use changeling::alerts::read::{Need, read, read_for};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = hostile_story(tmp.path());
+    let jsonl = hostile_alerts(tmp.path(), &data);
+    let (incident, hit) = (tmp.path().join("incident.csv"), tmp.path().join("hit.csv"));
+    for (rows, out) in [("incident", &incident), ("hit", &hit)] {
+        let o = run(bin().args(["score", "-q", "--csv-rows", rows, "--data"]).arg(&data).arg("-o").arg(out));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let want = read(&jsonl).unwrap();
+    assert!(want.iter().any(|a| a.actor == FORMULA_ACTOR), "the story lost its hostile actor");
+    assert!(want.iter().flat_map(|a| &a.hits).any(|h| h.target.as_deref() == Some(FORMULA_TARGET)));
+    // Hit rows: every field but the line.
+    let got = read(&hit).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(!w.families.is_empty());
+        assert_eq!(*g, changeling::alerts::read::ReadAlert { line: g.line, ..w.clone() });
+    }
+    // Incident rows: the incidents whole, and the rule ids of their hits.
+    let got = read_for(&incident, Need::Rules).unwrap();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.actor, g.start, g.end, g.score, &g.tier), (&w.actor, w.start, w.end, w.score, &w.tier));
+        assert_eq!((&g.id, &g.status, g.final_after, &g.families), (&w.id, &w.status, w.final_after, &w.families));
+        let mut rules: Vec<&str> = Vec::new();
+        for h in &w.hits {
+            if !rules.contains(&h.rule.as_str()) {
+                rules.push(&h.rule);
+            }
+        }
+        assert_eq!(g.hits.iter().map(|h| h.rule.as_str()).collect::<Vec<_>>(), rules);
+    }
+    // `read` (what diff and report need) refuses incident rows, saying why.
+    let e = read(&incident).unwrap_err().to_string();
+    assert!(e.contains("incident.csv:1:") && e.contains("--csv-rows hit"), "{e}");
+    // The commands.
+    let eval = |alerts: &Path| {
+        let o = run(bin().args(["eval", "--json", "--data"]).arg(&data).arg("--alerts").arg(alerts));
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout).replace(&alerts.display().to_string(), "ALERTS")
+    };
+    let e = eval(&jsonl);
+    assert!(e.contains("\"read\": "), "{e}");
+    assert_eq!(eval(&incident), e);
+    assert_eq!(eval(&hit), e);
+    let o = run(bin().args(["diff", "--json"]).arg(&jsonl).arg(&hit));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&d["diff"]["moved"], &d["diff"]["changed_within_tier"]),
+        (&serde_json::json!([]), &serde_json::json!(0))
+    );
+    let page = tmp.path().join("r.html");
+    let o = run(bin().args(["report", "--alerts"]).arg(&hit).arg("-o").arg(&page));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for cmd in [&["diff"][..], &["report", "-o", "-", "--alerts"][..]] {
+        let o = run(bin().args(cmd).arg(&incident).args(if cmd[0] == "diff" { vec![&hit] } else { vec![] }));
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o.stderr).contains("write the alerts with `--csv-rows hit`"), "{}", text(&o.stderr));
+    }
+}
+
 /// The alerts of the hostile story as JSON Lines, in `dir`.
 fn hostile_alerts(dir: &Path, data: &Path) -> PathBuf {
     let alerts = dir.join("alerts.jsonl");
@@ -194,6 +264,12 @@ fn test_check_and_rules_list_escape_what_rule_files_hold() {
     assert!(out.contains("Likes\\x1b]0;pwned\\x07 from a new\\u{200b} device"), "{out}");
     assert_no_raw_controls("rules list", &out);
 
+    let o = run(bin().arg("explain-plan").arg(&rules));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("Likes\\x1b]0;pwned\\x07 from a new\\u{200b} device"), "{out}");
+    assert_no_raw_controls("explain-plan", &out);
+
     // A raw escape and a zero-width space in a rule file: the echoed line
     // shows them escaped, with the caret under the escaped text.
     let bad = tmp.path().join("bad");
@@ -239,4 +315,51 @@ fn alerts_on_a_terminal_are_escaped_and_the_same_in_a_file() {
             .collect()
     };
     assert_eq!(parse(&jsonl), parse(&text(&file.stdout)));
+}
+
+/// JSON printed for a person on a terminal (`--json` of `rules list`,
+/// `eval`, `diff`, and of `score`'s summary on stderr) escapes control and
+/// invisible characters as JSON escapes, the same values as in a pipe.
+#[test]
+fn json_on_a_terminal_is_escaped_and_the_same_in_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = hostile_story(tmp.path());
+    let alerts = hostile_alerts(tmp.path(), &data);
+    let rules = hostile_rules(tmp.path());
+    let exe = env!("CARGO_BIN_EXE_changeling");
+    let (d, a, r) = (data.display(), alerts.display(), rules.display());
+    let hidden = tmp.path().join("st\u{200b}ory");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::copy(data.join("events.jsonl"), hidden.join("events.jsonl")).unwrap();
+    let commands = [
+        (format!("rules list --json {r}"), "Likes\\u001b]0;pwned\\u0007 from a new\\u200b device"),
+        (format!("eval --json --list --tier low --data {d} --alerts {a}"), "ctl\\u001b[2J_search\\u200b"),
+        (format!("diff --json {a} {a} --data {d}"), "\"diff\""),
+        // The summary holds counts, rule ids and the dataset's path.
+        (format!("score --json --data {} -o /dev/null --format jsonl 2>&1", hidden.display()), "st\\u200bory"),
+    ];
+    for (args, want) in commands {
+        let Some(shown) = on_a_terminal(&format!("{exe} {args}")) else {
+            assert!(std::env::var_os("CI").is_none(), "`script` (util-linux) is needed under CI");
+            eprintln!("skipped: no `script` to give the command a terminal");
+            return;
+        };
+        // What comes before the JSON is score's progress bars on stderr.
+        let shown = shown.replace('\r', "");
+        let from = ["{\n", "[\n"].iter().filter_map(|p| shown.find(p)).min().unwrap_or(0);
+        let shown = &shown[from..];
+        assert!(shown.contains(want), "{args}: {want} not in\n{shown}");
+        assert_no_raw_controls(&args, shown);
+        let piped =
+            Command::new("sh").arg("-c").arg(format!("{exe} {args}")).env_remove("CHANGELING_RULES").output().unwrap();
+        // The same values, but the run's times.
+        let value = |s: &str| {
+            let mut v = serde_json::from_str::<serde_json::Value>(s).unwrap_or_else(|e| panic!("{args}: {e}\n{s}"));
+            if let Some(o) = v.as_object_mut() {
+                o.retain(|k, _| !k.ends_with("_secs"));
+            }
+            v
+        };
+        assert_eq!(value(shown), value(&text(&piped.stdout)), "{args}");
+    }
 }

@@ -155,6 +155,34 @@ fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
     assert_eq!(left.len(), 3, "{left:?}");
 }
 
+/// The temporary output files that a run killed with SIGKILL leaves beside
+/// its destination are removed by the next run writing there, when their
+/// process is gone; those of live runs and of other destinations stay.
+#[test]
+fn temporary_outputs_of_killed_runs_are_removed_by_the_next_run() {
+    if !Path::new("/proc/self").exists() {
+        eprintln!("skipped: no /proc to tell live processes from dead ones");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (dead, live) = (dead_pid(), std::process::id());
+    let make = |name: String| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, b"{\"half\": ").unwrap();
+        p
+    };
+    let dead_temp = make(format!(".alerts.jsonl.changeling-{dead}-0.tmp"));
+    let live_temp = make(format!(".alerts.jsonl.changeling-{live}-2.tmp"));
+    let other_dest = make(format!(".other.jsonl.changeling-{dead}-0.tmp"));
+    let out = tmp.path().join("alerts.jsonl");
+    let o = run(bin().args(["score", "-q", "--data", "tests/fixtures/story", "-o"]).arg(&out));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(!dead_temp.exists(), "the temporary output of a dead process is left");
+    for kept in [&live_temp, &other_dest, &out] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+}
+
 #[test]
 fn a_typo_in_one_rule_is_not_an_unknown_rule_for_another() {
     let tmp = tempfile::tempdir().unwrap();

@@ -243,7 +243,8 @@ pub fn spill_seed(kind: TableKind, text: &str) -> Vec<u8> {
 }
 
 /// Alerts read back, as `eval`, `diff` and `report` read them: the first
-/// byte picks JSON Lines (even) or Parquet (odd), the rest is the file.
+/// byte picks, by its remainder mod 4, JSON Lines (0), Parquet (1), CSV
+/// read whole (2) or for eval (3, [`read::Need::Rules`]); the rest is the file.
 /// Reading never panics; alerts that are read keep the contract (`end`
 /// not before `start`, `score` in [0, 1], a tier, no alert repeated whole);
 /// a diff of the alerts with themselves moves nothing; the report and the
@@ -255,9 +256,11 @@ pub fn alerts(data: &[u8]) {
     use changeling::eval::{self, Settings, TierSource, Truth, Window};
     let Some((&pick, bytes)) = data.split_first() else { return };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let path = dir.path().join(if pick % 2 == 0 { "alerts.jsonl" } else { "alerts.parquet" });
-    write(dir.path(), path.file_name().and_then(|n| n.to_str()).expect("a name"), bytes);
-    let Ok(alerts) = read::read(&path) else { return };
+    let name = ["alerts.jsonl", "alerts.parquet", "alerts.csv", "alerts.csv"][usize::from(pick % 4)];
+    let path = dir.path().join(name);
+    write(dir.path(), name, bytes);
+    let need = if pick % 4 == 3 { read::Need::Rules } else { read::Need::Hits };
+    let Ok(alerts) = read::read_for(&path, need) else { return };
     for (i, a) in alerts.iter().enumerate() {
         assert!(a.start <= a.end, "alert {} ends before it starts", a.line);
         assert!((0.0..=1.0).contains(&a.score), "alert {} scores {}", a.line, a.score);

@@ -1,6 +1,7 @@
-//! Alerts read back from a file, JSON Lines or Parquet, as `changeling
+//! Alerts read back from a file, JSON Lines, Parquet or CSV, as `changeling
 //! score` writes them (the format by the file's extension: `.parquet` is
-//! Parquet, anything else JSON Lines).
+//! Parquet, `.csv` CSV (see [`super::csv::read_csv`]: a file of incident
+//! rows lacks the hits, so only `eval` reads it), anything else JSON Lines).
 //!
 //! What `eval`, `diff` and `report` need of an alert: the contract's fields
 //! and, when present, the added ones (`families`, each hit's `effect`,
@@ -21,6 +22,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
 
+pub use super::csv::Need;
 use crate::time::{Millis, parse_timestamp};
 
 /// An alert file that cannot be read.
@@ -116,12 +118,23 @@ impl ReadHit {
     }
 }
 
-/// Reads an alerts file: Parquet when its name ends in `.parquet` (any
-/// case), else JSON Lines.
+/// Reads an alerts file whole: Parquet when its name ends in `.parquet`
+/// (any case), CSV when it ends in `.csv` (of hit rows), else JSON Lines.
 pub fn read(path: &Path) -> Result<Vec<ReadAlert>, ReadError> {
-    let parquet = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+    read_for(path, Need::Hits)
+}
+
+/// Reads an alerts file for what `need` asks: as [`read`], but with
+/// [`Need::Rules`] a CSV file of incident rows reads too, each alert with one
+/// hit per rule id (see [`super::csv::read_csv`]).
+pub fn read_for(path: &Path, need: Need) -> Result<Vec<ReadAlert>, ReadError> {
+    let is = |ext: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
     let file = File::open(path).map_err(|source| ReadError::Io { path: path.to_path_buf(), source })?;
-    if parquet {
+    if is("csv") {
+        let alerts = super::csv::read_csv(path, std::io::BufReader::new(file), need)?;
+        refuse_repeats(path, &alerts)?;
+        Ok(alerts)
+    } else if is("parquet") {
         crate::data::parquet::decoding(|| read_parquet(path, file))
             .unwrap_or_else(|message| Err(ReadError::BadParquet { path: path.to_path_buf(), message }))
     } else {
@@ -207,10 +220,18 @@ pub fn parse_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<ReadAlert>, 
             std::io::ErrorKind::InvalidData => bad("not UTF-8 text".into()),
             _ => ReadError::Io { path: path.to_path_buf(), source: e },
         })?;
+        // A byte order mark, as an editor saving the file again may add.
+        let line = if n == 1 { line.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(line) } else { line };
         if line.trim().is_empty() {
             continue;
         }
-        let raw: RawAlert = serde_json::from_str(&line).map_err(|e| bad(json_message(&e)))?;
+        let raw: RawAlert = serde_json::from_str(&line).map_err(|e| match n == 1 && line.starts_with("actor,") {
+            true => bad(format!(
+                "{}; the line reads as the header of CSV alerts: give the file a .csv name to read it as CSV",
+                json_message(&e)
+            )),
+            false => bad(json_message(&e)),
+        })?;
         let time = |field: &str, s: &str| {
             parse_timestamp(s).ok_or_else(|| bad(format!("`{field}` is not a timestamp: {s:?}")))
         };
@@ -284,7 +305,7 @@ fn refuse_repeats(path: &Path, alerts: &[ReadAlert]) -> Result<(), ReadError> {
 }
 
 /// The contract's rules an alert must keep.
-fn check(a: &ReadAlert) -> Result<(), String> {
+pub(super) fn check(a: &ReadAlert) -> Result<(), String> {
     if a.end < a.start {
         return Err(format!(
             "`end` ({}) is before `start` ({})",
@@ -480,5 +501,9 @@ mod tests {
         );
         assert_eq!(a[1].hits[0].effect, "for");
         assert_eq!(a[1].hits[0].ts, a[1].start);
+        // Saved again by an editor: a byte order mark, CRLF line ends.
+        let saved = format!("\u{feff}{}", text.replace('\n', "\r\n"));
+        let b = parse_jsonl(Path::new("a.jsonl"), saved.as_bytes()).unwrap();
+        assert_eq!(b, a);
     }
 }

@@ -28,6 +28,7 @@ pub fn explain_plan(rules: &[RuleLayer]) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     };
     use std::io::Write;
-    std::io::stdout().lock().write_all(loaded.plan.explain().as_bytes())?;
+    // Titles, patterns and names come from the rule files.
+    std::io::stdout().lock().write_all(changeling::terminal::for_terminal(&loaded.plan.explain()).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,7 @@ use changeling::time::Millis;
 /// Arguments of `changeling diff`.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
-    /// The old side: an alerts file (JSON Lines or .parquet), or rules (a
+    /// The old side: an alerts file (JSON Lines, .parquet or .csv of hit rows), or rules (a
     /// directory, a rule file, or `builtin`) to score --data with.
     old: PathBuf,
     /// The new side, likewise.
@@ -61,7 +61,7 @@ fn side(p: &Path, data: Option<&Path>) -> anyhow::Result<Side> {
     if !is_rules(p) {
         anyhow::ensure!(
             p.exists(),
-            "{}: no such file; give an alerts file (JSON Lines or .parquet), or rules (a directory, a rule file or \
+            "{}: no such file; give an alerts file (JSON Lines, .parquet or .csv), or rules (a directory, a rule file or \
              `builtin`) with --data",
             p.display()
         );
@@ -145,7 +145,7 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             "old": old.name, "new": new.name, "diff": d,
         }))?;
         s.push('\n');
-        s
+        changeling::terminal::json_for(&s, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
     } else {
         changeling::terminal::for_terminal(&diff::render(&d, &old.name, &new.name, args.max_hits)).into_owned()
     };

@@ -27,8 +27,8 @@ pub struct EvalArgs {
     /// the worst of each column across them.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Alerts to measure, as `changeling score` writes them (JSON Lines, or
-    /// Parquet when the name ends in .parquet), one file per --data, in the
+    /// Alerts to measure, as `changeling score` writes them (JSON Lines,
+    /// Parquet or CSV by the name's .parquet or .csv), one file per --data, in the
     /// same order. Without it, each dataset is scored in memory with
     /// --rules and the result measured.
     #[arg(long)]
@@ -167,7 +167,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Actors, tiers and rule ids come from the alerts and the data.
-    let text = if args.json { text } else { changeling::terminal::for_terminal(&text).into_owned() };
+    let text = match args.json {
+        true => {
+            changeling::terminal::json_for(&text, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
+        }
+        false => changeling::terminal::for_terminal(&text).into_owned(),
+    };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;

@@ -14,8 +14,8 @@ use changeling::time::Millis;
 /// Arguments of `changeling report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// The alerts, as `changeling score` writes them (JSON Lines, or
-    /// Parquet when the name ends in .parquet).
+    /// The alerts, as `changeling score` writes them (JSON Lines, Parquet
+    /// by the name's .parquet, or CSV of hit rows by .csv).
     #[arg(long)]
     alerts: PathBuf,
     /// Dataset with a labels table: adds precision and recall, the ROC and

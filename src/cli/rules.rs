@@ -89,7 +89,8 @@ fn list(rules: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
         .collect();
     let mut stdout = std::io::stdout().lock();
     if json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&listed)?)?;
+        let json = serde_json::to_string_pretty(&listed)?;
+        writeln!(stdout, "{}", changeling::terminal::json_for(&json, std::io::IsTerminal::is_terminal(&stdout)))?;
     } else {
         let mut rows = vec![["id", "severity", "version", "tags", "signals", "title"].map(String::from).to_vec()];
         for r in &listed {

@@ -910,7 +910,7 @@ impl Summary<'_> {
             })),
         });
         let mut e = std::io::stderr().lock();
-        writeln!(e, "{}", serde_json::to_string_pretty(&v)?)?;
+        writeln!(e, "{}", changeling::terminal::json_for(&serde_json::to_string_pretty(&v)?, e.is_terminal()))?;
         Ok(())
     }
 }

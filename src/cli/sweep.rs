@@ -265,7 +265,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         };
         let mut s = serde_json::to_string_pretty(&out)?;
         s.push('\n');
-        s
+        changeling::terminal::json_for(&s, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
     } else {
         render(&args, &grid, &settings, &worst, &front, measured.passes)
     };

@@ -55,6 +55,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if suite.warnings.warnings() > 0 {
+        super::to_stderr(&changeling::terminal::for_terminal(&suite.warnings.render()))?;
+    }
     // Case names, rule ids and the actors of case data come from the rule
     // and case files: the text is escaped for the terminal as a whole.
     let mut out = String::new();

@@ -181,6 +181,14 @@ impl Diagnostic {
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
         let _ = writeln!(out, "{pad}--> {}:{line}:{col}", self.source.path.display());
+        // A diagnostic about a path (a link not followed) or an empty file
+        // has no line to show.
+        if self.source.text.is_empty() {
+            for h in &self.help {
+                let _ = writeln!(out, "{pad} = {h}");
+            }
+            return out;
+        }
         let text = self.source.text.lines().nth(line - 1).unwrap_or("");
         // The line is shown with its control and invisible characters
         // escaped (see `crate::terminal`); the caret is placed and sized in
