@@ -21,6 +21,7 @@ use changeling::alerts::{self, Context, RuleInfo};
 use changeling::bind::BoundPlan;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Settings, TierSource};
+use changeling::intern::Interner;
 use changeling::facts::wire::{self, Partial};
 use changeling::plan::Plan;
 use changeling::rules::layers::{self, RuleLayer};
@@ -191,18 +192,25 @@ fn score(
         pool.install(|| -> PyResult<Vec<RecordBatch>> {
             let out = run::run(&dir, plan, &opts, &RunProgress::default())
                 .map_err(|e| DataError::new_err(format!("scoring: {e}")))?;
-            let strings = out.strings;
-            let mut accounts =
-                out.incidents.into_vec().map_err(|e| DataError::new_err(format!("reading incidents back: {e}")))?;
-            selection.apply(&mut accounts, &loaded.info);
-            let cx = Context::new(plan, &loaded.info, &strings);
-            alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))
+            alert_batches(out.incidents, &out.strings, &loaded, &selection)
         })
     })?;
     alerts_table(batches)
 }
 
-/// Checks rules; see `changeling.check`.
+/// The alerts of a run's incidents that `selection` keeps, as Arrow.
+fn alert_batches(
+    incidents: run::Incidents,
+    strings: &Interner,
+    loaded: &Loaded,
+    selection: &Selection,
+) -> PyResult<Vec<RecordBatch>> {
+    let mut accounts = incidents.into_vec().map_err(|e| DataError::new_err(format!("reading incidents back: {e}")))?;
+    selection.apply(&mut accounts, &loaded.info);
+    let cx = Context::new(&loaded.plan, &loaded.info, strings);
+    alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))
+}
+
 /// A daily run (`score --data DIR --state STATE`): the batch scored
 /// against the state, the alerts made, then the next state written, as
 /// the CLI does (so a failure to write the state loses no alert: the next
@@ -220,12 +228,7 @@ fn daily(
     let opened = Store::open(state).map_err(|e| failed(&format!("opening the state in {}", state.display()), &e))?;
     let (out, update) = run::daily::run(dir, plan, &opened, read, emit, &RunProgress::default())
         .map_err(|e| DataError::new_err(format!("scoring the batch: {e}")))?;
-    let strings = out.strings;
-    let mut accounts =
-        out.incidents.into_vec().map_err(|e| DataError::new_err(format!("reading incidents back: {e}")))?;
-    selection.apply(&mut accounts, &loaded.info);
-    let cx = Context::new(plan, &loaded.info, &strings);
-    let batches = alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))?;
+    let batches = alert_batches(out.incidents, &out.strings, loaded, selection)?;
     let (store, opened) = opened;
     store
         .commit(opened, update, &Keys::of(plan))
@@ -233,6 +236,7 @@ fn daily(
     Ok(batches)
 }
 
+/// Checks rules; see `changeling.check`.
 #[pyfunction]
 #[pyo3(signature = (rules=None))]
 fn check(py: Python<'_>, rules: Option<Paths>) -> PyResult<Py<PyDict>> {
