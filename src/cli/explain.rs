@@ -52,7 +52,14 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .install(|| Dataset::open(&dir, &ReadOptions::default()))
         .with_context(|| format!("reading dataset {name}"))?;
     let opts = Options { around: args.around, window: args.window, all: args.all, max_pivots: args.pivots };
-    let x = explain::explain(&rules.plan, &data, &args.actor, &opts)?;
+    let x = explain::explain(&rules.plan, &data, &args.actor, &opts).map_err(|e| match e {
+        // Named as the user knows the dataset: the demo's temporary
+        // directory means nothing to them.
+        explain::ExplainError::NoSuchAccount { actor, suggestion, .. } => anyhow::anyhow!(
+            "account `{actor}` has no events in {name}{}",
+            suggestion.map_or(String::new(), |s| format!(" (did you mean `{s}`?)"))
+        ),
+    })?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "changeling explain: {name} with the rules in {}", rules.name)?;
     // Values from the data, made safe for a terminal.

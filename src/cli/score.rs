@@ -240,30 +240,50 @@ pub struct Destination {
 }
 
 /// The destination of `--out` and `--format`: the format given, else the
-/// extension's; stdout without `--out` or with `-`.
+/// extension's; stdout without `--out` or with `-`. A destination that
+/// exists and is not a regular file (`/dev/null`, a named pipe) needs no
+/// extension: JSON Lines unless `--format` says otherwise. A `--format`
+/// that the extension contradicts (`--format parquet -o x.csv`) is an
+/// error, not a Parquet file named `.csv`.
 pub fn destination(out: Option<&Path>, format: Option<Format>) -> anyhow::Result<Destination> {
     let path = out.filter(|p| p.as_os_str() != "-").map(Path::to_path_buf);
-    let format = match (format, &path) {
-        (Some(f), _) => f,
-        (None, None) => Format::Jsonl,
-        (None, Some(p)) => {
-            let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-            match ext.as_deref() {
-                Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
-                Some("csv") => Format::Csv,
-                Some("parquet") => Format::Parquet,
-                Some(other) => anyhow::bail!(
-                    "--out {}: cannot tell the format from the extension `.{other}`; name the file .jsonl, .csv or \
-                     .parquet, or pass --format jsonl|csv|parquet (alerts are written uncompressed)",
-                    p.display()
-                ),
-                None => anyhow::bail!(
-                    "--out {}: cannot tell the format without an extension; name the file .jsonl, .csv or .parquet, \
-                     or pass --format jsonl|csv|parquet",
-                    p.display()
-                ),
-            }
-        }
+    let Some(p) = &path else { return Ok(Destination { path, format: format.unwrap_or(Format::Jsonl) }) };
+    let special = std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let by_ext = match ext.as_deref() {
+        Some("jsonl" | "ndjson" | "json") => Some(Format::Jsonl),
+        Some("csv") => Some(Format::Csv),
+        Some("parquet") => Some(Format::Parquet),
+        _ => None,
+    };
+    let name = |f: Format| match f {
+        Format::Jsonl => "jsonl",
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+    };
+    let format = match (format, by_ext) {
+        (Some(f), Some(e)) if f != e => anyhow::bail!(
+            "--out {} names a .{} file but --format is {}: a reader would take the file for what its name says; \
+             name it .{} or drop --format",
+            p.display(),
+            ext.as_deref().unwrap_or_default(),
+            name(f),
+            name(f)
+        ),
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) if special => Format::Jsonl,
+        (None, None) => match ext {
+            Some(other) => anyhow::bail!(
+                "--out {}: cannot tell the format from the extension `.{other}`; name the file .jsonl, .csv or \
+                 .parquet, or pass --format jsonl|csv|parquet (alerts are written uncompressed)",
+                p.display()
+            ),
+            None => anyhow::bail!(
+                "--out {}: cannot tell the format without an extension; name the file .jsonl, .csv or .parquet, \
+                 or pass --format jsonl|csv|parquet",
+                p.display()
+            ),
+        },
     };
     Ok(Destination { path, format })
 }
