@@ -24,6 +24,7 @@ pub mod bind;
 pub mod data;
 pub mod diff;
 pub mod eval;
+pub mod exceptions;
 pub mod explain;
 pub mod facts;
 pub mod intern;

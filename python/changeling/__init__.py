@@ -72,6 +72,7 @@ def score(
     memory: Optional[str] = None,
     strict: bool = False,
     threads: Optional[int] = None,
+    time_unit: Optional[str] = None,
 ):
     """Scores a dataset and returns its alerts as a ``pyarrow.Table``.
 
@@ -85,7 +86,10 @@ def score(
     rules directory or file, or a list of them stacked as ``--rules`` does.
     ``min_tier``, ``memory`` (``"2GiB"``), ``strict`` and ``threads`` are
     the CLI's flags of the same names (``memory`` and the spill to disk
-    apply to a directory only).
+    apply to a directory only), and so is ``time_unit`` (``"s"``, ``"ms"``,
+    ``"us"``, ``"ns"``: the unit of numeric times; by default milliseconds,
+    and times that fall in 1970 raise :class:`DataError` saying they look
+    like seconds).
 
     Alerts are in the contract's order (actor, then start), one row per
     incident, ``hits`` a list of structs.
@@ -94,7 +98,9 @@ def score(
         data = {k: _table(v) for k, v in data.items()}
     else:
         data = os.fspath(data)
-    return _native.score(data, _rules(rules), min_tier=min_tier, memory=memory, strict=strict, threads=threads)
+    return _native.score(
+        data, _rules(rules), min_tier=min_tier, memory=memory, strict=strict, threads=threads, time_unit=time_unit
+    )
 
 
 def check(rules: Rules = None) -> dict:
@@ -114,12 +120,13 @@ def eval(
     *,
     slack: str = "1h",
     tier: Optional[str] = None,
+    time_unit: Optional[str] = None,
 ) -> dict:
     """Measures an alerts file (JSON Lines or Parquet) against the labels of
     the dataset in ``data``, as ``changeling eval --alerts`` does; returns
     the report (the CLI's ``--json`` report) as a dict. Tiers come from
     ``rules``."""
-    text = _native.eval_report(os.fspath(alerts), os.fspath(data), _rules(rules), slack, tier)
+    text = _native.eval_report(os.fspath(alerts), os.fspath(data), _rules(rules), slack, tier, time_unit)
     return json.loads(text)
 
 

@@ -92,3 +92,22 @@ def test_eval_measures_alerts_against_labels(cli_alerts, tmp_path):
     report = changeling.eval(path, DEMO)
     assert report["accounts"]["compromised"] > 0
     assert report["tiers"][0] == "high"
+
+
+def test_epoch_seconds_raise_naming_time_unit_and_read_right_with_it(demo_tables, cli_alerts):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    jsonl, _ = cli_alerts
+    data = dict(demo_tables)
+    events = data["events"]
+    # The demo's times as integer epoch seconds.
+    ms = pc.cast(pc.cast(events.column("ts"), pa.timestamp("ms", tz="UTC")), pa.int64())
+    seconds = pc.divide(ms, 1000)
+    assert pc.all(pc.equal(pc.multiply(seconds, 1000), ms)).as_py(), "the demo's times are whole seconds"
+    data["events"] = events.set_column(events.schema.get_field_index("ts"), "ts", seconds)
+    with pytest.raises(changeling.DataError, match=r"look like epoch seconds.*--time-unit s"):
+        changeling.score(data)
+    assert changeling.write_jsonl(changeling.score(data, time_unit="s")) == jsonl
+    with pytest.raises(changeling.DataError, match="time_unit"):
+        changeling.score(data, time_unit="minutes")

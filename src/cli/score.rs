@@ -14,7 +14,7 @@ use changeling::output::OutputFile;
 use changeling::rules::Severity;
 use changeling::run::{self, RunOptions, RunOutput, RunProgress};
 use changeling::score::AccountIncidents;
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 
 use super::progress::style;
 
@@ -84,6 +84,12 @@ pub struct ScoreArgs {
     /// Default: $CHANGELING_RULES (a list like PATH), else `builtin`.
     #[arg(long, value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Exceptions: a TOML file of `[[exception]]` tables (an account,
+    /// device, IP network, ASN, item or author, the rules they cover, a
+    /// reason, an expiry) whose hits are not reported. Repeatable.
+    /// Default: $CHANGELING_EXCEPTIONS (a list like PATH), else none.
+    #[arg(long, value_name = "FILE")]
+    exceptions: Vec<PathBuf>,
     /// Write alerts here instead of stdout (`-` is stdout). The format is
     /// taken from the extension (.jsonl, .ndjson or .json; .csv; .parquet)
     /// unless --format is given; any other extension is an error.
@@ -146,6 +152,11 @@ pub struct ScoreArgs {
     /// They are removed on exit, on error and on Ctrl-C.
     #[arg(long)]
     tmp: Option<PathBuf>,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// Stop at the first bad data record instead of skipping it.
     #[arg(long)]
     strict: bool,
@@ -555,9 +566,18 @@ impl Tally {
 
 fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // An output that would overwrite an input is the first thing to say.
+    if let (Some(out), Some(data)) = (&args.out, &args.data)
+        && out.as_os_str() != "-"
+    {
+        changeling::output::check_not_input(out, data).map_err(anyhow::Error::msg)?;
+    }
     let dest = destination(args.out.as_deref(), args.format)?;
     let layers = super::rule_layers(&args.rules)?;
     let Some(rules) = super::load_rules(&layers, args.quiet) else { return Ok(ExitCode::from(2)) };
+    let Some(rules) = super::with_exceptions(rules, &args.exceptions, args.quiet)? else {
+        return Ok(ExitCode::from(2));
+    };
     let plan = &rules.plan;
     let fail_tier = args.fail_on.as_deref().map(|t| tier_index(plan, "--fail-on", t)).transpose()?;
     let selection = selection(args, plan)?;
@@ -582,6 +602,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             max_samples: args.max_errors,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
             projection: Some(plan.projection()),
+            time_unit: args.time_unit,
             ..ReadOptions::default()
         },
         memory: args.memory.unwrap_or_else(run::default_memory),
@@ -791,6 +812,19 @@ impl Summary<'_> {
             out.read_secs,
             rate(out.events, out.read_secs)
         )?;
+        // Each table's time span: a wrong unit shows here first.
+        let spans: Vec<(String, Millis, Millis)> =
+            r.tables.iter().filter_map(|(k, t)| t.span.map(|(a, b)| (k.to_string(), a, b))).collect();
+        let width = spans.iter().map(|s| s.0.len()).max().unwrap_or(0);
+        for (i, (table, first, last)) in spans.iter().enumerate() {
+            writeln!(
+                e,
+                "  {:<10} {table:<width$}  {} .. {}",
+                if i == 0 { "times" } else { "" },
+                changeling::time::format_rfc3339(*first),
+                changeling::time::format_rfc3339(*last)
+            )?;
+        }
         if let Some(p) = out.partitions {
             let runs = match self.tally.incident_runs {
                 0 => String::new(),
@@ -848,6 +882,19 @@ impl Summary<'_> {
         };
         writeln!(e, "  incidents  {} written{filtered}: {}", thousands(self.written), tiers.join(", "))?;
         writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
+        if let Some(x) = &self.rules.plan.exceptions {
+            let each = x.suppressed();
+            let total: u64 = each.iter().map(|s| s.hits).sum();
+            writeln!(e, "  exceptions {} hits suppressed by {} exceptions:", thousands(total), each.len())?;
+            for s in &each {
+                let rules = if s.rules.is_empty() { String::new() } else { format!(" ({})", s.rules.join(", ")) };
+                let expires = s.expires.as_ref().map_or(String::new(), |x| format!(", expires {x}"));
+                // Quotes the files: made safe for a terminal.
+                let line =
+                    format!("    {}  {}{rules}: {} hits; {}{expires}", s.exception, s.on, thousands(s.hits), s.reason);
+                writeln!(e, "{}", changeling::terminal::for_terminal(&line))?;
+            }
+        }
         writeln!(e, "  total      {:.2} s", self.total)?;
         let per_rule = &self.tally.per_rule;
         let with_hits: Vec<&summary::RuleSummary> = per_rule.iter().filter(|r| r.hits > 0).collect();
@@ -896,8 +943,18 @@ impl Summary<'_> {
             self.per_tier().into_iter().map(|(t, n)| (t, n.into())).collect();
         let skipped: serde_json::Map<String, serde_json::Value> =
             r.tables.iter().map(|(k, t)| (k.to_string(), t.skipped.into())).collect();
+        let spans: serde_json::Map<String, serde_json::Value> = r
+            .tables
+            .iter()
+            .filter_map(|(k, t)| {
+                let (first, last) = t.span?;
+                let at = changeling::time::format_rfc3339;
+                Some((k.to_string(), serde_json::json!({ "first": at(first), "last": at(last) })))
+            })
+            .collect();
         let v = serde_json::json!({
             "data": self.data,
+            "time_span": spans,
             "rules": self.rules.name,
             "events": out.events,
             "skipped": skipped,
@@ -914,6 +971,7 @@ impl Summary<'_> {
             "score_secs": out.score_secs,
             "total_secs": self.total,
             "notes": out.notes,
+            "exceptions": self.rules.plan.exceptions.as_ref().map(|x| x.suppressed()),
             "state": self.state.as_ref().map(|st| serde_json::json!({
                 "dir": st.dir.display().to_string(),
                 "fresh": st.fresh,

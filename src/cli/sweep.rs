@@ -15,7 +15,7 @@ use changeling::data::ReadProgress;
 use changeling::eval::{self, Report};
 use changeling::plan::Plan;
 use changeling::rules::{self, Overrides, overrides};
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 use changeling::tune::{self, Grid, Loaded, Summary};
 use serde::Serialize;
 
@@ -48,6 +48,11 @@ pub struct SweepArgs {
     /// alert on a compromised account counts only when it overlaps it.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
     slack: Millis,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// Print the results as one JSON object (with each dataset's full
     /// report per setting) instead of a table.
     #[arg(long)]
@@ -80,9 +85,10 @@ pub fn measure(
     plans: &[Plan],
     slack: Millis,
     rules_tier: Option<&str>,
+    time_unit: Option<TimeUnit>,
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
-    measure_with(data, plans, slack, rules_tier, progress, false)
+    measure_with(data, plans, slack, rules_tier, time_unit, progress, false)
 }
 
 /// [`measure`], with the curves and account lists too when `extras`.
@@ -91,6 +97,7 @@ pub fn measure_with(
     plans: &[Plan],
     slack: Millis,
     rules_tier: Option<&str>,
+    time_unit: Option<TimeUnit>,
     progress: &Progress,
     extras: bool,
 ) -> anyhow::Result<Measured> {
@@ -108,7 +115,7 @@ pub fn measure_with(
                 Unit::Bytes,
                 super::score::input_bytes(dir),
                 &read.file_bytes,
-                || Loaded::read(dir, projection.clone(), &read),
+                || Loaded::read(dir, projection.clone(), time_unit, &read),
             )
             .with_context(|| format!("reading dataset {}", dir.display()))?;
         let done = AtomicU64::new(0);
@@ -235,7 +242,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let Some(plans) = load_settings(&args, &layers, &settings) else { return Ok(ExitCode::from(2)) };
     let progress = Progress::new(args.quiet);
     let pool = super::pool(args.threads)?;
-    let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, &progress))?;
+    let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, args.time_unit, &progress))?;
 
     let summaries: Vec<Vec<Summary>> =
         measured.reports.iter().map(|per_data| per_data.iter().map(Summary::of).collect()).collect();
