@@ -528,6 +528,12 @@ fn run_broken(layers: &[LayerFiles], file: &std::path::Path, b: &Broken) -> Resu
 /// set they stack to, `set` (broken variants are loaded as written, on the
 /// layers without overrides).
 pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
+    run_cases(layers, set, None)
+}
+
+/// [`run`], or with `only`, the data cases of that rule alone (no broken
+/// variants, no coverage).
+fn run_cases(layers: &[LayerFiles], set: &RuleSet, only: Option<&str>) -> Suite {
     let plan = Plan::compile(set);
     let mut suite = Suite::default();
     let files: Vec<&Arc<Source>> = layers.iter().flat_map(|l| &l.tests).collect();
@@ -546,6 +552,9 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
                 continue;
             }
         };
+        if only.is_some_and(|r| r != cases.rule) {
+            continue;
+        }
         let Some(rule) = plan.rules.iter().position(|r| r.id == cases.rule) else {
             let ids: Vec<&str> = plan.rules.iter().map(|r| r.id.as_str()).collect();
             let help = crate::rules::diag::did_you_mean(&cases.rule, ids.iter().copied())
@@ -572,7 +581,7 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
                 secs: t0.elapsed().as_secs_f64(),
             });
         }
-        for b in &cases.broken {
+        for b in cases.broken.iter().filter(|_| only.is_none()) {
             let t0 = Instant::now();
             let outcome = run_broken(layers, &path, b);
             suite.results.push(CaseResult {
@@ -585,7 +594,7 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
             });
         }
     }
-    for (rule, (positive, benign)) in kinds {
+    for (rule, (positive, benign)) in kinds.into_iter().filter(|_| only.is_none()) {
         if !positive {
             suite.coverage.push((rule.to_string(), "positive"));
         }
@@ -608,9 +617,113 @@ pub fn run_layers(layers: &[RuleLayer], overrides: &Overrides) -> Result<Suite, 
     }
 }
 
+/// One mutation of a rule: a numeric or duration parameter of one of its
+/// signals moved, and whether a case of the rule noticed.
+#[derive(Clone, Debug)]
+pub struct Mutation {
+    /// The parameter, as `--set` names it (`likes/lockstep.lockstep.window`).
+    pub path: String,
+    /// Its value in the rules.
+    pub from: String,
+    /// The value tried.
+    pub to: String,
+    /// Whether a case of the rule failed with it; `None` when the value
+    /// is out of the parameter's range (the rules do not load with it),
+    /// which is no mutation.
+    pub caught: Option<bool>,
+}
+
+/// The values a parameter is moved to: a number by -25 % and +25 % (an
+/// integer to the nearest other integer when that rounds back to itself),
+/// a duration likewise, in whole milliseconds. Lists, strings and booleans
+/// have none.
+pub fn mutants(value: &str) -> Vec<String> {
+    let v = value.trim();
+    if v.starts_with(['[', '"']) || v == "true" || v == "false" {
+        return Vec::new();
+    }
+    if let Ok(x) = v.parse::<f64>() {
+        if !x.is_finite() || x == 0.0 {
+            return Vec::new();
+        }
+        let integer = !v.contains(['.', 'e', 'E']);
+        let out: Vec<String> = if integer {
+            let n = x as i64;
+            let near = |f: f64| -> i64 { (x * f).round() as i64 };
+            let (lo, hi) = (near(0.75), near(1.25));
+            vec![if lo == n { n - 1 } else { lo }, if hi == n { n + 1 } else { hi }]
+                .into_iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            // Four significant digits: 0.0375, not 0.037500000000000006.
+            let round = |m: f64| {
+                let p = 10f64.powi(3 - m.abs().log10().floor() as i32);
+                (m * p).round() / p
+            };
+            [0.75, 1.25].iter().map(|f| format!("{}", round(x * f))).collect()
+        };
+        return out;
+    }
+    match parse_duration(v) {
+        Ok(d) if d > 0 => [3 * d / 4, 5 * d / 4]
+            .into_iter()
+            .filter(|m| *m != d && *m > 0)
+            .map(|m| format!("\"{}\"", crate::time::compact_duration(m)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every mutation of the signal parameters of the rules of `layers`,
+/// each run against the cases of its rule: the ones no case catches are
+/// thresholds the cases do not pin. A parameter of a rule with two signals
+/// of one kind is not mutated (`--set` cannot name it).
+pub fn mutate(layers: &[RuleLayer]) -> Result<Vec<Mutation>, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let files: Vec<LayerFiles> = layers.iter().map(|l| layers::read(l, &mut diags)).collect();
+    let (set, diags) = layers::stack(&files, &Overrides::default(), diags);
+    let Some(set) = set else { return Err(diags) };
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        let kinds: Vec<&str> = rule.signals.iter().map(|s| s.def.kind()).collect();
+        for s in &rule.signals {
+            let kind = s.def.kind();
+            if kinds.iter().filter(|k| **k == kind).count() > 1 {
+                continue;
+            }
+            for (name, value) in s.def.describe() {
+                for to in mutants(value) {
+                    let path = format!("{}.{kind}.{name}", rule.id.value);
+                    let overrides = Overrides {
+                        assignments: vec![crate::rules::Assignment { path: path.clone(), value: to.clone() }],
+                    };
+                    let (mutated, _) = layers::stack(&files, &overrides, Diagnostics::default());
+                    let caught = mutated.map(|m| {
+                        let suite = run_cases(&files, &m, Some(&rule.id.value));
+                        suite.failed() > 0
+                    });
+                    out.push(Mutation { path, from: value.clone(), to, caught });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutants_move_numbers_and_durations_a_quarter_either_way() {
+        assert_eq!(mutants("10"), ["8", "13"]);
+        assert_eq!(mutants("2"), ["1", "3"]);
+        assert_eq!(mutants("0.05"), ["0.0375", "0.0625"]);
+        assert_eq!(mutants("1e-6"), ["0.00000075", "0.00000125"]);
+        assert_eq!(mutants("10m"), ["\"7m30s\"", "\"12m30s\""]);
+        assert!(mutants("[\"device\"]").is_empty() && mutants("true").is_empty() && mutants("0").is_empty());
+    }
 
     #[test]
     fn junit_escapes_and_counts() {

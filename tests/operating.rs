@@ -335,3 +335,19 @@ fn explain_takes_many_accounts_and_gives_json() {
     assert!(stderr(&o).contains("2 accounts have no events (nobody1, nobody2)"), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
 }
+
+#[test]
+fn test_mutate_lists_the_mutations_no_case_catches() {
+    let o = changeling(&["test", "--mutate"]);
+    // The shipped rules still have known ones (tests/rule_tests.rs).
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("changeling test --mutate: "), "{text}");
+    assert!(text.contains("likes/lockstep.lockstep.max_scan = 2000 -> 2500: NOT CAUGHT"), "{text}");
+    assert!(!text.contains("likes/removed-suspicious-like.unlike_latency.min"), "{text}");
+    let verbose = String::from_utf8(changeling(&["test", "--mutate", "-v"]).stdout).unwrap();
+    assert!(
+        verbose.contains("likes/removed-suspicious-like.unlike_latency.min = 10m -> \"12m30s\": caught"),
+        "{verbose}"
+    );
+}
