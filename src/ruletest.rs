@@ -28,6 +28,9 @@
 //! template = '{"actor":"a","action":"like","target":"i{n}"}'
 //! start = "2020-01-01T00:00:00Z"   # events: ts = start + n * every
 //! every = "1h"
+//! [[case.exception]]               # optional: exceptions in force (as in an exceptions file)
+//! device = "d-test"
+//! reason = "a test device"
 //! [[case.expect]]                  # exactly these hits of the rule, in time order
 //! ts = "2020-01-01T00:00:00Z"
 //! rule = "likes/lockstep"          # optional (the rule under test)
@@ -99,6 +102,10 @@ struct Case {
     data: Data,
     #[serde(default)]
     expect: Vec<Expect>,
+    /// Exceptions in force for the case (`[[case.exception]]`, as in an
+    /// exceptions file): the expected hits are those they leave.
+    #[serde(default)]
+    exception: Vec<toml::Value>,
 }
 
 /// A case's `data`: JSONL text per table, and `[[data.repeat]]` rows made
@@ -384,11 +391,29 @@ fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
     Ok(out)
 }
 
-fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
+fn run_case(plan: &Plan, set: &RuleSet, rule: usize, case: &Case) -> Result<(), String> {
     let texts = tables(&case.data)?;
     let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
-    check_hits(plan, &data, Some(rule), &case.expect)
+    if case.exception.is_empty() {
+        return check_hits(plan, &data, Some(rule), &case.expect);
+    }
+    // Read as an exceptions file is, with its diagnostics.
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        exception: &'a [toml::Value],
+    }
+    let text = toml::to_string(&File { exception: &case.exception }).map_err(|e| e.to_string())?;
+    let src = Source::new(format!("<exceptions of case {:?}>", case.name), text);
+    let mut diags = Diagnostics::default();
+    // No clock: a case gives the same result on any day.
+    let read = crate::exceptions::read(&src, crate::time::MIN_TIME, &mut diags);
+    if diags.has_errors() {
+        return Err(format!("bad case exceptions:\n{}", diags.render()));
+    }
+    let bound = crate::exceptions::Bound::new(read, &crate::alerts::RuleInfo::of_set(set))?;
+    let plan = plan.clone().with_exceptions(bound);
+    check_hits(&plan, &data, Some(rule), &case.expect)
 }
 
 /// The one matcher of the rule test cases and the signal case corpus
@@ -406,12 +431,12 @@ pub fn check_hits(plan: &Plan, data: &Dataset, only: Option<usize>, expect: &[Ex
     {
         let mut scratch = scorer.scratch();
         for span in &data.events.accounts {
-            hits.extend(
-                scorer
-                    .account_hits(span, &mut scratch)
-                    .into_iter()
-                    .filter(|h| only.is_none_or(|r| h.rule as usize == r)),
-            );
+            let mut account = scorer.account_hits(span, &mut scratch);
+            // What exceptions leave, as scoring does.
+            if let Some(x) = &plan.exceptions {
+                x.retain::<()>(&mut account, None, data);
+            }
+            hits.extend(account.into_iter().filter(|h| only.is_none_or(|r| h.rule as usize == r)));
         }
     }
     hits.sort_by_key(|h| (h.ts, h.event, h.rule));
@@ -564,7 +589,7 @@ fn run_cases(layers: &[LayerFiles], set: &RuleSet, only: Option<&str>) -> Suite 
         };
         for case in &cases.case {
             let t0 = Instant::now();
-            let outcome = run_case(&plan, rule, case);
+            let outcome = run_case(&plan, set, rule, case);
             let kind = if case.expect.is_empty() { CaseKind::Benign } else { CaseKind::Positive };
             if let Some(k) = kinds.get_mut(cases.rule.as_str()) {
                 match kind {
