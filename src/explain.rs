@@ -136,6 +136,10 @@ pub struct Pivot {
     pub actor: String,
     /// This account's items it acted on in step, sorted.
     pub items: Vec<String>,
+    /// The highest tier of its own incidents, when the rules flag it (a
+    /// co-acting account that is itself flagged is likely of the same
+    /// campaign).
+    pub flagged: Option<String>,
 }
 
 /// The pivots of one lockstep rule.
@@ -259,8 +263,18 @@ fn explain_with(
     if let Some((count, actions, from, to)) = skipped.take() {
         entries.push(Entry::Skipped { count, actions, from, to });
     }
-    let pivots =
+    let mut pivots: Vec<Pivots> =
         lockstep_rules.iter().filter_map(|&r| pivots(plan, r, data, span, &lockstep_events, opts.max_pivots)).collect();
+    // Which co-acting accounts the rules flag themselves: each scored as
+    // `score` scores it.
+    for p in &mut pivots {
+        for a in &mut p.accounts {
+            let Some(sym) = s.get(&a.actor) else { continue };
+            let Some(other) = data.events.accounts.iter().find(|x| x.actor == sym) else { continue };
+            let top = scorer.score_account(other, &mut scratch).iter().map(|i| i.tier).min();
+            a.flagged = top.map(|t| plan.config.tiers[t].name.clone());
+        }
+    }
     Ok(Explanation {
         actor: actor.to_string(),
         events: span.range().len(),
@@ -496,7 +510,11 @@ pub fn to_json(x: &Explanation, cx: crate::alerts::Context<'_>) -> serde_json::V
                 "rule": p.rule,
                 "window": compact_duration(p.window),
                 "total": p.total,
-                "accounts": p.accounts.iter().map(|a| json!({"actor": a.actor, "items": a.items})).collect::<Vec<_>>(),
+                "accounts": p
+                    .accounts
+                    .iter()
+                    .map(|a| json!({"actor": a.actor, "items": a.items, "flagged": a.flagged}))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -562,7 +580,7 @@ fn pivots(
         .map(|(who, items)| {
             let mut items: Vec<String> = items.iter().map(|&i| s.resolve(i).to_string()).collect();
             items.sort();
-            Pivot { actor: s.resolve(who).to_string(), items }
+            Pivot { actor: s.resolve(who).to_string(), items, flagged: None }
         })
         .collect();
     accounts.sort_by(|a, b| b.items.len().cmp(&a.items.len()).then_with(|| a.actor.cmp(&b.actor)));
@@ -678,11 +696,12 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
         for a in &p.accounts {
             let _ = writeln!(
                 out,
-                "  {:<width$}  {} item{}: {}",
+                "  {:<width$}  {} item{}: {}{}",
                 a.actor,
                 a.items.len(),
                 if a.items.len() == 1 { "" } else { "s" },
-                a.items.join(", ")
+                a.items.join(", "),
+                a.flagged.as_ref().map_or(String::new(), |t| format!("  [flagged {t}]"))
             );
         }
     }

@@ -351,3 +351,19 @@ fn test_mutate_lists_the_mutations_no_case_catches() {
         "{verbose}"
     );
 }
+
+#[test]
+fn explain_pivots_mark_the_co_acting_accounts_that_are_flagged() {
+    let text = String::from_utf8(ok(&["explain", "--actor", "u1086"]).stdout).unwrap();
+    assert!(text.contains("  u1188  3 items: t1293-29-0, t1293-29-1, t1293-29-2  [flagged high]"), "{text}");
+    let v: serde_json::Value = serde_json::from_slice(&ok(&["explain", "--actor", "u1086", "--json"]).stdout).unwrap();
+    let accounts = v["pivots"][0]["accounts"].as_array().unwrap();
+    assert!(accounts.iter().any(|a| a["flagged"] == "high"), "{accounts:?}");
+    // The flag is the account's own highest tier, as score writes it.
+    let alerts = String::from_utf8(ok(&["score", "--quiet"]).stdout).unwrap();
+    for a in accounts {
+        let actor = a["actor"].as_str().unwrap();
+        let flagged = alerts.lines().any(|l| l.starts_with(&format!("{{\"actor\":\"{actor}\",")));
+        assert_eq!(a["flagged"].is_string(), flagged, "{actor}");
+    }
+}
