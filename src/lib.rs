@@ -21,6 +21,7 @@
 
 pub mod alerts;
 pub mod bind;
+pub mod campaigns;
 pub mod data;
 pub mod diff;
 pub mod eval;

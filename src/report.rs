@@ -431,6 +431,45 @@ pub fn render(input: &Input<'_>) -> Result<String, ReportError> {
     }
     let _ = writeln!(out, "</table>");
 
+    // Campaigns: the alerts' `campaign` ids.
+    let mut campaigns: BTreeMap<&str, Vec<&ReadAlert>> = BTreeMap::new();
+    for a in alerts {
+        if let Some(c) = &a.campaign {
+            campaigns.entry(c.as_str()).or_default().push(a);
+        }
+    }
+    if !campaigns.is_empty() {
+        let _ = writeln!(out, "<h2 id=\"campaigns\">Campaigns</h2>");
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">Incidents of several accounts that share cross-account evidence (lockstep items).</p>"
+        );
+        let _ = write!(out, "<table><tr><th class=\"l\">campaign</th><th>accounts</th><th class=\"l\">span</th>");
+        for t in tiers {
+            let _ = write!(out, "<th>incidents {}</th>", esc(t));
+        }
+        let _ = writeln!(out, "<th class=\"l\">members</th></tr>");
+        for (id, members) in &campaigns {
+            let actors: BTreeSet<&str> = members.iter().map(|a| a.actor.as_str()).collect();
+            let start = members.iter().map(|a| a.start).min().unwrap_or(0);
+            let end = members.iter().map(|a| a.end).max().unwrap_or(0);
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{} to {}</td>",
+                esc(id),
+                actors.len(),
+                format_rfc3339(start),
+                format_rfc3339(end)
+            );
+            for t in tiers {
+                let _ = write!(out, "<td>{}</td>", members.iter().filter(|a| a.tier == *t).count());
+            }
+            let names: Vec<&str> = actors.into_iter().collect();
+            let _ = writeln!(out, "<td class=\"l\">{}</td></tr>", esc(&names.join(", ")));
+        }
+        let _ = writeln!(out, "</table>");
+    }
+
     // Ground truth.
     if let Some(l) = &input.labels {
         labelled(&mut out, input, l)?;

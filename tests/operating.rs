@@ -367,3 +367,38 @@ fn explain_pivots_mark_the_co_acting_accounts_that_are_flagged() {
         assert_eq!(a["flagged"].is_string(), flagged, "{actor}");
     }
 }
+
+#[test]
+fn lockstep_incidents_of_several_accounts_are_one_campaign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("alerts.jsonl");
+    // Without --campaigns, no campaign: alerts as before.
+    assert!(!String::from_utf8(ok(&["score", "--quiet"]).stdout).unwrap().contains("\"campaign\":\"c-"));
+    let o = ok(&["score", "-o", out.to_str().unwrap(), "--json", "--threads", "1", "--campaigns"]);
+    let summary: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let alerts: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let campaign_of = |actor: &str| {
+        alerts.iter().find(|a| a["actor"] == actor && a["campaign"].is_string()).map(|a| a["campaign"].clone())
+    };
+    let c = campaign_of("u1086").expect("u1086 is in a campaign");
+    assert!(c.as_str().unwrap().starts_with("c-"), "{c}");
+    assert_eq!(campaign_of("u1188"), Some(c.clone()));
+    let campaigns = summary["campaigns"].as_array().unwrap();
+    let this = campaigns.iter().find(|x| x["id"] == c).unwrap();
+    let members: Vec<&str> = this["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(members.len() >= 10 && members.contains(&"u1086") && members.contains(&"u1188"), "{members:?}");
+    // Every alert naming it is of a member, and every member has one.
+    let named: std::collections::BTreeSet<&str> =
+        alerts.iter().filter(|a| a["campaign"] == c).map(|a| a["actor"].as_str().unwrap()).collect();
+    assert_eq!(named.into_iter().collect::<Vec<_>>(), members);
+    // The same bytes for any thread count.
+    let three = tmp.path().join("three.jsonl");
+    ok(&["score", "-o", three.to_str().unwrap(), "--threads", "3", "--quiet", "--campaigns"]);
+    assert_eq!(std::fs::read_to_string(&three).unwrap(), text);
+    // And a campaigns section in the report.
+    let page = tmp.path().join("r.html");
+    ok(&["report", "--alerts", out.to_str().unwrap(), "-o", page.to_str().unwrap()]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"campaigns\"") && html.contains(c.as_str().unwrap()), "no campaigns section");
+}

@@ -90,6 +90,12 @@ pub struct ScoreArgs {
     /// Default: $CHANGELING_EXCEPTIONS (a list like PATH), else none.
     #[arg(long, value_name = "FILE")]
     exceptions: Vec<PathBuf>,
+    /// Group the incidents of several accounts that share lockstep items
+    /// into campaigns: each member's alert gets the campaign's id
+    /// (`campaign`) and the summary lists them. Needs every incident in
+    /// memory at once (a run whose incidents are spilled does not group).
+    #[arg(long, conflicts_with = "state")]
+    campaigns: bool,
     /// Write alerts here instead of stdout (`-` is stdout). The format is
     /// taken from the extension (.jsonl, .ndjson or .json; .csv; .parquet)
     /// unless --format is given; any other extension is an error.
@@ -632,8 +638,23 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stderr(), "{line}")?;
     }
     check_skipped(&out.report, args.max_skipped_share)?;
-    let incidents = std::mem::replace(&mut out.incidents, run::Incidents::in_memory(Vec::new(), out.strings.clone()));
-    let cx = Context::new(plan, &rules.info, &out.strings);
+    let mut incidents =
+        std::mem::replace(&mut out.incidents, run::Incidents::in_memory(Vec::new(), out.strings.clone()));
+    // Campaigns need every incident at once: grouped when they are held in
+    // memory (see changeling::campaigns).
+    let campaigns = if args.campaigns && incidents.spilled_runs() == 0 {
+        let accounts = incidents.into_vec().context("reading the incidents back")?;
+        let found = changeling::campaigns::find(&accounts, plan, &out.strings);
+        incidents = run::Incidents::in_memory(accounts, out.strings.clone());
+        Some(found)
+    } else {
+        if args.campaigns {
+            out.notes.push("campaigns not grouped: the incidents were spilled to disk (--memory)".into());
+        }
+        None
+    };
+    let by_incident = changeling::campaigns::by_incident(campaigns.as_deref().unwrap_or_default());
+    let cx = Context::new(plan, &rules.info, &out.strings).with_campaigns(&by_incident);
     let mut tally = Tally::new(cx);
     tally.incident_runs = incidents.spilled_runs();
     let written = write(&dest, args.csv_rows, incidents, cx, |chunk| {
@@ -651,6 +672,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             tally: &tally,
             total: t0.elapsed().as_secs_f64(),
             state: None,
+            campaigns: campaigns.as_deref(),
         };
         if args.json { s.json()? } else { s.text()? }
     }
@@ -749,6 +771,7 @@ impl Daily<'_> {
                 tally: &tally,
                 total: self.t0.elapsed().as_secs_f64(),
                 state: Some(state),
+                campaigns: None,
             };
             if self.args.json { s.json()? } else { s.text()? }
         }
@@ -781,6 +804,9 @@ struct Summary<'a> {
     total: f64,
     /// A daily run's state, with `--state`.
     state: Option<StateLine<'a>>,
+    /// The run's campaigns (`None`: not grouped, the incidents were
+    /// spilled or the run is a daily one).
+    campaigns: Option<&'a [changeling::campaigns::Campaign]>,
 }
 
 impl Summary<'_> {
@@ -882,6 +908,25 @@ impl Summary<'_> {
         };
         writeln!(e, "  incidents  {} written{filtered}: {}", thousands(self.written), tiers.join(", "))?;
         writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
+        if let Some(cs) = self.campaigns
+            && !cs.is_empty()
+        {
+            writeln!(e, "  campaigns  {} (incidents of several accounts sharing lockstep items):", cs.len())?;
+            for c in cs {
+                let tiers: Vec<String> =
+                    c.tiers.iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+                let line = format!(
+                    "    {}  {} accounts, {} items, {} .. {}; incidents {}",
+                    c.id,
+                    c.members.len(),
+                    c.items.len(),
+                    changeling::time::format_rfc3339(c.span.0),
+                    changeling::time::format_rfc3339(c.span.1),
+                    tiers.join(", ")
+                );
+                writeln!(e, "{}", changeling::terminal::for_terminal(&line))?;
+            }
+        }
         if let Some(x) = &self.rules.plan.exceptions {
             let each = x.suppressed();
             let total: u64 = each.iter().map(|s| s.hits).sum();
@@ -972,6 +1017,7 @@ impl Summary<'_> {
             "total_secs": self.total,
             "notes": out.notes,
             "exceptions": self.rules.plan.exceptions.as_ref().map(|x| x.suppressed()),
+            "campaigns": self.campaigns,
             "state": self.state.as_ref().map(|st| serde_json::json!({
                 "dir": st.dir.display().to_string(),
                 "fresh": st.fresh,
