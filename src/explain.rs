@@ -194,6 +194,12 @@ impl<'a> Explainer<'a> {
         Explainer { plan, data, scorer: Scorer::new(plan, data) }
     }
 
+    /// Every account's incidents, as `score` scores them (for grouping
+    /// campaigns).
+    pub fn score_all(&self) -> Vec<crate::score::AccountIncidents> {
+        self.scorer.run()
+    }
+
     /// Explains one account. With `opts.around`, only the events in the
     /// window are traced and held: memory is bounded by the window, not by
     /// the account's history.

@@ -402,3 +402,28 @@ fn lockstep_incidents_of_several_accounts_are_one_campaign() {
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("id=\"campaigns\"") && html.contains(c.as_str().unwrap()), "no campaigns section");
 }
+
+#[test]
+fn explain_campaign_explains_every_member() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("alerts.jsonl");
+    ok(&["score", "-o", out.to_str().unwrap(), "--campaigns", "--quiet"]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let line = text.lines().find(|l| l.starts_with("{\"actor\":\"u1086\",") && l.contains("\"campaign\":")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let id = v["campaign"].as_str().unwrap();
+    let o = ok(&["explain", "--campaign", id, "--json"]);
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let actors: Vec<&str> = lines.iter().map(|l| l["actor"].as_str().unwrap()).collect();
+    assert!(actors.contains(&"u1086") && actors.contains(&"u1188") && actors.len() >= 10, "{actors:?}");
+    let text = String::from_utf8(ok(&["explain", "--campaign", id]).stdout).unwrap();
+    assert!(text.lines().nth(1).unwrap().starts_with(&format!("campaign {id}: ")), "{text}");
+    let o = changeling(&["explain", "--campaign", "c-nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(&format!("no campaign `c-nope` in the built-in demo dataset (its campaigns: {id})")),
+        "{}",
+        stderr(&o)
+    );
+}

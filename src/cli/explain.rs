@@ -23,6 +23,10 @@ pub struct ExplainArgs {
     /// A file of accounts to explain, one a line (`#` starts a comment).
     #[arg(long, value_name = "FILE")]
     actors: Option<PathBuf>,
+    /// Explain every member of this campaign (an id as `score
+    /// --campaigns` writes it, `c-...`), after the accounts asked for.
+    #[arg(long, value_name = "ID")]
+    campaign: Option<String>,
     /// Print each account as one JSON object a line (its incidents as
     /// `score` writes them, the timeline with every decision, the pivots)
     /// instead of text.
@@ -81,13 +85,16 @@ fn accounts(args: &ExplainArgs) -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    anyhow::ensure!(!out.is_empty(), "no account to explain: give --actor ACCOUNT (repeatable) or --actors FILE");
+    anyhow::ensure!(
+        !out.is_empty() || args.campaign.is_some(),
+        "no account to explain: give --actor ACCOUNT (repeatable), --actors FILE or --campaign ID"
+    );
     Ok(out)
 }
 
 /// Runs the command.
 pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let actors = accounts(&args)?;
+    let mut actors = accounts(&args)?;
     let layers = super::rule_layers(&args.rules)?;
     let Some(rules) = super::load_rules(&layers, true) else { return Ok(ExitCode::from(2)) };
     let Some(rules) = super::with_exceptions(rules, &args.exceptions, false)? else { return Ok(ExitCode::from(2)) };
@@ -98,6 +105,32 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading dataset {name}"))?;
     let opts = Options { around: args.around, window: args.window, all: args.all, max_pivots: args.pivots };
     let explainer = pool.install(|| explain::Explainer::new(&rules.plan, &data));
+    let mut campaign_line = None;
+    if let Some(id) = &args.campaign {
+        let all = pool.install(|| explainer.score_all());
+        let found = changeling::campaigns::find(&all, &rules.plan, &data.strings);
+        let Some(c) = found.iter().find(|c| c.id == *id) else {
+            let ids: Vec<&str> = found.iter().map(|c| c.id.as_str()).collect();
+            anyhow::bail!(
+                "no campaign `{id}` in {name} (its campaigns: {})",
+                if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+            );
+        };
+        for m in &c.members {
+            if !actors.contains(m) {
+                actors.push(m.clone());
+            }
+        }
+        campaign_line = Some(format!(
+            "campaign {}: {} accounts ({}), items {}, {} .. {}",
+            c.id,
+            c.members.len(),
+            c.members.join(", "),
+            c.items.join(", "),
+            changeling::time::format_rfc3339(c.span.0),
+            changeling::time::format_rfc3339(c.span.1)
+        ));
+    }
     // Every account is checked before anything is printed.
     let missing: Vec<String> = actors
         .iter()
@@ -122,6 +155,10 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if !args.json {
         writeln!(out, "changeling explain: {name} with the rules in {}", rules.name)?;
+        if let Some(line) = &campaign_line {
+            // Account ids from the data, made safe for a terminal.
+            writeln!(out, "{}", changeling::terminal::for_terminal(line))?;
+        }
     }
     for (k, actor) in actors.iter().enumerate() {
         let x = pool.install(|| explainer.explain(actor, &opts))?;
