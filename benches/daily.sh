@@ -34,7 +34,7 @@ BIN=$(realpath "$BIN")
 mkdir -p "$WORK"
 POP=$WORK/pop
 if [ ! -d "$POP/daily" ]; then
-    "$BIN" synth --accounts "$ACCOUNTS" --days 91 --seed 1 --compress zst --out "$POP" --daily --quiet
+    "$BIN" synth --accounts "$ACCOUNTS" --days 91 --seed 1 --compress zst --out "$POP" --daily --force --quiet
 fi
 DAYS=($(ls "$POP/daily"))
 LAST=${DAYS[90]}

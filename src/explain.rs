@@ -86,6 +86,9 @@ pub struct RuleDecision {
     pub signals: Vec<(&'static str, Decision)>,
     /// The hit's strength and why, when it hit.
     pub hit: Option<(f64, String)>,
+    /// The exception that keeps the hit out of the alerts, in words
+    /// (`ex.toml:3 (actor u1): cleared, case 881`).
+    pub suppressed: Option<String>,
 }
 
 impl RuleDecision {
@@ -133,6 +136,10 @@ pub struct Pivot {
     pub actor: String,
     /// This account's items it acted on in step, sorted.
     pub items: Vec<String>,
+    /// The highest tier of its own incidents, when the rules flag it (a
+    /// co-acting account that is itself flagged is likely of the same
+    /// campaign).
+    pub flagged: Option<String>,
 }
 
 /// The pivots of one lockstep rule.
@@ -170,6 +177,44 @@ pub struct Explanation {
 
 /// Explains `actor` in `data` under `plan`.
 pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Result<Explanation, ExplainError> {
+    Explainer::new(plan, data).explain(actor, opts)
+}
+
+/// Explains accounts of one dataset one after the other, with the plan
+/// bound to the dataset once (its facts computed once), not per account.
+pub struct Explainer<'a> {
+    plan: &'a Plan,
+    data: &'a Dataset,
+    scorer: Scorer<'a>,
+}
+
+impl<'a> Explainer<'a> {
+    /// Binds `plan` to `data`.
+    pub fn new(plan: &'a Plan, data: &'a Dataset) -> Explainer<'a> {
+        Explainer { plan, data, scorer: Scorer::new(plan, data) }
+    }
+
+    /// Every account's incidents, as `score` scores them (for grouping
+    /// campaigns).
+    pub fn score_all(&self) -> Vec<crate::score::AccountIncidents> {
+        self.scorer.run()
+    }
+
+    /// Explains one account. With `opts.around`, only the events in the
+    /// window are traced and held: memory is bounded by the window, not by
+    /// the account's history.
+    pub fn explain(&self, actor: &str, opts: &Options) -> Result<Explanation, ExplainError> {
+        explain_with(self.plan, self.data, &self.scorer, actor, opts)
+    }
+}
+
+fn explain_with(
+    plan: &Plan,
+    data: &Dataset,
+    scorer: &Scorer<'_>,
+    actor: &str,
+    opts: &Options,
+) -> Result<Explanation, ExplainError> {
     let s = &data.strings;
     let span = s.get(actor).and_then(|sym| data.events.accounts.iter().find(|a| a.actor == sym)).ok_or_else(|| {
         let ids = data.events.accounts.iter().map(|a| s.resolve(a.actor));
@@ -179,10 +224,8 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
             suggestion: crate::rules::diag::did_you_mean(actor, ids).map(str::to_string),
         }
     })?;
-    let scorer = Scorer::new(plan, data);
     let mut scratch = scorer.scratch();
     let incidents = scorer.score_account(span, &mut scratch);
-    let traces = scorer.trace_account(span, &mut scratch);
     let range = match opts.around {
         // Within the times that exist (a window past year 9999 would print
         // the year 10009).
@@ -192,6 +235,7 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
         ),
         None => (data.events.ts(span.start as usize), data.events.ts(span.end as usize - 1)),
     };
+    let traces = scorer.trace_account_within(span, &mut scratch, Some(range));
     let full = opts.all || opts.around.is_some();
     let mut entries = Vec::new();
     let mut skipped: Option<(usize, BTreeMap<String, usize>, Millis, Millis)> = None;
@@ -202,7 +246,7 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
         if ts < range.0 || ts > range.1 {
             continue;
         }
-        let rules: Vec<RuleDecision> = t.rules.iter().map(|r| decide(plan, r)).collect();
+        let rules: Vec<RuleDecision> = t.rules.iter().map(|r| decide(plan, data, r)).collect();
         let interesting = rules.iter().any(|r| r.hit.is_some() || r.near_miss());
         for r in &rules {
             if (r.hit.is_some() || r.near_miss()) && plan.rules[r.rule].signals.iter().any(is_lockstep) {
@@ -225,8 +269,18 @@ pub fn explain(plan: &Plan, data: &Dataset, actor: &str, opts: &Options) -> Resu
     if let Some((count, actions, from, to)) = skipped.take() {
         entries.push(Entry::Skipped { count, actions, from, to });
     }
-    let pivots =
+    let mut pivots: Vec<Pivots> =
         lockstep_rules.iter().filter_map(|&r| pivots(plan, r, data, span, &lockstep_events, opts.max_pivots)).collect();
+    // Which co-acting accounts the rules flag themselves: each scored as
+    // `score` scores it.
+    for p in &mut pivots {
+        for a in &mut p.accounts {
+            let Some(sym) = s.get(&a.actor) else { continue };
+            let Some(other) = data.events.accounts.iter().find(|x| x.actor == sym) else { continue };
+            let top = scorer.score_account(other, &mut scratch).iter().map(|i| i.tier).min();
+            a.flagged = top.map(|t| plan.config.tiers[t].name.clone());
+        }
+    }
     Ok(Explanation {
         actor: actor.to_string(),
         events: span.range().len(),
@@ -242,7 +296,7 @@ fn is_lockstep(s: &PlannedSignal) -> bool {
     matches!(s.def, SignalDef::Lockstep(_))
 }
 
-fn decide(plan: &Plan, r: &crate::score::RuleTrace) -> RuleDecision {
+fn decide(plan: &Plan, data: &Dataset, r: &crate::score::RuleTrace) -> RuleDecision {
     let planned = &plan.rules[r.rule as usize];
     let signals = r
         .outcomes
@@ -262,6 +316,11 @@ fn decide(plan: &Plan, r: &crate::score::RuleTrace) -> RuleDecision {
         selected: r.selected,
         signals,
         hit: r.hit.as_ref().map(|h| (h.strength, h.why.clone())),
+        suppressed: r.hit.as_ref().and_then(|h| {
+            let b = plan.exceptions.as_ref()?.covering(h, data)?;
+            let e = &b.exception;
+            Some(format!("{} ({}): {}", e.name, e.on.describe(), e.reason))
+        }),
     }
 }
 
@@ -396,6 +455,86 @@ fn line(data: &Dataset, t: &EventTrace, rules: Vec<RuleDecision>) -> EventLine {
     EventLine { ts: e.ts(i), what, context: context.join(" "), rules }
 }
 
+/// An explanation as data, for `explain --json`: the account, its
+/// incidents exactly as `score` writes them, the timeline with every
+/// decision of every rule on each event shown, and the pivots.
+pub fn to_json(x: &Explanation, cx: crate::alerts::Context<'_>) -> serde_json::Value {
+    use serde_json::json;
+    let plan = cx.plan;
+    let mut lines = Vec::new();
+    if let Some(actor) = cx.strings.get(&x.actor) {
+        let accounts = [crate::score::AccountIncidents { actor, incidents: x.incidents.clone() }];
+        // Writing to memory cannot fail.
+        let _ = crate::alerts::write_jsonl(&mut lines, &accounts, cx);
+    }
+    let incidents: Vec<serde_json::Value> =
+        lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()).filter_map(|l| serde_json::from_slice(l).ok()).collect();
+    let decision = |d: &Decision| match d {
+        Decision::Fired(strength, why) => json!({"decision": "fired", "strength": strength, "why": why}),
+        Decision::Quiet(why) => json!({"decision": "quiet", "why": why}),
+        Decision::Abstained(why) => json!({"decision": "abstained", "why": why}),
+    };
+    let timeline: Vec<serde_json::Value> = x
+        .entries
+        .iter()
+        .map(|e| match e {
+            Entry::Skipped { count, actions, from, to } => json!({
+                "skipped": {"count": count, "actions": actions, "from": format_rfc3339(*from), "to": format_rfc3339(*to)}
+            }),
+            Entry::Event(e) => json!({
+                "ts": format_rfc3339(e.ts),
+                "what": e.what,
+                "context": e.context,
+                "rules": e.rules.iter().map(|r| {
+                    let verdict = match (&r.hit, r.near_miss(), r.selected) {
+                        (_, _, false) => "not selected",
+                        (Some(_), _, _) => "hit",
+                        (None, true, _) => "near miss",
+                        (None, false, _) => "no hit",
+                    };
+                    json!({
+                        "rule": plan.rules[r.rule].id,
+                        "verdict": verdict,
+                        "strength": r.hit.as_ref().map(|h| h.0),
+                        "why": r.hit.as_ref().map(|h| h.1.clone()),
+                        "suppressed_by": r.suppressed,
+                        "signals": r.signals.iter().map(|(kind, d)| {
+                            let mut v = decision(d);
+                            v["signal"] = json!(kind);
+                            v
+                        }).collect::<Vec<_>>(),
+                    })
+                }).collect::<Vec<_>>(),
+            }),
+        })
+        .collect();
+    let pivots: Vec<serde_json::Value> = x
+        .pivots
+        .iter()
+        .map(|p| {
+            json!({
+                "rule": p.rule,
+                "window": compact_duration(p.window),
+                "total": p.total,
+                "accounts": p
+                    .accounts
+                    .iter()
+                    .map(|a| json!({"actor": a.actor, "items": a.items, "flagged": a.flagged}))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({
+        "actor": x.actor,
+        "events": x.events,
+        "from": format_rfc3339(x.range.0),
+        "to": format_rfc3339(x.range.1),
+        "incidents": incidents,
+        "timeline": timeline,
+        "pivots": pivots,
+    })
+}
+
 /// The co-acting accounts of lockstep rule `rule` on the items of `events`
 /// (this account's events it hit or nearly hit).
 fn pivots(
@@ -447,7 +586,7 @@ fn pivots(
         .map(|(who, items)| {
             let mut items: Vec<String> = items.iter().map(|&i| s.resolve(i).to_string()).collect();
             items.sort();
-            Pivot { actor: s.resolve(who).to_string(), items }
+            Pivot { actor: s.resolve(who).to_string(), items, flagged: None }
         })
         .collect();
     accounts.sort_by(|a, b| b.items.len().cmp(&a.items.len()).then_with(|| a.actor.cmp(&b.actor)));
@@ -513,7 +652,10 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
                         continue;
                     }
                     let verdict = match (&r.hit, r.near_miss()) {
-                        (Some((strength, _)), _) => format!("HIT strength {strength}"),
+                        (Some((strength, _)), _) => match &r.suppressed {
+                            Some(by) => format!("HIT strength {strength}, suppressed by {by}"),
+                            None => format!("HIT strength {strength}"),
+                        },
                         (None, true) => "near miss".to_string(),
                         (None, false) => "no hit".to_string(),
                     };
@@ -560,11 +702,12 @@ pub fn render(x: &Explanation, plan: &Plan) -> String {
         for a in &p.accounts {
             let _ = writeln!(
                 out,
-                "  {:<width$}  {} item{}: {}",
+                "  {:<width$}  {} item{}: {}{}",
                 a.actor,
                 a.items.len(),
                 if a.items.len() == 1 { "" } else { "s" },
-                a.items.join(", ")
+                a.items.join(", "),
+                a.flagged.as_ref().map_or(String::new(), |t| format!("  [flagged {t}]"))
             );
         }
     }

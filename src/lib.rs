@@ -21,9 +21,11 @@
 
 pub mod alerts;
 pub mod bind;
+pub mod campaigns;
 pub mod data;
 pub mod diff;
 pub mod eval;
+pub mod exceptions;
 pub mod explain;
 pub mod facts;
 pub mod intern;

@@ -83,6 +83,8 @@ pub struct Plan {
     pub slots: Vec<Slot>,
     /// Columns read, per table.
     pub reads: BTreeMap<TableKind, BTreeSet<String>>,
+    /// Exceptions applied when scoring (`--exceptions`), with their counts.
+    pub exceptions: Option<std::sync::Arc<crate::exceptions::Bound>>,
 }
 
 /// Each rule's horizon: its signals' own, and the horizons of the rules its
@@ -184,7 +186,17 @@ impl Plan {
             });
         }
         settle_horizons(&mut rules);
-        Plan { config: set.config.clone(), rules, slots, reads }
+        Plan { config: set.config.clone(), rules, slots, reads, exceptions: None }
+    }
+
+    /// The plan with `exceptions` applied when scoring (see
+    /// [`crate::exceptions`]); it reads the event columns they match on.
+    pub fn with_exceptions(mut self, exceptions: crate::exceptions::Bound) -> Plan {
+        for c in exceptions.reads() {
+            self.reads.entry(TableKind::Events).or_default().insert(c.to_string());
+        }
+        self.exceptions = (!exceptions.is_empty()).then(|| std::sync::Arc::new(exceptions));
+        self
     }
 
     /// How long after its last hit an incident may still change: a later

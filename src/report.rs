@@ -128,8 +128,11 @@ fn histogram(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportErr
         counts[bin][t] += 1;
     }
     let max = counts.iter().map(|c| c.iter().sum::<u64>()).max().unwrap_or(0).max(1);
-    svg((720, 320), |root| {
-        let mut chart = ChartBuilder::on(root)
+    let present: Vec<usize> = (0..=tiers.len()).filter(|&t| counts.iter().any(|c| c[t] > 0)).collect();
+    svg((PLOT_WIDTH + LEGEND_WIDTH, 320), |root| {
+        let (root, key) = root.split_horizontally(PLOT_WIDTH);
+        legend(&key, tiers, &present, Swatch::Box)?;
+        let mut chart = ChartBuilder::on(&root)
             .caption("incidents by score", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(36)
@@ -178,8 +181,13 @@ fn over_time(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportErr
     }
     let max = counts.iter().flatten().copied().max().unwrap_or(0).max(1);
     let day_label = |d: &f64| format_rfc3339((first + d.round() as i64) * DAY)[..10].to_string();
-    svg((720, 320), |root| {
-        let mut chart = ChartBuilder::on(root)
+    let present: Vec<usize> = (0..=tiers.len()).filter(|&t| counts[t].iter().any(|n| *n > 0)).collect();
+    svg((PLOT_WIDTH + LEGEND_WIDTH, 320), |root| {
+        // The legend beside the plot, never over a line (inside the plot
+        // it hid the `low` line).
+        let (root, key) = root.split_horizontally(PLOT_WIDTH);
+        legend(&key, tiers, &present, Swatch::Line)?;
+        let mut chart = ChartBuilder::on(&root)
             .caption("incidents per day (by start, UTC)", ("sans-serif", 18))
             .margin(10)
             .x_label_area_size(36)
@@ -200,19 +208,53 @@ fn over_time(alerts: &[ReadAlert], tiers: &[String]) -> Result<String, ReportErr
             if c.iter().all(|n| *n == 0) {
                 continue;
             }
-            let name = tiers.get(t).map_or("other", String::as_str).to_string();
             let colour = tier_colour(t);
             let points: Vec<(f64, f64)> = c.iter().enumerate().map(|(d, n)| (d as f64, *n as f64)).collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-                .map_err(err)?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(2))).map_err(err)?;
             chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled()))).map_err(err)?;
         }
-        chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(err)?;
         Ok(())
     })
+}
+
+/// Width of the plotting part of the score and time plots.
+const PLOT_WIDTH: u32 = 640;
+/// Width of the tier legend to the right of a plot.
+const LEGEND_WIDTH: u32 = 110;
+
+/// How a legend entry shows its colour.
+#[derive(Clone, Copy)]
+enum Swatch {
+    /// A filled box, for bars.
+    Box,
+    /// A line, for line plots.
+    Line,
+}
+
+/// The legend of the tiers `present` (indexes into `tiers`; `tiers.len()`
+/// is an alert whose tier is not among them, `other`), drawn in its own
+/// area beside the plot.
+fn legend(
+    area: &DrawingArea<SVGBackend, Shift>,
+    tiers: &[String],
+    present: &[usize],
+    swatch: Swatch,
+) -> Result<(), String> {
+    let (mut y, x) = (44, 8);
+    area.draw(&Text::new("tier", (x, y - 20), ("sans-serif", 13).into_font().color(&BLACK))).map_err(err)?;
+    for &t in present {
+        let colour = tier_colour(t);
+        match swatch {
+            Swatch::Box => area.draw(&Rectangle::new([(x, y - 5), (x + 14, y + 7)], colour.filled())).map_err(err)?,
+            Swatch::Line => {
+                area.draw(&PathElement::new(vec![(x, y + 1), (x + 16, y + 1)], colour.stroke_width(2))).map_err(err)?
+            }
+        }
+        let name = tiers.get(t).map_or("other".to_string(), |n| crate::terminal::escape(n, true).into_owned());
+        area.draw(&Text::new(name, (x + 22, y - 5), ("sans-serif", 13))).map_err(err)?;
+        y += 20;
+    }
+    Ok(())
 }
 
 /// A curve from (0, 0) to (1, 1) axes, with a reference line.
@@ -388,6 +430,45 @@ pub fn render(input: &Input<'_>) -> Result<String, ReportError> {
         let _ = writeln!(out, "</tr>");
     }
     let _ = writeln!(out, "</table>");
+
+    // Campaigns: the alerts' `campaign` ids.
+    let mut campaigns: BTreeMap<&str, Vec<&ReadAlert>> = BTreeMap::new();
+    for a in alerts {
+        if let Some(c) = &a.campaign {
+            campaigns.entry(c.as_str()).or_default().push(a);
+        }
+    }
+    if !campaigns.is_empty() {
+        let _ = writeln!(out, "<h2 id=\"campaigns\">Campaigns</h2>");
+        let _ = writeln!(
+            out,
+            "<p class=\"note\">Incidents of several accounts that share cross-account evidence (lockstep items).</p>"
+        );
+        let _ = write!(out, "<table><tr><th class=\"l\">campaign</th><th>accounts</th><th class=\"l\">span</th>");
+        for t in tiers {
+            let _ = write!(out, "<th>incidents {}</th>", esc(t));
+        }
+        let _ = writeln!(out, "<th class=\"l\">members</th></tr>");
+        for (id, members) in &campaigns {
+            let actors: BTreeSet<&str> = members.iter().map(|a| a.actor.as_str()).collect();
+            let start = members.iter().map(|a| a.start).min().unwrap_or(0);
+            let end = members.iter().map(|a| a.end).max().unwrap_or(0);
+            let _ = write!(
+                out,
+                "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{} to {}</td>",
+                esc(id),
+                actors.len(),
+                format_rfc3339(start),
+                format_rfc3339(end)
+            );
+            for t in tiers {
+                let _ = write!(out, "<td>{}</td>", members.iter().filter(|a| a.tier == *t).count());
+            }
+            let names: Vec<&str> = actors.into_iter().collect();
+            let _ = writeln!(out, "<td class=\"l\">{}</td></tr>", esc(&names.join(", ")));
+        }
+        let _ = writeln!(out, "</table>");
+    }
 
     // Ground truth.
     if let Some(l) = &input.labels {
@@ -601,6 +682,35 @@ mod tests {
         assert!(page.contains("likes/&lt;odd&gt;") && page.contains("liked t1 &amp; more"));
         assert!(!page.contains("<script") && !page.contains("src=\"http") && !page.contains("href=\"http"));
         assert_eq!(render(&input).unwrap(), page, "same alerts, same bytes");
+    }
+
+    /// The x of the SVG text element that reads `text`.
+    fn text_x(svg: &str, text: &str) -> Option<f64> {
+        svg.split("<text ").skip(1).find_map(|el| {
+            let (attrs, rest) = el.split_once('>')?;
+            let content = rest.split("</text>").next()?;
+            if content.trim() != text {
+                return None;
+            }
+            let x = attrs.split("x=\"").nth(1)?;
+            x[..x.find('"')?].parse().ok()
+        })
+    }
+
+    #[test]
+    fn score_and_time_plots_have_a_tier_legend_beside_the_plot() {
+        let alerts =
+            vec![alert("a", 18000, 0.9, "high"), alert("b", 18001, 0.45, "low"), alert("c", 18002, 0.6, "medium")];
+        let tiers: Vec<String> = vec!["high".into(), "medium".into(), "low".into()];
+        for (name, svg) in
+            [("histogram", histogram(&alerts, &tiers).unwrap()), ("time", over_time(&alerts, &tiers).unwrap())]
+        {
+            for t in &tiers {
+                let x = text_x(&svg, t).unwrap_or_else(|| panic!("{name}: no legend entry `{t}`"));
+                // Right of the plotting area: it covers no bar and no line.
+                assert!(x >= f64::from(PLOT_WIDTH), "{name}: `{t}` at x {x}, inside the plot");
+            }
+        }
     }
 
     #[test]

@@ -28,6 +28,9 @@
 //! template = '{"actor":"a","action":"like","target":"i{n}"}'
 //! start = "2020-01-01T00:00:00Z"   # events: ts = start + n * every
 //! every = "1h"
+//! [[case.exception]]               # optional: exceptions in force (as in an exceptions file)
+//! device = "d-test"
+//! reason = "a test device"
 //! [[case.expect]]                  # exactly these hits of the rule, in time order
 //! ts = "2020-01-01T00:00:00Z"
 //! rule = "likes/lockstep"          # optional (the rule under test)
@@ -99,6 +102,10 @@ struct Case {
     data: Data,
     #[serde(default)]
     expect: Vec<Expect>,
+    /// Exceptions in force for the case (`[[case.exception]]`, as in an
+    /// exceptions file): the expected hits are those they leave.
+    #[serde(default)]
+    exception: Vec<toml::Value>,
 }
 
 /// A case's `data`: JSONL text per table, and `[[data.repeat]]` rows made
@@ -387,11 +394,29 @@ fn tables(data: &Data) -> Result<BTreeMap<TableKind, String>, String> {
     Ok(out)
 }
 
-fn run_case(plan: &Plan, rule: usize, case: &Case) -> Result<(), String> {
+fn run_case(plan: &Plan, set: &RuleSet, rule: usize, case: &Case) -> Result<(), String> {
     let texts = tables(&case.data)?;
     let refs: Vec<(TableKind, &str)> = texts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let data = Dataset::from_jsonl(&refs, true).map_err(|e| format!("bad case data: {e}"))?;
-    check_hits(plan, &data, Some(rule), &case.expect)
+    if case.exception.is_empty() {
+        return check_hits(plan, &data, Some(rule), &case.expect);
+    }
+    // Read as an exceptions file is, with its diagnostics.
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        exception: &'a [toml::Value],
+    }
+    let text = toml::to_string(&File { exception: &case.exception }).map_err(|e| e.to_string())?;
+    let src = Source::new(format!("<exceptions of case {:?}>", case.name), text);
+    let mut diags = Diagnostics::default();
+    // No clock: a case gives the same result on any day.
+    let read = crate::exceptions::read(&src, crate::time::MIN_TIME, &mut diags);
+    if diags.has_errors() {
+        return Err(format!("bad case exceptions:\n{}", diags.render()));
+    }
+    let bound = crate::exceptions::Bound::new(read, &crate::alerts::RuleInfo::of_set(set))?;
+    let plan = plan.clone().with_exceptions(bound);
+    check_hits(&plan, &data, Some(rule), &case.expect)
 }
 
 /// The one matcher of the rule test cases and the signal case corpus
@@ -409,12 +434,12 @@ pub fn check_hits(plan: &Plan, data: &Dataset, only: Option<usize>, expect: &[Ex
     {
         let mut scratch = scorer.scratch();
         for span in &data.events.accounts {
-            hits.extend(
-                scorer
-                    .account_hits(span, &mut scratch)
-                    .into_iter()
-                    .filter(|h| only.is_none_or(|r| h.rule as usize == r)),
-            );
+            let mut account = scorer.account_hits(span, &mut scratch);
+            // What exceptions leave, as scoring does.
+            if let Some(x) = &plan.exceptions {
+                x.retain::<()>(&mut account, None, data);
+            }
+            hits.extend(account.into_iter().filter(|h| only.is_none_or(|r| h.rule as usize == r)));
         }
     }
     hits.sort_by_key(|h| (h.ts, h.event, h.rule));
@@ -531,6 +556,12 @@ fn run_broken(layers: &[LayerFiles], file: &std::path::Path, b: &Broken) -> Resu
 /// set they stack to, `set` (broken variants are loaded as written, on the
 /// layers without overrides).
 pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
+    run_cases(layers, set, None)
+}
+
+/// [`run`], or with `only`, the data cases of that rule alone (no broken
+/// variants, no coverage).
+fn run_cases(layers: &[LayerFiles], set: &RuleSet, only: Option<&str>) -> Suite {
     let plan = Plan::compile(set);
     let mut suite = Suite::default();
     let files: Vec<&Arc<Source>> = layers.iter().flat_map(|l| &l.tests).collect();
@@ -549,6 +580,9 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
                 continue;
             }
         };
+        if only.is_some_and(|r| r != cases.rule) {
+            continue;
+        }
         let Some(rule) = plan.rules.iter().position(|r| r.id == cases.rule) else {
             let ids: Vec<&str> = plan.rules.iter().map(|r| r.id.as_str()).collect();
             let help = crate::rules::diag::did_you_mean(&cases.rule, ids.iter().copied())
@@ -558,7 +592,7 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
         };
         for case in &cases.case {
             let t0 = Instant::now();
-            let outcome = run_case(&plan, rule, case);
+            let outcome = run_case(&plan, set, rule, case);
             let kind = if case.expect.is_empty() { CaseKind::Benign } else { CaseKind::Positive };
             if let Some(k) = kinds.get_mut(cases.rule.as_str()) {
                 match kind {
@@ -575,7 +609,7 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
                 secs: t0.elapsed().as_secs_f64(),
             });
         }
-        for b in &cases.broken {
+        for b in cases.broken.iter().filter(|_| only.is_none()) {
             let t0 = Instant::now();
             let outcome = run_broken(layers, &path, b);
             suite.results.push(CaseResult {
@@ -588,7 +622,7 @@ pub fn run(layers: &[LayerFiles], set: &RuleSet) -> Suite {
             });
         }
     }
-    for (rule, (positive, benign)) in kinds {
+    for (rule, (positive, benign)) in kinds.into_iter().filter(|_| only.is_none()) {
         if !positive {
             suite.coverage.push((rule.to_string(), "positive"));
         }
@@ -611,9 +645,113 @@ pub fn run_layers(layers: &[RuleLayer], overrides: &Overrides) -> Result<Suite, 
     }
 }
 
+/// One mutation of a rule: a numeric or duration parameter of one of its
+/// signals moved, and whether a case of the rule noticed.
+#[derive(Clone, Debug)]
+pub struct Mutation {
+    /// The parameter, as `--set` names it (`likes/lockstep.lockstep.window`).
+    pub path: String,
+    /// Its value in the rules.
+    pub from: String,
+    /// The value tried.
+    pub to: String,
+    /// Whether a case of the rule failed with it; `None` when the value
+    /// is out of the parameter's range (the rules do not load with it),
+    /// which is no mutation.
+    pub caught: Option<bool>,
+}
+
+/// The values a parameter is moved to: a number by -25 % and +25 % (an
+/// integer to the nearest other integer when that rounds back to itself),
+/// a duration likewise, in whole milliseconds. Lists, strings and booleans
+/// have none.
+pub fn mutants(value: &str) -> Vec<String> {
+    let v = value.trim();
+    if v.starts_with(['[', '"']) || v == "true" || v == "false" {
+        return Vec::new();
+    }
+    if let Ok(x) = v.parse::<f64>() {
+        if !x.is_finite() || x == 0.0 {
+            return Vec::new();
+        }
+        let integer = !v.contains(['.', 'e', 'E']);
+        let out: Vec<String> = if integer {
+            let n = x as i64;
+            let near = |f: f64| -> i64 { (x * f).round() as i64 };
+            let (lo, hi) = (near(0.75), near(1.25));
+            vec![if lo == n { n - 1 } else { lo }, if hi == n { n + 1 } else { hi }]
+                .into_iter()
+                .map(|m| m.to_string())
+                .collect()
+        } else {
+            // Four significant digits: 0.0375, not 0.037500000000000006.
+            let round = |m: f64| {
+                let p = 10f64.powi(3 - m.abs().log10().floor() as i32);
+                (m * p).round() / p
+            };
+            [0.75, 1.25].iter().map(|f| format!("{}", round(x * f))).collect()
+        };
+        return out;
+    }
+    match parse_duration(v) {
+        Ok(d) if d > 0 => [3 * d / 4, 5 * d / 4]
+            .into_iter()
+            .filter(|m| *m != d && *m > 0)
+            .map(|m| format!("\"{}\"", crate::time::compact_duration(m)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every mutation of the signal parameters of the rules of `layers`,
+/// each run against the cases of its rule: the ones no case catches are
+/// thresholds the cases do not pin. A parameter of a rule with two signals
+/// of one kind is not mutated (`--set` cannot name it).
+pub fn mutate(layers: &[RuleLayer]) -> Result<Vec<Mutation>, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let files: Vec<LayerFiles> = layers.iter().map(|l| layers::read(l, &mut diags)).collect();
+    let (set, diags) = layers::stack(&files, &Overrides::default(), diags);
+    let Some(set) = set else { return Err(diags) };
+    let mut out = Vec::new();
+    for rule in &set.rules {
+        let kinds: Vec<&str> = rule.signals.iter().map(|s| s.def.kind()).collect();
+        for s in &rule.signals {
+            let kind = s.def.kind();
+            if kinds.iter().filter(|k| **k == kind).count() > 1 {
+                continue;
+            }
+            for (name, value) in s.def.describe() {
+                for to in mutants(value) {
+                    let path = format!("{}.{kind}.{name}", rule.id.value);
+                    let overrides = Overrides {
+                        assignments: vec![crate::rules::Assignment { path: path.clone(), value: to.clone() }],
+                    };
+                    let (mutated, _) = layers::stack(&files, &overrides, Diagnostics::default());
+                    let caught = mutated.map(|m| {
+                        let suite = run_cases(&files, &m, Some(&rule.id.value));
+                        suite.failed() > 0
+                    });
+                    out.push(Mutation { path, from: value.clone(), to, caught });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mutants_move_numbers_and_durations_a_quarter_either_way() {
+        assert_eq!(mutants("10"), ["8", "13"]);
+        assert_eq!(mutants("2"), ["1", "3"]);
+        assert_eq!(mutants("0.05"), ["0.0375", "0.0625"]);
+        assert_eq!(mutants("1e-6"), ["0.00000075", "0.00000125"]);
+        assert_eq!(mutants("10m"), ["\"7m30s\"", "\"12m30s\""]);
+        assert!(mutants("[\"device\"]").is_empty() && mutants("true").is_empty() && mutants("0").is_empty());
+    }
 
     #[test]
     fn junit_escapes_and_counts() {

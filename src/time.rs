@@ -68,6 +68,67 @@ pub const MAX_DURATION: Millis = 3650 * DAY;
 const _: () = assert!(MAX_TIME - MIN_TIME + 1000 * MAX_DURATION < i64::MAX / 2);
 const _: () = assert!(MIN_TIME - MAX_TIME - 1000 * MAX_DURATION > i64::MIN / 2);
 
+/// The unit of numeric times in the data (`--time-unit`): epoch
+/// milliseconds unless told otherwise (the data contract).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TimeUnit {
+    /// Seconds.
+    S,
+    /// Milliseconds (the default).
+    #[default]
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
+}
+
+impl TimeUnit {
+    /// Every unit, as `--time-unit` names them.
+    pub const ALL: [TimeUnit; 4] = [TimeUnit::S, TimeUnit::Ms, TimeUnit::Us, TimeUnit::Ns];
+
+    /// The name `--time-unit` takes: `s`, `ms`, `us`, `ns`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::S => "s",
+            TimeUnit::Ms => "ms",
+            TimeUnit::Us => "us",
+            TimeUnit::Ns => "ns",
+        }
+    }
+
+    /// The unit of a name, if it is one.
+    pub fn parse(name: &str) -> Option<TimeUnit> {
+        TimeUnit::ALL.into_iter().find(|u| u.name() == name)
+    }
+
+    /// In words, plural: `seconds`, `milliseconds`, ...
+    pub fn plural(self) -> &'static str {
+        match self {
+            TimeUnit::S => "seconds",
+            TimeUnit::Ms => "milliseconds",
+            TimeUnit::Us => "microseconds",
+            TimeUnit::Ns => "nanoseconds",
+        }
+    }
+
+    /// `n` of this unit in milliseconds (rounded down; in i128, where no
+    /// unit can overflow), to be checked with [`check_time`].
+    pub fn to_millis(self, n: i128) -> i128 {
+        match self {
+            TimeUnit::S => n.saturating_mul(1000),
+            TimeUnit::Ms => n,
+            TimeUnit::Us => n.div_euclid(1000),
+            TimeUnit::Ns => n.div_euclid(1_000_000),
+        }
+    }
+}
+
+/// The first time after 1970: numeric times read as milliseconds that fall
+/// before it are epoch seconds, almost surely (1.6e9 seconds is January
+/// 1970 in milliseconds), and a log of 1970 is no activity log.
+pub const END_OF_1970: Millis = 365 * DAY;
+
 /// Checks that `ms` lies in [`MIN_TIME`, `MAX_TIME`]; the error (to follow
 /// "`<value>` is ") says the range, and suggests the unit mistake when one fits (seconds, microseconds
 /// or nanoseconds where milliseconds are expected).
@@ -77,9 +138,9 @@ pub fn check_time(ms: i128) -> Result<Millis, String> {
     }
     let in_range = |x: i128| (i128::from(MIN_TIME)..=i128::from(MAX_TIME)).contains(&x);
     let hint = if ms > 0 && in_range(ms / 1_000) && ms / 1_000 >= 946_684_800_000 {
-        " (epoch microseconds? integers are epoch milliseconds)"
+        " (epoch microseconds? numbers are read as epoch milliseconds unless told: pass --time-unit us)"
     } else if ms > 0 && in_range(ms / 1_000_000) && ms / 1_000_000 >= 946_684_800_000 {
-        " (epoch nanoseconds? integers are epoch milliseconds)"
+        " (epoch nanoseconds? numbers are read as epoch milliseconds unless told: pass --time-unit ns)"
     } else {
         ""
     };
@@ -224,17 +285,22 @@ pub fn parse_timestamp(s: &str) -> Option<Millis> {
 
 /// As [`parse_timestamp`], with the reason a text is not a time in range.
 pub fn parse_timestamp_checked(s: &str) -> Result<Millis, String> {
-    let not_time = || format!("`{s}` is not an RFC 3339 timestamp or epoch milliseconds");
+    parse_timestamp_in(s, TimeUnit::Ms)
+}
+
+/// As [`parse_timestamp_checked`], with a number taken in `unit`.
+pub fn parse_timestamp_in(s: &str, unit: TimeUnit) -> Result<Millis, String> {
+    let not_time = || format!("`{s}` is not an RFC 3339 timestamp or epoch {}", unit.plural());
     let t = s.trim();
     if t.is_empty() {
         return Err(not_time());
     }
     let digits = t.strip_prefix('-').unwrap_or(t);
     if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit()) {
-        // Any run of digits is a number of milliseconds; one too long for
+        // Any run of digits is a number of the unit; one too long for
         // i128 is out of range all the same.
-        let ms = t.parse::<i128>().unwrap_or(if t.starts_with('-') { i128::MIN } else { i128::MAX });
-        return check_time(ms).map_err(|why| format!("`{t}` is {why}"));
+        let n = t.parse::<i128>().unwrap_or(if t.starts_with('-') { i128::MIN } else { i128::MAX });
+        return check_time(unit.to_millis(n)).map_err(|why| format!("`{t}` is {why}"));
     }
     let ms = parse_rfc3339(t).ok_or_else(not_time)?;
     check_time(i128::from(ms)).map_err(|why| format!("`{t}` is {why}"))

@@ -167,8 +167,15 @@ impl Loaded {
     /// Reads the dataset in `dir` once, with `projection` (see [`union`]),
     /// in the order `changeling score` reads it: the other tables, the
     /// events, then the impressions. Fails without a labels table.
-    pub fn read(dir: &Path, projection: Projection, progress: &ReadProgress) -> Result<Loaded, TuneError> {
-        let opts = ReadOptions { projection: Some(projection), ..ReadOptions::default() };
+    /// Numeric times are in `time_unit` (milliseconds when `None`; see
+    /// [`ReadOptions::time_unit`]).
+    pub fn read(
+        dir: &Path,
+        projection: Projection,
+        time_unit: Option<crate::time::TimeUnit>,
+        progress: &ReadProgress,
+    ) -> Result<Loaded, TuneError> {
+        let opts = ReadOptions { projection: Some(projection), time_unit, ..ReadOptions::default() };
         let data = Dataset::open_with_progress(dir, &opts, progress)?;
         let truth = Truth::from_dataset(&data)?;
         let days = eval::account_days(&data);

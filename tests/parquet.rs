@@ -324,11 +324,16 @@ fn skipped(report: &TableReport) -> Vec<(u64, String)> {
     report.samples.iter().map(|s| (s.record, s.message.clone())).collect()
 }
 
+/// Read options for data whose times start in 1970 (these tests' small
+/// epoch numbers), told so: see `ReadOptions::time_unit`.
+fn told() -> ReadOptions {
+    ReadOptions { time_unit: Some(changeling::time::TimeUnit::Ms), ..ReadOptions::default() }
+}
 #[test]
 fn every_table_reads_as_its_jsonl_twin() {
     let dir = tempfile::tempdir().unwrap();
     write_twins(dir.path());
-    let opts = ReadOptions::default();
+    let opts = told();
     for kind in TableKind::ALL {
         let (want, want_report) = read(&dir.path().join("jsonl"), kind, &opts).unwrap();
         let (got, got_report) = read(&dir.path().join("parquet"), kind, &opts).unwrap();
@@ -366,7 +371,7 @@ fn every_table_reads_as_its_jsonl_twin() {
 fn a_parquet_dataset_opens_like_its_jsonl_twin() {
     let dir = tempfile::tempdir().unwrap();
     write_twins(dir.path());
-    let opts = ReadOptions::default();
+    let opts = told();
     let want = Dataset::open(&dir.path().join("jsonl"), &opts).unwrap();
     let got = Dataset::open(&dir.path().join("parquet"), &opts).unwrap();
     let events = |d: &Dataset| -> Rows {
@@ -424,7 +429,7 @@ fn a_projection_skips_columns_but_never_required_ones() {
         projection: Some(Projection {
             tables: BTreeMap::from([(TableKind::Events, BTreeSet::from(["target".to_string(), "tags".to_string()]))]),
         }),
-        ..ReadOptions::default()
+        ..told()
     };
     let (events, _) = read(&dir.path().join("parquet"), TableKind::Events, &opts).unwrap();
     assert_eq!(events.len(), 4);
@@ -490,7 +495,7 @@ fn part_files_and_row_groups_read_in_order_for_any_thread_count() {
     // at a time, and merged in order.
     let read_with = |threads: usize, block_rows: u64| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let opts = ReadOptions { block_rows, ..ReadOptions::default() };
+        let opts = ReadOptions { block_rows, ..told() };
         pool.install(|| read(dir.path(), TableKind::Events, &opts)).unwrap()
     };
     let (one, report) = read_with(1, 10);
@@ -520,7 +525,7 @@ fn a_dictionary_shared_by_many_batches_reads_right() {
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap()).unwrap();
     assert_eq!(reader.metadata().num_row_groups(), 1);
     assert!(matches!(reader.schema().field_with_name("action").unwrap().data_type(), DataType::Dictionary(..)));
-    let data = Dataset::open(dir.path(), &ReadOptions::default()).unwrap();
+    let data = Dataset::open(dir.path(), &told()).unwrap();
     assert_eq!(data.events.len(), n - 1);
     assert_eq!(data.report.skipped(), 1);
     let mut likes = 0;

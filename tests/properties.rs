@@ -349,7 +349,12 @@ proptest! {
     fn edge_values_are_read_or_skipped_never_lost(records in prop::collection::vec(edge_record(), 1..60), max in 200usize..4000) {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("events.jsonl"), records.join("\n")).unwrap();
-        let opts = changeling::data::ReadOptions { max_record_bytes: max, ..Default::default() };
+        // Edge times include 1970: told so (see ReadOptions::time_unit).
+        let opts = changeling::data::ReadOptions {
+            max_record_bytes: max,
+            time_unit: Some(changeling::time::TimeUnit::Ms),
+            ..Default::default()
+        };
         let data = Dataset::open(dir.path(), &opts).unwrap();
         let r = data.report.table(TableKind::Events).unwrap();
         prop_assert_eq!(r.records + r.duplicates + r.skipped, records.len() as u64, "{:?}", r);

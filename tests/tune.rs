@@ -197,10 +197,28 @@ fn sweep_output_is_deterministic_and_marks_the_front() {
     }
     let text = String::from_utf8(a.stdout).unwrap();
     assert!(text.contains("parameter  likes/unexposed-off-pattern.hit.weight"), "{text}");
-    assert!(text.contains("Pareto front (*)"), "{text}");
+    // A front at every tier, and a PR AUC column.
+    for tier in ["high", "medium", "low"] {
+        assert!(text.contains(&format!("Pareto front at {tier} (*)")), "{text}");
+        assert!(text.contains(&format!("front {tier}")), "{text}");
+    }
+    assert!(text.contains("ROC AUC  PR AUC"), "{text}");
     let rows: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())).collect();
     assert_eq!(rows.len(), 4, "{text}");
     assert!(rows.iter().any(|r| r.trim_end().ends_with('*')), "{text}");
+    let v: Value = serde_json::from_slice(&two.stdout).unwrap();
+    let by_tier = v["pareto_by_tier"].as_array().unwrap();
+    assert_eq!(by_tier.iter().map(|f| f["tier"].as_str().unwrap()).collect::<Vec<_>>(), ["high", "medium", "low"]);
+    assert_eq!(by_tier[0]["settings"], v["pareto"]);
+    for f in by_tier {
+        let on: Vec<u64> = f["settings"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        assert!(!on.is_empty(), "an empty front at {}", f["tier"]);
+        for s in v["settings"].as_array().unwrap() {
+            let listed = s["pareto_tiers"].as_array().unwrap().iter().any(|t| *t == f["tier"]);
+            assert_eq!(listed, on.contains(&s["setting"].as_u64().unwrap()), "setting {}", s["setting"]);
+        }
+    }
+    assert!(v["settings"][0]["worst"]["pr_auc"].is_number());
 }
 
 #[test]

@@ -74,6 +74,7 @@ def score(
     threads: Optional[int] = None,
     state: Optional[PathLike] = None,
     emit: str = "changes",
+    time_unit: Optional[str] = None,
 ):
     """Scores a dataset and returns its alerts as a ``pyarrow.Table``.
 
@@ -87,7 +88,10 @@ def score(
     rules directory or file, or a list of them stacked as ``--rules`` does.
     ``min_tier``, ``memory`` (``"2GiB"``), ``strict`` and ``threads`` are
     the CLI's flags of the same names (``memory`` and the spill to disk
-    apply to a directory only).
+    apply to a directory only), and so is ``time_unit`` (``"s"``, ``"ms"``,
+    ``"us"``, ``"ns"``: the unit of numeric times; by default milliseconds,
+    and times that fall in 1970 raise :class:`DataError` saying they look
+    like seconds).
 
     With ``state`` (a directory, as ``score --state``), ``data`` is a
     batch directory: it is scored against the state the previous run left
@@ -113,6 +117,7 @@ def score(
         memory=memory,
         strict=strict,
         threads=threads,
+        time_unit=time_unit,
         state=state,
         emit=emit,
     )
@@ -135,12 +140,13 @@ def eval(
     *,
     slack: str = "1h",
     tier: Optional[str] = None,
+    time_unit: Optional[str] = None,
 ) -> dict:
     """Measures an alerts file (JSON Lines or Parquet) against the labels of
     the dataset in ``data``, as ``changeling eval --alerts`` does; returns
     the report (the CLI's ``--json`` report) as a dict. Tiers come from
     ``rules``."""
-    text = _native.eval_report(os.fspath(alerts), os.fspath(data), _rules(rules), slack, tier)
+    text = _native.eval_report(os.fspath(alerts), os.fspath(data), _rules(rules), slack, tier, time_unit)
     return json.loads(text)
 
 

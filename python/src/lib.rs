@@ -120,7 +120,7 @@ fn alerts_table(batches: Vec<RecordBatch>) -> PyResult<PyArrowType<Table>> {
 /// Scores a dataset directory or a dict of Arrow tables; see
 /// `changeling.score`.
 #[pyfunction]
-#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, state=None, emit=None))]
+#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, time_unit=None, state=None, emit=None))]
 #[allow(clippy::too_many_arguments)]
 fn score(
     py: Python<'_>,
@@ -130,9 +130,11 @@ fn score(
     memory: Option<String>,
     strict: bool,
     threads: Option<usize>,
+    time_unit: Option<String>,
     state: Option<PathBuf>,
     emit: Option<String>,
 ) -> PyResult<PyArrowType<Table>> {
+    let time_unit = time_unit_of(time_unit)?;
     let loaded = load(Paths::into_vec(rules))?;
     let plan = &loaded.plan;
     let mut selection = Selection::default();
@@ -147,7 +149,7 @@ fn score(
         Some(m) => run::parse_memory(&m).map_err(PyValueError::new_err)?,
         None => run::default_memory(),
     };
-    let read = ReadOptions { strict, projection: Some(plan.projection()), ..ReadOptions::default() };
+    let read = ReadOptions { strict, projection: Some(plan.projection()), time_unit, ..ReadOptions::default() };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))
         .build()
@@ -236,6 +238,18 @@ fn daily(
     Ok(batches)
 }
 
+/// The unit of numeric times, from its name (`s`, `ms`, `us`, `ns`).
+fn time_unit_of(name: Option<String>) -> PyResult<Option<changeling::time::TimeUnit>> {
+    name.map(|n| {
+        changeling::time::TimeUnit::parse(&n).ok_or_else(|| {
+            DataError::new_err(format!(
+                "time_unit {n:?}: give \"s\", \"ms\", \"us\" or \"ns\" (the unit of numeric times)"
+            ))
+        })
+    })
+    .transpose()
+}
+
 /// Checks rules; see `changeling.check`.
 #[pyfunction]
 #[pyo3(signature = (rules=None))]
@@ -253,7 +267,7 @@ fn check(py: Python<'_>, rules: Option<Paths>) -> PyResult<Py<PyDict>> {
 /// Evaluates an alerts file against a dataset's labels; see
 /// `changeling.eval`. Returns the report as JSON text.
 #[pyfunction]
-#[pyo3(signature = (alerts, data, rules=None, slack=None, tier=None))]
+#[pyo3(signature = (alerts, data, rules=None, slack=None, tier=None, time_unit=None))]
 fn eval_report(
     py: Python<'_>,
     alerts: PathBuf,
@@ -261,7 +275,9 @@ fn eval_report(
     rules: Option<Paths>,
     slack: Option<String>,
     tier: Option<String>,
+    time_unit: Option<String>,
 ) -> PyResult<String> {
+    let time_unit = time_unit_of(time_unit)?;
     let slack = match slack {
         Some(s) => changeling::time::parse_duration(&s).map_err(PyValueError::new_err)?,
         None => 3_600_000,
@@ -270,7 +286,7 @@ fn eval_report(
     let tiers = loaded.plan.config.tiers.iter().map(|t| t.name.clone()).collect();
     py.detach(|| {
         let file = eval::read_alerts(&alerts).map_err(|e| EvalError::new_err(e.to_string()))?;
-        let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+        let opts = ReadOptions { projection: Some(eval::projection()), time_unit, ..ReadOptions::default() };
         let ds = Dataset::open(&data, &opts)
             .map_err(|e| DataError::new_err(format!("reading dataset {}: {e}", data.display())))?;
         let truth = eval::Truth::from_dataset(&ds).map_err(|e| EvalError::new_err(e.to_string()))?;

@@ -126,3 +126,22 @@ def test_daily_runs_with_a_state_give_the_clis_bytes_and_share_its_state(tmp_pat
     assert cli(days[-1], ours) == cli(days[-1], theirs)
     with pytest.raises(ValueError, match="emit"):
         changeling.score(days[0], "builtin", state=tmp_path / "other", emit="all")
+
+
+def test_epoch_seconds_raise_naming_time_unit_and_read_right_with_it(demo_tables, cli_alerts):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    jsonl, _ = cli_alerts
+    data = dict(demo_tables)
+    events = data["events"]
+    # The demo's times as integer epoch seconds.
+    ms = pc.cast(pc.cast(events.column("ts"), pa.timestamp("ms", tz="UTC")), pa.int64())
+    seconds = pc.divide(ms, 1000)
+    assert pc.all(pc.equal(pc.multiply(seconds, 1000), ms)).as_py(), "the demo's times are whole seconds"
+    data["events"] = events.set_column(events.schema.get_field_index("ts"), "ts", seconds)
+    with pytest.raises(changeling.DataError, match=r"look like epoch seconds.*--time-unit s"):
+        changeling.score(data)
+    assert changeling.write_jsonl(changeling.score(data, time_unit="s")) == jsonl
+    with pytest.raises(changeling.DataError, match="time_unit"):
+        changeling.score(data, time_unit="minutes")

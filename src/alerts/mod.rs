@@ -111,6 +111,9 @@ pub struct Context<'a> {
     pub rules: &'a [RuleInfo],
     /// Every string of the run.
     pub strings: &'a Interner,
+    /// The campaign of each incident that belongs to one, by incident id
+    /// (see [`crate::campaigns`]).
+    pub campaigns: Option<&'a std::collections::BTreeMap<String, String>>,
 }
 
 impl<'a> Context<'a> {
@@ -118,7 +121,12 @@ impl<'a> Context<'a> {
     /// was compiled from.
     pub fn new(plan: &'a Plan, rules: &'a [RuleInfo], strings: &'a Interner) -> Context<'a> {
         debug_assert!(plan.rules.iter().map(|r| &r.id).eq(rules.iter().map(|r| &r.id)), "rules and plan differ");
-        Context { plan, rules, strings }
+        Context { plan, rules, strings, campaigns: None }
+    }
+
+    /// The context, writing each incident's campaign from `campaigns`.
+    pub fn with_campaigns(self, campaigns: &'a std::collections::BTreeMap<String, String>) -> Context<'a> {
+        Context { campaigns: Some(campaigns), ..self }
     }
 }
 
@@ -188,7 +196,7 @@ fn alerts<'a>(accounts: &'a [AccountIncidents], cx: Context<'a>) -> impl Iterato
             id: &inc.id,
             status: inc.status.name(),
             final_after: inc.final_after,
-            campaign: None,
+            campaign: cx.campaigns.and_then(|m| m.get(&inc.id)).map(String::as_str),
             families: inc
                 .families
                 .iter()

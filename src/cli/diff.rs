@@ -13,7 +13,7 @@ use changeling::diff;
 use changeling::eval::{self, Truth};
 use changeling::rules::layers::RuleLayer;
 use changeling::run::{self, RunOptions, RunProgress};
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 
 /// Arguments of `changeling diff`.
 #[derive(Debug, clap::Args)]
@@ -34,6 +34,11 @@ pub struct DiffArgs {
     /// How far a labelled compromise window is widened on each side.
     #[arg(long, default_value = "1h", value_parser = super::eval::parse_slack)]
     slack: Millis,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// At most this many hit lines per account and kind in the text.
     #[arg(long, default_value_t = 12)]
     max_hits: usize,
@@ -57,7 +62,7 @@ fn is_rules(p: &Path) -> bool {
     p.as_os_str() == changeling::rules::embedded::BUILTIN || p.is_dir() || p.extension().is_some_and(|e| e == "toml")
 }
 
-fn side(p: &Path, data: Option<&Path>) -> anyhow::Result<Side> {
+fn side(p: &Path, data: Option<&Path>, time_unit: Option<TimeUnit>) -> anyhow::Result<Side> {
     if !is_rules(p) {
         anyhow::ensure!(
             p.exists(),
@@ -76,7 +81,7 @@ fn side(p: &Path, data: Option<&Path>) -> anyhow::Result<Side> {
         anyhow::bail!("the rules in {} do not load (see above)", p.display());
     };
     let opts = RunOptions {
-        read: ReadOptions { projection: Some(rules.plan.projection()), ..ReadOptions::default() },
+        read: ReadOptions { projection: Some(rules.plan.projection()), time_unit, ..ReadOptions::default() },
         memory: run::default_memory(),
         tmp: std::env::temp_dir(),
         force_partitions: None,
@@ -100,7 +105,8 @@ fn side(p: &Path, data: Option<&Path>) -> anyhow::Result<Side> {
 pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let pool = super::pool(args.threads)?;
     let (old, new) = pool.install(|| -> anyhow::Result<(Side, Side)> {
-        Ok((side(&args.old, args.data.as_deref())?, side(&args.new, args.data.as_deref())?))
+        let (data, unit) = (args.data.as_deref(), args.time_unit);
+        Ok((side(&args.old, data, unit)?, side(&args.new, data, unit)?))
     })?;
     let tiers = match (&old.tiers, &new.tiers) {
         (Some(t), _) | (None, Some(t)) => t.clone(),
@@ -131,7 +137,11 @@ pub fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     }
     let truth = match &args.data {
         Some(d) => {
-            let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+            let opts = ReadOptions {
+                projection: Some(eval::projection()),
+                time_unit: args.time_unit,
+                ..ReadOptions::default()
+            };
             let data =
                 pool.install(|| Dataset::open(d, &opts)).with_context(|| format!("reading dataset {}", d.display()))?;
             data.labels.is_some().then(|| Truth::from_dataset(&data)).transpose()?

@@ -12,7 +12,7 @@ use anyhow::Context;
 use changeling::data::{Dataset, ReadOptions, TableKind};
 use changeling::eval::{self, Curves, Listed, Listing, Report, Settings, TierSource};
 use changeling::terminal::{aligned_table, table};
-use changeling::time::{Millis, parse_duration};
+use changeling::time::{Millis, TimeUnit, parse_duration};
 use changeling::tune::Summary;
 use serde::Serialize;
 
@@ -48,6 +48,11 @@ pub struct EvalArgs {
     /// alert on a compromised account counts only when it overlaps it.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
     slack: Millis,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// Print the report as JSON instead of text: one object for one
     /// dataset; for several, an array of them followed by the worst row.
     #[arg(long)]
@@ -263,7 +268,8 @@ fn from_file(args: &EvalArgs, data_dir: &Path, alerts_path: &Path) -> anyhow::Re
         }
     };
 
-    let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+    let opts =
+        ReadOptions { projection: Some(eval::projection()), time_unit: args.time_unit, ..ReadOptions::default() };
     let data = Dataset::open(data_dir, &opts).with_context(|| format!("reading dataset {}", data_dir.display()))?;
     let truth = eval::Truth::from_dataset(&data)?;
     if let Some(r) = data.report.table(TableKind::Labels)
@@ -290,7 +296,8 @@ fn scored_in_memory(args: &EvalArgs) -> anyhow::Result<Option<Vec<Measurement>>>
     let progress = Progress::new(args.quiet);
     let pool = super::pool(args.threads)?;
     let measured = pool.install(|| {
-        super::sweep::measure_with(&args.data, &[rules.plan], args.slack, args.tier.as_deref(), &progress, true)
+        let (plans, tier) = (&[rules.plan], args.tier.as_deref());
+        super::sweep::measure_with(&args.data, plans, args.slack, tier, args.time_unit, &progress, true)
     })?;
     let reports = measured.reports.into_iter().next().unwrap_or_default();
     let extras = measured.extras.into_iter().next().unwrap_or_default();

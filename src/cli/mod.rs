@@ -123,6 +123,12 @@ pub fn install_signal_handlers() {
     });
 }
 
+/// A `--time-unit` value: `s`, `ms`, `us` or `ns`.
+pub fn parse_time_unit(s: &str) -> Result<changeling::time::TimeUnit, String> {
+    changeling::time::TimeUnit::parse(s)
+        .ok_or_else(|| format!("`{s}` is not a time unit: give s, ms, us or ns (the unit of the data's numeric times)"))
+}
+
 /// Writes `text` to stderr; an error (a closed pipe) goes up instead of
 /// panicking as `eprint!` does.
 pub fn to_stderr(text: &str) -> std::io::Result<()> {
@@ -222,6 +228,34 @@ pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
     let plan = Plan::compile(&set);
     let info = RuleInfo::of_set(&set);
     Some(Loaded { set, plan, info, name: layers::describe(layers) })
+}
+
+/// Applies the exceptions of `args` (else of `CHANGELING_EXCEPTIONS`) to
+/// the loaded rules, printing their diagnostics to stderr (warnings, such
+/// as an expired exception, unless `quiet`). `None` when they have errors
+/// (already printed).
+pub fn with_exceptions(mut rules: Loaded, args: &[PathBuf], quiet: bool) -> anyhow::Result<Option<Loaded>> {
+    use changeling::exceptions;
+    let paths = exceptions::paths(args);
+    if paths.is_empty() {
+        return Ok(Some(rules));
+    }
+    for p in &paths {
+        anyhow::ensure!(
+            p.is_file(),
+            "exceptions file {} does not exist (from {}); give a TOML file of [[exception]] tables",
+            p.display(),
+            if args.is_empty() { format!("${}", exceptions::ENV) } else { "--exceptions".into() }
+        );
+    }
+    let (read, diags) = exceptions::load(&paths, changeling::time::now_millis());
+    if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
+        to_stderr(&changeling::terminal::for_terminal(&diags.render()))?;
+    }
+    let Some(read) = read else { return Ok(None) };
+    let bound = exceptions::Bound::new(read, &rules.info).map_err(anyhow::Error::msg)?;
+    rules.plan = rules.plan.with_exceptions(bound);
+    Ok(Some(rules))
 }
 
 /// The dataset directory: `data`, or the built-in demo dataset written to

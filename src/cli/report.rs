@@ -9,7 +9,7 @@ use changeling::alerts::read;
 use changeling::data::{Dataset, ReadOptions};
 use changeling::eval::{self, TierSource, Truth};
 use changeling::report::{self, Input, Labels};
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 
 /// Arguments of `changeling report`.
 #[derive(Debug, clap::Args)]
@@ -35,6 +35,11 @@ pub struct ReportArgs {
     /// How far a labelled compromise window is widened on each side.
     #[arg(long, default_value = "1h", value_parser = super::eval::parse_slack)]
     slack: Millis,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
 }
 
 /// Runs the command.
@@ -64,7 +69,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     };
     let truth_days = match &args.data {
         Some(d) => {
-            let opts = ReadOptions { projection: Some(eval::projection()), ..ReadOptions::default() };
+            let opts = ReadOptions {
+                projection: Some(eval::projection()),
+                time_unit: args.time_unit,
+                ..ReadOptions::default()
+            };
             let data = Dataset::open(d, &opts).with_context(|| format!("reading dataset {}", d.display()))?;
             let truth = Truth::from_dataset(&data)?;
             Some((truth, eval::account_days(&data)))

@@ -14,7 +14,7 @@ use changeling::output::OutputFile;
 use changeling::rules::Severity;
 use changeling::run::{self, RunOptions, RunOutput, RunProgress};
 use changeling::score::AccountIncidents;
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 
 use super::progress::style;
 
@@ -84,6 +84,18 @@ pub struct ScoreArgs {
     /// Default: $CHANGELING_RULES (a list like PATH), else `builtin`.
     #[arg(long, value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Exceptions: a TOML file of `[[exception]]` tables (an account,
+    /// device, IP network, ASN, item or author, the rules they cover, a
+    /// reason, an expiry) whose hits are not reported. Repeatable.
+    /// Default: $CHANGELING_EXCEPTIONS (a list like PATH), else none.
+    #[arg(long, value_name = "FILE")]
+    exceptions: Vec<PathBuf>,
+    /// Group the incidents of several accounts that share lockstep items
+    /// into campaigns: each member's alert gets the campaign's id
+    /// (`campaign`) and the summary lists them. Needs every incident in
+    /// memory at once (a run whose incidents are spilled does not group).
+    #[arg(long, conflicts_with = "state")]
+    campaigns: bool,
     /// Write alerts here instead of stdout (`-` is stdout). The format is
     /// taken from the extension (.jsonl, .ndjson or .json; .csv; .parquet)
     /// unless --format is given; any other extension is an error.
@@ -146,6 +158,11 @@ pub struct ScoreArgs {
     /// They are removed on exit, on error and on Ctrl-C.
     #[arg(long)]
     tmp: Option<PathBuf>,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// Stop at the first bad data record instead of skipping it.
     #[arg(long)]
     strict: bool,
@@ -240,30 +257,50 @@ pub struct Destination {
 }
 
 /// The destination of `--out` and `--format`: the format given, else the
-/// extension's; stdout without `--out` or with `-`.
+/// extension's; stdout without `--out` or with `-`. A destination that
+/// exists and is not a regular file (`/dev/null`, a named pipe) needs no
+/// extension: JSON Lines unless `--format` says otherwise. A `--format`
+/// that the extension contradicts (`--format parquet -o x.csv`) is an
+/// error, not a Parquet file named `.csv`.
 pub fn destination(out: Option<&Path>, format: Option<Format>) -> anyhow::Result<Destination> {
     let path = out.filter(|p| p.as_os_str() != "-").map(Path::to_path_buf);
-    let format = match (format, &path) {
-        (Some(f), _) => f,
-        (None, None) => Format::Jsonl,
-        (None, Some(p)) => {
-            let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
-            match ext.as_deref() {
-                Some("jsonl" | "ndjson" | "json") => Format::Jsonl,
-                Some("csv") => Format::Csv,
-                Some("parquet") => Format::Parquet,
-                Some(other) => anyhow::bail!(
-                    "--out {}: cannot tell the format from the extension `.{other}`; name the file .jsonl, .csv or \
-                     .parquet, or pass --format jsonl|csv|parquet (alerts are written uncompressed)",
-                    p.display()
-                ),
-                None => anyhow::bail!(
-                    "--out {}: cannot tell the format without an extension; name the file .jsonl, .csv or .parquet, \
-                     or pass --format jsonl|csv|parquet",
-                    p.display()
-                ),
-            }
-        }
+    let Some(p) = &path else { return Ok(Destination { path, format: format.unwrap_or(Format::Jsonl) }) };
+    let special = std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    let ext = p.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let by_ext = match ext.as_deref() {
+        Some("jsonl" | "ndjson" | "json") => Some(Format::Jsonl),
+        Some("csv") => Some(Format::Csv),
+        Some("parquet") => Some(Format::Parquet),
+        _ => None,
+    };
+    let name = |f: Format| match f {
+        Format::Jsonl => "jsonl",
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+    };
+    let format = match (format, by_ext) {
+        (Some(f), Some(e)) if f != e => anyhow::bail!(
+            "--out {} names a .{} file but --format is {}: a reader would take the file for what its name says; \
+             name it .{} or drop --format",
+            p.display(),
+            ext.as_deref().unwrap_or_default(),
+            name(f),
+            name(f)
+        ),
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) if special => Format::Jsonl,
+        (None, None) => match ext {
+            Some(other) => anyhow::bail!(
+                "--out {}: cannot tell the format from the extension `.{other}`; name the file .jsonl, .csv or \
+                 .parquet, or pass --format jsonl|csv|parquet (alerts are written uncompressed)",
+                p.display()
+            ),
+            None => anyhow::bail!(
+                "--out {}: cannot tell the format without an extension; name the file .jsonl, .csv or .parquet, \
+                 or pass --format jsonl|csv|parquet",
+                p.display()
+            ),
+        },
     };
     Ok(Destination { path, format })
 }
@@ -535,9 +572,18 @@ impl Tally {
 
 fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
     let t0 = Instant::now();
+    // An output that would overwrite an input is the first thing to say.
+    if let (Some(out), Some(data)) = (&args.out, &args.data)
+        && out.as_os_str() != "-"
+    {
+        changeling::output::check_not_input(out, data).map_err(anyhow::Error::msg)?;
+    }
     let dest = destination(args.out.as_deref(), args.format)?;
     let layers = super::rule_layers(&args.rules)?;
     let Some(rules) = super::load_rules(&layers, args.quiet) else { return Ok(ExitCode::from(2)) };
+    let Some(rules) = super::with_exceptions(rules, &args.exceptions, args.quiet)? else {
+        return Ok(ExitCode::from(2));
+    };
     let plan = &rules.plan;
     let fail_tier = args.fail_on.as_deref().map(|t| tier_index(plan, "--fail-on", t)).transpose()?;
     let selection = selection(args, plan)?;
@@ -562,6 +608,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             max_samples: args.max_errors,
             max_record_bytes: usize::try_from(args.max_record_bytes).unwrap_or(usize::MAX),
             projection: Some(plan.projection()),
+            time_unit: args.time_unit,
             ..ReadOptions::default()
         },
         memory: args.memory.unwrap_or_else(run::default_memory),
@@ -591,8 +638,23 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
         writeln!(std::io::stderr(), "{line}")?;
     }
     check_skipped(&out.report, args.max_skipped_share)?;
-    let incidents = std::mem::replace(&mut out.incidents, run::Incidents::in_memory(Vec::new(), out.strings.clone()));
-    let cx = Context::new(plan, &rules.info, &out.strings);
+    let mut incidents =
+        std::mem::replace(&mut out.incidents, run::Incidents::in_memory(Vec::new(), out.strings.clone()));
+    // Campaigns need every incident at once: grouped when they are held in
+    // memory (see changeling::campaigns).
+    let campaigns = if args.campaigns && incidents.spilled_runs() == 0 {
+        let accounts = incidents.into_vec().context("reading the incidents back")?;
+        let found = changeling::campaigns::find(&accounts, plan, &out.strings);
+        incidents = run::Incidents::in_memory(accounts, out.strings.clone());
+        Some(found)
+    } else {
+        if args.campaigns {
+            out.notes.push("campaigns not grouped: the incidents were spilled to disk (--memory)".into());
+        }
+        None
+    };
+    let by_incident = changeling::campaigns::by_incident(campaigns.as_deref().unwrap_or_default());
+    let cx = Context::new(plan, &rules.info, &out.strings).with_campaigns(&by_incident);
     let mut tally = Tally::new(cx);
     tally.incident_runs = incidents.spilled_runs();
     let written = write(&dest, args.csv_rows, incidents, cx, |chunk| {
@@ -610,6 +672,7 @@ fn score(args: &ScoreArgs) -> anyhow::Result<ExitCode> {
             tally: &tally,
             total: t0.elapsed().as_secs_f64(),
             state: None,
+            campaigns: campaigns.as_deref(),
         };
         if args.json { s.json()? } else { s.text()? }
     }
@@ -708,6 +771,7 @@ impl Daily<'_> {
                 tally: &tally,
                 total: self.t0.elapsed().as_secs_f64(),
                 state: Some(state),
+                campaigns: None,
             };
             if self.args.json { s.json()? } else { s.text()? }
         }
@@ -740,6 +804,9 @@ struct Summary<'a> {
     total: f64,
     /// A daily run's state, with `--state`.
     state: Option<StateLine<'a>>,
+    /// The run's campaigns (`None`: not grouped, the incidents were
+    /// spilled or the run is a daily one).
+    campaigns: Option<&'a [changeling::campaigns::Campaign]>,
 }
 
 impl Summary<'_> {
@@ -771,6 +838,19 @@ impl Summary<'_> {
             out.read_secs,
             rate(out.events, out.read_secs)
         )?;
+        // Each table's time span: a wrong unit shows here first.
+        let spans: Vec<(String, Millis, Millis)> =
+            r.tables.iter().filter_map(|(k, t)| t.span.map(|(a, b)| (k.to_string(), a, b))).collect();
+        let width = spans.iter().map(|s| s.0.len()).max().unwrap_or(0);
+        for (i, (table, first, last)) in spans.iter().enumerate() {
+            writeln!(
+                e,
+                "  {:<10} {table:<width$}  {} .. {}",
+                if i == 0 { "times" } else { "" },
+                changeling::time::format_rfc3339(*first),
+                changeling::time::format_rfc3339(*last)
+            )?;
+        }
         if let Some(p) = out.partitions {
             let runs = match self.tally.incident_runs {
                 0 => String::new(),
@@ -828,6 +908,38 @@ impl Summary<'_> {
         };
         writeln!(e, "  incidents  {} written{filtered}: {}", thousands(self.written), tiers.join(", "))?;
         writeln!(e, "  scored     in {:.2} s ({})", out.score_secs, rate(out.events, out.score_secs))?;
+        if let Some(cs) = self.campaigns
+            && !cs.is_empty()
+        {
+            writeln!(e, "  campaigns  {} (incidents of several accounts sharing lockstep items):", cs.len())?;
+            for c in cs {
+                let tiers: Vec<String> =
+                    c.tiers.iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+                let line = format!(
+                    "    {}  {} accounts, {} items, {} .. {}; incidents {}",
+                    c.id,
+                    c.members.len(),
+                    c.items.len(),
+                    changeling::time::format_rfc3339(c.span.0),
+                    changeling::time::format_rfc3339(c.span.1),
+                    tiers.join(", ")
+                );
+                writeln!(e, "{}", changeling::terminal::for_terminal(&line))?;
+            }
+        }
+        if let Some(x) = &self.rules.plan.exceptions {
+            let each = x.suppressed();
+            let total: u64 = each.iter().map(|s| s.hits).sum();
+            writeln!(e, "  exceptions {} hits suppressed by {} exceptions:", thousands(total), each.len())?;
+            for s in &each {
+                let rules = if s.rules.is_empty() { String::new() } else { format!(" ({})", s.rules.join(", ")) };
+                let expires = s.expires.as_ref().map_or(String::new(), |x| format!(", expires {x}"));
+                // Quotes the files: made safe for a terminal.
+                let line =
+                    format!("    {}  {}{rules}: {} hits; {}{expires}", s.exception, s.on, thousands(s.hits), s.reason);
+                writeln!(e, "{}", changeling::terminal::for_terminal(&line))?;
+            }
+        }
         writeln!(e, "  total      {:.2} s", self.total)?;
         let per_rule = &self.tally.per_rule;
         let with_hits: Vec<&summary::RuleSummary> = per_rule.iter().filter(|r| r.hits > 0).collect();
@@ -876,8 +988,18 @@ impl Summary<'_> {
             self.per_tier().into_iter().map(|(t, n)| (t, n.into())).collect();
         let skipped: serde_json::Map<String, serde_json::Value> =
             r.tables.iter().map(|(k, t)| (k.to_string(), t.skipped.into())).collect();
+        let spans: serde_json::Map<String, serde_json::Value> = r
+            .tables
+            .iter()
+            .filter_map(|(k, t)| {
+                let (first, last) = t.span?;
+                let at = changeling::time::format_rfc3339;
+                Some((k.to_string(), serde_json::json!({ "first": at(first), "last": at(last) })))
+            })
+            .collect();
         let v = serde_json::json!({
             "data": self.data,
+            "time_span": spans,
             "rules": self.rules.name,
             "events": out.events,
             "skipped": skipped,
@@ -894,6 +1016,8 @@ impl Summary<'_> {
             "score_secs": out.score_secs,
             "total_secs": self.total,
             "notes": out.notes,
+            "exceptions": self.rules.plan.exceptions.as_ref().map(|x| x.suppressed()),
+            "campaigns": self.campaigns,
             "state": self.state.as_ref().map(|st| serde_json::json!({
                 "dir": st.dir.display().to_string(),
                 "fresh": st.fresh,

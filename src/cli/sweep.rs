@@ -15,7 +15,7 @@ use changeling::data::ReadProgress;
 use changeling::eval::{self, Report};
 use changeling::plan::Plan;
 use changeling::rules::{self, Overrides, overrides};
-use changeling::time::Millis;
+use changeling::time::{Millis, TimeUnit};
 use changeling::tune::{self, Grid, Loaded, Summary};
 use serde::Serialize;
 
@@ -48,6 +48,11 @@ pub struct SweepArgs {
     /// alert on a compromised account counts only when it overlaps it.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
     slack: Millis,
+    /// The unit of the data's numeric times: s, ms, us or ns. Default:
+    /// milliseconds (the data contract), and a table whose times fall in
+    /// 1970, where epoch seconds read as milliseconds land, is an error.
+    #[arg(long, value_name = "UNIT", value_parser = super::parse_time_unit)]
+    time_unit: Option<TimeUnit>,
     /// Print the results as one JSON object (with each dataset's full
     /// report per setting) instead of a table.
     #[arg(long)]
@@ -80,9 +85,10 @@ pub fn measure(
     plans: &[Plan],
     slack: Millis,
     rules_tier: Option<&str>,
+    time_unit: Option<TimeUnit>,
     progress: &Progress,
 ) -> anyhow::Result<Measured> {
-    measure_with(data, plans, slack, rules_tier, progress, false)
+    measure_with(data, plans, slack, rules_tier, time_unit, progress, false)
 }
 
 /// [`measure`], with the curves and account lists too when `extras`.
@@ -91,6 +97,7 @@ pub fn measure_with(
     plans: &[Plan],
     slack: Millis,
     rules_tier: Option<&str>,
+    time_unit: Option<TimeUnit>,
     progress: &Progress,
     extras: bool,
 ) -> anyhow::Result<Measured> {
@@ -108,7 +115,7 @@ pub fn measure_with(
                 Unit::Bytes,
                 super::score::input_bytes(dir),
                 &read.file_bytes,
-                || Loaded::read(dir, projection.clone(), &read),
+                || Loaded::read(dir, projection.clone(), time_unit, &read),
             )
             .with_context(|| format!("reading dataset {}", dir.display()))?;
         let done = AtomicU64::new(0);
@@ -152,8 +159,10 @@ struct SettingOut {
     setting: usize,
     /// Parameter path to value.
     values: serde_json::Map<String, serde_json::Value>,
-    /// On the Pareto front.
+    /// On the Pareto front at the highest tier.
     pareto: bool,
+    /// The tiers at which it is on the Pareto front, highest first.
+    pareto_tiers: Vec<String>,
     /// The worst of each figure across the datasets.
     worst: Summary,
     datasets: Vec<DatasetOut>,
@@ -174,8 +183,18 @@ struct SweepOut {
     parameters: Vec<String>,
     passes: usize,
     settings: Vec<SettingOut>,
-    /// Settings on the Pareto front, by number.
+    /// Settings on the Pareto front at the highest tier, by number.
     pareto: Vec<usize>,
+    /// The Pareto front at each tier, highest first.
+    pareto_by_tier: Vec<TierFront>,
+}
+
+/// The settings on the Pareto front at one tier.
+#[derive(Serialize)]
+struct TierFront {
+    tier: String,
+    /// By number.
+    settings: Vec<usize>,
 }
 
 /// A TOML value text as JSON (strings, numbers, booleans, arrays, tables).
@@ -223,16 +242,23 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let Some(plans) = load_settings(&args, &layers, &settings) else { return Ok(ExitCode::from(2)) };
     let progress = Progress::new(args.quiet);
     let pool = super::pool(args.threads)?;
-    let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, &progress))?;
+    let measured = pool.install(|| measure(&args.data, &plans, args.slack, None, args.time_unit, &progress))?;
 
     let summaries: Vec<Vec<Summary>> =
         measured.reports.iter().map(|per_data| per_data.iter().map(Summary::of).collect()).collect();
     let worst: Vec<Summary> = summaries.iter().map(|s| Summary::worst(s)).collect();
-    let points: Vec<(Option<f64>, u64)> = worst
-        .iter()
-        .map(|w| (w.recall.first().copied().flatten(), w.benign_flagged.first().copied().unwrap_or(0)))
+    let tiers = worst.first().map(|w| w.tiers.clone()).unwrap_or_default();
+    // fronts[t][i]: setting i is on the Pareto front at tier t.
+    let fronts: Vec<Vec<bool>> = (0..tiers.len().max(1))
+        .map(|t| {
+            let points: Vec<(Option<f64>, u64)> = worst
+                .iter()
+                .map(|w| (w.recall.get(t).copied().flatten(), w.benign_flagged.get(t).copied().unwrap_or(0)))
+                .collect();
+            tune::pareto_front(&points)
+        })
         .collect();
-    let front = tune::pareto_front(&points);
+    let front = &fronts[0];
 
     let text = if args.json {
         let out = SweepOut {
@@ -242,6 +268,14 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
             parameters: grid.axes.iter().map(|(p, _)| p.clone()).collect(),
             passes: measured.passes,
             pareto: (0..settings.len()).filter(|&i| front[i]).map(|i| i + 1).collect(),
+            pareto_by_tier: tiers
+                .iter()
+                .zip(&fronts)
+                .map(|(t, f)| TierFront {
+                    tier: t.clone(),
+                    settings: (0..settings.len()).filter(|&i| f[i]).map(|i| i + 1).collect(),
+                })
+                .collect(),
             settings: settings
                 .iter()
                 .zip(measured.reports)
@@ -252,6 +286,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
                     setting: i + 1,
                     values: o.assignments.iter().map(|a| (a.path.clone(), json_value(&a.value))).collect(),
                     pareto: front[i],
+                    pareto_tiers: tiers.iter().zip(&fronts).filter(|(_, f)| f[i]).map(|(t, _)| t.clone()).collect(),
                     worst: worst.clone(),
                     datasets: args
                         .data
@@ -267,7 +302,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<ExitCode> {
         s.push('\n');
         changeling::terminal::json_for(&s, std::io::IsTerminal::is_terminal(&std::io::stdout())).into_owned()
     } else {
-        render(&args, &grid, &settings, &worst, &front, measured.passes)
+        render(&args, &grid, &settings, &worst, &fronts, measured.passes)
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
@@ -322,13 +357,13 @@ fn load_settings(args: &SweepArgs, layers: &[rules::layers::RuleLayer], settings
     None
 }
 
-/// The sweep as a table, then its Pareto front.
+/// The sweep as a table, then its Pareto front at each tier.
 fn render(
     args: &SweepArgs,
     grid: &Grid,
     settings: &[Overrides],
     worst: &[Summary],
-    front: &[bool],
+    fronts: &[Vec<bool>],
     passes: usize,
 ) -> String {
     let mut out = String::new();
@@ -369,7 +404,8 @@ fn render(
     header.extend(tiers.iter().map(|t| format!("P {t}")));
     header.extend(tiers.iter().map(|t| format!("R {t}")));
     header.extend(tiers.iter().map(|t| format!("benign {t}")));
-    header.extend([format!("FP/M {top}"), "ROC AUC".into(), "front".into()]);
+    header.extend([format!("FP/M {top}"), "ROC AUC".into(), "PR AUC".into()]);
+    header.extend(tiers.iter().map(|t| format!("front {t}")));
     let mut rows = vec![header];
     for (i, (o, w)) in settings.iter().zip(worst).enumerate() {
         let mut row = vec![(i + 1).to_string()];
@@ -379,7 +415,8 @@ fn render(
         row.extend(w.benign_flagged.iter().map(u64::to_string));
         row.push(w.fp_per_million_account_days.map_or_else(|| "-".into(), |x| format!("{x:.1}")));
         row.push(num(w.roc_auc));
-        row.push(if front[i] { "*".into() } else { String::new() });
+        row.push(num(w.pr_auc));
+        row.extend(fronts.iter().take(tiers.len()).map(|f| if f[i] { "*".to_string() } else { String::new() }));
         rows.push(row);
     }
     out.push('\n');
@@ -387,21 +424,27 @@ fn render(
     let _ = writeln!(
         out,
         "\nP, R, benign: precision, recall and benign accounts flagged at each tier or higher\n\
-         FP/M: benign accounts flagged at {top} per million benign account-days"
+         FP/M: benign accounts flagged at {top} per million benign account-days\n\
+         PR AUC: area under the precision-recall curve (average precision)\n\
+         front T: on the Pareto front of recall against benign accounts flagged, at tier T or higher"
     );
-    let _ = writeln!(
-        out,
-        "\nPareto front (*): recall at {top} (higher is better), benign accounts flagged at {top} (fewer is better)"
-    );
-    for (i, (o, w)) in settings.iter().zip(worst).enumerate().filter(|(i, _)| front[*i]) {
-        let values: Vec<String> = o.assignments.iter().map(|a| format!("{}={}", a.path, shown(&a.value))).collect();
-        let values = if values.is_empty() { "(the rules as they are)".to_string() } else { values.join(" ") };
-        let recall = num(w.recall.first().copied().flatten());
-        // With several datasets the worst count and the worst share may
-        // come from different ones: the count only.
-        let share = if n == 1 { w.benign_flagged_share.first().copied().flatten() } else { None };
-        let benign = count_share(w.benign_flagged.first().copied().unwrap_or(0), share);
-        let _ = writeln!(out, "  #{}  recall {recall}, benign {benign}: {values}", i + 1);
+    for (t, tier) in tiers.iter().enumerate() {
+        let front = &fronts[t];
+        let _ = writeln!(
+            out,
+            "\nPareto front at {tier} (*): recall at {tier} (higher is better), benign accounts flagged at {tier} \
+             (fewer is better)"
+        );
+        for (i, (o, w)) in settings.iter().zip(worst).enumerate().filter(|(i, _)| front[*i]) {
+            let values: Vec<String> = o.assignments.iter().map(|a| format!("{}={}", a.path, shown(&a.value))).collect();
+            let values = if values.is_empty() { "(the rules as they are)".to_string() } else { values.join(" ") };
+            let recall = num(w.recall.get(t).copied().flatten());
+            // With several datasets the worst count and the worst share may
+            // come from different ones: the count only.
+            let share = if n == 1 { w.benign_flagged_share.get(t).copied().flatten() } else { None };
+            let benign = count_share(w.benign_flagged.get(t).copied().unwrap_or(0), share);
+            let _ = writeln!(out, "  #{}  recall {recall}, benign {benign}: {values}", i + 1);
+        }
     }
     out
 }

@@ -40,9 +40,14 @@ pub struct SynthArgs {
     /// Seed: the same arguments and seed give byte-identical files.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Output directory (created if missing).
+    /// Output directory (created if missing). A directory that already
+    /// holds a dataset (table files, or the `daily/` datasets) is refused
+    /// unless --force.
     #[arg(long)]
     out: PathBuf,
+    /// Write over the dataset already in --out.
+    #[arg(long)]
+    force: bool,
     /// Record format.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -110,6 +115,16 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
         broken_rate: args.broken_rate,
     };
     cfg.validate()?;
+    let existing = synth::existing_dataset(&args.out);
+    if !args.force && !existing.is_empty() {
+        let names: Vec<String> =
+            existing.iter().map(|p| p.file_name().unwrap_or(p.as_os_str()).to_string_lossy().into_owned()).collect();
+        anyhow::bail!(
+            "--out {}: already holds a dataset ({}); choose another directory, or pass --force to write over it",
+            args.out.display(),
+            names.join(", ")
+        );
+    }
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(n) = args.threads {
         anyhow::ensure!(n > 0, "--threads must be at least 1");

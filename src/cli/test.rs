@@ -31,6 +31,12 @@ pub struct TestArgs {
     /// `changeling sweep --set`, one value): which cases notice?
     #[arg(long = "set", value_name = "PATH=VALUE", value_parser = overrides::parse_set)]
     set: Vec<(String, Vec<String>)>,
+    /// Move each numeric and duration parameter of each rule's signals by
+    /// a quarter either way, run the rule's cases with each, and list the
+    /// mutations no case catches (exit 1 if any): thresholds the cases do
+    /// not pin.
+    #[arg(long, conflicts_with_all = ["set", "junit"])]
+    mutate: bool,
     /// Print every case, not only failures.
     #[arg(long, short)]
     verbose: bool,
@@ -48,6 +54,9 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         changeling::output::check_writable(path)?;
     }
     let name = changeling::rules::layers::describe(&layers);
+    if args.mutate {
+        return mutate(&layers, &name, args.verbose);
+    }
     let suite = match ruletest::run_layers(&layers, &overrides) {
         Ok(s) => s,
         Err(diags) => {
@@ -99,4 +108,39 @@ pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
         changeling::output::write_file(path, suite.junit().as_bytes())?;
     }
     Ok(if suite.ok() && !uncovered { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `changeling test --mutate`.
+fn mutate(layers: &[changeling::rules::layers::RuleLayer], name: &str, verbose: bool) -> anyhow::Result<ExitCode> {
+    let mutations = match ruletest::mutate(layers) {
+        Ok(m) => m,
+        Err(diags) => {
+            super::to_stderr(&changeling::terminal::for_terminal(&diags.render()))?;
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let tried: Vec<&ruletest::Mutation> = mutations.iter().filter(|m| m.caught.is_some()).collect();
+    let missed: Vec<&&ruletest::Mutation> = tried.iter().filter(|m| m.caught == Some(false)).collect();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "changeling test --mutate: {} mutations of the rules in {name} ({} out of range, not tried); {} caught, {} not",
+        tried.len(),
+        mutations.len() - tried.len(),
+        tried.len() - missed.len(),
+        missed.len()
+    )?;
+    for m in &mutations {
+        let shown = match m.caught {
+            Some(true) if verbose => "caught",
+            Some(false) => "NOT CAUGHT: no case of the rule failed",
+            None if verbose => "out of range",
+            _ => continue,
+        };
+        writeln!(out, "  {} = {} -> {}: {shown}", m.path, m.from, m.to)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(changeling::terminal::for_terminal(&out).as_bytes())?;
+    stdout.flush()?;
+    Ok(if missed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -60,6 +60,25 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A table's times fall in 1970: epoch seconds read as milliseconds
+    /// (the contract's default unit) land there.
+    #[error(
+        "{}: the {table} times run from {} to {}, in 1970: numeric times look like epoch seconds read as \
+         milliseconds; pass --time-unit s (or ms, us, ns: the unit of the data's numeric times)",
+        path.display(),
+        crate::time::format_rfc3339(*first),
+        crate::time::format_rfc3339(*last)
+    )]
+    TimesIn1970 {
+        /// The file with the earliest time.
+        path: PathBuf,
+        /// The table.
+        table: TableKind,
+        /// The earliest time read from that file.
+        first: crate::time::Millis,
+        /// The latest.
+        last: crate::time::Millis,
+    },
 }
 
 fn list(paths: &[PathBuf]) -> String {
@@ -111,6 +130,9 @@ pub struct TableReport {
     pub late: u64,
     /// The first few skipped records.
     pub samples: Vec<RecordError>,
+    /// The earliest and latest time of the table's records (over every
+    /// time field: `ts`, `since`, `created_at`, `start`, `end`).
+    pub span: Option<(crate::time::Millis, crate::time::Millis)>,
 }
 
 /// What reading a dataset found, per table present.

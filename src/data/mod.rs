@@ -142,16 +142,21 @@ impl Dataset {
             let mut t = table::Table::new(kind);
             let mut table_report = TableReport { files: 1, ..TableReport::default() };
             let name = PathBuf::from(format!("<{kind}>"));
+            let mut spanned = read::Spanned { sink: &mut t, span: None };
             parquet::read_batches(
                 &name,
                 kind,
                 schema,
                 batches.iter().cloned(),
-                &mut t,
+                &mut spanned,
                 &mut strings,
                 opts,
                 &mut table_report,
             )?;
+            table_report.span = spanned.span;
+            if let Some(span) = spanned.span {
+                read::check_not_1970(kind, &name, span, opts)?;
+            }
             report.tables.push((kind, table_report));
             read.insert(kind, t);
         }

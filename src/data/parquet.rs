@@ -59,7 +59,7 @@ use super::schema::{Kind, TableKind};
 use super::source::SourceFile;
 use super::table::{Column, TableBuilder, Times, check_label, parse_num_text, parse_time_text};
 use crate::intern::{Interner, LocalStrings, Sym};
-use crate::time::{Millis, check_time, format_rfc3339};
+use crate::time::{Millis, TimeUnit as NumericUnit, check_time, format_rfc3339};
 
 thread_local! {
     /// Whether this thread is inside a call into the Parquet decoder.
@@ -117,7 +117,8 @@ pub fn read_file(
     let mask = ProjectionMask::roots(meta.parquet_schema(), cols.iter().map(|c| c.index));
 
     let groups = tasks(&meta, opts.block_rows);
-    let reader = RowGroupReader { file, kind, meta: &meta, mask: &mask, cols: &cols, records: &progress.records };
+    let unit = opts.time_unit.unwrap_or_default();
+    let reader = RowGroupReader { file, kind, meta: &meta, mask: &mask, cols: &cols, records: &progress.records, unit };
     // A window of blocks is decoded in parallel while the previous window
     // is appended (in order) on this thread: at most two windows are in
     // memory.
@@ -188,7 +189,7 @@ pub fn read_batches(
         let batch = batch.project(&cols.iter().map(|c| c.index).collect::<Vec<_>>()).map_err(|e| {
             DataError::BadFile { path: name.to_path_buf(), message: format!("a batch does not match its schema: {e}") }
         })?;
-        let mut part = Part::new(&cols);
+        let mut part = Part::new(&cols, opts.time_unit.unwrap_or_default());
         part.add(&batch, row, kind, &cols).map_err(|col| DataError::BadFile {
             path: name.to_path_buf(),
             message: format!(
@@ -258,7 +259,7 @@ fn plan_columns(
         // Converting an empty array of the column's type runs the same type
         // dispatch as the data will, so the check cannot drift from it.
         let empty = new_empty_array(f.data_type());
-        if convert(target, &empty, &mut LocalStrings::new(), &mut Vec::new(), &mut None).is_err() {
+        if convert(target, &empty, &mut LocalStrings::new(), &mut Vec::new(), &mut None, NumericUnit::Ms).is_err() {
             return Err(DataError::BadFile {
                 path: path.to_path_buf(),
                 message: format!(
@@ -400,6 +401,8 @@ struct RowGroupReader<'a> {
     mask: &'a ProjectionMask,
     cols: &'a [Col],
     records: &'a AtomicU64,
+    /// The unit of integer times.
+    unit: NumericUnit,
 }
 
 impl RowGroupReader<'_> {
@@ -418,7 +421,7 @@ impl RowGroupReader<'_> {
             path: self.file.path.clone(),
             message: format!("row groups {:?}: {e}", task.row_groups),
         };
-        let mut part = Part::new(self.cols);
+        let mut part = Part::new(self.cols, self.unit);
         let mut row = task.first_row;
         // One reader per row group, so that no batch straddles two row
         // groups: such a batch meets two dictionaries, and the reader then
@@ -465,11 +468,14 @@ struct Part {
     /// Bad rows: 1-based row number in the file, and why.
     bad: Vec<(u64, String)>,
     dicts: Vec<DictMemo>,
+    /// The unit of integer times.
+    unit: NumericUnit,
 }
 
 impl Part {
-    fn new(cols: &[Col]) -> Part {
+    fn new(cols: &[Col], unit: NumericUnit) -> Part {
         Part {
+            unit,
             strings: LocalStrings::new(),
             columns: cols.iter().map(|c| empty_column(c.target)).collect(),
             rows: 0,
@@ -487,7 +493,7 @@ impl Part {
         let mut converted = Vec::with_capacity(cols.len());
         for (pos, (col, array)) in cols.iter().zip(batch.columns()).enumerate() {
             let mut local = Vec::new();
-            let column = convert(col.target, array, &mut self.strings, &mut local, &mut self.dicts[pos])
+            let column = convert(col.target, array, &mut self.strings, &mut local, &mut self.dicts[pos], self.unit)
                 .map_err(|Unsupported| pos)?;
             problems.extend(local.into_iter().map(|(row, why)| (row, pos, format!("field `{}`: {why}", col.name))));
             converted.push(if col.check_only { empty_column(col.target) } else { column });
@@ -634,11 +640,12 @@ fn convert(
     strings: &mut LocalStrings,
     problems: &mut Problems,
     memo: &mut DictMemo,
+    unit: NumericUnit,
 ) -> Result<Column, Unsupported> {
     Ok(match target {
         Target::Field(_, Kind::Sym) => Column::Sym(syms(a, strings, problems, false, Some(memo))?),
         Target::Extra => Column::Sym(extra_syms(a, strings, problems, memo)?),
-        Target::Field(_, Kind::Time) => Column::Time(times(a, problems)?),
+        Target::Field(_, Kind::Time) => Column::Time(times(a, problems, unit)?),
         Target::Field(_, Kind::Num) => Column::Num(nums(a, problems)?),
         Target::Field(_, Kind::Text) => Column::Text(texts(a, problems)?),
         Target::Field(_, Kind::List) => {
@@ -871,7 +878,7 @@ fn extra_syms(
         return Ok(out);
     }
     if matches!(a.data_type(), DataType::Timestamp(..) | DataType::Date32 | DataType::Date64) {
-        let t = times(a, problems)?;
+        let t = times(a, problems, NumericUnit::Ms)?;
         return Ok((0..t.len()).map(|r| t.get(r).map(|t| strings.intern(&format_rfc3339(t)))).collect());
     }
     let options = arrow::util::display::FormatOptions::default();
@@ -926,12 +933,12 @@ fn row_of(ranges: &[(usize, usize)], i: usize) -> usize {
 /// A column read as timestamps, in UTC milliseconds. A value that is not a
 /// time, or a time outside [`crate::time::MIN_TIME`]..=[`crate::time::MAX_TIME`]
 /// (in any unit), is a problem of its row.
-fn times(a: &dyn Array, problems: &mut Problems) -> Result<Times, Unsupported> {
+fn times(a: &dyn Array, problems: &mut Problems, unit: NumericUnit) -> Result<Times, Unsupported> {
     let mut out = Times::new();
     let mut unparsed = Vec::new();
     if let Some(bad) = each_str(a, |s| {
         let t = match s {
-            Some(s) if !s.is_empty() => parse_time_text(s).map_or_else(
+            Some(s) if !s.is_empty() => parse_time_text(s, unit).map_or_else(
                 |why| {
                     unparsed.push((out.len(), why));
                     None
@@ -957,7 +964,7 @@ fn times(a: &dyn Array, problems: &mut Problems) -> Result<Times, Unsupported> {
     };
     if let Some(values) = ints(a) {
         for (i, v) in values.into_iter().enumerate() {
-            let t = v.and_then(|v| checked(i, Some(v), &v));
+            let t = v.and_then(|v| checked(i, Some(unit.to_millis(v)), &v));
             out.push(t);
         }
         return Ok(out);
@@ -983,7 +990,7 @@ fn times(a: &dyn Array, problems: &mut Problems) -> Result<Times, Unsupported> {
         }
         DataType::Date32 => scaled!(Date32Type, |v: i128| v * 86_400_000),
         DataType::Date64 => scaled!(Date64Type, |v: i128| v),
-        DataType::Dictionary(..) => return times(&undictionary(a)?, problems),
+        DataType::Dictionary(..) => return times(&undictionary(a)?, problems, unit),
         _ => return Err(Unsupported),
     }
     Ok(out)
@@ -1110,19 +1117,19 @@ mod tests {
         let mut p = Vec::new();
         let all = |t: Times| (0..t.len()).map(|r| t.get(r)).collect::<Vec<_>>();
         let ns: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![Some(1_500_999_999), Some(-1), None]));
-        assert_eq!(all(times(&ns, &mut p).unwrap()), [Some(1500), None, None]);
+        assert_eq!(all(times(&ns, &mut p, NumericUnit::Ms).unwrap()), [Some(1500), None, None]);
         assert_eq!(p.len(), 1);
         assert!(p[0].1.contains("outside 1970"), "{p:?}");
         let mut p = Vec::new();
         let us: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![2_000_999]).with_timezone("-05:00"));
-        assert_eq!(all(times(&us, &mut p).unwrap()), [Some(2000)]);
+        assert_eq!(all(times(&us, &mut p, NumericUnit::Ms).unwrap()), [Some(2000)]);
         let s: ArrayRef = Arc::new(TimestampSecondArray::from(vec![i64::MAX, 3, i64::MIN]));
-        assert_eq!(all(times(&s, &mut p).unwrap()), [None, Some(3000), None]);
+        assert_eq!(all(times(&s, &mut p, NumericUnit::Ms).unwrap()), [None, Some(3000), None]);
         assert_eq!(p.len(), 2);
         assert!(p[0].1.contains("outside 1970"), "{p:?}");
         let text: ArrayRef = Arc::new(StringArray::from(vec!["1970-01-01T00:00:01Z", "soon", ""]));
         let mut p = Vec::new();
-        assert_eq!(all(times(&text, &mut p).unwrap()), [Some(1000), None, None]);
+        assert_eq!(all(times(&text, &mut p, NumericUnit::Ms).unwrap()), [Some(1000), None, None]);
         assert_eq!(p[0].0, 1);
     }
 
@@ -1152,7 +1159,7 @@ mod tests {
         let v = extra_syms(&s, &mut strings, &mut Vec::new(), &mut None).unwrap();
         assert_eq!(texts_of(&v, &strings), [Some("{a: 1}".to_string())]);
         let target = Target::Field(1, Kind::Sym);
-        assert!(convert(target, &s, &mut strings, &mut Vec::new(), &mut None).is_err());
+        assert!(convert(target, &s, &mut strings, &mut Vec::new(), &mut None, NumericUnit::Ms).is_err());
         assert!(expected(target).contains("string, integer"));
     }
 }

@@ -21,6 +21,7 @@ use super::schema::TableKind;
 use super::source::{self, Block, BlockReader, Format, SourceFile};
 use super::table::{Table, TableBuilder};
 use crate::intern::Interner;
+use crate::time::{Millis, TimeUnit};
 
 /// How to read a dataset.
 #[derive(Clone, Debug)]
@@ -41,6 +42,11 @@ pub struct ReadOptions {
     /// line breaks) longer than this is skipped as bad, without being held
     /// whole in memory; so is a CSV quoted cell never closed.
     pub max_record_bytes: usize,
+    /// The unit of numeric times (`--time-unit`). `None` reads them as
+    /// milliseconds (the contract's default) and refuses a table whose
+    /// times fall in 1970, where epoch seconds read as milliseconds land;
+    /// given, numbers are read in it and no such check is made.
+    pub time_unit: Option<TimeUnit>,
 }
 
 /// The default of [`ReadOptions::max_record_bytes`]: 1 MiB.
@@ -55,6 +61,7 @@ impl Default for ReadOptions {
             block_rows: 512 * 1024,
             projection: None,
             max_record_bytes: MAX_RECORD_BYTES,
+            time_unit: None,
         }
     }
 }
@@ -115,18 +122,67 @@ pub fn read_into(
 ) -> Result<TableReport, DataError> {
     let mut report = TableReport { files: files.len(), ..TableReport::default() };
     let before = sink.rows();
+    // The file with the earliest time, and its span.
+    let mut earliest: Option<(&Path, (Millis, Millis))> = None;
     for file in files {
+        let mut spanned = Spanned { sink: &mut *sink, span: None };
         match file.format {
             Format::Parquet => {
-                super::parquet::read_file(file, kind, sink, strings, opts, &mut report, progress)?;
+                super::parquet::read_file(file, kind, &mut spanned, strings, opts, &mut report, progress)?;
             }
             Format::Jsonl | Format::Csv => {
-                read_text_file(file, kind, sink, strings, opts, &mut report, progress)?;
+                read_text_file(file, kind, &mut spanned, strings, opts, &mut report, progress)?;
+            }
+        }
+        if let Some(s) = spanned.span {
+            report.span = Some(report.span.map_or(s, |r| (r.0.min(s.0), r.1.max(s.1))));
+            if earliest.is_none_or(|(_, e)| s.0 < e.0) {
+                earliest = Some((&file.path, s));
             }
         }
     }
     report.records = sink.rows() - before;
+    if let Some((path, span)) = earliest {
+        check_not_1970(kind, path, span, opts)?;
+    }
     Ok(report)
+}
+
+/// Refuses a table whose earliest time (`span`, read from `path`) falls in
+/// 1970, unless the time unit was given: epoch seconds read as
+/// milliseconds land there (1.6e9 ms is 1970-01-19).
+pub(crate) fn check_not_1970(
+    kind: TableKind,
+    path: &Path,
+    span: (Millis, Millis),
+    opts: &ReadOptions,
+) -> Result<(), DataError> {
+    if opts.time_unit.is_none() && span.0 < crate::time::END_OF_1970 {
+        return Err(DataError::TimesIn1970 { path: path.to_path_buf(), table: kind, first: span.0, last: span.1 });
+    }
+    Ok(())
+}
+
+/// Passes blocks on to a sink, noting the earliest and latest of their
+/// times.
+pub(crate) struct Spanned<'a> {
+    /// Where the blocks go.
+    pub(crate) sink: &'a mut dyn TableSink,
+    /// The earliest and latest time so far.
+    pub(crate) span: Option<(Millis, Millis)>,
+}
+
+impl TableSink for Spanned<'_> {
+    fn push(&mut self, block: TableBuilder, strings: &mut Interner) -> Result<(), DataError> {
+        if let Some((a, b)) = block.time_span() {
+            self.span = Some(self.span.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+        self.sink.push(block, strings)
+    }
+
+    fn rows(&self) -> u64 {
+        self.sink.rows()
+    }
 }
 
 /// Records one bad record in the report, or fails when strict.
@@ -271,7 +327,8 @@ fn merge_batches(
         pending
             .into_par_iter()
             .map(|block| {
-                let mut builder = TableBuilder::with_projection(kind, keep.clone());
+                let mut builder = TableBuilder::with_projection(kind, keep.clone())
+                    .with_time_unit(opts.time_unit.unwrap_or_default());
                 let mut bad = Vec::new();
                 if csv {
                     csv_format::parse_block(&block.bytes, block.first_line, header, &mut builder, &mut bad);
@@ -361,7 +418,13 @@ mod tests {
         for i in 0..2_000 {
             text.push_str(&format!("{},a{i},like,t-{i}\n", 2000 + i));
         }
-        let opts = ReadOptions { block_bytes: 1024, max_record_bytes: 4096, ..ReadOptions::default() };
+        // Times in 1970, told so (see ReadOptions::time_unit).
+        let opts = ReadOptions {
+            block_bytes: 1024,
+            max_record_bytes: 4096,
+            time_unit: Some(TimeUnit::Ms),
+            ..ReadOptions::default()
+        };
         let report = read_with_timeout(text, "events.csv", opts).unwrap();
         assert_eq!((report.records, report.skipped), (2_000, 1));
         assert_eq!(report.samples[0].record, 2);
@@ -380,7 +443,7 @@ mod tests {
         }
         text.push_str("9000,liu,post,\"line one\n9001,liu,password_change,x\"\n");
         for block_bytes in [16, 64, 333, 4096] {
-            let opts = ReadOptions { block_bytes, ..ReadOptions::default() };
+            let opts = ReadOptions { block_bytes, time_unit: Some(TimeUnit::Ms), ..ReadOptions::default() };
             let report = read_with_timeout(text.clone(), "events.csv", opts).unwrap();
             assert_eq!((report.records, report.skipped), (202, 0), "block_bytes {block_bytes}");
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use super::schema::{FieldDef, Kind, TableKind};
 use crate::intern::{Interner, LocalStrings, Sym};
-use crate::time::{Millis, check_time, parse_timestamp_checked};
+use crate::time::{Millis, TimeUnit, check_time, parse_timestamp_in};
 
 /// A column of optional timestamps: the values, and apart from them a
 /// validity bitmap, so that absence is never a value (no time, however
@@ -546,6 +546,8 @@ pub struct TableBuilder {
     /// Fingerprint of the skipped fields of the row being built.
     unread: u64,
     hasher: foldhash::fast::FixedState,
+    /// The unit of numeric times.
+    time_unit: TimeUnit,
 }
 
 /// Offset of skipped keys in `key_guess`.
@@ -575,7 +577,28 @@ impl TableBuilder {
             skipped: Vec::new(),
             unread: 0,
             hasher: foldhash::fast::FixedState::default(),
+            time_unit: TimeUnit::Ms,
         }
+    }
+
+    /// The builder, reading numeric times in `unit`.
+    pub fn with_time_unit(self, unit: TimeUnit) -> TableBuilder {
+        TableBuilder { time_unit: unit, ..self }
+    }
+
+    /// The earliest and latest value of the block's time fields, if any.
+    pub fn time_span(&self) -> Option<(Millis, Millis)> {
+        let mut span: Option<(Millis, Millis)> = None;
+        // The schema's fields only: the fingerprint of unread fields
+        // ([`UNREAD`]) is kept in a time column too.
+        for c in &self.columns[..self.fields.len()] {
+            if let Column::Time(t) = c {
+                for t in (0..self.rows).filter_map(|r| t.get(r)) {
+                    span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+                }
+            }
+        }
+        span
     }
 
     /// A builder that keeps only the fields in `keep` (and the required
@@ -696,7 +719,7 @@ impl TableBuilder {
         let result = if col >= SKIPPED {
             self.fingerprint(key, &value);
             match self.skipped[col - SKIPPED].1 {
-                Some(kind) => typed(kind, false, value).map(|_| None),
+                Some(kind) => typed(kind, false, value, self.time_unit).map(|_| None),
                 None => Ok(None),
             }
         } else {
@@ -729,7 +752,7 @@ impl TableBuilder {
     /// Types `value` for column `col` and interns its strings.
     fn parse(&mut self, col: usize, value: RawField<'_>) -> Result<Option<Parsed>, String> {
         let extra = col >= self.fields.len();
-        Ok(Some(match typed(self.kind_of(col), extra, value)? {
+        Ok(Some(match typed(self.kind_of(col), extra, value, self.time_unit)? {
             Typed::Absent => return Ok(None),
             Typed::Time(t) => Parsed::Time(t),
             Typed::Num(x) => Parsed::Num(x),
@@ -834,11 +857,11 @@ enum Typed<'a> {
 /// field of each kind accepts. An identifier or string field of the schema
 /// takes a string or a number (its decimal text); an extra field (`extra`,
 /// not in the schema) takes any value, as its text.
-fn typed(kind: Kind, extra: bool, value: RawField<'_>) -> Result<Typed<'_>, String> {
+fn typed(kind: Kind, extra: bool, value: RawField<'_>, unit: TimeUnit) -> Result<Typed<'_>, String> {
     Ok(match kind {
         Kind::Time => match value {
-            RawField::Str(s) => Typed::Time(parse_time_text(&s)?),
-            RawField::Num(n) => Typed::Time(parse_time_number(n)?),
+            RawField::Str(s) => Typed::Time(parse_time_text(&s, unit)?),
+            RawField::Num(n) => Typed::Time(parse_time_number(n, unit)?),
             other => return Err(format!("expected a timestamp, found {}", describe(&other))),
         },
         Kind::Sym => match value {
@@ -872,21 +895,21 @@ fn typed(kind: Kind, extra: bool, value: RawField<'_>) -> Result<Typed<'_>, Stri
     })
 }
 
-/// Parses a timestamp given as text (RFC 3339 or epoch milliseconds), with
-/// the reason it is bad if it is.
-pub(crate) fn parse_time_text(s: &str) -> Result<Millis, String> {
-    parse_timestamp_checked(s)
+/// Parses a timestamp given as text (RFC 3339 or an epoch number in
+/// `unit`), with the reason it is bad if it is.
+pub(crate) fn parse_time_text(s: &str, unit: TimeUnit) -> Result<Millis, String> {
+    parse_timestamp_in(s, unit)
 }
 
-/// Parses a timestamp given as a JSON number (epoch milliseconds), checked
-/// to lie in the accepted range (see [`crate::time::MIN_TIME`]).
-pub(crate) fn parse_time_number(n: &str) -> Result<Millis, String> {
+/// Parses a timestamp given as a JSON number (epoch time in `unit`),
+/// checked to lie in the accepted range (see [`crate::time::MIN_TIME`]).
+pub(crate) fn parse_time_number(n: &str, unit: TimeUnit) -> Result<Millis, String> {
     let digits = n.strip_prefix('-').unwrap_or(n);
     if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("`{n}` is not an integer of epoch milliseconds"));
+        return Err(format!("`{n}` is not an integer of epoch {}", unit.plural()));
     }
-    let ms = n.parse::<i128>().unwrap_or(if n.starts_with('-') { i128::MIN } else { i128::MAX });
-    check_time(ms).map_err(|why| format!("`{n}` is {why}"))
+    let v = n.parse::<i128>().unwrap_or(if n.starts_with('-') { i128::MIN } else { i128::MAX });
+    check_time(unit.to_millis(v)).map_err(|why| format!("`{n}` is {why}"))
 }
 
 /// Parses a number given as text; NaN means absent (`None`).

@@ -72,6 +72,9 @@ pub enum Code {
     /// W104: a directory link in a rules directory or its `tests/` that
     /// leads to a directory already read (a loop): not followed.
     DirectoryLoop,
+    /// W105: an exception that has expired (it covers only the hits before
+    /// its expiry).
+    ExpiredException,
 }
 
 impl Code {
@@ -100,6 +103,7 @@ impl Code {
             Code::UnusualAction => "W102",
             Code::SingleFamilyTops => "W103",
             Code::DirectoryLoop => "W104",
+            Code::ExpiredException => "W105",
         }
     }
 

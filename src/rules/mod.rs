@@ -215,7 +215,7 @@ pub(crate) fn read_source(path: &Path, diags: &mut Diagnostics) -> Option<Arc<So
 
 /// Parses TOML, reporting syntax errors; returns the root table when the
 /// parser could recover enough to read on.
-fn parse<'s>(src: &'s Arc<Source>, diags: &mut Diagnostics) -> Option<toml::Spanned<toml::de::DeTable<'s>>> {
+pub(crate) fn parse<'s>(src: &'s Arc<Source>, diags: &mut Diagnostics) -> Option<toml::Spanned<toml::de::DeTable<'s>>> {
     let (root, errors) = toml::de::DeTable::parse_recoverable(&src.text);
     for e in &errors {
         let span = e.span().unwrap_or(0..0);

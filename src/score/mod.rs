@@ -207,7 +207,10 @@ impl<'a> Scorer<'a> {
 
     /// Scores one account: its hits grouped into incidents.
     pub fn score_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<Incident> {
-        let hits = self.account_hits(span, scratch);
+        let mut hits = self.account_hits(span, scratch);
+        if let Some(x) = &self.bound.plan.exceptions {
+            x.retain::<()>(&mut hits, None, self.data);
+        }
         if hits.is_empty() {
             return Vec::new();
         }
@@ -235,8 +238,21 @@ impl<'a> Scorer<'a> {
     /// after it is known (a look-ahead may take it back), exactly as scoring
     /// makes it. For `changeling explain`.
     pub fn trace_account(&self, span: &AccountSpan, scratch: &mut Scratch) -> Vec<EventTrace> {
+        self.trace_account_within(span, scratch, None)
+    }
+
+    /// [`Scorer::trace_account`], keeping only the events within `within`
+    /// (from, to, inclusive): every event is still walked, but memory is
+    /// bounded by the events kept.
+    pub fn trace_account_within(
+        &self,
+        span: &AccountSpan,
+        scratch: &mut Scratch,
+        within: Option<(Millis, Millis)>,
+    ) -> Vec<EventTrace> {
         let mut trace = Vec::new();
-        self.walk(span, scratch, Some(&mut trace));
+        self.begin(span, scratch);
+        self.walk_events(span, scratch, Some(&mut trace), within);
         let hits = self.finish(scratch);
         for t in &mut trace {
             for r in &mut t.rules {
@@ -250,7 +266,7 @@ impl<'a> Scorer<'a> {
     /// what every rule made of every event into `trace`.
     fn walk(&self, span: &AccountSpan, scratch: &mut Scratch, trace: Option<&mut Vec<EventTrace>>) {
         self.begin(span, scratch);
-        self.walk_events(span, scratch, trace);
+        self.walk_events(span, scratch, trace, None);
     }
 
     /// Starts an account with no history.
@@ -265,7 +281,13 @@ impl<'a> Scorer<'a> {
 
     /// Walks the events of `span` from where the account's states and
     /// verdicts stand.
-    fn walk_events(&self, span: &AccountSpan, scratch: &mut Scratch, mut trace: Option<&mut Vec<EventTrace>>) {
+    fn walk_events(
+        &self,
+        span: &AccountSpan,
+        scratch: &mut Scratch,
+        mut trace: Option<&mut Vec<EventTrace>>,
+        within: Option<(Millis, Millis)>,
+    ) {
         let data = self.data;
         let trackers = &self.bound.trackers;
         for i in span.range() {
@@ -293,7 +315,10 @@ impl<'a> Scorer<'a> {
                 }
             }
             if let Some(trace) = trace.as_deref_mut() {
-                trace.push(EventTrace { event: i, rules: std::mem::take(traced) });
+                let rules = std::mem::take(traced);
+                if within.is_none_or(|(from, to)| e.ts >= from && e.ts <= to) {
+                    trace.push(EventTrace { event: i, rules });
+                }
             }
             for (t, state) in trackers.iter().zip(states.iter_mut()) {
                 t.observe(state, &e);
@@ -330,7 +355,7 @@ impl<'a> Scorer<'a> {
             None => self.begin(span.unwrap_or(&empty), scratch),
         }
         if let Some(span) = span {
-            self.walk_events(span, scratch, None);
+            self.walk_events(span, scratch, None, None);
         }
         let now = self.bound.data_end.unwrap_or(Millis::MIN);
         if let Some(end) = self.bound.data_end {
@@ -343,6 +368,10 @@ impl<'a> Scorer<'a> {
             &self.data.strings,
             now.saturating_add(1),
         );
+        let (mut hits, mut from) = (hits, from);
+        if let Some(x) = &self.bound.plan.exceptions {
+            x.retain(&mut hits, Some(&mut from), self.data);
+        }
         let groups = incident::form(&hits, &self.bound.scoring, &self.bound.plan.config);
         // The verdicts the next run needs: those that may still change, and
         // the hits of groups that may (or that a later hit may still join).

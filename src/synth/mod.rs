@@ -365,6 +365,33 @@ fn columns(t: TableKind) -> &'static [&'static str] {
     }
 }
 
+/// The dataset table files and directories already in `dir` (`events.jsonl`,
+/// `items.csv.gz`, `events/`, ... and the `daily/` datasets of `--daily`),
+/// sorted: a dataset that generating into `dir` would write over or mix
+/// with. Empty when `dir` does not exist.
+pub fn existing_dataset(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|name| name == "daily" || is_table_name(name)))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether `name` is a table's file or directory name: `events`,
+/// `events.jsonl`, `items.csv.zst`, ...
+fn is_table_name(name: &str) -> bool {
+    TableKind::ALL.iter().any(|t| {
+        name == t.name()
+            || name
+                .strip_prefix(t.name())
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|r| crate::data::source::classify(&format!("x.{r}")).is_some())
+    })
+}
+
 /// Refuses to write next to table files this run would not overwrite
 /// (another format or compression, or impressions left from an earlier run).
 fn check_conflicts(cfg: &SynthConfig, dir: &Path) -> Result<(), SynthError> {
@@ -378,14 +405,7 @@ fn check_conflicts(cfg: &SynthConfig, dir: &Path) -> Result<(), SynthError> {
         if ours.iter().any(|o| o == name) {
             continue;
         }
-        let is_table = TableKind::ALL.iter().any(|t| {
-            name == t.name()
-                || name
-                    .strip_prefix(t.name())
-                    .and_then(|r| r.strip_prefix('.'))
-                    .is_some_and(|r| crate::data::source::classify(&format!("x.{r}")).is_some())
-        });
-        if is_table {
+        if is_table_name(name) {
             conflicts.push(entry.path());
         }
     }
