@@ -455,7 +455,18 @@ fn footer(path: &Path, file: &File) -> Result<(SchemaRef, arrow::ipc::MetadataVe
         Ok((Arc::new(schema), footer.version(), blocks))
     })
     .map_err(|m| corrupt(path, m))?;
-    parsed.map_err(|m| corrupt(path, format!("its footer: {m}")))
+    let parsed = parsed.map_err(|m| corrupt(path, format!("its footer: {m}")))?;
+    // Each block within the file, so that reading it cannot overflow.
+    for (k, b) in parsed.2.iter().enumerate() {
+        let end = u64::try_from(b.offset()).ok().and_then(|at| {
+            let meta = u64::try_from(b.metaDataLength()).ok()?;
+            at.checked_add(meta)?.checked_add(u64::try_from(b.bodyLength()).ok()?)
+        });
+        if end.is_none_or(|end| end > size) {
+            return Err(corrupt(path, format!("its footer places block {k} outside the file")));
+        }
+    }
+    Ok(parsed)
 }
 
 /// The most a compressed Arrow buffer may claim to expand to: 2^16 times
