@@ -285,3 +285,16 @@ fn mutated_state_files_keep_the_state_files_body() {
     assert!(t.get(&bodies::Reach::Ran).is_some_and(|&n| n >= 10), "too few mutations ran: {t:?}");
     assert!(t.get(&bodies::Reach::Refused).is_some_and(|&n| n >= 10), "too few mutations refused: {t:?}");
 }
+
+/// Every seed of the daily-state targets is a whole state (resealed or
+/// not): each resumes its account, or runs the batch on its state, so
+/// that the mutations start from inputs that reach the run.
+#[test]
+fn state_seeds_reach_the_run() {
+    for (name, seed) in bodies::state_payload_seeds() {
+        assert_eq!(bodies::state_payload(&seed), bodies::Reach::Ran, "state_payload seed {name}");
+    }
+    for (name, seed) in bodies::state_files_seeds() {
+        assert_eq!(bodies::state_files(&seed), bodies::Reach::Ran, "state_files seed {name}");
+    }
+}

@@ -565,9 +565,10 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// batches on disk, the file its first byte picks (its low six bits, among
 /// the directory's files sorted by path: `CURRENT`, the manifest, layers
 /// and their indexes, the timers', facts', indexes' and impressions'
-/// files) holding the rest of the input. Its bit 0x40 reseals the file: its
-/// size and CRC32 in the manifest made the input's, so that the input
-/// reaches the Arrow reader behind the sums; its bit 0x80 runs with `--emit
+/// files) holding the rest of the input. Its bit 0x40 reseals the file:
+/// its size and CRC32 in the manifest made the input's (or, for a layer,
+/// its blocks' CRC32s in its index), so that the input reaches the Arrow
+/// reader behind the sums; its bit 0x80 runs with `--emit
 /// open`. The state opens, the third batch runs and the next state is
 /// written, or one of them is an error: never a panic.
 pub fn state_files(data: &[u8]) -> Reach {
@@ -594,9 +595,20 @@ pub fn state_files(data: &[u8]) -> Reach {
 }
 
 /// Makes `bytes` the size and CRC32 the manifest lists for `target` (a
-/// file of the current generation), when it lists it.
+/// file of the current generation), when it lists it; for a layer of a
+/// keyed table, makes its blocks' CRC32s those its index lists (as far as
+/// its footer reads and the index has rows), the index resealed in turn.
 fn reseal(dir: &Path, target: &str, bytes: &[u8]) {
     let Some((generation, name)) = target.split_once('/') else { return };
+    if let Some(layer) = name.strip_suffix(".arrow").filter(|l| !l.ends_with(".index"))
+        && let Some(crcs) = block_crcs(bytes)
+    {
+        let index = dir.join(generation).join(format!("{layer}.index.arrow"));
+        if let Some(new) = std::fs::read(&index).ok().and_then(|old| with_crcs(&old, &crcs)) {
+            std::fs::write(&index, &new).expect("writing an index");
+            reseal(dir, &format!("{generation}/{layer}.index.arrow"), &new);
+        }
+    }
     let path = dir.join(generation).join("manifest.json");
     let Ok(text) = std::fs::read(&path) else { return };
     let Ok(mut m) = serde_json::from_slice::<serde_json::Value>(&text) else { return };
@@ -619,4 +631,50 @@ pub fn state_files_seeds() -> Vec<(String, Vec<u8>)> {
         }
     }
     out
+}
+
+/// The CRC32 of each record batch block of the Arrow IPC file `bytes`, as
+/// its footer places them (`None` when the footer does not read).
+fn block_crcs(bytes: &[u8]) -> Option<Vec<u32>> {
+    let n = bytes.len();
+    let len = usize::try_from(i32::from_le_bytes(bytes.get(n.checked_sub(10)?..n - 6)?.try_into().ok()?)).ok()?;
+    let footer = arrow::ipc::root_as_footer(bytes.get(n.checked_sub(10 + len)?..n - 10)?).ok()?;
+    let crcs = footer
+        .recordBatches()?
+        .iter()
+        .map(|b| {
+            let at = usize::try_from(b.offset()).ok()?;
+            let end = at
+                .checked_add(usize::try_from(b.metaDataLength()).ok()?)?
+                .checked_add(usize::try_from(b.bodyLength()).ok()?)?;
+            Some(crc32(bytes.get(at..end)?))
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    Some(crcs)
+}
+
+/// A layer's index (an Arrow IPC file) with its `crc32` column (the
+/// fourth) replaced by `crcs`, row for row, when it reads and has as many
+/// rows.
+fn with_crcs(index: &[u8], crcs: &[u32]) -> Option<Vec<u8>> {
+    use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(index), None).ok()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().ok()?;
+    if batches.iter().map(RecordBatch::num_rows).sum::<usize>() != crcs.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut out, &schema).ok()?;
+    let mut at = 0;
+    for b in batches {
+        let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+        let rows = b.num_rows();
+        *columns.get_mut(3)? = std::sync::Arc::new(UInt32Array::from(crcs[at..at + rows].to_vec()));
+        at += rows;
+        w.write(&RecordBatch::try_new(schema.clone(), columns).ok()?).ok()?;
+    }
+    w.finish().ok()?;
+    drop(w);
+    Some(out)
 }
