@@ -399,7 +399,8 @@ pub enum Reach {
     Ran,
 }
 
-/// Runs the third batch from `source`; commits when given the store.
+/// Runs the third batch from `source` and writes its changes (each line
+/// must be JSON); the state's update, when the run succeeds.
 fn third_batch(source: &dyn changeling::state::Source, emit_open: bool) -> Option<changeling::state::Update> {
     use changeling::run::RunProgress;
     use changeling::run::daily::{self, Emit};
@@ -413,6 +414,11 @@ fn third_batch(source: &dyn changeling::state::Source, emit_open: bool) -> Optio
     let mut text = Vec::new();
     alerts::write_jsonl(&mut text, &accounts, Context::new(builtin(), &rules, &out.strings))
         .expect("writing to memory");
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+            panic!("a change written is not JSON ({e}): {}", String::from_utf8_lossy(line));
+        }
+    }
     Some(update)
 }
 
