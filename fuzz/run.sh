@@ -4,10 +4,11 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
-# Default: 1800 s for each of rules, jsonl, csv, parquet, block_cutter and
-# spill_decoder; JOBS=n runs n targets at once (default 1). Each target
-# starts from its seeds (fuzz/seeds/<target>, committed) and grows
-# fuzz/corpus/<target> (not committed). libFuzzer runs in fork mode, so a
+# Default: 1800 s for each of rules, jsonl, csv, parquet, block_cutter,
+# spill_decoder, alerts, state_payload and state_files; JOBS=n runs n
+# targets at once (default 1). Each target starts from its seeds
+# (fuzz/seeds/<target>, committed) and grows fuzz/corpus/<target> (not
+# committed). libFuzzer runs in fork mode, so a
 # crash is saved under fuzz/artifacts/<target>/ and fuzzing goes on.
 # A crash is then fixed and its input copied into fuzz/regressions/<target>/,
 # where `cargo test --test fuzz_corpus` replays it on stable.
@@ -19,7 +20,7 @@ cd "$(dirname "$0")"
 SECONDS_PER=${1:-1800}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder alerts)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder alerts state_payload state_files)
 JOBS=${JOBS:-1}
 
 # Built once: the targets then run as built, even if the sources change
@@ -31,6 +32,7 @@ mkdir -p logs
 max_len() {
     case "$1" in
         jsonl | csv | parquet | alerts) echo 16384 ;;
+        state_files) echo 32768 ;;
         *) echo 8192 ;;
     esac
 }

@@ -7,6 +7,7 @@
 #[path = "../fuzz/src/bodies.rs"]
 mod bodies;
 
+use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -144,4 +145,156 @@ fn mutated_csv_alerts_keep_the_alerts_body() {
         read >= tried / 10,
         "only {read} of {tried} mutated files read as alerts: the mutations stop at the parser"
     );
+}
+
+#[test]
+fn state_payload_corpus() {
+    replay("state_payload", |d| {
+        bodies::state_payload(d);
+    });
+}
+
+#[test]
+fn state_files_corpus() {
+    replay("state_files", |d| {
+        bodies::state_files(d);
+    });
+}
+
+/// The daily-state targets' seeds are today's state (rewrite them with
+/// `CHANGELING_WRITE_SEEDS=1 cargo test --test fuzz_corpus`): payloads of
+/// the accounts of a small population, and the files of its state.
+#[test]
+fn state_seeds_are_todays_format() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (target, seeds) in
+        [("state_payload", bodies::state_payload_seeds()), ("state_files", bodies::state_files_seeds())]
+    {
+        let dir = root.join(target);
+        if std::env::var_os("CHANGELING_WRITE_SEEDS").is_some() {
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("a seed directory");
+            for (name, bytes) in &seeds {
+                std::fs::write(dir.join(name), bytes).expect("writing a seed");
+            }
+        }
+        let mut have: Vec<String> = std::fs::read_dir(&dir)
+            .map(|es| es.map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        have.sort();
+        let mut want: Vec<String> = seeds.iter().map(|(n, _)| n.clone()).collect();
+        want.sort();
+        assert_eq!(have, want, "{target}: seeds of another state; rewrite with CHANGELING_WRITE_SEEDS=1");
+        for (name, bytes) in &seeds {
+            let path = dir.join(name);
+            assert!(
+                std::fs::read(&path).unwrap_or_default() == *bytes,
+                "{} is not today's state; rewrite with CHANGELING_WRITE_SEEDS=1",
+                path.display()
+            );
+        }
+    }
+}
+
+/// `n` mutations of `target`'s seeds, drawn from a fixed seed so that the
+/// run is the same each time: each flips bits, sets or inserts bytes, cuts
+/// the input or splices in a piece of another seed (its first byte, which
+/// picks what the input is, mutated too, now and then). Fails naming the
+/// first mutation that panics (its input left in the temporary
+/// directory, as is the input of a mutation that aborts); returns how far
+/// each got.
+fn mutated<R>(target: &str, n: usize, body: fn(&[u8]) -> R) -> Vec<R> {
+    let seeds: Vec<Vec<u8>> = inputs(target)
+        .iter()
+        .filter(|p| p.parent().and_then(|d| d.parent()).is_some_and(|d| d.ends_with("seeds")))
+        .map(|p| std::fs::read(p).expect("a seed"))
+        .filter(|s| s.len() > 1)
+        .collect();
+    assert!(!seeds.is_empty(), "no seeds for {target}");
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    const BYTES: &[u8] = &[0, 1, 0x7f, 0x80, 0xff, b'"', b'{', b'0', b'9'];
+    let mut out = Vec::with_capacity(n);
+    let last = std::env::temp_dir().join(format!("changeling-{target}-mutated-{}", std::process::id()));
+    for k in 0..n {
+        let from = next(seeds.len());
+        let mut data = seeds[from].clone();
+        for _ in 0..1 + next(3) {
+            let at = 1 + next(data.len() - 1);
+            match next(6) {
+                0 => data[at] ^= 1 << next(8),
+                1 => data[at] = BYTES[next(BYTES.len())],
+                2 => data.insert(at, BYTES[next(BYTES.len())]),
+                3 => data.truncate(at.max(2)),
+                4 => {
+                    let other = &seeds[next(seeds.len())];
+                    let start = next(other.len());
+                    let piece = &other[start..(start + 1 + next(64)).min(other.len())];
+                    let end = (at + next(64)).min(data.len());
+                    data.splice(at..end, piece.iter().copied());
+                }
+                _ => data[0] ^= 1 << next(8),
+            }
+        }
+        // Saved before it runs: an abort (an allocation that fails) is
+        // not a panic, and leaves the input behind.
+        std::fs::write(&last, &data).expect("saving the input");
+        match panic::catch_unwind(AssertUnwindSafe(|| body(&data))) {
+            Ok(r) => out.push(r),
+            Err(e) => panic!("{target}: mutation {k} of seed {from} panics ({e:?}); input saved as {}", last.display()),
+        }
+    }
+    let _ = std::fs::remove_file(&last);
+    out
+}
+
+fn tally(reached: &[bodies::Reach]) -> BTreeMap<bodies::Reach, usize> {
+    let mut t = BTreeMap::new();
+    for r in reached {
+        *t.entry(*r).or_insert(0) += 1;
+    }
+    t
+}
+
+/// A few hundred mutations of the account payload seeds through the
+/// state_payload target's body, on stable, so that CI exercises it
+/// without a fuzzer: some of them must still resume the account (the loop
+/// reaches past the codec), others fail with an error.
+#[test]
+fn mutated_account_payloads_keep_the_state_payload_body() {
+    let reached = mutated("state_payload", 300, bodies::state_payload);
+    let t = tally(&reached);
+    eprintln!("state_payload: {t:?}");
+    assert!(t.get(&bodies::Reach::Ran).is_some_and(|&n| n >= 10), "too few mutations resumed: {t:?}");
+    assert!(t.get(&bodies::Reach::RunFailed).is_some_and(|&n| n >= 10), "too few mutations refused: {t:?}");
+}
+
+/// A few hundred mutations of the state files through the state_files
+/// target's body: a state opened with one damaged file runs the next
+/// batch or fails with an error, never panics; some must reach the run.
+#[test]
+fn mutated_state_files_keep_the_state_files_body() {
+    let reached = mutated("state_files", 300, bodies::state_files);
+    let t = tally(&reached);
+    eprintln!("state_files: {t:?}");
+    assert!(t.get(&bodies::Reach::Ran).is_some_and(|&n| n >= 10), "too few mutations ran: {t:?}");
+    assert!(t.get(&bodies::Reach::Refused).is_some_and(|&n| n >= 10), "too few mutations refused: {t:?}");
+}
+
+/// Every seed of the daily-state targets is a whole state (resealed or
+/// not): each resumes its account, or runs the batch on its state, so
+/// that the mutations start from inputs that reach the run.
+#[test]
+fn state_seeds_reach_the_run() {
+    for (name, seed) in bodies::state_payload_seeds() {
+        assert_eq!(bodies::state_payload(&seed), bodies::Reach::Ran, "state_payload seed {name}");
+    }
+    for (name, seed) in bodies::state_files_seeds() {
+        assert_eq!(bodies::state_files(&seed), bodies::Reach::Ran, "state_files seed {name}");
+    }
 }

@@ -212,6 +212,20 @@ fn a_damaged_state_file_is_an_error_naming_it_never_a_fresh_start() {
             }),
         ),
         (
+            // The footer has no sum of its own: its first block given a
+            // negative body length.
+            layer.clone(),
+            Box::new(|p: &Path| {
+                let mut b = std::fs::read(p).unwrap();
+                let n = b.len();
+                let len = i32::from_le_bytes(b[n - 10..n - 6].try_into().unwrap()) as usize;
+                let footer = arrow::ipc::root_as_footer(&b[n - 10 - len..n - 10]).unwrap();
+                let at = footer.recordBatches().unwrap().bytes().as_ptr() as usize - b.as_ptr() as usize;
+                b[at + 16..at + 24].copy_from_slice(&(-1i64).to_le_bytes());
+                std::fs::write(p, b).unwrap();
+            }),
+        ),
+        (
             "facts.arrow".to_string(),
             Box::new(|p: &Path| {
                 let mut b = std::fs::read(p).unwrap();

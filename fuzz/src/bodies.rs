@@ -303,3 +303,384 @@ pub fn alerts(data: &[u8]) {
         assert!(raw.is_none(), "the report shows a raw {raw:?}");
     }
 }
+
+/// The daily-state targets' population: the JSONL seeds' day (30 events
+/// of 20 accounts, with their items, follows and accounts) cut into three
+/// batches of ten events; the side tables come with the first.
+fn batch(day: usize) -> Vec<(&'static str, String)> {
+    fn text(seed: &'static [u8]) -> &'static str {
+        std::str::from_utf8(&seed[1..]).expect("a UTF-8 seed")
+    }
+    let events: Vec<&str> = text(include_bytes!("../seeds/jsonl/events-00")).lines().collect();
+    let mut out = vec![("events.jsonl", events[day * 10..(day + 1) * 10].join("\n") + "\n")];
+    if day == 0 {
+        out.push(("items.jsonl", text(include_bytes!("../seeds/jsonl/items-00")).to_string()));
+        out.push(("follows.jsonl", text(include_bytes!("../seeds/jsonl/follows-00")).to_string()));
+        out.push(("accounts.jsonl", text(include_bytes!("../seeds/jsonl/accounts-00")).to_string()));
+    }
+    out
+}
+
+fn write_batch(dir: &Path, day: usize) {
+    std::fs::create_dir_all(dir).expect("a batch directory");
+    for (name, text) in batch(day) {
+        write(dir, name, text.as_bytes());
+    }
+}
+
+/// The state after the first two batches, in memory and as a state
+/// directory's files (path within the directory, bytes; sorted), and the
+/// accounts with events in the third batch that it holds.
+struct Baseline {
+    state: changeling::state::State,
+    files: Vec<(String, Vec<u8>)>,
+    resumed: Vec<String>,
+}
+
+fn baseline() -> &'static Baseline {
+    use changeling::run::RunProgress;
+    use changeling::run::daily::{self, Emit};
+    use changeling::state::store::Store;
+    use changeling::state::{Keys, State};
+    static BASE: OnceLock<Baseline> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let plan = builtin();
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let dir = tmp.path().join("state");
+        let mut state = State::new(plan);
+        let opts = ReadOptions::default();
+        for day in 0..2 {
+            let b = tmp.path().join(format!("day{day}"));
+            write_batch(&b, day);
+            let (_, update) = daily::run(&b, plan, &state, &opts, Emit::Changes, &RunProgress::default())
+                .expect("a clean batch runs in memory");
+            state.apply(update);
+            let opened = Store::open(&dir).expect("the state opens");
+            let (_, update) = daily::run(&b, plan, &opened, &opts, Emit::Changes, &RunProgress::default())
+                .expect("a clean batch runs");
+            let (store, opened) = opened;
+            store.commit(opened, update, &Keys::of(plan)).expect("the state is written");
+        }
+        let mut files = Vec::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("the state directory") {
+                let p = e.expect("a directory entry").path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let name = p.strip_prefix(&dir).expect("within").to_string_lossy().into_owned();
+                    files.push((name, std::fs::read(&p).expect("a state file")));
+                }
+            }
+        }
+        files.sort();
+        let resumed = batch(2)[0]
+            .1
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["actor"].as_str().map(String::from))
+            .filter(|a| state.accounts.contains_key(a))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        Baseline { state, files, resumed }
+    })
+}
+
+/// How far a daily-state input got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reach {
+    /// Refused before the run: the bytes or the state did not read.
+    Refused,
+    /// The run read the state and failed on it (an error).
+    RunFailed,
+    /// The run scored the batch (and, for a directory, wrote the next
+    /// state or failed writing it with an error).
+    Ran,
+}
+
+/// Runs the third batch from `source` and writes its changes (each line
+/// must be JSON); the state's update, when the run succeeds.
+fn third_batch(source: &dyn changeling::state::Source, emit_open: bool) -> Option<changeling::state::Update> {
+    use changeling::run::RunProgress;
+    use changeling::run::daily::{self, Emit};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_batch(dir.path(), 2);
+    let emit = if emit_open { Emit::Open } else { Emit::Changes };
+    let (out, update) =
+        daily::run(dir.path(), builtin(), source, &ReadOptions::default(), emit, &RunProgress::default()).ok()?;
+    let rules = RuleInfo::of_plan(builtin());
+    let accounts = out.incidents.into_vec().ok()?;
+    let mut text = Vec::new();
+    alerts::write_jsonl(&mut text, &accounts, Context::new(builtin(), &rules, &out.strings))
+        .expect("writing to memory");
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        if let Err(e) = serde_json::from_slice::<serde_json::Value>(line) {
+            panic!("a change written is not JSON ({e}): {}", String::from_utf8_lossy(line));
+        }
+    }
+    Some(update)
+}
+
+/// An LZ4 block of `raw` as [`changeling::state::codec`] stores it (its
+/// length as four bytes little-endian, then LZ4's block format), made of
+/// literals only: any bytes, packed so that the decoder reaches them.
+fn lz4_literals(raw: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    if raw.len() < 15 {
+        out.push((raw.len() as u8) << 4);
+    } else {
+        out.push(0xf0);
+        let mut rest = raw.len() - 15;
+        while rest >= 255 {
+            out.push(255);
+            rest -= 255;
+        }
+        out.push(rest as u8);
+    }
+    out.extend_from_slice(raw);
+}
+
+/// A payload as stored, from its table of strings and its body,
+/// uncompressed.
+fn pack(table: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut strings = Vec::new();
+    lz4_literals(table, &mut strings);
+    let mut out = Vec::new();
+    let mut n = strings.len() as u64;
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&strings);
+    lz4_literals(body, &mut out);
+    out
+}
+
+/// Reads `body` with every reader of [`changeling::state::codec::Dec`],
+/// each byte picking the next read, to the first error or the end.
+fn dec_reads(mut d: changeling::state::codec::Dec<'_>) {
+    for _ in 0..10_000 {
+        let Ok(op) = d.u8() else { return };
+        let ok = match op % 12 {
+            0 => d.u64().is_ok(),
+            1 => d.count().is_ok(),
+            2 => d.i64().is_ok(),
+            3 => d.time().is_ok(),
+            4 => d.u32().is_ok(),
+            5 => d.f64().is_ok(),
+            6 => d.bool().is_ok(),
+            7 => d.text().is_ok(),
+            8 => d.sym().is_ok(),
+            9 => d.opt_sym().is_ok(),
+            10 => d.outcome().is_ok(),
+            _ => d.u8().is_ok(),
+        };
+        if !ok || d.done() {
+            return;
+        }
+    }
+}
+
+/// The account payload codec, and an account resumed from the payload.
+/// The first byte picks: its bit 0x80, the rest is a payload as stored
+/// (else the rest is a table of strings and a body, uncompressed, the
+/// table's length in the first two bytes little-endian, packed here as a
+/// stored payload, so that the fuzzer reaches past LZ4); its bit 0x40,
+/// `--emit open`; its low bits, the account of the third batch whose
+/// payload it replaces in the state of the first two. The codec's readers
+/// never panic; the run resumes the account or fails with an error.
+pub fn state_payload(data: &[u8]) -> Reach {
+    use changeling::intern::{Interner, LocalStrings};
+    use changeling::state::codec;
+    let Some((&pick, rest)) = data.split_first() else { return Reach::Refused };
+    let payload = if pick & 0x80 != 0 {
+        rest.to_vec()
+    } else {
+        let (len, rest) = match rest {
+            [a, b, rest @ ..] => (usize::from(u16::from_le_bytes([*a, *b])).min(rest.len()), rest),
+            _ => (0, rest),
+        };
+        let (table, body) = rest.split_at(len);
+        // The uncompressed parts, read directly too.
+        if let Ok(d) = codec::Dec::open(table, body, &mut Interner::new()) {
+            dec_reads(d);
+        }
+        pack(table, body)
+    };
+    if let Ok((table, body)) = codec::unpack(&payload)
+        && let Ok(d) = codec::Dec::open(&table, &body, &mut Interner::new())
+    {
+        dec_reads(d);
+    }
+    let mut scratch = Vec::new();
+    let syms = codec::read_strings(&payload, &mut LocalStrings::new(), &mut scratch);
+    let mut body = Vec::new();
+    if let (Ok(syms), Ok(())) = (syms, codec::unpack_body(&payload, &mut body)) {
+        dec_reads(codec::Dec::with_syms(&body, syms));
+    }
+
+    let base = baseline();
+    let mut state = base.state.clone();
+    let victim = &base.resumed[usize::from(pick & 0x3f) % base.resumed.len()];
+    state.accounts.get_mut(victim).expect("an account of the state").payload = payload;
+    match third_batch(&state, pick & 0x40 != 0) {
+        Some(_) => Reach::Ran,
+        None => Reach::RunFailed,
+    }
+}
+
+/// The seeds of [`state_payload`]: each payload the baseline holds of an
+/// account of the third batch, uncompressed and as stored.
+pub fn state_payload_seeds() -> Vec<(String, Vec<u8>)> {
+    use changeling::state::codec;
+    let base = baseline();
+    let mut out = Vec::new();
+    for (i, id) in base.resumed.iter().enumerate() {
+        let payload = &base.state.accounts[id].payload;
+        let (table, body) = codec::unpack(payload).expect("a payload as written");
+        let mut seed = vec![i as u8];
+        seed.extend_from_slice(&(table.len() as u16).to_le_bytes());
+        seed.extend_from_slice(&table);
+        seed.extend_from_slice(&body);
+        out.push((id.to_string(), seed));
+        let mut stored = vec![i as u8 | 0x80];
+        stored.extend_from_slice(payload);
+        out.push((format!("{id}-stored"), stored));
+    }
+    out
+}
+
+/// CRC-32 (IEEE), as the state's sums.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xedb8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// A state directory's files, one replaced: the state of the first two
+/// batches on disk, the file its first byte picks (its low six bits, among
+/// the directory's files sorted by path: `CURRENT`, the manifest, layers
+/// and their indexes, the timers', facts', indexes' and impressions'
+/// files) holding the rest of the input. Its bit 0x40 reseals the file:
+/// its size and CRC32 in the manifest made the input's (or, for a layer,
+/// its blocks' CRC32s in its index), so that the input reaches the Arrow
+/// reader behind the sums; its bit 0x80 runs with `--emit
+/// open`. The state opens, the third batch runs and the next state is
+/// written, or one of them is an error: never a panic.
+pub fn state_files(data: &[u8]) -> Reach {
+    use changeling::state::Keys;
+    use changeling::state::store::Store;
+    let Some((&pick, bytes)) = data.split_first() else { return Reach::Refused };
+    let base = baseline();
+    let target = &base.files[usize::from(pick & 0x3f) % base.files.len()].0;
+    let tmp = tempfile::tempdir().expect("a temporary directory");
+    let dir = tmp.path().join("state");
+    for (name, b) in &base.files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("within the state")).expect("a state directory");
+        std::fs::write(&path, if name == target { bytes } else { b }).expect("writing a state file");
+    }
+    if pick & 0x40 != 0 {
+        reseal(&dir, target, bytes);
+    }
+    let Ok(opened) = Store::open(&dir) else { return Reach::Refused };
+    let Some(update) = third_batch(&opened, pick & 0x80 != 0) else { return Reach::RunFailed };
+    let (store, opened) = opened;
+    let _ = store.commit(opened, update, &Keys::of(builtin()));
+    Reach::Ran
+}
+
+/// Makes `bytes` the size and CRC32 the manifest lists for `target` (a
+/// file of the current generation), when it lists it; for a layer of a
+/// keyed table, makes its blocks' CRC32s those its index lists (as far as
+/// its footer reads and the index has rows), the index resealed in turn.
+fn reseal(dir: &Path, target: &str, bytes: &[u8]) {
+    let Some((generation, name)) = target.split_once('/') else { return };
+    if let Some(layer) = name.strip_suffix(".arrow").filter(|l| !l.ends_with(".index"))
+        && let Some(crcs) = block_crcs(bytes)
+    {
+        let index = dir.join(generation).join(format!("{layer}.index.arrow"));
+        if let Some(new) = std::fs::read(&index).ok().and_then(|old| with_crcs(&old, &crcs)) {
+            std::fs::write(&index, &new).expect("writing an index");
+            reseal(dir, &format!("{generation}/{layer}.index.arrow"), &new);
+        }
+    }
+    let path = dir.join(generation).join("manifest.json");
+    let Ok(text) = std::fs::read(&path) else { return };
+    let Ok(mut m) = serde_json::from_slice::<serde_json::Value>(&text) else { return };
+    let Some(sum) = m.get_mut("files").and_then(|f| f.get_mut(name)) else { return };
+    *sum = serde_json::json!({ "bytes": bytes.len(), "crc32": crc32(bytes) });
+    std::fs::write(&path, serde_json::to_vec_pretty(&m).expect("JSON")).expect("writing the manifest");
+}
+
+/// The seeds of [`state_files`]: each file of the baseline state as it is,
+/// and resealed (which changes nothing but the bit).
+pub fn state_files_seeds() -> Vec<(String, Vec<u8>)> {
+    let base = baseline();
+    let mut out = Vec::new();
+    for (i, (name, bytes)) in base.files.iter().enumerate() {
+        let flat = name.rsplit('/').next().unwrap_or(name).to_string();
+        for (tag, bit) in [("", 0u8), ("-sealed", 0x40)] {
+            let mut seed = vec![i as u8 | bit];
+            seed.extend_from_slice(bytes);
+            out.push((format!("{flat}{tag}"), seed));
+        }
+    }
+    out
+}
+
+/// The CRC32 of each record batch block of the Arrow IPC file `bytes`, as
+/// its footer places them (`None` when the footer does not read).
+fn block_crcs(bytes: &[u8]) -> Option<Vec<u32>> {
+    let n = bytes.len();
+    let len = usize::try_from(i32::from_le_bytes(bytes.get(n.checked_sub(10)?..n - 6)?.try_into().ok()?)).ok()?;
+    let footer = arrow::ipc::root_as_footer(bytes.get(n.checked_sub(10 + len)?..n - 10)?).ok()?;
+    let crcs = footer
+        .recordBatches()?
+        .iter()
+        .map(|b| {
+            let at = usize::try_from(b.offset()).ok()?;
+            let end = at
+                .checked_add(usize::try_from(b.metaDataLength()).ok()?)?
+                .checked_add(usize::try_from(b.bodyLength()).ok()?)?;
+            Some(crc32(bytes.get(at..end)?))
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    Some(crcs)
+}
+
+/// A layer's index (an Arrow IPC file) with its `crc32` column (the
+/// fourth) replaced by `crcs`, row for row, when it reads and has as many
+/// rows.
+fn with_crcs(index: &[u8], crcs: &[u32]) -> Option<Vec<u8>> {
+    use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
+    let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(index), None).ok()?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().ok()?;
+    if batches.iter().map(RecordBatch::num_rows).sum::<usize>() != crcs.len() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut out, &schema).ok()?;
+    let mut at = 0;
+    for b in batches {
+        let mut columns: Vec<ArrayRef> = b.columns().to_vec();
+        let rows = b.num_rows();
+        *columns.get_mut(3)? = std::sync::Arc::new(UInt32Array::from(crcs[at..at + rows].to_vec()));
+        at += rows;
+        w.write(&RecordBatch::try_new(schema.clone(), columns).ok()?).ok()?;
+    }
+    w.finish().ok()?;
+    drop(w);
+    Some(out)
+}

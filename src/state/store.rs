@@ -360,8 +360,12 @@ impl Layer {
         }
         let decoder = FileDecoder::new(self.schema.clone(), self.version);
         let buffer = Buffer::from_vec(bytes);
-        let decoded = crate::data::parquet::decoding(|| decoder.read_record_batch(b, &buffer))
-            .map_err(|m| corrupt(&self.path, format!("block {k}: {m}")))?;
+        let decoded = crate::data::parquet::decoding(|| {
+            check_claims(&buffer, b.metaDataLength() as usize)
+                .map_err(arrow::error::ArrowError::IpcError)
+                .and_then(|()| decoder.read_record_batch(b, &buffer))
+        })
+        .map_err(|m| corrupt(&self.path, format!("block {k}: {m}")))?;
         match decoded {
             Ok(Some(batch)) => Ok(batch),
             Ok(None) => Err(corrupt(&self.path, format!("block {k} is empty"))),
@@ -451,7 +455,80 @@ fn footer(path: &Path, file: &File) -> Result<(SchemaRef, arrow::ipc::MetadataVe
         Ok((Arc::new(schema), footer.version(), blocks))
     })
     .map_err(|m| corrupt(path, m))?;
-    parsed.map_err(|m| corrupt(path, format!("its footer: {m}")))
+    let parsed = parsed.map_err(|m| corrupt(path, format!("its footer: {m}")))?;
+    // Each block within the file, so that reading it cannot overflow.
+    for (k, b) in parsed.2.iter().enumerate() {
+        let end = u64::try_from(b.offset()).ok().and_then(|at| {
+            let meta = u64::try_from(b.metaDataLength()).ok()?;
+            at.checked_add(meta)?.checked_add(u64::try_from(b.bodyLength()).ok()?)
+        });
+        if end.is_none_or(|end| end > size) {
+            return Err(corrupt(path, format!("its footer places block {k} outside the file")));
+        }
+    }
+    Ok(parsed)
+}
+
+/// The most a compressed Arrow buffer may claim to expand to: 2^16 times
+/// its compressed bytes (zstd's runs reach a few thousand times; not
+/// measured beyond that), and 4 GiB at most. The Arrow reader reserves
+/// what a buffer claims before it decompresses, and a claim the system
+/// cannot reserve aborts the process, which no `catch_unwind` stops.
+const MAX_INFLATE: u64 = 1 << 16;
+const MAX_BUFFER: u64 = 1 << 32;
+
+/// Checks that no compressed buffer of the IPC message `block` (its
+/// metadata, `meta` bytes, then its body) claims more bytes uncompressed
+/// than [`MAX_INFLATE`] and [`MAX_BUFFER`] allow: the uncompressed length
+/// is the first eight bytes of each buffer, read by Arrow as written.
+fn check_claims(block: &[u8], meta: usize) -> Result<(), String> {
+    let Some(head) = block.get(..meta) else { return Err("a block longer than the file".into()) };
+    let start = if head.get(..4) == Some(&[0xff; 4]) { 8 } else { 4 };
+    let message = arrow::ipc::root_as_message(head.get(start..).unwrap_or_default()).map_err(|e| e.to_string())?;
+    let batch = match message.header_as_record_batch() {
+        Some(b) => b,
+        None => match message.header_as_dictionary_batch().and_then(|d| d.data()) {
+            Some(b) => b,
+            None => return Ok(()),
+        },
+    };
+    if batch.compression().is_none() {
+        return Ok(());
+    }
+    let body = &block[meta..];
+    for buf in batch.buffers().iter().flatten() {
+        let (Ok(at), Ok(len)) = (usize::try_from(buf.offset()), usize::try_from(buf.length())) else {
+            return Err("a buffer of negative offset or length".into());
+        };
+        let Some(bytes) = body.get(at..at.saturating_add(len)) else { continue };
+        let Some(claim) = bytes.get(..8) else { continue };
+        let claim = i64::from_le_bytes(claim.try_into().expect("eight bytes"));
+        if claim > 0 && (claim as u64 > MAX_BUFFER || claim as u64 > (len as u64).saturating_mul(MAX_INFLATE)) {
+            return Err(format!("a compressed buffer of {len} bytes claims {claim} bytes uncompressed"));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_claims`] for every block of the IPC file `bytes`.
+fn check_file_claims(bytes: &[u8]) -> Result<(), String> {
+    let Some(tail) = bytes.len().checked_sub(10).and_then(|at| bytes.get(at..)) else { return Ok(()) };
+    let len = read_footer_length(tail.try_into().expect("ten bytes")).map_err(|e| e.to_string())?;
+    let Some(footer) = bytes.len().checked_sub(10 + len).map(|at| &bytes[at..bytes.len() - 10]) else {
+        return Ok(());
+    };
+    let footer = root_as_footer(footer).map_err(|e| e.to_string())?;
+    let blocks = footer.recordBatches().into_iter().flatten().chain(footer.dictionaries().into_iter().flatten());
+    for b in blocks {
+        let (Ok(at), Ok(meta), Ok(body)) =
+            (usize::try_from(b.offset()), usize::try_from(b.metaDataLength()), usize::try_from(b.bodyLength()))
+        else {
+            return Err("a block of negative offset or length".into());
+        };
+        let Some(block) = bytes.get(at..at.saturating_add(meta).saturating_add(body)) else { continue };
+        check_claims(block, meta)?;
+    }
+    Ok(())
 }
 
 /// Reads a small file of the generation whole, its size and CRC32 checked
@@ -467,6 +544,7 @@ fn read_small(path: &Path, sums: &BTreeMap<String, FileSum>) -> Result<Vec<Recor
         return Err(corrupt(path, "its bytes do not match the manifest's CRC32"));
     }
     let read = crate::data::parquet::decoding(|| -> Result<Vec<RecordBatch>, String> {
+        check_file_claims(&bytes)?;
         let reader =
             arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(|e| e.to_string())?;
         reader.map(|b| b.map_err(|e| e.to_string())).collect()
