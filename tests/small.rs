@@ -118,14 +118,20 @@ fn dead_pid() -> u32 {
     pid
 }
 
-#[test]
-fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
+/// The pid of a process that has ended and ours, or `None` (said) where
+/// there is no /proc to tell live processes from dead ones.
+fn dead_and_live_pids() -> Option<(u32, u32)> {
     if !Path::new("/proc/self").exists() {
         eprintln!("skipped: no /proc to tell live processes from dead ones");
-        return;
+        return None;
     }
+    Some((dead_pid(), std::process::id()))
+}
+
+#[test]
+fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
+    let Some((dead, live)) = dead_and_live_pids() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (dead, live) = (dead_pid(), std::process::id());
     let make = |name: String| {
         let d = tmp.path().join(name);
         std::fs::create_dir_all(d.join("sub")).unwrap();
@@ -160,12 +166,8 @@ fn spill_and_demo_directories_of_killed_runs_are_removed_by_the_next_run() {
 /// process is gone; those of live runs and of other destinations stay.
 #[test]
 fn temporary_outputs_of_killed_runs_are_removed_by_the_next_run() {
-    if !Path::new("/proc/self").exists() {
-        eprintln!("skipped: no /proc to tell live processes from dead ones");
-        return;
-    }
+    let Some((dead, live)) = dead_and_live_pids() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let (dead, live) = (dead_pid(), std::process::id());
     let make = |name: String| {
         let p = tmp.path().join(name);
         std::fs::write(&p, b"{\"half\": ").unwrap();

@@ -277,12 +277,12 @@ pub fn run(
         .zip(tables.into_par_iter())
         .map_init(
             || Resuming { scratch: scorer.scratch(), enc: Enc::new(&strings), body: Vec::new() },
-            |scratch, (id, table)| {
+            |buffers, (id, syms)| {
                 progress.accounts_done.fetch_add(1, Ordering::Relaxed);
                 let actor = strings.get(id).expect("interned above");
                 let span = spans.get(id.as_str()).copied();
-                let before = known.get(id).zip(table);
-                resume_one(&scorer, actor, span, before, scratch, emit)
+                let before = known.get(id).zip(syms);
+                resume_one(&scorer, actor, span, before, buffers, emit)
                     .map_err(|error| DailyError::Corrupt { account: id.clone(), error })
             },
         )
@@ -414,14 +414,14 @@ fn resume_one(
     let now = scorer.data_end().unwrap_or(Millis::MIN);
     let Resuming { scratch, enc: w, body } = buffers;
     w.clear();
-    let (before, syms) = match before {
-        Some((a, syms)) => (Some(a), Some(syms)),
-        None => (None, None),
+    let acted = before.as_ref().is_some_and(|(a, _)| a.acted);
+    let mut r = match before {
+        Some((a, syms)) => {
+            unpack_body(&a.payload, body)?;
+            Some(Dec::with_syms(body, syms))
+        }
+        None => None,
     };
-    if let Some(a) = before {
-        unpack_body(&a.payload, body)?;
-    }
-    let mut r = syms.map(|syms| Dec::with_syms(body, syms));
     let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, w)?;
     let reported = match &mut r {
         Some(r) => {
@@ -492,12 +492,7 @@ fn resume_one(
     }
     write_reported(w, &next);
     let due = next.iter().map(|p| p.final_after).chain(resumed.due).min();
-    let account = Account {
-        due,
-        acted: before.is_some_and(|a| a.acted) || span.is_some(),
-        open: !next.is_empty(),
-        payload: w.finish(),
-    };
+    let account = Account { due, acted: acted || span.is_some(), open: !next.is_empty(), payload: w.finish() };
     Ok((account, out))
 }
 

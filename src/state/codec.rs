@@ -67,6 +67,12 @@ fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
     }
 }
 
+/// Appends a text: its length, then its UTF-8 bytes.
+fn put_text(buf: &mut Vec<u8>, s: &str) {
+    put_u64(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
 /// Appends `raw` as a block: its length as four bytes little-endian, then
 /// LZ4's block format.
 fn put_lz4(out: &mut Vec<u8>, raw: &[u8]) {
@@ -133,8 +139,7 @@ impl<'s> Enc<'s> {
 
     /// A text.
     pub fn text(&mut self, s: &str) {
-        self.count(s.len());
-        self.body.extend_from_slice(s.as_bytes());
+        put_text(&mut self.body, s);
     }
 
     /// A symbol: its position in the payload's table of strings.
@@ -178,9 +183,7 @@ impl<'s> Enc<'s> {
         self.head.clear();
         put_u64(&mut self.head, self.order.len() as u64);
         for &s in &self.order {
-            let text = self.strings.resolve(s);
-            put_u64(&mut self.head, text.len() as u64);
-            self.head.extend_from_slice(text.as_bytes());
+            put_text(&mut self.head, self.strings.resolve(s));
         }
         self.out.clear();
         put_lz4(&mut self.out, &self.head);
