@@ -183,6 +183,10 @@ pub struct Judge {
 #[derive(Debug, Default)]
 pub struct State {
     followees: SymMap<Millis>,
+    /// The followees in the order a saved state listed them (by name),
+    /// while none was added or removed since: saving them again then needs
+    /// no sort by name.
+    by_name: Option<Vec<Sym>>,
 }
 
 fn followed(s: &State, who: Sym, at: Millis) -> bool {
@@ -312,6 +316,7 @@ impl Signal for FeedExposure {
 
     fn reset(_t: &Tracker, s: &mut State, span: &AccountSpan, data: &Dataset) {
         s.followees.clear();
+        s.by_name = None;
         if let Some(f) = &data.follows {
             s.followees.extend(f.followees(span.actor));
         }
@@ -321,9 +326,16 @@ impl Signal for FeedExposure {
     /// run's numbering of strings).
     fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
         // By name, so that the bytes do not depend on the run's symbols.
+        w.count(s.followees.len());
+        if let Some(order) = &s.by_name {
+            for who in order {
+                w.sym(*who);
+                w.time(s.followees[who]);
+            }
+            return;
+        }
         let mut followees: Vec<(&str, Sym, Millis)> = s.followees.iter().map(|(&k, &v)| (w.text_of(k), k, v)).collect();
         followees.sort_unstable();
-        w.count(followees.len());
         for (_, who, since) in followees {
             w.sym(who);
             w.time(since);
@@ -331,21 +343,32 @@ impl Signal for FeedExposure {
     }
 
     fn load(_t: &Tracker, s: &mut State, r: &mut Dec<'_>, _data: &Dataset) -> Result<(), CodecError> {
-        for _ in 0..r.count()? {
-            s.followees.insert(r.sym()?, r.time()?);
+        let n = r.count()?;
+        let mut order = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let who = r.sym()?;
+            s.followees.insert(who, r.time()?);
+            order.push(who);
         }
+        // A followee listed twice (not as this build writes) is sorted
+        // again when saved.
+        s.by_name = (order.len() == s.followees.len()).then_some(order);
         Ok(())
     }
 
     fn observe(t: &Tracker, s: &mut State, e: &Ev<'_>) {
         if Some(e.action) == t.follow_action {
-            if let Some(target) = e.target() {
-                s.followees.entry(target).or_insert(e.ts);
+            if let Some(target) = e.target()
+                && !s.followees.contains_key(&target)
+            {
+                s.followees.insert(target, e.ts);
+                s.by_name = None;
             }
         } else if Some(e.action) == t.unfollow_action
             && let Some(target) = e.target()
+            && s.followees.remove(&target).is_some()
         {
-            s.followees.remove(&target);
+            s.by_name = None;
         }
     }
 

@@ -176,7 +176,7 @@ impl Signal for NewContext {
     fn save(_t: &Tracker, s: &State, _now: Millis, w: &mut Enc<'_>) {
         for h in &s.fields {
             let mut seen: Vec<(Sym, (u32, Millis))> = h.seen.iter().map(|(&k, &v)| (k, v)).collect();
-            seen.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+            seen.sort_by_cached_key(|a| w.text_of(a.0));
             w.count(seen.len());
             for (v, (n, first)) in seen {
                 w.sym(v);

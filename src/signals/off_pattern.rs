@@ -867,7 +867,7 @@ impl Signal for OffPattern {
         for b in kept {
             w.i64(b.at);
             let mut values = b.values.clone();
-            values.sort_unstable_by(|x, y| (x.0, w.text_of(x.1)).cmp(&(y.0, w.text_of(y.1))));
+            values.sort_by_cached_key(|x| (x.0, w.text_of(x.1)));
             w.count(values.len());
             for (k, v, n) in values {
                 w.u8(k);

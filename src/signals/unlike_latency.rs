@@ -226,7 +226,7 @@ impl Signal for UnlikeLatency {
             .filter(|&(_, &(liked, _))| liked >= now.saturating_sub(t.key.max))
             .map(|(&target, &(liked, id))| (target, liked, id))
             .collect();
-        open.sort_unstable_by(|a, b| w.text_of(a.0).cmp(w.text_of(b.0)));
+        open.sort_by_cached_key(|a| w.text_of(a.0));
         let mut kept: Vec<u32> = open.iter().map(|o| o.2).collect();
         kept.extend(s.bursts.len().checked_sub(1).map(|last| last as u32));
         kept.sort_unstable();

@@ -661,16 +661,12 @@ type Row = (u32, String, Value);
 /// `rows` sorted by (partition, key), as blocks of at most [`BLOCK_ROWS`]
 /// rows within one partition.
 fn blocks_of_rows(kind: Keyed, rows: Vec<(String, Value)>, partitions: u32) -> Vec<(u32, RecordBatch)> {
-    let mut rows: Vec<Row> = rows.into_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
-    rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut rows: Vec<Row> = rows.into_par_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
+    // Keys are unique: an unstable sort gives the one order.
+    rows.par_sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let schema = keyed_schema(kind);
-    let mut out = Vec::new();
-    for group in rows.chunk_by(|a, b| a.0 == b.0) {
-        for block in group.chunks(BLOCK_ROWS) {
-            out.push((block[0].0, block_batch(kind, &schema, block)));
-        }
-    }
-    out
+    let blocks: Vec<&[Row]> = rows.chunk_by(|a, b| a.0 == b.0).flat_map(|group| group.chunks(BLOCK_ROWS)).collect();
+    blocks.into_par_iter().map(|block| (block[0].0, block_batch(kind, &schema, block))).collect()
 }
 
 /// One block of rows as a record batch of `schema`.
