@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
@@ -52,6 +52,15 @@ pub enum ReadError {
     BadParquet {
         /// The file.
         path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Record batches (a table handed over from Python) that are not
+    /// alerts.
+    #[error("{}: not an alerts table: {message}", name.display())]
+    BadTable {
+        /// How the table is named (`<alerts>`).
+        name: PathBuf,
         /// What is wrong.
         message: String,
     },
@@ -374,94 +383,124 @@ fn read_parquet(path: &Path, file: File) -> Result<Vec<ReadAlert>, ReadError> {
     let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("no column `{name}`")));
-        let actor = texts(col("actor")?).map_err(&bad)?;
-        let start = millis(col("start")?).map_err(&bad)?;
-        let end = millis(col("end")?).map_err(&bad)?;
-        let score = floats(col("score")?).map_err(&bad)?;
-        let tier = texts(col("tier")?).map_err(&bad)?;
-        let optional_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
-            batch.column_by_name(name).map_or_else(|| Ok(vec![None; batch.num_rows()]), |a| texts(a).map_err(&bad))
-        };
-        let (id, status, campaign) = (optional_texts("id")?, optional_texts("status")?, optional_texts("campaign")?);
-        let final_after = match batch.column_by_name("final_after") {
-            Some(a) => millis(a).map_err(&bad)?,
-            None => vec![None; batch.num_rows()],
-        };
-        let hits = col("hits")?;
-        let hits = list(hits).map_err(&bad)?;
-        let families = batch.column_by_name("families");
-        for i in 0..batch.num_rows() {
-            row += 1;
-            let at = |message: String| ReadError::BadAlert { path: path.to_path_buf(), line: row, message };
-            let need = |v: Option<String>, name: &str| v.ok_or_else(|| at(format!("`{name}` is null")));
-            let mut alert = ReadAlert {
-                line: row,
-                actor: need(actor[i].clone(), "actor")?,
-                start: start[i].ok_or_else(|| at("`start` is null".into()))?,
-                end: end[i].ok_or_else(|| at("`end` is null".into()))?,
-                score: score[i].ok_or_else(|| at("`score` is null".into()))?,
-                tier: need(tier[i].clone(), "tier")?,
-                id: id[i].clone(),
-                status: status[i].clone(),
-                final_after: final_after[i],
-                campaign: campaign[i].clone(),
-                families: Vec::new(),
-                hits: Vec::new(),
-            };
-            if let Some(f) = families {
-                let f = list(f).map_err(&bad)?.value(i);
-                let f = f.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
-                if let (Some(names), Some(ev)) = (field(f, "family"), field(f, "evidence")) {
-                    let (names, ev) = (texts(names).map_err(&bad)?, floats(ev).map_err(&bad)?);
-                    alert.families = names.into_iter().zip(ev).filter_map(|(n, e)| Some((n?, e?))).collect();
-                }
-            }
-            let h = hits.value(i);
-            let h = h.as_struct_opt().ok_or_else(|| bad("`hits` is not a list of structs".into()))?;
-            let req = |name: &str| field(h, name).ok_or_else(|| bad(format!("no hit field `{name}`")));
-            let rule = texts(req("rule")?).map_err(&bad)?;
-            let ts = millis(req("ts")?).map_err(&bad)?;
-            let opt_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
-                field(h, name).map_or_else(|| Ok(vec![None; h.len()]), |a| texts(a).map_err(&bad))
-            };
-            let (action, target, why, effect, title, severity) = (
-                opt_texts("action")?,
-                opt_texts("target")?,
-                opt_texts("why")?,
-                opt_texts("effect")?,
-                opt_texts("title")?,
-                opt_texts("severity")?,
-            );
-            let strength = match field(h, "strength") {
-                Some(a) => floats(a).map_err(&bad)?,
-                None => vec![None; h.len()],
-            };
-            let tags = field(h, "tags").map(|a| list(a).map_err(&bad)).transpose()?;
-            for j in 0..h.len() {
-                let tags = match tags {
-                    Some(t) if !t.is_null(j) => texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect(),
-                    _ => Vec::new(),
-                };
-                alert.hits.push(ReadHit {
-                    rule: need(rule[j].clone(), "hits.rule")?,
-                    ts: ts[j].unwrap_or(alert.start),
-                    action: action[j].clone().unwrap_or_default(),
-                    target: target[j].clone(),
-                    strength: strength[j].unwrap_or(0.0),
-                    why: why[j].clone().unwrap_or_default(),
-                    effect: effect[j].clone().unwrap_or_else(|| "for".into()),
-                    title: title[j].clone(),
-                    severity: severity[j].clone(),
-                    tags,
-                });
-            }
-            check(&alert).map_err(at)?;
-            alerts.push(alert);
-        }
+        read_batch(path, &batch, &mut row, &mut alerts, &bad)?;
     }
     refuse_repeats(path, &alerts)?;
     Ok(alerts)
+}
+
+/// Reads alerts given as Arrow record batches, as a Parquet alerts file is
+/// read (the same columns, the same checks; rows numbered from 1 across
+/// the batches): the table `changeling.score` returns to Python, or one
+/// that went through pandas, polars or Spark. `name` names them in errors
+/// (`<alerts>`).
+pub fn from_batches(name: &Path, batches: &[RecordBatch]) -> Result<Vec<ReadAlert>, ReadError> {
+    let bad = |message: String| ReadError::BadTable { name: name.to_path_buf(), message };
+    let mut alerts = Vec::new();
+    let mut row = 0u64;
+    for batch in batches {
+        read_batch(name, batch, &mut row, &mut alerts, &bad)?;
+    }
+    refuse_repeats(name, &alerts)?;
+    Ok(alerts)
+}
+
+/// Reads the alerts of one batch of Parquet alerts' columns into `alerts`;
+/// `row` counts rows across batches, `bad` makes the error of a batch that
+/// is not alerts.
+fn read_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    row: &mut u64,
+    alerts: &mut Vec<ReadAlert>,
+    bad: &dyn Fn(String) -> ReadError,
+) -> Result<(), ReadError> {
+    let col = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("no column `{name}`")));
+    let actor = texts(col("actor")?).map_err(&bad)?;
+    let start = millis(col("start")?).map_err(&bad)?;
+    let end = millis(col("end")?).map_err(&bad)?;
+    let score = floats(col("score")?).map_err(&bad)?;
+    let tier = texts(col("tier")?).map_err(&bad)?;
+    let optional_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
+        batch.column_by_name(name).map_or_else(|| Ok(vec![None; batch.num_rows()]), |a| texts(a).map_err(&bad))
+    };
+    let (id, status, campaign) = (optional_texts("id")?, optional_texts("status")?, optional_texts("campaign")?);
+    let final_after = match batch.column_by_name("final_after") {
+        Some(a) => millis(a).map_err(&bad)?,
+        None => vec![None; batch.num_rows()],
+    };
+    let hits = col("hits")?;
+    let hits = list(hits).map_err(&bad)?;
+    let families = batch.column_by_name("families");
+    for i in 0..batch.num_rows() {
+        *row += 1;
+        let at = |message: String| ReadError::BadAlert { path: path.to_path_buf(), line: *row, message };
+        let need = |v: Option<String>, name: &str| v.ok_or_else(|| at(format!("`{name}` is null")));
+        let mut alert = ReadAlert {
+            line: *row,
+            actor: need(actor[i].clone(), "actor")?,
+            start: start[i].ok_or_else(|| at("`start` is null".into()))?,
+            end: end[i].ok_or_else(|| at("`end` is null".into()))?,
+            score: score[i].ok_or_else(|| at("`score` is null".into()))?,
+            tier: need(tier[i].clone(), "tier")?,
+            id: id[i].clone(),
+            status: status[i].clone(),
+            final_after: final_after[i],
+            campaign: campaign[i].clone(),
+            families: Vec::new(),
+            hits: Vec::new(),
+        };
+        if let Some(f) = families {
+            let f = list(f).map_err(&bad)?.value(i);
+            let f = f.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
+            if let (Some(names), Some(ev)) = (field(f, "family"), field(f, "evidence")) {
+                let (names, ev) = (texts(names).map_err(&bad)?, floats(ev).map_err(&bad)?);
+                alert.families = names.into_iter().zip(ev).filter_map(|(n, e)| Some((n?, e?))).collect();
+            }
+        }
+        let h = hits.value(i);
+        let h = h.as_struct_opt().ok_or_else(|| bad("`hits` is not a list of structs".into()))?;
+        let req = |name: &str| field(h, name).ok_or_else(|| bad(format!("no hit field `{name}`")));
+        let rule = texts(req("rule")?).map_err(&bad)?;
+        let ts = millis(req("ts")?).map_err(&bad)?;
+        let opt_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
+            field(h, name).map_or_else(|| Ok(vec![None; h.len()]), |a| texts(a).map_err(&bad))
+        };
+        let (action, target, why, effect, title, severity) = (
+            opt_texts("action")?,
+            opt_texts("target")?,
+            opt_texts("why")?,
+            opt_texts("effect")?,
+            opt_texts("title")?,
+            opt_texts("severity")?,
+        );
+        let strength = match field(h, "strength") {
+            Some(a) => floats(a).map_err(&bad)?,
+            None => vec![None; h.len()],
+        };
+        let tags = field(h, "tags").map(|a| list(a).map_err(&bad)).transpose()?;
+        for j in 0..h.len() {
+            let tags = match tags {
+                Some(t) if !t.is_null(j) => texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect(),
+                _ => Vec::new(),
+            };
+            alert.hits.push(ReadHit {
+                rule: need(rule[j].clone(), "hits.rule")?,
+                ts: ts[j].unwrap_or(alert.start),
+                action: action[j].clone().unwrap_or_default(),
+                target: target[j].clone(),
+                strength: strength[j].unwrap_or(0.0),
+                why: why[j].clone().unwrap_or_default(),
+                effect: effect[j].clone().unwrap_or_else(|| "for".into()),
+                title: title[j].clone(),
+                severity: severity[j].clone(),
+                tags,
+            });
+        }
+        check(&alert).map_err(at)?;
+        alerts.push(alert);
+    }
+    Ok(())
 }
 
 /// Tier names found in alerts, highest first: ordered by the lowest score
