@@ -8,7 +8,9 @@
 //! come back as a `pyarrow.Table` in the schema of the Parquet alerts
 //! (`changeling::alerts::parquet_schema`). The Python package
 //! (`changeling/__init__.py`) documents the public API; this module is its
-//! private half.
+//! private half. Arguments that are not valid raise `ValueError` here
+//! (as pyo3's conversions do); the package turns them, and every other
+//! error that is not already one, into a `ChangelingError`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -545,4 +545,44 @@ mod tests {
         let b = parse_jsonl(Path::new("a.jsonl"), saved.as_bytes()).unwrap();
         assert_eq!(b, a);
     }
+
+    /// A batch of alerts with the contract's columns only, one hit each.
+    fn batch(actors: &[&str], scores: &[f64]) -> RecordBatch {
+        use arrow::array::{Float64Array, ListArray, StringArray, TimestampMillisecondArray};
+        use arrow::buffer::OffsetBuffer;
+        use arrow::datatypes::{Field, Fields};
+        use std::sync::Arc;
+        let n = actors.len();
+        let times = || Arc::new(TimestampMillisecondArray::from(vec![1_600_000_000_000; n]).with_timezone("UTC"));
+        let hit_fields = Fields::from(vec![
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        ]);
+        let hits =
+            StructArray::new(hit_fields.clone(), vec![Arc::new(StringArray::from(vec!["a/b"; n])), times()], None);
+        let item = Arc::new(Field::new("item", DataType::Struct(hit_fields), false));
+        let hits = ListArray::new(item, OffsetBuffer::from_lengths(vec![1; n]), Arc::new(hits), None);
+        RecordBatch::try_from_iter([
+            ("actor", Arc::new(StringArray::from(actors.to_vec())) as ArrayRef),
+            ("start", times()),
+            ("end", times()),
+            ("score", Arc::new(Float64Array::from(scores.to_vec()))),
+            ("tier", Arc::new(StringArray::from(vec!["high"; n]))),
+            ("hits", Arc::new(hits)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn arrow_batches_read_as_parquet_alerts_rows_counted_across_batches() {
+        let name = Path::new("<alerts>");
+        let a = from_batches(name, &[batch(&["u1", "u2"], &[0.9, 0.8]), batch(&["u3"], &[0.7])]).unwrap();
+        assert_eq!(a.iter().map(|a| (a.actor.as_str(), a.line)).collect::<Vec<_>>(), [("u1", 1), ("u2", 2), ("u3", 3)]);
+        assert_eq!((a[2].hits[0].rule.as_str(), a[2].hits[0].effect.as_str()), ("a/b", "for"));
+        // The third row breaks the contract: named by its row, across batches.
+        let e = from_batches(name, &[batch(&["u1", "u2"], &[0.9, 0.8]), batch(&["u3"], &[1.5])]).unwrap_err();
+        assert_eq!(e.to_string(), "<alerts>:3: `score` is 1.5, but must be between 0 and 1");
+        let e = from_batches(name, &[batch(&["u1"], &[0.9]).project(&[1, 2, 3, 4, 5]).unwrap()]).unwrap_err();
+        assert_eq!(e.to_string(), "<alerts>: not an alerts table: no column `actor`");
+    }
 }
