@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's CI stage: a virtual environment with maturin,
-# pyspark, pyarrow, pandas<3 and pytest from PyPI; the wheel built and
+# pyspark, pyarrow, pandas<3, polars, mypy and pytest from PyPI (polars and
+# mypy for the tests: DataFrames in, type stubs checked); the wheel built and
 # installed into it; the tests (Python API and Spark job against the CLI on
 # the demo) run on local[2] with the UI off. Java 17 is needed by Spark: it
 # is installed from Debian when missing.
@@ -29,7 +30,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 venv=$(cd "$venv" && pwd)   # absolute, whether given relative or not
-"$venv/bin/pip" install -q --upgrade 'maturin>=1.7,<2' pyspark pyarrow 'pandas<3' pytest
+"$venv/bin/pip" install -q --upgrade 'maturin>=1.7,<2' pyspark pyarrow 'pandas<3' polars mypy pytest
 echo "venv ready: $(( $(date +%s) - start )) s"
 
 export CARGO_TARGET_DIR="$PWD/target"

@@ -17,7 +17,7 @@ use std::fs::File;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, ArrayRef, AsArray, ListArray, StructArray};
+use arrow::array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Deserialize;
@@ -52,6 +52,15 @@ pub enum ReadError {
     BadParquet {
         /// The file.
         path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Record batches (a table handed over from Python) that are not
+    /// alerts.
+    #[error("{}: not an alerts table: {message}", name.display())]
+    BadTable {
+        /// How the table is named (`<alerts>`).
+        name: PathBuf,
         /// What is wrong.
         message: String,
     },
@@ -374,94 +383,124 @@ fn read_parquet(path: &Path, file: File) -> Result<Vec<ReadAlert>, ReadError> {
     let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| bad(e.to_string()))?;
-        let col = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("no column `{name}`")));
-        let actor = texts(col("actor")?).map_err(&bad)?;
-        let start = millis(col("start")?).map_err(&bad)?;
-        let end = millis(col("end")?).map_err(&bad)?;
-        let score = floats(col("score")?).map_err(&bad)?;
-        let tier = texts(col("tier")?).map_err(&bad)?;
-        let optional_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
-            batch.column_by_name(name).map_or_else(|| Ok(vec![None; batch.num_rows()]), |a| texts(a).map_err(&bad))
-        };
-        let (id, status, campaign) = (optional_texts("id")?, optional_texts("status")?, optional_texts("campaign")?);
-        let final_after = match batch.column_by_name("final_after") {
-            Some(a) => millis(a).map_err(&bad)?,
-            None => vec![None; batch.num_rows()],
-        };
-        let hits = col("hits")?;
-        let hits = list(hits).map_err(&bad)?;
-        let families = batch.column_by_name("families");
-        for i in 0..batch.num_rows() {
-            row += 1;
-            let at = |message: String| ReadError::BadAlert { path: path.to_path_buf(), line: row, message };
-            let need = |v: Option<String>, name: &str| v.ok_or_else(|| at(format!("`{name}` is null")));
-            let mut alert = ReadAlert {
-                line: row,
-                actor: need(actor[i].clone(), "actor")?,
-                start: start[i].ok_or_else(|| at("`start` is null".into()))?,
-                end: end[i].ok_or_else(|| at("`end` is null".into()))?,
-                score: score[i].ok_or_else(|| at("`score` is null".into()))?,
-                tier: need(tier[i].clone(), "tier")?,
-                id: id[i].clone(),
-                status: status[i].clone(),
-                final_after: final_after[i],
-                campaign: campaign[i].clone(),
-                families: Vec::new(),
-                hits: Vec::new(),
-            };
-            if let Some(f) = families {
-                let f = list(f).map_err(&bad)?.value(i);
-                let f = f.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
-                if let (Some(names), Some(ev)) = (field(f, "family"), field(f, "evidence")) {
-                    let (names, ev) = (texts(names).map_err(&bad)?, floats(ev).map_err(&bad)?);
-                    alert.families = names.into_iter().zip(ev).filter_map(|(n, e)| Some((n?, e?))).collect();
-                }
-            }
-            let h = hits.value(i);
-            let h = h.as_struct_opt().ok_or_else(|| bad("`hits` is not a list of structs".into()))?;
-            let req = |name: &str| field(h, name).ok_or_else(|| bad(format!("no hit field `{name}`")));
-            let rule = texts(req("rule")?).map_err(&bad)?;
-            let ts = millis(req("ts")?).map_err(&bad)?;
-            let opt_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
-                field(h, name).map_or_else(|| Ok(vec![None; h.len()]), |a| texts(a).map_err(&bad))
-            };
-            let (action, target, why, effect, title, severity) = (
-                opt_texts("action")?,
-                opt_texts("target")?,
-                opt_texts("why")?,
-                opt_texts("effect")?,
-                opt_texts("title")?,
-                opt_texts("severity")?,
-            );
-            let strength = match field(h, "strength") {
-                Some(a) => floats(a).map_err(&bad)?,
-                None => vec![None; h.len()],
-            };
-            let tags = field(h, "tags").map(|a| list(a).map_err(&bad)).transpose()?;
-            for j in 0..h.len() {
-                let tags = match tags {
-                    Some(t) if !t.is_null(j) => texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect(),
-                    _ => Vec::new(),
-                };
-                alert.hits.push(ReadHit {
-                    rule: need(rule[j].clone(), "hits.rule")?,
-                    ts: ts[j].unwrap_or(alert.start),
-                    action: action[j].clone().unwrap_or_default(),
-                    target: target[j].clone(),
-                    strength: strength[j].unwrap_or(0.0),
-                    why: why[j].clone().unwrap_or_default(),
-                    effect: effect[j].clone().unwrap_or_else(|| "for".into()),
-                    title: title[j].clone(),
-                    severity: severity[j].clone(),
-                    tags,
-                });
-            }
-            check(&alert).map_err(at)?;
-            alerts.push(alert);
-        }
+        read_batch(path, &batch, &mut row, &mut alerts, &bad)?;
     }
     refuse_repeats(path, &alerts)?;
     Ok(alerts)
+}
+
+/// Reads alerts given as Arrow record batches, as a Parquet alerts file is
+/// read (the same columns, the same checks; rows numbered from 1 across
+/// the batches): the table `changeling.score` returns to Python, or one
+/// that went through pandas, polars or Spark. `name` names them in errors
+/// (`<alerts>`).
+pub fn from_batches(name: &Path, batches: &[RecordBatch]) -> Result<Vec<ReadAlert>, ReadError> {
+    let bad = |message: String| ReadError::BadTable { name: name.to_path_buf(), message };
+    let mut alerts = Vec::new();
+    let mut row = 0u64;
+    for batch in batches {
+        read_batch(name, batch, &mut row, &mut alerts, &bad)?;
+    }
+    refuse_repeats(name, &alerts)?;
+    Ok(alerts)
+}
+
+/// Reads the alerts of one batch of Parquet alerts' columns into `alerts`;
+/// `row` counts rows across batches, `bad` makes the error of a batch that
+/// is not alerts.
+fn read_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    row: &mut u64,
+    alerts: &mut Vec<ReadAlert>,
+    bad: &dyn Fn(String) -> ReadError,
+) -> Result<(), ReadError> {
+    let col = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("no column `{name}`")));
+    let actor = texts(col("actor")?).map_err(&bad)?;
+    let start = millis(col("start")?).map_err(&bad)?;
+    let end = millis(col("end")?).map_err(&bad)?;
+    let score = floats(col("score")?).map_err(&bad)?;
+    let tier = texts(col("tier")?).map_err(&bad)?;
+    let optional_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
+        batch.column_by_name(name).map_or_else(|| Ok(vec![None; batch.num_rows()]), |a| texts(a).map_err(&bad))
+    };
+    let (id, status, campaign) = (optional_texts("id")?, optional_texts("status")?, optional_texts("campaign")?);
+    let final_after = match batch.column_by_name("final_after") {
+        Some(a) => millis(a).map_err(&bad)?,
+        None => vec![None; batch.num_rows()],
+    };
+    let hits = col("hits")?;
+    let hits = list(hits).map_err(&bad)?;
+    let families = batch.column_by_name("families");
+    for i in 0..batch.num_rows() {
+        *row += 1;
+        let at = |message: String| ReadError::BadAlert { path: path.to_path_buf(), line: *row, message };
+        let need = |v: Option<String>, name: &str| v.ok_or_else(|| at(format!("`{name}` is null")));
+        let mut alert = ReadAlert {
+            line: *row,
+            actor: need(actor[i].clone(), "actor")?,
+            start: start[i].ok_or_else(|| at("`start` is null".into()))?,
+            end: end[i].ok_or_else(|| at("`end` is null".into()))?,
+            score: score[i].ok_or_else(|| at("`score` is null".into()))?,
+            tier: need(tier[i].clone(), "tier")?,
+            id: id[i].clone(),
+            status: status[i].clone(),
+            final_after: final_after[i],
+            campaign: campaign[i].clone(),
+            families: Vec::new(),
+            hits: Vec::new(),
+        };
+        if let Some(f) = families {
+            let f = list(f).map_err(&bad)?.value(i);
+            let f = f.as_struct_opt().ok_or_else(|| bad("`families` is not a list of structs".into()))?;
+            if let (Some(names), Some(ev)) = (field(f, "family"), field(f, "evidence")) {
+                let (names, ev) = (texts(names).map_err(&bad)?, floats(ev).map_err(&bad)?);
+                alert.families = names.into_iter().zip(ev).filter_map(|(n, e)| Some((n?, e?))).collect();
+            }
+        }
+        let h = hits.value(i);
+        let h = h.as_struct_opt().ok_or_else(|| bad("`hits` is not a list of structs".into()))?;
+        let req = |name: &str| field(h, name).ok_or_else(|| bad(format!("no hit field `{name}`")));
+        let rule = texts(req("rule")?).map_err(&bad)?;
+        let ts = millis(req("ts")?).map_err(&bad)?;
+        let opt_texts = |name: &str| -> Result<Vec<Option<String>>, ReadError> {
+            field(h, name).map_or_else(|| Ok(vec![None; h.len()]), |a| texts(a).map_err(&bad))
+        };
+        let (action, target, why, effect, title, severity) = (
+            opt_texts("action")?,
+            opt_texts("target")?,
+            opt_texts("why")?,
+            opt_texts("effect")?,
+            opt_texts("title")?,
+            opt_texts("severity")?,
+        );
+        let strength = match field(h, "strength") {
+            Some(a) => floats(a).map_err(&bad)?,
+            None => vec![None; h.len()],
+        };
+        let tags = field(h, "tags").map(|a| list(a).map_err(&bad)).transpose()?;
+        for j in 0..h.len() {
+            let tags = match tags {
+                Some(t) if !t.is_null(j) => texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect(),
+                _ => Vec::new(),
+            };
+            alert.hits.push(ReadHit {
+                rule: need(rule[j].clone(), "hits.rule")?,
+                ts: ts[j].unwrap_or(alert.start),
+                action: action[j].clone().unwrap_or_default(),
+                target: target[j].clone(),
+                strength: strength[j].unwrap_or(0.0),
+                why: why[j].clone().unwrap_or_default(),
+                effect: effect[j].clone().unwrap_or_else(|| "for".into()),
+                title: title[j].clone(),
+                severity: severity[j].clone(),
+                tags,
+            });
+        }
+        check(&alert).map_err(at)?;
+        alerts.push(alert);
+    }
+    Ok(())
 }
 
 /// Tier names found in alerts, highest first: ordered by the lowest score
@@ -505,5 +544,45 @@ mod tests {
         let saved = format!("\u{feff}{}", text.replace('\n', "\r\n"));
         let b = parse_jsonl(Path::new("a.jsonl"), saved.as_bytes()).unwrap();
         assert_eq!(b, a);
+    }
+
+    /// A batch of alerts with the contract's columns only, one hit each.
+    fn batch(actors: &[&str], scores: &[f64]) -> RecordBatch {
+        use arrow::array::{Float64Array, ListArray, StringArray, TimestampMillisecondArray};
+        use arrow::buffer::OffsetBuffer;
+        use arrow::datatypes::{Field, Fields};
+        use std::sync::Arc;
+        let n = actors.len();
+        let times = || Arc::new(TimestampMillisecondArray::from(vec![1_600_000_000_000; n]).with_timezone("UTC"));
+        let hit_fields = Fields::from(vec![
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), false),
+        ]);
+        let hits =
+            StructArray::new(hit_fields.clone(), vec![Arc::new(StringArray::from(vec!["a/b"; n])), times()], None);
+        let item = Arc::new(Field::new("item", DataType::Struct(hit_fields), false));
+        let hits = ListArray::new(item, OffsetBuffer::from_lengths(vec![1; n]), Arc::new(hits), None);
+        RecordBatch::try_from_iter([
+            ("actor", Arc::new(StringArray::from(actors.to_vec())) as ArrayRef),
+            ("start", times()),
+            ("end", times()),
+            ("score", Arc::new(Float64Array::from(scores.to_vec()))),
+            ("tier", Arc::new(StringArray::from(vec!["high"; n]))),
+            ("hits", Arc::new(hits)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn arrow_batches_read_as_parquet_alerts_rows_counted_across_batches() {
+        let name = Path::new("<alerts>");
+        let a = from_batches(name, &[batch(&["u1", "u2"], &[0.9, 0.8]), batch(&["u3"], &[0.7])]).unwrap();
+        assert_eq!(a.iter().map(|a| (a.actor.as_str(), a.line)).collect::<Vec<_>>(), [("u1", 1), ("u2", 2), ("u3", 3)]);
+        assert_eq!((a[2].hits[0].rule.as_str(), a[2].hits[0].effect.as_str()), ("a/b", "for"));
+        // The third row breaks the contract: named by its row, across batches.
+        let e = from_batches(name, &[batch(&["u1", "u2"], &[0.9, 0.8]), batch(&["u3"], &[1.5])]).unwrap_err();
+        assert_eq!(e.to_string(), "<alerts>:3: `score` is 1.5, but must be between 0 and 1");
+        let e = from_batches(name, &[batch(&["u1"], &[0.9]).project(&[1, 2, 3, 4, 5]).unwrap()]).unwrap_err();
+        assert_eq!(e.to_string(), "<alerts>: not an alerts table: no column `actor`");
     }
 }
