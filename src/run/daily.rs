@@ -287,24 +287,23 @@ pub fn run(
             },
         )
         .collect();
-    let mut changed = Vec::with_capacity(results.len());
+    // 4. What to write, by account in id order; and each account's next
+    // entry (`None`: nothing to keep), with whether the state had it.
+    let accounts_resumed = results.len() as u64;
+    let mut out: Vec<AccountIncidents> = Vec::new();
+    let mut changed: Vec<(String, Option<Account>, bool)> = Vec::with_capacity(results.len());
     for (id, r) in resume.into_iter().zip(results) {
         let (account, incidents) = r?;
-        changed.push((id, account, incidents));
+        if !incidents.is_empty() {
+            out.push(AccountIncidents { actor: strings.get(&id).expect("interned above"), incidents });
+        }
+        let gone = account.payload == empty && !account.open;
+        let had = known.contains_key(&id);
+        changed.push((id, (!gone).then_some(account), had));
     }
-
-    // 4. What to write, by account in id order.
-    let out: Vec<AccountIncidents> = changed
-        .iter()
-        .filter(|(_, _, incidents)| !incidents.is_empty())
-        .map(|(id, _, incidents)| AccountIncidents {
-            actor: strings.get(id).expect("interned above"),
-            incidents: incidents.clone(),
-        })
-        .collect();
+    drop(known);
 
     // 5. What changes of the state.
-    let accounts_resumed = changed.len() as u64;
     let mut update = Update {
         watermark,
         tables: head.tables.clone(),
@@ -321,11 +320,9 @@ pub fn run(
         since: w.saturating_sub(state::reach(plan)),
         ..Update::default()
     };
-    for (id, account, _) in changed {
-        let gone = account.payload == empty && !account.open;
-        update.accounts_added += i64::from(!gone) - i64::from(known.contains_key(&id));
-        update.accounts.insert(id, (!gone).then_some(account));
-    }
+    update.accounts_added = changed.iter().map(|(_, a, had)| i64::from(a.is_some()) - i64::from(*had)).sum();
+    // In key order already: built in bulk.
+    update.accounts = changed.into_iter().map(|(id, a, _)| (id, a)).collect();
     keep_side_rows(plan, &mut update, &data, w);
     if data.follows.is_some() {
         update.tables.insert(TableKind::Follows);

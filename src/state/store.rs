@@ -1203,7 +1203,9 @@ impl Store {
             }
         }
         let old = self.manifest.clone();
-        let mut table = |kind: Keyed, rows: Vec<(String, Value)>, layers: &[Layer], was: Option<&Layers>| {
+        // One keyed table's layers and the sums of the files it wrote.
+        let table = |kind: Keyed, rows: Vec<(String, Value)>, layers: &[Layer], was: Option<&Layers>| {
+            let mut files = BTreeMap::new();
             let mut out = was.cloned().unwrap_or_default();
             let new_rows = rows.len() as u64;
             // Merged when the layers grow many, the new one is large, or
@@ -1215,9 +1217,7 @@ impl Store {
             if merge {
                 let layer = format!("{}-{generation:06}", kind.name());
                 let rows = merge_layers(&gen_dir, &layer, kind, partitions, layers, rows, since, &mut files)?;
-                out = Layers { layers: vec![layer], rows };
-                compacted = true;
-                return Ok::<Layers, StoreError>(out);
+                return Ok::<_, StoreError>((Layers { layers: vec![layer], rows }, files, true));
             }
             for l in &out.layers {
                 for file in [format!("{l}.arrow"), format!("{l}.index.arrow")] {
@@ -1243,17 +1243,35 @@ impl Store {
                     _ => out.rows + new_rows,
                 };
             }
-            Ok(out)
+            Ok((out, files, false))
         };
-        let accounts_layers = table(Keyed::Accounts, accounts, &self.accounts, old.as_ref().map(|m| &m.accounts))?;
-        let items_layers = table(Keyed::Items, items, &self.items, old.as_ref().map(|m| &m.items))?;
-        let profiles_layers = table(Keyed::Profiles, profiles, &self.profiles, old.as_ref().map(|m| &m.profiles))?;
+        // The accounts' layer beside the rest: each file is written by one
+        // thread, in its own order, so the bytes do not depend on which
+        // finishes first.
+        let small = |name: &str, batch: RecordBatch| {
+            let mut files = BTreeMap::new();
+            write_small(&gen_dir, name, batch, &mut files).map(|()| files)
+        };
+        let (accounts_done, rest) = rayon::join(
+            || table(Keyed::Accounts, accounts, &self.accounts, old.as_ref().map(|m| &m.accounts)),
+            || {
+                let items = table(Keyed::Items, items, &self.items, old.as_ref().map(|m| &m.items))?;
+                let profiles = table(Keyed::Profiles, profiles, &self.profiles, old.as_ref().map(|m| &m.profiles))?;
+                let mut smalls = small("timers.arrow", timers_batch(&timers))?;
+                smalls.append(&mut small("facts.arrow", facts_batch(&update.facts))?);
+                smalls.append(&mut small("indexes.arrow", indexes_batch(&update.indexes))?);
+                smalls.append(&mut small("impressions.arrow", impressions_batch(&update.impressions))?);
+                Ok::<_, StoreError>((items, profiles, smalls))
+            },
+        );
+        let (accounts_layers, mut f, c) = accounts_done?;
+        let ((items_layers, mut fi, ci), (profiles_layers, mut fp, cp), mut smalls) = rest?;
+        files.append(&mut f);
+        files.append(&mut fi);
+        files.append(&mut fp);
+        files.append(&mut smalls);
+        compacted |= c || ci || cp;
         fault::state_step("layers");
-
-        write_small(&gen_dir, "timers.arrow", timers_batch(&timers), &mut files)?;
-        write_small(&gen_dir, "facts.arrow", facts_batch(&update.facts), &mut files)?;
-        write_small(&gen_dir, "indexes.arrow", indexes_batch(&update.indexes), &mut files)?;
-        write_small(&gen_dir, "impressions.arrow", impressions_batch(&update.impressions), &mut files)?;
         fault::state_step("files");
 
         let manifest = Manifest {
