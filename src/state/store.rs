@@ -961,7 +961,7 @@ fn lookup(
     let mut pending: Vec<(u32, &str, u64)> =
         keys.iter().map(|k| (partition_of(k, partitions), k.as_str(), key_hash(k))).collect();
     pending.sort_unstable();
-    let mut found: BTreeMap<String, Value> = BTreeMap::new();
+    let mut found: Vec<(&str, Value)> = Vec::new();
     for layer in layers.iter().rev() {
         if pending.is_empty() {
             break;
@@ -989,7 +989,7 @@ fn lookup(
         for r in read {
             for (i, value) in r? {
                 hit[i] = true;
-                found.insert(pending[i].1.to_string(), value);
+                found.push((pending[i].1, value));
             }
         }
         let mut i = 0;
@@ -998,7 +998,9 @@ fn lookup(
             !hit[i - 1]
         });
     }
-    Ok(found)
+    // Each key found once: sorted, the map is built in bulk.
+    found.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
+    Ok(found.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// A state directory opened for a run: its current generation (or none,
