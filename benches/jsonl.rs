@@ -2,7 +2,9 @@
 //! second: cutting a file into blocks of whole lines, parsing the blocks
 //! into table builders (`jsonl::parse_block`, the path `changeling score`
 //! takes, with and without the rules' projection), and merging the
-//! builders into one table and interner.
+//! builders into one table and interner; and, apart, the JSON parsers
+//! alone (serde_json, sonic-rs, simd-json) cutting the same lines, the
+//! comparison that chose serde_json (see src/data/jsonl.rs).
 //!
 //! The input is `events.jsonl` of a `changeling synth` dataset (20,000
 //! accounts over 10 days, about 300 k events; scale with
@@ -12,11 +14,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use changeling::data::ReadOptions;
 use changeling::data::jsonl;
 use changeling::data::schema::TableKind;
 use changeling::data::source::BlockReader;
 use changeling::data::table::{Table, TableBuilder};
-use changeling::data::ReadOptions;
 use changeling::intern::Interner;
 use changeling::plan::Plan;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime};
