@@ -5,6 +5,23 @@
 //! input, values are first taken as raw JSON text and then typed by their
 //! column. No `serde_json::Value` tree is built per record.
 //!
+//! **Why serde_json** (measured for issue 19; `cargo bench --bench jsonl`,
+//! synth event lines, one thread, a release build for plain x86-64, as the
+//! binary ships, on a shared 2-core machine, two runs): cutting each line
+//! into keys and raw values, serde_json with `RawValue` did 350 and 412
+//! MiB/s; sonic-rs with `LazyValue` (checked) 292 and 244 MiB/s, slower:
+//! built without AVX2, its 32-byte lanes are emulated; simd-json's tape
+//! alone, on a copy of the line (it unescapes in place), 364 and 428 MiB/s,
+//! no faster, and it keeps no raw text of a number, which the contract needs
+//! (`"actor": 1.50` is the id `1.50`, `-0` is not `0`). sonic-rs was also
+//! tried as a fast path in front of this visitor (flat records cut by
+//! sonic-rs, every other line to serde_json; the same rows and reasons,
+//! checked by a differential test): `parse_block` did 138 MiB/s against
+//! serde_json's 150 (projected fields; all fields 136 against 164), so the
+//! one-parser reader stays. Parsing is about a quarter of the CPU of a
+//! `changeling score` run on JSONL (perf, 3 M events); cutting blocks and
+//! merging them are benched beside it.
+//!
 //! **What makes a line bad** (skipped, counted, located; see docs/data.md):
 //! broken JSON, a string with a lone UTF-16 surrogate escape (`"\ud800"`:
 //! it is no Unicode text, and reading it as its escape text would make it
