@@ -435,6 +435,21 @@ impl Summary {
     }
 }
 
+/// Per tier `t` below `tiers`, which settings (their worst summaries) are
+/// on the Pareto front of recall against benign accounts flagged at `t`:
+/// `fronts[t][i]`.
+pub fn fronts(worst: &[Summary], tiers: usize) -> Vec<Vec<bool>> {
+    (0..tiers)
+        .map(|t| {
+            let points: Vec<(Option<f64>, u64)> = worst
+                .iter()
+                .map(|w| (w.recall.get(t).copied().flatten(), w.benign_flagged.get(t).copied().unwrap_or(0)))
+                .collect();
+            pareto_front(&points)
+        })
+        .collect()
+}
+
 /// Which points are on the Pareto front of (recall at the highest tier,
 /// higher is better; benign accounts flagged at the highest tier, fewer is
 /// better): those no other point is at least as good as on both and

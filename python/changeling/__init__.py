@@ -355,44 +355,37 @@ def hits(alerts: Union[TableLike, Scored]) -> Any:
     return pa.table(columns)
 
 
-class Explanation(dict):  # type: ignore[type-arg]
+class _Rendered(dict):  # type: ignore[type-arg]
+    """The data of a command's ``--json``, as a dict; ``text`` (and
+    ``str()``, ``print``) is the CLI's text."""
+
+    text: str
+
+    def __init__(self, data: Dict[str, Any], text: str) -> None:
+        super().__init__(data)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(self.text)
+
+
+class Explanation(_Rendered):
     """One account explained: the data of ``changeling explain --json``
     (``actor``, ``events``, ``from``, ``to``, ``incidents`` as ``score``
     writes them, ``timeline`` with every rule's decision on each event
     shown, ``pivots``), as a dict; ``text`` (and ``str()``, ``print``) is
     the CLI's text."""
 
-    text: str
 
-    def __init__(self, data: Dict[str, Any], text: str) -> None:
-        super().__init__(data)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text)
-
-
-class Diff(dict):  # type: ignore[type-arg]
+class Diff(_Rendered):
     """Two alert sets compared: the data of ``changeling diff --json``
     (``old``, ``new``: the sides' names; ``diff``: accounts whose tier
     moved and the hits that explain it, label deltas when the data has
     labels), as a dict; ``text`` (and ``str()``, ``print``) is the CLI's
     text."""
-
-    text: str
-
-    def __init__(self, data: Dict[str, Any], text: str) -> None:
-        super().__init__(data)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
-        p.text(self.text)
 
 
 def _time(t: Union[None, str, int, _dt.datetime, _dt.date]) -> Optional[str]:

@@ -793,15 +793,7 @@ fn sweep(
             let worst: Vec<Summary> = summaries.iter().map(|s| Summary::worst(s)).collect();
             let tiers = worst.first().map(|w| w.tiers.clone()).unwrap_or_default();
             // fronts[t][i]: setting i is on the Pareto front at tier t.
-            let fronts: Vec<Vec<bool>> = (0..tiers.len())
-                .map(|t| {
-                    let points: Vec<(Option<f64>, u64)> = worst
-                        .iter()
-                        .map(|w| (w.recall.get(t).copied().flatten(), w.benign_flagged.get(t).copied().unwrap_or(0)))
-                        .collect();
-                    tune::pareto_front(&points)
-                })
-                .collect();
+            let fronts = tune::fronts(&worst, tiers.len());
             let out = serde_json::json!({
                 "tiers": tiers,
                 "parameters": grid.axes.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
