@@ -39,7 +39,7 @@ pub use incident::{FamilyEvidence, Incident, RuleScore, Status};
 use verdict::{Record, Said};
 
 /// The version of what [`Scorer::resume_account`] carries.
-const CARRY_VERSION: u8 = 1;
+const CARRY_VERSION: u8 = 2;
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -450,11 +450,12 @@ impl<'a> Scorer<'a> {
     /// rule the plan no longer has, or whose signals changed, is left out.
     fn restore(&self, scratch: &mut Scratch, r: &mut Dec<'_>) -> Result<(), CodecError> {
         let version = r.u8()?;
-        if version != CARRY_VERSION {
+        if !(1..=CARRY_VERSION).contains(&version) {
             return Err(CodecError(format!(
-                "an account state of version {version} (this build reads {CARRY_VERSION})"
+                "an account state of version {version} (this build reads 1 to {CARRY_VERSION})"
             )));
         }
+        r.set_carry_version(version);
         for (t, state) in self.bound.trackers.iter().zip(scratch.states.iter_mut()) {
             *state = t.new_state();
             t.load(state, r, self.data)?;

@@ -330,14 +330,13 @@ impl Judgement {
 
 /// A fired verdict waiting on the look-ahead: a history event of the
 /// account carrying one of `values`, after `from` and up to `to`, takes it
-/// back; once the data reaches past `to`, its words say so.
+/// back; once the data reaches past `to`, its words say so (made from the
+/// verdict's own words when it is settled, not kept twice).
 #[derive(Clone, Debug)]
 pub struct Watch {
     values: Vec<Value>,
     from: Millis,
     to: Millis,
-    /// The verdict's words before and after the look-ahead's.
-    words: (String, String),
 }
 
 impl Persist for Watch {
@@ -345,15 +344,18 @@ impl Persist for Watch {
         save_values(&self.values, w);
         w.time(self.from);
         w.time(self.to);
-        w.text(&self.words.0);
-        w.text(&self.words.1);
     }
 
     fn load(r: &mut Dec<'_>) -> Result<Watch, CodecError> {
         let values = load_values(r)?;
         let (from, to) = (r.time()?, r.time()?);
-        let words = (r.text()?.to_string(), r.text()?.to_string());
-        Ok(Watch { values, from, to, words })
+        if r.carry_version() < 2 {
+            // Version 1 kept the verdict's words before and after the
+            // look-ahead's here too.
+            r.text()?;
+            r.text()?;
+        }
+        Ok(Watch { values, from, to })
     }
 }
 
@@ -811,28 +813,28 @@ impl Signal for OffPattern {
     /// one of its values again after `return_after` and within
     /// `return_window` takes it back ([`Watch`]).
     fn later(j: &Judge, t: &Tracker, s: &State, e: &Ev<'_>, said: &Outcome) -> Option<Watch> {
-        let Outcome::Fire { why, .. } = said else { return None };
-        if t.return_window == 0 {
+        if !matches!(said, Outcome::Fire { .. }) || t.return_window == 0 {
             return None;
         }
-        let to = e.ts.saturating_add(t.return_window);
-        let clause = t.look_ahead_words(to, false);
-        let (before, after) =
-            why.split_once(&clause).map_or((why.clone(), String::new()), |(a, b)| (a.into(), b.into()));
         Some(Watch {
             values: t.judgement(s, e).values.clone(),
             from: e.ts.saturating_add(j.opts.return_after),
-            to,
-            words: (before, after),
+            to: e.ts.saturating_add(t.return_window),
         })
     }
 
     fn revise(_j: &Judge, t: &Tracker, w: &mut Watch, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
+        // The words of the verdict as given, their look-ahead's clause
+        // (absent when it was given without words) said as settled.
         let settled = |said: &Outcome| match said {
-            Outcome::Fire { strength, .. } => Some(Outcome::Fire {
-                strength: *strength,
-                why: format!("{}{}{}", w.words.0, t.look_ahead_words(w.to, true), w.words.1),
-            }),
+            Outcome::Fire { strength, why } => {
+                let clause = t.look_ahead_words(w.to, false);
+                let (before, after) = why.split_once(&clause).unwrap_or((why, ""));
+                Some(Outcome::Fire {
+                    strength: *strength,
+                    why: format!("{before}{}{after}", t.look_ahead_words(w.to, true)),
+                })
+            }
             other => Some(other.clone()),
         };
         match *cause {
@@ -948,6 +950,37 @@ impl Signal for OffPattern {
             t.event_values(e, &mut syms, &mut values);
             t.enter_baseline(s, e.ts, &values, false, false);
             s.scratch = (syms, values);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intern::Interner;
+
+    /// A waiting verdict's look-ahead as version 2 writes it, and as
+    /// version 1 did (with a copy of the verdict's words before and after
+    /// the look-ahead's clause): both read whole.
+    #[test]
+    fn a_watch_reads_in_both_versions() {
+        let strings = Interner::new();
+        let watch = Watch { values: Vec::new(), from: 5, to: 9 };
+        for version in [1u8, 2] {
+            let mut w = Enc::new(&strings);
+            watch.save(&mut w);
+            if version == 1 {
+                w.text("label 'x' has probability 0.01; ");
+                w.text("");
+            }
+            w.u8(0xaa);
+            let (table, body) = crate::state::codec::unpack(&w.finish()).unwrap();
+            assert!(table.len() <= 1);
+            let mut r = Dec::with_syms(&body, Vec::new());
+            r.set_carry_version(version);
+            let read = Watch::load(&mut r).unwrap();
+            assert_eq!((read.from, read.to, read.values.len()), (5, 9, 0), "version {version}");
+            assert_eq!(r.u8().unwrap(), 0xaa, "version {version}: what follows the watch");
         }
     }
 }
