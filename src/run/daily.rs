@@ -632,8 +632,7 @@ fn add_state_rows(
     }
     let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_string).collect();
     let found = source.kept(false, &wanted)?;
-    let lines: Vec<&str> = found.values().map(|k| k.json.as_str()).collect();
-    let text = lines.join("\n");
+    let text = rows_with_ids(&found);
     append_rows(tables, TableKind::Items, &text, strings, opts)?;
     // Accounts acting or written to, and the authors of targeted items.
     let have = listed(tables.get(&TableKind::Accounts), 0);
@@ -645,8 +644,7 @@ fn add_state_rows(
     let who: BTreeSet<String> =
         who.into_iter().filter(|w| read && !have.contains(w)).map(|w| strings.resolve(w).to_string()).collect();
     let found = source.kept(true, &who)?;
-    let lines: Vec<&str> = found.values().map(|k| k.json.as_str()).collect();
-    let text = lines.join("\n");
+    let text = rows_with_ids(&found);
     append_rows(tables, TableKind::Accounts, &text, strings, opts)?;
     // The acting accounts' impressions.
     let impressions = &source.head().impressions;
@@ -662,6 +660,31 @@ fn add_state_rows(
         append_rows(tables, TableKind::Impressions, &text, strings, opts)?;
     }
     Ok(())
+}
+
+/// The state's side rows as JSON lines, each with its id: the key, which
+/// the state does not repeat in the row since version 5 (a row of an older
+/// state has its `id`: rows are flat objects whose strings escape their
+/// quotes, so `"id":` is found only as a field).
+fn rows_with_ids(found: &BTreeMap<String, state::Kept>) -> String {
+    let mut text = String::new();
+    for (id, k) in found {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        if k.json.contains("\"id\":") {
+            text.push_str(&k.json);
+            continue;
+        }
+        let rest = k.json.strip_prefix('{').unwrap_or(&k.json);
+        text.push_str("{\"id\":");
+        text.push_str(&serde_json::Value::from(id.as_str()).to_string());
+        if rest != "}" {
+            text.push(',');
+        }
+        text.push_str(rest);
+    }
+    text
 }
 
 /// Appends the JSON lines `text` to table `kind` (made when absent).
@@ -728,7 +751,7 @@ fn keep_side_rows(plan: &Plan, state: &mut Update, data: &Dataset, w: Millis) {
     let items = &data.items.table;
     for r in 0..items.rows {
         if let Some(id) = items.columns[it::ID].sym(r) {
-            let json = items.row_json(r, s, |c| item_cols.contains(c));
+            let json = items.row_json(r, s, |c| c != "id" && item_cols.contains(c));
             state.items.insert(s.resolve(id).to_string(), Kept { seen: w, json });
         }
     }
@@ -738,7 +761,7 @@ fn keep_side_rows(plan: &Plan, state: &mut Update, data: &Dataset, w: Millis) {
     let read = plan.reads.get(&TableKind::Accounts).is_some_and(|c| c.iter().any(|c| c != "id"));
     for r in (0..accounts.rows).filter(|_| read) {
         if let Some(id) = accounts.columns[0].sym(r) {
-            let json = accounts.row_json(r, s, |c| account_cols.contains(c));
+            let json = accounts.row_json(r, s, |c| c != "id" && account_cols.contains(c));
             state.profiles.insert(s.resolve(id).to_string(), Kept { seen: w, json });
         }
     }
@@ -784,4 +807,30 @@ fn keep_side_rows(plan: &Plan, state: &mut Update, data: &Dataset, w: Millis) {
 /// What a batch's records count: one event table report, for the summary.
 pub fn events_report(report: &ReadReport) -> Option<&TableReport> {
     report.table(TableKind::Events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A side row gets its key as `id` unless it has one (a state before
+    /// version 5); a label that reads `"id":` is a string, not an id.
+    #[test]
+    fn side_rows_get_their_ids() {
+        let kept = |json: &str| state::Kept { seen: 0, json: json.to_string() };
+        let found: BTreeMap<String, state::Kept> = [
+            ("a".to_string(), kept(r#"{"author":"u1","labels":["x"]}"#)),
+            ("b\"q".to_string(), kept("{}")),
+            ("c".to_string(), kept(r#"{"author":"u2","id":"c"}"#)),
+            ("d".to_string(), kept(r#"{"labels":["\"id\":\"z\""]}"#)),
+        ]
+        .into();
+        let want = [
+            r#"{"id":"a","author":"u1","labels":["x"]}"#,
+            r#"{"id":"b\"q"}"#,
+            r#"{"author":"u2","id":"c"}"#,
+            r#"{"id":"d","labels":["\"id\":\"z\""]}"#,
+        ];
+        assert_eq!(rows_with_ids(&found), want.join("\n"));
+    }
 }

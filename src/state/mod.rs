@@ -52,7 +52,7 @@ pub struct Account {
 pub struct Kept {
     /// When last seen.
     pub seen: Millis,
-    /// The row, as a JSON object of the fields read.
+    /// The row, as a JSON object of the fields read but its id (the key).
     pub json: String,
 }
 

@@ -74,9 +74,11 @@ use crate::time::{Millis, format_rfc3339, parse_timestamp};
 /// The format's name and version, in every manifest.
 pub const FORMAT: &str = "changeling-state";
 /// The version this build writes.
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// The oldest version this build reads: version 3 is version 4 without
-/// partially merged layers (no `dead` partitions).
+/// partially merged layers (no `dead` partitions); before version 5, the
+/// items' and profiles' rows repeated their key as `id` (such rows, in
+/// layers kept or merged since, are read as they are).
 pub const OLDEST_VERSION: u32 = 3;
 /// Rows of a keyed table per record batch, at most: small, so that a run
 /// touching few accounts reads few rows besides theirs.
