@@ -5,7 +5,8 @@
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
 #
 # Default: 1800 s for each of rules, jsonl, csv, parquet, block_cutter,
-# spill_decoder, alerts, state_payload and state_files; JOBS=n runs n
+# spill_decoder, alerts, state_payload, state_files, exceptions and arrow
+# (Arrow tables as the Python package hands them over); JOBS=n runs n
 # targets at once (default 1). Each target starts from its seeds
 # (fuzz/seeds/<target>, committed) and grows fuzz/corpus/<target> (not
 # committed). libFuzzer runs in fork mode, so a
@@ -20,7 +21,7 @@ cd "$(dirname "$0")"
 SECONDS_PER=${1:-1800}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder alerts state_payload state_files)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(rules jsonl csv parquet block_cutter spill_decoder alerts state_payload state_files exceptions arrow)
 JOBS=${JOBS:-1}
 
 # Built once: the targets then run as built, even if the sources change
@@ -32,7 +33,7 @@ mkdir -p logs
 max_len() {
     case "$1" in
         jsonl | csv | parquet | alerts) echo 16384 ;;
-        state_files) echo 32768 ;;
+        state_files | arrow) echo 32768 ;;
         *) echo 8192 ;;
     esac
 }

@@ -77,6 +77,147 @@ fn alerts_corpus() {
     replay("alerts", bodies::alerts);
 }
 
+#[test]
+fn exceptions_corpus() {
+    replay("exceptions", |d| {
+        bodies::exceptions(d);
+    });
+}
+
+#[test]
+fn arrow_corpus() {
+    replay("arrow", |d| {
+        bodies::arrow(d);
+    });
+}
+
+/// The hand-written seeds of the exceptions and Arrow targets reach the
+/// run (the inputs a fuzzer kept, named by their SHA-1, need not): every
+/// Arrow seed reads and is scored, and so is every exceptions seed but
+/// the two with an error (a misspelt key, a rule that does not exist).
+#[test]
+fn exceptions_and_arrow_seeds_reach_the_run() {
+    let written = |target: &str| -> Vec<PathBuf> {
+        inputs(target)
+            .into_iter()
+            .filter(|p| p.parent().is_some_and(|d| d.ends_with(format!("seeds/{target}"))))
+            .filter(|p| {
+                let name = p.file_name().expect("a name").to_string_lossy();
+                name.len() != 40 || !name.bytes().all(|b| b.is_ascii_hexdigit())
+            })
+            .collect()
+    };
+    let arrow = written("arrow");
+    assert!(arrow.len() >= 10, "{} Arrow seeds", arrow.len());
+    for path in &arrow {
+        let seed = std::fs::read(path).expect("a seed");
+        assert_eq!(bodies::arrow(&seed), bodies::Reach::Ran, "{}", path.display());
+    }
+    let mut refused = Vec::new();
+    for path in written("exceptions") {
+        let seed = std::fs::read(&path).expect("a seed");
+        if bodies::exceptions(&seed) != bodies::Reach::Ran {
+            refused.push(path.file_name().expect("a name").to_string_lossy().into_owned());
+        }
+    }
+    assert_eq!(refused, ["misspelt-key.toml", "unknown-rule.toml"]);
+}
+
+/// The Arrow target's seeds: each Parquet seed's table as an Arrow IPC
+/// stream (after the same first byte; one stream for a table stored
+/// twice), and its events also with their
+/// text columns as large strings, string views and dictionaries, as
+/// pandas and polars hand them over. Rewrite them with
+/// `CHANGELING_WRITE_SEEDS=1 cargo test --test fuzz_corpus`.
+#[test]
+fn arrow_seeds_are_todays_format() {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let stream = |pick: u8, schema: &arrow::datatypes::SchemaRef, batches: &[arrow::array::RecordBatch]| {
+        let mut out = vec![pick];
+        let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, schema).expect("a stream");
+        for b in batches {
+            w.write(b).expect("writing a batch");
+        }
+        w.finish().expect("a stream");
+        drop(w);
+        out
+    };
+    let mut want: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut parquet: Vec<PathBuf> = std::fs::read_dir(root.join("parquet"))
+        .expect("the Parquet seeds")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    parquet.sort();
+    for path in parquet {
+        let bytes = std::fs::read(&path).expect("a Parquet seed");
+        let tmp = tempfile::NamedTempFile::new().expect("a temporary file");
+        std::fs::write(tmp.path(), &bytes[1..]).expect("a temporary file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(tmp.path()).expect("opens"))
+            .expect("a Parquet seed reads")
+            .build()
+            .expect("a Parquet seed reads");
+        let schema = arrow::array::RecordBatchReader::schema(&reader);
+        let batches: Vec<_> = reader.collect::<Result<_, _>>().expect("a Parquet seed reads");
+        let name = path.file_stem().expect("a name").to_string_lossy().into_owned();
+        let seed = stream(bytes[0], &schema, &batches);
+        // The same table compressed otherwise: the same stream.
+        if !want.iter().any(|(_, b)| *b == seed) {
+            want.push((name.clone(), seed));
+        }
+        if name != "events" {
+            continue;
+        }
+        for (tag, to) in [
+            ("large", DataType::LargeUtf8),
+            ("view", DataType::Utf8View),
+            ("dict", DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))),
+        ] {
+            let fields: Vec<Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    if f.data_type() == &DataType::Utf8 {
+                        f.as_ref().clone().with_data_type(to.clone())
+                    } else {
+                        f.as_ref().clone()
+                    }
+                })
+                .collect();
+            let cast_schema = std::sync::Arc::new(Schema::new(fields));
+            let cast: Vec<_> = batches
+                .iter()
+                .map(|b| {
+                    let columns = b
+                        .columns()
+                        .iter()
+                        .zip(cast_schema.fields())
+                        .map(|(c, f)| arrow::compute::cast(c, f.data_type()).expect("a cast"))
+                        .collect();
+                    arrow::array::RecordBatch::try_new(cast_schema.clone(), columns).expect("a batch")
+                })
+                .collect();
+            want.push((format!("events.{tag}"), stream(bytes[0], &cast_schema, &cast)));
+        }
+    }
+    let dir = root.join("arrow");
+    if std::env::var_os("CHANGELING_WRITE_SEEDS").is_some() {
+        std::fs::create_dir_all(&dir).expect("a seed directory");
+        for (name, bytes) in &want {
+            std::fs::write(dir.join(name), bytes).expect("writing a seed");
+        }
+    }
+    for (name, bytes) in &want {
+        let path = dir.join(name);
+        assert!(
+            std::fs::read(&path).unwrap_or_default() == *bytes,
+            "{} is not today's Parquet seed as Arrow; rewrite with CHANGELING_WRITE_SEEDS=1",
+            path.display()
+        );
+    }
+}
+
 /// The spill decoder's seeds are frames of today's encoder (rewrite them
 /// with `CHANGELING_WRITE_SEEDS=1 cargo test --test fuzz_corpus`).
 #[test]

@@ -41,6 +41,16 @@ fn builtin() -> &'static Plan {
     })
 }
 
+/// The shipped rules' ids, titles and tags, in plan order, as the CLI
+/// binds exceptions to them.
+fn builtin_info() -> &'static [RuleInfo] {
+    static INFO: OnceLock<Vec<RuleInfo>> = OnceLock::new();
+    INFO.get_or_init(|| {
+        let (set, _) = layers::load(&[RuleLayer::Builtin], &Overrides::default());
+        RuleInfo::of_set(&set.expect("the built-in rules load"))
+    })
+}
+
 /// Scores `data` with `plan` and writes the alerts: every line must be
 /// one JSON object.
 fn score_and_write(plan: &Plan, data: &Dataset) {
@@ -683,4 +693,150 @@ fn with_crcs(index: &[u8], crcs: &[u32]) -> Option<Vec<u8>> {
     w.finish().ok()?;
     drop(w);
     Some(out)
+}
+
+/// The time the exceptions target reads exceptions at (2025-01-01, UTC):
+/// an `expires` before it warns, as one before the clock does.
+const EXCEPTIONS_NOW: changeling::time::Millis = 1_735_689_600_000;
+
+/// A small dataset with hits, as JSONL (events, items, follows): the
+/// positive case of likes/removed-suspicious-like, with a device, an IP
+/// and an ASN on each event. An account likes its followee's news hourly
+/// from home, then, from another device and network, likes three adult
+/// items of an author it does not follow and removes two an hour later.
+fn hit_day() -> &'static [(TableKind, String); 3] {
+    static DAY: OnceLock<[(TableKind, String); 3]> = OnceLock::new();
+    DAY.get_or_init(|| {
+        let event = |ts: &str, action: &str, target: &str, away: bool| {
+            let (device, ip, asn) =
+                if away { ("d-new", "203.0.113.9", "AS64511") } else { ("d-home", "198.51.100.4", "AS64496") };
+            format!(
+                "{{\"ts\":\"{ts}\",\"actor\":\"a\",\"action\":\"{action}\",\"target\":\"{target}\",\"surface\":\"home\",\
+                 \"device\":\"{device}\",\"ip\":\"{ip}\",\"asn\":\"{asn}\"}}\n"
+            )
+        };
+        let mut events: String =
+            (0..20).map(|n| event(&format!("2020-01-01T{n:02}:00:00Z"), "like", &format!("i{n}"), false)).collect();
+        for (ts, action, target) in [
+            ("2020-01-02T12:00:00Z", "like", "x0"),
+            ("2020-01-02T12:05:00Z", "like", "x1"),
+            ("2020-01-02T12:10:00Z", "like", "x2"),
+            ("2020-01-02T13:00:00Z", "unlike", "x0"),
+            ("2020-01-02T13:02:00Z", "unlike", "x1"),
+        ] {
+            events += &event(ts, action, target, true);
+        }
+        let items: String = (0..20)
+            .map(|n| format!("{{\"id\":\"i{n}\",\"author\":\"c1\",\"labels\":[\"news\"]}}\n"))
+            .chain((0..4).map(|n| format!("{{\"id\":\"x{n}\",\"author\":\"p9\",\"labels\":[\"adult\"]}}\n")))
+            .collect();
+        let follows = "{\"follower\":\"a\",\"followee\":\"c1\"}\n".to_string();
+        [(TableKind::Events, events), (TableKind::Items, items), (TableKind::Follows, follows)]
+    })
+}
+
+/// Exceptions: the input is an exceptions file (`--exceptions FILE`),
+/// read as the CLI reads it, at a fixed time. Reading never panics; the
+/// exceptions that read are bound to the shipped rules and applied to
+/// [`hit_day`], whose alerts are written (each line JSON); what each
+/// exception suppressed is listed, one entry an exception, and no more
+/// hits are suppressed than the rules make without exceptions.
+pub fn exceptions(data: &[u8]) -> Reach {
+    use changeling::exceptions::{self, Bound};
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write(dir.path(), "exceptions.toml", data);
+    let (read, diags) = exceptions::load(&[dir.path().join("exceptions.toml")], EXCEPTIONS_NOW);
+    let _ = diags.render();
+    let Some(read) = read else { return Reach::Refused };
+    let n = read.len();
+    let Ok(bound) = Bound::new(read, builtin_info()) else { return Reach::Refused };
+    let plan = builtin().clone().with_exceptions(bound);
+    let texts: Vec<(TableKind, &str)> = hit_day().iter().map(|(k, t)| (*k, t.as_str())).collect();
+    let day = Dataset::from_jsonl(&texts, true).expect("the day reads");
+    score_and_write(&plan, &day);
+    let listed = plan.exceptions.as_ref().map_or_else(Vec::new, |x| x.suppressed());
+    assert_eq!(listed.len(), n, "{n} exceptions read, {} listed", listed.len());
+    let suppressed: u64 = listed.iter().map(|s| s.hits).sum();
+    let hits: usize =
+        Scorer::new(builtin(), &day).run_sequential().iter().flat_map(|a| &a.incidents).map(|i| i.hits.len()).sum();
+    assert!(suppressed <= hits as u64, "{suppressed} hits suppressed, of {hits}");
+    let _ = serde_json::to_string(&listed).expect("the list serializes");
+    Reach::Ran
+}
+
+/// The Parquet seeds' events table, as Arrow (its schema and batches).
+fn arrow_events() -> &'static (arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>) {
+    use std::io::{Seek, Write};
+    static EVENTS: OnceLock<(arrow::datatypes::SchemaRef, Vec<arrow::array::RecordBatch>)> = OnceLock::new();
+    EVENTS.get_or_init(|| {
+        let mut file = tempfile::tempfile().expect("a temporary file");
+        file.write_all(&include_bytes!("../seeds/parquet/events.parquet")[1..]).expect("a temporary file");
+        file.rewind().expect("a temporary file");
+        let reader =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024).expect("the events seed reads");
+        let schema = arrow::array::RecordBatchReader::schema(&reader);
+        (schema, reader.collect::<Result<_, _>>().expect("the events seed reads"))
+    })
+}
+
+thread_local! {
+    /// Whether this thread is in [`harness_decoding`].
+    static HARNESS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, the harness's own decoding of an input into what the engine
+/// is handed (not the engine's work): the Arrow IPC reader panics on some
+/// corrupt streams (a buffer sliced past the body), which is no finding
+/// about the engine, so such a panic comes back as `None`, the panic hook
+/// (which aborts under libFuzzer) kept quiet for it.
+fn harness_decoding<T>(f: impl FnOnce() -> T) -> Option<T> {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let next = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !HARNESS.with(std::cell::Cell::get) {
+                next(info);
+            }
+        }));
+    });
+    HARNESS.with(|h| h.set(true));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok();
+    HARNESS.with(|h| h.set(false));
+    out
+}
+
+/// Arrow tables as the Python package hands them over (a dict of tables
+/// to `changeling.score`, read by [`Dataset::from_arrow`]): the first byte
+/// picks the table (as for the dataset targets) and the options (bit
+/// 0x80 strict, bit 0x40 the plan's projection, bits 0x30 the time unit);
+/// the rest is an Arrow IPC stream, whose record batches (those read
+/// before any error: Python hands over only whole batches; a stream the
+/// IPC reader panics on is skipped, see [`harness_decoding`]) are the table,
+/// beside the Parquet seeds' events table when the table is not events. The
+/// dataset reads or is an error, never a panic; one that reads is scored
+/// with the shipped rules.
+pub fn arrow(data: &[u8]) -> Reach {
+    use changeling::time::TimeUnit;
+    let Some((&pick, bytes)) = data.split_first() else { return Reach::Refused };
+    let kind = table_of(pick);
+    let decoded = harness_decoding(|| {
+        let reader = arrow::ipc::reader::StreamReader::try_new(bytes, None).ok()?;
+        let schema = reader.schema();
+        Some((schema, reader.map_while(Result::ok).collect::<Vec<_>>()))
+    });
+    let Some(Some((schema, batches))) = decoded else { return Reach::Refused };
+    let mut tables = vec![(kind, schema, batches)];
+    if kind != TableKind::Events {
+        let (schema, batches) = arrow_events();
+        tables.push((TableKind::Events, schema.clone(), batches.clone()));
+    }
+    let opts = ReadOptions {
+        strict: pick & 0x80 != 0,
+        projection: (pick & 0x40 != 0).then(|| builtin().projection()),
+        time_unit: [None, Some(TimeUnit::S), Some(TimeUnit::Us), Some(TimeUnit::Ns)][usize::from(pick >> 4 & 3)],
+        ..ReadOptions::default()
+    };
+    let Ok(data) = Dataset::from_arrow(tables, &opts) else { return Reach::RunFailed };
+    score_and_write(builtin(), &data);
+    Reach::Ran
 }
