@@ -592,7 +592,11 @@ fn check_file_claims(bytes: &[u8]) -> Result<(), String> {
         else {
             return Err("a block of negative offset or length".into());
         };
-        let Some(block) = bytes.get(at..at.saturating_add(meta).saturating_add(body)) else { continue };
+        // A block past the end is refused here: the reader would allocate
+        // its claimed size before finding the bytes missing.
+        let Some(block) = bytes.get(at..at.saturating_add(meta).saturating_add(body)) else {
+            return Err(format!("a block of {} bytes at {at} lies outside the file", meta.saturating_add(body)));
+        };
         check_claims(block, meta)?;
     }
     Ok(())
@@ -1701,6 +1705,18 @@ fn read_impressions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small file whose footer places a block of 8 GiB outside the file
+    /// (found by the state_files fuzz target) is refused before the reader
+    /// allocates for it.
+    #[test]
+    fn a_block_outside_the_file_is_refused() {
+        let input =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/state_files/timers-block-claims-8-gib");
+        let bytes = fs::read(input).unwrap();
+        let e = check_file_claims(&bytes[1..]).unwrap_err();
+        assert!(e.contains("outside the file"), "{e}");
+    }
 
     /// The blocks' CRC32s summed as they are written are those of their
     /// bytes read back, for compressed and uncompressed files.
