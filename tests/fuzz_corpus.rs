@@ -28,14 +28,17 @@ fn inputs(target: &str) -> Vec<PathBuf> {
 
 /// Runs `body` on every saved input of `target`; fails naming each input
 /// that panics.
-fn replay(target: &str, body: fn(&[u8])) {
+fn replay<R>(target: &str, body: fn(&[u8]) -> R) {
     let files = inputs(target);
     assert!(!files.is_empty(), "no saved inputs for {target}");
     let failed: Vec<String> = files
         .iter()
         .filter(|path| {
             let data = std::fs::read(path).expect("a readable input");
-            panic::catch_unwind(AssertUnwindSafe(|| body(&data))).is_err()
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                body(&data);
+            }))
+            .is_err()
         })
         .map(|p| p.display().to_string())
         .collect();
@@ -79,16 +82,12 @@ fn alerts_corpus() {
 
 #[test]
 fn exceptions_corpus() {
-    replay("exceptions", |d| {
-        bodies::exceptions(d);
-    });
+    replay("exceptions", bodies::exceptions);
 }
 
 #[test]
 fn arrow_corpus() {
-    replay("arrow", |d| {
-        bodies::arrow(d);
-    });
+    replay("arrow", bodies::arrow);
 }
 
 /// The hand-written seeds of the exceptions and Arrow targets reach the
@@ -290,16 +289,12 @@ fn mutated_csv_alerts_keep_the_alerts_body() {
 
 #[test]
 fn state_payload_corpus() {
-    replay("state_payload", |d| {
-        bodies::state_payload(d);
-    });
+    replay("state_payload", bodies::state_payload);
 }
 
 #[test]
 fn state_files_corpus() {
-    replay("state_files", |d| {
-        bodies::state_files(d);
-    });
+    replay("state_files", bodies::state_files);
 }
 
 /// The daily-state targets' seeds are today's state (rewrite them with

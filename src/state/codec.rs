@@ -209,7 +209,7 @@ const MAX_PAYLOAD: usize = 1 << 30;
 
 /// A payload's two blocks, still compressed: its strings' and its body's.
 fn blocks(payload: &[u8]) -> Result<(&[u8], &[u8]), CodecError> {
-    let mut d = Dec { bytes: payload, at: 0, syms: Vec::new(), carry: u8::MAX };
+    let mut d = Dec::new(payload, Vec::new());
     let n = d.count()?;
     Ok((&payload[d.at..d.at + n], &payload[d.at + n..]))
 }
@@ -270,7 +270,12 @@ impl<'a> Dec<'a> {
     /// Reads a payload's `body` ([`unpack_body`]), its table's strings
     /// being `syms` ([`read_strings`], mapped to the run's strings).
     pub fn with_syms(body: &'a [u8], syms: Vec<Sym>) -> Dec<'a> {
-        Dec { bytes: body, at: 0, syms, carry: u8::MAX }
+        Dec::new(body, syms)
+    }
+
+    /// A reader at the start of `bytes`, of the newest account state.
+    fn new(bytes: &'a [u8], syms: Vec<Sym>) -> Dec<'a> {
+        Dec { bytes, at: 0, syms, carry: u8::MAX }
     }
 
     /// The version of the account state being read, as its version byte
@@ -407,7 +412,7 @@ pub fn read_strings(payload: &[u8], local: &mut LocalStrings, scratch: &mut Vec<
 
 /// The strings of an uncompressed table, all of it.
 fn parse_strings(table: &[u8], local: &mut LocalStrings) -> Result<Vec<Sym>, CodecError> {
-    let mut d = Dec { bytes: table, at: 0, syms: Vec::new(), carry: u8::MAX };
+    let mut d = Dec::new(table, Vec::new());
     let n = d.count()?;
     let mut syms = Vec::with_capacity(n);
     for _ in 0..n {
