@@ -304,7 +304,7 @@ fn decide(plan: &Plan, data: &Dataset, r: &crate::score::RuleTrace) -> RuleDecis
         .zip(&planned.signals)
         .map(|((kind, outcome), s)| {
             let d = match outcome {
-                Outcome::Fire { strength, why } => Decision::Fired(*strength, why.clone()),
+                Outcome::Fire { strength, why } => Decision::Fired(*strength, why.text(&data.strings).into_owned()),
                 Outcome::Quiet => Decision::Quiet(quiet_reason(&s.def)),
                 Outcome::Abstain => Decision::Abstained(abstain_reason(&s.def, s.require)),
             };

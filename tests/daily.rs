@@ -212,6 +212,48 @@ fn daily_batches_fold_to_the_run_over_all_the_data() {
     eprintln!("by day: {statuses:?}");
 }
 
+/// Verdicts a state keeps because they wait on a look-ahead keep their
+/// numbers, not their words: off_pattern's and feed_exposure's words are
+/// in the alerts, and in no account's payload (where they took most of the
+/// bytes), since they are made when a hit is written.
+#[test]
+fn waiting_verdicts_keep_numbers_not_words() {
+    let full = tempfile::tempdir().unwrap();
+    let start = population(full.path(), 12, 7);
+    let (plan, info) = builtin();
+    let work = tempfile::tempdir().unwrap();
+    let day = changeling::time::DAY;
+    let cuts: Vec<i64> = (1..=13).map(|d| start + d * day).collect();
+    let (batches, _) = cut(full.path(), &cuts, work.path());
+    let mut state = State::new(&plan);
+    let mut said = String::new();
+    for batch in &batches {
+        let out = daily_run(batch, &plan, &mut state, &work.path().join("state"), Kept::InMemory);
+        let strings = out.strings.clone();
+        let mut jsonl = Vec::new();
+        alerts::write_jsonl(&mut jsonl, &out.incidents.into_vec().unwrap(), Context::new(&plan, &info, &strings))
+            .unwrap();
+        said.push_str(&String::from_utf8(jsonl).unwrap());
+    }
+    let phrases = ["in this account's 180-day history", "not engaged with again", "no followee reposted it"];
+    for phrase in phrases {
+        assert!(said.contains(phrase), "the alerts say '{phrase}'");
+    }
+    let waiting = state.accounts.values().filter(|a| a.open).count();
+    assert!(waiting > 10, "accounts with incidents open: {waiting}");
+    for (id, account) in &state.accounts {
+        let (table, body) = changeling::state::codec::unpack(&account.payload).unwrap();
+        for phrase in phrases {
+            for bytes in [&table, &body] {
+                assert!(
+                    !bytes.windows(phrase.len()).any(|w| w == phrase.as_bytes()),
+                    "{id}: the payload keeps the words '{phrase}'"
+                );
+            }
+        }
+    }
+}
+
 /// Thirty-five days, one batch a day: long enough for the 30-day
 /// look-ahead to end, so that incidents become final, and for likes taken
 /// back by it to withdraw incidents.

@@ -72,21 +72,22 @@ impl Record {
     }
 
     /// The hit it makes now, if it hits.
-    pub fn hit(&self, planned: &PlannedRule) -> Option<Hit> {
+    pub fn hit(&self, planned: &PlannedRule, strings: &Interner) -> Option<Hit> {
         let (strength, fired) = combine(planned, self.said.iter().map(|s| &s.outcome))?;
         let mut why = self.head.clone();
         if fired.is_empty() {
             why.push_str(": matched the rule's selection");
         } else {
             why.push_str(": ");
-            let words: Vec<&str> = fired
-                .iter()
-                .map(|&si| match &self.said[si].outcome {
-                    Outcome::Fire { why, .. } => why.as_str(),
+            for (k, &si) in fired.iter().enumerate() {
+                if k > 0 {
+                    why.push_str("; ");
+                }
+                match &self.said[si].outcome {
+                    Outcome::Fire { why: words, .. } => why.push_str(&words.text(strings)),
                     _ => unreachable!("fired signals fire"),
-                })
-                .collect();
-            why.push_str(&words.join("; "));
+                }
+            }
         }
         Some(Hit {
             rule: self.rule,
@@ -221,7 +222,7 @@ pub fn derive_from(
                 said.later = None;
             }
         }
-        if let Some(hit) = r.hit(&rules[r.rule as usize]) {
+        if let Some(hit) = r.hit(&rules[r.rule as usize], strings) {
             hits.push(hit);
             from.push(k);
             fresh += 1;

@@ -35,7 +35,7 @@
 //! signal adds none of its own.
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, EarlierHit, Ev, Needs, Outcome, Persist, Signal, Universe};
+use super::{Cause, EarlierHit, Ev, Needs, Outcome, Persist, Signal, Universe, Why};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::Sym;
@@ -193,7 +193,7 @@ impl Tracker {
             return Outcome::Quiet;
         }
         if !words {
-            return Outcome::Fire { strength, why: String::new() };
+            return Outcome::Fire { strength, why: Why::default() };
         }
         let mut why = format!(
             "the {} of {} at {} was hit by {} (strength {})",
@@ -206,7 +206,7 @@ impl Tracker {
         if let Some((done, of)) = covered {
             why.push_str(&format!("; {done} of the {of} targets that burst of hits was on followed up so far"));
         }
-        Outcome::Fire { strength, why }
+        Outcome::Fire { strength, why: Why::Text(why) }
     }
 
     /// The context of a verdict on `e`.

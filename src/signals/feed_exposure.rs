@@ -67,11 +67,11 @@
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, Why, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
-use crate::intern::{Sym, SymMap};
+use crate::intern::{Interner, Sym, SymMap};
 use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{DAY, MINUTE, Millis, compact_duration};
 
@@ -153,6 +153,95 @@ impl Persist for Unshown {
 
     fn load(r: &mut Dec<'_>) -> Result<Unshown, CodecError> {
         Ok(Unshown { actor: r.sym()?, item: r.sym()?, from: r.time()?, until: r.time()? })
+    }
+}
+
+/// What a fired verdict says, as numbers: made into words only when a hit
+/// is written ([`Words::text`]), so that a verdict a daily state keeps
+/// (waiting on a later impression, or beside a waiting off_pattern verdict)
+/// takes a few bytes, not a sentence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Words {
+    /// With `follow`: the item's author, and whether the graph was known.
+    follow: Option<(Option<Sym>, bool)>,
+    /// With `repost`: the window looked back.
+    repost: Option<Millis>,
+    /// With `impression`: whether impressions were logged at all.
+    impression: Option<bool>,
+    /// The event's surface.
+    surface: Option<Sym>,
+    /// The strength's factor, when the surface is the account's own
+    /// navigation.
+    navigated: Option<f64>,
+}
+
+impl Words {
+    /// The words, as the verdict says them.
+    pub fn text(&self, strings: &Interner) -> String {
+        let mut why = Vec::new();
+        match self.follow {
+            Some((Some(a), true)) => why.push(format!("author {} not followed", strings.resolve(a))),
+            Some((Some(a), false)) => {
+                why.push(format!("author {} not followed by any follow event (no follows table)", strings.resolve(a)))
+            }
+            Some((None, _)) => why.push("author unknown".to_string()),
+            None => {}
+        }
+        if let Some(window) = self.repost {
+            why.push(format!("no followee reposted it in the {} before", compact_duration(window)));
+        }
+        match self.impression {
+            Some(true) => why.push("no impression".into()),
+            Some(false) => why.push("no impressions logged in this dataset".into()),
+            None => {}
+        }
+        match (self.navigated, self.surface) {
+            (Some(factor), Some(sf)) => why.push(format!(
+                "reached by the account's own navigation (surface '{}'): partly explained, strength x{factor}",
+                strings.resolve(sf),
+            )),
+            (_, Some(sf)) => why.push(format!("surface '{}' is not navigation", strings.resolve(sf))),
+            (_, None) => why.push("no surface recorded".into()),
+        }
+        why.join(", ")
+    }
+
+    /// Writes it.
+    pub fn save(&self, w: &mut Enc<'_>) {
+        w.bool(self.follow.is_some());
+        if let Some((author, known)) = self.follow {
+            w.opt_sym(author);
+            w.bool(known);
+        }
+        w.bool(self.repost.is_some());
+        if let Some(window) = self.repost {
+            w.time(window);
+        }
+        w.u8(match self.impression {
+            None => 0,
+            Some(false) => 1,
+            Some(true) => 2,
+        });
+        w.opt_sym(self.surface);
+        w.bool(self.navigated.is_some());
+        if let Some(factor) = self.navigated {
+            w.f64(factor);
+        }
+    }
+
+    /// Reads what [`Words::save`] wrote.
+    pub fn load(r: &mut Dec<'_>) -> Result<Words, CodecError> {
+        let follow = if r.bool()? { Some((r.opt_sym()?, r.bool()?)) } else { None };
+        let repost = if r.bool()? { Some(r.time()?) } else { None };
+        let impression = match r.u8()? {
+            0 => None,
+            1 => Some(false),
+            2 => Some(true),
+            k => return Err(CodecError(format!("a feed_exposure impression clause of kind {k}"))),
+        };
+        let surface = r.opt_sym()?;
+        let navigated = if r.bool()? { Some(r.f64()?) } else { None };
+        Ok(Words { follow, repost, impression, surface, navigated })
     }
 }
 
@@ -432,37 +521,16 @@ impl Signal for FeedExposure {
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::fire(e, strength, || {
-            let mut why = Vec::new();
-            if j.follow {
-                match author {
-                    Some(a) if t.graph_known => why.push(format!("author {} not followed", e.text(a))),
-                    Some(a) => {
-                        why.push(format!("author {} not followed by any follow event (no follows table)", e.text(a)))
-                    }
-                    None => why.push("author unknown".to_string()),
-                }
-            }
-            if j.repost {
-                why.push(format!("no followee reposted it in the {} before", compact_duration(j.opts.repost_window)));
-            }
-            if j.impression {
-                if t.impressions_known {
-                    why.push("no impression".into());
-                } else {
-                    why.push("no impressions logged in this dataset".into());
-                }
-            }
-            match (navigated, e.surface()) {
-                (Some(sf), _) => why.push(format!(
-                    "reached by the account's own navigation (surface '{}'): partly explained, strength x{}",
-                    e.text(sf),
-                    j.opts.navigation_strength
-                )),
-                (None, Some(sf)) => why.push(format!("surface '{}' is not navigation", e.text(sf))),
-                (None, None) => why.push("no surface recorded".into()),
-            }
-            why.join(", ")
-        })
+        if !e.words {
+            return Outcome::Fire { strength, why: Why::default() };
+        }
+        let words = Words {
+            follow: j.follow.then_some((author, t.graph_known)),
+            repost: j.repost.then_some(j.opts.repost_window),
+            impression: j.impression.then_some(t.impressions_known),
+            surface: e.surface(),
+            navigated: navigated.map(|_| j.opts.navigation_strength),
+        };
+        Outcome::Fire { strength, why: Why::FeedExposure(Box::new(words)) }
     }
 }

@@ -42,7 +42,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Outcome, Persist, Signal, Universe, Why, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::item_index::ItemActors;
@@ -366,11 +366,11 @@ fn judge_item(
     }
     let strength = 1.0 - 0.5f64.powf(accounts as f64 / p.min_accounts as f64);
     if !words {
-        return Outcome::Fire { strength, why: String::new() };
+        return Outcome::Fire { strength, why: Why::default() };
     }
     Outcome::Fire {
         strength,
-        why: {
+        why: Why::Text({
             let mut names: Vec<String> = shared_items.iter().map(|&i| text(i)).collect();
             names.sort_unstable();
             format!(
@@ -378,6 +378,6 @@ fn judge_item(
                 compact_duration(p.window),
                 names.join(", ")
             )
-        },
+        }),
     }
 }

@@ -383,7 +383,7 @@ pub enum Outcome {
         /// How strong, in (0, 1].
         strength: f64,
         /// Which evidence, with the numbers.
-        why: String,
+        why: Why,
     },
     /// Looked, and found nothing.
     Quiet,
@@ -395,7 +395,73 @@ impl Outcome {
     /// A firing outcome whose words are written only when `e` asks for
     /// them.
     pub fn fire(e: &Ev<'_>, strength: f64, why: impl FnOnce() -> String) -> Outcome {
-        Outcome::Fire { strength, why: if e.words { why() } else { String::new() } }
+        Outcome::Fire { strength, why: Why::Text(if e.words { why() } else { String::new() }) }
+    }
+}
+
+/// Which evidence a fired verdict found: its words, or the numbers they are
+/// made of. The kinds whose verdicts a daily state keeps longest (they wait
+/// on a look-ahead) keep numbers, made into words when a hit is written:
+/// tens of bytes a verdict where words took hundreds.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Why {
+    /// Words, made when the verdict was given (empty when it was given
+    /// without words).
+    Text(String),
+    /// off_pattern's numbers.
+    OffPattern(Box<off_pattern::Words>),
+    /// feed_exposure's numbers.
+    FeedExposure(Box<feed_exposure::Words>),
+}
+
+impl Default for Why {
+    fn default() -> Why {
+        Why::Text(String::new())
+    }
+}
+
+impl From<String> for Why {
+    fn from(text: String) -> Why {
+        Why::Text(text)
+    }
+}
+
+impl Why {
+    /// The words (symbols resolved in `strings`).
+    pub fn text(&self, strings: &Interner) -> std::borrow::Cow<'_, str> {
+        match self {
+            Why::Text(text) => text.as_str().into(),
+            Why::OffPattern(w) => w.text(strings).into(),
+            Why::FeedExposure(w) => w.text(strings).into(),
+        }
+    }
+
+    /// Writes it, its kind first.
+    pub fn save(&self, w: &mut Enc<'_>) {
+        match self {
+            Why::Text(text) => {
+                w.u8(0);
+                w.text(text);
+            }
+            Why::OffPattern(words) => {
+                w.u8(1);
+                words.save(w);
+            }
+            Why::FeedExposure(words) => {
+                w.u8(2);
+                words.save(w);
+            }
+        }
+    }
+
+    /// Reads what [`Why::save`] wrote.
+    pub fn load(r: &mut Dec<'_>) -> Result<Why, CodecError> {
+        Ok(match r.u8()? {
+            0 => Why::Text(r.text()?.to_string()),
+            1 => Why::OffPattern(Box::new(off_pattern::Words::load(r)?)),
+            2 => Why::FeedExposure(Box::new(feed_exposure::Words::load(r)?)),
+            k => return Err(CodecError(format!("the words of a verdict of kind {k}"))),
+        })
     }
 }
 

@@ -37,7 +37,7 @@
 //! `device`, `client` and `country` over `ip`.
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Ev, Needs, Outcome, Signal, Universe};
+use super::{Ev, Needs, Outcome, Signal, Universe, Why};
 use crate::data::schema::{Kind, TableKind};
 use crate::data::{AccountSpan, Dataset};
 use crate::intern::{Sym, SymMap};
@@ -265,7 +265,7 @@ impl Signal for NewContext {
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire { strength, why: why.join("; ") }
+        Outcome::Fire { strength, why: Why::Text(why.join("; ")) }
     }
 }
 

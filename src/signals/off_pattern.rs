@@ -116,12 +116,12 @@ use std::sync::Arc;
 use statrs::distribution::{Beta, Binomial, ContinuousCDF, DiscreteCDF};
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key, opt};
-use super::{Cause, Ev, Horizon, Need, Needs, Num, Outcome, Persist, Signal, Universe, fmt_prob, sorted};
+use super::{Cause, Ev, Horizon, Need, Needs, Num, Outcome, Persist, Signal, Universe, Why, fmt_prob, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 pub use crate::facts::prior::Feature;
 use crate::facts::prior::{self, Prior};
-use crate::intern::{Sym, SymMap};
+use crate::intern::{Interner, Sym, SymMap};
 use crate::rules::diag::Code;
 use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::{DAY, HOUR, MINUTE, Millis, compact_duration, day_of, days_covering, format_rfc3339};
@@ -359,6 +359,181 @@ impl Persist for Watch {
     }
 }
 
+/// What a fired verdict says, as numbers: made into words only when a hit
+/// is written ([`Words::text`]). A verdict waits for its look-ahead
+/// (`return_window`, 30 days in the shipped rules), so a daily state keeps
+/// many of them per account: as numbers, each takes tens of bytes, where
+/// its words took hundreds. It holds every number its words show, the
+/// windows included, so the words read the same in any later run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Words {
+    /// The history's window (`180-day`).
+    window: Millis,
+    /// Per off-pattern feature: the feature, its values (labels: all of
+    /// the event's labels it found novel), the deciding value, that value's
+    /// count in the history, the history's size, the probability.
+    off: Vec<OffWords>,
+    /// The look-ahead: its length, its end, and whether it is settled
+    /// (the end passed with no return).
+    look_ahead: Option<(Millis, Millis, bool)>,
+    /// The burst's numbers, when the rule looks at bursts.
+    burst: Option<BurstWords>,
+}
+
+/// One off-pattern feature of [`Words`].
+#[derive(Clone, Debug, PartialEq)]
+struct OffWords {
+    feature: Feature,
+    names: Vec<Sym>,
+    best: Sym,
+    count: u32,
+    of: u64,
+    probability: f64,
+}
+
+/// The burst clause of [`Words`].
+#[derive(Clone, Debug, PartialEq)]
+struct BurstWords {
+    window: Millis,
+    novel: u64,
+    judged: u64,
+    values: u64,
+    rate: f64,
+    before_novel: u64,
+    before_judged: u64,
+    probability: f64,
+}
+
+impl Words {
+    /// The words, as the verdict says them.
+    pub fn text(&self, strings: &Interner) -> String {
+        let mut why = Vec::new();
+        for o in &self.off {
+            let what = match o.feature {
+                Feature::Labels if o.names.len() > 1 => {
+                    let mut names: Vec<&str> = o.names.iter().map(|&n| strings.resolve(n)).collect();
+                    names.sort_unstable();
+                    format!(
+                        "labels {} have probability at most",
+                        names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
+                    )
+                }
+                Feature::Labels => format!("label '{}' has probability", strings.resolve(o.best)),
+                Feature::Author => format!("author {} has probability", strings.resolve(o.best)),
+                Feature::Lang => format!("language '{}' has probability", strings.resolve(o.best)),
+            };
+            why.push(format!(
+                "{what} {} in this account's {} history ({} of {} events)",
+                fmt_prob(o.probability),
+                window_words(self.window),
+                o.count,
+                o.of,
+            ));
+        }
+        if let Some((length, to, settled)) = self.look_ahead {
+            why.push(look_ahead_words(length, to, settled));
+        }
+        if let Some(b) = &self.burst {
+            why.push(format!(
+                "{} of {} judged like{} in the last {} novel, across {} value{}; \
+                 before them this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
+                b.novel,
+                b.judged,
+                if b.judged == 1 { "" } else { "s" },
+                compact_duration(b.window),
+                b.values,
+                if b.values == 1 { "" } else { "s" },
+                fmt_prob(b.rate),
+                b.before_novel,
+                b.before_judged,
+                fmt_prob(b.probability),
+            ));
+        }
+        why.join("; ")
+    }
+
+    /// Writes it.
+    pub fn save(&self, w: &mut Enc<'_>) {
+        w.time(self.window);
+        w.count(self.off.len());
+        for o in &self.off {
+            w.u8(o.feature as u8);
+            w.count(o.names.len());
+            for &n in &o.names {
+                w.sym(n);
+            }
+            w.sym(o.best);
+            w.u64(u64::from(o.count));
+            w.u64(o.of);
+            w.f64(o.probability);
+        }
+        w.bool(self.look_ahead.is_some());
+        if let Some((length, to, settled)) = self.look_ahead {
+            w.time(length);
+            w.time(to);
+            w.bool(settled);
+        }
+        w.bool(self.burst.is_some());
+        if let Some(b) = &self.burst {
+            w.time(b.window);
+            for n in [b.novel, b.judged, b.values] {
+                w.u64(n);
+            }
+            w.f64(b.rate);
+            w.u64(b.before_novel);
+            w.u64(b.before_judged);
+            w.f64(b.probability);
+        }
+    }
+
+    /// Reads what [`Words::save`] wrote.
+    pub fn load(r: &mut Dec<'_>) -> Result<Words, CodecError> {
+        let window = r.time()?;
+        let mut off = Vec::new();
+        for _ in 0..r.count()? {
+            let feature = match r.u8()? {
+                0 => Feature::Labels,
+                1 => Feature::Author,
+                2 => Feature::Lang,
+                k => return Err(CodecError(format!("an off_pattern feature of kind {k}"))),
+            };
+            let names = (0..r.count()?).map(|_| r.sym()).collect::<Result<Vec<_>, _>>()?;
+            let best = r.sym()?;
+            off.push(OffWords { feature, names, best, count: r.u32()?, of: r.u64()?, probability: r.f64()? });
+        }
+        let look_ahead = if r.bool()? { Some((r.time()?, r.time()?, r.bool()?)) } else { None };
+        let burst = if r.bool()? {
+            Some(BurstWords {
+                window: r.time()?,
+                novel: r.u64()?,
+                judged: r.u64()?,
+                values: r.u64()?,
+                rate: r.f64()?,
+                before_novel: r.u64()?,
+                before_judged: r.u64()?,
+                probability: r.f64()?,
+            })
+        } else {
+            None
+        };
+        Ok(Words { window, off, look_ahead, burst })
+    }
+}
+
+/// The look-ahead's words while the account may still engage with the
+/// values again (provisional), and once it can no longer.
+fn look_ahead_words(length: Millis, to: Millis, settled: bool) -> String {
+    if settled {
+        format!("not engaged with again in the {} after (look-ahead)", compact_duration(length))
+    } else {
+        format!(
+            "not engaged with again yet (look-ahead {}: provisional until {})",
+            compact_duration(length),
+            format_rfc3339(to)
+        )
+    }
+}
+
 /// Writes feature values.
 fn save_values(values: &[Value], w: &mut Enc<'_>) {
     w.count(values.len());
@@ -573,7 +748,7 @@ impl Tracker {
 
     /// The burst factor: how surprising the recent burst of novelty is for
     /// this account, and its words. `values` are the event's novel values.
-    fn burst(&self, o: &Opts, s: &State, values: &[Value], words: bool) -> (f64, String) {
+    fn burst(&self, o: &Opts, s: &State, values: &[Value], words: bool) -> (f64, Option<BurstWords>) {
         // The event itself is judged and novel.
         let (mut judged, mut novel) = (1u64, 1u64);
         let mut seen: Vec<Value> = values.to_vec();
@@ -605,35 +780,19 @@ impl Tracker {
         let surprise = -tail.max(1e-300).log10();
         let factor = (surprise / o.full_surprise).min(1.0);
         if !words {
-            return (factor, String::new());
+            return (factor, None);
         }
-        let words = format!(
-            "{novel} of {judged} judged like{} in the last {} novel, across {} value{}; \
-             before them this account's likes were novel at a rate of {} ({} of {}), so a burst like this has probability {}",
-            if judged == 1 { "" } else { "s" },
-            compact_duration(self.burst_window),
-            seen.len(),
-            if seen.len() == 1 { "" } else { "s" },
-            fmt_prob(rate),
-            s.novel,
-            s.judged,
-            fmt_prob(tail),
-        );
-        (factor, words)
-    }
-
-    /// The look-ahead's words while the account may still engage with the
-    /// values again (provisional), and once it can no longer.
-    fn look_ahead_words(&self, to: Millis, settled: bool) -> String {
-        if settled {
-            format!("not engaged with again in the {} after (look-ahead)", compact_duration(self.return_window))
-        } else {
-            format!(
-                "not engaged with again yet (look-ahead {}: provisional until {})",
-                compact_duration(self.return_window),
-                format_rfc3339(to)
-            )
-        }
+        let words = BurstWords {
+            window: self.burst_window,
+            novel,
+            judged,
+            values: seen.len() as u64,
+            rate,
+            before_novel: u64::from(s.novel),
+            before_judged: u64::from(s.judged),
+            probability: tail,
+        };
+        (factor, Some(words))
     }
 }
 
@@ -764,45 +923,34 @@ impl Signal for OffPattern {
             return if jm.abstained { Outcome::Abstain } else { Outcome::Quiet };
         }
         let mut strength = f64::INFINITY;
-        let mut why = Vec::new();
-        for &(k, best, c, n, prob) in &jm.off {
-            let f = t.features[k as usize];
-            strength = strength.min(confidence(t, c, n, t.priors[k as usize].of(best, day_of(e.ts))));
-            if !e.words {
-                continue;
+        let mut off = Vec::new();
+        for &(k, best, count, of, probability) in &jm.off {
+            let feature = t.features[k as usize];
+            strength = strength.min(confidence(t, count, of, t.priors[k as usize].of(best, day_of(e.ts))));
+            if e.words {
+                let names = if feature == Feature::Labels {
+                    jm.values.iter().filter(|x| x.0 == k).map(|x| x.1).collect()
+                } else {
+                    Vec::new()
+                };
+                off.push(OffWords { feature, names, best, count, of, probability });
             }
-            let names: Vec<&str> = {
-                let mut v: Vec<&str> = jm.values.iter().filter(|x| x.0 == k).map(|x| e.text(x.1)).collect();
-                v.sort_unstable();
-                v
-            };
-            let what = match f {
-                Feature::Labels if names.len() > 1 => format!(
-                    "labels {} have probability at most",
-                    names.iter().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ")
-                ),
-                Feature::Labels => format!("label '{}' has probability", e.text(best)),
-                Feature::Author => format!("author {} has probability", e.text(best)),
-                Feature::Lang => format!("language '{}' has probability", e.text(best)),
-            };
-            why.push(format!(
-                "{what} {} in this account's {} history ({c} of {n} events)",
-                fmt_prob(prob),
-                window_words(t.window),
-            ));
         }
-        if t.return_window > 0 && e.words {
-            why.push(t.look_ahead_words(e.ts.saturating_add(t.return_window), false));
-        }
+        let mut burst = None;
         if t.burst_window > 0 {
-            let (factor, words) = t.burst(o, s, &jm.values, e.words);
+            let factor;
+            (factor, burst) = t.burst(o, s, &jm.values, e.words);
             strength *= factor;
-            why.push(words);
         }
         if strength <= 0.0 {
             return Outcome::Quiet;
         }
-        Outcome::Fire { strength, why: why.join("; ") }
+        if !e.words {
+            return Outcome::Fire { strength, why: Why::default() };
+        }
+        let look_ahead = (t.return_window > 0).then(|| (t.return_window, e.ts.saturating_add(t.return_window), false));
+        let words = Words { window: t.window, off, look_ahead, burst };
+        Outcome::Fire { strength, why: Why::OffPattern(Box::new(words)) }
     }
 
     fn horizon(key: &Key, _opts: &Opts) -> Horizon {
@@ -824,15 +972,23 @@ impl Signal for OffPattern {
     }
 
     fn revise(_j: &Judge, t: &Tracker, w: &mut Watch, cause: &Cause<'_>, said: &Outcome) -> Option<Outcome> {
-        // The words of the verdict as given, their look-ahead's clause
-        // (absent when it was given without words) said as settled.
+        // The words of the verdict as given, their look-ahead said as
+        // settled (words made by a build before verdicts kept numbers: the
+        // clause replaced in the text; absent when given without words).
         let settled = |said: &Outcome| match said {
-            Outcome::Fire { strength, why } => {
-                let clause = t.look_ahead_words(w.to, false);
+            Outcome::Fire { strength, why: Why::OffPattern(words) } => {
+                let mut words = words.clone();
+                if let Some(look_ahead) = &mut words.look_ahead {
+                    look_ahead.2 = true;
+                }
+                Some(Outcome::Fire { strength: *strength, why: Why::OffPattern(words) })
+            }
+            Outcome::Fire { strength, why: Why::Text(why) } => {
+                let clause = look_ahead_words(t.return_window, w.to, false);
                 let (before, after) = why.split_once(&clause).unwrap_or((why, ""));
                 Some(Outcome::Fire {
                     strength: *strength,
-                    why: format!("{before}{}{after}", t.look_ahead_words(w.to, true)),
+                    why: Why::Text(format!("{before}{}{after}", look_ahead_words(t.return_window, w.to, true))),
                 })
             }
             other => Some(other.clone()),
@@ -957,7 +1113,6 @@ impl Signal for OffPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::intern::Interner;
 
     /// A waiting verdict's look-ahead as version 2 writes it, and as
     /// version 1 did (with a copy of the verdict's words before and after
@@ -982,5 +1137,58 @@ mod tests {
             assert_eq!((read.from, read.to, read.values.len()), (5, 9, 0), "version {version}");
             assert_eq!(r.u8().unwrap(), 0xaa, "version {version}: what follows the watch");
         }
+    }
+
+    /// A verdict's numbers say what the verdict said when it was given
+    /// (the words of a real alert), as given and once its look-ahead is
+    /// settled, before and after a trip through a payload, in a fifth of
+    /// the bytes.
+    #[test]
+    fn words_read_back_and_say_what_the_verdict_said() {
+        let mut strings = Interner::new();
+        let label = strings.intern("state-media");
+        let to = crate::time::parse_timestamp("2024-04-30T06:34:00Z").unwrap();
+        let off = OffWords {
+            feature: Feature::Labels,
+            names: vec![label],
+            best: label,
+            count: 0,
+            of: 26,
+            probability: 0.0033,
+        };
+        let burst = BurstWords {
+            window: HOUR,
+            novel: 1,
+            judged: 2,
+            values: 1,
+            rate: 0.07,
+            before_novel: 2,
+            before_judged: 23,
+            probability: 0.13,
+        };
+        let words =
+            Words { window: 180 * DAY, off: vec![off], look_ahead: Some((30 * DAY, to, false)), burst: Some(burst) };
+        let said = "label 'state-media' has probability 0.0033 in this account's 180-day history (0 of 26 events); \
+                    not engaged with again yet (look-ahead 30d: provisional until 2024-04-30T06:34:00Z); \
+                    1 of 2 judged likes in the last 1h novel, across 1 value; before them this account's likes were \
+                    novel at a rate of 0.070 (2 of 23), so a burst like this has probability 0.13";
+        assert_eq!(words.text(&strings), said);
+        let mut w = Enc::new(&strings);
+        words.save(&mut w);
+        w.u8(0xaa);
+        let (table, body) = crate::state::codec::unpack(&w.finish()).unwrap();
+        assert!(table.len() + body.len() < said.len() / 4, "{} + {} bytes", table.len(), body.len());
+        let mut other = Interner::new();
+        other.intern("something else first");
+        let mut r = Dec::open(&table, &body, &mut other).unwrap();
+        let mut read = Words::load(&mut r).unwrap();
+        assert_eq!(r.u8().unwrap(), 0xaa, "what follows the words");
+        assert_eq!(read.text(&other), said);
+        read.look_ahead.as_mut().unwrap().2 = true;
+        let settled = said.replace(
+            "not engaged with again yet (look-ahead 30d: provisional until 2024-04-30T06:34:00Z)",
+            "not engaged with again in the 30d after (look-ahead)",
+        );
+        assert_eq!(read.text(&other), settled);
     }
 }

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
 use super::spec::{Default as D, Param, ParamReader, Ty, key};
-use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, sorted};
+use super::{Ev, Need, Needs, Num, Outcome, Signal, Universe, Why, sorted};
 use crate::data::schema::TableKind;
 use crate::data::{AccountSpan, Dataset};
 use crate::facts::rate::{self, Rate};
@@ -280,7 +280,7 @@ impl Signal for RateSpike {
             return Outcome::Quiet;
         }
         match t.spike(s, e) {
-            Some((strength, why)) => Outcome::Fire { strength, why },
+            Some((strength, why)) => Outcome::Fire { strength, why: Why::Text(why) },
             None => Outcome::Quiet,
         }
     }

@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 
 use crate::intern::{Interner, LocalStrings, Sym};
-use crate::signals::Outcome;
+use crate::signals::{Outcome, Why};
 use crate::time::Millis;
 
 /// Bytes that are not a payload this version writes.
@@ -166,10 +166,15 @@ impl<'s> Enc<'s> {
     /// A signal's verdict.
     pub fn outcome(&mut self, o: &Outcome) {
         match o {
-            Outcome::Fire { strength, why } => {
+            Outcome::Fire { strength, why: Why::Text(text) } => {
                 self.u8(0);
                 self.f64(*strength);
-                self.text(why);
+                self.text(text);
+            }
+            Outcome::Fire { strength, why } => {
+                self.u8(3);
+                self.f64(*strength);
+                why.save(self);
             }
             Outcome::Quiet => self.u8(1),
             Outcome::Abstain => self.u8(2),
@@ -392,7 +397,8 @@ impl<'a> Dec<'a> {
     /// A signal's verdict.
     pub fn outcome(&mut self) -> Result<Outcome, CodecError> {
         match self.u8()? {
-            0 => Ok(Outcome::Fire { strength: self.f64()?, why: self.text()?.to_string() }),
+            0 => Ok(Outcome::Fire { strength: self.f64()?, why: Why::Text(self.text()?.to_string()) }),
+            3 => Ok(Outcome::Fire { strength: self.f64()?, why: Why::load(self)? }),
             1 => Ok(Outcome::Quiet),
             2 => Ok(Outcome::Abstain),
             k => bad(format!("a verdict of kind {k}")),
@@ -446,7 +452,7 @@ mod tests {
         e.sym(b);
         e.opt_sym(None);
         e.text("why, with words");
-        e.outcome(&Outcome::Fire { strength: 0.25, why: "x".into() });
+        e.outcome(&Outcome::Fire { strength: 0.25, why: Why::Text("x".into()) });
         e.outcome(&Outcome::Abstain);
         let bytes = e.finish();
 
@@ -466,7 +472,7 @@ mod tests {
         assert_eq!(other.resolve(d.sym().unwrap()), "β");
         assert_eq!(d.opt_sym().unwrap(), None);
         assert_eq!(d.text().unwrap(), "why, with words");
-        assert_eq!(d.outcome().unwrap(), Outcome::Fire { strength: 0.25, why: "x".into() });
+        assert_eq!(d.outcome().unwrap(), Outcome::Fire { strength: 0.25, why: Why::Text("x".into()) });
         assert_eq!(d.outcome().unwrap(), Outcome::Abstain);
         assert!(d.done());
 
