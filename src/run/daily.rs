@@ -44,7 +44,7 @@ use crate::facts::Aggregates;
 use crate::facts::item_index::ItemRow;
 use crate::intern::{Interner, LocalStrings, Sym};
 use crate::plan::Plan;
-use crate::score::{AccountIncidents, Incident, Scorer, Status};
+use crate::score::{AccountIncidents, Hit, Incident, Scorer, Status};
 use crate::state::codec::{CodecError, Dec, Enc, read_strings, unpack_body};
 use crate::state::store::StoreError;
 use crate::state::{self, Account, Kept, Mismatch, Source, Update};
@@ -419,7 +419,7 @@ fn resume_one(
         }
         None => None,
     };
-    let resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, w)?;
+    let mut resumed = scorer.resume_account(actor, r.as_mut(), span, scratch, w)?;
     let reported = match &mut r {
         Some(r) => {
             let reported = read_reported(r)?;
@@ -434,8 +434,9 @@ fn resume_one(
     let tier_name = |t: usize| plan.config.tiers[t].name.clone();
     let mut out = Vec::new();
     let mut next = Vec::new();
-    for mut inc in resumed.incidents {
-        let fingerprint = fingerprint(&inc, plan, strings);
+    for mut inc in std::mem::take(&mut resumed.incidents) {
+        let fingerprint =
+            fingerprint(&inc, plan, strings, &mut |hit, eat| scorer.feed_words(&resumed, scratch, hit, eat));
         let last = reported.iter().find(|p| p.id == inc.id);
         let final_now = inc.final_after <= now;
         inc.status = match (last, final_now) {
@@ -463,6 +464,7 @@ fn resume_one(
             Emit::Open => !final_now,
         };
         if write {
+            scorer.write_words(&resumed, scratch, &mut inc);
             out.push(inc);
         }
     }
@@ -545,9 +547,13 @@ fn read_reported(r: &mut Dec<'_>) -> Result<Vec<Reported>, CodecError> {
         .collect()
 }
 
+/// What takes the bytes a fingerprint is made of.
+type Eat<'a> = dyn FnMut(&[u8]) + 'a;
+
 /// A hash of everything an alert says of an incident but its status: two
-/// versions with equal fingerprints write equal alerts.
-fn fingerprint(inc: &Incident, plan: &Plan, strings: &Interner) -> u64 {
+/// versions with equal fingerprints write equal alerts. `words` feeds what
+/// a hit's words say (made only for the incidents written).
+fn fingerprint(inc: &Incident, plan: &Plan, strings: &Interner, words: &mut dyn FnMut(&Hit, &mut Eat<'_>)) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes.iter().chain(&[0xff]) {
@@ -571,7 +577,7 @@ fn fingerprint(inc: &Incident, plan: &Plan, strings: &Interner) -> u64 {
         eat(hit.target.map_or("", |t| strings.resolve(t)).as_bytes());
         eat(&hit.strength.to_bits().to_le_bytes());
         eat(hit.effect.name().as_bytes());
-        eat(hit.why.as_bytes());
+        words(hit, &mut eat);
         for s in &hit.signals {
             eat(s.as_bytes());
         }

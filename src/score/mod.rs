@@ -110,6 +110,10 @@ pub struct Resumed {
     /// The earliest time one of its waiting verdicts may change without
     /// events of its own (`None`: none waits).
     pub due: Option<Millis>,
+    /// Each hit's record, by the hit's (time, event, rule): the hits'
+    /// words are made from it only for the incidents a run writes
+    /// ([`Scorer::write_words`]).
+    records: Vec<((Millis, u32, u32), usize)>,
 }
 
 /// An account's incidents.
@@ -367,11 +371,15 @@ impl<'a> Scorer<'a> {
             &*self.bound,
             &self.data.strings,
             now.saturating_add(1),
+            false,
         );
         let (mut hits, mut from) = (hits, from);
         if let Some(x) = &self.bound.plan.exceptions {
             x.retain(&mut hits, Some(&mut from), self.data);
         }
+        let mut records: Vec<((Millis, u32, u32), usize)> =
+            hits.iter().zip(&from).map(|(h, &r)| ((h.ts, h.event, h.rule), r)).collect();
+        records.sort_unstable();
         let groups = incident::form(&hits, &self.bound.scoring, &self.bound.plan.config);
         // The verdicts the next run needs: those that may still change, and
         // the hits of groups that may (or that a later hit may still join).
@@ -397,7 +405,32 @@ impl<'a> Scorer<'a> {
         let mut incidents = incident::incidents(&hits, groups);
         let actor = self.data.strings.resolve(actor);
         incident::settle(&mut incidents, actor, self.bound.plan, &self.data.strings, self.bound.data_end);
-        Ok(Resumed { incidents, due })
+        Ok(Resumed { incidents, due, records })
+    }
+
+    /// The record `hit` of `resumed` comes from, in `scratch` (as
+    /// [`Scorer::resume_account`] left it).
+    fn record_of<'s>(&self, resumed: &Resumed, scratch: &'s Scratch, hit: &Hit) -> &'s Record {
+        let key = (hit.ts, hit.event, hit.rule);
+        let at = resumed.records.binary_search_by(|(k, _)| k.cmp(&key)).expect("every hit comes from a record");
+        &scratch.records[resumed.records[at].1]
+    }
+
+    /// Feeds what the words of `hit` (of `resumed`) say to `eat`, without
+    /// making them ([`Record::feed_words`]): for a fingerprint.
+    pub fn feed_words(&self, resumed: &Resumed, scratch: &Scratch, hit: &Hit, eat: &mut dyn FnMut(&[u8])) {
+        let r = self.record_of(resumed, scratch, hit);
+        r.feed_words(&self.bound.plan.rules[r.rule as usize], &self.data.strings, eat);
+    }
+
+    /// Makes the words of the hits of `incident` (of `resumed`), which
+    /// [`Scorer::resume_account`] leaves empty: only the incidents a run
+    /// writes need them.
+    pub fn write_words(&self, resumed: &Resumed, scratch: &Scratch, incident: &mut Incident) {
+        for hit in &mut incident.hits {
+            let r = self.record_of(resumed, scratch, hit);
+            hit.why = r.why(&self.bound.plan.rules[r.rule as usize], &self.data.strings);
+        }
     }
 
     /// What [`Scorer::resume_account`] carries for an account that has

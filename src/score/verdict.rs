@@ -20,7 +20,7 @@ use super::Hit;
 use crate::intern::{Interner, Sym};
 use crate::plan::PlannedRule;
 use crate::rules::When;
-use crate::signals::{Cause, EarlierHit, Judge, Later, Outcome, Tracker};
+use crate::signals::{Cause, EarlierHit, Judge, Later, Outcome, Tracker, Why};
 use crate::time::Millis;
 
 /// What one signal of a rule says about an event, and how it may still
@@ -71,24 +71,11 @@ impl Record {
         })
     }
 
-    /// The hit it makes now, if it hits.
-    pub fn hit(&self, planned: &PlannedRule, strings: &Interner) -> Option<Hit> {
+    /// The hit it makes now, if it hits: with its words when `strings`
+    /// is given, else with none ([`Record::why`] makes them).
+    pub fn hit(&self, planned: &PlannedRule, strings: Option<&Interner>) -> Option<Hit> {
         let (strength, fired) = combine(planned, self.said.iter().map(|s| &s.outcome))?;
-        let mut why = self.head.clone();
-        if fired.is_empty() {
-            why.push_str(": matched the rule's selection");
-        } else {
-            why.push_str(": ");
-            for (k, &si) in fired.iter().enumerate() {
-                if k > 0 {
-                    why.push_str("; ");
-                }
-                match &self.said[si].outcome {
-                    Outcome::Fire { why: words, .. } => why.push_str(&words.text(strings)),
-                    _ => unreachable!("fired signals fire"),
-                }
-            }
-        }
+        let why = strings.map(|strings| self.words(&fired, strings)).unwrap_or_default();
         Some(Hit {
             rule: self.rule,
             event: self.event,
@@ -100,6 +87,54 @@ impl Record {
             why,
             signals: fired.iter().map(|&si| planned.signals[si].def.kind()).collect(),
         })
+    }
+}
+
+impl Record {
+    /// The words of the hit it makes now (empty if it makes none).
+    pub fn why(&self, planned: &PlannedRule, strings: &Interner) -> String {
+        combine(planned, self.said.iter().map(|s| &s.outcome))
+            .map_or_else(String::new, |(_, fired)| self.words(&fired, strings))
+    }
+
+    /// Its hit's words: the event's, then each fired signal's.
+    fn words(&self, fired: &[usize], strings: &Interner) -> String {
+        let mut why = self.head.clone();
+        if fired.is_empty() {
+            why.push_str(": matched the rule's selection");
+            return why;
+        }
+        why.push_str(": ");
+        for (k, &si) in fired.iter().enumerate() {
+            if k > 0 {
+                why.push_str("; ");
+            }
+            why.push_str(&self.fired_why(si).text(strings));
+        }
+        why
+    }
+
+    fn fired_why(&self, si: usize) -> &Why {
+        match &self.said[si].outcome {
+            Outcome::Fire { why, .. } => why,
+            _ => unreachable!("fired signals fire"),
+        }
+    }
+
+    /// Feeds what its hit's words say to `eat`, without making them: the
+    /// words themselves when every fired signal kept text (as a build
+    /// before verdicts kept numbers fed them, so a fingerprint it took
+    /// reads the same), else the event's words and each signal's numbers.
+    pub fn feed_words(&self, planned: &PlannedRule, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
+        let Some((_, fired)) = combine(planned, self.said.iter().map(|s| &s.outcome)) else { return };
+        if fired.iter().all(|&si| matches!(self.fired_why(si), Why::Text(_))) {
+            eat(self.words(&fired, strings).as_bytes());
+            return;
+        }
+        eat(self.head.as_bytes());
+        for &si in &fired {
+            self.fired_why(si).feed(strings, eat);
+        }
     }
 }
 
@@ -190,16 +225,18 @@ pub fn derive(
     strings: &Interner,
     now: Millis,
 ) -> Vec<Hit> {
-    derive_from(records, rules, judges, strings, now).0
+    derive_from(records, rules, judges, strings, now, true).0
 }
 
-/// [`derive`], with each hit's record (its position in `records`).
+/// [`derive`], with each hit's record (its position in `records`); the
+/// hits' words are made only if `words` ([`Record::why`] makes them later).
 pub fn derive_from(
     records: &mut [Record],
     rules: &[PlannedRule],
     judges: &impl Judges,
     strings: &Interner,
     now: Millis,
+    words: bool,
 ) -> (Vec<Hit>, Vec<usize>) {
     let mut hits: Vec<Hit> = Vec::new();
     let mut from = Vec::new();
@@ -222,11 +259,63 @@ pub fn derive_from(
                 said.later = None;
             }
         }
-        if let Some(hit) = r.hit(&rules[r.rule as usize], strings) {
+        if let Some(hit) = r.hit(&rules[r.rule as usize], words.then_some(strings)) {
             hits.push(hit);
             from.push(k);
             fresh += 1;
         }
     }
     (hits, from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Plan;
+    use crate::rules::layers::{self, RuleLayer};
+
+    /// What a hit's words say is fed to a fingerprint: as the words
+    /// themselves (once, as one piece) while every fired signal kept text,
+    /// so that fingerprints an earlier build stored read the same; else as
+    /// numbers, in which a settled look-ahead differs from a provisional
+    /// one as its words do.
+    #[test]
+    fn words_are_fed_to_fingerprints_as_before_and_as_numbers() {
+        let (set, _) = layers::load(&[RuleLayer::Builtin], &Default::default());
+        let plan = Plan::compile(&set.unwrap());
+        let k = plan.rules.iter().position(|r| r.id == "likes/unexposed-off-pattern").unwrap();
+        let planned = &plan.rules[k];
+        assert_eq!(planned.signals.len(), 2);
+        let mut strings = Interner::new();
+        let like = strings.intern("like");
+        let (numbers, settled) = crate::signals::off_pattern::tests::provisional_and_settled(&mut strings);
+        let record = |said: Vec<Outcome>| Record {
+            rule: k as u32,
+            event: 3,
+            ts: 1_000,
+            action: like,
+            target: None,
+            head: "liked t1 by a1".into(),
+            said: said.into_iter().map(|outcome| Said { outcome, later: None }).collect(),
+        };
+        let fired = |why: Why| Outcome::Fire { strength: 0.5, why };
+        let fed = |r: &Record| {
+            let mut pieces: Vec<Vec<u8>> = Vec::new();
+            r.feed_words(planned, &strings, &mut |b: &[u8]| pieces.push(b.to_vec()));
+            pieces
+        };
+        let texts = record(vec![fired(Why::Text("author a1 not followed".into())), fired(Why::Text("label x".into()))]);
+        let why = texts.why(planned, &strings);
+        assert_eq!(why, "liked t1 by a1: author a1 not followed; label x");
+        assert_eq!(texts.hit(planned, Some(&strings)).unwrap().why, why);
+        assert_eq!(texts.hit(planned, None).unwrap().why, "", "words only when asked");
+        assert_eq!(fed(&texts), vec![why.into_bytes()]);
+
+        // Numbers: off_pattern's words, provisional and settled.
+        let provisional = record(vec![fired(Why::Text("author a1 not followed".into())), fired(numbers)]);
+        let settled = record(vec![fired(Why::Text("author a1 not followed".into())), fired(settled)]);
+        assert_ne!(fed(&provisional), fed(&settled));
+        assert_ne!(provisional.why(planned, &strings), settled.why(planned, &strings));
+        assert_eq!(fed(&provisional), fed(&provisional.clone()));
+    }
 }

@@ -436,6 +436,17 @@ impl Why {
         }
     }
 
+    /// Feeds what it says to `eat` (for a fingerprint), without making
+    /// the words: text as it is, numbers as their bytes, symbols as their
+    /// text.
+    pub fn feed(&self, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
+        match self {
+            Why::Text(text) => eat(text.as_bytes()),
+            Why::OffPattern(w) => w.feed(strings, eat),
+            Why::FeedExposure(w) => w.feed(strings, eat),
+        }
+    }
+
     /// Writes it, its kind first.
     pub fn save(&self, w: &mut Enc<'_>) {
         match self {

@@ -452,6 +452,36 @@ impl Words {
         why.join("; ")
     }
 
+    /// Feeds its numbers to `eat` (see [`super::Why::feed`]).
+    pub fn feed(&self, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
+        eat(&self.window.to_le_bytes());
+        for o in &self.off {
+            eat(&[o.feature as u8]);
+            for &n in &o.names {
+                eat(strings.resolve(n).as_bytes());
+            }
+            eat(strings.resolve(o.best).as_bytes());
+            eat(&[u64::from(o.count), o.of, o.probability.to_bits()].map(u64::to_le_bytes).concat());
+        }
+        if let Some((length, to, settled)) = self.look_ahead {
+            eat(&[length.to_le_bytes(), to.to_le_bytes()].concat());
+            eat(&[u8::from(settled)]);
+        }
+        if let Some(b) = &self.burst {
+            let numbers = [
+                b.novel,
+                b.judged,
+                b.values,
+                b.rate.to_bits(),
+                b.before_novel,
+                b.before_judged,
+                b.probability.to_bits(),
+            ];
+            eat(&b.window.to_le_bytes());
+            eat(&numbers.map(u64::to_le_bytes).concat());
+        }
+    }
+
     /// Writes it.
     pub fn save(&self, w: &mut Enc<'_>) {
         w.time(self.window);
@@ -1111,7 +1141,7 @@ impl Signal for OffPattern {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A waiting verdict's look-ahead as version 2 writes it, and as
@@ -1139,13 +1169,8 @@ mod tests {
         }
     }
 
-    /// A verdict's numbers say what the verdict said when it was given
-    /// (the words of a real alert), as given and once its look-ahead is
-    /// settled, before and after a trip through a payload, in a fifth of
-    /// the bytes.
-    #[test]
-    fn words_read_back_and_say_what_the_verdict_said() {
-        let mut strings = Interner::new();
+    /// The numbers of a real alert's off_pattern verdict.
+    fn sample(strings: &mut Interner) -> Words {
         let label = strings.intern("state-media");
         let to = crate::time::parse_timestamp("2024-04-30T06:34:00Z").unwrap();
         let off = OffWords {
@@ -1166,8 +1191,26 @@ mod tests {
             before_judged: 23,
             probability: 0.13,
         };
-        let words =
-            Words { window: 180 * DAY, off: vec![off], look_ahead: Some((30 * DAY, to, false)), burst: Some(burst) };
+        Words { window: 180 * DAY, off: vec![off], look_ahead: Some((30 * DAY, to, false)), burst: Some(burst) }
+    }
+
+    /// A verdict's words as numbers, with its look-ahead provisional, and
+    /// settled.
+    pub(crate) fn provisional_and_settled(strings: &mut Interner) -> (Why, Why) {
+        let words = sample(strings);
+        let mut settled = words.clone();
+        settled.look_ahead.as_mut().unwrap().2 = true;
+        (Why::OffPattern(Box::new(words)), Why::OffPattern(Box::new(settled)))
+    }
+
+    /// A verdict's numbers say what the verdict said when it was given
+    /// (the words of a real alert), as given and once its look-ahead is
+    /// settled, before and after a trip through a payload, in a fifth of
+    /// the bytes.
+    #[test]
+    fn words_read_back_and_say_what_the_verdict_said() {
+        let mut strings = Interner::new();
+        let words = sample(&mut strings);
         let said = "label 'state-media' has probability 0.0033 in this account's 180-day history (0 of 26 events); \
                     not engaged with again yet (look-ahead 30d: provisional until 2024-04-30T06:34:00Z); \
                     1 of 2 judged likes in the last 1h novel, across 1 value; before them this account's likes were \
