@@ -805,6 +805,32 @@ fn harness_decoding<T>(f: impl FnOnce() -> T) -> Option<T> {
     out
 }
 
+/// Whether no message of the IPC stream `bytes` (as far as it parses)
+/// has compressed buffers. Python hands the engine tables in memory, never
+/// compressed buffers; and arrow's stream reader allocates the size a
+/// compressed buffer claims before it checks it, so an input claiming
+/// petabytes aborts the harness's decoding, before the engine sees a table.
+fn uncompressed(mut bytes: &[u8]) -> bool {
+    let word = |b: &[u8], at: usize| b.get(at..at + 4).map(|w| i32::from_le_bytes(w.try_into().expect("four bytes")));
+    loop {
+        let (len, at): (Option<i32>, usize) = match word(bytes, 0) {
+            Some(-1) => (word(bytes, 4), 8),
+            other => (other, 4),
+        };
+        let Some(len) = len.and_then(|l| usize::try_from(l).ok()).filter(|&l| l > 0) else { return true };
+        let Some(meta) = bytes.get(at..at.saturating_add(len)) else { return true };
+        let Ok(message) = arrow::ipc::root_as_message(meta) else { return true };
+        let batch =
+            message.header_as_record_batch().or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+        if batch.is_some_and(|b| b.compression().is_some()) {
+            return false;
+        }
+        let body = usize::try_from(message.bodyLength()).unwrap_or(usize::MAX);
+        let Some(rest) = bytes.get((at + len).saturating_add(body)..) else { return true };
+        bytes = rest;
+    }
+}
+
 /// Arrow tables as the Python package hands them over (a dict of tables
 /// to `changeling.score`, read by [`Dataset::from_arrow`]): the first byte
 /// picks the table (as for the dataset targets) and the options (bit
@@ -818,6 +844,9 @@ fn harness_decoding<T>(f: impl FnOnce() -> T) -> Option<T> {
 pub fn arrow(data: &[u8]) -> Reach {
     use changeling::time::TimeUnit;
     let Some((&pick, bytes)) = data.split_first() else { return Reach::Refused };
+    if !uncompressed(bytes) {
+        return Reach::Refused;
+    }
     let kind = table_of(pick);
     let decoded = harness_decoding(|| {
         let reader = arrow::ipc::reader::StreamReader::try_new(bytes, None).ok()?;
