@@ -212,6 +212,53 @@ fn daily_batches_fold_to_the_run_over_all_the_data() {
     eprintln!("by day: {statuses:?}");
 }
 
+/// An item not seen within the rules' reach is gone for a batch from a
+/// state on disk, as from one in memory, before a merge of its partition
+/// drops its row: what a batch finds of the state does not depend on when
+/// partitions were last merged (so neither do its alerts, wherever the
+/// batches are cut). Found, it would be kept again as seen anew.
+#[test]
+fn items_out_of_reach_are_gone_before_their_partition_merges() {
+    let (plan, _) = builtin();
+    let reach = changeling::state::reach(&plan);
+    let day = changeling::time::DAY;
+    let t0 = changeling::time::parse_timestamp("2024-01-10T12:00:00Z").unwrap();
+    let ts = |t: i64| changeling::time::format_rfc3339(t);
+    let work = tempfile::tempdir().unwrap();
+    let batch = |name: &str, items: &[&str], events: &[(i64, &str, &str)]| {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        write(&dir, "items", items.iter().map(|i| format!(r#"{{"id":"{i}","author":"far","labels":["adult"]}}"#)));
+        let rows = events.iter().map(|(t, who, what)| {
+            format!(r#"{{"ts":"{}","actor":"{who}","action":"like","target":"{what}","surface":"home"}}"#, ts(*t))
+        });
+        write(&dir, "events", rows);
+        dir
+    };
+    let batches = [
+        batch("b1", &["old", "n1"], &[(t0, "a", "old"), (t0 + 60_000, "a", "n1")]),
+        // Past the reach of the item: its row is out of the state's reach.
+        batch("b2", &["n2"], &[(t0 + reach + 10 * day, "c", "n2")]),
+        batch("b3", &[], &[(t0 + reach + 11 * day, "b", "old")]),
+    ];
+    let mut in_memory = State::new(&plan);
+    let on_disk = work.path().join("state");
+    for b in &batches {
+        daily_run(b, &plan, &mut in_memory, &on_disk, Kept::InMemory);
+        daily_run(b, &plan, &mut State::new(&plan), &on_disk, Kept::OnDisk);
+    }
+    let ids: std::collections::BTreeSet<String> = ["old".to_string(), "n2".to_string()].into();
+    // On disk, rows out of reach stay until their partition merges; those
+    // within reach are what a batch can find.
+    let (store, opened) = changeling::state::store::Store::open(&on_disk).unwrap();
+    let since = opened.state.watermark.unwrap() - reach;
+    let kept: Vec<String> =
+        store.kept(false, &ids).unwrap().into_iter().filter(|(_, k)| k.seen >= since).map(|(id, _)| id).collect();
+    let held: Vec<String> = in_memory.items.keys().filter(|k| ids.contains(*k)).cloned().collect();
+    assert_eq!(held, ["n2"], "in memory");
+    assert_eq!(kept, held, "on disk as in memory");
+}
+
 /// Verdicts a state keeps because they wait on a look-ahead keep their
 /// numbers, not their words: off_pattern's and feed_exposure's words are
 /// in the alerts, and in no account's payload (where they took most of the

@@ -628,6 +628,14 @@ fn add_state_rows(
     let listed = |t: Option<&Table>, id: usize| -> HashSet<Sym> {
         t.map_or_else(HashSet::new, |t| (0..t.rows).filter_map(|r| t.columns[id].sym(r)).collect())
     };
+    // Rows not seen within the rules' reach of the state's watermark are
+    // gone, as the previous run's merge drops them from the partitions it
+    // merges: what a batch finds does not depend on which partitions were
+    // merged when (a state in memory drops them at once).
+    let since = source.head().watermark.map_or(Millis::MIN, |w| w.saturating_sub(state::reach(plan)));
+    let kept = |profiles: bool, ids: &BTreeSet<String>| -> Result<BTreeMap<String, state::Kept>, DailyError> {
+        Ok(source.kept(profiles, ids)?.into_iter().filter(|(_, k)| k.seen >= since).collect())
+    };
     // Items targeted that the batch does not list.
     let have = listed(tables.get(&TableKind::Items), it::ID);
     let mut wanted: BTreeSet<&str> = BTreeSet::new();
@@ -637,7 +645,7 @@ fn add_state_rows(
         }
     }
     let wanted: BTreeSet<String> = wanted.into_iter().map(str::to_string).collect();
-    let found = source.kept(false, &wanted)?;
+    let found = kept(false, &wanted)?;
     let text = rows_with_ids(&found);
     append_rows(tables, TableKind::Items, &text, strings, opts)?;
     // Accounts acting or written to, and the authors of targeted items.
@@ -649,7 +657,7 @@ fn add_state_rows(
     let read = plan.reads.get(&TableKind::Accounts).is_some_and(|c| c.iter().any(|c| c != "id"));
     let who: BTreeSet<String> =
         who.into_iter().filter(|w| read && !have.contains(w)).map(|w| strings.resolve(w).to_string()).collect();
-    let found = source.kept(true, &who)?;
+    let found = kept(true, &who)?;
     let text = rows_with_ids(&found);
     append_rows(tables, TableKind::Accounts, &text, strings, opts)?;
     // The acting accounts' impressions.
