@@ -34,6 +34,7 @@ import functools
 import itertools
 import json
 import os
+import warnings
 from typing import (
     Any,
     Callable,
@@ -189,6 +190,12 @@ class Stats:
     per_rule: List[Dict[str, Any]]
     #: Notes of the run (a signal abstaining on this dataset, say).
     notes: List[str]
+    #: Per exception applied: ``exception``, ``on``, ``rules``, ``reason``,
+    #: ``expires`` and the ``hits`` it suppressed; ``None`` without
+    #: exceptions.
+    exceptions: Optional[List[Dict[str, Any]]] = None
+    #: Warnings of loading the rules and exceptions (an exception expired).
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
     def per_rule_table(self) -> Any:
         """The per-rule summary as a ``pyarrow.Table``, one row per rule,
@@ -224,6 +231,7 @@ def score(
     state: Optional[PathLike] = ...,
     emit: str = ...,
     time_unit: Optional[str] = ...,
+    exceptions: Rules = ...,
     stats: Literal[False] = ...,
 ) -> Any: ...
 
@@ -240,6 +248,7 @@ def score(
     state: Optional[PathLike] = ...,
     emit: str = ...,
     time_unit: Optional[str] = ...,
+    exceptions: Rules = ...,
     stats: Literal[True],
 ) -> Scored: ...
 
@@ -256,6 +265,7 @@ def score(
     state: Optional[PathLike] = None,
     emit: str = "changes",
     time_unit: Optional[str] = None,
+    exceptions: Rules = None,
     stats: bool = False,
 ) -> Union[Any, Scored]:
     """Scores a dataset and returns its alerts as a ``pyarrow.Table``; with
@@ -289,6 +299,13 @@ def score(
     before the table is returned. The state's files are the CLI's: the CLI
     and Python can take turns on one state.
 
+    ``exceptions`` is an exceptions file (TOML ``[[exception]]`` tables, as
+    ``--exceptions`` takes) or a list of them, layered in order; ``None``:
+    those of $CHANGELING_EXCEPTIONS, if any. A suppressed hit is left out of
+    the alerts and counted per exception (``stats=True``: ``exceptions``);
+    an expired exception warns (:class:`UserWarning`); a malformed file
+    raises :class:`RulesError` naming its file, line and column.
+
     Alerts are in the contract's order (actor, then start), one row per
     incident, ``hits`` a list of structs (:func:`hits` flattens them).
     """
@@ -302,10 +319,14 @@ def score(
         time_unit=time_unit,
         state=None if state is None else os.fspath(state),
         emit=emit,
+        exceptions=_rules(exceptions),
     )
+    summary = Stats(**json.loads(stats_text))
+    for text in summary.warnings:
+        warnings.warn(text, stacklevel=3)
     if not stats:
         return table
-    return Scored(table, Stats(**json.loads(stats_text)))
+    return Scored(table, summary)
 
 
 #: The columns of :func:`hits`: those of ``score --csv-rows hit``.

@@ -23,6 +23,7 @@ def score(
     time_unit: Optional[str] = None,
     state: Optional[str] = None,
     emit: Optional[str] = None,
+    exceptions: _Paths = None,
 ) -> Tuple[pa.Table, str]: ...
 def check(rules: _Paths = None) -> Dict[str, Any]: ...
 def eval_report(

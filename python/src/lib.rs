@@ -57,6 +57,8 @@ struct Loaded {
     info: Vec<RuleInfo>,
     /// The layers, as the CLI names them (`builtin`, `builtin + team`).
     name: String,
+    /// Warnings of loading them (an exception expired), for the stats.
+    warnings: Vec<String>,
 }
 
 /// The rule layers of `rules` (None: $CHANGELING_RULES, else builtin),
@@ -75,7 +77,42 @@ fn load(rules: Option<Vec<PathBuf>>) -> PyResult<Loaded> {
     let layers = layers_of(rules)?;
     let (set, diags) = layers::load(&layers, &changeling::rules::Overrides::default());
     let Some(set) = set else { return Err(RulesError::new_err(diags.render())) };
-    Ok(Loaded { plan: Plan::compile(&set), info: RuleInfo::of_set(&set), name: layers::describe(&layers) })
+    Ok(Loaded {
+        plan: Plan::compile(&set),
+        info: RuleInfo::of_set(&set),
+        name: layers::describe(&layers),
+        warnings: Vec::new(),
+    })
+}
+
+/// Applies the exceptions files `given` (None or empty: those of
+/// $CHANGELING_EXCEPTIONS, as the CLI) to `loaded`, with their warnings (an
+/// expired exception); their errors are raised as `RulesError` with file,
+/// line and column.
+fn with_exceptions(mut loaded: Loaded, given: Option<Vec<PathBuf>>) -> PyResult<Loaded> {
+    use changeling::exceptions;
+    let given = given.unwrap_or_default();
+    let paths = exceptions::paths(&given);
+    if paths.is_empty() {
+        return Ok(loaded);
+    }
+    for p in &paths {
+        if !p.is_file() {
+            let from = if given.is_empty() { format!("${}", exceptions::ENV) } else { "exceptions=".into() };
+            return Err(RulesError::new_err(format!(
+                "exceptions file {} does not exist (from {from}); give a TOML file of [[exception]] tables",
+                p.display()
+            )));
+        }
+    }
+    let (read, diags) = exceptions::load(&paths, changeling::time::now_millis());
+    let Some(read) = read else { return Err(RulesError::new_err(diags.render())) };
+    if !diags.items.is_empty() {
+        loaded.warnings.push(diags.render());
+    }
+    let bound = exceptions::Bound::new(read, &loaded.info).map_err(RulesError::new_err)?;
+    loaded.plan = loaded.plan.with_exceptions(bound);
+    Ok(loaded)
 }
 
 /// One path or several, as Python gives them.
@@ -184,7 +221,7 @@ fn stats_json(
     before: u64,
     accounts: &[AccountIncidents],
     cx: Context<'_>,
-    rules: &str,
+    loaded: &Loaded,
 ) -> PyResult<String> {
     let r = found.report;
     let tiers = &cx.plan.config.tiers;
@@ -193,7 +230,7 @@ fn stats_json(
     let at = changeling::time::format_rfc3339;
     let v = serde_json::json!({
         "data": found.data,
-        "rules": rules,
+        "rules": loaded.name,
         "events": found.events,
         "skipped": r.tables.iter().map(|(k, t)| (k.to_string(), t.skipped.into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "skipped_samples": r.tables.iter().map(|(k, t)| (k.to_string(), t.samples.iter().map(|s| s.to_string()).collect::<Vec<_>>().into())).collect::<serde_json::Map<String, serde_json::Value>>(),
@@ -209,6 +246,8 @@ fn stats_json(
         "incidents_per_tier": tiers.iter().zip(&per_tier).map(|(t, n)| (t.name.clone(), (*n).into())).collect::<serde_json::Map<String, serde_json::Value>>(),
         "per_rule": summary::per_rule(accounts, cx),
         "notes": found.notes,
+        "exceptions": cx.plan.exceptions.as_ref().map(|x| x.suppressed()),
+        "warnings": loaded.warnings,
     });
     serde_json::to_string(&v).map_err(|e| ChangelingError::new_err(e.to_string()))
 }
@@ -216,7 +255,7 @@ fn stats_json(
 /// Scores a dataset directory or a dict of Arrow tables; see
 /// `changeling.score`. Returns the alerts and the run's stats (JSON text).
 #[pyfunction]
-#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, time_unit=None, state=None, emit=None))]
+#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, time_unit=None, state=None, emit=None, exceptions=None))]
 #[allow(clippy::too_many_arguments)]
 fn score(
     py: Python<'_>,
@@ -229,9 +268,10 @@ fn score(
     time_unit: Option<String>,
     state: Option<PathBuf>,
     emit: Option<String>,
+    exceptions: Option<Paths>,
 ) -> PyResult<(PyArrowType<Table>, String)> {
     let time_unit = time_unit_of(time_unit)?;
-    let loaded = load(Paths::into_vec(rules))?;
+    let loaded = with_exceptions(load(Paths::into_vec(rules))?, Paths::into_vec(exceptions))?;
     let plan = &loaded.plan;
     let mut selection = Selection::default();
     if let Some(t) = &min_tier {
@@ -327,7 +367,7 @@ fn selected_alerts(
     let before = accounts.iter().map(|a| a.incidents.len() as u64).sum();
     selection.apply(&mut accounts, &loaded.info);
     let cx = Context::new(&loaded.plan, &loaded.info, strings);
-    let stats = stats_json(found, before, &accounts, cx, &loaded.name)?;
+    let stats = stats_json(found, before, &accounts, cx, loaded)?;
     let batches = alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))?;
     Ok((batches, stats))
 }

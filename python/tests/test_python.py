@@ -145,3 +145,46 @@ def test_epoch_seconds_raise_naming_time_unit_and_read_right_with_it(demo_tables
     assert changeling.write_jsonl(changeling.score(data, time_unit="s")) == jsonl
     with pytest.raises(changeling.DataError, match="time_unit"):
         changeling.score(data, time_unit="minutes")
+
+
+STORY = DEMO.parents[1] / "tests" / "fixtures" / "story"
+
+
+def test_exceptions_suppress_hits_count_them_warn_and_fail_as_the_cli(tmp_path):
+    cleared = tmp_path / "cleared.toml"
+    cleared.write_text(
+        '[[exception]]\nactor = "liu"\nrules = ["likes/*"]\nreason = "cleared after review, case 881"\n'
+        'expires = "2100-01-01"\n'
+    )
+
+    def like_hits(alerts):
+        return [h for h in changeling.hits(alerts).to_pylist() if h["actor"] == "liu" and h["rule"].startswith("likes/")]
+
+    before = changeling.score(STORY, "builtin")
+    assert like_hits(before)
+    scored = changeling.score(STORY, "builtin", exceptions=cleared, stats=True)
+    assert not like_hits(scored.alerts)
+    (counted,) = scored.stats.exceptions
+    assert counted["hits"] == len(like_hits(before)) and counted["reason"].startswith("cleared")
+    cli = subprocess.run(
+        [cli_binary(), "score", "--data", str(STORY), "--rules", "builtin", "--exceptions", str(cleared), "--quiet"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    assert changeling.write_jsonl(scored.alerts) == cli
+    # Without exceptions, the stats say so and nothing changes.
+    assert changeling.score(DEMO, stats=True).stats.exceptions is None
+    # An expired one covers nothing and warns.
+    old = tmp_path / "old.toml"
+    old.write_text('[[exception]]\nactor = "liu"\nreason = "old"\nexpires = "2020-01-01"\n')
+    with pytest.warns(UserWarning, match="expired on 2020-01-01"):
+        kept = changeling.score(STORY, "builtin", exceptions=[old])
+    assert changeling.write_jsonl(kept) == changeling.write_jsonl(before)
+    # A malformed one is an error at its place.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[exception]]\nactor = "liu"\nreason = "r"\nrule = ["likes/*"]\n')
+    with pytest.raises(changeling.RulesError, match=r"bad.toml:4:1"):
+        changeling.score(STORY, exceptions=bad)
+    with pytest.raises(changeling.RulesError, match="does not exist"):
+        changeling.score(STORY, exceptions=tmp_path / "missing.toml")
+
