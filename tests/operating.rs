@@ -401,6 +401,18 @@ fn lockstep_incidents_of_several_accounts_are_one_campaign() {
     ok(&["report", "--alerts", out.to_str().unwrap(), "-o", page.to_str().unwrap()]);
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(html.contains("id=\"campaigns\"") && html.contains(c.as_str().unwrap()), "no campaigns section");
+    // CSV alerts name it too, in each row of a member's incident.
+    let csv = tmp.path().join("alerts.csv");
+    ok(&["score", "-o", csv.to_str().unwrap(), "--quiet", "--campaigns"]);
+    let mut rows = csv::Reader::from_path(&csv).unwrap();
+    let at = rows.headers().unwrap().iter().position(|h| h == "campaign").unwrap();
+    let named: std::collections::BTreeSet<String> = rows
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| r.get(at) == c.as_str())
+        .map(|r| r.get(0).unwrap().to_string())
+        .collect();
+    assert_eq!(named.iter().map(String::as_str).collect::<Vec<_>>(), members);
 }
 
 #[test]

@@ -176,7 +176,7 @@ fn write_rows<W: Write>(
             let score = inc.score.to_string();
             let tier = plan.config.tiers[inc.tier].name.as_str();
             let (id, status, final_after) = (inc.id.as_str(), inc.status.name(), format_rfc3339(inc.final_after));
-            let campaign = "";
+            let campaign = cx.campaigns.and_then(|m| m.get(&inc.id)).map_or("", String::as_str);
             let families: Vec<String> = inc
                 .families
                 .iter()
