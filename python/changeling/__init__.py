@@ -196,6 +196,10 @@ class Stats:
     exceptions: Optional[List[Dict[str, Any]]] = None
     #: Warnings of loading the rules and exceptions (an exception expired).
     warnings: List[str] = dataclasses.field(default_factory=list)
+    #: With ``campaigns=True``: each campaign's ``id``, ``members``,
+    #: ``items``, ``span`` and ``tiers`` (its incidents per tier), as
+    #: ``score --campaigns --json`` lists them; else ``None``.
+    campaigns: Optional[List[Dict[str, Any]]] = None
 
     def per_rule_table(self) -> Any:
         """The per-rule summary as a ``pyarrow.Table``, one row per rule,
@@ -232,6 +236,7 @@ def score(
     emit: str = ...,
     time_unit: Optional[str] = ...,
     exceptions: Rules = ...,
+    campaigns: bool = ...,
     stats: Literal[False] = ...,
 ) -> Any: ...
 
@@ -249,6 +254,7 @@ def score(
     emit: str = ...,
     time_unit: Optional[str] = ...,
     exceptions: Rules = ...,
+    campaigns: bool = ...,
     stats: Literal[True],
 ) -> Scored: ...
 
@@ -266,6 +272,7 @@ def score(
     emit: str = "changes",
     time_unit: Optional[str] = None,
     exceptions: Rules = None,
+    campaigns: bool = False,
     stats: bool = False,
 ) -> Union[Any, Scored]:
     """Scores a dataset and returns its alerts as a ``pyarrow.Table``; with
@@ -306,6 +313,12 @@ def score(
     an expired exception warns (:class:`UserWarning`); a malformed file
     raises :class:`RulesError` naming its file, line and column.
 
+    ``campaigns=True`` (``--campaigns``) groups incidents of several
+    accounts that share lockstep items into campaigns: each member's alert
+    names its campaign (``campaign``), and ``stats=True`` lists them
+    (``campaigns``: id, members, items, span, tiers). A run with ``state``
+    does not group them, as the CLI's does not.
+
     Alerts are in the contract's order (actor, then start), one row per
     incident, ``hits`` a list of structs (:func:`hits` flattens them).
     """
@@ -320,6 +333,7 @@ def score(
         state=None if state is None else os.fspath(state),
         emit=emit,
         exceptions=_rules(exceptions),
+        campaigns=campaigns,
     )
     summary = Stats(**json.loads(stats_text))
     for text in summary.warnings:

@@ -24,6 +24,7 @@ def score(
     state: Optional[str] = None,
     emit: Optional[str] = None,
     exceptions: _Paths = None,
+    campaigns: bool = False,
 ) -> Tuple[pa.Table, str]: ...
 def check(rules: _Paths = None) -> Dict[str, Any]: ...
 def eval_report(

@@ -222,6 +222,7 @@ fn stats_json(
     accounts: &[AccountIncidents],
     cx: Context<'_>,
     loaded: &Loaded,
+    campaigns: Option<&[changeling::campaigns::Campaign]>,
 ) -> PyResult<String> {
     let r = found.report;
     let tiers = &cx.plan.config.tiers;
@@ -248,6 +249,7 @@ fn stats_json(
         "notes": found.notes,
         "exceptions": cx.plan.exceptions.as_ref().map(|x| x.suppressed()),
         "warnings": loaded.warnings,
+        "campaigns": campaigns,
     });
     serde_json::to_string(&v).map_err(|e| ChangelingError::new_err(e.to_string()))
 }
@@ -255,7 +257,7 @@ fn stats_json(
 /// Scores a dataset directory or a dict of Arrow tables; see
 /// `changeling.score`. Returns the alerts and the run's stats (JSON text).
 #[pyfunction]
-#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, time_unit=None, state=None, emit=None, exceptions=None))]
+#[pyo3(signature = (data, rules=None, *, min_tier=None, memory=None, strict=false, threads=None, time_unit=None, state=None, emit=None, exceptions=None, campaigns=false))]
 #[allow(clippy::too_many_arguments)]
 fn score(
     py: Python<'_>,
@@ -269,6 +271,7 @@ fn score(
     state: Option<PathBuf>,
     emit: Option<String>,
     exceptions: Option<Paths>,
+    campaigns: bool,
 ) -> PyResult<(PyArrowType<Table>, String)> {
     let time_unit = time_unit_of(time_unit)?;
     let loaded = with_exceptions(load(Paths::into_vec(rules))?, Paths::into_vec(exceptions))?;
@@ -313,7 +316,7 @@ fn score(
                     accounts: data.events.accounts.len() as u64,
                     notes: scorer.notes(),
                 };
-                selected_alerts(accounts, &found, &data.strings, &loaded, &selection)
+                selected_alerts(accounts, &found, &data.strings, &loaded, &selection, campaigns)
             })
         })?,
         DataArg::Dir(dir) => {
@@ -339,7 +342,7 @@ fn score(
                         accounts: out.accounts_seen,
                         notes: &out.notes,
                     };
-                    selected_alerts(accounts, &found, &out.strings, &loaded, &selection)
+                    selected_alerts(accounts, &found, &out.strings, &loaded, &selection, campaigns)
                 })
             })?
         }
@@ -356,18 +359,23 @@ fn pool(threads: Option<usize>) -> PyResult<rayon::ThreadPool> {
 }
 
 /// The alerts of a run's incidents that `selection` keeps, as Arrow, and
-/// the run's stats.
+/// the run's stats; with `campaigns`, the incidents grouped into campaigns
+/// first (all of them, as `score --campaigns` groups them before it
+/// selects), each member's alert naming its campaign.
 fn selected_alerts(
     mut accounts: Vec<AccountIncidents>,
     found: &RunFound<'_>,
     strings: &Interner,
     loaded: &Loaded,
     selection: &Selection,
+    campaigns: bool,
 ) -> PyResult<(Vec<RecordBatch>, String)> {
     let before = accounts.iter().map(|a| a.incidents.len() as u64).sum();
+    let grouped = campaigns.then(|| changeling::campaigns::find(&accounts, &loaded.plan, strings));
+    let by_incident = changeling::campaigns::by_incident(grouped.as_deref().unwrap_or_default());
     selection.apply(&mut accounts, &loaded.info);
-    let cx = Context::new(&loaded.plan, &loaded.info, strings);
-    let stats = stats_json(found, before, &accounts, cx, loaded)?;
+    let cx = Context::new(&loaded.plan, &loaded.info, strings).with_campaigns(&by_incident);
+    let stats = stats_json(found, before, &accounts, cx, loaded, grouped.as_deref())?;
     let batches = alerts::record_batches(&accounts, cx).map_err(|e| ChangelingError::new_err(e.to_string()))?;
     Ok((batches, stats))
 }
@@ -397,7 +405,8 @@ fn daily(
         accounts: out.accounts_seen,
         notes: &out.notes,
     };
-    let (batches, stats) = selected_alerts(accounts, &found, &out.strings, loaded, selection)?;
+    // As the CLI: a run with a state does not group campaigns.
+    let (batches, stats) = selected_alerts(accounts, &found, &out.strings, loaded, selection, false)?;
     let (store, opened) = opened;
     store
         .commit(opened, update, &Keys::of(plan))

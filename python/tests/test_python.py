@@ -188,3 +188,20 @@ def test_exceptions_suppress_hits_count_them_warn_and_fail_as_the_cli(tmp_path):
     with pytest.raises(changeling.RulesError, match="does not exist"):
         changeling.score(STORY, exceptions=tmp_path / "missing.toml")
 
+
+def test_campaigns_group_lockstep_incidents_as_the_cli():
+    cli = subprocess.run(
+        [cli_binary(), "score", "--data", str(DEMO), "--rules", "builtin", "--campaigns", "--json"],
+        check=True,
+        capture_output=True,
+    )
+    summary = json.loads(cli.stderr)
+    scored = changeling.score(DEMO, "builtin", campaigns=True, stats=True)
+    assert changeling.write_jsonl(scored.alerts) == cli.stdout
+    assert scored.stats.campaigns == summary["campaigns"]
+    (campaign,) = [c for c in scored.stats.campaigns if "u1086" in c["members"]]
+    named = {a for a, c in zip(scored.alerts["actor"].to_pylist(), scored.alerts["campaign"].to_pylist()) if c == campaign["id"]}
+    assert sorted(named) == campaign["members"]
+    # Not asked: none, as before.
+    assert changeling.score(DEMO, stats=True).stats.campaigns is None
+
