@@ -88,9 +88,7 @@ impl Record {
             signals: fired.iter().map(|&si| planned.signals[si].def.kind()).collect(),
         })
     }
-}
 
-impl Record {
     /// The words of the hit it makes now (empty if it makes none).
     pub fn why(&self, planned: &PlannedRule, strings: &Interner) -> String {
         combine(planned, self.said.iter().map(|s| &s.outcome))

@@ -206,22 +206,6 @@ impl Words {
         why.join(", ")
     }
 
-    /// Feeds its numbers to `eat` (see [`super::Why::feed`]).
-    pub fn feed(&self, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
-        let text = |s: Option<Sym>| s.map_or("", |s| strings.resolve(s));
-        match self.follow {
-            Some((author, known)) => {
-                eat(&[1, u8::from(known), u8::from(author.is_some())]);
-                eat(text(author).as_bytes());
-            }
-            None => eat(&[0]),
-        }
-        eat(&self.repost.map_or([0xff; 8], i64::to_le_bytes));
-        eat(&[self.impression.map_or(0, |known| 1 + u8::from(known))]);
-        eat(text(self.surface).as_bytes());
-        eat(&self.navigated.map_or([0xff; 8], |f| f.to_bits().to_le_bytes()));
-    }
-
     /// Writes it.
     pub fn save(&self, w: &mut Enc<'_>) {
         w.bool(self.follow.is_some());

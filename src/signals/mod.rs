@@ -420,12 +420,6 @@ impl Default for Why {
     }
 }
 
-impl From<String> for Why {
-    fn from(text: String) -> Why {
-        Why::Text(text)
-    }
-}
-
 impl Why {
     /// The words (symbols resolved in `strings`).
     pub fn text(&self, strings: &Interner) -> std::borrow::Cow<'_, str> {
@@ -437,13 +431,16 @@ impl Why {
     }
 
     /// Feeds what it says to `eat` (for a fingerprint), without making
-    /// the words: text as it is, numbers as their bytes, symbols as their
-    /// text.
+    /// the words: text as it is, numbers as [`Why::save`] writes them
+    /// (symbols as their text), so a fingerprint reads every number kept.
     pub fn feed(&self, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
         match self {
             Why::Text(text) => eat(text.as_bytes()),
-            Why::OffPattern(w) => w.feed(strings, eat),
-            Why::FeedExposure(w) => w.feed(strings, eat),
+            numbers => {
+                let mut w = Enc::new(strings);
+                numbers.save(&mut w);
+                w.feed(eat);
+            }
         }
     }
 

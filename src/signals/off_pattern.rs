@@ -452,36 +452,6 @@ impl Words {
         why.join("; ")
     }
 
-    /// Feeds its numbers to `eat` (see [`super::Why::feed`]).
-    pub fn feed(&self, strings: &Interner, eat: &mut dyn FnMut(&[u8])) {
-        eat(&self.window.to_le_bytes());
-        for o in &self.off {
-            eat(&[o.feature as u8]);
-            for &n in &o.names {
-                eat(strings.resolve(n).as_bytes());
-            }
-            eat(strings.resolve(o.best).as_bytes());
-            eat(&[u64::from(o.count), o.of, o.probability.to_bits()].map(u64::to_le_bytes).concat());
-        }
-        if let Some((length, to, settled)) = self.look_ahead {
-            eat(&[length.to_le_bytes(), to.to_le_bytes()].concat());
-            eat(&[u8::from(settled)]);
-        }
-        if let Some(b) = &self.burst {
-            let numbers = [
-                b.novel,
-                b.judged,
-                b.values,
-                b.rate.to_bits(),
-                b.before_novel,
-                b.before_judged,
-                b.probability.to_bits(),
-            ];
-            eat(&b.window.to_le_bytes());
-            eat(&numbers.map(u64::to_le_bytes).concat());
-        }
-    }
-
     /// Writes it.
     pub fn save(&self, w: &mut Enc<'_>) {
         w.time(self.window);

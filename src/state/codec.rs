@@ -166,11 +166,6 @@ impl<'s> Enc<'s> {
     /// A signal's verdict.
     pub fn outcome(&mut self, o: &Outcome) {
         match o {
-            Outcome::Fire { strength, why: Why::Text(text) } => {
-                self.u8(0);
-                self.f64(*strength);
-                self.text(text);
-            }
             Outcome::Fire { strength, why } => {
                 self.u8(3);
                 self.f64(*strength);
@@ -199,6 +194,18 @@ impl<'s> Enc<'s> {
         payload.extend_from_slice(&self.out);
         self.clear();
         payload
+    }
+
+    /// Feeds what was written to `eat`, uncompressed (the texts of its
+    /// symbols in the order first written, then the body), and forgets it:
+    /// a form of the content whatever the run numbers its symbols, for a
+    /// fingerprint.
+    pub fn feed(&mut self, eat: &mut dyn FnMut(&[u8])) {
+        for &s in &self.order {
+            eat(self.strings.resolve(s).as_bytes());
+        }
+        eat(&self.body);
+        self.clear();
     }
 
     /// Forgets what was written since the last payload.
@@ -397,6 +404,7 @@ impl<'a> Dec<'a> {
     /// A signal's verdict.
     pub fn outcome(&mut self) -> Result<Outcome, CodecError> {
         match self.u8()? {
+            // Versions 1 and 2 wrote the words as text after kind 0.
             0 => Ok(Outcome::Fire { strength: self.f64()?, why: Why::Text(self.text()?.to_string()) }),
             3 => Ok(Outcome::Fire { strength: self.f64()?, why: Why::load(self)? }),
             1 => Ok(Outcome::Quiet),
