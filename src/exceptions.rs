@@ -158,6 +158,45 @@ pub fn load(paths: &[PathBuf], now: Millis) -> (Option<Vec<Exception>>, Diagnost
     (ok.then_some(out), diags)
 }
 
+/// Why the exceptions a run was given cannot be applied.
+#[derive(Debug)]
+pub enum GivenError {
+    /// A file that does not exist: the message names it and where it was
+    /// given.
+    Missing(String),
+    /// Files with errors: their diagnostics (file, line, column).
+    Invalid(Diagnostics),
+    /// Exceptions naming rules the plan does not have.
+    Unbound(String),
+}
+
+/// The exceptions files `given` (none: those of $CHANGELING_EXCEPTIONS,
+/// given as `flag` names them otherwise) read and bound to the rules
+/// `info`, with the files' diagnostics (warnings, such as an exception
+/// that expired); `Ok(None)` when there are none.
+pub fn given(
+    given: &[PathBuf],
+    flag: &str,
+    info: &[RuleInfo],
+    now: Millis,
+) -> Result<Option<(Bound, Diagnostics)>, GivenError> {
+    let paths = paths(given);
+    if paths.is_empty() {
+        return Ok(None);
+    }
+    if let Some(p) = paths.iter().find(|p| !p.is_file()) {
+        let from = if given.is_empty() { format!("${ENV}") } else { flag.to_string() };
+        return Err(GivenError::Missing(format!(
+            "exceptions file {} does not exist (from {from}); give a TOML file of [[exception]] tables",
+            p.display()
+        )));
+    }
+    let (read, diags) = load(&paths, now);
+    let Some(read) = read else { return Err(GivenError::Invalid(diags)) };
+    let bound = Bound::new(read, info).map_err(GivenError::Unbound)?;
+    Ok(Some((bound, diags)))
+}
+
 /// Reads the exceptions of one file's text (for rule test cases, which
 /// carry them inline).
 pub fn read(src: &Arc<Source>, now: Millis, diags: &mut Diagnostics) -> Vec<Exception> {

@@ -90,28 +90,19 @@ fn load(rules: Option<Vec<PathBuf>>) -> PyResult<Loaded> {
 /// expired exception); their errors are raised as `RulesError` with file,
 /// line and column.
 fn with_exceptions(mut loaded: Loaded, given: Option<Vec<PathBuf>>) -> PyResult<Loaded> {
-    use changeling::exceptions;
+    use changeling::exceptions::{self, GivenError};
     let given = given.unwrap_or_default();
-    let paths = exceptions::paths(&given);
-    if paths.is_empty() {
-        return Ok(loaded);
-    }
-    for p in &paths {
-        if !p.is_file() {
-            let from = if given.is_empty() { format!("${}", exceptions::ENV) } else { "exceptions=".into() };
-            return Err(RulesError::new_err(format!(
-                "exceptions file {} does not exist (from {from}); give a TOML file of [[exception]] tables",
-                p.display()
-            )));
+    match exceptions::given(&given, "exceptions=", &loaded.info, changeling::time::now_millis()) {
+        Ok(None) => {}
+        Ok(Some((bound, diags))) => {
+            if !diags.items.is_empty() {
+                loaded.warnings.push(diags.render());
+            }
+            loaded.plan = loaded.plan.with_exceptions(bound);
         }
+        Err(GivenError::Invalid(diags)) => return Err(RulesError::new_err(diags.render())),
+        Err(GivenError::Missing(m) | GivenError::Unbound(m)) => return Err(RulesError::new_err(m)),
     }
-    let (read, diags) = exceptions::load(&paths, changeling::time::now_millis());
-    let Some(read) = read else { return Err(RulesError::new_err(diags.render())) };
-    if !diags.items.is_empty() {
-        loaded.warnings.push(diags.render());
-    }
-    let bound = exceptions::Bound::new(read, &loaded.info).map_err(RulesError::new_err)?;
-    loaded.plan = loaded.plan.with_exceptions(bound);
     Ok(loaded)
 }
 

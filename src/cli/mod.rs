@@ -235,27 +235,24 @@ pub fn load_rules(layers: &[RuleLayer], quiet: bool) -> Option<Loaded> {
 /// as an expired exception, unless `quiet`). `None` when they have errors
 /// (already printed).
 pub fn with_exceptions(mut rules: Loaded, args: &[PathBuf], quiet: bool) -> anyhow::Result<Option<Loaded>> {
-    use changeling::exceptions;
-    let paths = exceptions::paths(args);
-    if paths.is_empty() {
-        return Ok(Some(rules));
+    use changeling::exceptions::{self, GivenError};
+    let show =
+        |diags: &changeling::rules::diag::Diagnostics| to_stderr(&changeling::terminal::for_terminal(&diags.render()));
+    match exceptions::given(args, "--exceptions", &rules.info, changeling::time::now_millis()) {
+        Ok(None) => Ok(Some(rules)),
+        Ok(Some((bound, diags))) => {
+            if !diags.items.is_empty() && !quiet {
+                show(&diags)?;
+            }
+            rules.plan = rules.plan.with_exceptions(bound);
+            Ok(Some(rules))
+        }
+        Err(GivenError::Invalid(diags)) => {
+            show(&diags)?;
+            Ok(None)
+        }
+        Err(GivenError::Missing(m) | GivenError::Unbound(m)) => Err(anyhow::Error::msg(m)),
     }
-    for p in &paths {
-        anyhow::ensure!(
-            p.is_file(),
-            "exceptions file {} does not exist (from {}); give a TOML file of [[exception]] tables",
-            p.display(),
-            if args.is_empty() { format!("${}", exceptions::ENV) } else { "--exceptions".into() }
-        );
-    }
-    let (read, diags) = exceptions::load(&paths, changeling::time::now_millis());
-    if !diags.items.is_empty() && (!quiet || diags.has_errors()) {
-        to_stderr(&changeling::terminal::for_terminal(&diags.render()))?;
-    }
-    let Some(read) = read else { return Ok(None) };
-    let bound = exceptions::Bound::new(read, &rules.info).map_err(anyhow::Error::msg)?;
-    rules.plan = rules.plan.with_exceptions(bound);
-    Ok(Some(rules))
 }
 
 /// The dataset directory: `data`, or the built-in demo dataset written to
