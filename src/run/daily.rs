@@ -272,16 +272,24 @@ pub fn run(
     let empty = scorer.fresh_payload(w);
     progress.scoring.store(true, Ordering::Relaxed);
     progress.accounts_total.store(resume.len() as u64, Ordering::Relaxed);
+    // Each account's stored entry is moved to the thread that resumes it
+    // and freed there once read, so that the new entries reuse its memory
+    // (every page a run touches for the first time costs the kernel a
+    // zeroing: the state read whole, then written whole, doubled the peak).
+    let mut known = known;
+    let stored: Vec<Option<(Account, Vec<Sym>)>> =
+        resume.iter().zip(tables).map(|(id, syms)| known.remove(id).zip(syms)).collect();
+    drop(known);
+    let had: Vec<bool> = stored.iter().map(Option::is_some).collect();
     let results: Vec<Result<(Account, Vec<Incident>), DailyError>> = resume
         .par_iter()
-        .zip(tables.into_par_iter())
+        .zip(stored.into_par_iter())
         .map_init(
             || Resuming { scratch: scorer.scratch(), enc: Enc::new(&strings), body: Vec::new() },
-            |buffers, (id, syms)| {
+            |buffers, (id, before)| {
                 progress.accounts_done.fetch_add(1, Ordering::Relaxed);
                 let actor = strings.get(id).expect("interned above");
                 let span = spans.get(id.as_str()).copied();
-                let before = known.get(id).zip(syms);
                 resume_one(&scorer, actor, span, before, buffers, emit)
                     .map_err(|error| DailyError::Corrupt { account: id.clone(), error })
             },
@@ -292,16 +300,14 @@ pub fn run(
     let accounts_resumed = results.len() as u64;
     let mut out: Vec<AccountIncidents> = Vec::new();
     let mut changed: Vec<(String, Option<Account>, bool)> = Vec::with_capacity(results.len());
-    for (id, r) in resume.into_iter().zip(results) {
+    for ((id, r), had) in resume.into_iter().zip(results).zip(had) {
         let (account, incidents) = r?;
         if !incidents.is_empty() {
             out.push(AccountIncidents { actor: strings.get(&id).expect("interned above"), incidents });
         }
         let gone = account.payload == empty && !account.open;
-        let had = known.contains_key(&id);
         changed.push((id, (!gone).then_some(account), had));
     }
-    drop(known);
 
     // 5. What changes of the state.
     let mut update = Update {
@@ -403,7 +409,7 @@ fn resume_one(
     scorer: &Scorer<'_>,
     actor: Sym,
     span: Option<&AccountSpan>,
-    before: Option<(&Account, Vec<Sym>)>,
+    before: Option<(Account, Vec<Sym>)>,
     buffers: &mut Resuming<'_>,
     emit: Emit,
 ) -> Result<(Account, Vec<Incident>), CodecError> {
@@ -415,6 +421,7 @@ fn resume_one(
     let mut r = match before {
         Some((a, syms)) => {
             unpack_body(&a.payload, body)?;
+            drop(a);
             Some(Dec::with_syms(body, syms))
         }
         None => None,

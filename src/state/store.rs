@@ -799,15 +799,55 @@ enum Value {
 /// A row of a keyed table to write: its partition, key and value.
 type Row = (u32, String, Value);
 
-/// `rows` sorted by (partition, key), as blocks of at most [`BLOCK_ROWS`]
-/// rows within one partition.
-fn blocks_of_rows(kind: Keyed, rows: Vec<(String, Value)>, partitions: u32) -> Vec<(u32, RecordBatch)> {
-    let mut rows: Vec<Row> = rows.into_par_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
-    // Keys are unique: an unstable sort gives the one order.
-    rows.par_sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-    let schema = keyed_schema(kind);
-    let blocks: Vec<&[Row]> = rows.chunk_by(|a, b| a.0 == b.0).flat_map(|group| group.chunks(BLOCK_ROWS)).collect();
-    blocks.into_par_iter().map(|block| (block[0].0, block_batch(kind, &schema, block))).collect()
+/// A run's new rows of a keyed table, sorted by (partition, key) and cut
+/// into blocks of at most [`BLOCK_ROWS`] rows within one partition. Each
+/// block is made a record batch only when it is written, a few partitions
+/// at a time, and its rows are freed then: the rows and their batches are
+/// never all in memory at once.
+struct NewRows {
+    kind: Keyed,
+    schema: SchemaRef,
+    rows: Vec<Row>,
+    /// Per block: its partition and its rows.
+    blocks: Vec<(u32, std::ops::Range<usize>)>,
+}
+
+impl NewRows {
+    fn new(kind: Keyed, rows: Vec<(String, Value)>, partitions: u32) -> NewRows {
+        let mut rows: Vec<Row> = rows.into_par_iter().map(|(k, v)| (partition_of(&k, partitions), k, v)).collect();
+        // Keys are unique: an unstable sort gives the one order.
+        rows.par_sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut blocks = Vec::new();
+        let mut at = 0;
+        for group in rows.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in group.chunks(BLOCK_ROWS) {
+                blocks.push((chunk[0].0, at..at + chunk.len()));
+                at += chunk.len();
+            }
+        }
+        NewRows { kind, schema: keyed_schema(kind), rows, blocks }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The blocks of partition `p`, as record batches.
+    fn batches_of(&self, p: u32) -> impl Iterator<Item = RecordBatch> + '_ {
+        let lo = self.blocks.partition_point(|(q, _)| *q < p);
+        let hi = self.blocks.partition_point(|(q, _)| *q <= p);
+        self.blocks[lo..hi].iter().map(|(_, r)| block_batch(self.kind, &self.schema, &self.rows[r.clone()]))
+    }
+
+    /// Frees the rows of partitions `from..to`, written.
+    fn release(&mut self, from: u32, to: u32) {
+        let lo = self.rows.partition_point(|r| r.0 < from);
+        let hi = self.rows.partition_point(|r| r.0 < to);
+        for r in &mut self.rows[lo..hi] {
+            r.1 = String::new();
+            r.2 = Value::Kept(None);
+        }
+    }
 }
 
 /// One block of rows as a record batch of `schema`.
@@ -1019,7 +1059,7 @@ struct Written {
 }
 
 /// Writes a run's layer of a keyed table: the `new` blocks
-/// ([`blocks_of_rows`]) and, in each partition `merge` marks, the rows of
+/// ([`NewRows`]) and, in each partition `merge` marks, the rows of
 /// every layer that holds it live too: each key's newest value, deleted
 /// accounts and rows not seen since `since` left out (those partitions of
 /// the older layers are then dead). Streams partition by partition.
@@ -1030,7 +1070,7 @@ fn write_run_layer(
     kind: Keyed,
     partitions: u32,
     layers: &[Layer],
-    new: &[(u32, RecordBatch)],
+    new: &mut NewRows,
     merge: &[bool],
     since: Millis,
     sums: &mut BTreeMap<String, FileSum>,
@@ -1043,9 +1083,7 @@ fn write_run_layer(
         let blocks: Vec<Result<(Vec<RecordBatch>, u64), StoreError>> = group
             .par_iter()
             .map(|&p| {
-                let lo = new.partition_point(|(q, _)| *q < p);
-                let hi = new.partition_point(|(q, _)| *q <= p);
-                let new = new[lo..hi].iter().map(|(_, b)| b.clone());
+                let new = new.batches_of(p);
                 if !merge[p as usize] {
                     return Ok((new.collect(), 0));
                 }
@@ -1087,6 +1125,7 @@ fn write_run_layer(
                 w.push(p, &b)?;
             }
         }
+        new.release(group[0], group[group.len() - 1] + 1);
     }
     w.finish(sums)?;
     Ok(out)
@@ -1098,7 +1137,7 @@ fn write_run_layer(
 /// it, most layers and then most outweighed first, as many as
 /// [`MERGE_BUDGET`] times the run's bytes pay for (at least one).
 /// Deterministic: it depends on the layers' bytes only.
-fn partitions_to_merge(layers: &[Layer], new: &[(u32, RecordBatch)], rows: u64, partitions: u32) -> Vec<bool> {
+fn partitions_to_merge(layers: &[Layer], new: &NewRows, rows: u64, partitions: u32) -> Vec<bool> {
     let n = partitions as usize;
     let mut merge = vec![false; n];
     if layers.is_empty() || new.is_empty() {
@@ -1121,8 +1160,8 @@ fn partitions_to_merge(layers: &[Layer], new: &[(u32, RecordBatch)], rows: u64, 
     // The new rows' bytes, at the table's bytes a row.
     let total: u64 = base.iter().chain(&upper).sum();
     let mut new_rows = vec![0u64; n];
-    for (p, b) in new {
-        new_rows[*p as usize] += b.num_rows() as u64;
+    for (p, r) in &new.blocks {
+        new_rows[*p as usize] += r.len() as u64;
     }
     let per_row = total as f64 / rows.max(1) as f64;
     let added: Vec<u64> = new_rows.iter().map(|&r| (r as f64 * per_row) as u64).collect();
@@ -1424,7 +1463,7 @@ impl Store {
             let mut files = BTreeMap::new();
             let was = was.cloned().unwrap_or_default();
             let new_rows = rows.len() as u64;
-            let new = blocks_of_rows(kind, rows, partitions);
+            let mut new = NewRows::new(kind, rows, partitions);
             let merge = partitions_to_merge(layers, &new, was.rows, partitions);
             let merged = merge.iter().any(|&m| m);
             let mut out = Layers::default();
@@ -1454,7 +1493,8 @@ impl Store {
             let mut written = None;
             if !new.is_empty() || merged {
                 let name = format!("{}-{generation:06}", kind.name());
-                let w = write_run_layer(&gen_dir, &name, kind, partitions, layers, &new, &merge, since, &mut files)?;
+                let w =
+                    write_run_layer(&gen_dir, &name, kind, partitions, layers, &mut new, &merge, since, &mut files)?;
                 written = Some(w);
                 out.layers.push(name);
             }
@@ -1738,7 +1778,8 @@ mod tests {
                 (format!("k{i}"), Value::Account(Some(a)))
             })
             .collect();
-        let blocks = blocks_of_rows(Keyed::Accounts, rows, 8);
+        let new = NewRows::new(Keyed::Accounts, rows, 8);
+        let blocks: Vec<(u32, RecordBatch)> = (0..8).flat_map(|p| new.batches_of(p).map(move |b| (p, b))).collect();
         for (name, compression) in [("plain", None), ("zstd", Some(CompressionType::ZSTD))] {
             let path = dir.path().join(format!("{name}.arrow"));
             let mut w =
