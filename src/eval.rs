@@ -57,6 +57,19 @@
 //! account is included. Both are absent without positives (and ROC AUC
 //! without negatives).
 //!
+//! **Calibration.** Every alert read is one incident; it is a compromise
+//! when its account is compromised and it overlaps a widened window (it
+//! counts as a detection), and not one otherwise (a benign account's, or a
+//! compromised account's outside its windows). [`reliability`] bins the
+//! incidents by score into tenths of [0, 1] and gives, per bin, the mean
+//! score, the observed share of compromises and the count: a reliability
+//! diagram as a table. The expected calibration error (ECE) is the mean,
+//! weighted by count, of `|mean score - observed share|` over the bins.
+//! Scores fitted by `changeling fit` are calibrated (they read as that
+//! share); the shipped rules' scores are ordinal only, and their ECE says
+//! by how much they are not probabilities. Only written incidents (at the
+//! lowest tier or above) are alerts, so the diagram starts there.
+//!
 //! **Rules.** At one tier (by default the highest), for each rule: how many
 //! true-positive and how many false-positive accounts it hit, counting the
 //! hits of the account's counting alerts at that tier or higher.
@@ -391,8 +404,98 @@ pub struct Report {
     pub ranking: Ranking,
     /// Which rules hit the flagged accounts at one tier.
     pub rules: RuleTable,
+    /// Incident scores read as probabilities: the reliability diagram and
+    /// the expected calibration error.
+    pub calibration: Reliability,
     /// Things the reader should know (conflicting labels, ...).
     pub notes: Vec<String>,
+}
+
+/// How well scores read as probabilities: incidents binned by score (see
+/// the module doc, "Calibration").
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Reliability {
+    /// Incidents measured.
+    pub incidents: u64,
+    /// Of them, compromises.
+    pub compromises: u64,
+    /// The bins that hold incidents, lowest scores first.
+    pub bins: Vec<ReliabilityBin>,
+    /// Expected calibration error: the count-weighted mean of `|mean_score
+    /// - observed|` over the bins; absent without incidents.
+    pub ece: Option<f64>,
+}
+
+/// One bin of a reliability diagram.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Lowest score of the bin (included).
+    pub from: f64,
+    /// Highest score of the bin (excluded, but for the last bin).
+    pub to: f64,
+    /// Incidents in it.
+    pub count: u64,
+    /// Their mean score.
+    pub mean_score: f64,
+    /// The share of them that are compromises.
+    pub observed: f64,
+}
+
+/// How many equal-width bins [`reliability`] uses.
+pub const RELIABILITY_BINS: usize = 10;
+
+/// The reliability diagram of (score, compromise) pairs in
+/// [`RELIABILITY_BINS`] equal-width bins of [0, 1] (a score of 1 in the
+/// last), and its expected calibration error.
+pub fn reliability(outcomes: &[(f64, bool)]) -> Reliability {
+    let n = RELIABILITY_BINS;
+    let mut sums = vec![(0u64, 0.0f64, 0u64); n];
+    for &(score, hit) in outcomes {
+        let b = ((score.clamp(0.0, 1.0) * n as f64) as usize).min(n - 1);
+        sums[b].0 += 1;
+        sums[b].1 += score;
+        sums[b].2 += u64::from(hit);
+    }
+    let total = outcomes.len() as u64;
+    let mut ece = 0.0;
+    let mut bins = Vec::new();
+    for (b, &(count, sum, hits)) in sums.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let mean = sum / count as f64;
+        let observed = hits as f64 / count as f64;
+        ece += count as f64 / total as f64 * (mean - observed).abs();
+        bins.push(ReliabilityBin {
+            from: b as f64 / n as f64,
+            to: (b + 1) as f64 / n as f64,
+            count,
+            mean_score: round6(mean),
+            observed: round6(observed),
+        });
+    }
+    Reliability {
+        incidents: total,
+        compromises: outcomes.iter().filter(|o| o.1).count() as u64,
+        bins,
+        ece: (total > 0).then(|| round6(ece)),
+    }
+}
+
+/// Every alert as (score, whether it is a compromise: its account is
+/// compromised and it overlaps a window widened by `slack`), in file order.
+pub fn incident_outcomes(truth: &Truth, alerts: &AlertFile, slack: Millis) -> Vec<(f64, bool)> {
+    alerts
+        .alerts
+        .iter()
+        .map(|a| {
+            let hit = truth
+                .accounts
+                .get(&a.actor)
+                .is_some_and(|t| t.compromised && t.windows.iter().any(|w| w.overlaps(a.start, a.end, slack)));
+            (a.score, hit)
+        })
+        .collect()
 }
 
 /// The accounts evaluated.
@@ -672,6 +775,7 @@ pub fn evaluate(
         by_tier,
         ranking,
         rules,
+        calibration: reliability(&incident_outcomes(truth, alerts, settings.slack)),
         notes,
     })
 }

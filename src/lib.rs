@@ -28,6 +28,7 @@ pub mod eval;
 pub mod exceptions;
 pub mod explain;
 pub mod facts;
+pub mod fit;
 pub mod intern;
 pub mod output;
 pub mod plan;

@@ -519,6 +519,7 @@ fn run_broken(layers: &[LayerFiles], file: &std::path::Path, b: &Broken) -> Resu
         rules: vec![src],
         tests: Vec::new(),
         config_path: PathBuf::from(crate::rules::CONFIG_FILE),
+        overlay: None,
     });
     // The text as written: `--set` overrides are for the rules' cases.
     let (_, diags) = layers::stack(&stacked, &Overrides::default(), Diagnostics::default());

@@ -358,6 +358,8 @@ pub struct Summary {
     pub roc_auc: Option<f64>,
     /// PR AUC (average precision).
     pub pr_auc: Option<f64>,
+    /// Expected calibration error of the incident scores.
+    pub ece: Option<f64>,
 }
 
 fn round6(x: f64) -> f64 {
@@ -398,13 +400,14 @@ impl Summary {
             }),
             roc_auc: r.ranking.roc_auc,
             pr_auc: r.ranking.pr_auc,
+            ece: r.calibration.ece,
         }
     }
 
     /// The worst of each figure across `all` (which have the same tiers):
     /// the lowest precision, recall, style recall and AUCs; the most benign
     /// accounts flagged (count and share, each on its own) and false
-    /// positives per million account-days. Figures absent from every
+    /// positives per million account-days, and the highest ECE. Figures absent from every
     /// summary stay absent.
     pub fn worst(all: &[Summary]) -> Summary {
         let tiers = all.first().map(|s| s.tiers.clone()).unwrap_or_default();
@@ -430,6 +433,7 @@ impl Summary {
                 .reduce(|a, b| if b.recall < a.recall { b } else { a }),
             roc_auc: lowest(all.iter().map(|s| s.roc_auc)),
             pr_auc: lowest(all.iter().map(|s| s.pr_auc)),
+            ece: highest(all.iter().map(|s| s.ece)),
             tiers,
         }
     }
@@ -528,6 +532,7 @@ mod tests {
             worst_style: Some(StyleFigure { style: style.into(), recall: sr }),
             roc_auc: auc,
             pr_auc: auc,
+            ece: auc.map(|a| 1.0 - a),
         };
         let w = Summary::worst(&[s(0.9, 1, 0.02, "quiet", 0.5, Some(0.99)), s(0.7, 0, 0.03, "takeover", 0.6, None)]);
         assert_eq!(w.recall, [Some(0.7)]);
@@ -536,5 +541,6 @@ mod tests {
         assert_eq!(w.fp_per_million_account_days, Some(10.0));
         assert_eq!(w.worst_style, Some(StyleFigure { style: "quiet".into(), recall: 0.5 }));
         assert_eq!(w.roc_auc, Some(0.99));
+        assert_eq!(w.ece.map(|e| (e * 100.0).round()), Some(1.0), "the highest ECE present");
     }
 }

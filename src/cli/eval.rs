@@ -399,6 +399,8 @@ fn render(what: &str, data: &Path, r: &Report) -> String {
         &[vec!["ROC AUC".into(), num(k.roc_auc)], vec!["PR AUC".into(), num(k.pr_auc), "(average precision)".into()]],
     );
 
+    render_reliability(&mut out, &r.calibration);
+
     if let Some(tier) = &r.rules.tier {
         let _ = writeln!(out, "\nrules that hit accounts flagged at {tier}");
         let mut counts: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
@@ -430,6 +432,34 @@ fn render(what: &str, data: &Path, r: &Report) -> String {
     out
 }
 
+/// The reliability diagram as a table, and the ECE, appended to `out`.
+pub fn render_reliability(out: &mut String, c: &eval::Reliability) {
+    let _ = writeln!(
+        out,
+        "\nreliability of incident scores: {} incidents, {} of them compromises (in the window of a compromised account)",
+        c.incidents, c.compromises
+    );
+    if c.bins.is_empty() {
+        let _ = writeln!(out, "  (no incidents)");
+        return;
+    }
+    let mut rows = vec![["scores", "mean score", "observed share", "incidents"].map(String::from).to_vec()];
+    for b in &c.bins {
+        rows.push(vec![
+            format!("{:.1}-{:.1}", b.from, b.to),
+            format!("{:.3}", b.mean_score),
+            format!("{:.3}", b.observed),
+            b.count.to_string(),
+        ]);
+    }
+    table(out, &rows);
+    let _ = writeln!(
+        out,
+        "  expected calibration error (ECE) {}: the mean gap between score and observed share, weighted by incidents",
+        num(c.ece)
+    );
+}
+
 /// A count and its share of `of`, as `3 (1.2%)`.
 pub fn count_share(n: u64, share: Option<f64>) -> String {
     match share {
@@ -452,7 +482,13 @@ fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], w
     let mut header = vec!["dataset".to_string(), "accounts".into(), "compromised".into(), "benign".into()];
     header.extend(tiers.iter().map(|t| format!("recall {t}")));
     header.extend(tiers.iter().map(|t| format!("benign {t}")));
-    header.extend([format!("FP/M {top}"), format!("worst style {top}"), "ROC AUC".into(), "PR AUC".into()]);
+    header.extend([
+        format!("FP/M {top}"),
+        format!("worst style {top}"),
+        "ROC AUC".into(),
+        "PR AUC".into(),
+        "ECE".into(),
+    ]);
     let row = |name: String, counts: Option<&Report>, s: &Summary| -> Vec<String> {
         let count = |f: fn(&Report) -> u64| counts.map_or_else(|| "-".to_string(), |r| f(r).to_string());
         let mut row =
@@ -463,6 +499,7 @@ fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], w
         row.push(s.worst_style.as_ref().map_or_else(|| "-".into(), |w| format!("{} {:.3}", w.style, w.recall)));
         row.push(num(s.roc_auc));
         row.push(num(s.pr_auc));
+        row.push(num(s.ece));
         row
     };
     let mut rows = vec![header];
@@ -477,8 +514,9 @@ fn render_datasets(args: &EvalArgs, reports: &[Report], summaries: &[Summary], w
         "\nrecall, benign: recall and benign accounts flagged at each tier or higher\n\
          FP/M: benign accounts flagged at {top} per million benign account-days\n\
          worst style: the compromise style with the lowest recall at {top}\n\
+         ECE: expected calibration error of the incident scores (see the reliability table of one dataset)\n\
          worst: the worst of each column across the datasets, each column on its own: the lowest recall,\n\
-         \x20      style recall and AUCs; the most benign accounts flagged (count, share) and FP/M"
+         \x20      style recall and AUCs; the most benign accounts flagged (count, share), FP/M and ECE"
     );
     let mut first = true;
     for (i, r) in reports.iter().enumerate() {

@@ -5,6 +5,7 @@ mod check;
 mod diff;
 mod eval;
 mod explain;
+mod fit;
 mod progress;
 mod report;
 mod rules;
@@ -56,6 +57,9 @@ enum Command {
     /// labels, each dataset read once: a table of settings and its Pareto
     /// front.
     Sweep(sweep::SweepArgs),
+    /// Fit rule weights, family caps, calibrated scores and tier thresholds
+    /// to labelled datasets, with held-out figures; write a rules overlay.
+    Fit(fit::FitArgs),
     /// Run the rules' test cases (each rules directory's tests/) against
     /// the rule files.
     Test(test::TestArgs),
@@ -94,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => diff::run(args),
         Command::Report(args) => report::run(args),
         Command::Sweep(args) => sweep::run(args),
+        Command::Fit(args) => fit::run(args),
         Command::Test(args) => test::run(args),
         Command::Check { rules } => check::check(&rule_layers(&rules)?),
         Command::ExplainPlan { rules } => check::explain_plan(&rule_layers(&rules)?),

@@ -22,6 +22,9 @@
 //! [score.caps]          # caps of particular families (the others: family_cap)
 //! content = 0.5
 //! families = ["content", "exposure", "cleanup", "context", "automation", "lockstep"]
+//! # [score.calibration] # written by `changeling fit` (docs/rules.md, "Fitted weights and calibrated scores")
+//! # raw = [0.1, 0.5, 0.9]
+//! # calibrated = [0.01, 0.2, 0.97]
 //!
 //! [lists]
 //! navigation_surfaces = ["search", "profile", "notifications"]
@@ -78,6 +81,10 @@ pub struct ScoreModel {
     /// Caps of particular families (`[score.caps]`), by family name; the
     /// others have `family_cap`.
     pub caps: BTreeMap<String, f64>,
+    /// A monotone map from the combined score to the score written
+    /// (`[score.calibration]`, fitted by `changeling fit`); none: the
+    /// combined score is written as it is.
+    pub calibration: Option<Calibration>,
 }
 
 impl Default for ScoreModel {
@@ -87,7 +94,63 @@ impl Default for ScoreModel {
             family_cap: 0.8,
             families: FAMILIES.iter().map(|f| f.to_string()).collect(),
             caps: BTreeMap::new(),
+            calibration: None,
         }
+    }
+}
+
+/// A monotone calibration map (`[score.calibration]`): knots `(raw[i],
+/// calibrated[i])`, `raw` strictly increasing and `calibrated`
+/// non-decreasing, both in [0, 1]. A score between two knots is
+/// interpolated linearly; below the first knot it takes the first
+/// calibrated value, above the last the last one. `changeling fit` fits it
+/// by isotonic regression of "this incident is a compromise" on the
+/// combined score (`crate::fit`), so that a calibrated score reads as the
+/// share of such incidents that were compromises.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calibration {
+    /// Combined scores at the knots, strictly increasing.
+    pub raw: Vec<f64>,
+    /// Calibrated scores at the knots, non-decreasing.
+    pub calibrated: Vec<f64>,
+}
+
+impl Calibration {
+    /// A calibration from its knots; an error saying what is wrong when
+    /// they are not two lists of one length (at least one knot) with `raw`
+    /// strictly increasing, `calibrated` non-decreasing, all in [0, 1].
+    pub fn new(raw: Vec<f64>, calibrated: Vec<f64>) -> Result<Calibration, String> {
+        if raw.is_empty() || raw.len() != calibrated.len() {
+            return Err(format!(
+                "`raw` and `calibrated` must be lists of one length, at least 1 (they have {} and {})",
+                raw.len(),
+                calibrated.len()
+            ));
+        }
+        if let Some(x) = raw.iter().chain(&calibrated).find(|x| !(0.0..=1.0).contains(*x)) {
+            return Err(format!("every knot must be between 0 and 1, but one is {x}"));
+        }
+        if let Some(w) = raw.windows(2).find(|w| w[1] <= w[0]) {
+            return Err(format!("`raw` must be strictly increasing, but {} follows {}", w[1], w[0]));
+        }
+        if let Some(w) = calibrated.windows(2).find(|w| w[1] < w[0]) {
+            return Err(format!("`calibrated` must not decrease, but {} follows {}", w[1], w[0]));
+        }
+        Ok(Calibration { raw, calibrated })
+    }
+
+    /// The calibrated score of combined score `x`.
+    pub fn apply(&self, x: f64) -> f64 {
+        let (r, c) = (&self.raw, &self.calibrated);
+        let i = r.partition_point(|&k| k <= x);
+        if i == 0 {
+            return c[0];
+        }
+        if i == r.len() {
+            return c[r.len() - 1];
+        }
+        let t = (x - r[i - 1]) / (r[i] - r[i - 1]);
+        c[i - 1] + t * (c[i] - c[i - 1])
     }
 }
 
@@ -105,6 +168,19 @@ impl ScoreModel {
     /// The largest cap of any family.
     pub fn max_cap(&self) -> f64 {
         (0..self.families.len()).map(|f| self.cap(f)).fold(0.0, f64::max)
+    }
+
+    /// The score written for combined score `x`: `x` through the
+    /// calibration, when there is one.
+    pub fn calibrated(&self, x: f64) -> f64 {
+        self.calibration.as_ref().map_or(x, |c| c.apply(x))
+    }
+
+    /// The highest score one family alone can give: its cap, less the
+    /// step [`crate::score::incident::family_evidence`] keeps below it,
+    /// calibrated.
+    pub fn single_family_top(&self) -> f64 {
+        self.calibrated((self.max_cap() - 1e-4).max(0.0))
     }
 }
 
@@ -286,18 +362,52 @@ impl Config {
                     .help = help;
                 }
             }
+            if let Some(mut cal) = score.table(&mut ctx, "calibration", "[score.calibration]") {
+                let span = cal.span.clone();
+                let mut knots = |key: &'static str, ctx: &mut Ctx<'_>| -> Option<Vec<f64>> {
+                    let (items, span) = cal.array(ctx, key)?;
+                    let xs: Vec<f64> =
+                        items.iter().filter_map(|v| crate::rules::reader::as_number(v.get_ref())).collect();
+                    if xs.len() != items.len() {
+                        ctx.report(Code::WrongType, span, format!("`{key}` must be a list of numbers"));
+                        return None;
+                    }
+                    Some(xs)
+                };
+                let (raw, calibrated) = (knots("raw", &mut ctx), knots("calibrated", &mut ctx));
+                match (raw, calibrated) {
+                    (Some(raw), Some(calibrated)) => match Calibration::new(raw, calibrated) {
+                        Ok(c) => m.calibration = Some(c),
+                        Err(e) => {
+                            ctx.report(Code::BadValue, span, format!("[score.calibration]: {e}"));
+                        }
+                    },
+                    _ => {
+                        ctx.report(
+                            Code::MissingKey,
+                            span,
+                            "[score.calibration] needs `raw` and `calibrated`, two lists of numbers",
+                        );
+                    }
+                }
+                cal.finish(&mut ctx);
+            }
             cap_span = Some(cap.map_or_else(|| score.span.clone(), |c| c.span));
             score.finish(&mut ctx);
         }
         if let Some(top) = config.tiers.first()
-            && config.score.max_cap() > top.min_score
+            && config.score.single_family_top() >= top.min_score
         {
             ctx.report(
                 Code::SingleFamilyTops,
                 cap_span.unwrap_or(0..0),
                 format!(
-                    "a family cap ({}) is above the top tier `{}` (min_score {}): one kind of evidence alone can reach it",
+                    "a family cap ({}{}) is above the top tier `{}` (min_score {}): one kind of evidence alone can reach it",
                     config.score.max_cap(),
+                    match config.score.calibration {
+                        Some(_) => format!(", {:.4} calibrated", config.score.single_family_top()),
+                        None => String::new(),
+                    },
                     top.name,
                     top.min_score
                 ),

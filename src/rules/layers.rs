@@ -17,13 +17,35 @@
 //! error that says what to pass instead. Each layer's `tests/` directory
 //! holds test cases for its rules ([`crate::ruletest`]); loading leaves
 //! them out.
+//!
+//! **Overlays.** A layer may also be an overlay file: a TOML file with an
+//! `[overlay]` table of parameter paths and values, as `--set` takes them
+//! (docs/rules.md, "Parameter paths"), which `changeling fit` writes:
+//!
+//! ```toml
+//! [overlay]
+//! "likes/lockstep.hit.weight" = 0.7
+//! "score.caps.content" = 0.45
+//! "tier.high.min_score" = 0.93
+//! "score.calibration.raw" = [0.05, 0.4, 0.9]
+//! "score.calibration.calibrated" = [0.002, 0.1, 0.98]
+//! ```
+//!
+//! An overlay holds no rules: its settings are laid over the documents of
+//! the stacked rule layers, wherever it stands among them, in the order the
+//! overlays are given and before any `--set`; they are validated as
+//! `--set` overrides are ([`super::overrides`]), and their diagnostics
+//! point at the `--set` they amount to. Each value is written on one line.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::diag::{self, Code, Diagnostics, Source};
-use super::{CONFIG_FILE, Overrides, RuleSet, TESTS_DIR, embedded};
+use super::{Assignment, CONFIG_FILE, Overrides, RuleSet, TESTS_DIR, embedded};
+
+/// The table that makes a TOML file an overlay (see the module doc).
+pub const OVERLAY_TABLE: &str = "overlay";
 
 /// The environment variable naming rule layers when `--rules` is not
 /// given: paths separated as in `PATH` (`:` on Unix), `builtin` for the
@@ -122,6 +144,51 @@ pub struct LayerFiles {
     pub tests: Vec<Arc<Source>>,
     /// Where its `changeling.toml` is or would be (for `--set` notes).
     pub config_path: PathBuf,
+    /// When the layer is an overlay file: the file (it has no rules).
+    pub overlay: Option<Arc<Source>>,
+}
+
+/// Whether `src` is an overlay: a TOML document with an `[overlay]` table
+/// and no rule `id`.
+pub fn is_overlay(src: &Source) -> bool {
+    let (root, _) = toml::de::DeTable::parse_recoverable(&src.text);
+    let root = root.get_ref();
+    root.contains_key(OVERLAY_TABLE) && !root.contains_key("id")
+}
+
+/// The settings of an overlay file, as overrides in file order; problems
+/// (not a table, a value over several lines, a path `--set` would refuse)
+/// go in `diags` at the file's line and column.
+pub fn overlay_assignments(src: &Arc<Source>, diags: &mut Diagnostics) -> Vec<Assignment> {
+    let Some(root) = super::parse(src, diags) else { return Vec::new() };
+    let mut out = Vec::new();
+    for (key, value) in root.get_ref().iter() {
+        if key.get_ref() != OVERLAY_TABLE {
+            diags
+                .push(Code::UnknownKey, src, key.span(), format!("unknown key `{}` in an overlay", key.get_ref()))
+                .help
+                .push(format!("help: an overlay holds one table, [{OVERLAY_TABLE}], of parameter paths and values"));
+            continue;
+        }
+        let toml::de::DeValue::Table(table) = value.get_ref() else {
+            diags.push(Code::WrongType, src, value.span(), format!("`{OVERLAY_TABLE}` must be a table"));
+            continue;
+        };
+        for (path, v) in table.iter() {
+            let text = &src.text[v.span()];
+            if text.contains('\n') {
+                diags.push(Code::BadOverride, src, v.span(), "an overlay's value must be written on one line");
+                continue;
+            }
+            match Assignment::new(path.get_ref(), text) {
+                Ok(a) => out.push(a),
+                Err(e) => {
+                    diags.push(Code::BadOverride, src, path.span(), e);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Reads the files of one layer; unreadable ones are E014 in `diags`.
@@ -134,6 +201,7 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
                 rules: Vec::new(),
                 tests: Vec::new(),
                 config_path: embedded::display_path(CONFIG_FILE),
+                overlay: None,
             };
             for (path, text) in embedded::rule_files() {
                 let src = Source::new(embedded::display_path(path), text);
@@ -155,7 +223,15 @@ pub fn read(layer: &RuleLayer, diags: &mut Diagnostics) -> LayerFiles {
                 rules: Vec::new(),
                 tests: Vec::new(),
                 config_path: diag::display_path(&dir.join(CONFIG_FILE)),
+                overlay: None,
             };
+            if path.is_file()
+                && let Some(src) = super::read_source(path, diags)
+                && is_overlay(&src)
+            {
+                files.overlay = Some(src);
+                return files;
+            }
             match super::discover(path, diags) {
                 Ok((config, rules)) => {
                     files.config = config.and_then(|p| super::read_source(&p, diags));
@@ -192,11 +268,23 @@ pub(crate) fn declared_id(src: &Source) -> Option<String> {
     }
 }
 
-/// Stacks read layers into one rule set, with `overrides` laid over the
-/// documents: the last configuration, and every rule file except those
-/// whose id a later layer declares again. Diagnostics of reading go in
-/// `diags` first.
-pub fn stack(layers: &[LayerFiles], overrides: &Overrides, diags: Diagnostics) -> (Option<RuleSet>, Diagnostics) {
+/// Stacks read layers into one rule set, with the overlays' settings and
+/// then `overrides` laid over the documents: the last configuration, and
+/// every rule file except those whose id a later layer declares again.
+/// Diagnostics of reading go in `diags` first.
+pub fn stack(layers: &[LayerFiles], overrides: &Overrides, mut diags: Diagnostics) -> (Option<RuleSet>, Diagnostics) {
+    let mut all = Overrides::default();
+    for l in layers {
+        if let Some(src) = &l.overlay {
+            all.assignments.extend(overlay_assignments(src, &mut diags));
+        }
+    }
+    let overrides = if all.assignments.is_empty() {
+        overrides
+    } else {
+        all.assignments.extend(overrides.assignments.iter().cloned());
+        &all
+    };
     let config = layers.iter().rev().find_map(|l| l.config.clone());
     let config_path = layers
         .iter()

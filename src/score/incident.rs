@@ -21,6 +21,10 @@
 //! score     = 1 - prod_f (1 - family_f)                        (rounded to 4 decimals)
 //! ```
 //!
+//! With a `[score.calibration]` (fitted by `changeling fit`), the score is
+//! that combination mapped through it ([`ScoreModel::calibrated`]) before
+//! rounding; the families keep their own evidence.
+//!
 //! A hit *against* (weight `w_a`, strength `s_a`: an accidental tap)
 //! multiplies the evidence of the hits for on the target it undoes, made
 //! before it, by `1 - w_a * s_a`: it speaks against that like, not against
@@ -364,7 +368,7 @@ where
         keep_for *= 1.0 - e;
         families.push(FamilyEvidence { family: f, evidence: round4(e), hits: es.len() as u32 });
     }
-    (round4(1.0 - keep_for), families)
+    (round4(model.calibrated(1.0 - keep_for)), families)
 }
 
 /// One family's evidence from its hits' evidence `es` (reordered):
