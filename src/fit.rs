@@ -23,7 +23,7 @@
 //! 1. Weights and caps maximise the Bernoulli log-likelihood of "this
 //!    candidate is a compromise" under `p = sigmoid(a + b * logit(score))`
 //!    (a Platt link, refitted by Newton's method at every step), less an L2
-//!    pull ([`L2`]) toward the rules' own numbers, which keeps a rule with
+//!    pull ([`FitOptions::l2`]) toward the rules' own numbers, which keeps a rule with
 //!    little evidence where its author put it. The search is a bounded
 //!    coordinate (pattern) search: the score is rounded to four decimals,
 //!    so it has no useful gradient, and each move rescores only the
@@ -70,11 +70,9 @@ use crate::score::{Hit, RuleScore, Scorer, incident};
 use crate::time::Millis;
 use crate::tune::{Loaded, Summary};
 
-/// The L2 pull of weights and caps toward the rules' own, per unit of
-/// squared distance, against the mean log-loss per candidate. Chosen, not
-/// measured: a move of 0.1 costs 1e-4, about what one more compromise of
-/// two hundred ranked right gains.
-pub const L2: f64 = 0.01;
+/// The default L2 pull of weights and caps toward the rules' own
+/// ([`FitOptions::l2`]).
+pub const L2: f64 = 0.1;
 
 /// The lowest weight a fitted rule gets: a rule is kept alive, not
 /// switched off, by a fit.
@@ -95,6 +93,10 @@ pub struct FitOptions {
     pub targets: Vec<(String, f64)>,
     /// How far a compromise window is widened on each side.
     pub slack: Millis,
+    /// The pull of weights and caps toward the rules' own, per unit of
+    /// squared distance, against the mean log-loss per candidate (default
+    /// [`L2`]: a move of 0.1 costs 1e-4).
+    pub l2: f64,
 }
 
 impl Default for FitOptions {
@@ -104,6 +106,7 @@ impl Default for FitOptions {
             seed: 1,
             targets: vec![("high".into(), 0.95), ("medium".into(), 0.5), ("low".into(), 0.2)],
             slack: crate::time::HOUR,
+            l2: L2,
         }
     }
 }
@@ -467,8 +470,9 @@ fn fit_model(p: &Prepared, accounts: &[&Account], options: &FitOptions) -> (Mode
             m.weights[i] = v;
         }
     };
-    let penalty =
-        |m: &Model| -> f64 { coords.iter().map(|&c| (value(m, c) - value(&base, c)).powi(2)).sum::<f64>() * L2 };
+    let penalty = |m: &Model| -> f64 {
+        coords.iter().map(|&c| (value(m, c) - value(&base, c)).powi(2)).sum::<f64>() * options.l2
+    };
     let all: Vec<usize> = (0..n).collect();
     let mut scores = train.scores(&model, &all);
     let mut xs: Vec<f64> = scores.iter().map(|&s| logit(s)).collect();

@@ -51,6 +51,11 @@ pub struct FitArgs {
     /// Seed of the fold assignment.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Pull of the weights and caps toward the rules' own: the penalty per
+    /// unit of squared distance, against the mean log-loss per candidate
+    /// incident (0: none).
+    #[arg(long, default_value_t = fit::L2)]
+    l2: f64,
     /// How far a labelled compromise window is widened on each side.
     #[arg(long, default_value = "1h", value_parser = parse_slack)]
     slack: Millis,
@@ -107,7 +112,9 @@ fn targets(args: &FitArgs) -> anyhow::Result<Vec<(String, f64)>> {
 /// Runs the command.
 pub fn run(args: FitArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(args.folds >= 2, "--folds must be at least 2");
-    let options = FitOptions { folds: args.folds, seed: args.seed, targets: targets(&args)?, slack: args.slack };
+    anyhow::ensure!(args.l2 >= 0.0 && args.l2.is_finite(), "--l2 must be a number, 0 or more");
+    let options =
+        FitOptions { folds: args.folds, seed: args.seed, targets: targets(&args)?, slack: args.slack, l2: args.l2 };
     let layers = super::rule_layers(&args.rules)?;
     let Some(rules) = super::load_rules(&layers, args.quiet) else { return Ok(ExitCode::from(2)) };
     for (tier, _) in &options.targets {
@@ -243,10 +250,11 @@ fn header(args: &FitArgs, rules: &str, prepared: &Prepared, fitted: &Fitted) -> 
     );
     let _ = writeln!(
         h,
-        "{} folds by account, seed {}, slack {}; target precision {}.",
+        "{} folds by account, seed {}, slack {}, l2 {}; target precision {}.",
         args.folds,
         args.seed,
         changeling::time::compact_duration(args.slack),
+        args.l2,
         targets(args).unwrap_or_default().iter().map(|(t, p)| format!("{t}={p}")).collect::<Vec<_>>().join(",")
     );
     let _ = writeln!(h, "Scores are calibrated: a score reads as the share of such incidents that were compromises.");
