@@ -339,6 +339,7 @@ mod tests {
             title: None,
             severity: None,
             tags: vec![],
+            signals: vec![],
         }
     }
 

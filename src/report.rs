@@ -442,9 +442,15 @@ pub fn render(input: &Input<'_>) -> Result<String, ReportError> {
         let _ = writeln!(out, "<h2 id=\"campaigns\">Campaigns</h2>");
         let _ = writeln!(
             out,
-            "<p class=\"note\">Incidents of several accounts that share cross-account evidence (lockstep items).</p>"
+            "<p class=\"note\">Incidents of several accounts that share cross-account evidence: lockstep items, or \
+             a network or client new to each of them in one window. <em>Evidence</em> is the kinds of it their \
+             hits in this file show.</p>"
         );
-        let _ = write!(out, "<table><tr><th class=\"l\">campaign</th><th>accounts</th><th class=\"l\">span</th>");
+        let _ = write!(
+            out,
+            "<table><tr><th class=\"l\">campaign</th><th>accounts</th><th class=\"l\">evidence</th><th \
+             class=\"l\">span</th>"
+        );
         for t in tiers {
             let _ = write!(out, "<th>incidents {}</th>", esc(t));
         }
@@ -453,11 +459,17 @@ pub fn render(input: &Input<'_>) -> Result<String, ReportError> {
             let actors: BTreeSet<&str> = members.iter().map(|a| a.actor.as_str()).collect();
             let start = members.iter().map(|a| a.start).min().unwrap_or(0);
             let end = members.iter().map(|a| a.end).max().unwrap_or(0);
+            let evidence = crate::campaigns::evidence_of(members.iter().map(|a| {
+                (a.actor.as_str(), a.hits.iter().map(|h| (h.signals.as_slice(), h.target.as_deref(), h.why.as_str())))
+            }));
+            let evidence: Vec<&str> = evidence.iter().map(|e| e.name()).collect();
             let _ = write!(
                 out,
-                "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{} to {}</td>",
+                "<tr><td class=\"l\"><code>{}</code></td><td>{}</td><td class=\"l\">{}</td><td \
+                 class=\"l\">{} to {}</td>",
                 esc(id),
                 actors.len(),
+                esc(&evidence.join(", ")),
                 format_rfc3339(start),
                 format_rfc3339(end)
             );
@@ -660,6 +672,7 @@ mod tests {
                 title: Some("A title".into()),
                 severity: Some("high".into()),
                 tags: vec![],
+                signals: vec![],
             }],
         }
     }

@@ -445,6 +445,7 @@ pub fn read_csv(
                         title: None,
                         severity: None,
                         tags: Vec::new(),
+                        signals: Vec::new(),
                     });
                 }
             }
@@ -468,6 +469,7 @@ pub fn read_csv(
                     title: col("title").map(|i| cell(i).to_string()),
                     severity: col("severity").map(|i| cell(i).to_string()),
                     tags: list(col("tags")),
+                    signals: list(col("signals")),
                 };
                 // Two files joined without the second header would give each
                 // incident its hits twice.

@@ -118,6 +118,9 @@ pub struct ReadHit {
     pub severity: Option<String>,
     /// The rule's tags.
     pub tags: Vec<String>,
+    /// The kinds of the signals that fired (empty when the file does not
+    /// say).
+    pub signals: Vec<String>,
 }
 
 impl ReadHit {
@@ -216,6 +219,8 @@ struct RawHit {
     severity: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
+    #[serde(default)]
+    signals: Vec<String>,
 }
 
 /// Parses JSON Lines alerts from `reader`; `path` names them in errors.
@@ -263,6 +268,7 @@ pub fn parse_jsonl(path: &Path, reader: impl BufRead) -> Result<Vec<ReadAlert>, 
                 title: h.title,
                 severity: h.severity,
                 tags: h.tags,
+                signals: h.signals,
             });
         }
         let families = raw.families.0.into_iter().filter_map(|(k, v)| v.as_f64().map(|x| (k, x))).collect();
@@ -479,11 +485,15 @@ fn read_batch(
             None => vec![None; h.len()],
         };
         let tags = field(h, "tags").map(|a| list(a).map_err(&bad)).transpose()?;
+        let signals = field(h, "signals").map(|a| list(a).map_err(&bad)).transpose()?;
         for j in 0..h.len() {
-            let tags = match tags {
-                Some(t) if !t.is_null(j) => texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect(),
-                _ => Vec::new(),
+            let strings = |l: Option<&ListArray>| -> Result<Vec<String>, ReadError> {
+                match l {
+                    Some(t) if !t.is_null(j) => Ok(texts(&t.value(j)).map_err(&bad)?.into_iter().flatten().collect()),
+                    _ => Ok(Vec::new()),
+                }
             };
+            let (tags, signals) = (strings(tags)?, strings(signals)?);
             alert.hits.push(ReadHit {
                 rule: need(rule[j].clone(), "hits.rule")?,
                 ts: ts[j].unwrap_or(alert.start),
@@ -495,6 +505,7 @@ fn read_batch(
                 title: title[j].clone(),
                 severity: severity[j].clone(),
                 tags,
+                signals,
             });
         }
         check(&alert).map_err(at)?;

@@ -121,14 +121,15 @@ pub fn run(args: ExplainArgs) -> anyhow::Result<ExitCode> {
                 actors.push(m.clone());
             }
         }
+        let items = if c.items.is_empty() { String::new() } else { format!("items {}, ", c.items.join(", ")) };
         campaign_line = Some(format!(
-            "campaign {}: {} accounts ({}), items {}, {} .. {}",
+            "campaign {}: {} accounts ({}), {items}{} .. {}; evidence {}",
             c.id,
             c.members.len(),
             c.members.join(", "),
-            c.items.join(", "),
             changeling::time::format_rfc3339(c.span.0),
-            changeling::time::format_rfc3339(c.span.1)
+            changeling::time::format_rfc3339(c.span.1),
+            c.evidence_text()
         ));
     }
     // Every account is checked before anything is printed.

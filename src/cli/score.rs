@@ -90,8 +90,9 @@ pub struct ScoreArgs {
     /// Default: $CHANGELING_EXCEPTIONS (a list like PATH), else none.
     #[arg(long, value_name = "FILE")]
     exceptions: Vec<PathBuf>,
-    /// Group the incidents of several accounts that share lockstep items
-    /// into campaigns: each member's alert gets the campaign's id
+    /// Group the incidents of several accounts that share lockstep items,
+    /// or a network or client new to each of them within one window (the
+    /// rules' `[incident] gap`), into campaigns: each member's alert gets the campaign's id
     /// (`campaign`) and the summary lists them. Needs every incident in
     /// memory at once (a run whose incidents are spilled does not group).
     #[arg(long, conflicts_with = "state")]
@@ -911,18 +912,23 @@ impl Summary<'_> {
         if let Some(cs) = self.campaigns
             && !cs.is_empty()
         {
-            writeln!(e, "  campaigns  {} (incidents of several accounts sharing lockstep items):", cs.len())?;
+            writeln!(
+                e,
+                "  campaigns  {} (incidents of several accounts sharing lockstep items, or a new network or client in one window):",
+                cs.len()
+            )?;
             for c in cs {
                 let tiers: Vec<String> =
                     c.tiers.iter().filter(|(_, n)| *n > 0).map(|(t, n)| format!("{t} {n}")).collect();
                 let line = format!(
-                    "    {}  {} accounts, {} items, {} .. {}; incidents {}",
+                    "    {}  {} accounts, {} items, {} .. {}; incidents {}; evidence {}",
                     c.id,
                     c.members.len(),
                     c.items.len(),
                     changeling::time::format_rfc3339(c.span.0),
                     changeling::time::format_rfc3339(c.span.1),
-                    tiers.join(", ")
+                    tiers.join(", "),
+                    c.evidence_text()
                 );
                 writeln!(e, "{}", changeling::terminal::for_terminal(&line))?;
             }

@@ -269,6 +269,74 @@ impl Signal for NewContext {
     }
 }
 
+/// The value of `field` that the words of a `new_context` hit say was new
+/// to the account, read back from the hit's `why` (the event's words, then
+/// each fired signal's, `; ` between them): `Some("AS64500")` from
+/// `... asn 'AS64500' first seen 3 min ago (...), new after 40 events with
+/// 2 other asns`. For grouping incidents into campaigns
+/// ([`crate::campaigns`]), which see a run's hits but not its events.
+///
+/// It reads the words [`NewContext`]'s `eval` writes, and only those: the
+/// segment starts the signals' words (after `: ` or `; `), the value is
+/// quoted, and what follows it must be one of the two tails `eval` writes,
+/// whole, up to the end or the next `; `. A value holding a quote is read
+/// whole when the rest of it is not such a tail. When the words say it
+/// twice (a target or author in the event's words can be any text), the
+/// last one is taken: a signal's words come after the event's.
+pub fn new_value<'w>(why: &'w str, field: &str) -> Option<&'w str> {
+    let mut found = None;
+    let mut from = 0;
+    while let Some(at) = why[from..].find(field).map(|p| p + from) {
+        from = at + 1;
+        let before = &why[..at];
+        if !(before.ends_with(": ") || before.ends_with("; ")) {
+            continue;
+        }
+        let Some(rest) = why[at + field.len()..].strip_prefix(" '") else { continue };
+        if let Some(value) = value_before_tail(rest) {
+            found = Some(value);
+        }
+    }
+    found
+}
+
+/// The quoted value at the start of `rest` (the opening quote gone): up to
+/// the first quote followed by a whole tail as `eval` writes it.
+fn value_before_tail(rest: &str) -> Option<&str> {
+    rest.match_indices('\'').map(|(q, _)| q).find(|&q| is_tail(&rest[q + 1..])).map(|q| &rest[..q])
+}
+
+/// Whether `s` starts with one of the tails `eval` writes after a value,
+/// ending the words or followed by `; `:
+/// ` never seen in N events of this account (it used N other[s])` or
+/// ` first seen D ago (TIME), new after N events with N other NOUN`.
+fn is_tail(s: &str) -> bool {
+    fn number(s: &str) -> Option<&str> {
+        let digits = s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0).then(|| &s[digits..])
+    }
+    fn ends(s: &str) -> bool {
+        s.is_empty() || s.starts_with("; ")
+    }
+    if let Some(s) = s.strip_prefix(" never seen in ") {
+        let Some(s) = number(s).and_then(|s| s.strip_prefix(" events of this account (it used ")) else {
+            return false;
+        };
+        let Some(s) = number(s).and_then(|s| s.strip_prefix(" other")) else { return false };
+        return ends(s.strip_prefix("s)").or_else(|| s.strip_prefix(')')).unwrap_or("x"));
+    }
+    let Some(s) = s.strip_prefix(" first seen ") else { return false };
+    // The duration and time hold no `)`; the time is RFC 3339.
+    let Some((_, s)) = s.split_once(" ago (") else { return false };
+    let Some((time, s)) = s.split_once("), new after ") else { return false };
+    if crate::time::parse_rfc3339(time).is_none() {
+        return false;
+    }
+    let Some(s) = number(s).and_then(|s| s.strip_prefix(" events with ")) else { return false };
+    let Some(s) = number(s).and_then(|s| s.strip_prefix(" other ")) else { return false };
+    ends(s.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_' || c == '-'))
+}
+
 /// A context field's name as a noun for `n` of them: one country, two
 /// countries, two devices.
 fn noun(field: &str, n: usize) -> String {
@@ -284,7 +352,40 @@ fn noun(field: &str, n: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::noun;
+    use super::{new_value, noun};
+
+    #[test]
+    fn the_new_value_is_read_back_from_the_words() {
+        let never = "liked t1 by u2: asn 'AS64500' never seen in 40 events of this account (it used 2 others)";
+        assert_eq!(new_value(never, "asn"), Some("AS64500"));
+        let one = "followed u9: device 'd1' never seen in 12 events of this account (it used 1 other)";
+        assert_eq!(new_value(one, "device"), Some("d1"));
+        let first = "followed u9: rate 40/h; client 'automation-kit' first seen 3 min 05 s ago \
+                     (2024-01-02T03:04:05Z), new after 7 events with 1 other client";
+        assert_eq!(new_value(first, "client"), Some("automation-kit"));
+        // Two fields, then another signal's words.
+        let two = "liked t1 by u2: device 'd 9' first seen 1 h ago (2024-01-02T03:04:05Z), new after 10 \
+                   events with 2 other devices; country 'FR' never seen in 10 events of this account (it \
+                   used 1 other); after login at 2024-01-02T03:00:00Z (within 2h)";
+        assert_eq!(new_value(two, "device"), Some("d 9"));
+        assert_eq!(new_value(two, "country"), Some("FR"));
+        assert_eq!(new_value(two, "asn"), None);
+        // A quote inside the value.
+        let quoted = "liked t1 by u2: client 'o'brien' never seen in 10 events of this account (it used 1 other)";
+        assert_eq!(new_value(quoted, "client"), Some("o'brien"));
+        // The event's words (a target is any text) say it too: the
+        // signal's words, after them, are taken.
+        let forged = "liked x: asn 'AS1' never seen in 9 events of this account (it used 1 other) by u2: asn \
+                      'AS2' never seen in 40 events of this account (it used 2 others)";
+        assert_eq!(new_value(forged, "asn"), Some("AS2"));
+        // Not a tail as eval writes it; not a field of the words.
+        assert_eq!(new_value("liked t1: asn 'AS1' is new", "asn"), None);
+        assert_eq!(
+            new_value("liked t1: basn 'AS1' never seen in 9 events of this account (it used 1 other)", "asn"),
+            None
+        );
+        assert_eq!(new_value("liked t1: matched the rule's selection", "asn"), None);
+    }
 
     #[test]
     fn field_names_are_nouns_in_the_why() {
