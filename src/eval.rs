@@ -1411,4 +1411,22 @@ mod tests {
         assert_eq!(l.false_negatives[0].tier.as_deref(), Some("medium"));
         assert_eq!(l.false_negatives[0].style.as_deref(), Some("takeover"));
     }
+
+    #[test]
+    fn reliability_bins_scores_and_weighs_the_gaps() {
+        // 0.05 x4 (none a compromise), 0.95 x4 (three), 1.0 x1 (one): the
+        // last two share the top bin.
+        let mut o = vec![(0.05, false); 4];
+        o.extend([(0.95, true), (0.95, true), (0.95, true), (0.95, false), (1.0, true)]);
+        let r = reliability(&o);
+        assert_eq!(r.incidents, 9);
+        assert_eq!(r.compromises, 4);
+        assert_eq!(r.bins.len(), 2);
+        assert_eq!((r.bins[0].count, r.bins[0].mean_score, r.bins[0].observed), (4, 0.05, 0.0));
+        assert_eq!((r.bins[1].from, r.bins[1].to, r.bins[1].count), (0.9, 1.0, 5));
+        assert_eq!(r.bins[1].mean_score, 0.96);
+        // ECE = 4/9 * 0.05 + 5/9 * |0.96 - 0.8|.
+        assert_eq!(r.ece, Some(round6(4.0 / 9.0 * 0.05 + 5.0 / 9.0 * 0.16)));
+        assert_eq!(reliability(&[]).ece, None);
+    }
 }

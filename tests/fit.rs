@@ -111,10 +111,22 @@ fn the_overlay_applies_and_scores_as_the_fit_said() {
     let recall: Vec<&Value> = with["by_tier"].as_array().unwrap().iter().map(|t| &t["recall"]).collect();
     assert_eq!(recall, train["recall"].as_array().unwrap().iter().collect::<Vec<_>>());
 
-    // And `score` writes the calibrated scores: every alert's score is
-    // within the calibration's range.
+    // And `score` applies the overlay's tiers to the calibrated scores it
+    // writes.
+    let high: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("\"tier.high.min_score\" = "))
+        .expect("the overlay sets the high tier")
+        .parse()
+        .unwrap();
     let alerts = ok(&["score", "--data", pop_s, "--rules", "builtin", "--rules", overlay_s, "-o", "-", "--quiet"]);
-    assert!(!alerts.stdout.is_empty());
+    let alerts: Vec<Value> =
+        String::from_utf8(alerts.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(alerts.iter().any(|a| a["tier"] == "high"));
+    for a in &alerts {
+        let score = a["score"].as_f64().unwrap();
+        assert_eq!(a["tier"] == "high", score >= high, "{a}");
+    }
 }
 
 #[test]

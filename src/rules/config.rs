@@ -447,3 +447,38 @@ impl Config {
         config
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(config: &str) -> (Option<Config>, Vec<String>) {
+        let (set, diags) = crate::rules::load_texts(config, &[]);
+        (set.map(|s| s.config), diags.sorted().iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn a_calibration_is_read_and_maps_the_score() {
+        let (config, diags) =
+            load("[score]\nfamily_cap = 0.5\n[score.calibration]\nraw = [0.2, 0.6]\ncalibrated = [0.1, 0.5]\n");
+        let model = config.unwrap_or_else(|| panic!("{diags:?}")).score;
+        assert_eq!(model.calibrated(0.1), 0.1);
+        assert!((model.calibrated(0.4) - 0.3).abs() < 1e-12);
+        assert_eq!(model.calibrated(0.9), 0.5);
+        // One family alone: its cap less a step, calibrated.
+        assert!((model.single_family_top() - model.calibrated(0.4999)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_bad_calibration_is_an_error_and_one_that_lifts_a_family_to_the_top_a_warning() {
+        let (config, diags) = load("[score.calibration]\nraw = [0.6, 0.2]\ncalibrated = [0.1, 0.5]\n");
+        assert!(config.is_none());
+        assert!(diags.iter().any(|d| d.contains("E006") && d.contains("strictly increasing")), "{diags:?}");
+        let (config, diags) = load("[score.calibration]\nraw = [0.2]\n");
+        assert!(config.is_none() && diags.iter().any(|d| d.contains("needs `raw` and `calibrated`")), "{diags:?}");
+        // Caps of 0.8 under a map that lifts 0.8 to 0.9: one family reaches `high`.
+        let (config, diags) = load("[score.calibration]\nraw = [0.0, 0.7]\ncalibrated = [0.0, 0.9]\n");
+        assert!(config.is_some());
+        assert!(diags.iter().any(|d| d.contains("W103") && d.contains("calibrated")), "{diags:?}");
+    }
+}
