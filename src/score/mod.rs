@@ -39,7 +39,7 @@ pub use incident::{FamilyEvidence, Incident, RuleScore, Status};
 use verdict::{Record, Said};
 
 /// The version of what [`Scorer::resume_account`] carries.
-const CARRY_VERSION: u8 = 3;
+const CARRY_VERSION: u8 = 4;
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]

@@ -1022,8 +1022,15 @@ impl Signal for OffPattern {
         let oldest = now.div_euclid(t.bucket) - t.buckets;
         let kept: Vec<&Bucket> = s.buckets.iter().filter(|b| b.at >= oldest).collect();
         w.count(kept.len());
+        // Each bucket's number after the first as its distance from the
+        // one before (buckets are kept in order): a byte, not three.
+        let mut before = None;
         for b in kept {
-            w.i64(b.at);
+            match before {
+                None => w.i64(b.at),
+                Some(p) => w.u64((b.at - p) as u64),
+            }
+            before = Some(b.at);
             let mut values = b.values.clone();
             values.sort_by_cached_key(|x| (x.0, w.text_of(x.1)));
             w.count(values.len());
@@ -1051,8 +1058,20 @@ impl Signal for OffPattern {
         let feature = |k: u8| -> Result<u8, CodecError> {
             if (k as usize) < features { Ok(k) } else { Err(CodecError(format!("feature {k} of {features}"))) }
         };
+        let mut before: Option<i64> = None;
         for _ in 0..r.count()? {
-            let mut b = Bucket { at: r.i64()?, ..Bucket::default() };
+            // Version 4 on: each bucket after the first as its distance
+            // from the one before.
+            let at = match before {
+                Some(p) if r.carry_version() >= 4 => {
+                    let d = r.u64()?;
+                    i64::try_from(d).ok().filter(|&d| d > 0).and_then(|d| p.checked_add(d))
+                }
+                _ => Some(r.i64()?),
+            };
+            let at = at.ok_or_else(|| CodecError("a baseline bucket out of order".into()))?;
+            before = Some(at);
+            let mut b = Bucket { at, ..Bucket::default() };
             for _ in 0..r.count()? {
                 b.values.push((feature(r.u8()?)?, r.sym()?, r.u32()?));
             }
@@ -1137,6 +1156,75 @@ pub(crate) mod tests {
             assert_eq!((read.from, read.to, read.values.len()), (5, 9, 0), "version {version}");
             assert_eq!(r.u8().unwrap(), 0xaa, "version {version}: what follows the watch");
         }
+    }
+
+    /// A baseline's buckets read back as saved: version 4 writes each
+    /// bucket after the first as its distance from the one before; the
+    /// numbers version 3 wrote whole still read; a distance of zero (two
+    /// buckets of one day) is an error, not a baseline out of order.
+    #[test]
+    fn buckets_read_back_in_both_versions() {
+        let mut strings = Interner::new();
+        let label = strings.intern("music");
+        let t = Tracker {
+            features: vec![Feature::Labels],
+            history: Vec::new(),
+            priors: Vec::new(),
+            window: 180 * DAY,
+            min_history: 3,
+            max_probability: 0.05,
+            smoothing: 5.0,
+            burst_window: 0,
+            novelty_prior: None,
+            novelty_smoothing: 20.0,
+            return_window: 0,
+            bucket: DAY,
+            buckets: 180,
+        };
+        let data = Dataset::from_jsonl(&[(TableKind::Events, "")], false).unwrap();
+        let days = [19_800i64, 19_801, 19_870];
+        let bucket = |at: i64| Bucket { at, values: vec![(0, label, 2)], known: vec![2], judged: 1, novel: 0 };
+        let mut saved = OffPattern::new_state(&t);
+        saved.buckets = days.iter().map(|&d| bucket(d)).collect();
+        let now = 19_871 * DAY;
+        // What version 3 wrote: every bucket's number whole.
+        let v3 = |w: &mut Enc<'_>, days: &[i64]| {
+            w.count(days.len());
+            for &d in days {
+                w.i64(d);
+                w.count(1);
+                w.u8(0);
+                w.sym(label);
+                w.u64(2);
+                w.u64(2);
+                w.u64(1);
+                w.u64(0);
+            }
+            w.count(0);
+        };
+        let read = |version: u8, write: &dyn Fn(&mut Enc<'_>)| {
+            let mut w = Enc::new(&strings);
+            write(&mut w);
+            let payload = w.finish();
+            // The payload's one string is the label.
+            let (_, body) = crate::state::codec::unpack(&payload).unwrap();
+            let mut r = Dec::with_syms(&body, vec![label]);
+            r.set_carry_version(version);
+            let mut s = OffPattern::new_state(&t);
+            OffPattern::load(&t, &mut s, &mut r, &data).map(|()| (s, body.len()))
+        };
+        let (v4, v4_len) = read(4, &|w| OffPattern::save(&t, &saved, now, w)).unwrap();
+        let (old, v3_len) = read(3, &|w| v3(w, &days)).unwrap();
+        for s in [&v4, &old] {
+            assert_eq!(s.buckets.iter().map(|b| b.at).collect::<Vec<_>>(), days);
+            assert_eq!(s.counts[0].0.get(&label), Some(&6));
+            assert_eq!(s.judged, 3);
+        }
+        assert!(v4_len + 4 <= v3_len, "two distances of a byte each, not numbers of three: {v4_len} vs {v3_len}");
+        let mut twice = OffPattern::new_state(&t);
+        twice.buckets = [bucket(19_800), bucket(19_800)].into_iter().collect();
+        let err = read(4, &|w| OffPattern::save(&t, &twice, now, w)).unwrap_err();
+        assert!(err.0.contains("out of order"), "{err}");
     }
 
     /// The numbers of a real alert's off_pattern verdict.
