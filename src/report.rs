@@ -7,8 +7,10 @@
 //! histogram, incidents per day, and the top accounts with their incidents
 //! and hits (folded with `<details>`). With ground truth (a dataset with a
 //! `labels` table) it adds precision and recall per tier, the ROC and
-//! precision-recall curves, and per rule the true- and false-positive
-//! accounts at each tier, measured as `changeling eval` measures them.
+//! precision-recall curves, the reliability table of incident scores with
+//! its expected calibration error, and per rule the true- and
+//! false-positive accounts at each tier, measured as `changeling eval`
+//! measures them.
 //!
 //! The same alerts give the same bytes: nothing depends on the time of
 //! writing or on hash order.
@@ -606,6 +608,27 @@ fn labelled(out: &mut String, input: &Input<'_>, l: &Labels<'_>) -> Result<(), R
         );
     }
     let _ = writeln!(out, "</div>");
+    // Scores read as probabilities: the reliability table and ECE.
+    let c = &report.calibration;
+    let _ = writeln!(out, "<h3 id=\"reliability\">Reliability of incident scores</h3>");
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">Incidents by score: each bin's mean score against the share of its incidents that are compromises (in the window of a compromised account); {} incidents, expected calibration error (ECE) {}. Scores fitted by <code>changeling fit</code> are calibrated; the shipped rules' are ordinal.</p>",
+        c.incidents,
+        ratio(c.ece)
+    );
+    let _ = writeln!(
+        out,
+        "<table><tr><th class=\"l\">scores</th><th>mean score</th><th>observed share</th><th>incidents</th></tr>"
+    );
+    for b in &c.bins {
+        let _ = writeln!(
+            out,
+            "<tr><td class=\"l\">{:.1}-{:.1}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td></tr>",
+            b.from, b.to, b.mean_score, b.observed, b.count
+        );
+    }
+    let _ = writeln!(out, "</table>");
     // Per rule, TP and FP accounts at each tier.
     let mut per_rule: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
     for (t, name) in tiers.iter().enumerate() {
@@ -745,5 +768,28 @@ mod tests {
         assert_eq!(page.matches("<svg").count(), 4, "histogram, time, ROC, PR");
         assert!(page.contains("id=\"roc-curve\"") && page.contains("id=\"pr-curve\""));
         assert!(page.contains("labelled compromised"));
+    }
+
+    #[test]
+    fn labels_add_a_reliability_table() {
+        // a: compromised, alert 0.9; b: benign, alert 0.45: two bins, ECE
+        // (0.1 + 0.45) / 2.
+        let alerts = vec![alert("a", 18000, 0.9, "high"), alert("b", 18001, 0.45, "low")];
+        let mut truth = Truth::default();
+        truth.add("a", true, eval::Window::default(), None);
+        let days: BTreeMap<String, u64> = [("a", 3), ("b", 4)].iter().map(|(a, d)| (a.to_string(), *d)).collect();
+        let input = Input {
+            alerts_name: "alerts.jsonl".into(),
+            alerts: &alerts,
+            tiers: vec!["high".into(), "medium".into(), "low".into()],
+            tier_source: TierSource::Rules,
+            labels: Some(Labels { dataset: "d".into(), truth: &truth, days: &days, slack: 0 }),
+            top: 10,
+        };
+        let page = render(&input).unwrap();
+        assert!(page.contains("id=\"reliability\""));
+        assert!(page.contains("expected calibration error (ECE) 0.275"), "{page}");
+        assert!(page.contains("<td class=\"l\">0.4-0.5</td><td>0.450</td><td>0.000</td><td>1</td>"));
+        assert!(page.contains("<td class=\"l\">0.9-1.0</td><td>0.900</td><td>1.000</td><td>1</td>"));
     }
 }
