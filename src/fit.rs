@@ -709,16 +709,20 @@ pub struct Fitted {
 /// model, each scored with it, as `changeling score` would write them with
 /// that model's overlay (incidents below the lowest tier left out).
 fn alerts<'m>(p: &Prepared, d: usize, model_of: impl Fn(&Account) -> Option<&'m Model>) -> AlertFile {
-    let mut applied: Vec<(*const Model, Vec<RuleScore>, Config)> = Vec::new();
+    // Each model applied once, found again by identity.
+    let mut applied: Vec<(&Model, Vec<RuleScore>, Config)> = Vec::new();
     let mut out = Vec::new();
     for a in p.accounts.iter().filter(|a| a.dataset == d) {
         let Some(model) = model_of(a) else { continue };
-        let key = model as *const Model;
-        if !applied.iter().any(|x| x.0 == key) {
-            let (rules, config) = model.apply(p);
-            applied.push((key, rules, config));
-        }
-        let (_, rules, config) = applied.iter().find(|x| x.0 == key).expect("just added");
+        let at = match applied.iter().position(|x| std::ptr::eq(x.0, model)) {
+            Some(i) => i,
+            None => {
+                let (rules, config) = model.apply(p);
+                applied.push((model, rules, config));
+                applied.len() - 1
+            }
+        };
+        let (_, rules, config) = &applied[at];
         for c in &a.candidates {
             let (score, _) = incident::score(&c.hits, rules, &config.score);
             let Some(tier) = config.tier_of(score) else { continue };
