@@ -39,7 +39,7 @@ pub use incident::{FamilyEvidence, Incident, RuleScore, Status};
 use verdict::{Record, Said};
 
 /// The version of what [`Scorer::resume_account`] carries.
-const CARRY_VERSION: u8 = 4;
+const CARRY_VERSION: u8 = 5;
 
 /// One rule firing on one event.
 #[derive(Clone, Debug, PartialEq)]
@@ -467,7 +467,7 @@ impl<'a> Scorer<'a> {
             w.time(r.ts);
             w.sym(r.action);
             w.opt_sym(r.target);
-            w.text(&r.head);
+            r.head.save(w);
             w.count(r.said.len());
             for said in &r.said {
                 w.outcome(&said.outcome);
@@ -500,7 +500,7 @@ impl<'a> Scorer<'a> {
             let event = r.u32()?;
             let id = r.text()?;
             let (ts, action, target) = (r.time()?, r.sym()?, r.opt_sym()?);
-            let head = r.text()?.to_string();
+            let head = verdict::Head::load(r)?;
             let mut said = Vec::new();
             for _ in 0..r.count()? {
                 let outcome = r.outcome()?;
@@ -618,7 +618,7 @@ impl<'a> Scorer<'a> {
             ts: e.ts,
             action: e.action,
             target: e.target(),
-            head: describe_event(e),
+            head: event_head(e),
             said: said.clone(),
         })
     }
@@ -694,26 +694,13 @@ pub(crate) fn verb(action: &str) -> String {
     }
 }
 
-/// "liked t-905 by acct-77 (labels: adult)".
-fn describe_event(e: &Ev<'_>) -> String {
-    let mut s = verb(e.text(e.action));
-    if let Some(t) = e.target() {
-        s.push(' ');
-        s.push_str(e.text(t));
-        if let Some(r) = e.item_row() {
-            if let Some(a) = e.author() {
-                s.push_str(" by ");
-                s.push_str(e.text(a));
-            }
-            let labels = e.data.items.labels(r);
-            if !labels.is_empty() {
-                let names: Vec<&str> = labels.iter().map(|&l| e.text(l)).collect();
-                s.push_str(&format!(" (labels: {})", names.join(", ")));
-            }
-        } else if let Some(a) = e.author() {
-            s.push_str(" by ");
-            s.push_str(e.text(a));
-        }
+/// The parts of `e`'s words ([`verdict::Head::words`] makes them: "liked
+/// t-905 by acct-77 (labels: adult)"): its target's author, and its
+/// labels when the target is a listed item.
+fn event_head(e: &Ev<'_>) -> verdict::Head {
+    if e.target().is_none() {
+        return verdict::Head::Parts { author: None, labels: Vec::new() };
     }
-    s
+    let labels = e.item_row().map(|r| e.data.items.labels(r).to_vec()).unwrap_or_default();
+    verdict::Head::Parts { author: e.author(), labels }
 }

@@ -21,6 +21,7 @@ use crate::intern::{Interner, Sym};
 use crate::plan::PlannedRule;
 use crate::rules::When;
 use crate::signals::{Cause, EarlierHit, Judge, Later, Outcome, Tracker, Why};
+use crate::state::codec::{CodecError, Dec, Enc};
 use crate::time::Millis;
 
 /// What one signal of a rule says about an event, and how it may still
@@ -46,10 +47,84 @@ pub struct Record {
     pub action: Sym,
     /// The event's target, if any.
     pub target: Option<Sym>,
-    /// The event in words ("liked t-905 by acct-77 (labels: adult)").
-    pub head: String,
+    /// The event in words ("liked t-905 by acct-77 (labels: adult)"), as
+    /// [`Head`] keeps them.
+    pub head: Head,
     /// What each of the rule's signals says, in the rule's order.
     pub said: Vec<Said>,
+}
+
+/// An event's words as a verdict keeps them: the parts they are made of
+/// besides the event's action and target (the target's author, and its
+/// labels when the target is a listed item), or, read from a state written
+/// before version 5, the words themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Head {
+    /// The words, as kept by a state of version 1 to 4.
+    Text(String),
+    /// The target's author and labels.
+    Parts { author: Option<Sym>, labels: Vec<Sym> },
+}
+
+impl Head {
+    /// The words of an event with `action` and `target`: "liked t-905 by
+    /// acct-77 (labels: adult)".
+    pub fn words(&self, action: Sym, target: Option<Sym>, strings: &Interner) -> String {
+        let (author, labels) = match self {
+            Head::Text(text) => return text.clone(),
+            Head::Parts { author, labels } => (author, labels),
+        };
+        let mut s = super::verb(strings.resolve(action));
+        if let Some(t) = target {
+            s.push(' ');
+            s.push_str(strings.resolve(t));
+            if let Some(a) = author {
+                s.push_str(" by ");
+                s.push_str(strings.resolve(*a));
+            }
+            if !labels.is_empty() {
+                let names: Vec<&str> = labels.iter().map(|&l| strings.resolve(l)).collect();
+                s.push_str(&format!(" (labels: {})", names.join(", ")));
+            }
+        }
+        s
+    }
+
+    /// Writes it: a byte for its form (0 the words, 1 the parts), then
+    /// them.
+    pub fn save(&self, w: &mut Enc<'_>) {
+        match self {
+            Head::Text(text) => {
+                w.u8(0);
+                w.text(text);
+            }
+            Head::Parts { author, labels } => {
+                w.u8(1);
+                w.opt_sym(*author);
+                w.count(labels.len());
+                for &l in labels {
+                    w.sym(l);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`Head::save`] wrote; a state of version 1 to 4 kept the
+    /// words alone.
+    pub fn load(r: &mut Dec<'_>) -> Result<Head, CodecError> {
+        if r.carry_version() < 5 {
+            return Ok(Head::Text(r.text()?.to_string()));
+        }
+        match r.u8()? {
+            0 => Ok(Head::Text(r.text()?.to_string())),
+            1 => {
+                let author = r.opt_sym()?;
+                let labels = (0..r.count()?).map(|_| r.sym()).collect::<Result<_, _>>()?;
+                Ok(Head::Parts { author, labels })
+            }
+            form => Err(CodecError(format!("an event's words of form {form}"))),
+        }
+    }
 }
 
 impl Record {
@@ -97,7 +172,7 @@ impl Record {
 
     /// Its hit's words: the event's, then each fired signal's.
     fn words(&self, fired: &[usize], strings: &Interner) -> String {
-        let mut why = self.head.clone();
+        let mut why = self.head.words(self.action, self.target, strings);
         if fired.is_empty() {
             why.push_str(": matched the rule's selection");
             return why;
@@ -129,7 +204,7 @@ impl Record {
             eat(self.words(&fired, strings).as_bytes());
             return;
         }
-        eat(self.head.as_bytes());
+        eat(self.head.words(self.action, self.target, strings).as_bytes());
         for &si in &fired {
             self.fired_why(si).feed(strings, eat);
         }
@@ -272,6 +347,51 @@ mod tests {
     use crate::plan::Plan;
     use crate::rules::layers::{self, RuleLayer};
 
+    /// An event's words kept as their parts read as the words a state
+    /// before version 5 kept whole, take fewer bytes, and read back in
+    /// both versions; a form this build does not know is an error.
+    #[test]
+    fn an_events_words_read_the_same_from_their_parts() {
+        let mut strings = Interner::new();
+        let [like, login, t, a, x, y] =
+            ["like", "login", "t-905", "acct-77", "adult", "music"].map(|v| strings.intern(v));
+        let parts = Head::Parts { author: Some(a), labels: vec![x, y] };
+        assert_eq!(parts.words(like, Some(t), &strings), "liked t-905 by acct-77 (labels: adult, music)");
+        let bare = Head::Parts { author: None, labels: Vec::new() };
+        assert_eq!(bare.words(like, Some(t), &strings), "liked t-905");
+        assert_eq!(bare.words(login, None, &strings), "logged in");
+        let text = Head::Text("liked t-905 by acct-77 (labels: adult, music)".into());
+        assert_eq!(text.words(like, Some(t), &strings), parts.words(like, Some(t), &strings));
+        let body = |head: &Head| {
+            let mut w = Enc::new(&strings);
+            head.save(&mut w);
+            w.u8(0xaa);
+            let (_, body) = crate::state::codec::unpack(&w.finish()).unwrap();
+            body
+        };
+        // The payload's strings in the order first written: t's author,
+        // then the labels.
+        let syms = vec![a, x, y];
+        for head in [&parts, &text] {
+            let bytes = body(head);
+            let mut r = Dec::with_syms(&bytes, syms.clone());
+            r.set_carry_version(5);
+            assert_eq!(&Head::load(&mut r).unwrap(), head);
+            assert_eq!(r.u8().unwrap(), 0xaa);
+        }
+        assert!(body(&parts).len() + 30 < body(&text).len());
+        // Version 4 kept the words alone.
+        let mut w = Enc::new(&strings);
+        w.text("liked t-905");
+        let (_, old) = crate::state::codec::unpack(&w.finish()).unwrap();
+        let mut r = Dec::with_syms(&old, Vec::new());
+        r.set_carry_version(4);
+        assert_eq!(Head::load(&mut r).unwrap(), Head::Text("liked t-905".into()));
+        let mut r = Dec::with_syms(&[7], Vec::new());
+        r.set_carry_version(5);
+        assert!(Head::load(&mut r).unwrap_err().0.contains("form 7"));
+    }
+
     /// What a hit's words say is fed to a fingerprint: as the words
     /// themselves (once, as one piece) while every fired signal kept text,
     /// so that fingerprints an earlier build stored read the same; else as
@@ -293,7 +413,7 @@ mod tests {
             ts: 1_000,
             action: like,
             target: None,
-            head: "liked t1 by a1".into(),
+            head: Head::Text("liked t1 by a1".into()),
             said: said.into_iter().map(|outcome| Said { outcome, later: None }).collect(),
         };
         let fired = |why: Why| Outcome::Fire { strength: 0.5, why };
