@@ -16,6 +16,8 @@
 //! resumes from a state: a verdict never reads past its event except
 //! through what its signal declared, so both end with the same hits.
 
+use std::borrow::Cow;
+
 use super::Hit;
 use crate::intern::{Interner, Sym};
 use crate::plan::PlannedRule;
@@ -68,10 +70,10 @@ pub enum Head {
 
 impl Head {
     /// The words of an event with `action` and `target`: "liked t-905 by
-    /// acct-77 (labels: adult)".
-    pub fn words(&self, action: Sym, target: Option<Sym>, strings: &Interner) -> String {
+    /// acct-77 (labels: adult)" (kept words as they are, not copied).
+    pub fn words(&self, action: Sym, target: Option<Sym>, strings: &Interner) -> Cow<'_, str> {
         let (author, labels) = match self {
-            Head::Text(text) => return text.clone(),
+            Head::Text(text) => return Cow::Borrowed(text),
             Head::Parts { author, labels } => (author, labels),
         };
         let mut s = super::verb(strings.resolve(action));
@@ -87,7 +89,7 @@ impl Head {
                 s.push_str(&format!(" (labels: {})", names.join(", ")));
             }
         }
-        s
+        Cow::Owned(s)
     }
 
     /// Writes it: a byte for its form (0 the words, 1 the parts), then
@@ -172,7 +174,7 @@ impl Record {
 
     /// Its hit's words: the event's, then each fired signal's.
     fn words(&self, fired: &[usize], strings: &Interner) -> String {
-        let mut why = self.head.words(self.action, self.target, strings);
+        let mut why = self.head.words(self.action, self.target, strings).into_owned();
         if fired.is_empty() {
             why.push_str(": matched the rule's selection");
             return why;
